@@ -1,0 +1,3 @@
+//! The `knx-echarge` binary: command-line wiring only; the work is in the library.
+
+fn main() {}
