@@ -56,7 +56,7 @@ macro_rules! quantity {
             }
 
             #[doc = concat!("Value in ", $base, " as a float (for display and KNX encoding).")]
-            #[allow(clippy::cast_precision_loss, reason = "display and float datapoints only")]
+            #[allow(clippy::cast_precision_loss, clippy::cast_lossless, reason = "display and float datapoints only")]
             pub fn $get_base(self) -> f64 {
                 self.0 as f64 / 1000.0
             }
