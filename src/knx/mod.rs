@@ -2,7 +2,11 @@
 //! crate on crates.io cannot carry a device stack).
 //!
 //! * [`address`]: group and individual addresses and their textual forms.
+//! * [`wire`]: cEMI, TPCI/APCI and KNXnet/IP frames: parse and emit, never panic.
+//! * [`dpt`]: datapoint-type codecs for every DPT the group-object table uses.
 
 pub mod address;
+pub mod dpt;
+pub mod wire;
 
 pub use address::{AddressError, GroupAddress, GroupAddressStyle, IndividualAddress};

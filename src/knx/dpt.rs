@@ -1,0 +1,1 @@
+//! KNX datapoint-type codecs.

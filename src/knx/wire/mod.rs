@@ -1,0 +1,1 @@
+//! KNX wire formats (cEMI, TPCI/APCI, KNXnet/IP): parse and emit, no I/O.
