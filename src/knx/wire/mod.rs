@@ -120,6 +120,11 @@ impl<'a> Reader<'a> {
         Some(head)
     }
 
+    /// True when all bytes were read.
+    pub(crate) const fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
     /// Everything not read yet; the reader is empty afterwards.
     pub(crate) fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.rest)
