@@ -120,6 +120,11 @@ impl<'a> Reader<'a> {
         Some(head)
     }
 
+    /// Number of bytes not read yet.
+    pub(crate) const fn rest_len(&self) -> usize {
+        self.rest.len()
+    }
+
     /// True when all bytes were read.
     pub(crate) const fn is_empty(&self) -> bool {
         self.rest.is_empty()
