@@ -21,5 +21,7 @@
 //! The core never reads a clock or touches a socket: time comes in as an argument, outputs are
 //! values. See `README.md` for the architecture in brief.
 
+pub mod chargers;
+pub mod etsdb;
 pub mod knx;
 pub mod units;
