@@ -22,6 +22,13 @@
 //! values. See `README.md` for the architecture in brief.
 
 pub mod chargers;
+pub mod config;
+pub mod core;
 pub mod etsdb;
+pub mod faults;
+pub mod hw;
 pub mod knx;
+pub mod objects;
+pub mod shell;
+pub mod store;
 pub mod units;

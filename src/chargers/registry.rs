@@ -201,6 +201,15 @@ impl ChargerModel {
     }
 }
 
+/// Models are identified by their code.
+impl PartialEq for ChargerModel {
+    fn eq(&self, other: &Self) -> bool {
+        self.code == other.code
+    }
+}
+
+impl Eq for ChargerModel {}
+
 /// A pre-configured retrofit electricity meter.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -222,6 +231,15 @@ pub struct MeterModel {
     /// Register-map source.
     pub source: String,
 }
+
+/// Meters are identified by their code.
+impl PartialEq for MeterModel {
+    fn eq(&self, other: &Self) -> bool {
+        self.code == other.code
+    }
+}
+
+impl Eq for MeterModel {}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

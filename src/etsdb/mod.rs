@@ -472,4 +472,4 @@ fn format_decimal(v: f64) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
