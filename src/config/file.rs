@@ -250,7 +250,10 @@ impl Reader<'_> {
                     .and_then(|i| model.general.get(i))
                 {
                     Some(spec) => self.set(spec, None, leaf, &full, &value),
-                    None => self.problem(&leaf.key_span, &full, unknown_key_message(&full)),
+                    None => {
+                        let msg = unknown_key_message("", &full, model.general.iter().map(|p| p.key.as_str()));
+                        self.problem(&leaf.key_span, &full, msg);
+                    }
                 }
             }
         }
@@ -302,11 +305,11 @@ impl Reader<'_> {
             .and_then(|i| model.charging_point.get(i))
         {
             Some(spec) => self.set(spec, Some(cp), leaf, full, value),
-            None => self.problem(
-                &leaf.key_span,
-                full,
-                unknown_key_message(&format!("charging_point.n.{key}")),
-            ),
+            None => {
+                let candidates = model.charging_point.iter().map(|p| p.key.as_str());
+                let msg = unknown_key_message(&format!("charging_point.{cp}."), &key, candidates);
+                self.problem(&leaf.key_span, full, msg);
+            }
         }
     }
 
@@ -366,26 +369,36 @@ impl Reader<'_> {
     }
 }
 
-fn unknown_key_message(key: &str) -> String {
-    let model = ParamModel::get();
-    let leaf = key.rsplit('.').next().unwrap_or(key);
-    let similar: Vec<String> = model
-        .general
-        .iter()
-        .map(|p| p.key.clone())
-        .chain(
-            model
-                .charging_point
-                .iter()
-                .map(|p| format!("charging_point.n.{}", p.key)),
-        )
-        .filter(|k| k.rsplit('.').next() == Some(leaf))
+/// "unknown key", with the closest keys of the same scope as a hint. `prefix` is prepended to
+/// the suggestions (`charging_point.2.` for charging-point keys).
+fn unknown_key_message<'a>(prefix: &str, key: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    let similar: Vec<String> = candidates
+        .filter(|c| edit_distance(c, key) <= 2 || c.rsplit('.').next() == Some(last))
+        .map(|c| format!("{prefix}{c}"))
         .collect();
     if similar.is_empty() {
         "unknown key".to_owned()
     } else {
         format!("unknown key (did you mean {}?)", similar.join(" or "))
     }
+}
+
+/// Levenshtein distance, for "did you mean" hints on misspelt keys.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev.get(j).copied().unwrap_or(0) + usize::from(ca != *cb);
+            let del = prev.get(j + 1).copied().unwrap_or(0) + 1;
+            let ins = cur.get(j).copied().unwrap_or(0) + 1;
+            cur.push(sub.min(del).min(ins));
+        }
+        prev = cur;
+    }
+    prev.last().copied().unwrap_or(0)
 }
 
 /// Writes a configuration as a complete, commented config file.
