@@ -21,5 +21,14 @@
 //! The core never reads a clock or touches a socket: time comes in as an argument, outputs are
 //! values. See `README.md` for the architecture in brief.
 
+pub mod chargers;
+pub mod config;
+pub mod core;
+pub mod etsdb;
+pub mod faults;
+pub mod hw;
 pub mod knx;
+pub mod objects;
+pub mod shell;
+pub mod store;
 pub mod units;

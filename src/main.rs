@@ -1,3 +1,283 @@
 //! The `knx-echarge` binary: command-line wiring only; the work is in the library.
+//!
+//! Exit codes: 0 success; 1 `check-config` found configuration faults; 2 the config file is
+//! unreadable or invalid (syntax, unknown key, bad value: line, column and key are printed).
 
-fn main() {}
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use knx_echarge::config::{Config, file, validate};
+use knx_echarge::hw::Board;
+use knx_echarge::store::DataDir;
+use knx_echarge::{shell, units::ChargePointId};
+use tracing::{error, info, warn};
+
+/// The embedded demo configuration (five charging points, DLM on).
+const DEMO_CONFIG: &str = include_str!("../examples/five-chargers.toml");
+
+#[derive(Parser)]
+#[command(
+    name = "knx-echarge",
+    version,
+    about = "KNX gateway for up to five EV charging points, with dynamic load management"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Run {
+        /// Configuration file (TOML). Without it, the configuration saved in the data directory.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Directory for what survives a restart.
+        #[arg(long, default_value = "./knx-echarge-data")]
+        data_dir: PathBuf,
+        /// Board description (default: the built-in hw/board.toml).
+        #[arg(long)]
+        board: Option<PathBuf>,
+    },
+    /// Run the gateway on its embedded demo configuration.
+    Demo {
+        /// Print the demo configuration and exit.
+        #[arg(long)]
+        print_config: bool,
+        /// Directory for what survives a restart.
+        #[arg(long, default_value = "./knx-echarge-demo-data")]
+        data_dir: PathBuf,
+    },
+    /// Check a configuration file and list its configuration faults.
+    CheckConfig {
+        /// Configuration file (TOML).
+        file: PathBuf,
+        /// Print the faults as JSON: [{code, severity, charging_point, message}].
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the group objects that exist under a configuration.
+    Objects {
+        /// Configuration file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Print JSON: [{number, name, dpt, flags, group_addresses, …}].
+        #[arg(long)]
+        json: bool,
+        /// Language of the names: en or de.
+        #[arg(long, default_value = "en")]
+        lang: String,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file, json } => check_config(&file, json),
+        Command::Objects { config, json, lang } => objects(&config, json, &lang),
+        Command::Run {
+            config,
+            data_dir,
+            board,
+        } => {
+            init_logging();
+            run(config.as_deref(), &data_dir, board.as_deref())
+        }
+        Command::Demo {
+            print_config,
+            data_dir,
+        } => {
+            if print_config {
+                print!("{DEMO_CONFIG}");
+                return ExitCode::SUCCESS;
+            }
+            init_logging();
+            match file::parse(DEMO_CONFIG, "demo configuration") {
+                Ok(config) => serve(config, true, &data_dir),
+                Err(e) => {
+                    error!("{e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+fn load_or_exit(path: &Path) -> Result<Config, ExitCode> {
+    file::load(path).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(2)
+    })
+}
+
+fn check_config(path: &Path, json: bool) -> ExitCode {
+    let config = match load_or_exit(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let faults = validate::validate(&config);
+    let table = config.object_table();
+    let unlinked_inactive: Vec<u16> = config
+        .group_addresses
+        .keys()
+        .filter(|n| !table.contains(**n))
+        .map(|n| n.0)
+        .collect();
+    if json {
+        match serde_json::to_string_pretty(&faults) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("cannot encode faults: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else if faults.is_empty() {
+        println!(
+            "{}: OK ({} group objects)",
+            path.display(),
+            table.objects().len()
+        );
+    } else {
+        for f in &faults {
+            println!("{f}");
+        }
+    }
+    if !unlinked_inactive.is_empty() {
+        eprintln!(
+            "warning: group addresses are linked to objects that do not exist under this configuration: {unlinked_inactive:?} (kept, not used)"
+        );
+    }
+    if faults.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn objects(path: &Path, json: bool, lang: &str) -> ExitCode {
+    let config = match load_or_exit(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let table = config.object_table();
+    if json {
+        match serde_json::to_string_pretty(&table) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("cannot encode objects: {e}");
+                return ExitCode::from(2);
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    let mut out = std::io::stdout().lock();
+    for o in table.objects() {
+        let name = if lang == "de" { &o.name_de } else { &o.name };
+        let channel = o
+            .charging_point
+            .map(|cp: ChargePointId| format!("CP{cp} "))
+            .unwrap_or_default();
+        let gas: Vec<String> = o.group_addresses.iter().map(ToString::to_string).collect();
+        // A closed pipe (`| head`) ends the listing quietly.
+        if writeln!(
+            out,
+            "{:>3}  {}  {:<7} {channel}{name}  [{}]",
+            o.number,
+            o.flags,
+            o.dpt,
+            gas.join(", ")
+        )
+        .is_err()
+        {
+            break;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn run(config_path: Option<&Path>, data_dir: &Path, board: Option<&Path>) -> ExitCode {
+    let board = match board.map_or_else(Board::builtin, Board::load) {
+        Ok(b) => b,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    info!(board = %board.board.name, revision = %board.board.revision, "board");
+    let data = match DataDir::open(data_dir) {
+        Ok(d) => d,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (config, configured) = if let Some(path) = config_path {
+        match file::load(path) {
+            Ok(c) => (c, true),
+            Err(e) => {
+                error!("{e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        let saved = data.config_path();
+        if saved.exists() {
+            match file::load(&saved) {
+                Ok(c) => (c, true),
+                Err(e) => {
+                    // Never lose the configuration: keep the file, run unconfigured.
+                    error!("saved configuration is unusable, running unconfigured: {e}");
+                    (Config::defaults(), false)
+                }
+            }
+        } else {
+            warn!(
+                "no configuration: running unconfigured (APP LED flashes slowly); pass --config FILE"
+            );
+            (Config::defaults(), false)
+        }
+    };
+    serve(config, configured, data.path())
+}
+
+fn serve(config: Config, configured: bool, data_dir: &Path) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!("cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    info!(data_dir = %data_dir.display(), individual_address = %config.knx.individual_address, "knx-echarge {} starting", env!("CARGO_PKG_VERSION"));
+    let objects = config.object_table().objects().len();
+    let active: Vec<String> = config
+        .charging_points
+        .iter()
+        .filter(|c| c.is_active())
+        .map(|c| c.id.to_string())
+        .collect();
+    info!(objects, charging_points = %active.join(","), dlm = config.dlm.enabled, "configuration loaded");
+    runtime.block_on(async {
+        let handle = shell::spawn(config, configured);
+        shell::shutdown_signal().await;
+        info!("shutting down");
+        handle.shutdown().await;
+    });
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,356 @@
+//! The sans-IO core: `Core::handle(event, now) -> actions`.
+//!
+//! The core owns the gateway's decisions and nothing else. It does no I/O and reads no
+//! clock: time comes in as `now`, outputs are [`Action`] values, and the same events at the
+//! same instants always give the same actions. The async shell ([`crate::shell`]) feeds it
+//! events from the KNX link, the charger tasks and the website and carries out its actions.
+//!
+//! Calling protocol:
+//! 1. [`Core::new`] with a configuration (validated here into configuration faults);
+//! 2. [`Event::Started`] once; then every event as it happens, in order;
+//! 3. after each call, [`Core::poll_timeout`] says when to deliver [`Event::Tick`] next.
+//!
+//! Owned so far: faults and their display (objects 8/9, 94/95 + offset, the APP LED),
+//! grid-supporting control and interruption state (objects 1/2, 55/56 + offset),
+//! programming mode and the LED states. Load management and charging-point control extend
+//! this type in later work.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::config::{Config, validate};
+use crate::faults::{Fault, FaultBoard, FaultLed, Scope};
+use crate::objects::{ObjectTable, Value};
+use crate::units::{ChargePointId, GoNumber};
+
+/// Offsets of charging-point objects used by the core (object = 50·n + offset).
+mod offset {
+    pub(super) const INTERRUPTION: u16 = 5;
+    pub(super) const INTERRUPTION_STATE: u16 = 6;
+    pub(super) const FAULT: u16 = 44;
+    pub(super) const LAST_FAULT: u16 = 45;
+}
+
+/// Objects of the device used by the core.
+mod object {
+    use crate::units::GoNumber;
+    pub(super) const GRID_CONTROL: GoNumber = GoNumber(1);
+    pub(super) const GRID_CONTROL_STATE: GoNumber = GoNumber(2);
+    pub(super) const FAULT: GoNumber = GoNumber(8);
+    pub(super) const LAST_FAULT: GoNumber = GoNumber(9);
+}
+
+/// State of the KNX link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    /// Connected to the bus.
+    Connected,
+    /// Trying to (re)connect.
+    Reconnecting,
+    /// No connection.
+    Down,
+}
+
+/// Something that happened outside the core.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The gateway started; sent once before any other event.
+    Started,
+    /// The instant returned by [`Core::poll_timeout`] was reached.
+    Tick,
+    /// A group object received a value from the bus (GroupValue_Write, or a response to an
+    /// object with the U flag), already decoded with the object's DPT.
+    ObjectWritten {
+        /// The object.
+        object: GoNumber,
+        /// The decoded value.
+        value: Value,
+    },
+    /// The KNX link changed state.
+    KnxLink(LinkState),
+    /// Telegram traffic was seen on the bus (drives the COM LED).
+    KnxTraffic,
+    /// The programming button was pressed.
+    ProgrammingButton,
+    /// Programming mode set explicitly (website, or ETS via the device object).
+    SetProgrammingMode(bool),
+}
+
+/// The APP LED (spec ch. 8.1–8.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppLed {
+    /// Steady green: normal operation.
+    On,
+    /// Slow flashing: started but not configured.
+    Unconfigured,
+    /// Three slow flashes: a fault of severity 60–110.
+    ThreeFlashes,
+    /// Five slow flashes: a fault of severity 120–130.
+    FiveFlashes,
+}
+
+/// The COM LED.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComLed {
+    /// Off: no KNX connection.
+    Off,
+    /// Steady yellow: connected, no traffic.
+    On,
+    /// Rapid flashing: telegram traffic.
+    Traffic,
+}
+
+/// All three front LEDs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Leds {
+    /// Programming LED (red).
+    pub prog: bool,
+    /// APP LED (green).
+    pub app: AppLed,
+    /// COM LED (yellow).
+    pub com: ComLed,
+}
+
+/// What the core asks the shell to do.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Give an object a new value. The object engine sends it if its flags and send policy
+    /// say so, and answers reads with it.
+    SetObject {
+        /// The object.
+        object: GoNumber,
+        /// Its value.
+        value: Value,
+    },
+    /// Send a GroupValue_Read for an object (objects with the I flag, at start-up).
+    ReadObject {
+        /// The object.
+        object: GoNumber,
+    },
+    /// Show these LED states.
+    Leds(Leds),
+}
+
+/// How long the COM LED keeps flashing after the last telegram.
+const TRAFFIC_HOLD: Duration = Duration::from_millis(500);
+
+/// The gateway's decision logic (see the module docs for the calling protocol).
+#[derive(Debug)]
+pub struct Core {
+    config: Config,
+    table: ObjectTable,
+    config_faults: Vec<Fault>,
+    faults: FaultBoard,
+    configured: bool,
+    programming: bool,
+    link: LinkState,
+    traffic_until: Option<Instant>,
+    leds: Option<Leds>,
+    grid_control: bool,
+    interrupted: BTreeMap<ChargePointId, bool>,
+    values: BTreeMap<GoNumber, Value>,
+}
+
+impl Core {
+    /// A core for `config`. `configured` is false for a device that has never received a
+    /// configuration (factory state): it then shows the "not configured" LED pattern.
+    pub fn new(config: Config, configured: bool) -> Self {
+        let config_faults = if configured {
+            validate::validate(&config)
+        } else {
+            Vec::new()
+        };
+        let table = config.object_table();
+        Self {
+            config,
+            table,
+            config_faults,
+            faults: FaultBoard::new(),
+            configured,
+            programming: false,
+            link: LinkState::Down,
+            traffic_until: None,
+            leds: None,
+            grid_control: false,
+            interrupted: BTreeMap::new(),
+            values: BTreeMap::new(),
+        }
+    }
+
+    /// Handles one event at `now` and returns what to do.
+    #[must_use]
+    pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        match event {
+            Event::Started => self.start(&mut out),
+            Event::Tick => {}
+            Event::ObjectWritten { object, value } => self.object_written(object, &value, &mut out),
+            Event::KnxLink(state) => self.link = state,
+            Event::KnxTraffic => self.traffic_until = Some(now + TRAFFIC_HOLD),
+            Event::ProgrammingButton => self.programming = !self.programming,
+            Event::SetProgrammingMode(on) => self.programming = on,
+        }
+        if self.traffic_until.is_some_and(|t| now >= t) {
+            self.traffic_until = None;
+        }
+        let leds = self.compute_leds();
+        if self.leds != Some(leds) {
+            self.leds = Some(leds);
+            out.push(Action::Leds(leds));
+        }
+        out
+    }
+
+    /// When the core next needs [`Event::Tick`], if at all.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.traffic_until
+    }
+
+    /// The configuration the core runs.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The group-object table of the configuration.
+    pub fn table(&self) -> &ObjectTable {
+        &self.table
+    }
+
+    /// The configuration faults found at start.
+    pub fn config_faults(&self) -> &[Fault] {
+        &self.config_faults
+    }
+
+    /// The fault board.
+    pub fn faults(&self) -> &FaultBoard {
+        &self.faults
+    }
+
+    /// Whether programming mode is on.
+    pub fn programming_mode(&self) -> bool {
+        self.programming
+    }
+
+    /// The current LED states.
+    pub fn leds(&self) -> Leds {
+        self.compute_leds()
+    }
+
+    /// The value the core last gave an object.
+    pub fn value(&self, object: GoNumber) -> Option<&Value> {
+        self.values.get(&object)
+    }
+
+    fn set(&mut self, object: GoNumber, value: Value, out: &mut Vec<Action>) {
+        if !self.table.contains(object) || self.values.get(&object) == Some(&value) {
+            return;
+        }
+        self.values.insert(object, value.clone());
+        out.push(Action::SetObject { object, value });
+    }
+
+    fn start(&mut self, out: &mut Vec<Action>) {
+        for fault in self.config_faults.clone() {
+            self.faults.raise(fault);
+        }
+        self.set(object::GRID_CONTROL_STATE, Value::Bool(false), out);
+        for cp in ChargePointId::all() {
+            self.set(
+                cp_object(cp, offset::INTERRUPTION_STATE),
+                Value::Bool(false),
+                out,
+            );
+        }
+        self.publish_faults(out);
+        // Objects with the I flag ask the bus for their value at start-up.
+        let init: Vec<GoNumber> = self
+            .table
+            .objects()
+            .iter()
+            .filter(|o| o.flags.read_on_init && o.flags.communication)
+            .map(|o| o.number)
+            .collect();
+        out.extend(init.into_iter().map(|object| Action::ReadObject { object }));
+    }
+
+    fn publish_faults(&mut self, out: &mut Vec<Action>) {
+        let device = self.faults.display(Scope::Device);
+        self.set(object::FAULT, Value::Bool(device.present), out);
+        self.set(
+            object::LAST_FAULT,
+            Value::Text(device.text().to_owned()),
+            out,
+        );
+        for cp in ChargePointId::all() {
+            let d = self.faults.display(Scope::ChargingPoint(cp));
+            self.set(cp_object(cp, offset::FAULT), Value::Bool(d.present), out);
+            self.set(
+                cp_object(cp, offset::LAST_FAULT),
+                Value::Text(d.text().to_owned()),
+                out,
+            );
+        }
+    }
+
+    fn object_written(&mut self, object: GoNumber, value: &Value, out: &mut Vec<Action>) {
+        let Some(obj) = self.table.get(object) else {
+            return;
+        };
+        if !(obj.flags.communication && (obj.flags.write || obj.flags.update)) {
+            return;
+        }
+        if object == object::GRID_CONTROL {
+            if let Value::Bool(on) = value {
+                self.grid_control = *on;
+                self.set(object::GRID_CONTROL_STATE, Value::Bool(*on), out);
+            }
+            return;
+        }
+        if let Some((cp, off)) = object.charging_point()
+            && off == offset::INTERRUPTION
+            && let Value::Bool(on) = value
+        {
+            self.interrupted.insert(cp, *on);
+            self.set(
+                cp_object(cp, offset::INTERRUPTION_STATE),
+                Value::Bool(*on),
+                out,
+            );
+        }
+    }
+
+    fn compute_leds(&self) -> Leds {
+        let app = if self.configured {
+            match self.faults.led() {
+                FaultLed::Normal => AppLed::On,
+                FaultLed::ThreeFlashes => AppLed::ThreeFlashes,
+                FaultLed::FiveFlashes => AppLed::FiveFlashes,
+            }
+        } else {
+            AppLed::Unconfigured
+        };
+        let com = match (self.link, self.traffic_until.is_some()) {
+            (LinkState::Connected, true) => ComLed::Traffic,
+            (LinkState::Connected, false) => ComLed::On,
+            _ => ComLed::Off,
+        };
+        Leds {
+            prog: self.programming,
+            app,
+            com,
+        }
+    }
+}
+
+fn cp_object(cp: ChargePointId, offset: u16) -> GoNumber {
+    GoNumber(cp.object_base() + offset)
+}
+
+#[cfg(test)]
+mod tests;

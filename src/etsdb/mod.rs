@@ -1,0 +1,475 @@
+//! The parameter model: every parameter a user sets in ETS, loaded from `etsdb/parameters.toml`.
+//!
+//! This module owns:
+//! * the model itself ([`ParamModel`], [`ParamSpec`]), embedded at build time and parsed once;
+//! * a complete set of parameter values ([`ParamSet`]) and its two external encodings:
+//!   TOML values of the config file ([`ParamSpec::from_toml`] / [`ParamSpec::to_toml`]) and the
+//!   ETS parameter memory ([`ParamSet::from_memory`] / [`ParamSet::to_memory`]).
+//!
+//! It knows nothing about what a parameter means: [`crate::config`] turns a [`ParamSet`] into
+//! the typed [`crate::config::Config`] and back. Both the config file and an ETS download therefore pass
+//! through the same range and type checks here.
+
+mod value;
+
+pub use value::{ParamError, ParamSet, ParamValue};
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+
+use crate::chargers::registry;
+
+/// The parameter model as written in `etsdb/parameters.toml`.
+pub const PARAMETERS_TOML: &str = include_str!("../../etsdb/parameters.toml");
+
+/// Where parameters live in the ETS parameter memory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryLayout {
+    /// Size of the parameter segment in bytes.
+    pub size: usize,
+    /// Offset of charging point 1's block.
+    pub charging_point_base: usize,
+    /// Distance between two charging-point blocks.
+    pub charging_point_stride: usize,
+}
+
+impl MemoryLayout {
+    /// Offset of the block of charging point `index` (0-based).
+    pub fn block_base(&self, index: usize) -> usize {
+        self.charging_point_base + index * self.charging_point_stride
+    }
+}
+
+/// The kind of a parameter, which fixes its file and memory encodings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamKind {
+    /// true/false, one byte 0/1.
+    Bool,
+    /// Unsigned integer of `size` bytes, optionally scaled.
+    Uint,
+    /// Signed integer of `size` bytes.
+    Int,
+    /// One of `values`, stored as its one-byte code.
+    Enum,
+    /// A charging-point model from `etsdb/charger-models.toml` (code 0 = none).
+    ChargerModel,
+    /// A retrofit-meter model from `etsdb/meter-models.toml` (code 0 = none).
+    MeterModel,
+    /// An IPv4 address, four bytes.
+    Ipv4,
+    /// A Modbus register address, two bytes, 0xFFFF = not used.
+    Register,
+}
+
+/// One choice of an enum parameter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnumItem {
+    /// The byte stored in parameter memory.
+    pub code: u8,
+    /// The value in the config file (a string or an integer).
+    pub value: toml::Value,
+    /// English label.
+    pub en: String,
+    /// German label.
+    pub de: String,
+}
+
+/// One parameter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamSpec {
+    /// Config-file key (dotted path; per charging point relative to `[charging_point.<n>]`).
+    pub key: String,
+    /// Offset in parameter memory (general) or in the charging point's block.
+    pub offset: usize,
+    /// Size in bytes.
+    pub size: usize,
+    /// Kind of value.
+    #[serde(rename = "type")]
+    pub kind: ParamKind,
+    /// Default as a config-file value.
+    pub default: toml::Value,
+    /// Smallest allowed value (config units).
+    pub min: Option<f64>,
+    /// Largest allowed value (config units).
+    pub max: Option<f64>,
+    /// Unit shown to users.
+    pub unit: Option<String>,
+    /// Config value = raw memory value × scale.
+    pub scale: Option<f64>,
+    /// English name as ETS shows it.
+    pub name_en: String,
+    /// German name as ETS shows it.
+    pub name_de: String,
+    /// ETS parameter tab.
+    pub tab: Option<String>,
+    /// Context help.
+    pub help: Option<String>,
+    /// Choices of an enum parameter.
+    #[serde(default)]
+    pub values: Vec<EnumItem>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    memory: MemoryLayout,
+    param: Vec<ParamSpec>,
+    charging_point_param: Vec<ParamSpec>,
+}
+
+/// The whole parameter model.
+#[derive(Debug)]
+pub struct ParamModel {
+    /// Memory layout.
+    pub memory: MemoryLayout,
+    /// Device-wide parameters.
+    pub general: Vec<ParamSpec>,
+    /// Parameters repeated per charging point.
+    pub charging_point: Vec<ParamSpec>,
+    general_index: HashMap<String, usize>,
+    cp_index: HashMap<String, usize>,
+}
+
+/// The embedded model is malformed (only possible in a broken build; unit tests load it).
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The TOML does not match the schema.
+    #[error("etsdb/parameters.toml: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// A parameter definition is inconsistent.
+    #[error("etsdb/parameters.toml: parameter `{key}`: {reason}")]
+    Param {
+        /// Parameter key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl ParamModel {
+    /// Parses and checks a model (used for the embedded one and by tests).
+    pub fn parse(text: &str) -> Result<Self, ModelError> {
+        let raw: RawModel = toml::from_str(text)?;
+        let general_index = raw
+            .param
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.key.clone(), i))
+            .collect();
+        let cp_index = raw
+            .charging_point_param
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.key.clone(), i))
+            .collect();
+        let model = Self {
+            memory: raw.memory,
+            general: raw.param,
+            charging_point: raw.charging_point_param,
+            general_index,
+            cp_index,
+        };
+        for spec in model.general.iter().chain(&model.charging_point) {
+            spec.check().map_err(|reason| ModelError::Param {
+                key: spec.key.clone(),
+                reason,
+            })?;
+        }
+        Ok(model)
+    }
+
+    /// The embedded model, parsed once.
+    pub fn get() -> &'static Self {
+        static MODEL: OnceLock<ParamModel> = OnceLock::new();
+        MODEL.get_or_init(|| {
+            #[allow(
+                clippy::expect_used,
+                reason = "embedded data, validated by unit tests; not input"
+            )]
+            Self::parse(PARAMETERS_TOML).expect("embedded etsdb/parameters.toml is valid")
+        })
+    }
+
+    /// Index of a general parameter.
+    pub fn general_index(&self, key: &str) -> Option<usize> {
+        self.general_index.get(key).copied()
+    }
+
+    /// Index of a per-charging-point parameter.
+    pub fn cp_index(&self, key: &str) -> Option<usize> {
+        self.cp_index.get(key).copied()
+    }
+}
+
+impl ParamSpec {
+    fn scale(&self) -> f64 {
+        self.scale.unwrap_or(1.0)
+    }
+
+    /// Raw (memory) bounds of an integer parameter.
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "bounds are small numbers from the model"
+    )]
+    pub fn raw_bounds(&self) -> (i64, i64) {
+        let (lo_type, hi_type) = self.type_bounds();
+        let lo = self
+            .min
+            .map_or(lo_type, |m| (m / self.scale()).round() as i64);
+        let hi = self
+            .max
+            .map_or(hi_type, |m| (m / self.scale()).round() as i64);
+        (lo.max(lo_type), hi.min(hi_type))
+    }
+
+    fn type_bounds(&self) -> (i64, i64) {
+        let bits = u32::try_from(self.size * 8).unwrap_or(32).min(32);
+        match self.kind {
+            ParamKind::Int => (-(1i64 << (bits - 1)), (1i64 << (bits - 1)) - 1),
+            _ => (0, (1i64 << bits) - 1),
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let expected_size = match self.kind {
+            ParamKind::Bool | ParamKind::Enum | ParamKind::ChargerModel | ParamKind::MeterModel => {
+                Some(1)
+            }
+            ParamKind::Ipv4 => Some(4),
+            ParamKind::Register => Some(2),
+            ParamKind::Uint | ParamKind::Int => None,
+        };
+        match expected_size {
+            Some(size) if size != self.size => return Err(format!("size must be {size}")),
+            None if ![1, 2, 4].contains(&self.size) => {
+                return Err("size must be 1, 2 or 4".to_owned());
+            }
+            _ => {}
+        }
+        if self.kind == ParamKind::Enum {
+            if self.values.is_empty() {
+                return Err("enum without values".to_owned());
+            }
+            let mut codes: Vec<u8> = self.values.iter().map(|v| v.code).collect();
+            codes.sort_unstable();
+            codes.dedup();
+            if codes.len() != self.values.len() {
+                return Err("duplicate enum codes".to_owned());
+            }
+        }
+        if let Some(scale) = self.scale
+            && !(scale > 0.0 && scale.is_finite())
+        {
+            return Err("scale must be positive".to_owned());
+        }
+        let (lo, hi) = self.raw_bounds();
+        if lo > hi {
+            return Err("min is above max".to_owned());
+        }
+        // The default must itself be a valid value.
+        self.from_toml(&self.default)
+            .map(|_| ())
+            .map_err(|e| format!("default: {e}"))
+    }
+
+    /// Converts a config-file value into a parameter value, checking type and range.
+    /// The error says why in words that fit after "`key` = value: ".
+    pub fn from_toml(&self, value: &toml::Value) -> Result<ParamValue, String> {
+        match self.kind {
+            ParamKind::Bool => value
+                .as_bool()
+                .map(ParamValue::Bool)
+                .ok_or_else(|| "expected true or false".to_owned()),
+            ParamKind::Uint | ParamKind::Int => self.number_from_toml(value),
+            ParamKind::Enum => {
+                let found = self.values.iter().find(|item| toml_eq(&item.value, value));
+                found
+                    .map(|item| ParamValue::Code(item.code))
+                    .ok_or_else(|| {
+                        let choices: Vec<String> =
+                            self.values.iter().map(|i| i.value.to_string()).collect();
+                        format!("expected one of {}", choices.join(", "))
+                    })
+            }
+            ParamKind::ChargerModel => {
+                let id = value
+                    .as_str()
+                    .ok_or_else(|| "expected a model id (a string)".to_owned())?;
+                if id == "none" {
+                    return Ok(ParamValue::Code(0));
+                }
+                registry::charger_model(id)
+                    .map(|m| ParamValue::Code(m.code))
+                    .ok_or_else(|| {
+                        let ids: Vec<&str> = registry::charger_models()
+                            .iter()
+                            .map(|m| m.id.as_str())
+                            .collect();
+                        format!(
+                            "unknown charging-point model `{id}`; known: none, {}",
+                            ids.join(", ")
+                        )
+                    })
+            }
+            ParamKind::MeterModel => {
+                let id = value
+                    .as_str()
+                    .ok_or_else(|| "expected a meter model id (a string)".to_owned())?;
+                if id == "none" {
+                    return Ok(ParamValue::Code(0));
+                }
+                registry::meter_model(id)
+                    .map(|m| ParamValue::Code(m.code))
+                    .ok_or_else(|| {
+                        let ids: Vec<&str> = registry::meter_models()
+                            .iter()
+                            .map(|m| m.id.as_str())
+                            .collect();
+                        format!(
+                            "unknown electricity-meter model `{id}`; known: none, {}",
+                            ids.join(", ")
+                        )
+                    })
+            }
+            ParamKind::Ipv4 => {
+                let text = value.as_str().ok_or_else(|| {
+                    "expected an IPv4 address as a string, e.g. \"192.168.1.20\"".to_owned()
+                })?;
+                text.parse()
+                    .map(ParamValue::Ipv4)
+                    .map_err(|_| format!("`{text}` is not an IPv4 address"))
+            }
+            ParamKind::Register => match value {
+                toml::Value::String(s) if s == "none" => Ok(ParamValue::Register(None)),
+                toml::Value::Integer(n) => u16::try_from(*n)
+                    .ok()
+                    .filter(|r| *r != u16::MAX)
+                    .map(|r| ParamValue::Register(Some(r)))
+                    .ok_or_else(|| format!("register {n} is out of range 0..=65534")),
+                _ => Err("expected a register address 0..=65534 or \"none\"".to_owned()),
+            },
+        }
+    }
+
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        reason = "parameter values are small"
+    )]
+    fn number_from_toml(&self, value: &toml::Value) -> Result<ParamValue, String> {
+        let scale = self.scale();
+        let units = match value {
+            toml::Value::Integer(n) => *n as f64,
+            toml::Value::Float(f) if self.scale.is_some() => *f,
+            toml::Value::Float(_) => return Err("expected a whole number".to_owned()),
+            _ => return Err("expected a number".to_owned()),
+        };
+        let raw_f = units / scale;
+        let raw = raw_f.round();
+        if !raw.is_finite() || (raw - raw_f).abs() > 1e-6 {
+            return Err(format!("must be a multiple of {scale}"));
+        }
+        let raw = raw as i64;
+        let (lo, hi) = self.raw_bounds();
+        if raw < lo || raw > hi {
+            return Err(format!(
+                "out of range {}..={}{}",
+                self.fmt_units(lo),
+                self.fmt_units(hi),
+                self.unit_suffix()
+            ));
+        }
+        Ok(ParamValue::Int(raw))
+    }
+
+    #[allow(clippy::cast_precision_loss, reason = "parameter values are small")]
+    fn fmt_units(&self, raw: i64) -> String {
+        match self.scale {
+            Some(scale) => format_decimal(raw as f64 * scale),
+            None => raw.to_string(),
+        }
+    }
+
+    fn unit_suffix(&self) -> String {
+        match self.unit.as_deref() {
+            Some(u) if !u.is_empty() => format!(" {u}"),
+            _ => String::new(),
+        }
+    }
+
+    /// Converts a parameter value into its config-file form.
+    #[allow(clippy::cast_precision_loss, reason = "parameter values are small")]
+    pub fn to_toml(&self, value: &ParamValue) -> toml::Value {
+        match (self.kind, value) {
+            (ParamKind::Bool, ParamValue::Bool(b)) => toml::Value::Boolean(*b),
+            (ParamKind::Uint | ParamKind::Int, ParamValue::Int(raw)) => match self.scale {
+                Some(scale) => toml::Value::Float(round_decimal(*raw as f64 * scale)),
+                None => toml::Value::Integer(*raw),
+            },
+            (ParamKind::Enum, ParamValue::Code(code)) => self
+                .values
+                .iter()
+                .find(|i| i.code == *code)
+                .map_or_else(|| self.default.clone(), |i| i.value.clone()),
+            (ParamKind::ChargerModel, ParamValue::Code(code)) => toml::Value::String(
+                registry::charger_model_by_code(*code)
+                    .map_or_else(|| "none".to_owned(), |m| m.id.clone()),
+            ),
+            (ParamKind::MeterModel, ParamValue::Code(code)) => toml::Value::String(
+                registry::meter_model_by_code(*code)
+                    .map_or_else(|| "none".to_owned(), |m| m.id.clone()),
+            ),
+            (ParamKind::Ipv4, ParamValue::Ipv4(ip)) => toml::Value::String(ip.to_string()),
+            (ParamKind::Register, ParamValue::Register(None)) => {
+                toml::Value::String("none".to_owned())
+            }
+            (ParamKind::Register, ParamValue::Register(Some(r))) => {
+                toml::Value::Integer(i64::from(*r))
+            }
+            _ => self.default.clone(),
+        }
+    }
+
+    /// The default value.
+    pub fn default_value(&self) -> ParamValue {
+        // `check` proved at load time that the default converts.
+        self.from_toml(&self.default).unwrap_or(ParamValue::Int(0))
+    }
+
+    /// The config-file value of an enum code, if the code is valid.
+    pub fn enum_value(&self, code: u8) -> Option<&toml::Value> {
+        self.values
+            .iter()
+            .find(|i| i.code == code)
+            .map(|i| &i.value)
+    }
+}
+
+/// Equality of config values where an integer enum value matches an integer in the file.
+fn toml_eq(a: &toml::Value, b: &toml::Value) -> bool {
+    match (a, b) {
+        (toml::Value::String(x), toml::Value::String(y)) => x == y,
+        (toml::Value::Integer(x), toml::Value::Integer(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Rounds away float noise from `raw × scale` (e.g. 0.30000000000000004 → 0.3).
+fn round_decimal(v: f64) -> f64 {
+    (v * 1e6).round() / 1e6
+}
+
+fn format_decimal(v: f64) -> String {
+    let v = round_decimal(v);
+    let s = format!("{v}");
+    if s.contains('.') { s } else { format!("{s}.0") }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
