@@ -1,7 +1,12 @@
 //! End-to-end tests of the `knx-echarge` command line: every configuration fault of the spec
 //! produced by a test config (code, severity, charging point), exit codes, line/column errors,
 //! the object listing and the round trip of the shipped examples.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -9,14 +14,22 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn knx_echarge(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_knx-echarge")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_knx-echarge"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
 }
 
 fn faults(config: &str) -> (i32, Vec<Value>) {
     let out = knx_echarge(&["check-config", config, "--json"]);
     let stdout = String::from_utf8(out.stdout).unwrap();
-    let parsed: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{config}: {e}: {stdout}"));
-    (out.status.code().unwrap(), parsed.as_array().unwrap().clone())
+    let parsed: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{config}: {e}: {stdout}"));
+    (
+        out.status.code().unwrap(),
+        parsed.as_array().unwrap().clone(),
+    )
 }
 
 /// Asserts that `config` yields exactly one fault with this code, severity and charging point.
@@ -29,32 +42,65 @@ fn expect_fault(config: &str, code: &str, severity: u64, cp: Option<u64>, messag
     assert_eq!(f["severity"], severity, "{config}");
     assert_eq!(f["charging_point"].as_u64(), cp, "{config}");
     let msg = f["message"].as_str().unwrap();
-    assert!(msg.contains(message_part), "{config}: message `{msg}` lacks `{message_part}`");
+    assert!(
+        msg.contains(message_part),
+        "{config}: message `{msg}` lacks `{message_part}`"
+    );
 }
 
 #[test]
 fn conf_nocharger() {
-    expect_fault("tests/configs/no-charger.toml", "Conf NoCharger", 120, None, "no charging point is completely configured");
+    expect_fault(
+        "tests/configs/no-charger.toml",
+        "Conf NoCharger",
+        120,
+        None,
+        "no charging point is completely configured",
+    );
 }
 
 #[test]
 fn conf_charger_duplicate_ip_and_port() {
-    expect_fault("tests/configs/duplicate-ip.toml", "Conf Charger", 120, Some(2), "10.0.0.11:502 (unit id 255) is already used by charging point 1");
+    expect_fault(
+        "tests/configs/duplicate-ip.toml",
+        "Conf Charger",
+        120,
+        Some(2),
+        "10.0.0.11:502 (unit id 255) is already used by charging point 1",
+    );
 }
 
 #[test]
 fn conf_charger_rtu_and_ascii_mixed() {
-    expect_fault("tests/configs/rtu-ascii-mixed.toml", "Conf Charger", 120, Some(3), "RTU and ASCII cannot be mixed");
+    expect_fault(
+        "tests/configs/rtu-ascii-mixed.toml",
+        "Conf Charger",
+        120,
+        Some(3),
+        "RTU and ASCII cannot be mixed",
+    );
 }
 
 #[test]
 fn conf_charger_two_models_on_rs485() {
-    expect_fault("tests/configs/two-models-rs485.toml", "Conf Charger", 120, Some(2), "only one model type may share the RS485 line");
+    expect_fault(
+        "tests/configs/two-models-rs485.toml",
+        "Conf Charger",
+        120,
+        Some(2),
+        "only one model type may share the RS485 line",
+    );
 }
 
 #[test]
 fn conf_charger_prioritised_disabled() {
-    expect_fault("tests/configs/prioritised-disabled.toml", "Conf Charger", 120, Some(4), "charging point 4 is disabled");
+    expect_fault(
+        "tests/configs/prioritised-disabled.toml",
+        "Conf Charger",
+        120,
+        Some(4),
+        "charging point 4 is disabled",
+    );
 }
 
 #[test]
@@ -62,28 +108,60 @@ fn conf_charger_prioritised_without_model() {
     let (status, faults) = faults("tests/configs/prioritised-no-model.toml");
     assert_eq!(status, 1);
     // The enabled charging point without a model is faulty itself, and as the prioritised one.
-    assert!(faults.iter().all(|f| f["code"] == "Conf Charger" && f["charging_point"] == 2 && f["severity"] == 120), "{faults:#?}");
-    assert!(faults.iter().any(|f| f["message"].as_str().unwrap().contains("has no manufacturer and model")), "{faults:#?}");
+    assert!(
+        faults.iter().all(|f| f["code"] == "Conf Charger"
+            && f["charging_point"] == 2
+            && f["severity"] == 120),
+        "{faults:#?}"
+    );
+    assert!(
+        faults.iter().any(|f| f["message"]
+            .as_str()
+            .unwrap()
+            .contains("has no manufacturer and model")),
+        "{faults:#?}"
+    );
 }
 
 #[test]
 fn conf_emeter_duplicate_ip() {
-    expect_fault("tests/configs/meter-duplicate-ip.toml", "Conf EMeter", 120, Some(2), "10.0.0.50:502 (unit id 1) is already used by the electricity meter of charging point 1");
+    expect_fault(
+        "tests/configs/meter-duplicate-ip.toml",
+        "Conf EMeter",
+        120,
+        Some(2),
+        "10.0.0.50:502 (unit id 1) is already used by the electricity meter of charging point 1",
+    );
 }
 
 #[test]
 fn conf_emeter_duplicate_rs485_address() {
-    expect_fault("tests/configs/meter-duplicate-rs485.toml", "Conf EMeter", 120, Some(2), "RS485 client address 7 is already used");
+    expect_fault(
+        "tests/configs/meter-duplicate-rs485.toml",
+        "Conf EMeter",
+        120,
+        Some(2),
+        "RS485 client address 7 is already used",
+    );
 }
 
 #[test]
 fn dlm_association() {
-    expect_fault("tests/configs/dlm-unlinked.toml", "DLMAssociation", 120, None, "11, 12");
+    expect_fault(
+        "tests/configs/dlm-unlinked.toml",
+        "DLMAssociation",
+        120,
+        None,
+        "11, 12",
+    );
 }
 
 #[test]
 fn clean_examples_exit_zero() {
-    for example in ["examples/five-chargers.toml", "examples/single-charger.toml"] {
+    for example in [
+        "examples/five-chargers.toml",
+        "examples/single-charger.toml",
+    ] {
         let (status, faults) = faults(example);
         assert_eq!((status, faults.len()), (0, 0), "{example}");
     }
@@ -102,26 +180,48 @@ fn unknown_key_exits_2_with_line_column_and_key() {
     let out = knx_echarge(&["check-config", "tests/configs/unknown-key.toml", "--json"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("unknown-key.toml:6:1: `charging_point.1.modell`: unknown key"), "{err}");
-    assert!(err.contains("did you mean charging_point.1.model?"), "{err}");
+    assert!(
+        err.contains("unknown-key.toml:6:1: `charging_point.1.modell`: unknown key"),
+        "{err}"
+    );
+    assert!(
+        err.contains("did you mean charging_point.1.model?"),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_file_exits_2() {
     let out = knx_echarge(&["check-config", "tests/configs/does-not-exist.toml"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr).unwrap().contains("cannot read"));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("cannot read")
+    );
 }
 
 #[test]
 fn objects_json_lists_what_exists_with_group_addresses() {
-    let out = knx_echarge(&["objects", "--config", "examples/single-charger.toml", "--json"]);
+    let out = knx_echarge(&[
+        "objects",
+        "--config",
+        "examples/single-charger.toml",
+        "--json",
+    ]);
     assert!(out.status.success());
     let objects: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    let numbers: Vec<u64> = objects.iter().map(|o| o["number"].as_u64().unwrap()).collect();
+    let numbers: Vec<u64> = objects
+        .iter()
+        .map(|o| o["number"].as_u64().unwrap())
+        .collect();
     // DLM off: no 10-13/20, but 60 exists; KEBA: start/stop 54 and unlock 59.
     assert!(numbers.contains(&60) && numbers.contains(&54) && numbers.contains(&59));
-    assert!(!numbers.iter().any(|n| [10, 11, 12, 13, 20].contains(n) || *n >= 100));
+    assert!(
+        !numbers
+            .iter()
+            .any(|n| [10, 11, 12, 13, 20].contains(n) || *n >= 100)
+    );
     let o55 = objects.iter().find(|o| o["number"] == 55).unwrap();
     assert_eq!(o55["flags"], "C-WTU-");
     assert_eq!(o55["dpt"], "1.002");
@@ -134,23 +234,41 @@ fn objects_json_lists_what_exists_with_group_addresses() {
 /// conditions and the capability matrix of each model (shared/reference/charger_register_maps.md §0).
 #[test]
 fn five_chargers_table_is_exactly_the_specs_objects() {
-    let out = knx_echarge(&["objects", "--config", "examples/five-chargers.toml", "--json"]);
+    let out = knx_echarge(&[
+        "objects",
+        "--config",
+        "examples/five-chargers.toml",
+        "--json",
+    ]);
     let objects: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    let got: Vec<u64> = objects.iter().map(|o| o["number"].as_u64().unwrap()).collect();
+    let got: Vec<u64> = objects
+        .iter()
+        .map(|o| o["number"].as_u64().unwrap())
+        .collect();
     // General + DLM (on, 3-phase current meter, "In operation" monitoring); 60+offset absent.
     let mut expected: Vec<u64> = vec![1, 2, 8, 9, 10, 11, 12, 13, 20];
     let always = [0, 1, 2, 3, 5, 6, 11, 44, 45];
     let per_cp: [&[u64]; 5] = [
         // KEBA P30: start/stop, unlock, current, power, energy total+session, times, serial, fw, RFID, fault info
-        &[4, 9, 12, 13, 14, 15, 16, 20, 24, 25, 26, 27, 28, 30, 31, 34, 46, 47, 48, 49],
+        &[
+            4, 9, 12, 13, 14, 15, 16, 20, 24, 25, 26, 27, 28, 30, 31, 34, 46, 47, 48, 49,
+        ],
         // ABB Terra AC: start/stop, unlock, current, power, session energy only, times, serial, fw, fault info
-        &[4, 9, 12, 13, 14, 15, 16, 24, 26, 27, 28, 30, 31, 46, 47, 48, 49],
+        &[
+            4, 9, 12, 13, 14, 15, 16, 24, 26, 27, 28, 30, 31, 46, 47, 48, 49,
+        ],
         // Bender CC612: start/stop, current, power + phases, energy, times, fw, RFID, EVCCID, fault info
-        &[4, 12, 13, 14, 15, 16, 17, 18, 19, 20, 24, 25, 26, 27, 28, 29, 31, 34, 46, 47, 48, 49],
+        &[
+            4, 12, 13, 14, 15, 16, 17, 18, 19, 20, 24, 25, 26, 27, 28, 29, 31, 34, 46, 47, 48, 49,
+        ],
         // Alfen Eve with temperature sending on: power phases, energy total, temperature + warning
-        &[4, 12, 13, 14, 15, 16, 17, 18, 19, 20, 25, 26, 27, 28, 30, 31, 32, 33, 46, 47, 48, 49],
+        &[
+            4, 12, 13, 14, 15, 16, 17, 18, 19, 20, 25, 26, 27, 28, 30, 31, 32, 33, 46, 47, 48, 49,
+        ],
         // Heidelberg EC (temperature sending off: no 82, but the warning 83)
-        &[4, 12, 13, 14, 15, 16, 20, 24, 25, 26, 27, 28, 30, 31, 33, 46, 47, 48, 49],
+        &[
+            4, 12, 13, 14, 15, 16, 20, 24, 25, 26, 27, 28, 30, 31, 33, 46, 47, 48, 49,
+        ],
     ];
     for (n, extra) in (1..=5u64).zip(per_cp) {
         expected.extend(always.iter().chain(extra).map(|k| 50 * n + k));
@@ -160,10 +278,19 @@ fn five_chargers_table_is_exactly_the_specs_objects() {
     // Every object got its group address by the documented rule, DPTs follow the parameters.
     for o in &objects {
         let n = o["number"].as_u64().unwrap();
-        let ga = if n < 50 { format!("0/0/{n}") } else { format!("{}/0/{}", n / 50, n % 50) };
+        let ga = if n < 50 {
+            format!("0/0/{n}")
+        } else {
+            format!("{}/0/{}", n / 50, n % 50)
+        };
         assert_eq!(o["group_addresses"][0], ga.as_str());
     }
-    let dpt = |n: u64| objects.iter().find(|o| o["number"] == n).unwrap()["dpt"].as_str().unwrap().to_owned();
+    let dpt = |n: u64| {
+        objects.iter().find(|o| o["number"] == n).unwrap()["dpt"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
     assert_eq!(dpt(170), "13.013", "charging point 3 uses kWh");
     assert_eq!(dpt(70), "13.010");
     assert_eq!(dpt(10), "14.019");
@@ -173,11 +300,21 @@ fn five_chargers_table_is_exactly_the_specs_objects() {
 fn examples_round_trip_through_the_saved_form() {
     // check-config on a file that the firmware itself wrote gives the same objects.
     let dir = tempfile::tempdir().unwrap();
-    let config = knx_echarge::config::file::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/five-chargers.toml"))).unwrap();
+    let config = knx_echarge::config::file::load(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/five-chargers.toml"
+    )))
+    .unwrap();
     let saved = dir.path().join("saved.toml");
     knx_echarge::config::file::save(&config, &saved).unwrap();
     assert_eq!(knx_echarge::config::file::load(&saved).unwrap(), config);
-    let a = knx_echarge(&["objects", "--config", "examples/five-chargers.toml", "--json"]).stdout;
+    let a = knx_echarge(&[
+        "objects",
+        "--config",
+        "examples/five-chargers.toml",
+        "--json",
+    ])
+    .stdout;
     let b = knx_echarge(&["objects", "--config", saved.to_str().unwrap(), "--json"]).stdout;
     assert_eq!(a, b);
 }
@@ -186,5 +323,9 @@ fn examples_round_trip_through_the_saved_form() {
 fn version() {
     let out = knx_echarge(&["--version"]);
     assert!(out.status.success());
-    assert!(String::from_utf8(out.stdout).unwrap().starts_with("knx-echarge 0.1.0"));
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .starts_with("knx-echarge 0.1.0")
+    );
 }

@@ -251,7 +251,11 @@ impl Reader<'_> {
                 {
                     Some(spec) => self.set(spec, None, leaf, &full, &value),
                     None => {
-                        let msg = unknown_key_message("", &full, model.general.iter().map(|p| p.key.as_str()));
+                        let msg = unknown_key_message(
+                            "",
+                            &full,
+                            model.general.iter().map(|p| p.key.as_str()),
+                        );
                         self.problem(&leaf.key_span, &full, msg);
                     }
                 }
@@ -371,7 +375,11 @@ impl Reader<'_> {
 
 /// "unknown key", with the closest keys of the same scope as a hint. `prefix` is prepended to
 /// the suggestions (`charging_point.2.` for charging-point keys).
-fn unknown_key_message<'a>(prefix: &str, key: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+fn unknown_key_message<'a>(
+    prefix: &str,
+    key: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> String {
     let last = key.rsplit('.').next().unwrap_or(key);
     let similar: Vec<String> = candidates
         .filter(|c| edit_distance(c, key) <= 2 || c.rsplit('.').next() == Some(last))
