@@ -454,7 +454,7 @@ impl fmt::Display for DptValue {
 }
 
 /// Why a value could not be encoded or a payload decoded.
-#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum DptError {
     /// The payload has the wrong size for the DPT.
     #[error("DPT {dpt}: payload is {got}, expected {expected}")]

@@ -933,6 +933,26 @@ pub(crate) mod tests {
         }
 
         #[test]
+        fn cemi_parse_arbitrary_tpdu(
+            code in prop_oneof![Just(0x11u8), Just(0x29), Just(0x2E)],
+            info in vec(any::<u8>(), 0..4),
+            header in any::<[u8; 6]>(),
+            tpdu in vec(any::<u8>(), 1..24),
+        ) {
+            // Consistent lengths around arbitrary control fields and TPDUs reach every
+            // L_Data and TPDU branch.
+            let mut bytes = vec![code, u8::try_from(info.len()).unwrap()];
+            bytes.extend(&info);
+            bytes.extend(header);
+            bytes.push(u8::try_from(tpdu.len() - 1).unwrap());
+            bytes.extend(&tpdu);
+            if let Ok(cemi) = Cemi::parse(&bytes) {
+                prop_assert_eq!(cemi.to_bytes().unwrap(), bytes);
+                let _ = cemi.to_string();
+            }
+        }
+
+        #[test]
         fn cemi_parse_mutated_frame(index in 0usize..11, value in any::<u8>(), cut in 0usize..12) {
             // Mutations of a valid frame: never panic, and canonical when accepted.
             let mut bytes = GROUP_WRITE_IND.to_vec();

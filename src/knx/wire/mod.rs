@@ -12,8 +12,8 @@
 //!   field ranges and the buffer size and returns an error instead of writing a bad frame.
 //!
 //! Rules for everything below: **any byte sequence gives a value or an error, never a panic**.
-//! There is no indexing, slicing or unwrapping of input here; reading goes through [`Reader`],
-//! writing through [`Writer`]. Unknown code points are kept (`Unknown(..)` variants) so frames
+//! There is no indexing, slicing or unwrapping of input here; reading goes through `Reader`,
+//! writing through `Writer`. Unknown code points are kept (`Unknown(..)` variants) so frames
 //! round-trip. This module must not do I/O, keep state or know about group objects; answering
 //! management services belongs to other layers.
 //!
