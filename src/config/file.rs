@@ -245,19 +245,15 @@ impl Reader<'_> {
             },
             _ => {
                 let model = ParamModel::get();
-                match model
+                if let Some(spec) = model
                     .general_index(&full)
                     .and_then(|i| model.general.get(i))
                 {
-                    Some(spec) => self.set(spec, None, leaf, &full, &value),
-                    None => {
-                        let msg = unknown_key_message(
-                            "",
-                            &full,
-                            model.general.iter().map(|p| p.key.as_str()),
-                        );
-                        self.problem(&leaf.key_span, &full, msg);
-                    }
+                    self.set(spec, None, leaf, &full, &value);
+                } else {
+                    let candidates = model.general.iter().map(|p| p.key.as_str());
+                    let msg = unknown_key_message("", &full, candidates);
+                    self.problem(&leaf.key_span, &full, msg);
                 }
             }
         }
@@ -304,16 +300,15 @@ impl Reader<'_> {
             .map(|rest| rest.join("."))
             .unwrap_or_default();
         let model = ParamModel::get();
-        match model
+        if let Some(spec) = model
             .cp_index(&key)
             .and_then(|i| model.charging_point.get(i))
         {
-            Some(spec) => self.set(spec, Some(cp), leaf, full, value),
-            None => {
-                let candidates = model.charging_point.iter().map(|p| p.key.as_str());
-                let msg = unknown_key_message(&format!("charging_point.{cp}."), &key, candidates);
-                self.problem(&leaf.key_span, full, msg);
-            }
+            self.set(spec, Some(cp), leaf, full, value);
+        } else {
+            let candidates = model.charging_point.iter().map(|p| p.key.as_str());
+            let msg = unknown_key_message(&format!("charging_point.{cp}."), &key, candidates);
+            self.problem(&leaf.key_span, full, msg);
         }
     }
 
