@@ -274,7 +274,7 @@ fn serve(config: Config, configured: bool, data_dir: &Path) -> ExitCode {
         .collect();
     info!(objects, charging_points = %active.join(","), dlm = config.dlm.enabled, "configuration loaded");
     runtime.block_on(async {
-        let handle = shell::spawn(config, configured);
+        let handle = shell::spawn(config, configured, None);
         shell::shutdown_signal().await;
         info!("shutting down");
         handle.shutdown().await;

@@ -18,8 +18,20 @@ use tracing::{debug, info, warn};
 use crate::config::Config;
 use crate::core::{Action, Core, Event, Leds};
 use crate::faults::Fault;
+use crate::knx::wire::cemi::LData;
 use crate::objects::Value;
+use crate::objects::engine::{Engine, SendPolicy};
 use crate::units::GoNumber;
+
+/// The gateway's side of a KNX link: frames to send and frames received. Link state changes
+/// reach the core as [`Event::KnxLink`] through [`ShellHandle::events`].
+#[derive(Debug)]
+pub struct Bus {
+    /// Frames for the bus (L_Data.req).
+    pub to_bus: mpsc::Sender<LData>,
+    /// Frames from the bus (L_Data.ind).
+    pub from_bus: mpsc::Receiver<LData>,
+}
 
 /// What the website and tests see of the running gateway.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -34,6 +46,10 @@ pub struct Snapshot {
     pub programming_mode: bool,
     /// Objects the gateway asked the bus for at start-up (I flag).
     pub init_reads: Vec<GoNumber>,
+    /// Telegrams handed to the link.
+    pub telegrams_sent: u64,
+    /// Received values rejected (wrong size or range).
+    pub telegrams_rejected: u64,
 }
 
 /// A running shell.
@@ -59,34 +75,72 @@ impl ShellHandle {
 /// Longest sleep between core ticks when the core asks for none.
 const IDLE_TICK: Duration = Duration::from_secs(1);
 
-/// Starts the shell with `config` on the current tokio runtime.
-pub fn spawn(config: Config, configured: bool) -> ShellHandle {
+/// How long a frame may wait for room in the link's queue before it is dropped (logged).
+const LINK_SEND_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Starts the shell with `config` on the current tokio runtime, attached to `bus` if given.
+pub fn spawn(config: Config, configured: bool, bus: Option<Bus>) -> ShellHandle {
     let (events, mut rx) = mpsc::channel::<Event>(256);
     let (snap_tx, snapshot) = watch::channel(Snapshot::default());
     let (stop, mut stop_rx) = watch::channel(false);
+    let policy = SendPolicy::from_config(&config);
+    let own = config.knx.individual_address;
     let mut core = Core::new(config, configured);
     for fault in core.config_faults() {
         warn!(code = %fault.code, severity = fault.severity.0, charging_point = ?fault.charging_point.map(u8::from), "configuration fault: {}", fault.message);
     }
+    let engine = Engine::new(core.table().clone(), policy, own);
     let task = tokio::spawn(async move {
+        let mut engine = match engine {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!("cannot build the object engine: {e}");
+                return;
+            }
+        };
+        let (to_bus, mut from_bus) = match bus {
+            Some(b) => (Some(b.to_bus), Some(b.from_bus)),
+            None => (None, None),
+        };
         let mut image = Snapshot::default();
-        let actions = core.handle(Event::Started, tokio::time::Instant::now().into_std());
-        apply(&core, &mut image, actions, &snap_tx);
+        let now = tokio::time::Instant::now().into_std();
+        let actions = core.handle(Event::Started, now);
+        apply(&core, &mut engine, &mut image, actions, now, &snap_tx);
         loop {
-            let deadline = core.poll_timeout().map_or_else(
-                || tokio::time::Instant::now() + IDLE_TICK,
-                tokio::time::Instant::from_std,
-            );
-            let event = tokio::select! {
+            flush(&mut engine, to_bus.as_ref()).await;
+            publish(&mut image, &engine, &snap_tx);
+            let now = tokio::time::Instant::now();
+            let wake = [core.poll_timeout(), engine.poll_timeout(now.into_std())]
+                .into_iter()
+                .flatten()
+                .min()
+                .map_or(now + IDLE_TICK, tokio::time::Instant::from_std);
+            let events_in = tokio::select! {
                 ev = rx.recv() => match ev {
-                    Some(ev) => ev,
+                    Some(ev) => vec![ev],
                     None => break,
                 },
-                () = tokio::time::sleep_until(deadline) => Event::Tick,
+                frame = recv_frame(&mut from_bus) => {
+                    if let Some(frame) = frame {
+                        let now = tokio::time::Instant::now().into_std();
+                        let received = engine.on_frame(&frame, now);
+                        let mut evs = vec![Event::KnxTraffic];
+                        evs.extend(received.into_iter().map(|r| Event::ObjectWritten { object: r.object, value: r.value }));
+                        evs
+                    } else {
+                        warn!("KNX link closed");
+                        from_bus = None;
+                        vec![Event::KnxLink(crate::core::LinkState::Down)]
+                    }
+                }
+                () = tokio::time::sleep_until(wake) => vec![Event::Tick],
                 _ = stop_rx.changed() => break,
             };
-            let actions = core.handle(event, tokio::time::Instant::now().into_std());
-            apply(&core, &mut image, actions, &snap_tx);
+            for event in events_in {
+                let now = tokio::time::Instant::now().into_std();
+                let actions = core.handle(event, now);
+                apply(&core, &mut engine, &mut image, actions, now, &snap_tx);
+            }
         }
         info!("core stopped");
     });
@@ -98,18 +152,44 @@ pub fn spawn(config: Config, configured: bool) -> ShellHandle {
     }
 }
 
-fn apply(core: &Core, image: &mut Snapshot, actions: Vec<Action>, tx: &watch::Sender<Snapshot>) {
-    if actions.is_empty() {
-        return;
+async fn recv_frame(from_bus: &mut Option<mpsc::Receiver<LData>>) -> Option<LData> {
+    match from_bus {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
+}
+
+/// Hands every frame the limiter allows now to the link.
+async fn flush(engine: &mut Engine, to_bus: Option<&mpsc::Sender<LData>>) {
+    let now = tokio::time::Instant::now().into_std();
+    while let Some(frame) = engine.poll_transmit(now) {
+        let Some(tx) = to_bus else { continue };
+        match tokio::time::timeout(LINK_SEND_TIMEOUT, tx.send(frame)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => warn!("KNX link is gone; telegram dropped"),
+            Err(_) => warn!("KNX link is not taking telegrams; telegram dropped"),
+        }
+    }
+}
+
+fn apply(
+    core: &Core,
+    engine: &mut Engine,
+    image: &mut Snapshot,
+    actions: Vec<Action>,
+    now: std::time::Instant,
+    tx: &watch::Sender<Snapshot>,
+) {
     for action in actions {
         match action {
             Action::SetObject { object, value } => {
                 debug!(object = object.0, ?value, "object value");
+                engine.set(object, value.clone(), now);
                 image.objects.insert(object, value);
             }
             Action::ReadObject { object } => {
                 debug!(object = object.0, "read request at start-up");
+                engine.request_read(object);
                 image.init_reads.push(object);
             }
             Action::Leds(leds) => {
@@ -120,7 +200,26 @@ fn apply(core: &Core, image: &mut Snapshot, actions: Vec<Action>, tx: &watch::Se
     }
     image.faults = core.faults().present();
     image.programming_mode = core.programming_mode();
-    tx.send_replace(image.clone());
+    publish(image, engine, tx);
+}
+
+/// Publishes the image if anything in it changed.
+fn publish(image: &mut Snapshot, engine: &Engine, tx: &watch::Sender<Snapshot>) {
+    image.telegrams_sent = engine.stats().sent;
+    image.telegrams_rejected = engine.stats().rejected;
+    tx.send_if_modified(|current| {
+        let changed = current.objects != image.objects
+            || current.faults != image.faults
+            || current.leds != image.leds
+            || current.programming_mode != image.programming_mode
+            || current.init_reads != image.init_reads
+            || current.telegrams_sent != image.telegrams_sent
+            || current.telegrams_rejected != image.telegrams_rejected;
+        if changed {
+            *current = image.clone();
+        }
+        changed
+    });
 }
 
 /// Waits for Ctrl-C or SIGTERM.

@@ -38,7 +38,7 @@ async fn faulty_configuration_is_reported_and_the_gateway_keeps_serving() {
         "/tests/configs/duplicate-ip.toml"
     )))
     .unwrap();
-    let mut handle = shell::spawn(config, true);
+    let mut handle = shell::spawn(config, true, None);
     let snap = wait_for(&mut handle, |s| s.leds.is_some()).await;
     assert_eq!(
         snap.objects.get(&GoNumber(145)),
@@ -62,5 +62,88 @@ async fn faulty_configuration_is_reported_and_the_gateway_keeps_serving() {
     .await;
     handle.events.send(Event::ProgrammingButton).await.unwrap();
     wait_for(&mut handle, |s| s.programming_mode).await;
+    handle.shutdown().await;
+}
+
+/// A KNX telegram in on the bus side reaches the core through the object engine, and the
+/// core's reaction goes out as a telegram encoded with the object's DPT.
+#[tokio::test]
+async fn telegrams_flow_through_engine_and_core() {
+    use knx_echarge::knx::GroupAddress;
+    use knx_echarge::knx::wire::apdu::{Apdu, Payload, Tpdu};
+    use knx_echarge::knx::wire::cemi::{Destination, LData, LDataService};
+    use tokio::sync::mpsc;
+
+    let config = file::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/five-chargers.toml"
+    )))
+    .unwrap();
+    let (to_bus, mut bus_out) = mpsc::channel(64);
+    let (bus_in, from_bus) = mpsc::channel(64);
+    let handle = shell::spawn(config, true, Some(shell::Bus { to_bus, from_bus }));
+    let ga = |s: &str| s.parse::<GroupAddress>().unwrap();
+    let next = |rx: &mut mpsc::Receiver<LData>| {
+        let f = rx.try_recv().ok()?;
+        match (f.destination, f.tpdu) {
+            (Destination::Group(g), Tpdu::Data(a)) => Some((g, a)),
+            _ => None,
+        }
+    };
+    // Start-up: fault state and interruption states go out, and objects with the I flag
+    // (1, 10, 11, 12) ask the bus for their values.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut startup = Vec::new();
+    while let Some(t) = next(&mut bus_out) {
+        startup.push(t);
+    }
+    assert!(
+        startup.contains(&(ga("0/0/8"), Apdu::GroupValueWrite(Payload::Short(0)))),
+        "{startup:?}"
+    );
+    let mut no_error = b"No error".to_vec();
+    no_error.resize(14, 0);
+    assert!(startup.contains(&(ga("0/0/9"), Apdu::GroupValueWrite(Payload::Long(no_error)))));
+    for read in ["0/0/1", "0/0/10", "0/0/11", "0/0/12"] {
+        assert!(
+            startup.contains(&(ga(read), Apdu::GroupValueRead)),
+            "read of {read} missing"
+        );
+    }
+    // Interrupt charging point 2 from a push button.
+    let write = LData::new(
+        LDataService::Ind,
+        "1.1.99".parse().unwrap(),
+        Destination::Group(ga("2/0/5")),
+        Tpdu::Data(Apdu::GroupValueWrite(Payload::Short(1))),
+    );
+    bus_in.send(write).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), bus_out.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply.destination, Destination::Group(ga("2/0/6")));
+    assert_eq!(
+        reply.tpdu,
+        Tpdu::Data(Apdu::GroupValueWrite(Payload::Short(1)))
+    );
+    assert_eq!(reply.source.to_string(), "1.1.10");
+    // A read of the state object is answered with the value.
+    let read = LData::new(
+        LDataService::Ind,
+        "1.1.99".parse().unwrap(),
+        Destination::Group(ga("2/0/6")),
+        Tpdu::Data(Apdu::GroupValueRead),
+    );
+    bus_in.send(read).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(5), bus_out.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        answer.tpdu,
+        Tpdu::Data(Apdu::GroupValueResponse(Payload::Short(1)))
+    );
+    assert!(handle.snapshot.borrow().telegrams_sent >= startup.len() as u64 + 2);
     handle.shutdown().await;
 }

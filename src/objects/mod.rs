@@ -9,6 +9,7 @@
 //! [`Value`] is what the core reads from and writes to objects: a typed value with its unit.
 //! The object's configured DPT decides the bytes on the bus (done in the KNX layer).
 
+pub mod engine;
 pub mod spec;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -245,6 +246,16 @@ pub enum Value {
     Seconds(i32),
     /// Text (DPT 16.001, at most 14 Latin-1 characters on the bus).
     Text(String),
+    /// A time of day with optional weekday (DPT 10.001).
+    #[serde(serialize_with = "serialize_display")]
+    TimeOfDay(crate::knx::dpt::TimeOfDay),
+}
+
+fn serialize_display<S: serde::Serializer, T: std::fmt::Display>(
+    v: &T,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
 }
 
 impl Serialize for Current {
