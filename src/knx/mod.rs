@@ -7,6 +7,7 @@
 
 pub mod address;
 pub mod dpt;
+pub mod link;
 pub mod wire;
 
 pub use address::{AddressError, GroupAddress, GroupAddressStyle, IndividualAddress};

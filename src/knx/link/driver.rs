@@ -1,0 +1,239 @@
+//! The async shell of a link: one tokio task that runs one sans-IO [`Protocol`] machine on one
+//! UDP socket.
+//!
+//! This file owns the I/O: socket creation and options (multicast interface, loop, reuse),
+//! receiving and sending datagrams, the one timer the machine asks for, and the channels to
+//! the gateway. It makes no protocol decision. Every send has a timeout
+//! ([`SEND_TIMEOUT`]); receiving waits alongside the machine's timer, so no await on the
+//! network can block the machine's timeouts.
+
+use std::collections::VecDeque;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket as StdUdpSocket};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{LinkError, LinkEvent, Protocol};
+use crate::knx::wire::cemi::LData;
+
+/// Longest wait for one datagram to be handed to the OS.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(1);
+/// Longest wait for an orderly close in [`super::LinkHandle::shutdown`].
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
+/// Events kept for a gateway that does not read [`super::LinkHandle::from_bus`]; beyond
+/// this the oldest are dropped with a warning.
+const MAX_PENDING_EVENTS: usize = 4096;
+/// Receive buffer: larger than any KNXnet/IP frame over UDP.
+const RECV_BUFFER: usize = 2048;
+
+/// The channels between the task and its [`super::LinkHandle`].
+#[derive(Debug)]
+pub(crate) struct Channels {
+    pub(crate) to_bus: mpsc::Receiver<LData>,
+    pub(crate) from_bus: mpsc::Sender<LinkEvent>,
+    pub(crate) shutdown: oneshot::Receiver<()>,
+}
+
+fn socket_err(what: &'static str, addr: SocketAddr) -> impl FnOnce(std::io::Error) -> LinkError {
+    move |source| LinkError::Socket { what, addr, source }
+}
+
+/// A seed for the routing back-off jitter, from the standard library's per-process random
+/// hash keys (no extra dependency).
+pub(crate) fn random_seed() -> u64 {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+pub(crate) fn local_addr(socket: &UdpSocket, context: SocketAddr) -> Result<SocketAddr, LinkError> {
+    socket
+        .local_addr()
+        .map_err(socket_err("reading the local address", context))
+}
+
+fn into_tokio(socket: StdUdpSocket, addr: SocketAddr) -> Result<UdpSocket, LinkError> {
+    socket
+        .set_nonblocking(true)
+        .map_err(socket_err("setting non-blocking mode", addr))?;
+    UdpSocket::from_std(socket).map_err(socket_err("registering the socket", addr))
+}
+
+/// The client's socket: bound to the local address the OS would use towards `remote`, on a
+/// free port, so that the HPAIs we send name a real endpoint. Not connected, because servers
+/// may answer from a data endpoint with another port.
+pub(crate) async fn tunnel_socket(remote: SocketAddrV4) -> Result<UdpSocket, LinkError> {
+    let remote_addr = SocketAddr::V4(remote);
+    let probe = StdUdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
+        .map_err(socket_err("binding a UDP socket", remote_addr))?;
+    probe.connect(remote).map_err(socket_err(
+        "finding a route to the tunnelling server",
+        remote_addr,
+    ))?;
+    let local_ip = match probe.local_addr() {
+        Ok(SocketAddr::V4(a)) => *a.ip(),
+        Ok(other) => return Err(LinkError::NotIpv4(other)),
+        Err(e) => return Err(socket_err("reading the local address", remote_addr)(e)),
+    };
+    drop(probe);
+    let bind = SocketAddr::V4(SocketAddrV4::new(local_ip, 0));
+    UdpSocket::bind(bind)
+        .await
+        .map_err(socket_err("binding a UDP socket", bind))
+}
+
+/// The server's socket, bound to `bind`.
+pub(crate) async fn server_socket(bind: SocketAddrV4) -> Result<UdpSocket, LinkError> {
+    let addr = SocketAddr::V4(bind);
+    UdpSocket::bind(addr)
+        .await
+        .map_err(socket_err("binding the server socket", addr))
+}
+
+/// The routing socket: bound to the group's port with address reuse (other KNX software on
+/// the host may listen too), member of the group on `interface`, sending through
+/// `interface`, TTL 16, multicast loop off so that our own indications do not come back.
+pub(crate) fn routing_socket(
+    interface: Ipv4Addr,
+    group: SocketAddrV4,
+) -> Result<UdpSocket, LinkError> {
+    let addr = SocketAddr::V4(group);
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(SockProtocol::UDP))
+        .map_err(socket_err("creating the routing socket", addr))?;
+    socket
+        .set_reuse_address(true)
+        .map_err(socket_err("setting SO_REUSEADDR", addr))?;
+    #[cfg(unix)]
+    socket
+        .set_reuse_port(true)
+        .map_err(socket_err("setting SO_REUSEPORT", addr))?;
+    // Binding to the group address (Linux) receives only that group's datagrams.
+    let bind = if cfg!(target_os = "linux") {
+        addr
+    } else {
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, group.port()))
+    };
+    socket
+        .bind(&bind.into())
+        .map_err(socket_err("binding the routing socket", bind))?;
+    socket
+        .join_multicast_v4(group.ip(), &interface)
+        .map_err(socket_err("joining the routing multicast group", addr))?;
+    socket
+        .set_multicast_if_v4(&interface)
+        .map_err(socket_err("choosing the multicast interface", addr))?;
+    socket
+        .set_multicast_loop_v4(false)
+        .map_err(socket_err("switching multicast loop off", addr))?;
+    socket
+        .set_multicast_ttl_v4(16)
+        .map_err(socket_err("setting the multicast TTL", addr))?;
+    into_tokio(socket.into(), addr)
+}
+
+/// Runs `machine` on `socket` until it is closed, the handle asks for shutdown, or the
+/// gateway dropped both channels.
+pub(crate) async fn run<P: Protocol + Send>(mut machine: P, socket: UdpSocket, channels: Channels) {
+    let Channels {
+        mut to_bus,
+        from_bus,
+        mut shutdown,
+    } = channels;
+    let mut buf = vec![0u8; RECV_BUFFER];
+    let mut pending: VecDeque<LinkEvent> = VecDeque::new();
+    let mut to_bus_open = true;
+    let mut closing = false;
+    let mut shutdown_armed = true;
+    loop {
+        while let Some(t) = machine.poll_transmit() {
+            match tokio::time::timeout(SEND_TIMEOUT, socket.send_to(&t.payload, t.destination))
+                .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(to = %t.destination, "send failed: {e}"),
+                Err(_) => tracing::warn!(to = %t.destination, "send timed out"),
+            }
+        }
+        while let Some(event) = machine.poll_event() {
+            if pending.len() >= MAX_PENDING_EVENTS {
+                pending.pop_front();
+                tracing::warn!("gateway does not read link events; dropped the oldest");
+            }
+            pending.push_back(event);
+        }
+        if machine.is_closed() {
+            break;
+        }
+        let deadline = machine.poll_timeout();
+        let sleep = async {
+            match deadline {
+                Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            asked = &mut shutdown, if shutdown_armed && !closing => {
+                shutdown_armed = false;
+                // A dropped sender (the handle was taken apart) is no request to close.
+                if asked.is_ok() {
+                    tracing::debug!("link shutdown requested");
+                    closing = true;
+                    machine.close(Instant::now());
+                }
+            }
+            received = socket.recv_from(&mut buf) => match received {
+                Ok((n, from)) => {
+                    let data = buf.get(..n).unwrap_or_default();
+                    machine.handle_datagram(Instant::now(), from, data);
+                }
+                // ICMP errors (port unreachable, network down) surface here on Linux;
+                // the machine's timeouts deal with the loss.
+                Err(e) => tracing::debug!("receive error: {e}"),
+            },
+            frame = to_bus.recv(), if to_bus_open && !closing && machine.wants_frames() => {
+                match frame {
+                    Some(frame) => machine.handle_frame(Instant::now(), frame),
+                    None => to_bus_open = false,
+                }
+            }
+            permit = from_bus.reserve(), if !pending.is_empty() => {
+                if let (Ok(permit), Some(event)) = (permit, pending.pop_front()) {
+                    permit.send(event);
+                } else {
+                    pending.clear();
+                }
+            }
+            () = sleep => machine.handle_timeout(Instant::now()),
+            () = from_bus.closed(), if !to_bus_open && !closing => {
+                tracing::debug!("gateway dropped the link handle; closing");
+                closing = true;
+                machine.close(Instant::now());
+            }
+        }
+    }
+    // Hand over what is left (e.g. the final Down state) without waiting for the gateway.
+    for event in pending {
+        if from_bus.try_send(event).is_err() {
+            break;
+        }
+    }
+    tracing::debug!("link task ended");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_seeds_differ() {
+        assert_ne!(random_seed(), random_seed());
+    }
+}

@@ -1,0 +1,485 @@
+//! KNX bus links over KNXnet/IP: the gateway's way onto the bus.
+//!
+//! This module owns the public link interface ([`LinkSpec`], [`spawn`], [`LinkHandle`],
+//! [`LinkEvent`]) and the choice of protocol machine. The protocols themselves are sans-IO
+//! state machines in the style of quinn-proto: they never read a clock or touch a socket;
+//! time comes in as `now`, datagrams come in through `handle_datagram` and go out through
+//! [`Protocol::poll_transmit`], and [`Protocol::poll_timeout`] tells when to call
+//! [`Protocol::handle_timeout`]. The thin tokio task in [`driver`] only moves datagrams and
+//! arms that one timer.
+//!
+//! * [`tunnel`]: KNXnet/IP tunnelling client (to a KNX IP interface or router, e.g. knxd).
+//! * [`server`]: the built-in KNXnet/IP tunnelling server (visualisations, test tools, ETS).
+//! * [`routing`]: KNXnet/IP routing (multicast 224.0.23.12:3671).
+//! * [`driver`]: the async shell that runs one machine on one UDP socket.
+//!
+//! Frames the gateway sends go into [`LinkHandle::to_bus`] with L_Data.req semantics; a
+//! source address 0.0.0 is replaced by the link's address. Frames from the bus and link-state
+//! changes come out of [`LinkHandle::from_bus`].
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::str::FromStr;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+pub use crate::core::LinkState;
+use crate::knx::address::IndividualAddress;
+use crate::knx::wire::cemi::LData;
+use crate::knx::wire::knxip::{DEFAULT_PORT, ROUTING_MULTICAST};
+
+pub mod driver;
+pub mod routing;
+pub mod server;
+pub mod tunnel;
+
+#[cfg(test)]
+pub(crate) mod testkit;
+
+/// Which link to open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LinkSpec {
+    /// A KNXnet/IP tunnelling client to the server at `remote` (its control endpoint).
+    Tunnel {
+        /// The server's control endpoint (IPv4).
+        remote: SocketAddr,
+    },
+    /// KNXnet/IP routing on one interface.
+    Routing {
+        /// Local IPv4 address of the interface to join the multicast group on.
+        interface: Ipv4Addr,
+        /// Multicast group and port (default 224.0.23.12:3671).
+        group: SocketAddrV4,
+    },
+    /// The built-in KNXnet/IP tunnelling server, listening on `bind` (IPv4).
+    Server {
+        /// Local address and port to listen on.
+        bind: SocketAddr,
+    },
+}
+
+/// Why a link specification does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    /// No `scheme://`.
+    #[error(
+        "link `{0}`: expected tunnel://HOST[:PORT], routing://INTERFACE-ADDRESS[:PORT] or server://ADDRESS:PORT"
+    )]
+    Syntax(String),
+    /// A scheme other than tunnel, routing or server.
+    #[error("link `{text}`: unknown scheme `{scheme}` (use tunnel, routing or server)")]
+    Scheme {
+        /// The whole text.
+        text: String,
+        /// The scheme given.
+        scheme: String,
+    },
+    /// The address part is not an IPv4 address with an optional port.
+    #[error("link `{text}`: `{address}` is not an IPv4 address with optional :port ({reason})")]
+    Address {
+        /// The whole text.
+        text: String,
+        /// The address part.
+        address: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+fn parse_v4_with_port(
+    text: &str,
+    part: &str,
+    default_port: u16,
+) -> Result<SocketAddrV4, SpecError> {
+    let err = |reason| SpecError::Address {
+        text: text.to_owned(),
+        address: part.to_owned(),
+        reason,
+    };
+    let part = part.trim_end_matches('/');
+    if part.is_empty() {
+        return Err(err("empty"));
+    }
+    if part.starts_with('[') || part.matches(':').count() > 1 {
+        return Err(err("KNXnet/IP over UDP is IPv4 only"));
+    }
+    let (host, port) = match part.split_once(':') {
+        Some((host, port)) => {
+            let port: u16 = port.parse().map_err(|_| err("bad port"))?;
+            if port == 0 {
+                return Err(err("port 0"));
+            }
+            (host, port)
+        }
+        None => (part, default_port),
+    };
+    let ip: Ipv4Addr = host.parse().map_err(|_| err("bad IPv4 address"))?;
+    Ok(SocketAddrV4::new(ip, port))
+}
+
+impl FromStr for LinkSpec {
+    type Err = SpecError;
+
+    /// `tunnel://192.168.1.5[:3671]`, `routing://10.213.0.1[:3671]` (the interface's own
+    /// address; the group is 224.0.23.12), `server://127.0.0.1:3671` (port optional).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let trimmed = text.trim();
+        let (scheme, rest) = trimmed
+            .split_once("://")
+            .ok_or_else(|| SpecError::Syntax(text.to_owned()))?;
+        match scheme.to_ascii_lowercase().as_str() {
+            "tunnel" => {
+                let remote = parse_v4_with_port(text, rest, DEFAULT_PORT)?;
+                if remote.ip().is_unspecified() || remote.ip().is_multicast() {
+                    return Err(SpecError::Address {
+                        text: text.to_owned(),
+                        address: rest.to_owned(),
+                        reason: "a tunnel needs a unicast server address",
+                    });
+                }
+                Ok(Self::Tunnel {
+                    remote: remote.into(),
+                })
+            }
+            "routing" => {
+                let local = parse_v4_with_port(text, rest, DEFAULT_PORT)?;
+                if local.ip().is_multicast() {
+                    return Err(SpecError::Address {
+                        text: text.to_owned(),
+                        address: rest.to_owned(),
+                        reason: "give the local interface address, not the multicast group",
+                    });
+                }
+                Ok(Self::Routing {
+                    interface: *local.ip(),
+                    group: SocketAddrV4::new(ROUTING_MULTICAST, local.port()),
+                })
+            }
+            "server" => Ok(Self::Server {
+                bind: parse_v4_with_port(text, rest, DEFAULT_PORT)?.into(),
+            }),
+            other => Err(SpecError::Scheme {
+                text: text.to_owned(),
+                scheme: other.to_owned(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for LinkSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tunnel { remote } => write!(f, "tunnel://{remote}"),
+            Self::Routing { interface, group } => {
+                write!(f, "routing://{interface}:{}", group.port())?;
+                if *group.ip() != ROUTING_MULTICAST {
+                    write!(f, " (group {group})")?;
+                }
+                Ok(())
+            }
+            Self::Server { bind } => write!(f, "server://{bind}"),
+        }
+    }
+}
+
+/// Something the link reports to the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// A group or individual telegram from the bus, as L_Data.ind.
+    Frame(LData),
+    /// The link's state changed.
+    State(LinkState),
+}
+
+/// Why a link could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// KNXnet/IP over UDP needs IPv4 addresses.
+    #[error("{0}: KNXnet/IP over UDP needs an IPv4 address")]
+    NotIpv4(SocketAddr),
+    /// A socket could not be created, configured or bound.
+    #[error("{what} ({addr}): {source}")]
+    Socket {
+        /// What was being done.
+        what: &'static str,
+        /// The address involved.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// A datagram a protocol machine wants sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to.
+    pub destination: SocketAddr,
+    /// The KNXnet/IP frame.
+    pub payload: Vec<u8>,
+}
+
+/// The interface between a sans-IO protocol machine and [`driver`].
+///
+/// Calling protocol: feed inputs (`handle_*`) as they happen with the current time; after
+/// each call drain [`Protocol::poll_transmit`] and [`Protocol::poll_event`], then wait until
+/// [`Protocol::poll_timeout`] (if any) and call [`Protocol::handle_timeout`].
+pub trait Protocol {
+    /// A datagram arrived from `from`.
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]);
+    /// The gateway wants `frame` sent on the bus.
+    fn handle_frame(&mut self, now: Instant, frame: LData);
+    /// The time returned by [`Protocol::poll_timeout`] has come.
+    fn handle_timeout(&mut self, now: Instant);
+    /// Starts an orderly close (disconnects); [`Protocol::is_closed`] tells when done.
+    fn close(&mut self, now: Instant);
+    /// The next datagram to send.
+    fn poll_transmit(&mut self) -> Option<Transmit>;
+    /// The next event for the gateway.
+    fn poll_event(&mut self) -> Option<LinkEvent>;
+    /// When [`Protocol::handle_timeout`] is due next.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// False while the machine's send queue is full (the driver then stops reading frames).
+    fn wants_frames(&self) -> bool;
+    /// True once closed; the driver then ends.
+    fn is_closed(&self) -> bool;
+}
+
+/// A running link: channels to and from the bus, and control of its task.
+#[derive(Debug)]
+pub struct LinkHandle {
+    /// Frames the gateway sends (L_Data.req semantics; source 0.0.0 = the link's address).
+    pub to_bus: mpsc::Sender<LData>,
+    /// Frames from the bus (L_Data.ind) and state changes.
+    pub from_bus: mpsc::Receiver<LinkEvent>,
+    local_addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl LinkHandle {
+    /// The local UDP address of the link's socket (the server's listening address).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Closes the link in order (tunnels are disconnected) and waits for its task, at most
+    /// [`driver::SHUTDOWN_TIMEOUT`]; then aborts it.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let abort = self.task.abort_handle();
+        if tokio::time::timeout(driver::SHUTDOWN_TIMEOUT, &mut self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("link task did not stop in time; aborting it");
+            abort.abort();
+        }
+    }
+
+    /// Stops the link's task at once, without disconnecting.
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+
+    /// True once the link's task has ended.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+/// Capacity of [`LinkHandle::to_bus`].
+pub const TO_BUS_CAPACITY: usize = 64;
+/// Capacity of [`LinkHandle::from_bus`].
+pub const FROM_BUS_CAPACITY: usize = 256;
+
+fn v4(addr: SocketAddr) -> Result<SocketAddrV4, LinkError> {
+    match addr {
+        SocketAddr::V4(a) => Ok(a),
+        SocketAddr::V6(_) => Err(LinkError::NotIpv4(addr)),
+    }
+}
+
+/// Opens a link and starts its task. `own_address` is the gateway's individual address: the
+/// routing source, the server's device address (tunnels get the next ones); a tunnel client
+/// uses the address its server assigns.
+///
+/// Returns once the socket is bound; connecting (tunnel) happens in the task and is reported
+/// as [`LinkEvent::State`]. Must be called inside a tokio runtime.
+pub async fn spawn(
+    spec: LinkSpec,
+    own_address: IndividualAddress,
+) -> Result<LinkHandle, LinkError> {
+    let (to_bus_tx, to_bus_rx) = mpsc::channel(TO_BUS_CAPACITY);
+    let (from_bus_tx, from_bus_rx) = mpsc::channel(FROM_BUS_CAPACITY);
+    let (shutdown_tx, shutdown_rx) = oneshot::channel();
+    let channels = driver::Channels {
+        to_bus: to_bus_rx,
+        from_bus: from_bus_tx,
+        shutdown: shutdown_rx,
+    };
+    let now = Instant::now();
+    let (local_addr, task) = match spec {
+        LinkSpec::Tunnel { remote } => {
+            let remote = v4(remote)?;
+            let socket = driver::tunnel_socket(remote).await?;
+            let local = v4(driver::local_addr(&socket, remote.into())?)?;
+            tracing::info!(%remote, %local, "KNXnet/IP tunnelling client starting");
+            let machine = tunnel::TunnelClient::new(now, remote, local);
+            (
+                local.into(),
+                tokio::spawn(driver::run(machine, socket, channels)),
+            )
+        }
+        LinkSpec::Routing { interface, group } => {
+            let socket = driver::routing_socket(interface, group)?;
+            let local = driver::local_addr(&socket, group.into())?;
+            tracing::info!(%interface, %group, %own_address, "KNXnet/IP routing starting");
+            let machine = routing::Router::new(own_address, group, driver::random_seed());
+            (local, tokio::spawn(driver::run(machine, socket, channels)))
+        }
+        LinkSpec::Server { bind } => {
+            let bind = v4(bind)?;
+            let socket = driver::server_socket(bind).await?;
+            let local = v4(driver::local_addr(&socket, bind.into())?)?;
+            tracing::info!(%local, %own_address, "KNXnet/IP tunnelling server listening");
+            let machine = server::TunnelServer::new(own_address, local);
+            (
+                local.into(),
+                tokio::spawn(driver::run(machine, socket, channels)),
+            )
+        }
+    };
+    Ok(LinkHandle {
+        to_bus: to_bus_tx,
+        from_bus: from_bus_rx,
+        local_addr,
+        shutdown: Some(shutdown_tx),
+        task,
+    })
+}
+
+/// Replaces an unspecified IPv4 address or port 0 in an HPAI by the datagram's sender
+/// (KNXnet/IP "route back" / NAT mode).
+pub(crate) fn endpoint_or(hpai_addr: Ipv4Addr, hpai_port: u16, from: SocketAddr) -> SocketAddr {
+    if hpai_addr.is_unspecified() || hpai_port == 0 {
+        from
+    } else {
+        SocketAddr::new(IpAddr::V4(hpai_addr), hpai_port)
+    }
+}
+
+/// The sequence-number verdict for an incoming TUNNELLING_REQUEST.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SeqVerdict {
+    /// The expected number: acknowledge and deliver.
+    Expected,
+    /// One less than expected: a repetition; acknowledge again, do not deliver.
+    Repeated,
+    /// Anything else: drop without acknowledging.
+    Wrong,
+}
+
+pub(crate) fn seq_verdict(expected: u8, got: u8) -> SeqVerdict {
+    if got == expected {
+        SeqVerdict::Expected
+    } else if got == expected.wrapping_sub(1) {
+        SeqVerdict::Repeated
+    } else {
+        SeqVerdict::Wrong
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_with_default_ports() {
+        assert_eq!(
+            "tunnel://192.168.1.5".parse::<LinkSpec>().unwrap(),
+            LinkSpec::Tunnel {
+                remote: "192.168.1.5:3671".parse().unwrap()
+            }
+        );
+        assert_eq!(
+            "tunnel://192.168.1.5:3700".parse::<LinkSpec>().unwrap(),
+            LinkSpec::Tunnel {
+                remote: "192.168.1.5:3700".parse().unwrap()
+            }
+        );
+        assert_eq!(
+            "routing://10.213.0.1".parse::<LinkSpec>().unwrap(),
+            LinkSpec::Routing {
+                interface: Ipv4Addr::new(10, 213, 0, 1),
+                group: "224.0.23.12:3671".parse().unwrap()
+            }
+        );
+        assert_eq!(
+            "routing://10.213.0.1:3672".parse::<LinkSpec>().unwrap(),
+            LinkSpec::Routing {
+                interface: Ipv4Addr::new(10, 213, 0, 1),
+                group: "224.0.23.12:3672".parse().unwrap()
+            }
+        );
+        assert_eq!(
+            "server://127.0.0.1:3671".parse::<LinkSpec>().unwrap(),
+            LinkSpec::Server {
+                bind: "127.0.0.1:3671".parse().unwrap()
+            }
+        );
+        assert_eq!(
+            "SERVER://0.0.0.0".parse::<LinkSpec>().unwrap(),
+            LinkSpec::Server {
+                bind: "0.0.0.0:3671".parse().unwrap()
+            }
+        );
+    }
+
+    #[test]
+    fn specs_round_trip_through_display() {
+        for text in [
+            "tunnel://192.168.1.5:3671",
+            "routing://10.213.0.1:3671",
+            "server://127.0.0.1:3671",
+        ] {
+            assert_eq!(text.parse::<LinkSpec>().unwrap().to_string(), text);
+        }
+    }
+
+    #[test]
+    fn bad_specs_say_what_is_wrong() {
+        let err = |s: &str| s.parse::<LinkSpec>().unwrap_err().to_string();
+        assert!(err("192.168.1.5").contains("expected tunnel://"));
+        assert!(err("udp://1.2.3.4").contains("unknown scheme `udp`"));
+        assert!(err("tunnel://knx.local").contains("bad IPv4 address"));
+        assert!(err("tunnel://1.2.3.4:x").contains("bad port"));
+        assert!(err("tunnel://1.2.3.4:0").contains("port 0"));
+        assert!(err("tunnel://[::1]:3671").contains("IPv4 only"));
+        assert!(err("tunnel://0.0.0.0").contains("unicast"));
+        assert!(err("routing://224.0.23.12").contains("interface address"));
+        assert!(err("server://").contains("empty"));
+    }
+
+    #[test]
+    fn sequence_verdicts_wrap() {
+        assert_eq!(seq_verdict(0, 0), SeqVerdict::Expected);
+        assert_eq!(seq_verdict(0, 255), SeqVerdict::Repeated);
+        assert_eq!(seq_verdict(5, 4), SeqVerdict::Repeated);
+        assert_eq!(seq_verdict(5, 6), SeqVerdict::Wrong);
+        assert_eq!(seq_verdict(5, 3), SeqVerdict::Wrong);
+    }
+
+    #[test]
+    fn route_back_uses_the_sender() {
+        let from: SocketAddr = "10.0.0.9:5000".parse().unwrap();
+        assert_eq!(endpoint_or(Ipv4Addr::UNSPECIFIED, 0, from), from);
+        assert_eq!(
+            endpoint_or(Ipv4Addr::new(10, 0, 0, 8), 4000, from),
+            "10.0.0.8:4000".parse::<SocketAddr>().unwrap()
+        );
+    }
+}

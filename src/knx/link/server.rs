@@ -1,0 +1,584 @@
+//! The built-in KNXnet/IP tunnelling server (tunnelling v1 over UDP), sans-IO.
+//!
+//! This file owns the server side of tunnel connections (KNX 03.08.02, 03.08.04), so that
+//! visualisations, test tools and later ETS reach the gateway's objects over IP:
+//!
+//! * SEARCH_REQUEST and DESCRIPTION_REQUEST are answered with the device info DIB (medium
+//!   TP1, the gateway's individual address, friendly name [`FRIENDLY_NAME`], MAC zero) and
+//!   the supported service families core, device management and tunnelling (version 1);
+//! * up to [`MAX_TUNNELS`] tunnel connections (link layer), each with its own channel id,
+//!   individual address (the gateway's address with device +1, +2, … skipping its own),
+//!   sequence counters and ACKs; a connection without a CONNECTIONSTATE_REQUEST for
+//!   [`HEARTBEAT_TIMEOUT`] is dropped, and so is one that does not acknowledge a request
+//!   and its repetition;
+//! * the server behaves like a line: an L_Data.req from a tunnel is confirmed to that tunnel
+//!   with L_Data.con, sent as L_Data.ind to every other tunnel and delivered to the gateway as
+//!   [`LinkEvent::Frame`]; a frame from the gateway goes as L_Data.ind to every tunnel;
+//! * malformed datagrams and cEMI frames are dropped with one warning each.
+//!
+//! Device-management connections are refused (E_CONNECTION_TYPE) until the management
+//! server exists.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use super::{LinkEvent, LinkState, Protocol, SeqVerdict, Transmit, endpoint_or, seq_verdict};
+use crate::knx::address::IndividualAddress;
+use crate::knx::wire::cemi::{Cemi, LData, LDataService};
+use crate::knx::wire::knxip::{
+    Crd, Cri, DeviceDescription, DeviceInfo, HostProtocol, Hpai, KnxIpFrame, Medium, ServiceFamily,
+    ServiceFamilyId, Status, TunnelLayer,
+};
+
+/// The friendly name in the device info DIB.
+pub const FRIENDLY_NAME: &str = "knx-echarge";
+/// Most tunnel connections at once.
+pub const MAX_TUNNELS: usize = 8;
+/// A connection without heartbeat for this long is dropped (03.08.02: 120 s).
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Wait for a TUNNELLING_ACK from a client.
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(1);
+/// Frames queued per tunnel; beyond this the oldest is dropped with a warning.
+pub const MAX_QUEUE: usize = 256;
+
+#[derive(Debug)]
+struct Outstanding {
+    sequence: u8,
+    payload: Vec<u8>,
+    deadline: Instant,
+    repeated: bool,
+}
+
+#[derive(Debug)]
+struct Tunnel {
+    address: IndividualAddress,
+    control: SocketAddr,
+    data: SocketAddr,
+    send_seq: u8,
+    recv_seq: u8,
+    outstanding: Option<Outstanding>,
+    queue: VecDeque<LData>,
+    heartbeat_deadline: Instant,
+}
+
+/// The tunnelling server state machine.
+#[derive(Debug)]
+pub struct TunnelServer {
+    own: IndividualAddress,
+    local: SocketAddrV4,
+    tunnels: BTreeMap<u8, Tunnel>,
+    last_channel: u8,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<LinkEvent>,
+    closed: bool,
+}
+
+impl TunnelServer {
+    /// A server for the gateway with individual address `own`, listening on `local` (named
+    /// in HPAIs; an unspecified address is sent as 0.0.0.0:0, "use the sender's").
+    pub fn new(own: IndividualAddress, local: SocketAddrV4) -> Self {
+        Self {
+            own,
+            local,
+            tunnels: BTreeMap::new(),
+            last_channel: 0,
+            transmits: VecDeque::new(),
+            events: VecDeque::from([LinkEvent::State(LinkState::Connected)]),
+            closed: false,
+        }
+    }
+
+    /// The open tunnels: channel id and individual address.
+    pub fn tunnels(&self) -> Vec<(u8, IndividualAddress)> {
+        self.tunnels
+            .iter()
+            .map(|(ch, t)| (*ch, t.address))
+            .collect()
+    }
+
+    /// The individual addresses tunnels get, in order: own device +1, +2, … (skipping the
+    /// gateway's own address and device 0).
+    pub fn tunnel_addresses(&self) -> impl Iterator<Item = IndividualAddress> + '_ {
+        let base = self.own.raw() & 0xFF00;
+        let device = self.own.device();
+        (1..=u8::MAX)
+            .map(move |k| IndividualAddress::from_raw(base | u16::from(device.wrapping_add(k))))
+            .filter(move |a| *a != self.own && a.device() != 0)
+            .take(MAX_TUNNELS)
+    }
+
+    fn hpai(&self) -> Hpai {
+        if self.local.ip().is_unspecified() {
+            Hpai::unspecified(HostProtocol::Udp)
+        } else {
+            Hpai::udp(*self.local.ip(), self.local.port())
+        }
+    }
+
+    /// The device description of SEARCH_RESPONSE and DESCRIPTION_RESPONSE.
+    pub fn description(&self) -> DeviceDescription {
+        let friendly_name = DeviceInfo::encode_name(FRIENDLY_NAME).unwrap_or([0; 30]);
+        let family = |family| ServiceFamily { family, version: 1 };
+        DeviceDescription {
+            device_info: DeviceInfo {
+                medium: Medium::Tp1,
+                device_status: 0,
+                individual_address: self.own,
+                project_installation_id: 0,
+                serial_number: [0; 6],
+                multicast_address: Ipv4Addr::UNSPECIFIED,
+                mac_address: [0; 6],
+                friendly_name,
+            },
+            service_families: vec![
+                family(ServiceFamilyId::Core),
+                family(ServiceFamilyId::DeviceManagement),
+                family(ServiceFamilyId::Tunnelling),
+            ],
+            other_dibs: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, destination: SocketAddr, frame: &KnxIpFrame) {
+        match frame.to_bytes() {
+            Ok(payload) => self.transmits.push_back(Transmit {
+                destination,
+                payload,
+            }),
+            Err(e) => tracing::warn!("cannot encode {}: {e}", frame.service_type()),
+        }
+    }
+
+    fn free_channel(&mut self) -> Option<u8> {
+        for _ in 0..255 {
+            self.last_channel = self.last_channel.checked_add(1).unwrap_or(1);
+            if !self.tunnels.contains_key(&self.last_channel) {
+                return Some(self.last_channel);
+            }
+        }
+        None
+    }
+
+    fn connect_error(&mut self, to: SocketAddr, status: Status) {
+        tracing::warn!(client = %to, "CONNECT_REQUEST refused: {status}");
+        let frame = KnxIpFrame::ConnectResponse {
+            channel_id: 0,
+            status,
+            endpoint: None,
+        };
+        self.send(to, &frame);
+    }
+
+    fn on_connect_request(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        control: Hpai,
+        data: Hpai,
+        cri: &Cri,
+    ) {
+        let control_addr = endpoint_or(control.address, control.port, from);
+        if control.protocol != HostProtocol::Udp || data.protocol != HostProtocol::Udp {
+            return self.connect_error(control_addr, Status::HostProtocolType);
+        }
+        let requested = match cri {
+            Cri::Tunnel {
+                layer: TunnelLayer::LinkLayer,
+                individual_address,
+            } => *individual_address,
+            Cri::Tunnel { .. } => return self.connect_error(control_addr, Status::TunnellingLayer),
+            Cri::DeviceManagement | Cri::Other { .. } => {
+                return self.connect_error(control_addr, Status::ConnectionType);
+            }
+        };
+        if self.tunnels.len() >= MAX_TUNNELS {
+            return self.connect_error(control_addr, Status::NoMoreConnections);
+        }
+        let in_use: Vec<IndividualAddress> = self.tunnels.values().map(|t| t.address).collect();
+        let address = match requested {
+            Some(wanted) if !self.tunnel_addresses().any(|a| a == wanted) => {
+                return self.connect_error(control_addr, Status::NoTunnellingAddress);
+            }
+            Some(wanted) if in_use.contains(&wanted) => {
+                return self.connect_error(control_addr, Status::ConnectionInUse);
+            }
+            Some(wanted) => Some(wanted),
+            None => self.tunnel_addresses().find(|a| !in_use.contains(a)),
+        };
+        let (Some(address), Some(channel)) = (address, self.free_channel()) else {
+            return self.connect_error(control_addr, Status::NoMoreConnections);
+        };
+        let data_addr = endpoint_or(data.address, data.port, from);
+        tracing::info!(
+            channel,
+            %address,
+            control = %control_addr,
+            data = %data_addr,
+            "tunnel connection opened"
+        );
+        self.tunnels.insert(
+            channel,
+            Tunnel {
+                address,
+                control: control_addr,
+                data: data_addr,
+                send_seq: 0,
+                recv_seq: 0,
+                outstanding: None,
+                queue: VecDeque::new(),
+                heartbeat_deadline: now + HEARTBEAT_TIMEOUT,
+            },
+        );
+        let response = KnxIpFrame::ConnectResponse {
+            channel_id: channel,
+            status: Status::NoError,
+            endpoint: Some((
+                self.hpai(),
+                Crd::Tunnel {
+                    individual_address: address,
+                },
+            )),
+        };
+        self.send(control_addr, &response);
+    }
+
+    /// Drops a tunnel and tells its client.
+    fn drop_tunnel(&mut self, channel: u8, reason: &str) {
+        if let Some(tunnel) = self.tunnels.remove(&channel) {
+            tracing::warn!(channel, address = %tunnel.address, "tunnel connection dropped: {reason}");
+            let frame = KnxIpFrame::DisconnectRequest {
+                channel_id: channel,
+                control_endpoint: self.hpai(),
+            };
+            self.send(tunnel.control, &frame);
+        }
+    }
+
+    fn enqueue(&mut self, channel: u8, frame: LData, now: Instant) {
+        if let Some(tunnel) = self.tunnels.get_mut(&channel) {
+            if tunnel.queue.len() >= MAX_QUEUE {
+                if let Some(old) = tunnel.queue.pop_front() {
+                    tracing::warn!(channel, "tunnel queue full; dropped {old}");
+                }
+            }
+            tunnel.queue.push_back(frame);
+        }
+        self.pump(channel, now);
+    }
+
+    /// Sends the next queued frame of a tunnel if none waits for its ACK.
+    fn pump(&mut self, channel: u8, now: Instant) {
+        let Some(tunnel) = self.tunnels.get_mut(&channel) else {
+            return;
+        };
+        if tunnel.outstanding.is_some() {
+            return;
+        }
+        while let Some(frame) = tunnel.queue.pop_front() {
+            let request = KnxIpFrame::TunnellingRequest {
+                channel_id: channel,
+                sequence: tunnel.send_seq,
+                cemi: Cemi::LData(frame),
+            };
+            match request.to_bytes() {
+                Ok(payload) => {
+                    tunnel.outstanding = Some(Outstanding {
+                        sequence: tunnel.send_seq,
+                        payload: payload.clone(),
+                        deadline: now + ACK_TIMEOUT,
+                        repeated: false,
+                    });
+                    self.transmits.push_back(Transmit {
+                        destination: tunnel.data,
+                        payload,
+                    });
+                    return;
+                }
+                Err(e) => tracing::warn!(channel, "cannot encode a frame for the tunnel: {e}"),
+            }
+        }
+    }
+
+    fn on_tunnelling_request(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        channel: u8,
+        sequence: u8,
+        cemi: Cemi,
+    ) {
+        let Some(tunnel) = self.tunnels.get_mut(&channel) else {
+            tracing::warn!(%from, channel, "TUNNELLING_REQUEST for an unknown channel dropped");
+            return;
+        };
+        let verdict = seq_verdict(tunnel.recv_seq, sequence);
+        if verdict == SeqVerdict::Wrong {
+            tracing::warn!(
+                channel,
+                sequence,
+                expected = tunnel.recv_seq,
+                "TUNNELLING_REQUEST out of sequence dropped"
+            );
+            return;
+        }
+        let ack = KnxIpFrame::TunnellingAck {
+            channel_id: channel,
+            sequence,
+            status: Status::NoError,
+        };
+        let data = tunnel.data;
+        let address = tunnel.address;
+        if verdict == SeqVerdict::Repeated {
+            tracing::debug!(
+                channel,
+                sequence,
+                "repeated TUNNELLING_REQUEST acknowledged again"
+            );
+            self.send(data, &ack);
+            return;
+        }
+        tunnel.recv_seq = tunnel.recv_seq.wrapping_add(1);
+        self.send(data, &ack);
+        let frame = match cemi {
+            Cemi::LData(frame) if frame.service == LDataService::Req => frame,
+            other => {
+                tracing::warn!(
+                    channel,
+                    "only L_Data.req is served on a tunnel; dropped {other}"
+                );
+                return;
+            }
+        };
+        let mut frame = frame;
+        if frame.source.raw() == 0 {
+            frame.source = address;
+        }
+        let mut con = frame.clone();
+        con.service = LDataService::Con;
+        con.confirm_error = false;
+        let mut ind = frame;
+        ind.service = LDataService::Ind;
+        tracing::debug!(channel, "from tunnel: {ind}");
+        self.enqueue(channel, con, now);
+        let others: Vec<u8> = self
+            .tunnels
+            .keys()
+            .copied()
+            .filter(|c| *c != channel)
+            .collect();
+        for other in others {
+            self.enqueue(other, ind.clone(), now);
+        }
+        self.events.push_back(LinkEvent::Frame(ind));
+    }
+
+    fn on_tunnelling_ack(&mut self, now: Instant, channel: u8, sequence: u8, status: Status) {
+        let Some(tunnel) = self.tunnels.get_mut(&channel) else {
+            tracing::debug!(channel, "TUNNELLING_ACK for an unknown channel ignored");
+            return;
+        };
+        match &tunnel.outstanding {
+            Some(out) if out.sequence == sequence => {}
+            _ => {
+                tracing::debug!(channel, sequence, "unexpected TUNNELLING_ACK ignored");
+                return;
+            }
+        }
+        if status != Status::NoError {
+            tracing::warn!(channel, sequence, "TUNNELLING_ACK with error {status}");
+            self.ack_failed(channel, now);
+            return;
+        }
+        tunnel.outstanding = None;
+        tunnel.send_seq = tunnel.send_seq.wrapping_add(1);
+        self.pump(channel, now);
+    }
+
+    fn ack_failed(&mut self, channel: u8, now: Instant) {
+        let Some(tunnel) = self.tunnels.get_mut(&channel) else {
+            return;
+        };
+        let Some(out) = &mut tunnel.outstanding else {
+            return;
+        };
+        if out.repeated {
+            self.drop_tunnel(channel, "TUNNELLING_REQUEST not acknowledged twice");
+            return;
+        }
+        out.repeated = true;
+        out.deadline = now + ACK_TIMEOUT;
+        let transmit = Transmit {
+            destination: tunnel.data,
+            payload: out.payload.clone(),
+        };
+        tracing::debug!(channel, "no TUNNELLING_ACK; repeating once");
+        self.transmits.push_back(transmit);
+    }
+}
+
+impl Protocol for TunnelServer {
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        if self.closed {
+            return;
+        }
+        let frame = match KnxIpFrame::parse(data) {
+            Ok(frame) => frame,
+            Err(e) => {
+                tracing::warn!(%from, len = data.len(), "malformed KNXnet/IP datagram dropped: {e}");
+                return;
+            }
+        };
+        match frame {
+            KnxIpFrame::SearchRequest { discovery_endpoint } => {
+                let to = endpoint_or(discovery_endpoint.address, discovery_endpoint.port, from);
+                tracing::debug!(%to, "SEARCH_REQUEST answered");
+                let response = KnxIpFrame::SearchResponse {
+                    control_endpoint: self.hpai(),
+                    description: self.description(),
+                };
+                self.send(to, &response);
+            }
+            KnxIpFrame::DescriptionRequest { control_endpoint } => {
+                let to = endpoint_or(control_endpoint.address, control_endpoint.port, from);
+                tracing::debug!(%to, "DESCRIPTION_REQUEST answered");
+                let response = KnxIpFrame::DescriptionResponse(self.description());
+                self.send(to, &response);
+            }
+            KnxIpFrame::ConnectRequest {
+                control_endpoint,
+                data_endpoint,
+                cri,
+            } => self.on_connect_request(now, from, control_endpoint, data_endpoint, &cri),
+            KnxIpFrame::ConnectionStateRequest {
+                channel_id,
+                control_endpoint,
+            } => {
+                let to = endpoint_or(control_endpoint.address, control_endpoint.port, from);
+                let status = if let Some(tunnel) = self.tunnels.get_mut(&channel_id) {
+                    tunnel.heartbeat_deadline = now + HEARTBEAT_TIMEOUT;
+                    Status::NoError
+                } else {
+                    tracing::warn!(%from, channel_id, "CONNECTIONSTATE_REQUEST for an unknown channel");
+                    Status::ConnectionId
+                };
+                self.send(
+                    to,
+                    &KnxIpFrame::ConnectionStateResponse { channel_id, status },
+                );
+            }
+            KnxIpFrame::DisconnectRequest {
+                channel_id,
+                control_endpoint,
+            } => {
+                let to = endpoint_or(control_endpoint.address, control_endpoint.port, from);
+                let status = if let Some(tunnel) = self.tunnels.remove(&channel_id) {
+                    tracing::info!(channel_id, address = %tunnel.address, "tunnel connection closed by the client");
+                    Status::NoError
+                } else {
+                    tracing::warn!(%from, channel_id, "DISCONNECT_REQUEST for an unknown channel");
+                    Status::ConnectionId
+                };
+                self.send(to, &KnxIpFrame::DisconnectResponse { channel_id, status });
+            }
+            KnxIpFrame::DisconnectResponse { channel_id, .. } => {
+                tracing::debug!(channel_id, "DISCONNECT_RESPONSE");
+            }
+            KnxIpFrame::TunnellingRequest {
+                channel_id,
+                sequence,
+                cemi,
+            } => self.on_tunnelling_request(now, from, channel_id, sequence, cemi),
+            KnxIpFrame::TunnellingAck {
+                channel_id,
+                sequence,
+                status,
+            } => self.on_tunnelling_ack(now, channel_id, sequence, status),
+            other => {
+                tracing::warn!(%from, "{} not served; dropped", other.service_type());
+            }
+        }
+    }
+
+    fn handle_frame(&mut self, now: Instant, mut frame: LData) {
+        if self.closed {
+            return;
+        }
+        frame.service = LDataService::Ind;
+        if frame.source.raw() == 0 {
+            frame.source = self.own;
+        }
+        let channels: Vec<u8> = self.tunnels.keys().copied().collect();
+        for channel in channels {
+            self.enqueue(channel, frame.clone(), now);
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        let channels: Vec<u8> = self.tunnels.keys().copied().collect();
+        for channel in channels {
+            let Some(tunnel) = self.tunnels.get(&channel) else {
+                continue;
+            };
+            if now >= tunnel.heartbeat_deadline {
+                self.drop_tunnel(channel, "no heartbeat for 120 s");
+                continue;
+            }
+            if tunnel
+                .outstanding
+                .as_ref()
+                .is_some_and(|o| now >= o.deadline)
+            {
+                self.ack_failed(channel, now);
+            }
+        }
+    }
+
+    fn close(&mut self, _now: Instant) {
+        let channels: Vec<u8> = self.tunnels.keys().copied().collect();
+        for channel in channels {
+            if let Some(tunnel) = self.tunnels.remove(&channel) {
+                tracing::info!(channel, "tunnel connection closed (server shutdown)");
+                let frame = KnxIpFrame::DisconnectRequest {
+                    channel_id: channel,
+                    control_endpoint: self.hpai(),
+                };
+                self.send(tunnel.control, &frame);
+            }
+        }
+        self.closed = true;
+        self.events.push_back(LinkEvent::State(LinkState::Down));
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    fn poll_event(&mut self) -> Option<LinkEvent> {
+        self.events.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.tunnels
+            .values()
+            .flat_map(|t| {
+                [
+                    Some(t.heartbeat_deadline),
+                    t.outstanding.as_ref().map(|o| o.deadline),
+                ]
+            })
+            .flatten()
+            .min()
+    }
+
+    fn wants_frames(&self) -> bool {
+        true
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,448 @@
+use super::*;
+use crate::knx::link::testkit::{addr, bytes, events, group_write, ia, sent, tunnelling_request};
+
+const LOCAL: &str = "127.0.0.1:3671";
+
+fn server() -> TunnelServer {
+    let SocketAddr::V4(local) = addr(LOCAL) else {
+        unreachable!()
+    };
+    let mut s = TunnelServer::new(ia("1.1.10"), local);
+    assert_eq!(events(&mut s), [LinkEvent::State(LinkState::Connected)]);
+    s
+}
+
+fn client_addr(n: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 50000 + n))
+}
+
+fn hpai_of(a: SocketAddr) -> Hpai {
+    let SocketAddr::V4(a) = a else { unreachable!() };
+    Hpai::udp(*a.ip(), a.port())
+}
+
+fn connect_request(a: SocketAddr) -> Vec<u8> {
+    bytes(&KnxIpFrame::ConnectRequest {
+        control_endpoint: hpai_of(a),
+        data_endpoint: hpai_of(a),
+        cri: Cri::Tunnel {
+            layer: TunnelLayer::LinkLayer,
+            individual_address: None,
+        },
+    })
+}
+
+/// Connects client `n` and returns its channel and address.
+fn connect(s: &mut TunnelServer, now: Instant, n: u16) -> (u8, IndividualAddress) {
+    s.handle_datagram(now, client_addr(n), &connect_request(client_addr(n)));
+    match sent(s).as_slice() {
+        [
+            (
+                to,
+                KnxIpFrame::ConnectResponse {
+                    channel_id,
+                    status: Status::NoError,
+                    endpoint: Some((hpai, Crd::Tunnel { individual_address })),
+                },
+            ),
+        ] if *to == client_addr(n) && *hpai == hpai_of(addr(LOCAL)) => {
+            (*channel_id, *individual_address)
+        }
+        other => panic!("connect {n}: {other:?}"),
+    }
+}
+
+fn ack(channel: u8, sequence: u8) -> Vec<u8> {
+    bytes(&KnxIpFrame::TunnellingAck {
+        channel_id: channel,
+        sequence,
+        status: Status::NoError,
+    })
+}
+
+#[test]
+fn search_and_description_describe_the_gateway() {
+    let mut s = server();
+    let now = Instant::now();
+    let search = bytes(&KnxIpFrame::SearchRequest {
+        discovery_endpoint: hpai_of(client_addr(1)),
+    });
+    s.handle_datagram(now, client_addr(9), &search);
+    let out = sent(&mut s);
+    let [
+        (
+            to,
+            KnxIpFrame::SearchResponse {
+                control_endpoint,
+                description,
+            },
+        ),
+    ] = out.as_slice()
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(*to, client_addr(1), "answered to the discovery endpoint");
+    assert_eq!(*control_endpoint, hpai_of(addr(LOCAL)));
+    assert_eq!(description.device_info.name(), "knx-echarge");
+    assert_eq!(description.device_info.medium, Medium::Tp1);
+    assert_eq!(description.device_info.individual_address, ia("1.1.10"));
+    let families: Vec<_> = description
+        .service_families
+        .iter()
+        .map(|f| f.family)
+        .collect();
+    assert_eq!(
+        families,
+        [
+            ServiceFamilyId::Core,
+            ServiceFamilyId::DeviceManagement,
+            ServiceFamilyId::Tunnelling
+        ]
+    );
+    // Route-back HPAI: the answer goes to the sender.
+    let describe = bytes(&KnxIpFrame::DescriptionRequest {
+        control_endpoint: Hpai::unspecified(HostProtocol::Udp),
+    });
+    s.handle_datagram(now, client_addr(2), &describe);
+    let out = sent(&mut s);
+    assert!(
+        matches!(out.as_slice(), [(to, KnxIpFrame::DescriptionResponse(d))] if *to == client_addr(2) && *d == s.description())
+    );
+}
+
+#[test]
+fn tunnels_get_consecutive_addresses_skipping_the_gateway() {
+    let mut s = server();
+    let now = Instant::now();
+    let mut seen = Vec::new();
+    for n in 0..u16::try_from(MAX_TUNNELS).unwrap() {
+        seen.push(connect(&mut s, now, n));
+    }
+    let addresses: Vec<String> = seen.iter().map(|(_, a)| a.to_string()).collect();
+    assert_eq!(
+        addresses,
+        [
+            "1.1.11", "1.1.12", "1.1.13", "1.1.14", "1.1.15", "1.1.16", "1.1.17", "1.1.18"
+        ]
+    );
+    let mut channels: Vec<u8> = seen.iter().map(|(c, _)| *c).collect();
+    channels.dedup();
+    assert_eq!(channels.len(), MAX_TUNNELS);
+    // One more is refused.
+    s.handle_datagram(now, client_addr(99), &connect_request(client_addr(99)));
+    let out = sent(&mut s);
+    assert!(matches!(
+        out.as_slice(),
+        [(
+            _,
+            KnxIpFrame::ConnectResponse {
+                status: Status::NoMoreConnections,
+                ..
+            }
+        )]
+    ));
+    // Near the end of the line the addresses wrap and skip device 0 and the gateway.
+    let local = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 3671);
+    let s = TunnelServer::new(ia("1.1.254"), local);
+    let wrapped: Vec<String> = s
+        .tunnel_addresses()
+        .take(3)
+        .map(|a| a.to_string())
+        .collect();
+    assert_eq!(wrapped, ["1.1.255", "1.1.1", "1.1.2"]);
+    let s = TunnelServer::new(ia("1.1.0"), local);
+    assert!(s.tunnel_addresses().all(|a| a != ia("1.1.0")));
+}
+
+#[test]
+fn unsupported_connection_types_are_refused() {
+    let mut s = server();
+    let now = Instant::now();
+    for (cri, status) in [
+        (Cri::DeviceManagement, Status::ConnectionType),
+        (
+            Cri::Tunnel {
+                layer: TunnelLayer::Busmonitor,
+                individual_address: None,
+            },
+            Status::TunnellingLayer,
+        ),
+        (
+            Cri::Tunnel {
+                layer: TunnelLayer::LinkLayer,
+                individual_address: Some(ia("1.1.99")),
+            },
+            Status::NoTunnellingAddress,
+        ),
+    ] {
+        let request = bytes(&KnxIpFrame::ConnectRequest {
+            control_endpoint: hpai_of(client_addr(1)),
+            data_endpoint: hpai_of(client_addr(1)),
+            cri,
+        });
+        s.handle_datagram(now, client_addr(1), &request);
+        let out = sent(&mut s);
+        assert!(
+            matches!(out.as_slice(), [(_, KnxIpFrame::ConnectResponse { status: st, endpoint: None, .. })] if *st == status),
+            "{out:?}"
+        );
+    }
+    // A requested free address of the pool is granted.
+    let request = bytes(&KnxIpFrame::ConnectRequest {
+        control_endpoint: hpai_of(client_addr(1)),
+        data_endpoint: hpai_of(client_addr(1)),
+        cri: Cri::Tunnel {
+            layer: TunnelLayer::LinkLayer,
+            individual_address: Some(ia("1.1.13")),
+        },
+    });
+    s.handle_datagram(now, client_addr(1), &request);
+    assert_eq!(s.tunnels().first().map(|t| t.1), Some(ia("1.1.13")));
+}
+
+#[test]
+fn a_request_is_confirmed_fanned_out_and_delivered() {
+    let mut s = server();
+    let now = Instant::now();
+    let (a, a_addr) = connect(&mut s, now, 1);
+    let (b, _) = connect(&mut s, now, 2);
+    let (c, _) = connect(&mut s, now, 3);
+    let req = group_write(LDataService::Req, "0.0.0", (1, 2, 3), 1);
+    s.handle_datagram(now, client_addr(1), &tunnelling_request(a, 0, req));
+    let out = sent(&mut s);
+    let mut expected_ind = group_write(LDataService::Ind, "0.0.0", (1, 2, 3), 1);
+    expected_ind.source = a_addr;
+    let mut expected_con = expected_ind.clone();
+    expected_con.service = LDataService::Con;
+    assert_eq!(out.len(), 4, "{out:?}");
+    assert!(
+        matches!(&out[0], (to, KnxIpFrame::TunnellingAck { channel_id, sequence: 0, status: Status::NoError }) if *to == client_addr(1) && *channel_id == a)
+    );
+    assert!(
+        matches!(&out[1], (to, KnxIpFrame::TunnellingRequest { channel_id, sequence: 0, cemi: Cemi::LData(f) }) if *to == client_addr(1) && *channel_id == a && *f == expected_con)
+    );
+    assert!(
+        matches!(&out[2], (to, KnxIpFrame::TunnellingRequest { channel_id, sequence: 0, cemi: Cemi::LData(f) }) if *to == client_addr(2) && *channel_id == b && *f == expected_ind)
+    );
+    assert!(
+        matches!(&out[3], (to, KnxIpFrame::TunnellingRequest { channel_id, sequence: 0, cemi: Cemi::LData(f) }) if *to == client_addr(3) && *channel_id == c && *f == expected_ind)
+    );
+    assert_eq!(events(&mut s), [LinkEvent::Frame(expected_ind.clone())]);
+    // A repetition is acknowledged again but not delivered twice.
+    s.handle_datagram(
+        now,
+        client_addr(1),
+        &tunnelling_request(a, 0, group_write(LDataService::Req, "0.0.0", (1, 2, 3), 1)),
+    );
+    assert!(matches!(
+        sent(&mut s).as_slice(),
+        [(_, KnxIpFrame::TunnellingAck { sequence: 0, .. })]
+    ));
+    assert!(events(&mut s).is_empty());
+    // Per-tunnel sequence: b's next frame waits for b's ACK, then goes with sequence 1.
+    s.handle_frame(now, group_write(LDataService::Req, "0.0.0", (2, 0, 1), 0));
+    let out = sent(&mut s);
+    assert!(
+        out.iter().all(|(to, _)| *to != client_addr(2)),
+        "b still owes an ACK"
+    );
+    s.handle_datagram(now, client_addr(2), &ack(b, 0));
+    let out = sent(&mut s);
+    assert!(
+        matches!(out.as_slice(), [(to, KnxIpFrame::TunnellingRequest { sequence: 1, cemi: Cemi::LData(f), .. })] if *to == client_addr(2) && f.source == ia("1.1.10") && f.service == LDataService::Ind),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn gateway_frames_go_to_every_tunnel() {
+    let mut s = server();
+    let now = Instant::now();
+    let (a, _) = connect(&mut s, now, 1);
+    let (b, _) = connect(&mut s, now, 2);
+    s.handle_frame(now, group_write(LDataService::Req, "0.0.0", (1, 2, 3), 1));
+    let out = sent(&mut s);
+    let mut to: Vec<(SocketAddr, u8)> = Vec::new();
+    for (dest, frame) in &out {
+        let KnxIpFrame::TunnellingRequest {
+            channel_id,
+            cemi: Cemi::LData(f),
+            ..
+        } = frame
+        else {
+            panic!("{frame:?}")
+        };
+        assert_eq!(f.service, LDataService::Ind);
+        assert_eq!(f.source, ia("1.1.10"));
+        to.push((*dest, *channel_id));
+    }
+    assert_eq!(to, [(client_addr(1), a), (client_addr(2), b)]);
+    assert!(
+        events(&mut s).is_empty(),
+        "the gateway does not hear itself"
+    );
+}
+
+#[test]
+fn an_unacknowledged_tunnel_is_repeated_once_then_dropped() {
+    let mut s = server();
+    let t0 = Instant::now();
+    let (a, _) = connect(&mut s, t0, 1);
+    s.handle_frame(t0, group_write(LDataService::Req, "0.0.0", (1, 2, 3), 1));
+    let first = sent(&mut s);
+    assert_eq!(s.poll_timeout(), Some(t0 + ACK_TIMEOUT));
+    s.handle_timeout(t0 + ACK_TIMEOUT);
+    assert_eq!(sent(&mut s), first, "the same request is repeated");
+    s.handle_timeout(t0 + ACK_TIMEOUT * 2);
+    let out = sent(&mut s);
+    assert!(
+        matches!(out.as_slice(), [(to, KnxIpFrame::DisconnectRequest { channel_id, .. })] if *to == client_addr(1) && *channel_id == a)
+    );
+    assert!(s.tunnels().is_empty());
+}
+
+#[test]
+fn tunnels_without_heartbeat_are_dropped_after_120_s() {
+    let mut s = server();
+    let t0 = Instant::now();
+    let (a, _) = connect(&mut s, t0, 1);
+    let (b, _) = connect(&mut s, t0, 2);
+    let heartbeat = bytes(&KnxIpFrame::ConnectionStateRequest {
+        channel_id: a,
+        control_endpoint: hpai_of(client_addr(1)),
+    });
+    let t1 = t0 + Duration::from_secs(100);
+    s.handle_datagram(t1, client_addr(1), &heartbeat);
+    assert!(
+        matches!(sent(&mut s).as_slice(), [(to, KnxIpFrame::ConnectionStateResponse { status: Status::NoError, .. })] if *to == client_addr(1))
+    );
+    assert_eq!(s.poll_timeout(), Some(t0 + HEARTBEAT_TIMEOUT));
+    s.handle_timeout(t0 + HEARTBEAT_TIMEOUT);
+    let out = sent(&mut s);
+    assert!(
+        matches!(out.as_slice(), [(to, KnxIpFrame::DisconnectRequest { channel_id, .. })] if *to == client_addr(2) && *channel_id == b)
+    );
+    assert_eq!(s.tunnels().len(), 1);
+    assert_eq!(s.poll_timeout(), Some(t1 + HEARTBEAT_TIMEOUT));
+    // A heartbeat for a dropped channel is answered with E_CONNECTION_ID.
+    let stale = bytes(&KnxIpFrame::ConnectionStateRequest {
+        channel_id: b,
+        control_endpoint: hpai_of(client_addr(2)),
+    });
+    s.handle_datagram(t1, client_addr(2), &stale);
+    assert!(matches!(
+        sent(&mut s).as_slice(),
+        [(
+            _,
+            KnxIpFrame::ConnectionStateResponse {
+                status: Status::ConnectionId,
+                ..
+            }
+        )]
+    ));
+}
+
+#[test]
+fn disconnects_are_answered() {
+    let mut s = server();
+    let now = Instant::now();
+    let (a, _) = connect(&mut s, now, 1);
+    let request = |ch| {
+        bytes(&KnxIpFrame::DisconnectRequest {
+            channel_id: ch,
+            control_endpoint: hpai_of(client_addr(1)),
+        })
+    };
+    s.handle_datagram(now, client_addr(1), &request(a));
+    assert!(matches!(
+        sent(&mut s).as_slice(),
+        [(
+            _,
+            KnxIpFrame::DisconnectResponse {
+                status: Status::NoError,
+                ..
+            }
+        )]
+    ));
+    assert!(s.tunnels().is_empty());
+    s.handle_datagram(now, client_addr(1), &request(a));
+    assert!(matches!(
+        sent(&mut s).as_slice(),
+        [(
+            _,
+            KnxIpFrame::DisconnectResponse {
+                status: Status::ConnectionId,
+                ..
+            }
+        )]
+    ));
+    // The address is free again.
+    assert_eq!(connect(&mut s, now, 2).1, ia("1.1.11"));
+}
+
+#[test]
+fn malformed_input_is_dropped_and_serving_goes_on() {
+    let mut s = server();
+    let now = Instant::now();
+    let (a, _) = connect(&mut s, now, 1);
+    let good = tunnelling_request(a, 0, group_write(LDataService::Req, "0.0.0", (1, 2, 3), 1));
+    let mut wrong_total = good.clone();
+    wrong_total[5] = wrong_total[5].wrapping_add(3);
+    let mut garbage_cemi = good.clone();
+    garbage_cemi[11] = 0xFF; // L_Data.req whose additional-info length runs past the frame
+    let mut ldata_ind = good.clone();
+    ldata_ind[10] = 0x29; // a tunnel client may not send L_Data.ind
+    let bad: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0x06, 0x10, 0x04], // truncated header
+        wrong_total,            // total length disagrees
+        vec![0x06, 0x10, 0x07, 0x77, 0x00, 0x08, 0xDE, 0xAD], // unknown service type
+        tunnelling_request(
+            a.wrapping_add(1),
+            0,
+            group_write(LDataService::Req, "0.0.0", (1, 2, 3), 1),
+        ), // bad channel
+        garbage_cemi,
+        vec![0x06, 0x10, 0x04, 0x20, 0x00, 0x0A, 0x04, a, 0x00, 0x00], // empty cEMI
+        vec![
+            0x06, 0x20, 0x02, 0x01, 0x00, 0x0E, 8, 1, 127, 0, 0, 1, 0x0E, 0x57,
+        ], // wrong version
+    ];
+    for datagram in &bad {
+        s.handle_datagram(now, client_addr(1), datagram);
+        assert!(
+            sent(&mut s).is_empty(),
+            "{datagram:02x?} must get no answer"
+        );
+        assert!(events(&mut s).is_empty());
+    }
+    // An L_Data.ind from a tunnel is acknowledged (the sequence is fine) but not served.
+    s.handle_datagram(now, client_addr(1), &ldata_ind);
+    assert!(matches!(
+        sent(&mut s).as_slice(),
+        [(_, KnxIpFrame::TunnellingAck { sequence: 0, .. })]
+    ));
+    assert!(events(&mut s).is_empty());
+    // The tunnel still works: the next sequence number is served.
+    let next = tunnelling_request(a, 1, group_write(LDataService::Req, "0.0.0", (1, 2, 3), 1));
+    s.handle_datagram(now, client_addr(1), &next);
+    assert_eq!(sent(&mut s).len(), 2, "ACK and L_Data.con");
+    assert_eq!(events(&mut s).len(), 1);
+}
+
+#[test]
+fn close_disconnects_every_tunnel() {
+    let mut s = server();
+    let now = Instant::now();
+    connect(&mut s, now, 1);
+    connect(&mut s, now, 2);
+    s.close(now);
+    let out = sent(&mut s);
+    assert_eq!(out.len(), 2);
+    assert!(
+        out.iter()
+            .all(|(_, f)| matches!(f, KnxIpFrame::DisconnectRequest { .. }))
+    );
+    assert!(s.is_closed());
+    assert_eq!(events(&mut s), [LinkEvent::State(LinkState::Down)]);
+}
