@@ -524,62 +524,42 @@ pub const F16_MAX: f64 = 670_760.96;
 /// The DPT 9 "invalid data" pattern.
 pub const F16_INVALID: u16 = 0x7FFF;
 
-/// `round(|x| · 100 / 2^e)` computed exactly on the binary value of `x`, ties away from zero,
-/// or `None` when it does not fit in 12 bits (with the sign of `x`).
-fn f16_mantissa(x: f64, e: u32) -> Option<i32> {
-    let bits = x.to_bits();
-    let negative = bits >> 63 != 0;
-    let biased = i32::try_from((bits >> 52) & 0x7FF).ok()?;
-    let fraction = bits & ((1u64 << 52) - 1);
-    // x = mant · 2^exp exactly.
-    let (mant, exp) = if biased == 0 {
-        (fraction, -1074)
-    } else {
-        (fraction | (1u64 << 52), biased - 1075)
-    };
-    let num = u128::from(mant) * 100; // < 2^60
-    let shift = exp - i32::try_from(e).ok()?;
-    let magnitude: u128 = if shift >= 0 {
-        if shift > 60 {
-            return None;
-        }
-        num << shift
-    } else {
-        let s = shift.unsigned_abs();
-        if s >= 120 {
-            0 // num < 2^60 is below half of 2^s: rounds to zero.
-        } else {
-            let q = num >> s;
-            let rem = num & ((1u128 << s) - 1);
-            let half = 1u128 << (s - 1);
-            if rem >= half { q + 1 } else { q }
-        }
-    };
-    let limit: u128 = if negative { 2048 } else { 2047 };
-    if magnitude > limit {
-        return None;
-    }
-    let m = i32::try_from(magnitude).ok()?;
-    Some(if negative { -m } else { m })
-}
-
 /// Encodes a DPT 9 2-octet float: value = 0.01 · M · 2^E with M a 12-bit two's-complement
 /// mantissa (sign in bit 15, 11 bits in bits 10–0) and E a 4-bit exponent (bits 14–11).
 ///
-/// The encoder picks the **smallest exponent** whose rounded mantissa fits, and rounds the
-/// exact binary value of `value · 100 / 2^E` **to nearest, ties away from zero** (so the
-/// result is within half an LSB, 0.005 · 2^E, and symmetric in sign). For example 20.48
-/// encodes as `0x0C00` (E 1, M 1024) and 101.0 — exactly halfway between two E 3 steps —
-/// as `0x1CEF` (101.04). Returns `None` for NaN, values outside [`F16_MIN`]..=[`F16_MAX`],
+/// The conversion is the one ETS and xknx (the KNX library behind Home Assistant) use, so
+/// both sides of the bus agree to the bit: take `value · 100`, halve it until it lies in
+/// −2048..=2047 (the smallest exponent that fits), then round the mantissa **to nearest,
+/// ties to even**. A value that rounds to 0 at E 0 is `0x0000` (never the negative zero
+/// `0x8000`, which means −20.48). Examples: 20.48 → `0x0C00`; 21.0 → `0x0C1A`; 101.0
+/// (10100 / 8 = 1262.5, a tie) → `0x1CEE` (100.96). `tests/dpt_xknx.rs` checks hundreds of
+/// values against xknx. Returns `None` for NaN, values outside [`F16_MIN`]..=[`F16_MAX`],
 /// and values that would encode as [`F16_INVALID`].
 pub fn encode_f16(value: f64) -> Option<u16> {
     if !value.is_finite() || !(F16_MIN..=F16_MAX).contains(&value) {
         return None;
     }
-    let (e, m) = (0u32..16).find_map(|e| f16_mantissa(value, e).map(|m| (e, m)))?;
-    let m12 = u16::try_from(m.rem_euclid(4096)).ok()?;
-    let exponent = u16::try_from(e).ok()?;
-    let raw = ((m12 & 0x0800) << 4) | (exponent << 11) | (m12 & 0x07FF);
+    let mut scaled = value * 100.0;
+    if scaled.round_ties_even() == 0.0 {
+        return Some(0x0000);
+    }
+    let mut exponent: u16 = 0;
+    while !(-2048.0..=2047.0).contains(&scaled) {
+        exponent += 1;
+        if exponent > 15 {
+            return None;
+        }
+        scaled /= 2.0;
+    }
+    // −2048 ≤ scaled ≤ 2047, so the rounded mantissa fits 12 bits with its sign.
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "range checked by the loop above"
+    )]
+    let mantissa = scaled.round_ties_even() as i32;
+    let low = u16::try_from(mantissa.rem_euclid(2048)).ok()?;
+    let sign = if scaled < 0.0 { 0x8000 } else { 0 };
+    let raw = sign | (exponent << 11) | low;
     (raw != F16_INVALID).then_some(raw)
 }
 
@@ -673,6 +653,9 @@ pub fn encode(dpt: Dpt, value: &DptValue) -> Result<Payload, DptError> {
         }
         9 => {
             let v = float(dpt, value)?;
+            if dpt == Dpt::ValueTemp && v < -273.0 {
+                return Err(out_of_range("below -273 °C"));
+            }
             if v < F16_MIN {
                 return Err(out_of_range("below -671088.64"));
             }
@@ -832,12 +815,12 @@ mod tests {
             (-20.48, 0x8000, -20.48),           // E 0, M −2048 fits
             (21.0, 0x0C1A, 21.0),               // E 1, M 1050
             (-30.0, 0x8A24, -30.0),             // E 1, M −1500 = 0xA24
-            (101.0, 0x1CEF, 101.04),            // E 3, 10100/8 = 1262.5: tie, away from zero → 1263
-            (-101.0, 0x9B11, -101.04),          // E 3, M −1263 = 0xB11 (symmetric)
-            (0.005, 0x0001, 0.01), // binary 0.005 is slightly above the half: rounds up
+            (101.0, 0x1CEE, 100.96), // E 3, 10100/8 = 1262.5: tie, to even → 1262 (as xknx)
+            (-101.0, 0x9B12, -100.96), // E 3, M −1262 = 0xB12 (as xknx)
+            (0.005, 0x0000, 0.0),    // 0.5 rounds to even 0 → 0x0000 (as ETS and xknx)
             (670_433.28, 0x7FFE, 670_433.28), // E 15, M 2046: largest encodable value
             (-671_088.64, 0xF800, -671_088.64), // E 15, M −2048: smallest value
-            (16.0, 0x0640, 16.0),  // E 0, M 1600
+            (16.0, 0x0640, 16.0),    // E 0, M 1600
         ];
         for (value, raw, decoded) in vectors {
             assert_eq!(encode_f16(value), Some(raw), "encode {value}");

@@ -550,14 +550,18 @@ pub fn to_dpt(dpt: Dpt, value: &Value) -> Result<DptValue, String> {
         }
         (Dpt::LongDeltaTimeSec, Value::Seconds(s)) => DptValue::I32(*s),
         (Dpt::TimeOfDay, Value::TimeOfDay(t)) => DptValue::TimeOfDay(*t),
-        (Dpt::StringLatin1, Value::Text(s)) => DptValue::Text(truncate_latin1(s, 14)),
+        (Dpt::StringLatin1, Value::Text(s)) => DptValue::Text(latin1_lossy(s, 14)),
         (dpt, value) => return Err(format!("a {value:?} cannot be sent as DPT {dpt}")),
     })
 }
 
-/// The first `max` characters of `s` (16.001 carries at most 14 bytes).
-fn truncate_latin1(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
+/// The first `max` characters of `s`, with characters outside ISO 8859-1 replaced by `?`
+/// (as xknx does), so a serial number or RFID tag with an odd character is still shown.
+pub fn latin1_lossy(s: &str, max: usize) -> String {
+    s.chars()
+        .take(max)
+        .map(|c| if u32::from(c) <= 0xFF { c } else { '?' })
+        .collect()
 }
 
 #[cfg(test)]

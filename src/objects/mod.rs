@@ -119,10 +119,18 @@ impl GroupObject {
 }
 
 /// The objects of one configuration, ordered by number.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectTable {
     objects: Vec<GroupObject>,
+    /// Group address → indexes into `objects` (the receive path looks objects up by address).
+    by_address: BTreeMap<GroupAddress, Vec<usize>>,
+}
+
+/// Serialised as the list of objects.
+impl Serialize for ObjectTable {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.objects.serialize(s)
+    }
 }
 
 impl ObjectTable {
@@ -151,7 +159,16 @@ impl ObjectTable {
             }
         }
         objects.sort_by_key(|o| o.number);
-        Self { objects }
+        let mut by_address: BTreeMap<GroupAddress, Vec<usize>> = BTreeMap::new();
+        for (i, o) in objects.iter().enumerate() {
+            for ga in &o.group_addresses {
+                by_address.entry(*ga).or_default().push(i);
+            }
+        }
+        Self {
+            objects,
+            by_address,
+        }
     }
 
     /// All objects, ordered by number.
