@@ -316,11 +316,14 @@ impl TunnelClient {
             return;
         };
         if conn.channel != channel {
+            // The server still serves an earlier connection of ours (its DISCONNECT was
+            // lost while the network was down): release that channel.
             tracing::warn!(
                 channel,
                 ours = conn.channel,
-                "TUNNELLING_REQUEST for another channel; dropped"
+                "TUNNELLING_REQUEST for a stale channel dropped; disconnecting that channel"
             );
+            self.send_disconnect_request(channel);
             return;
         }
         let verdict = seq_verdict(conn.recv_seq, sequence);

@@ -287,9 +287,14 @@ fn duplicates_are_acknowledged_but_delivered_once() {
     c.handle_datagram(t0, addr(DATA), &tunnelling_request(7, 5, ind.clone()));
     assert!(acks(&mut c).is_empty());
     assert!(events(&mut c).is_empty());
-    // Another channel: dropped.
+    // Another (stale) channel: dropped, and that channel is released.
     c.handle_datagram(t0, addr(DATA), &tunnelling_request(9, 1, ind.clone()));
-    assert!(acks(&mut c).is_empty());
+    let out = sent(&mut c);
+    assert!(
+        matches!(out.as_slice(), [(to, KnxIpFrame::DisconnectRequest { channel_id: 9, .. })] if *to == addr(REMOTE)),
+        "{out:?}"
+    );
+    assert!(events(&mut c).is_empty());
     // The next one is delivered.
     c.handle_datagram(t0, addr(DATA), &tunnelling_request(7, 1, ind.clone()));
     assert_eq!(acks(&mut c), [1]);

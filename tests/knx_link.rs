@@ -1,0 +1,1020 @@
+//! Interop tests of the KNX links (`knx::link`) against real peers: xknx (PyPI, run from
+//! `<crate>/.venv`) and knxd (Debian) in a network namespace.
+//!
+//! `tests/run` installs the peers and sets `KNX_ECHARGE_INTEROP=1`; under it every test here
+//! must run. Outside it a test whose peer is missing prints a loud SKIP and passes.
+//!
+//! * `server_*`: the built-in tunnelling server on 127.0.0.1 with xknx tunnelling clients.
+//! * `client_*`: the tunnelling client against knxd in a namespace (knxd does not serve
+//!   tunnels on loopback), with xknx as a second knxd client; link cut and knxd restart.
+//! * `routing_*`: the routing link and knxd's router exchanging multicast over the veth pair.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use knx_echarge::knx::link::{LinkEvent, LinkHandle, LinkSpec, LinkState, spawn};
+use knx_echarge::knx::wire::apdu::{Apdu, Payload, Tpdu};
+use knx_echarge::knx::wire::cemi::{Destination, LData, LDataService};
+use knx_echarge::knx::{GroupAddress, IndividualAddress};
+use tokio::sync::mpsc;
+
+const CRATE: &str = env!("CARGO_MANIFEST_DIR");
+/// Generous: the CI machine has 2 cores and runs tests in parallel.
+const PEER_TIMEOUT: Duration = Duration::from_secs(30);
+const FRAME_TIMEOUT: Duration = Duration::from_secs(15);
+
+// ---------------------------------------------------------------------------------------
+// Prerequisites
+// ---------------------------------------------------------------------------------------
+
+fn under_tests_run() -> bool {
+    std::env::var_os("KNX_ECHARGE_INTEROP").is_some_and(|v| v == "1")
+}
+
+/// Fails under tests/run, else prints a loud SKIP; returns false when the test must stop.
+fn require(what: &str, ok: bool) -> bool {
+    if ok {
+        return true;
+    }
+    assert!(
+        !under_tests_run(),
+        "{what} is missing although tests/run should have installed it"
+    );
+    eprintln!(
+        "\n\n######## SKIP: {what} is missing; run tests/run to install the interop peers ########\n"
+    );
+    false
+}
+
+fn python() -> Option<PathBuf> {
+    let python = Path::new(CRATE).join(".venv/bin/python");
+    let ok = Command::new(&python)
+        .args(["-c", "import xknx"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then_some(python)
+}
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn need_xknx() -> Option<PathBuf> {
+    let python = python();
+    require("xknx in .venv", python.is_some()).then_some(python?)
+}
+
+fn need_netns() -> Option<PathBuf> {
+    let python = need_xknx()?;
+    if !require("knxd (Debian package knxd)", have("knxd"))
+        || !require("ip (iproute2)", have("ip"))
+        || !require("root (network namespaces)", is_root())
+    {
+        return None;
+    }
+    Some(python)
+}
+
+/// Logs of the link go to the test output (`RUST_LOG` to change the level).
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "knx_echarge=debug".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+// ---------------------------------------------------------------------------------------
+// Frames
+// ---------------------------------------------------------------------------------------
+
+fn ga(text: &str) -> GroupAddress {
+    text.parse().unwrap()
+}
+
+fn ia(text: &str) -> IndividualAddress {
+    text.parse().unwrap()
+}
+
+fn write(dest: &str, payload: Payload) -> LData {
+    LData::new(
+        LDataService::Req,
+        IndividualAddress::from_raw(0),
+        Destination::Group(ga(dest)),
+        Tpdu::Data(Apdu::GroupValueWrite(payload)),
+    )
+}
+
+/// Waits for a frame to `dest`, skipping other events.
+async fn expect_frame(link: &mut LinkHandle, dest: &str) -> LData {
+    let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
+    loop {
+        match tokio::time::timeout_at(deadline, link.from_bus.recv()).await {
+            Ok(Some(LinkEvent::Frame(f))) if f.destination == Destination::Group(ga(dest)) => {
+                return f;
+            }
+            Ok(Some(other)) => eprintln!("(skipping {other:?})"),
+            Ok(None) => panic!("link closed while waiting for a frame to {dest}"),
+            Err(elapsed) => panic!("no frame to {dest}: {elapsed}"),
+        }
+    }
+}
+
+/// Waits for one of `states`, skipping frames; returns the state seen.
+async fn expect_state(link: &mut LinkHandle, states: &[LinkState], within: Duration) -> LinkState {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, link.from_bus.recv()).await {
+            Ok(Some(LinkEvent::State(s))) if states.contains(&s) => return s,
+            Ok(Some(other)) => eprintln!("(skipping {other:?})"),
+            Ok(None) => panic!("link closed while waiting for {states:?}"),
+            Err(elapsed) => panic!("no state in {states:?}: {elapsed}"),
+        }
+    }
+}
+
+fn assert_group_write(frame: &LData, source: &str, payload: &Payload) {
+    assert_eq!(frame.service, LDataService::Ind);
+    assert_eq!(frame.source, ia(source), "source of {frame}");
+    assert_eq!(
+        frame.tpdu,
+        Tpdu::Data(Apdu::GroupValueWrite(payload.clone())),
+        "TPDU of {frame}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The xknx peer (tests/interop/xknx_peer.py)
+// ---------------------------------------------------------------------------------------
+
+struct Peer {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::UnboundedReceiver<String>,
+    seen: Vec<String>,
+}
+
+impl Peer {
+    fn start(python: &Path, name: &str, args: &[&str], netns: Option<&str>) -> Self {
+        let script = Path::new(CRATE).join("tests/interop/xknx_peer.py");
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(python);
+                c
+            }
+            None => Command::new(python),
+        };
+        cmd.arg(&script)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start the xknx peer");
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let label = name.to_owned();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                eprintln!("[{label}] {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let label = name.to_owned();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[{label} stderr] {line}");
+            }
+        });
+        Self {
+            name: name.to_owned(),
+            stdin: child.stdin.take(),
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line starting with `prefix` (earlier lines stay in `seen`).
+    async fn expect(&mut self, prefix: &str) -> String {
+        self.expect_where(prefix, |l| l.starts_with(prefix)).await
+    }
+
+    /// Waits for the RX line of a telegram to `dest`.
+    async fn expect_rx(&mut self, dest: &str) -> String {
+        let needle = format!(" {dest} ");
+        self.expect_where(&format!("RX … {dest}"), |l| {
+            l.starts_with("RX ") && l.contains(&needle)
+        })
+        .await
+    }
+
+    async fn expect_where(&mut self, what: &str, want: impl Fn(&str) -> bool) -> String {
+        if let Some(pos) = self.seen.iter().position(|l| want(l)) {
+            return self.seen.remove(pos);
+        }
+        let deadline = tokio::time::Instant::now() + PEER_TIMEOUT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) if want(&line) => return line,
+                Ok(Some(line)) => {
+                    assert!(!line.starts_with("ERR"), "{}: {line}", self.name);
+                    self.seen.push(line);
+                }
+                Ok(None) => panic!("{} exited while waiting for `{what}`", self.name),
+                Err(elapsed) => panic!("{}: no `{what}`: {elapsed}", self.name),
+            }
+        }
+    }
+
+    fn send(&mut self, command: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{command}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Asks the peer to disconnect and waits (bounded) for it to exit.
+    async fn quit(mut self) {
+        self.send("quit");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        eprintln!("{} did not quit in time; killing it", self.name);
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn ready(peer: &mut Peer) -> String {
+    let line = peer.expect("READY").await;
+    line.trim_start_matches("READY ").to_owned()
+}
+
+// ---------------------------------------------------------------------------------------
+// (a) server <-> xknx
+// ---------------------------------------------------------------------------------------
+
+async fn start_server(own: &str) -> (LinkHandle, u16) {
+    let spec = LinkSpec::Server {
+        bind: "127.0.0.1:0".parse().unwrap(),
+    };
+    let mut link = spawn(spec, ia(own)).await.unwrap();
+    let port = link.local_addr().port();
+    assert_eq!(
+        expect_state(&mut link, &[LinkState::Connected], FRAME_TIMEOUT).await,
+        LinkState::Connected
+    );
+    (link, port)
+}
+
+fn tunnel_args(gateway: &str, port: u16, local: &str) -> Vec<String> {
+    vec![
+        "tunnel".into(),
+        "--gateway".into(),
+        gateway.into(),
+        "--port".into(),
+        port.to_string(),
+        "--local-ip".into(),
+        local.into(),
+    ]
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_serves_xknx_tunnels() {
+    init_tracing();
+    let Some(python) = need_xknx() else { return };
+    let started = Instant::now();
+    let (mut link, port) = start_server("1.1.10").await;
+    let args = tunnel_args("127.0.0.1", port, "127.0.0.1");
+
+    // SEARCH and DESCRIPTION, parsed by xknx.
+    let mut describe = Peer::start(
+        &python,
+        "describe",
+        &[
+            "describe",
+            "--gateway",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--local-ip",
+            "127.0.0.1",
+        ],
+        None,
+    );
+    let line = describe.expect("DESCRIPTION").await;
+    assert_eq!(
+        line,
+        "DESCRIPTION name=knx-echarge address=1.1.10 tunnelling=True routing=False"
+    );
+    let line = describe.expect("SEARCH").await;
+    assert_eq!(
+        line,
+        "SEARCH name=knx-echarge address=1.1.10 tunnelling=True routing=False"
+    );
+
+    // Client A connects and gets the first tunnel address.
+    let mut a = Peer::start(&python, "xknx-a", &strs(&args), None);
+    assert_eq!(ready(&mut a).await, "1.1.11");
+
+    // A writes DPT 1 and a 4-byte value: the gateway receives both.
+    a.send("write 1/2/3 bin:1");
+    let f = expect_frame(&mut link, "1/2/3").await;
+    assert_group_write(&f, "1.1.11", &Payload::Short(1));
+    a.expect("SENT 1/2/3").await; // xknx got its L_Data.con
+    a.send("write 1/2/4 arr:41a00000");
+    let f = expect_frame(&mut link, "1/2/4").await;
+    assert_group_write(&f, "1.1.11", &Payload::Long(vec![0x41, 0xa0, 0, 0]));
+    a.expect("SENT 1/2/4").await;
+
+    // The gateway writes: A receives it from the gateway's address.
+    link.to_bus
+        .send(write("2/0/1", Payload::Short(0)))
+        .await
+        .unwrap();
+    link.to_bus
+        .send(write("2/0/2", Payload::Long(vec![0x0c, 0x1a])))
+        .await
+        .unwrap();
+    assert_eq!(
+        a.expect("RX 1.1.10 2/0/1").await,
+        "RX 1.1.10 2/0/1 GroupValueWrite bin:0"
+    );
+    assert_eq!(
+        a.expect("RX 1.1.10 2/0/2").await,
+        "RX 1.1.10 2/0/2 GroupValueWrite arr:0c1a"
+    );
+
+    // Client B: A and B see each other's telegrams; the gateway sees both.
+    let mut b = Peer::start(&python, "xknx-b", &strs(&args), None);
+    assert_eq!(ready(&mut b).await, "1.1.12");
+    b.send("write 3/3/3 bin:1");
+    assert_eq!(
+        a.expect("RX 1.1.12 3/3/3").await,
+        "RX 1.1.12 3/3/3 GroupValueWrite bin:1"
+    );
+    assert_group_write(
+        &expect_frame(&mut link, "3/3/3").await,
+        "1.1.12",
+        &Payload::Short(1),
+    );
+    a.send("write 3/3/4 arr:ff");
+    assert_eq!(
+        b.expect("RX 1.1.11 3/3/4").await,
+        "RX 1.1.11 3/3/4 GroupValueWrite arr:ff"
+    );
+    assert_group_write(
+        &expect_frame(&mut link, "3/3/4").await,
+        "1.1.11",
+        &Payload::Long(vec![0xff]),
+    );
+    link.to_bus
+        .send(write("2/0/3", Payload::Short(1)))
+        .await
+        .unwrap();
+    a.expect("RX 1.1.10 2/0/3").await;
+    b.expect("RX 1.1.10 2/0/3").await;
+    assert!(
+        !a.seen.iter().any(|l| l.contains(" 3/3/4 ")),
+        "A must not get its own telegram back: {:?}",
+        a.seen
+    );
+
+    a.quit().await;
+    b.quit().await;
+    link.shutdown().await;
+    eprintln!("server_serves_xknx_tunnels took {:?}", started.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------
+// (e) malformed datagrams to the server
+// ---------------------------------------------------------------------------------------
+
+/// A tracing writer that keeps the log for the test to count lines (and echoes it).
+#[derive(Clone, Default)]
+struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLog {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    fn count(&self, needle: &str) -> usize {
+        self.text()
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains(needle))
+            .count()
+    }
+}
+
+impl Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        eprint!("{}", String::from_utf8_lossy(buf));
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLog {
+    type Writer = Self;
+
+    fn make_writer(&'a self) -> Self {
+        self.clone()
+    }
+}
+
+/// Current-thread runtime: the link task runs on the test thread, so the thread-local
+/// subscriber below sees its log.
+#[tokio::test]
+async fn server_drops_malformed_datagrams_and_keeps_serving() {
+    use knx_echarge::knx::wire::cemi::Cemi;
+    use knx_echarge::knx::wire::knxip::{Hpai, KnxIpFrame};
+
+    let log = CapturedLog::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("knx_echarge=debug")
+        .with_ansi(false)
+        .with_writer(log.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let Some(python) = need_xknx() else { return };
+    let (mut link, port) = start_server("1.1.10").await;
+    let server: SocketAddr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut a = Peer::start(
+        &python,
+        "xknx-a",
+        &strs(&tunnel_args("127.0.0.1", port, "127.0.0.1")),
+        None,
+    );
+    assert_eq!(ready(&mut a).await, "1.1.11");
+    // The only tunnel of a fresh server has channel 1.
+    let channel = 1u8;
+
+    let heartbeat = KnxIpFrame::ConnectionStateRequest {
+        channel_id: channel,
+        control_endpoint: Hpai::udp(Ipv4Addr::LOCALHOST, 9),
+    }
+    .to_bytes()
+    .unwrap();
+    let mut wrong_total = heartbeat.clone();
+    wrong_total[5] += 3;
+    let bad_channel = KnxIpFrame::TunnellingRequest {
+        channel_id: 0xEE,
+        sequence: 0,
+        cemi: Cemi::LData(write("5/5/5", Payload::Short(1))),
+    }
+    .to_bytes()
+    .unwrap();
+    let mut garbage_cemi = KnxIpFrame::TunnellingRequest {
+        channel_id: channel,
+        sequence: 0,
+        cemi: Cemi::LData(write("5/5/6", Payload::Short(1))),
+    }
+    .to_bytes()
+    .unwrap();
+    garbage_cemi[11] = 0xFF; // additional-info length far past the end
+    let mut bad_npdu_len = garbage_cemi.clone();
+    bad_npdu_len[11] = 0x00;
+    bad_npdu_len[18] = 0x09; // NPDU length 9, one byte present
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated header", vec![0x06, 0x10, 0x04]),
+        ("wrong total length", wrong_total),
+        (
+            "unknown service type",
+            vec![0x06, 0x10, 0x07, 0x77, 0x00, 0x08, 0xDE, 0xAD],
+        ),
+        ("TUNNELLING_REQUEST with a bad channel", bad_channel),
+        ("garbage cEMI", garbage_cemi),
+        ("cEMI with a wrong NPDU length", bad_npdu_len),
+        (
+            "wrong protocol version",
+            vec![0x06, 0x20, 0x02, 0x03, 0x00, 0x06],
+        ),
+        ("noise", (0u8..64).map(|i| i.wrapping_mul(37)).collect()),
+    ];
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let before = log.count("dropped");
+    for (n, (what, datagram)) in cases.iter().enumerate() {
+        sock.send_to(datagram, server).await.unwrap();
+        let deadline = Instant::now() + FRAME_TIMEOUT;
+        while log.count("dropped") < before + n + 1 {
+            assert!(Instant::now() < deadline, "no warning for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    // Nothing was answered to the garbage.
+    let mut buf = [0u8; 512];
+    let answer = tokio::time::timeout(Duration::from_millis(300), sock.recv_from(&mut buf)).await;
+    assert!(
+        answer.is_err(),
+        "malformed input must not be answered: {answer:?}"
+    );
+
+    // The xknx client still works both ways.
+    a.send("write 1/2/3 bin:1");
+    assert_group_write(
+        &expect_frame(&mut link, "1/2/3").await,
+        "1.1.11",
+        &Payload::Short(1),
+    );
+    a.expect("SENT 1/2/3").await;
+    link.to_bus
+        .send(write("2/0/1", Payload::Short(1)))
+        .await
+        .unwrap();
+    a.expect("RX 1.1.10 2/0/1").await;
+    assert_eq!(
+        log.count("dropped"),
+        before + cases.len(),
+        "exactly one warning per malformed datagram"
+    );
+    assert!(
+        !a.seen.iter().any(|l| l.contains("5/5/")),
+        "garbage reached xknx: {:?}",
+        a.seen
+    );
+    a.quit().await;
+    link.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Network namespace with knxd (b, c, d)
+// ---------------------------------------------------------------------------------------
+
+fn sh(args: &[&str]) -> std::process::Output {
+    Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+fn must(args: &[&str]) {
+    let out = sh(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A namespace `knxtest-<k>` joined to the host by veth `kxt<k>o` (10.213.k.1, host side)
+/// and `kxt<k>i` (10.213.k.2, inside), with knxd inside. `k` is reserved through a lock file
+/// so that tests in parallel processes never share names or subnets. Dropping it kills knxd
+/// and removes the namespace, the veth pair and the lock, also when the test failed.
+struct Netns {
+    name: String,
+    outer: String,
+    inner: String,
+    host_ip: Ipv4Addr,
+    ns_ip: Ipv4Addr,
+    lock: PathBuf,
+    knxd: Option<Child>,
+    knxd_log: PathBuf,
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+fn reserve_subnet() -> (u8, PathBuf) {
+    let dir = std::env::temp_dir().join("knx-echarge-netns");
+    fs::create_dir_all(&dir).unwrap();
+    let pid = std::process::id();
+    let start = (pid + NEXT.fetch_add(1, Ordering::SeqCst) * 17) % 250;
+    for i in 0..250 {
+        let k = u8::try_from((start + i) % 250 + 1).unwrap();
+        let lock = dir.join(format!("{k}.lock"));
+        let take = || {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&lock)
+                .ok()?;
+            writeln!(f, "{pid}").ok()
+        };
+        if take().is_some() {
+            return (k, lock);
+        }
+        // Taken; reclaim it if its process is gone (a crashed run).
+        let owner = fs::read_to_string(&lock).unwrap_or_default();
+        let alive = owner
+            .trim()
+            .parse::<u32>()
+            .is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists());
+        if !alive && fs::remove_file(&lock).is_ok() && take().is_some() {
+            return (k, lock);
+        }
+    }
+    panic!("no free 10.213.x.0/24 test subnet");
+}
+
+impl Netns {
+    fn new() -> Self {
+        let (k, lock) = reserve_subnet();
+        let ns = Self {
+            name: format!("knxtest-{k}"),
+            outer: format!("kxt{k}o"),
+            inner: format!("kxt{k}i"),
+            host_ip: Ipv4Addr::new(10, 213, k, 1),
+            ns_ip: Ipv4Addr::new(10, 213, k, 2),
+            lock,
+            knxd: None,
+            knxd_log: std::env::temp_dir().join(format!("knx-echarge-knxd-{k}.log")),
+        };
+        // Leftovers of a crashed run with the same number.
+        let _ = sh(&["ip", "netns", "del", &ns.name]);
+        let _ = sh(&["ip", "link", "del", &ns.outer]);
+        let (name, outer, inner) = (ns.name.as_str(), ns.outer.as_str(), ns.inner.as_str());
+        let host_cidr = format!("{}/24", ns.host_ip);
+        let ns_cidr = format!("{}/24", ns.ns_ip);
+        must(&["ip", "netns", "add", name]);
+        must(&[
+            "ip", "link", "add", outer, "type", "veth", "peer", "name", inner,
+        ]);
+        must(&["ip", "link", "set", inner, "netns", name]);
+        must(&["ip", "addr", "add", &host_cidr, "dev", outer]);
+        must(&["ip", "link", "set", outer, "up"]);
+        let inside = |args: &[&str]| {
+            let mut all = vec!["ip", "netns", "exec", name];
+            all.extend_from_slice(args);
+            must(&all);
+        };
+        inside(&["ip", "addr", "add", &ns_cidr, "dev", inner]);
+        inside(&["ip", "link", "set", inner, "up"]);
+        inside(&["ip", "link", "set", "lo", "up"]);
+        inside(&["ip", "route", "add", "224.0.0.0/4", "dev", inner]);
+        ns
+    }
+
+    fn knxd_endpoint(&self) -> SocketAddr {
+        SocketAddr::V4(SocketAddrV4::new(self.ns_ip, 3671))
+    }
+
+    /// Starts knxd in the namespace (tunnelling, routing, discovery, knxd's own TCP client
+    /// port for knxtool; a dummy bus) and waits until it answers a DESCRIPTION_REQUEST.
+    async fn start_knxd(&mut self) {
+        let log = File::create(&self.knxd_log).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.name, "knxd"])
+            .args(["-e", "0.0.1", "-E", "0.0.2:8", "-D", "-T", "-R", "-S", "-i"])
+            .args(["-I", &self.inner, "-b", "dummy:"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start knxd");
+        self.knxd = Some(child);
+        let deadline = Instant::now() + PEER_TIMEOUT;
+        while !self.knxd_answers().await {
+            if let Some(status) = self.knxd.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("knxd exited with {status}: {}", self.knxd_log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "knxd does not answer: {}",
+                self.knxd_log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn knxd_answers(&self) -> bool {
+        use knx_echarge::knx::wire::knxip::{Hpai, KnxIpFrame};
+        let Ok(sock) = tokio::net::UdpSocket::bind((self.host_ip, 0)).await else {
+            return false;
+        };
+        let SocketAddr::V4(local) = sock.local_addr().unwrap() else {
+            unreachable!()
+        };
+        let request = KnxIpFrame::DescriptionRequest {
+            control_endpoint: Hpai::udp(*local.ip(), local.port()),
+        }
+        .to_bytes()
+        .unwrap();
+        if sock.send_to(&request, self.knxd_endpoint()).await.is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 512];
+        matches!(
+            tokio::time::timeout(Duration::from_millis(500), sock.recv_from(&mut buf)).await,
+            Ok(Ok((n, _))) if matches!(KnxIpFrame::parse(&buf[..n]), Ok(KnxIpFrame::DescriptionResponse(_)))
+        )
+    }
+
+    /// Stops knxd with SIGTERM (as a service manager would), bounded.
+    async fn stop_knxd(&mut self) {
+        if let Some(mut child) = self.knxd.take() {
+            let _ = sh(&["kill", "-TERM", &child.id().to_string()]);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn knxd_log_text(&self) -> String {
+        fs::read_to_string(&self.knxd_log).unwrap_or_default()
+    }
+
+    fn set_link(&self, up: bool) {
+        must(&[
+            "ip",
+            "link",
+            "set",
+            &self.outer,
+            if up { "up" } else { "down" },
+        ]);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.knxd.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- knxd log ----\n{}", self.knxd_log_text());
+        }
+        let _ = sh(&["ip", "netns", "del", &self.name]);
+        let _ = sh(&["ip", "link", "del", &self.outer]);
+        let _ = fs::remove_file(&self.knxd_log);
+        let _ = fs::remove_file(&self.lock);
+    }
+}
+
+async fn tunnel_to(ns: &Netns) -> LinkHandle {
+    let spec = LinkSpec::Tunnel {
+        remote: ns.knxd_endpoint(),
+    };
+    let mut link = spawn(spec, ia("1.1.10")).await.unwrap();
+    expect_state(&mut link, &[LinkState::Connected], PEER_TIMEOUT).await;
+    link
+}
+
+fn xknx_via_knxd(python: &Path, ns: &Netns, name: &str) -> Peer {
+    let args = tunnel_args(&ns.ns_ip.to_string(), 3671, &ns.host_ip.to_string());
+    Peer::start(python, name, &strs(&args), None)
+}
+
+/// The source address in an `RX <src> <dst> …` line.
+fn rx_source(line: &str) -> String {
+    line.split_whitespace().nth(1).unwrap().to_owned()
+}
+
+/// Sends a gateway frame and waits until the xknx peer prints it; returns the RX line.
+async fn gateway_to_xknx(
+    link: &LinkHandle,
+    peer: &mut Peer,
+    dest: &str,
+    payload: Payload,
+    text: &str,
+) -> String {
+    link.to_bus.send(write(dest, payload)).await.unwrap();
+    let line = peer.expect_rx(dest).await;
+    assert!(
+        line.ends_with(&format!(" {dest} GroupValueWrite {text}")),
+        "{line}"
+    );
+    line
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_talks_to_knxd_and_xknx() {
+    init_tracing();
+    let Some(python) = need_netns() else { return };
+    let started = Instant::now();
+    let mut ns = Netns::new();
+    ns.start_knxd().await;
+    let mut link = tunnel_to(&ns).await;
+    let mut x = xknx_via_knxd(&python, &ns, "xknx");
+    let x_addr = ready(&mut x).await;
+
+    // xknx -> knxd -> our client.
+    x.send("write 1/2/3 bin:1");
+    assert_group_write(
+        &expect_frame(&mut link, "1/2/3").await,
+        &x_addr,
+        &Payload::Short(1),
+    );
+    x.send("write 1/2/4 arr:41a00000");
+    let f = expect_frame(&mut link, "1/2/4").await;
+    assert_group_write(&f, &x_addr, &Payload::Long(vec![0x41, 0xa0, 0, 0]));
+
+    // Our client -> knxd -> xknx; the source is the address knxd gave our tunnel.
+    let line = gateway_to_xknx(&link, &mut x, "2/0/1", Payload::Short(1), "bin:1").await;
+    let ours = rx_source(&line);
+    assert!(
+        ours.starts_with("0.0.") && ours != x_addr && ours != "0.0.1",
+        "{line}"
+    );
+    gateway_to_xknx(
+        &link,
+        &mut x,
+        "2/0/2",
+        Payload::Long(vec![0x0c, 0x1a]),
+        "arr:0c1a",
+    )
+    .await;
+
+    // knxd's own client tool as a third peer.
+    if have("knxtool") || under_tests_run() {
+        let url = format!("ip:{}", ns.ns_ip);
+        let out = sh(&["knxtool", "groupswrite", &url, "1/2/5", "1"]);
+        assert!(
+            out.status.success(),
+            "knxtool: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let f = expect_frame(&mut link, "1/2/5").await;
+        assert_eq!(f.tpdu, Tpdu::Data(Apdu::GroupValueWrite(Payload::Short(1))));
+    }
+
+    x.quit().await;
+    link.shutdown().await;
+    eprintln!("client_talks_to_knxd_and_xknx took {:?}", started.elapsed());
+}
+
+/// Allowed time from restoring the server to `Connected`: the 10 s back-off cap plus slack
+/// for the round trip on a loaded machine.
+const RECOVERY: Duration = Duration::from_millis(11_500);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_reconnects_after_link_cut_and_knxd_restart() {
+    init_tracing();
+    let Some(python) = need_netns() else { return };
+    let started = Instant::now();
+    let mut ns = Netns::new();
+    ns.start_knxd().await;
+    let mut link = tunnel_to(&ns).await;
+
+    // 1. Cut the veth: the next frame gets no ACK, twice, and the connection is lost.
+    ns.set_link(false);
+    link.to_bus
+        .send(write("2/0/9", Payload::Short(1)))
+        .await
+        .unwrap();
+    let state = expect_state(
+        &mut link,
+        &[LinkState::Reconnecting, LinkState::Down],
+        FRAME_TIMEOUT,
+    )
+    .await;
+    eprintln!("link cut: {state:?} after {:?}", started.elapsed());
+    tokio::time::sleep(Duration::from_secs(3)).await; // an outage of a few seconds
+    ns.set_link(true);
+    let restored = Instant::now();
+    expect_state(&mut link, &[LinkState::Connected], PEER_TIMEOUT).await;
+    let took = restored.elapsed();
+    eprintln!("reconnected {took:?} after the link came back");
+    assert!(took <= RECOVERY, "reconnect took {took:?}");
+
+    // Telegrams flow again, both ways (the frame queued during the outage arrives too).
+    let mut x = xknx_via_knxd(&python, &ns, "xknx-1");
+    let x_addr = ready(&mut x).await;
+    x.send("write 1/2/3 bin:1");
+    assert_group_write(
+        &expect_frame(&mut link, "1/2/3").await,
+        &x_addr,
+        &Payload::Short(1),
+    );
+    gateway_to_xknx(&link, &mut x, "2/0/1", Payload::Short(0), "bin:0").await;
+    x.quit().await;
+
+    // 2. Restart knxd.
+    ns.stop_knxd().await;
+    link.to_bus
+        .send(write("2/0/8", Payload::Short(1)))
+        .await
+        .unwrap();
+    let state = expect_state(
+        &mut link,
+        &[LinkState::Reconnecting, LinkState::Down],
+        FRAME_TIMEOUT,
+    )
+    .await;
+    eprintln!("knxd stopped: {state:?}");
+    ns.start_knxd().await;
+    let restored = Instant::now();
+    expect_state(&mut link, &[LinkState::Connected], PEER_TIMEOUT).await;
+    let took = restored.elapsed();
+    eprintln!("reconnected {took:?} after knxd came back");
+    assert!(took <= RECOVERY, "reconnect took {took:?}");
+    let mut x = xknx_via_knxd(&python, &ns, "xknx-2");
+    let x_addr = ready(&mut x).await;
+    x.send("write 1/2/4 bin:0");
+    assert_group_write(
+        &expect_frame(&mut link, "1/2/4").await,
+        &x_addr,
+        &Payload::Short(0),
+    );
+    gateway_to_xknx(&link, &mut x, "2/0/2", Payload::Short(1), "bin:1").await;
+    x.quit().await;
+    link.shutdown().await;
+    eprintln!(
+        "client_reconnects_after_link_cut_and_knxd_restart took {:?}",
+        started.elapsed()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// (d) routing
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_exchanges_telegrams_with_knxd_over_the_veth() {
+    init_tracing();
+    let Some(python) = need_netns() else { return };
+    let started = Instant::now();
+    let mut ns = Netns::new();
+    ns.start_knxd().await;
+    let spec = LinkSpec::Routing {
+        interface: ns.host_ip,
+        group: SocketAddrV4::new(Ipv4Addr::new(224, 0, 23, 12), 3671),
+    };
+    let mut link = spawn(spec, ia("1.1.10")).await.unwrap();
+    expect_state(&mut link, &[LinkState::Connected], FRAME_TIMEOUT).await;
+    // xknx tunnels into knxd; knxd routes between its tunnels and the multicast group.
+    let mut x = xknx_via_knxd(&python, &ns, "xknx");
+    let x_addr = ready(&mut x).await;
+    x.send("write 1/2/3 bin:1");
+    assert_group_write(
+        &expect_frame(&mut link, "1/2/3").await,
+        &x_addr,
+        &Payload::Short(1),
+    );
+    x.send("write 1/2/4 arr:41a00000");
+    assert_group_write(
+        &expect_frame(&mut link, "1/2/4").await,
+        &x_addr,
+        &Payload::Long(vec![0x41, 0xa0, 0, 0]),
+    );
+    let line = gateway_to_xknx(&link, &mut x, "2/0/1", Payload::Short(1), "bin:1").await;
+    assert_eq!(
+        rx_source(&line),
+        "1.1.10",
+        "routing sends with the gateway's address"
+    );
+    gateway_to_xknx(
+        &link,
+        &mut x,
+        "2/0/2",
+        Payload::Long(vec![1, 2, 3, 4]),
+        "arr:01020304",
+    )
+    .await;
+    x.quit().await;
+    link.shutdown().await;
+    eprintln!(
+        "routing_exchanges_telegrams_with_knxd_over_the_veth took {:?}",
+        started.elapsed()
+    );
+}
