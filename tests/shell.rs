@@ -81,6 +81,7 @@ async fn telegrams_flow_through_engine_and_core() {
     .unwrap();
     let (to_bus, mut bus_out) = mpsc::channel(64);
     let (bus_in, from_bus) = mpsc::channel(64);
+    use knx_echarge::knx::link::LinkEvent;
     let handle = shell::spawn(config, true, Some(shell::Bus { to_bus, from_bus }));
     let ga = |s: &str| s.parse::<GroupAddress>().unwrap();
     let next = |rx: &mut mpsc::Receiver<LData>| {
@@ -117,7 +118,7 @@ async fn telegrams_flow_through_engine_and_core() {
         Destination::Group(ga("2/0/5")),
         Tpdu::Data(Apdu::GroupValueWrite(Payload::Short(1))),
     );
-    bus_in.send(write).await.unwrap();
+    bus_in.send(LinkEvent::Frame(write)).await.unwrap();
     let reply = tokio::time::timeout(Duration::from_secs(5), bus_out.recv())
         .await
         .unwrap()
@@ -135,7 +136,7 @@ async fn telegrams_flow_through_engine_and_core() {
         Destination::Group(ga("2/0/6")),
         Tpdu::Data(Apdu::GroupValueRead),
     );
-    bus_in.send(read).await.unwrap();
+    bus_in.send(LinkEvent::Frame(read)).await.unwrap();
     let answer = tokio::time::timeout(Duration::from_secs(5), bus_out.recv())
         .await
         .unwrap()
