@@ -81,7 +81,6 @@ async fn telegrams_flow_through_engine_and_core() {
     .unwrap();
     let (to_bus, mut bus_out) = mpsc::channel(64);
     let (bus_in, from_bus) = mpsc::channel(64);
-    use knx_echarge::knx::link::LinkEvent;
     let handle = shell::spawn(config, true, Some(shell::Bus { to_bus, from_bus }));
     let ga = |s: &str| s.parse::<GroupAddress>().unwrap();
     let next = |rx: &mut mpsc::Receiver<LData>| {
