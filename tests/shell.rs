@@ -70,6 +70,7 @@ async fn faulty_configuration_is_reported_and_the_gateway_keeps_serving() {
 #[tokio::test]
 async fn telegrams_flow_through_engine_and_core() {
     use knx_echarge::knx::GroupAddress;
+    use knx_echarge::knx::link::LinkEvent;
     use knx_echarge::knx::wire::apdu::{Apdu, Payload, Tpdu};
     use knx_echarge::knx::wire::cemi::{Destination, LData, LDataService};
     use tokio::sync::mpsc;
