@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use knx_echarge::config::{Config, file, validate};
 use knx_echarge::hw::Board;
+use knx_echarge::knx::link::{self, LinkSpec};
 use knx_echarge::store::DataDir;
 use knx_echarge::{shell, units::ChargePointId};
 use tracing::{error, info, warn};
@@ -41,6 +42,10 @@ enum Command {
         /// Board description (default: the built-in hw/board.toml).
         #[arg(long)]
         board: Option<PathBuf>,
+        /// KNX link, overriding `knx.link` of the config: tunnel://host[:port],
+        /// routing://interface-address, server://address:port.
+        #[arg(long)]
+        knx: Option<LinkSpec>,
     },
     /// Run the gateway on its embedded demo configuration.
     Demo {
@@ -50,6 +55,9 @@ enum Command {
         /// Directory for what survives a restart.
         #[arg(long, default_value = "./knx-echarge-demo-data")]
         data_dir: PathBuf,
+        /// Address of the built-in KNXnet/IP tunnelling server.
+        #[arg(long, default_value = "127.0.0.1:3671")]
+        knx_server: std::net::SocketAddr,
     },
     /// Check a configuration file and list its configuration faults.
     CheckConfig {
@@ -91,13 +99,15 @@ fn main() -> ExitCode {
             config,
             data_dir,
             board,
+            knx,
         } => {
             init_logging();
-            run(config.as_deref(), &data_dir, board.as_deref())
+            run(config.as_deref(), &data_dir, board.as_deref(), knx)
         }
         Command::Demo {
             print_config,
             data_dir,
+            knx_server,
         } => {
             if print_config {
                 print!("{DEMO_CONFIG}");
@@ -105,7 +115,10 @@ fn main() -> ExitCode {
             }
             init_logging();
             match file::parse(DEMO_CONFIG, "demo configuration") {
-                Ok(config) => serve(config, true, &data_dir),
+                Ok(mut config) => {
+                    config.knx.link = Some(LinkSpec::Server { bind: knx_server });
+                    serve(config, true, &data_dir)
+                }
                 Err(e) => {
                     error!("{e}");
                     ExitCode::from(2)
@@ -207,7 +220,12 @@ fn objects(path: &Path, json: bool, lang: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn run(config_path: Option<&Path>, data_dir: &Path, board: Option<&Path>) -> ExitCode {
+fn run(
+    config_path: Option<&Path>,
+    data_dir: &Path,
+    board: Option<&Path>,
+    knx: Option<LinkSpec>,
+) -> ExitCode {
     let board = match board.map_or_else(Board::builtin, Board::load) {
         Ok(b) => b,
         Err(e) => {
@@ -249,6 +267,10 @@ fn run(config_path: Option<&Path>, data_dir: &Path, board: Option<&Path>) -> Exi
             (Config::defaults(), false)
         }
     };
+    let mut config = config;
+    if knx.is_some() {
+        config.knx.link = knx;
+    }
     serve(config, configured, data.path())
 }
 
@@ -274,10 +296,43 @@ fn serve(config: Config, configured: bool, data_dir: &Path) -> ExitCode {
         .collect();
     info!(objects, charging_points = %active.join(","), dlm = config.dlm.enabled, "configuration loaded");
     runtime.block_on(async {
-        let handle = shell::spawn(config, configured, None);
+        let own = config.knx.individual_address;
+        let link = if let Some(spec) = config.knx.link {
+            match link::spawn(spec, own).await {
+                Ok(link) => {
+                    info!(%spec, local = %link.local_addr(), "KNX link open");
+                    Some(link)
+                }
+                Err(e) => {
+                    error!(%spec, "cannot open the KNX link: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        } else {
+            warn!("no KNX link configured (knx.link or --knx): the gateway runs without a bus");
+            None
+        };
+        let (bus, link) = match link {
+            Some(mut link) => {
+                let (_, dummy) = tokio::sync::mpsc::channel(1);
+                let from_bus = std::mem::replace(&mut link.from_bus, dummy);
+                (
+                    Some(shell::Bus {
+                        to_bus: link.to_bus.clone(),
+                        from_bus,
+                    }),
+                    Some(link),
+                )
+            }
+            None => (None, None),
+        };
+        let handle = shell::spawn(config, configured, bus);
         shell::shutdown_signal().await;
         info!("shutting down");
         handle.shutdown().await;
-    });
-    ExitCode::SUCCESS
+        if let Some(link) = link {
+            link.shutdown().await;
+        }
+        ExitCode::SUCCESS
+    })
 }

@@ -18,19 +18,19 @@ use tracing::{debug, info, warn};
 use crate::config::Config;
 use crate::core::{Action, Core, Event, Leds};
 use crate::faults::Fault;
+use crate::knx::link::LinkEvent;
 use crate::knx::wire::cemi::LData;
 use crate::objects::Value;
 use crate::objects::engine::{Engine, SendPolicy};
 use crate::units::GoNumber;
 
-/// The gateway's side of a KNX link: frames to send and frames received. Link state changes
-/// reach the core as [`Event::KnxLink`] through [`ShellHandle::events`].
+/// The gateway's side of a KNX link ([`crate::knx::link::LinkHandle`] provides both ends).
 #[derive(Debug)]
 pub struct Bus {
     /// Frames for the bus (L_Data.req).
     pub to_bus: mpsc::Sender<LData>,
-    /// Frames from the bus (L_Data.ind).
-    pub from_bus: mpsc::Receiver<LData>,
+    /// Frames from the bus (L_Data.ind) and link-state changes.
+    pub from_bus: mpsc::Receiver<LinkEvent>,
 }
 
 /// What the website and tests see of the running gateway.
@@ -121,12 +121,15 @@ pub fn spawn(config: Config, configured: bool, bus: Option<Bus>) -> ShellHandle 
                     None => break,
                 },
                 frame = recv_frame(&mut from_bus) => {
-                    if let Some(frame) = frame {
+                    if let Some(LinkEvent::Frame(frame)) = frame {
                         let now = tokio::time::Instant::now().into_std();
                         let received = engine.on_frame(&frame, now);
                         let mut evs = vec![Event::KnxTraffic];
                         evs.extend(received.into_iter().map(|r| Event::ObjectWritten { object: r.object, value: r.value }));
                         evs
+                    } else if let Some(LinkEvent::State(state)) = frame {
+                        info!(?state, "KNX link");
+                        vec![Event::KnxLink(state)]
                     } else {
                         warn!("KNX link closed");
                         from_bus = None;
@@ -152,7 +155,7 @@ pub fn spawn(config: Config, configured: bool, bus: Option<Bus>) -> ShellHandle 
     }
 }
 
-async fn recv_frame(from_bus: &mut Option<mpsc::Receiver<LData>>) -> Option<LData> {
+async fn recv_frame(from_bus: &mut Option<mpsc::Receiver<LinkEvent>>) -> Option<LinkEvent> {
     match from_bus {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

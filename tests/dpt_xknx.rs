@@ -24,6 +24,11 @@ fn xknx_vectors() -> Option<Vec<Json>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let python = root.join(".venv/bin/python");
     if !python.exists() {
+        assert!(
+            std::env::var_os("KNX_ECHARGE_INTEROP").is_none(),
+            "KNX_ECHARGE_INTEROP is set but {} is missing",
+            python.display()
+        );
         eprintln!(
             "SKIPPED: {} not found; run tests/run, which installs xknx",
             python.display()

@@ -70,6 +70,7 @@ async fn faulty_configuration_is_reported_and_the_gateway_keeps_serving() {
 #[tokio::test]
 async fn telegrams_flow_through_engine_and_core() {
     use knx_echarge::knx::GroupAddress;
+    use knx_echarge::knx::link::LinkEvent;
     use knx_echarge::knx::wire::apdu::{Apdu, Payload, Tpdu};
     use knx_echarge::knx::wire::cemi::{Destination, LData, LDataService};
     use tokio::sync::mpsc;
@@ -117,7 +118,7 @@ async fn telegrams_flow_through_engine_and_core() {
         Destination::Group(ga("2/0/5")),
         Tpdu::Data(Apdu::GroupValueWrite(Payload::Short(1))),
     );
-    bus_in.send(write).await.unwrap();
+    bus_in.send(LinkEvent::Frame(write)).await.unwrap();
     let reply = tokio::time::timeout(Duration::from_secs(5), bus_out.recv())
         .await
         .unwrap()
@@ -135,7 +136,7 @@ async fn telegrams_flow_through_engine_and_core() {
         Destination::Group(ga("2/0/6")),
         Tpdu::Data(Apdu::GroupValueRead),
     );
-    bus_in.send(read).await.unwrap();
+    bus_in.send(LinkEvent::Frame(read)).await.unwrap();
     let answer = tokio::time::timeout(Duration::from_secs(5), bus_out.recv())
         .await
         .unwrap()

@@ -22,6 +22,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::{Config, ConfigError};
 use crate::etsdb::{ParamModel, ParamSet, ParamSpec};
+use crate::knx::link::LinkSpec;
 use crate::knx::{GroupAddress, IndividualAddress};
 use crate::objects::TableSpec;
 use crate::units::{ChargePointId, GoNumber};
@@ -124,6 +125,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, LoadError> {
         text,
         params: ParamSet::defaults(),
         individual_address: None,
+        link: None,
         associations: BTreeMap::new(),
         problems: Vec::new(),
     };
@@ -139,12 +141,15 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, LoadError> {
     let ia = reader
         .individual_address
         .unwrap_or(IndividualAddress::UNCONFIGURED);
-    Config::from_params(&reader.params, ia, reader.associations).map_err(|source| {
-        LoadError::Config {
-            path: origin.to_owned(),
-            source,
-        }
-    })
+    let mut config =
+        Config::from_params(&reader.params, ia, reader.associations).map_err(|source| {
+            LoadError::Config {
+                path: origin.to_owned(),
+                source,
+            }
+        })?;
+    config.knx.link = reader.link;
+    Ok(config)
 }
 
 /// 1-based line and column (in characters) of byte `offset`.
@@ -211,6 +216,7 @@ struct Reader<'t> {
     text: &'t str,
     params: ParamSet,
     individual_address: Option<IndividualAddress>,
+    link: Option<LinkSpec>,
     associations: BTreeMap<GoNumber, Vec<GroupAddress>>,
     problems: Vec<Problem>,
 }
@@ -242,6 +248,15 @@ impl Reader<'_> {
                 Some(Ok(ia)) => self.individual_address = Some(ia),
                 Some(Err(e)) => self.problem(&leaf.value_span, &full, e.to_string()),
                 None => self.problem(&leaf.value_span, &full, "expected a string like \"1.1.10\""),
+            },
+            _ if full == "knx.link" => match value.as_str().map(str::parse::<LinkSpec>) {
+                Some(Ok(link)) => self.link = Some(link),
+                Some(Err(e)) => self.problem(&leaf.value_span, &full, e.to_string()),
+                None => self.problem(
+                    &leaf.value_span,
+                    &full,
+                    "expected a string like \"server://0.0.0.0:3671\"",
+                ),
             },
             _ => {
                 let model = ParamModel::get();
@@ -415,7 +430,13 @@ pub fn to_string(config: &Config) -> Result<String, ConfigError> {
         "# knx-echarge configuration. Keys follow the parameter model in etsdb/parameters.toml;\n\
          # README.md, \"Configuration\", explains the format.\n",
     );
-    let ia = format!("individual_address = \"{}\"", config.knx.individual_address);
+    let mut ia = format!("individual_address = \"{}\"", config.knx.individual_address);
+    if let Some(link) = &config.knx.link {
+        let _ = write!(
+            ia,
+            "\n# Bus link: tunnel://host:port, routing://interface-address, server://address:port\nlink = \"{link}\""
+        );
+    }
     write_block(&mut out, "", params.general(), Some(&ia));
     for cp in ChargePointId::all() {
         let changed = params

@@ -61,6 +61,9 @@ pub struct KnxConfig {
     pub cyclic_interval: Option<Duration>,
     /// Bus-load limit (telegrams per second).
     pub max_telegram_rate: u8,
+    /// How the gateway reaches the bus (config file and command line only; the DIN-rail
+    /// hardware uses its TP-UART). `None` = no bus link.
+    pub link: Option<crate::knx::link::LinkSpec>,
 }
 
 /// Smart-meter connection.
@@ -527,6 +530,7 @@ impl Config {
             min_change_energy_wh: narrow("knx.min_change.energy", p.int("knx.min_change.energy")?)?,
             cyclic_interval: (cyclic > 0).then(|| secs(cyclic)),
             max_telegram_rate: narrow("knx.max_telegram_rate", p.int("knx.max_telegram_rate")?)?,
+            link: None,
         };
         let meter = SmartMeterConfig {
             connection: match str_choice(&p.choice("dlm.meter.connection")?) {
@@ -882,6 +886,7 @@ fn unreachable_defaults() -> Config {
             min_change_energy_wh: 100,
             cyclic_interval: None,
             max_telegram_rate: 20,
+            link: None,
         },
         dlm: DlmConfig {
             enabled: false,

@@ -145,3 +145,18 @@ proptest! {
         let _ = file::parse(&text, "x");
     }
 }
+
+#[test]
+fn knx_link_is_read_checked_and_saved() {
+    let c = file::parse("[knx]\nlink = \"server://127.0.0.1:3671\"\n", "f").unwrap();
+    assert_eq!(
+        c.knx.link.map(|l| l.to_string()),
+        Some("server://127.0.0.1:3671".to_owned())
+    );
+    let saved = file::to_string(&c).unwrap();
+    assert_eq!(file::parse(&saved, "saved").unwrap(), c);
+    let err = file::parse("[knx]\nlink = \"udp://1.2.3.4\"\n", "f")
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("f:2:8: `knx.link`"), "{err}");
+}

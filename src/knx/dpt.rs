@@ -754,9 +754,15 @@ pub fn decode(dpt: Dpt, payload: &Payload) -> Result<DptValue, DptError> {
         7 => Ok(DptValue::U16(u16::from_be_bytes(bytes_of(dpt, payload)?))),
         9 => {
             let raw = u16::from_be_bytes(bytes_of(dpt, payload)?);
-            decode_f16(raw)
-                .map(DptValue::Float)
-                .ok_or(DptError::InvalidData { dpt })
+            let value = decode_f16(raw).ok_or(DptError::InvalidData { dpt })?;
+            if dpt == Dpt::ValueTemp && value < -273.0 {
+                // Below absolute zero: not a temperature (xknx refuses it too).
+                return Err(DptError::OutOfRange {
+                    dpt,
+                    reason: "below -273 °C",
+                });
+            }
+            Ok(DptValue::Float(value))
         }
         10 => {
             // Reserved bits (the top two of minute and second) are ignored.
