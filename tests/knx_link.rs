@@ -1018,3 +1018,62 @@ async fn routing_exchanges_telegrams_with_knxd_over_the_veth() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_exchanges_telegrams_with_xknx_routing() {
+    init_tracing();
+    let Some(python) = need_netns() else { return };
+    let started = Instant::now();
+    let ns = Netns::new();
+    let spec = LinkSpec::Routing {
+        interface: ns.host_ip,
+        group: SocketAddrV4::new(Ipv4Addr::new(224, 0, 23, 12), 3671),
+    };
+    let mut link = spawn(spec, ia("1.1.10")).await.unwrap();
+    expect_state(&mut link, &[LinkState::Connected], FRAME_TIMEOUT).await;
+    // xknx as a KNXnet/IP router inside the namespace: multicast crosses the veth pair.
+    let ns_ip = ns.ns_ip.to_string();
+    let args = [
+        "routing",
+        "--local-ip",
+        ns_ip.as_str(),
+        "--address",
+        "1.1.250",
+    ];
+    let mut x = Peer::start(&python, "xknx-routing", &args, Some(&ns.name));
+    assert_eq!(ready(&mut x).await, "1.1.250");
+    x.send("write 1/2/3 bin:1");
+    x.expect("SENT 1/2/3").await;
+    assert_group_write(
+        &expect_frame(&mut link, "1/2/3").await,
+        "1.1.250",
+        &Payload::Short(1),
+    );
+    x.send("write 1/2/4 arr:0c1a");
+    assert_group_write(
+        &expect_frame(&mut link, "1/2/4").await,
+        "1.1.250",
+        &Payload::Long(vec![0x0c, 0x1a]),
+    );
+    let line = gateway_to_xknx(&link, &mut x, "2/0/1", Payload::Short(1), "bin:1").await;
+    assert_eq!(rx_source(&line), "1.1.10");
+    // Our own indications do not come back to us (multicast loop off, own-source filter).
+    let echo = tokio::time::timeout(Duration::from_millis(500), async {
+        loop {
+            match link.from_bus.recv().await {
+                Some(LinkEvent::Frame(f)) if f.source == ia("1.1.10") => return f,
+                Some(_) => {}
+                None => std::future::pending::<()>().await,
+            }
+        }
+    })
+    .await;
+    assert!(echo.is_err(), "own frame came back: {echo:?}");
+    x.quit().await;
+    link.shutdown().await;
+    drop(ns);
+    eprintln!(
+        "routing_exchanges_telegrams_with_xknx_routing took {:?}",
+        started.elapsed()
+    );
+}

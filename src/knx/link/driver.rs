@@ -27,6 +27,8 @@ pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
 /// Events kept for a gateway that does not read [`super::LinkHandle::from_bus`]; beyond
 /// this the oldest are dropped with a warning.
 const MAX_PENDING_EVENTS: usize = 4096;
+/// Pause after a receive error.
+const RECV_ERROR_PAUSE: Duration = Duration::from_millis(10);
 /// Receive buffer: larger than any KNXnet/IP frame over UDP.
 const RECV_BUFFER: usize = 2048;
 
@@ -69,19 +71,19 @@ fn into_tokio(socket: StdUdpSocket, addr: SocketAddr) -> Result<UdpSocket, LinkE
 
 /// The client's socket: bound to the local address the OS would use towards `remote`, on a
 /// free port, so that the HPAIs we send name a real endpoint. Not connected, because servers
-/// may answer from a data endpoint with another port.
+/// may answer from a data endpoint with another port. Without a route to `remote` (network
+/// not up yet) it binds 0.0.0.0 and the client uses route-back HPAIs (NAT mode).
 pub(crate) async fn tunnel_socket(remote: SocketAddrV4) -> Result<UdpSocket, LinkError> {
     let remote_addr = SocketAddr::V4(remote);
     let probe = StdUdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
         .map_err(socket_err("binding a UDP socket", remote_addr))?;
-    probe.connect(remote).map_err(socket_err(
-        "finding a route to the tunnelling server",
-        remote_addr,
-    ))?;
-    let local_ip = match probe.local_addr() {
+    let local_ip = match probe.connect(remote).and_then(|()| probe.local_addr()) {
         Ok(SocketAddr::V4(a)) => *a.ip(),
-        Ok(other) => return Err(LinkError::NotIpv4(other)),
-        Err(e) => return Err(socket_err("reading the local address", remote_addr)(e)),
+        Ok(SocketAddr::V6(_)) => Ipv4Addr::UNSPECIFIED,
+        Err(e) => {
+            tracing::warn!(%remote, "no route to the tunnelling server yet ({e}); using route-back HPAIs");
+            Ipv4Addr::UNSPECIFIED
+        }
     };
     drop(probe);
     let bind = SocketAddr::V4(SocketAddrV4::new(local_ip, 0));
@@ -194,9 +196,12 @@ pub(crate) async fn run<P: Protocol + Send>(mut machine: P, socket: UdpSocket, c
                     let data = buf.get(..n).unwrap_or_default();
                     machine.handle_datagram(Instant::now(), from, data);
                 }
-                // ICMP errors (port unreachable, network down) surface here on Linux;
-                // the machine's timeouts deal with the loss.
-                Err(e) => tracing::debug!("receive error: {e}"),
+                // The machine's timeouts deal with lost datagrams; the pause keeps a
+                // persistent socket error from spinning.
+                Err(e) => {
+                    tracing::debug!("receive error: {e}");
+                    tokio::time::sleep(RECV_ERROR_PAUSE).await;
+                }
             },
             frame = to_bus.recv(), if to_bus_open && !closing && machine.wants_frames() => {
                 match frame {

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use super::{LinkEvent, LinkState, Protocol, SeqVerdict, Transmit, endpoint_or, seq_verdict};
 use crate::knx::address::IndividualAddress;
 use crate::knx::wire::cemi::{Cemi, LData, LDataService};
-use crate::knx::wire::knxip::{Crd, Cri, Hpai, KnxIpFrame, Status, TunnelLayer};
+use crate::knx::wire::knxip::{Crd, Cri, HostProtocol, Hpai, KnxIpFrame, Status, TunnelLayer};
 
 /// Wait for a TUNNELLING_ACK (03.08.04 §2.6: TUNNELLING_REQUEST_TIMEOUT).
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(1);
@@ -144,8 +144,13 @@ impl TunnelClient {
         }
     }
 
+    /// Our endpoint; route-back (0.0.0.0:0) when the socket is not bound to an address.
     fn hpai(&self) -> Hpai {
-        Hpai::udp(*self.local.ip(), self.local.port())
+        if self.local.ip().is_unspecified() {
+            Hpai::unspecified(HostProtocol::Udp)
+        } else {
+            Hpai::udp(*self.local.ip(), self.local.port())
+        }
     }
 
     fn report(&mut self, state: LinkState) {

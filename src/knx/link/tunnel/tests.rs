@@ -1,6 +1,5 @@
 use super::*;
 use crate::knx::link::testkit::{addr, bytes, events, group_write, ia, sent, tunnelling_request};
-use crate::knx::wire::knxip::HostProtocol;
 
 const REMOTE: &str = "10.0.0.2:3671";
 const DATA: &str = "10.0.0.2:3672";
@@ -427,4 +426,21 @@ fn frames_queue_while_connecting_and_the_queue_is_bounded() {
         f.tpdu,
         group_write(LDataService::Req, "0.0.0", (1, 2, 3), 3).tpdu
     );
+}
+
+#[test]
+fn without_a_local_address_the_client_asks_for_route_back() {
+    let t0 = Instant::now();
+    let SocketAddr::V4(remote) = addr(REMOTE) else {
+        unreachable!()
+    };
+    let mut c = TunnelClient::new(t0, remote, "0.0.0.0:40000".parse().unwrap());
+    c.handle_timeout(t0);
+    let out = sent(&mut c);
+    assert!(matches!(
+        out.as_slice(),
+        [(_, KnxIpFrame::ConnectRequest { control_endpoint, data_endpoint, .. })]
+            if *control_endpoint == Hpai::unspecified(HostProtocol::Udp)
+                && *data_endpoint == Hpai::unspecified(HostProtocol::Udp)
+    ));
 }
