@@ -608,13 +608,20 @@ fn must(args: &[&str]) {
 /// A namespace `knxtest-<k>` joined to the host by veth `kxt<k>o` (10.213.k.1, host side)
 /// and `kxt<k>i` (10.213.k.2, inside), with knxd inside. `k` is reserved through a lock file
 /// so that tests in parallel processes never share names or subnets. Dropping it kills knxd
-/// and removes the namespace, the veth pair and the lock, also when the test failed.
+/// and removes the namespace, the veth pair, its guard route and the lock, also when the test
+/// failed.
+///
+/// Test traffic must never leave the machine: an `unreachable` route for 10.213.k.0/24
+/// (metric 4000) stands behind the veth's own route, so datagrams for the namespace fail
+/// locally instead of following the default route whenever the veth's route is missing.
+/// Link cuts are made on the namespace side, which keeps the host's route in place.
 struct Netns {
     name: String,
     outer: String,
     inner: String,
     host_ip: Ipv4Addr,
     ns_ip: Ipv4Addr,
+    guard_route: String,
     lock: PathBuf,
     knxd: Option<Child>,
     knxd_log: PathBuf,
@@ -663,6 +670,7 @@ impl Netns {
             inner: format!("kxt{k}i"),
             host_ip: Ipv4Addr::new(10, 213, k, 1),
             ns_ip: Ipv4Addr::new(10, 213, k, 2),
+            guard_route: format!("10.213.{k}.0/24"),
             lock,
             knxd: None,
             knxd_log: std::env::temp_dir().join(format!("knx-echarge-knxd-{k}.log")),
@@ -670,6 +678,25 @@ impl Netns {
         // Leftovers of a crashed run with the same number.
         let _ = sh(&["ip", "netns", "del", &ns.name]);
         let _ = sh(&["ip", "link", "del", &ns.outer]);
+        let guard = [
+            "ip",
+            "route",
+            "add",
+            "unreachable",
+            &ns.guard_route,
+            "metric",
+            "4000",
+        ];
+        let _ = sh(&[
+            "ip",
+            "route",
+            "del",
+            "unreachable",
+            &ns.guard_route,
+            "metric",
+            "4000",
+        ]);
+        must(&guard);
         let (name, outer, inner) = (ns.name.as_str(), ns.outer.as_str(), ns.inner.as_str());
         let host_cidr = format!("{}/24", ns.host_ip);
         let ns_cidr = format!("{}/24", ns.ns_ip);
@@ -764,14 +791,28 @@ impl Netns {
         fs::read_to_string(&self.knxd_log).unwrap_or_default()
     }
 
+    /// Cuts or restores the link on the namespace side (the host keeps its route, so
+    /// nothing for 10.213.k.2 can take the default route meanwhile).
     fn set_link(&self, up: bool) {
+        let state = if up { "up" } else { "down" };
+        let ns = self.name.as_str();
         must(&[
+            "ip",
+            "netns",
+            "exec",
+            ns,
             "ip",
             "link",
             "set",
-            &self.outer,
-            if up { "up" } else { "down" },
+            &self.inner,
+            state,
         ]);
+        if up {
+            let route = ["route", "replace", "224.0.0.0/4", "dev", &self.inner];
+            let mut args = vec!["ip", "netns", "exec", ns, "ip"];
+            args.extend_from_slice(&route);
+            must(&args);
+        }
     }
 }
 
@@ -786,6 +827,17 @@ impl Drop for Netns {
         }
         let _ = sh(&["ip", "netns", "del", &self.name]);
         let _ = sh(&["ip", "link", "del", &self.outer]);
+        // Only now: the host address 10.213.k.1 went with the veth, so nothing can be sent
+        // from it any more.
+        let _ = sh(&[
+            "ip",
+            "route",
+            "del",
+            "unreachable",
+            &self.guard_route,
+            "metric",
+            "4000",
+        ]);
         let _ = fs::remove_file(&self.knxd_log);
         let _ = fs::remove_file(&self.lock);
     }
@@ -896,7 +948,7 @@ async fn client_reconnects_after_link_cut_and_knxd_restart() {
     ns.start_knxd().await;
     let mut link = tunnel_to(&ns).await;
 
-    // 1. Cut the veth: the next frame gets no ACK, twice, and the connection is lost.
+    // 1. Cut the link: the next frame gets no ACK, twice, and the connection is lost.
     ns.set_link(false);
     link.to_bus
         .send(write("2/0/9", Payload::Short(1)))
