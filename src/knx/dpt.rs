@@ -1101,9 +1101,10 @@ mod tests {
             let half_lsb = 0.005 * 2f64.powi(exponent);
             prop_assert!((back - value).abs() <= half_lsb * (1.0 + 1e-9),
                 "{value} -> {raw:#06x} -> {back}");
-            // The exponent is the smallest that fits: one lower would overflow the mantissa.
+            // The exponent is the smallest at which value · 100 (before rounding, as ETS and
+            // xknx do it) lies in −2048..=2047.
             if exponent > 0 {
-                let scaled = (value * 100.0 / 2f64.powi(exponent - 1)).round();
+                let scaled = value * 100.0 / 2f64.powi(exponent - 1);
                 prop_assert!(!(-2048.0..=2047.0).contains(&scaled));
             }
         }
