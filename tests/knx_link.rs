@@ -1129,3 +1129,41 @@ async fn routing_exchanges_telegrams_with_xknx_routing() {
         started.elapsed()
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Our client against our server (no external peer; runs everywhere)
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_client_and_our_server_talk_and_close_in_order() {
+    init_tracing();
+    let (mut server, port) = start_server("1.1.10").await;
+    let spec: LinkSpec = format!("tunnel://127.0.0.1:{port}").parse().unwrap();
+    let mut client = spawn(spec, ia("1.1.99")).await.unwrap();
+    expect_state(&mut client, &[LinkState::Connected], FRAME_TIMEOUT).await;
+    client
+        .to_bus
+        .send(write("1/2/3", Payload::Short(1)))
+        .await
+        .unwrap();
+    assert_group_write(
+        &expect_frame(&mut server, "1/2/3").await,
+        "1.1.11",
+        &Payload::Short(1),
+    );
+    server
+        .to_bus
+        .send(write("2/0/1", Payload::Long(vec![7, 8])))
+        .await
+        .unwrap();
+    let f = expect_frame(&mut client, "2/0/1").await;
+    assert_group_write(&f, "1.1.10", &Payload::Long(vec![7, 8]));
+    // The server shuts down: it disconnects the tunnel, and the client goes reconnecting.
+    server.shutdown().await;
+    expect_state(&mut client, &[LinkState::Reconnecting], FRAME_TIMEOUT).await;
+    // Dropping both channels of the handle closes the client's task.
+    let LinkHandle {
+        to_bus, from_bus, ..
+    } = client;
+    drop((to_bus, from_bus));
+}

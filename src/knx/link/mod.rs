@@ -247,6 +247,11 @@ pub trait Protocol {
 }
 
 /// A running link: channels to and from the bus, and control of its task.
+///
+/// The task ends after [`LinkHandle::shutdown`], or by itself (with the same orderly close)
+/// once the gateway has dropped both `to_bus` and `from_bus`; the fields may be taken apart.
+/// A gateway that does not read `from_bus` loses the oldest events beyond 4096, with a
+/// warning; the link itself keeps running.
 #[derive(Debug)]
 pub struct LinkHandle {
     /// Frames the gateway sends (L_Data.req semantics; source 0.0.0 = the link's address).
