@@ -65,7 +65,7 @@ pub enum LinkSpec {
 pub enum SpecError {
     /// No `scheme://`.
     #[error(
-        "link `{0}`: expected tunnel://HOST[:PORT], routing://INTERFACE-ADDRESS[:PORT] or server://ADDRESS:PORT"
+        "link `{0}`: expected tunnel://HOST[:PORT], routing://INTERFACE-ADDRESS[:PORT][?group=MULTICAST] or server://ADDRESS[:PORT]"
     )]
     Syntax(String),
     /// A scheme other than tunnel, routing or server.
@@ -122,8 +122,9 @@ fn parse_v4_with_port(
 impl FromStr for LinkSpec {
     type Err = SpecError;
 
-    /// `tunnel://192.168.1.5[:3671]`, `routing://10.213.0.1[:3671]` (the interface's own
-    /// address; the group is 224.0.23.12), `server://127.0.0.1:3671` (port optional).
+    /// `tunnel://192.168.1.5[:3671]`, `routing://10.213.0.1[:3671][?group=224.0.23.12]` (the
+    /// interface's own address; the group defaults to 224.0.23.12 and uses the same port),
+    /// `server://127.0.0.1:3671` (port optional).
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let trimmed = text.trim();
         let (scheme, rest) = trimmed
@@ -144,6 +145,21 @@ impl FromStr for LinkSpec {
                 })
             }
             "routing" => {
+                let (rest, group) = match rest.split_once("?group=") {
+                    Some((rest, group)) => {
+                        let group: Ipv4Addr = group
+                            .parse()
+                            .ok()
+                            .filter(Ipv4Addr::is_multicast)
+                            .ok_or_else(|| SpecError::Address {
+                                text: text.to_owned(),
+                                address: group.to_owned(),
+                                reason: "the group must be an IPv4 multicast address",
+                            })?;
+                        (rest, group)
+                    }
+                    None => (rest, ROUTING_MULTICAST),
+                };
                 let local = parse_v4_with_port(text, rest, DEFAULT_PORT)?;
                 if local.ip().is_multicast() {
                     return Err(SpecError::Address {
@@ -154,7 +170,7 @@ impl FromStr for LinkSpec {
                 }
                 Ok(Self::Routing {
                     interface: *local.ip(),
-                    group: SocketAddrV4::new(ROUTING_MULTICAST, local.port()),
+                    group: SocketAddrV4::new(group, local.port()),
                 })
             }
             "server" => Ok(Self::Server {
@@ -175,7 +191,7 @@ impl fmt::Display for LinkSpec {
             Self::Routing { interface, group } => {
                 write!(f, "routing://{interface}:{}", group.port())?;
                 if *group.ip() != ROUTING_MULTICAST {
-                    write!(f, " (group {group})")?;
+                    write!(f, "?group={}", group.ip())?;
                 }
                 Ok(())
             }
@@ -449,6 +465,7 @@ mod tests {
         for text in [
             "tunnel://192.168.1.5:3671",
             "routing://10.213.0.1:3671",
+            "routing://10.213.0.1:3700?group=239.1.2.3",
             "server://127.0.0.1:3671",
         ] {
             assert_eq!(text.parse::<LinkSpec>().unwrap().to_string(), text);
@@ -466,6 +483,7 @@ mod tests {
         assert!(err("tunnel://[::1]:3671").contains("IPv4 only"));
         assert!(err("tunnel://0.0.0.0").contains("unicast"));
         assert!(err("routing://224.0.23.12").contains("interface address"));
+        assert!(err("routing://10.0.0.1?group=10.0.0.2").contains("multicast"));
         assert!(err("server://").contains("empty"));
     }
 
