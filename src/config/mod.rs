@@ -4,7 +4,7 @@
 //! complete [`ParamSet`] ([`Config::from_params`]) and turned back into one
 //! ([`Config::to_params`]) without loss, plus what ETS programs outside the parameter memory:
 //! the individual address and the group-address associations. So the config file
-//! ([`file`]) and an ETS download share one set of checks. [`validate`] turns a config into
+//! ([`self::file`]) and an ETS download share one set of checks. [`validate`] turns a config into
 //! the configuration faults of the spec (ch. 11).
 //!
 //! Fields keep their values even where another setting makes them irrelevant (an IP address
