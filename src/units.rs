@@ -362,7 +362,7 @@ impl Phase {
 }
 
 /// A value per phase (L1, L2, L3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash, serde::Serialize)]
 pub struct PerPhase<T>(pub [T; 3]);
 
 impl<T: Copy> PerPhase<T> {
