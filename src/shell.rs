@@ -199,6 +199,13 @@ fn apply(
                 info!(prog = leds.prog, app = ?leds.app, com = ?leds.com, "LEDs");
                 image.leds = Some(leds);
             }
+            Action::Charger { cp, command } => {
+                debug!(
+                    cp = cp.number(),
+                    ?command,
+                    "charger command (no charger task attached)"
+                );
+            }
         }
     }
     image.faults = core.faults().present();

@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::chargers::{
+    ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, DriverError,
+};
 use crate::config::{Config, validate};
 use crate::faults::{Fault, FaultBoard, FaultLed, Scope};
 use crate::objects::{ObjectTable, Value};
@@ -77,6 +80,36 @@ pub enum Event {
     ProgrammingButton,
     /// Programming mode set explicitly (website, or ETS via the device object).
     SetProgrammingMode(bool),
+    /// A charging point answered a poll.
+    ChargerPolled {
+        /// Which one.
+        cp: ChargePointId,
+        /// What it reported.
+        status: ChargerStatus,
+    },
+    /// A charging point's identity was read (at start and after reconnecting).
+    ChargerIdentified {
+        /// Which one.
+        cp: ChargePointId,
+        /// Serial number, firmware, model text.
+        identity: ChargerIdentity,
+    },
+    /// A charging point could not be polled, identified or commanded.
+    ChargerFailed {
+        /// Which one.
+        cp: ChargePointId,
+        /// Why (maps to the spec's fault code).
+        error: DriverError,
+    },
+    /// A command reached the charging point.
+    ChargerCommandDone {
+        /// Which one.
+        cp: ChargePointId,
+        /// The command.
+        command: ChargerCommand,
+        /// Carried out, or refused by the state or range (OpNotPossible / ValOutOfRange).
+        outcome: CommandOutcome,
+    },
 }
 
 /// The APP LED (spec ch. 8.1–8.2).
@@ -135,6 +168,13 @@ pub enum Action {
     },
     /// Show these LED states.
     Leds(Leds),
+    /// Send a command to a charging point's task.
+    Charger {
+        /// Which one.
+        cp: ChargePointId,
+        /// What to do.
+        command: ChargerCommand,
+    },
 }
 
 /// How long the COM LED keeps flashing after the last telegram.
@@ -195,6 +235,10 @@ impl Core {
             Event::KnxTraffic => self.traffic_until = Some(now + TRAFFIC_HOLD),
             Event::ProgrammingButton => self.programming = !self.programming,
             Event::SetProgrammingMode(on) => self.programming = on,
+            Event::ChargerPolled { .. }
+            | Event::ChargerIdentified { .. }
+            | Event::ChargerFailed { .. }
+            | Event::ChargerCommandDone { .. } => self.charger_event(event, now, &mut out),
         }
         if self.traffic_until.is_some_and(|t| now >= t) {
             self.traffic_until = None;
@@ -323,6 +367,17 @@ impl Core {
                 out,
             );
         }
+    }
+
+    /// Charging-point events (mapping onto objects 50–99 and faults 94–99 comes with the
+    /// charging-point work; until then they are accepted and ignored).
+    #[allow(
+        clippy::unused_self,
+        clippy::needless_pass_by_value,
+        reason = "filled in with the charging-point mapping"
+    )]
+    fn charger_event(&mut self, event: Event, _now: Instant, _out: &mut Vec<Action>) {
+        tracing::trace!(?event, "charger event");
     }
 
     fn compute_leds(&self) -> Leds {
