@@ -75,6 +75,31 @@ impl ShellHandle {
 /// Longest sleep between core ticks when the core asks for none.
 const IDLE_TICK: Duration = Duration::from_secs(1);
 
+/// How often the shell re-anchors the core's time of day (follows clock adjustments by NTP).
+const CLOCK_ANCHOR_INTERVAL: Duration = Duration::from_secs(600);
+
+/// The local time of day with weekday, for DPT 10.001.
+pub fn local_time_of_day() -> crate::knx::dpt::TimeOfDay {
+    use chrono::{Datelike, Timelike};
+    let now = chrono::Local::now();
+    let weekday = crate::knx::dpt::Weekday::from_number(
+        u8::try_from(now.weekday().number_from_monday()).unwrap_or(0),
+    );
+    let part = |v: u32| u8::try_from(v).unwrap_or(0);
+    crate::knx::dpt::TimeOfDay::new(
+        weekday,
+        part(now.hour()),
+        part(now.minute()),
+        part(now.second().min(59)),
+    )
+    .unwrap_or(crate::knx::dpt::TimeOfDay {
+        weekday: None,
+        hour: 0,
+        minute: 0,
+        second: 0,
+    })
+}
+
 /// How long a frame may wait for room in the link's queue before it is dropped (logged).
 const LINK_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -106,7 +131,15 @@ pub fn spawn(config: Config, configured: bool, bus: Option<Bus>) -> ShellHandle 
         let now = tokio::time::Instant::now().into_std();
         let actions = core.handle(Event::Started, now);
         apply(&core, &mut engine, &mut image, actions, now, &snap_tx);
+        let mut next_clock = tokio::time::Instant::now();
         loop {
+            if tokio::time::Instant::now() >= next_clock {
+                // The core keeps time of day from this anchor (session start and end times).
+                let now = tokio::time::Instant::now().into_std();
+                let actions = core.handle(Event::Clock(local_time_of_day()), now);
+                apply(&core, &mut engine, &mut image, actions, now, &snap_tx);
+                next_clock += CLOCK_ANCHOR_INTERVAL;
+            }
             flush(&mut engine, to_bus.as_ref()).await;
             publish(&mut image, &engine, &snap_tx);
             let now = tokio::time::Instant::now();
@@ -136,7 +169,7 @@ pub fn spawn(config: Config, configured: bool, bus: Option<Bus>) -> ShellHandle 
                         vec![Event::KnxLink(crate::core::LinkState::Down)]
                     }
                 }
-                () = tokio::time::sleep_until(wake) => vec![Event::Tick],
+                () = tokio::time::sleep_until(wake.min(next_clock)) => vec![Event::Tick],
                 _ = stop_rx.changed() => break,
             };
             for event in events_in {

@@ -25,12 +25,14 @@ use crate::chargers::{
 };
 use crate::config::{Config, validate};
 use crate::faults::{Fault, FaultBoard, FaultLed, Scope};
+use crate::knx::dpt::TimeOfDay;
 use crate::objects::{ObjectTable, Value};
 use crate::units::{ChargePointId, GoNumber};
 
+mod points;
+
 /// Offsets of charging-point objects used by the core (object = 50·n + offset).
 mod offset {
-    pub(super) const INTERRUPTION: u16 = 5;
     pub(super) const INTERRUPTION_STATE: u16 = 6;
     pub(super) const FAULT: u16 = 44;
     pub(super) const LAST_FAULT: u16 = 45;
@@ -80,6 +82,9 @@ pub enum Event {
     ProgrammingButton,
     /// Programming mode set explicitly (website, or ETS via the device object).
     SetProgrammingMode(bool),
+    /// The wall-clock time of day now (from the shell, at start and now and then). The core
+    /// extrapolates from it with the instants it is given; it never reads a clock.
+    Clock(TimeOfDay),
     /// A charging point answered a poll.
     ChargerPolled {
         /// Which one.
@@ -193,7 +198,8 @@ pub struct Core {
     traffic_until: Option<Instant>,
     leds: Option<Leds>,
     grid_control: bool,
-    interrupted: BTreeMap<ChargePointId, bool>,
+    points: BTreeMap<ChargePointId, points::Point>,
+    clock: Option<points::ClockAnchor>,
     values: BTreeMap<GoNumber, Value>,
 }
 
@@ -218,7 +224,8 @@ impl Core {
             traffic_until: None,
             leds: None,
             grid_control: false,
-            interrupted: BTreeMap::new(),
+            points: BTreeMap::new(),
+            clock: None,
             values: BTreeMap::new(),
         }
     }
@@ -229,7 +236,8 @@ impl Core {
         let mut out = Vec::new();
         match event {
             Event::Started => self.start(&mut out),
-            Event::Tick => {}
+            Event::Tick => self.points_tick(now, &mut out),
+            Event::Clock(time) => self.clock = Some(points::ClockAnchor { at: now, time }),
             Event::ObjectWritten { object, value } => self.object_written(object, &value, &mut out),
             Event::KnxLink(state) => self.link = state,
             Event::KnxTraffic => self.traffic_until = Some(now + TRAFFIC_HOLD),
@@ -253,7 +261,10 @@ impl Core {
 
     /// When the core next needs [`Event::Tick`], if at all.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.traffic_until
+        [self.traffic_until, self.points_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The configuration the core runs.
@@ -312,6 +323,7 @@ impl Core {
             );
         }
         self.publish_faults(out);
+        self.start_points(out);
         // Objects with the I flag ask the bus for their value at start-up.
         let init: Vec<GoNumber> = self
             .table
@@ -353,31 +365,15 @@ impl Core {
             if let Value::Bool(on) = value {
                 self.grid_control = *on;
                 self.set(object::GRID_CONTROL_STATE, Value::Bool(*on), out);
+                for cp in ChargePointId::all() {
+                    self.apply_target(cp, out);
+                }
             }
             return;
         }
-        if let Some((cp, off)) = object.charging_point()
-            && off == offset::INTERRUPTION
-            && let Value::Bool(on) = value
-        {
-            self.interrupted.insert(cp, *on);
-            self.set(
-                cp_object(cp, offset::INTERRUPTION_STATE),
-                Value::Bool(*on),
-                out,
-            );
+        if let Some((cp, off)) = object.charging_point() {
+            self.point_written(cp, off, value, out);
         }
-    }
-
-    /// Charging-point events (mapping onto objects 50–99 and faults 94–99 comes with the
-    /// charging-point work; until then they are accepted and ignored).
-    #[allow(
-        clippy::unused_self,
-        clippy::needless_pass_by_value,
-        reason = "filled in with the charging-point mapping"
-    )]
-    fn charger_event(&mut self, event: Event, _now: Instant, _out: &mut Vec<Action>) {
-        tracing::trace!(?event, "charger event");
     }
 
     fn compute_leds(&self) -> Leds {

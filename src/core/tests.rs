@@ -175,3 +175,423 @@ fn same_events_same_actions() {
     };
     assert_eq!(run(), run());
 }
+
+mod points {
+    use super::*;
+    use crate::chargers::{
+        ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, CpState, DriverError,
+        ManufacturerError,
+    };
+    use crate::knx::dpt::{TimeOfDay, Weekday};
+    use crate::units::{Current, Energy, PerPhase, Power};
+    use std::time::Duration;
+
+    const FIVE: &str = include_str!("../../examples/five-chargers.toml");
+
+    fn cp(n: u8) -> ChargePointId {
+        ChargePointId::new(n).unwrap()
+    }
+
+    fn amps(a: i32) -> Current {
+        Current::from_amps(a)
+    }
+
+    fn charging(l1: i32, l2: i32, l3: i32, wh: i32) -> ChargerStatus {
+        ChargerStatus {
+            state: Some(CpState::Charging),
+            connected: true,
+            charging: l1 + l2 + l3 > 0,
+            setpoint: Some(amps(16)),
+            currents: Some(PerPhase([amps(l1), amps(l2), amps(l3)])),
+            power: Some(Power::from_watts(230 * (l1 + l2 + l3))),
+            energy_total: Some(Energy::from_watt_hours(wh)),
+            ..ChargerStatus::default()
+        }
+    }
+
+    fn commands(actions: &[Action]) -> Vec<(u8, ChargerCommand)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Charger { cp, command } => Some((cp.number(), *command)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn started(text: &str) -> (Core, Instant) {
+        let mut core = Core::new(config(text), true);
+        let t0 = Instant::now();
+        let _ = core.handle(Event::Started, t0);
+        let monday_8 = TimeOfDay::new(Some(Weekday::Monday), 8, 0, 0).unwrap();
+        let _ = core.handle(Event::Clock(monday_8), t0);
+        (core, t0)
+    }
+
+    #[test]
+    fn start_sends_failsafe_and_a_first_current_to_every_active_point() {
+        let mut core = Core::new(config(FIVE), true);
+        let actions = core.handle(Event::Started, Instant::now());
+        let cmds = commands(&actions);
+        for n in 1..=5 {
+            assert!(
+                cmds.iter()
+                    .any(|(c, cmd)| *c == n && matches!(cmd, ChargerCommand::Failsafe { .. })),
+                "failsafe for {n}"
+            );
+            // DLM on: the minimum current until load management runs (safe side that charges).
+            assert!(
+                cmds.contains(&(n, ChargerCommand::SetCurrent(amps(6)))),
+                "first current for {n}: {cmds:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn measurements_map_through_the_phase_rotation() {
+        let (mut core, t0) = started(FIVE);
+        // Charging point 2 is wired L2-L3-L1: its phase 1 is grid L2.
+        let a = core.handle(
+            Event::ChargerPolled {
+                cp: cp(2),
+                status: charging(10, 0, 0, 1000),
+            },
+            t0,
+        );
+        let s = sets(&a);
+        assert_eq!(s.get(&100), Some(&Value::U8(8)));
+        assert_eq!(s.get(&101), Some(&Value::Bool(true)));
+        assert_eq!(s.get(&112), Some(&Value::Current(amps(10))), "sum");
+        assert_eq!(s.get(&113), Some(&Value::Current(amps(0))), "grid L1");
+        assert_eq!(
+            s.get(&114),
+            Some(&Value::Current(amps(10))),
+            "grid L2 carries phase 1"
+        );
+        assert_eq!(s.get(&116), Some(&Value::Power(Power::from_watts(2300))));
+        assert_eq!(
+            s.get(&111),
+            Some(&Value::Current(amps(16))),
+            "setpoint state"
+        );
+    }
+
+    #[test]
+    fn session_energy_times_and_duration() {
+        let (mut core, t0) = started(FIVE);
+        let idle = ChargerStatus {
+            state: Some(CpState::Available),
+            energy_total: Some(Energy::from_watt_hours(5000)),
+            ..ChargerStatus::default()
+        };
+        let _ = core.handle(
+            Event::ChargerPolled {
+                cp: cp(1),
+                status: idle,
+            },
+            t0,
+        );
+        let plugged = ChargerStatus {
+            connected: true,
+            state: Some(CpState::Connected),
+            ..charging(0, 0, 0, 5000)
+        };
+        let _ = core.handle(
+            Event::ChargerPolled {
+                cp: cp(1),
+                status: plugged,
+            },
+            t0,
+        );
+        let t1 = t0 + Duration::from_secs(90);
+        let a = core.handle(
+            Event::ChargerPolled {
+                cp: cp(1),
+                status: charging(16, 16, 16, 5000),
+            },
+            t1,
+        );
+        let start = sets(&a).get(&76).cloned();
+        assert_eq!(
+            start,
+            Some(Value::TimeOfDay(
+                TimeOfDay::new(Some(Weekday::Monday), 8, 1, 30).unwrap()
+            ))
+        );
+        let t2 = t1 + Duration::from_secs(3600);
+        let a = core.handle(
+            Event::ChargerPolled {
+                cp: cp(1),
+                status: charging(16, 16, 16, 16_000),
+            },
+            t2,
+        );
+        assert_eq!(
+            sets(&a).get(&74),
+            Some(&Value::Energy(Energy::from_watt_hours(11_000))),
+            "energy of this charge from the counter"
+        );
+        assert_eq!(
+            sets(&a).get(&78),
+            Some(&Value::Seconds(3600)),
+            "duration refreshed while charging"
+        );
+        let t3 = t2 + Duration::from_secs(60);
+        let done = ChargerStatus {
+            state: Some(CpState::Connected),
+            ..charging(0, 0, 0, 16_100)
+        };
+        let a = core.handle(
+            Event::ChargerPolled {
+                cp: cp(1),
+                status: done,
+            },
+            t3,
+        );
+        let s = sets(&a);
+        assert_eq!(
+            s.get(&77),
+            Some(&Value::TimeOfDay(
+                TimeOfDay::new(Some(Weekday::Monday), 9, 2, 30).unwrap()
+            ))
+        );
+        assert_eq!(s.get(&78), Some(&Value::Seconds(3660)));
+        assert_eq!(
+            s.get(&74),
+            Some(&Value::Energy(Energy::from_watt_hours(11_100)))
+        );
+        assert_eq!(
+            s.get(&75),
+            Some(&Value::Energy(Energy::from_watt_hours(16_100)))
+        );
+    }
+
+    #[test]
+    fn charging_complete_after_the_configured_time_and_reset_at_once() {
+        let (mut core, t0) = started(FIVE);
+        let trickle = charging(0, 0, 0, 1000);
+        let a = core.handle(
+            Event::ChargerPolled {
+                cp: cp(1),
+                status: trickle.clone(),
+            },
+            t0,
+        );
+        assert_eq!(sets(&a).get(&53), Some(&Value::Bool(false)));
+        // Default: below 1.0 A for 300 s.
+        let wake = core.poll_timeout().unwrap();
+        assert_eq!(wake, t0 + Duration::from_secs(300));
+        let a = core.handle(Event::Tick, wake);
+        assert_eq!(sets(&a).get(&53), Some(&Value::Bool(true)));
+        assert_eq!(core.poll_timeout(), None, "no busy wake-ups once complete");
+        let a = core.handle(
+            Event::ChargerPolled {
+                cp: cp(1),
+                status: charging(2, 0, 0, 1000),
+            },
+            wake,
+        );
+        assert_eq!(
+            sets(&a).get(&53),
+            Some(&Value::Bool(false)),
+            "reset as soon as the current rises"
+        );
+    }
+
+    #[test]
+    fn faults_from_the_charger_appear_on_94_to_99_and_clear() {
+        let (mut core, t0) = started(FIVE);
+        let a = core.handle(
+            Event::ChargerFailed {
+                cp: cp(3),
+                error: DriverError::NotReachable("timeout".into()),
+            },
+            t0,
+        );
+        let s = sets(&a);
+        assert_eq!(
+            (s.get(&194), s.get(&195)),
+            (
+                Some(&Value::Bool(true)),
+                Some(&Value::Text("NotReachable".into()))
+            )
+        );
+        assert_eq!(core.leds().app, AppLed::ThreeFlashes);
+        let mut status = charging(6, 6, 6, 100);
+        status.error = Some(ManufacturerError { parts: vec![0x1A] });
+        let a = core.handle(Event::ChargerPolled { cp: cp(3), status }, t0);
+        let s = sets(&a);
+        assert_eq!(s.get(&195), Some(&Value::Text("ChargerError".into())));
+        assert_eq!(s.get(&196), Some(&Value::Text("0x0000001A".into())));
+        let a = core.handle(
+            Event::ChargerPolled {
+                cp: cp(3),
+                status: charging(6, 6, 6, 100),
+            },
+            t0,
+        );
+        let s = sets(&a);
+        assert_eq!(s.get(&194), Some(&Value::Bool(false)));
+        assert_eq!(s.get(&196), Some(&Value::Text(String::new())));
+        // Other charging points are untouched.
+        assert_eq!(core.value(GoNumber(144)), Some(&Value::Bool(false)));
+        let a = core.handle(
+            Event::ChargerFailed {
+                cp: cp(1),
+                error: DriverError::WrongCharger("serial says ABB".into()),
+            },
+            t0,
+        );
+        assert_eq!(sets(&a).get(&95), Some(&Value::Text("WrongCharger".into())));
+        let a = core.handle(
+            Event::ChargerIdentified {
+                cp: cp(1),
+                identity: ChargerIdentity {
+                    serial: Some("17123456".into()),
+                    firmware: Some("3.10.57".into()),
+                    model: None,
+                },
+            },
+            t0,
+        );
+        assert_eq!(sets(&a).get(&80), Some(&Value::Text("17123456".into())));
+    }
+
+    #[test]
+    fn refused_commands_are_information_faults() {
+        let (mut core, t0) = started(FIVE);
+        let a = core.handle(
+            Event::ChargerCommandDone {
+                cp: cp(1),
+                command: ChargerCommand::StartStop(true),
+                outcome: CommandOutcome::NotPossible("automatic start".into()),
+            },
+            t0,
+        );
+        assert_eq!(
+            sets(&a).get(&95),
+            Some(&Value::Text("OpNotPossible".into()))
+        );
+        assert_eq!(
+            core.value(GoNumber(94)),
+            Some(&Value::Bool(false)),
+            "information only: no fault present"
+        );
+    }
+
+    const DLM_OFF: &str = "[dlm]\ngrid_control_current = 6\n[charging_point.1]\nenabled = true\nmodel = \"keba-p30\"\nip = \"10.0.0.1\"\nmin_current = 6\nmax_current = 32\n";
+
+    #[test]
+    fn dlm_off_setpoint_is_clamped_and_interruption_and_grid_control_override_it() {
+        let (mut core, t0) = started(DLM_OFF);
+        let write = |core: &mut Core, o: u16, v: Value| {
+            core.handle(
+                Event::ObjectWritten {
+                    object: GoNumber(o),
+                    value: v,
+                },
+                t0,
+            )
+        };
+        // The first setpoint is the maximum (32 A); 40 A is clamped to it: nothing new to send.
+        let a = write(&mut core, 60, Value::Current(amps(40)));
+        assert!(commands(&a).is_empty(), "{:?}", commands(&a));
+        assert_eq!(
+            sets(&a).get(&95),
+            Some(&Value::Text("ValOutOfRange".into()))
+        );
+        let a = write(&mut core, 60, Value::Current(amps(10)));
+        assert_eq!(
+            commands(&a),
+            vec![(1, ChargerCommand::SetCurrent(amps(10)))]
+        );
+        // Interruption wins; the setpoint changed meanwhile is used afterwards.
+        let a = write(&mut core, 55, Value::Bool(true));
+        assert_eq!(
+            commands(&a),
+            vec![(1, ChargerCommand::SetCurrent(Current::ZERO))]
+        );
+        let _ = core.handle(
+            Event::ChargerPolled {
+                cp: cp(1),
+                status: charging(0, 0, 0, 0),
+            },
+            t0,
+        );
+        assert_eq!(
+            core.value(GoNumber(50)),
+            Some(&Value::U8(11)),
+            "state Interruption"
+        );
+        let a = write(&mut core, 60, Value::Current(amps(12)));
+        assert!(commands(&a).is_empty(), "still interrupted");
+        let a = write(&mut core, 55, Value::Bool(false));
+        assert_eq!(
+            commands(&a),
+            vec![(1, ChargerCommand::SetCurrent(amps(12)))]
+        );
+        // Grid-supporting control caps at 6 A and restores afterwards.
+        let a = write(&mut core, 1, Value::Bool(true));
+        assert_eq!(commands(&a), vec![(1, ChargerCommand::SetCurrent(amps(6)))]);
+        let a = write(&mut core, 1, Value::Bool(false));
+        assert_eq!(
+            commands(&a),
+            vec![(1, ChargerCommand::SetCurrent(amps(12)))]
+        );
+        // Start/stop and unlock go straight to the charging point.
+        let a = write(&mut core, 54, Value::Bool(false));
+        assert_eq!(commands(&a), vec![(1, ChargerCommand::StartStop(false))]);
+        let a = write(&mut core, 59, Value::Bool(true));
+        assert_eq!(commands(&a), vec![(1, ChargerCommand::Unlock)]);
+    }
+
+    #[test]
+    fn grid_control_with_zero_amps_interrupts() {
+        let text = DLM_OFF.replace("grid_control_current = 6", "grid_control_current = 0");
+        let (mut core, t0) = started(&text);
+        let a = core.handle(
+            Event::ObjectWritten {
+                object: GoNumber(1),
+                value: Value::Bool(true),
+            },
+            t0,
+        );
+        assert_eq!(
+            commands(&a),
+            vec![(1, ChargerCommand::SetCurrent(Current::ZERO))]
+        );
+    }
+
+    #[test]
+    fn a_lost_charging_point_is_told_its_current_again_when_it_returns() {
+        let (mut core, t0) = started(DLM_OFF);
+        let _ = core.handle(
+            Event::ChargerFailed {
+                cp: cp(1),
+                error: DriverError::NotReachable("down".into()),
+            },
+            t0,
+        );
+        let a = core.handle(
+            Event::ChargerPolled {
+                cp: cp(1),
+                status: charging(0, 0, 0, 0),
+            },
+            t0,
+        );
+        assert_eq!(
+            commands(&a),
+            vec![(1, ChargerCommand::SetCurrent(amps(32)))]
+        );
+    }
+
+    #[test]
+    fn clock_anchor_rolls_over_midnight_and_weekday() {
+        let anchor = super::super::points::ClockAnchor {
+            at: Instant::now(),
+            time: TimeOfDay::new(Some(Weekday::Sunday), 23, 59, 30).unwrap(),
+        };
+        let t = anchor.time_at(anchor.at + Duration::from_secs(45));
+        assert_eq!(t, TimeOfDay::new(Some(Weekday::Monday), 0, 0, 15).unwrap());
+    }
+}

@@ -1,0 +1,557 @@
+//! The charging points in the core: what each reported, its session, "charging complete",
+//! its faults, and how all of it maps onto objects 50–99 (+ 50 per charging point).
+//!
+//! * Currents, powers and energies per phase are mapped from the charging point's phases to
+//!   the grid phases through its phase rotation, so L1 on KNX is the house's L1.
+//! * The energy of the current or last charge is computed from the lifetime counter
+//!   (counter now − counter at plug-in) where the model has one, because several models'
+//!   session registers reset at odd moments. Otherwise the model's session register is used.
+//! * A charging process starts when the vehicle first draws current after plugging in. It
+//!   ends when charging stops. Start and end times (DPT 10.001) come from the wall-clock
+//!   anchor the shell sends ([`super::Event::Clock`]); the duration (DPT 13.100) is sent at
+//!   the end and once a minute while charging.
+//! * "Charging complete" is set when the vehicle is connected and the current stays below
+//!   the threshold for the configured time. It is reset at once when the current rises above
+//!   the threshold or the vehicle leaves.
+//! * Without DLM, the setpoint comes from object 60, clamped to the charging point's
+//!   minimum and maximum (a clamped value raises ValOutOfRange, information only).
+//!   Interruption (55) and grid-supporting control (1) override it. With DLM, load
+//!   management decides the current (later work). Until then a released interruption goes
+//!   back to the minimum current, as the spec asks.
+
+use std::time::{Duration, Instant};
+
+use super::{Action, Core, Event};
+use crate::chargers::{ChargerCommand, ChargerStatus, CommandOutcome, CpState, DriverError};
+use crate::config::{ChargePointConfig, PhaseRotation};
+use crate::faults::{Fault, FaultCode, Scope};
+use crate::knx::dpt::{TimeOfDay, Weekday};
+use crate::objects::Value;
+use crate::units::{ChargePointId, Current, Energy, GoNumber, PerPhase, Phase, Power};
+
+/// Object offsets inside a charging point's block.
+mod off {
+    pub(super) const STATE: u16 = 0;
+    pub(super) const CONNECTED: u16 = 1;
+    pub(super) const CHARGING: u16 = 2;
+    pub(super) const COMPLETE: u16 = 3;
+    pub(super) const START_STOP: u16 = 4;
+    pub(super) const INTERRUPTION: u16 = 5;
+    pub(super) const INTERRUPTION_STATE: u16 = 6;
+    pub(super) const UNLOCK: u16 = 9;
+    pub(super) const SETPOINT: u16 = 10;
+    pub(super) const SETPOINT_STATE: u16 = 11;
+    pub(super) const CURRENT_SUM: u16 = 12;
+    pub(super) const CURRENT_L1: u16 = 13;
+    pub(super) const POWER_SUM: u16 = 16;
+    pub(super) const POWER_L1: u16 = 17;
+    pub(super) const ENERGY_SUM: u16 = 20;
+    pub(super) const ENERGY_L1: u16 = 21;
+    pub(super) const ENERGY_LAST: u16 = 24;
+    pub(super) const ENERGY_TOTAL: u16 = 25;
+    pub(super) const START_TIME: u16 = 26;
+    pub(super) const END_TIME: u16 = 27;
+    pub(super) const DURATION: u16 = 28;
+    pub(super) const EVCCID: u16 = 29;
+    pub(super) const SERIAL: u16 = 30;
+    pub(super) const FIRMWARE: u16 = 31;
+    pub(super) const TEMPERATURE: u16 = 32;
+    pub(super) const TEMPERATURE_WARNING: u16 = 33;
+    pub(super) const RFID: u16 = 34;
+    pub(super) const FAULT_INFO_1: u16 = 46;
+}
+
+/// How often the duration object is refreshed while charging.
+const DURATION_REFRESH: Duration = Duration::from_secs(60);
+
+/// One charging point as the core sees it.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Point {
+    /// Last successful poll.
+    pub(super) status: Option<ChargerStatus>,
+    /// KNX interruption (object 55) active.
+    pub(super) interrupted: bool,
+    /// Setpoint from object 60 (DLM off); starts at the maximum current.
+    pub(super) setpoint: Option<Current>,
+    /// The current last commanded.
+    pub(super) commanded: Option<Current>,
+    /// Vehicle was connected at the last poll.
+    connected: bool,
+    /// Vehicle was charging at the last poll.
+    charging: bool,
+    /// Lifetime counter when the vehicle plugged in.
+    energy_at_plug_in: Option<Energy>,
+    /// The current charging process: start instant and time of day.
+    process_start: Option<(Instant, Option<TimeOfDay>)>,
+    /// When the duration object was last refreshed.
+    duration_sent: Option<Instant>,
+    /// Since when the current has been below the "complete" threshold while connected.
+    below_since: Option<Instant>,
+    /// "Charging complete" is set.
+    complete: bool,
+}
+
+/// The wall-clock anchor: a time of day at an instant.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ClockAnchor {
+    pub(super) at: Instant,
+    pub(super) time: TimeOfDay,
+}
+
+impl ClockAnchor {
+    /// The time of day at `now`, extrapolated from the anchor.
+    pub(super) fn time_at(self, now: Instant) -> TimeOfDay {
+        let base = u64::from(self.time.hour) * 3600
+            + u64::from(self.time.minute) * 60
+            + u64::from(self.time.second);
+        let total = base + now.saturating_duration_since(self.at).as_secs();
+        let days = total / 86_400;
+        let secs = total % 86_400;
+        let weekday = self.time.weekday.and_then(|w| {
+            let index = (u64::from(w.number()) - 1 + days) % 7;
+            Weekday::from_number(u8::try_from(index).unwrap_or(0) + 1)
+        });
+        let part = |v: u64| u8::try_from(v).unwrap_or(0);
+        TimeOfDay::new(
+            weekday,
+            part(secs / 3600),
+            part(secs / 60 % 60),
+            part(secs % 60),
+        )
+        .unwrap_or(self.time)
+    }
+}
+
+pub(super) fn obj(cp: ChargePointId, offset: u16) -> GoNumber {
+    GoNumber(cp.object_base() + offset)
+}
+
+/// Maps values per charging-point phase onto grid phases.
+pub(super) fn to_grid<T: Copy + Default>(
+    rotation: PhaseRotation,
+    cp_phases: PerPhase<T>,
+) -> PerPhase<T> {
+    let mut grid = PerPhase::splat(T::default());
+    for (i, value) in cp_phases.0.into_iter().enumerate() {
+        if let Some(phase) = rotation.grid_phase(i) {
+            grid.set(phase, value);
+        }
+    }
+    grid
+}
+
+impl Core {
+    fn point_config(&self, cp: ChargePointId) -> Option<ChargePointConfig> {
+        self.config
+            .charging_point(cp)
+            .filter(|c| c.is_active())
+            .cloned()
+    }
+
+    /// At start: failsafe settings and the first setpoint for every active charging point.
+    pub(super) fn start_points(&mut self, out: &mut Vec<Action>) {
+        for cp in ChargePointId::all() {
+            let Some(cfg) = self.point_config(cp) else {
+                continue;
+            };
+            out.push(Action::Charger {
+                cp,
+                command: ChargerCommand::Failsafe {
+                    current: cfg.failsafe_current,
+                    timeout: cfg.failsafe_timeout,
+                },
+            });
+            self.points.entry(cp).or_default().setpoint = Some(cfg.max_current);
+            self.apply_target(cp, out);
+        }
+    }
+
+    /// The current a charging point should get now, apart from load management.
+    pub(super) fn target(&self, cp: ChargePointId) -> Option<Current> {
+        let cfg = self.config.charging_point(cp).filter(|c| c.is_active())?;
+        let point = self.points.get(&cp)?;
+        let grid = self.config.dlm.grid_control_current;
+        if point.interrupted || (self.grid_control && grid == Current::ZERO) {
+            return Some(Current::ZERO);
+        }
+        let mut target = if self.config.dlm.enabled {
+            cfg.min_current
+        } else {
+            point.setpoint.unwrap_or(cfg.max_current)
+        };
+        if self.grid_control {
+            // A reduction below the vehicle's minimum cannot be charged; the minimum is the
+            // lowest current that still charges.
+            target = target.min(grid.max(cfg.min_current));
+        }
+        Some(target.clamp_to(cfg.min_current, cfg.max_current))
+    }
+
+    /// Sends the target current if it changed.
+    pub(super) fn apply_target(&mut self, cp: ChargePointId, out: &mut Vec<Action>) {
+        let Some(target) = self.target(cp) else {
+            return;
+        };
+        let point = self.points.entry(cp).or_default();
+        if point.commanded != Some(target) {
+            point.commanded = Some(target);
+            out.push(Action::Charger {
+                cp,
+                command: ChargerCommand::SetCurrent(target),
+            });
+        }
+        if let Some(status) = self.points.get(&cp).and_then(|p| p.status.clone()) {
+            self.publish_state(cp, &status, out);
+        }
+    }
+
+    /// KNX writes to charging-point objects (54, 55, 59, 60 + offset).
+    pub(super) fn point_written(
+        &mut self,
+        cp: ChargePointId,
+        offset: u16,
+        value: &Value,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(cfg) = self.point_config(cp) else {
+            return;
+        };
+        match (offset, value) {
+            (off::START_STOP, Value::Bool(start)) => out.push(Action::Charger {
+                cp,
+                command: ChargerCommand::StartStop(*start),
+            }),
+            (off::UNLOCK, Value::Bool(_)) => out.push(Action::Charger {
+                cp,
+                command: ChargerCommand::Unlock,
+            }),
+            (off::INTERRUPTION, Value::Bool(on)) => {
+                self.points.entry(cp).or_default().interrupted = *on;
+                self.set(obj(cp, off::INTERRUPTION_STATE), Value::Bool(*on), out);
+                self.apply_target(cp, out);
+            }
+            (off::SETPOINT, Value::Current(requested)) => {
+                let clamped = (*requested).clamp_to(cfg.min_current, cfg.max_current);
+                if clamped != *requested {
+                    self.faults.raise(Fault::charging_point(
+                        FaultCode::ValOutOfRange,
+                        cp,
+                        format!(
+                            "setpoint {requested} outside {}..{}, set to {clamped}",
+                            cfg.min_current, cfg.max_current
+                        ),
+                    ));
+                    self.publish_faults(out);
+                }
+                self.points.entry(cp).or_default().setpoint = Some(clamped);
+                self.apply_target(cp, out);
+            }
+            _ => {}
+        }
+    }
+
+    /// Events from the charger tasks.
+    pub(super) fn charger_event(&mut self, event: Event, now: Instant, out: &mut Vec<Action>) {
+        match event {
+            Event::ChargerPolled { cp, status } => self.polled(cp, status, now, out),
+            Event::ChargerIdentified { cp, identity } => {
+                self.faults
+                    .clear(Scope::ChargingPoint(cp), FaultCode::WrongCharger);
+                if let Some(serial) = identity.serial {
+                    self.set(obj(cp, off::SERIAL), Value::Text(serial), out);
+                }
+                if let Some(firmware) = identity.firmware {
+                    self.set(obj(cp, off::FIRMWARE), Value::Text(firmware), out);
+                }
+                self.publish_faults(out);
+            }
+            Event::ChargerFailed { cp, error } => {
+                tracing::warn!(cp = cp.number(), "charging point: {error}");
+                if matches!(error, DriverError::NotReachable(_)) {
+                    // After a loss the charging point must be told its current again.
+                    if let Some(p) = self.points.get_mut(&cp) {
+                        p.commanded = None;
+                    }
+                }
+                self.faults.raise(Fault::charging_point(
+                    error.fault_code(),
+                    cp,
+                    error.to_string(),
+                ));
+                self.publish_faults(out);
+            }
+            Event::ChargerCommandDone {
+                cp,
+                command,
+                outcome,
+            } => {
+                let fault = match outcome {
+                    CommandOutcome::Done => None,
+                    CommandOutcome::NotPossible(why) => Some((FaultCode::OpNotPossible, why)),
+                    CommandOutcome::OutOfRange(why) => Some((FaultCode::ValOutOfRange, why)),
+                };
+                if let Some((code, why)) = fault {
+                    tracing::info!(cp = cp.number(), ?command, "command refused: {why}");
+                    self.faults.raise(Fault::charging_point(code, cp, why));
+                    self.publish_faults(out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn polled(
+        &mut self,
+        cp: ChargePointId,
+        status: ChargerStatus,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(cfg) = self.point_config(cp) else {
+            return;
+        };
+        let scope = Scope::ChargingPoint(cp);
+        for code in [
+            FaultCode::NotReachable,
+            FaultCode::Comm,
+            FaultCode::WrongCharger,
+            FaultCode::DlmInvCurrent,
+        ] {
+            self.faults.clear(scope, code);
+        }
+        match &status.error {
+            Some(e) => {
+                let info = e.fault_info();
+                self.faults.raise(Fault::charging_point(
+                    FaultCode::ChargerError,
+                    cp,
+                    format!("manufacturer code {}", info.join(" ").trim()),
+                ));
+                for (i, text) in (0u16..).zip(info) {
+                    self.set(obj(cp, off::FAULT_INFO_1 + i), Value::Text(text), out);
+                }
+            }
+            None => {
+                if self.faults.is_present(scope, FaultCode::ChargerError) {
+                    self.faults.clear(scope, FaultCode::ChargerError);
+                    for i in 0..4 {
+                        self.set(
+                            obj(cp, off::FAULT_INFO_1 + i),
+                            Value::Text(String::new()),
+                            out,
+                        );
+                    }
+                }
+            }
+        }
+        self.track_session(cp, &cfg, &status, now, out);
+        self.publish_measurements(cp, &cfg, &status, out);
+        self.publish_state(cp, &status, out);
+        self.points.entry(cp).or_default().status = Some(status);
+        self.publish_faults(out);
+        // A reconnected charging point gets its current again.
+        self.apply_target(cp, out);
+    }
+
+    fn publish_state(&mut self, cp: ChargePointId, status: &ChargerStatus, out: &mut Vec<Action>) {
+        let overridden = self.target(cp) == Some(Current::ZERO);
+        let state = if overridden {
+            Some(CpState::Interrupted)
+        } else {
+            status.state
+        };
+        if let Some(state) = state {
+            self.set(obj(cp, off::STATE), Value::U8(state.value()), out);
+        }
+        self.set(obj(cp, off::CONNECTED), Value::Bool(status.connected), out);
+        self.set(obj(cp, off::CHARGING), Value::Bool(status.charging), out);
+    }
+
+    fn publish_measurements(
+        &mut self,
+        cp: ChargePointId,
+        cfg: &ChargePointConfig,
+        s: &ChargerStatus,
+        out: &mut Vec<Action>,
+    ) {
+        let rot = cfg.rotation;
+        if let Some(sp) = s.setpoint {
+            self.set(obj(cp, off::SETPOINT_STATE), Value::Current(sp), out);
+        }
+        if let Some(currents) = s.currents {
+            let grid = to_grid(rot, currents);
+            self.set(
+                obj(cp, off::CURRENT_SUM),
+                Value::Current(currents.0.into_iter().sum()),
+                out,
+            );
+            for (i, phase) in (0u16..).zip(Phase::ALL) {
+                self.set(
+                    obj(cp, off::CURRENT_L1 + i),
+                    Value::Current(grid.get(phase)),
+                    out,
+                );
+            }
+        }
+        let power_sum = s
+            .power
+            .or_else(|| s.power_phases.map(|p| p.0.into_iter().sum::<Power>()));
+        if let Some(p) = power_sum {
+            self.set(obj(cp, off::POWER_SUM), Value::Power(p), out);
+        }
+        if let Some(phases) = s.power_phases {
+            let grid = to_grid(rot, phases);
+            for (i, phase) in (0u16..).zip(Phase::ALL) {
+                self.set(
+                    obj(cp, off::POWER_L1 + i),
+                    Value::Power(grid.get(phase)),
+                    out,
+                );
+            }
+        }
+        let total = s
+            .energy_total
+            .or_else(|| s.energy_phases.map(|p| p.0.into_iter().sum::<Energy>()));
+        if let Some(e) = total {
+            self.set(obj(cp, off::ENERGY_SUM), Value::Energy(e), out);
+            self.set(obj(cp, off::ENERGY_TOTAL), Value::Energy(e), out);
+        }
+        if let Some(phases) = s.energy_phases {
+            let grid = to_grid(rot, phases);
+            for (i, phase) in (0u16..).zip(Phase::ALL) {
+                self.set(
+                    obj(cp, off::ENERGY_L1 + i),
+                    Value::Energy(grid.get(phase)),
+                    out,
+                );
+            }
+        }
+        let last = match (
+            total,
+            self.points.get(&cp).and_then(|p| p.energy_at_plug_in),
+        ) {
+            (Some(now), Some(start)) => Some(now.saturating_sub(start).max(Energy::ZERO)),
+            _ => s.energy_session,
+        };
+        if let Some(e) = last {
+            self.set(obj(cp, off::ENERGY_LAST), Value::Energy(e), out);
+        }
+        if let Some(t) = s.temperature {
+            self.set(obj(cp, off::TEMPERATURE), Value::Temperature(t), out);
+        }
+        let warning = s
+            .temperature_warning
+            .or_else(|| s.temperature.map(|t| t >= cfg.temperature_warning));
+        if let Some(w) = warning {
+            self.set(obj(cp, off::TEMPERATURE_WARNING), Value::Bool(w), out);
+        }
+        if let Some(tag) = &s.rfid {
+            self.set(obj(cp, off::RFID), Value::Text(tag.clone()), out);
+        }
+        if let Some(id) = &s.evccid {
+            self.set(obj(cp, off::EVCCID), Value::Text(id.clone()), out);
+        }
+    }
+
+    fn track_session(
+        &mut self,
+        cp: ChargePointId,
+        cfg: &ChargePointConfig,
+        s: &ChargerStatus,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        let clock = self.clock;
+        let point = self.points.entry(cp).or_default();
+        let total = s
+            .energy_total
+            .or_else(|| s.energy_phases.map(|p| p.0.into_iter().sum::<Energy>()));
+        let mut sets: Vec<(u16, Value)> = Vec::new();
+        if s.connected && !point.connected {
+            point.energy_at_plug_in = total;
+        }
+        if s.charging && !point.charging && point.process_start.is_none() {
+            let tod = clock.map(|c| c.time_at(now));
+            point.process_start = Some((now, tod));
+            point.duration_sent = Some(now);
+            if let Some(t) = tod {
+                sets.push((off::START_TIME, Value::TimeOfDay(t)));
+            }
+            sets.push((off::DURATION, Value::Seconds(0)));
+        }
+        if let Some((start, _)) = point.process_start {
+            let elapsed =
+                i32::try_from(now.saturating_duration_since(start).as_secs()).unwrap_or(i32::MAX);
+            let ended = (point.charging && !s.charging) || !s.connected;
+            if ended {
+                if let Some(t) = clock.map(|c| c.time_at(now)) {
+                    sets.push((off::END_TIME, Value::TimeOfDay(t)));
+                }
+                sets.push((off::DURATION, Value::Seconds(elapsed)));
+            } else if point
+                .duration_sent
+                .is_none_or(|t| now.saturating_duration_since(t) >= DURATION_REFRESH)
+            {
+                point.duration_sent = Some(now);
+                sets.push((off::DURATION, Value::Seconds(elapsed)));
+            }
+            if !s.connected {
+                point.process_start = None;
+            } else if ended {
+                // Charging stopped but the vehicle is still there: the process is over; a new
+                // one starts if it draws current again.
+                point.process_start = None;
+            }
+        }
+        // Charging complete: connected and below the threshold for the configured time.
+        let current: Current = s.currents.map_or(Current::ZERO, |c| c.0.into_iter().sum());
+        let complete = if s.connected && current < cfg.complete_threshold {
+            let since = *point.below_since.get_or_insert(now);
+            now.saturating_duration_since(since) >= cfg.complete_time
+        } else {
+            point.below_since = None;
+            false
+        };
+        point.connected = s.connected;
+        point.charging = s.charging;
+        point.complete = complete;
+        sets.push((off::COMPLETE, Value::Bool(complete)));
+        for (offset, value) in sets {
+            self.set(obj(cp, offset), value, out);
+        }
+    }
+
+    /// When the core next needs a tick for charging points ("complete" timers).
+    pub(super) fn points_timeout(&self) -> Option<Instant> {
+        ChargePointId::all()
+            .filter_map(|cp| {
+                let point = self.points.get(&cp).filter(|p| !p.complete)?;
+                let cfg = self.config.charging_point(cp)?;
+                point.below_since.map(|since| since + cfg.complete_time)
+            })
+            .min()
+    }
+
+    /// Re-evaluates time-driven charging-point objects at `now` ("complete" after its time).
+    pub(super) fn points_tick(&mut self, now: Instant, out: &mut Vec<Action>) {
+        for cp in ChargePointId::all() {
+            let Some(cfg) = self.point_config(cp) else {
+                continue;
+            };
+            let Some(since) = self
+                .points
+                .get(&cp)
+                .filter(|p| !p.complete)
+                .and_then(|p| p.below_since)
+            else {
+                continue;
+            };
+            if now.saturating_duration_since(since) >= cfg.complete_time {
+                if let Some(p) = self.points.get_mut(&cp) {
+                    p.complete = true;
+                }
+                self.set(obj(cp, off::COMPLETE), Value::Bool(true), out);
+            }
+        }
+    }
+}
