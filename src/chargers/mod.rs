@@ -1,12 +1,17 @@
 //! Charging points: the model registry ([`registry`]), the types between drivers and the
 //! core ([`status`]: [`ChargerStatus`], [`ChargerCommand`], [`DriverError`], the
-//! [`ChargePoint`] trait) and the Modbus client interface ([`modbus`]). Model drivers, the
-//! RS485 line and the charger tasks live in further submodules.
+//! [`ChargePoint`] trait), the Modbus client interface ([`modbus`]) with its hand-written
+//! serial framings ([`frame`]) and the shared RS485 line ([`line`]), the model drivers and
+//! their factory ([`drivers`], [`driver_for`]) and the charger tasks ([`task`]).
 
+pub mod drivers;
+pub mod frame;
+pub mod line;
 pub mod modbus;
 pub mod registry;
 pub mod status;
 
+pub use drivers::{AnyDriver, DriverSettings, FactoryError, Transport, driver_for};
 pub use registry::{Capability, ChargerModel, Interface, MeterModel, Metering, Rs485Framing};
 pub use status::{
     ChargePoint, ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, CpState,

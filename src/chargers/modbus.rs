@@ -48,6 +48,12 @@ pub trait Modbus: Send {
     async fn read_coils(&mut self, addr: u16, count: u16) -> Result<Vec<bool>, ModbusError>;
     /// FC 0x05.
     async fn write_coil(&mut self, addr: u16, value: bool) -> Result<(), ModbusError>;
+    /// Addresses another unit id over the same connection (Alfen: station 200, sockets 1 and
+    /// 2). Returns `false` when the transport cannot.
+    fn set_unit(&mut self, unit: u8) -> bool {
+        let _ = unit;
+        false
+    }
 }
 
 /// Modbus TCP to one unit, reconnecting on demand.
@@ -124,6 +130,13 @@ impl TcpModbus {
             Err(_) => Err(ModbusError::NotReachable(format!(
                 "{addr}: {what} timed out after {timeout:?}"
             ))),
+            // tokio-modbus reports undecodable answers as InvalidData transport errors: the
+            // device answered, wrongly (Comm), rather than not at all.
+            Ok(Err(tokio_modbus::Error::Transport(e)))
+                if e.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                Err(ModbusError::Malformed(format!("{addr}: {what}: {e}")))
+            }
             Ok(Err(tokio_modbus::Error::Transport(e))) => {
                 Err(ModbusError::NotReachable(format!("{addr}: {what}: {e}")))
             }
@@ -198,6 +211,11 @@ impl Modbus for TcpModbus {
             Box::pin(c.write_single_coil(addr, value))
         })
         .await
+    }
+
+    fn set_unit(&mut self, unit: u8) -> bool {
+        self.unit = unit;
+        true
     }
 }
 

@@ -227,6 +227,12 @@ pub trait ChargePoint: Send {
     /// Keeps the model's failsafe watchdog alive (no-op for models without one).
     async fn heartbeat(&mut self) -> Result<(), DriverError>;
 
+    /// How often [`ChargePoint::heartbeat`] must run; `None` = never (polls keep the model's
+    /// watchdog alive, or it has none).
+    fn heartbeat_interval(&self) -> Option<Duration> {
+        None
+    }
+
     /// Carries out a command.
     async fn command(&mut self, command: ChargerCommand) -> Result<CommandOutcome, DriverError>;
 }

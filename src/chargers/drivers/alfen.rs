@@ -1,0 +1,257 @@
+//! Alfen Eve (NG9xx platform) with the "Active load balancing" Modbus slave, over Modbus TCP.
+//!
+//! Source: Alfen "Implementation of Modbus Slave TCP/IP for Alfen NG9xx platform" v2.3
+//! (2020-10-30, firmware 4.10; wire addresses, big-endian); cross-checked against evcc
+//! `charger/alfen.go` (facts only). Register map: `shared/reference/charger_register_maps.md`
+//! §4.
+//!
+//! Two unit ids over one connection (Alfen allows two masters only): 200 = station, the
+//! configured unit (1 or 2) = socket.
+//!
+//! | what | unit | register | notes |
+//! | --- | --- | --- | --- |
+//! | name / manufacturer / firmware / platform / serial | 200 | 100 (17) / 117 (5) / 123 (17) / 140 (17) / 157 (11) | identity: manufacturer "Alfen NV" |
+//! | board temperature | 200 | 1102 f32 °C | |
+//! | meter state | socket | 300 | bit 0x08 = meter error |
+//! | currents L1–L3 | socket | 320 / 322 / 324 f32 A | NaN = invalid |
+//! | power L1–L3 / sum | socket | 338 / 340 / 342 / 344 f32 W | |
+//! | energy delivered sum | socket | 374 f64 Wh | |
+//! | availability / mode 3 state | socket | 1200 (1 operative) / 1201 (5) "A".."F" | |
+//! | applied max current | socket | 1206 f32 A | |
+//! | setpoint | socket | 1210 f32 A, FC 16 | 0 pauses; rewritten as heartbeat within the validity time |
+//! | safe current | socket | 1212 f32 A | read-only (set in ACE Service Installer) |
+//!
+//! No session energy, RFID or unlock. Start/stop is a 0 A setpoint.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::common::{
+    DriverSettings, Enable, WriteCache, check_setpoint, currents_f32, f32_at, identity_error,
+    non_empty, reg, regs,
+};
+use crate::chargers::modbus::{Modbus, ModbusError, decode};
+use crate::chargers::registry::Capability;
+use crate::chargers::status::{
+    ChargePoint, ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, CpState,
+    DriverError, ManufacturerError,
+};
+use crate::units::{Current, Energy, PerPhase, Power, Temperature};
+
+const MIN: Current = Current::from_amps(6);
+const STATION: u8 = 200;
+/// evcc rewrites the setpoint every 25 s; the default validity time is 60 s.
+const HEARTBEAT: Duration = Duration::from_secs(25);
+
+/// The Alfen Eve driver.
+#[derive(Debug)]
+pub struct AlfenEve<M> {
+    m: M,
+    socket: u8,
+    settings: DriverSettings,
+    cache: WriteCache,
+    enable: Enable,
+    max: Current,
+}
+
+impl<M: Modbus> AlfenEve<M> {
+    /// A driver over `m`, whose unit id is the socket (1 or 2).
+    pub fn new(m: M, socket: u8, settings: DriverSettings) -> Self {
+        Self {
+            m,
+            socket,
+            settings,
+            cache: WriteCache::default(),
+            enable: Enable::default(),
+            max: Current::from_amps(32),
+        }
+    }
+
+    async fn station(&mut self, addr: u16, count: u16) -> Result<Vec<u16>, ModbusError> {
+        if !self.m.set_unit(STATION) {
+            return Err(ModbusError::Malformed(
+                "the transport cannot address the Alfen station unit".into(),
+            ));
+        }
+        let r = self.m.read_holding(addr, count).await;
+        self.m.set_unit(self.socket);
+        r
+    }
+
+    async fn write_setpoint(&mut self, force: bool) -> Result<(), DriverError> {
+        let amps = self.enable.effective().as_amps_f64();
+        #[allow(clippy::cast_possible_truncation, reason = "amperes fit an f32")]
+        let bits = (amps as f32).to_bits();
+        let [a, b, c, d] = bits.to_be_bytes();
+        let words = [u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d])];
+        if force {
+            self.m.write_multiple(1210, &words).await?;
+            self.cache.known(1210, &words);
+        } else {
+            self.cache.write(&mut self.m, 1210, &words, true).await?;
+        }
+        Ok(())
+    }
+}
+
+impl<M: Modbus> ChargePoint for AlfenEve<M> {
+    fn capabilities(&self) -> BTreeSet<Capability> {
+        use Capability::{
+            Current, EnergyTotal, FaultInfo, Firmware, Power, PowerPhases, Serial, SessionTimes,
+            StartStop, Temperature, TemperatureWarning,
+        };
+        [
+            StartStop,
+            Current,
+            Power,
+            PowerPhases,
+            EnergyTotal,
+            SessionTimes,
+            Serial,
+            Firmware,
+            Temperature,
+            TemperatureWarning,
+            FaultInfo,
+        ]
+        .into()
+    }
+
+    async fn identify(&mut self) -> Result<ChargerIdentity, DriverError> {
+        self.cache.clear();
+        let b = self
+            .station(100, 68)
+            .await
+            .map_err(|e| identity_error("Alfen station", e))?;
+        let manufacturer = decode::ascii(regs(&b, 100, 117, 5)?);
+        if !manufacturer.to_ascii_lowercase().contains("alfen") {
+            return Err(DriverError::WrongCharger(format!(
+                "manufacturer `{manufacturer}` is not Alfen"
+            )));
+        }
+        let max = self.station(1100, 2).await?;
+        let max = decode::f32_be(&max).unwrap_or(32.0);
+        if max.is_finite() && (6.0..=80.0).contains(&max) {
+            self.max = Current::from_amps_f64(f64::from(max)).unwrap_or(self.max);
+        }
+        // Probe the socket unit too: a station without the licence answers exceptions there.
+        self.m
+            .read_holding(1200, 1)
+            .await
+            .map_err(|e| identity_error("Alfen socket", e))?;
+        Ok(ChargerIdentity {
+            serial: non_empty(decode::ascii(regs(&b, 100, 157, 11)?)),
+            firmware: non_empty(decode::ascii(regs(&b, 100, 123, 17)?)),
+            model: non_empty(decode::ascii(regs(&b, 100, 140, 17)?)),
+        })
+    }
+
+    async fn poll(&mut self) -> Result<ChargerStatus, DriverError> {
+        let m = self.m.read_holding(300, 78).await?;
+        let meter_state = reg(&m, 300, 300)?;
+        let currents = currents_f32([
+            f32_at(&m, 300, 320)?,
+            f32_at(&m, 300, 322)?,
+            f32_at(&m, 300, 324)?,
+        ])?;
+        let watts = |v: f32| Power::from_watts_f64(f64::from(v)).ok();
+        let power_phases = match (
+            watts(f32_at(&m, 300, 338)?),
+            watts(f32_at(&m, 300, 340)?),
+            watts(f32_at(&m, 300, 342)?),
+        ) {
+            (Some(a), Some(b), Some(c)) => Some(PerPhase([a, b, c])),
+            _ => None,
+        };
+        let power = watts(f32_at(&m, 300, 344)?);
+        let energy = decode::f64_be(regs(&m, 300, 374, 4)?)
+            .and_then(|wh| Energy::from_watt_hours_f64(wh).ok());
+        let s = self.m.read_holding(1200, 16).await?;
+        let operative = reg(&s, 1200, 1200)? == 1;
+        let mode3 = decode::ascii(regs(&s, 1200, 1201, 5)?);
+        let setpoint = f32_at(&s, 1200, 1210)?;
+        let t = self.station(1102, 2).await?;
+        let temperature =
+            decode::f32_be(&t).and_then(|v| Temperature::from_celsius_f64(f64::from(v)).ok());
+        let connected = mode3 != "A" && !mode3.is_empty();
+        let charging = mode3 == "C2" || mode3 == "D2";
+        let faulted = mode3 == "E" || mode3 == "F";
+        let state = if faulted || meter_state & 0x08 != 0 {
+            CpState::Error
+        } else if !operative {
+            CpState::NotAvailable
+        } else {
+            match mode3.as_str() {
+                "A" => CpState::Available,
+                "C2" => CpState::Charging,
+                "D2" => CpState::ChargingVentilation,
+                "B1" | "B2" | "C1" | "D1" if !self.enable.started => CpState::Cancelled,
+                "B1" | "C1" | "D1" if setpoint == 0.0 => CpState::Interrupted,
+                "B1" | "B2" | "C1" | "D1" => CpState::Connected,
+                _ => CpState::Illegal,
+            }
+        };
+        let error = (faulted || meter_state & 0x0C != 0).then(|| ManufacturerError {
+            parts: vec![
+                u32::from(mode3.bytes().next().unwrap_or(0)),
+                u32::from(meter_state),
+            ],
+        });
+        Ok(ChargerStatus {
+            state: Some(state),
+            connected,
+            charging,
+            setpoint: Current::from_amps_f64(f64::from(setpoint)).ok(),
+            currents: Some(currents),
+            power,
+            power_phases,
+            energy_total: energy,
+            temperature,
+            temperature_warning: temperature.map(|t| t >= self.settings.temperature_warning),
+            error,
+            ..ChargerStatus::default()
+        })
+    }
+
+    async fn heartbeat(&mut self) -> Result<(), DriverError> {
+        self.write_setpoint(true).await
+    }
+
+    fn heartbeat_interval(&self) -> Option<Duration> {
+        Some(HEARTBEAT)
+    }
+
+    async fn command(&mut self, command: ChargerCommand) -> Result<CommandOutcome, DriverError> {
+        match command {
+            ChargerCommand::SetCurrent(c) => {
+                let set = match check_setpoint(c, MIN, self.max) {
+                    Ok(s) => s.unwrap_or(Current::ZERO),
+                    Err(o) => return Ok(o),
+                };
+                self.enable.setpoint = set;
+                self.write_setpoint(false).await?;
+            }
+            ChargerCommand::StartStop(start) => {
+                self.enable.started = start;
+                self.write_setpoint(false).await?;
+            }
+            ChargerCommand::Unlock => {
+                return Ok(CommandOutcome::NotPossible(
+                    "the Alfen Eve cannot unlock over Modbus".into(),
+                ));
+            }
+            ChargerCommand::Failsafe { current, .. } => {
+                // The safe current is set in the ACE Service Installer; it can only be checked.
+                let r = self.m.read_holding(1212, 2).await?;
+                let safe = decode::f32_be(&r)
+                    .and_then(|v| Current::from_amps_f64(f64::from(v)).ok())
+                    .unwrap_or(Current::ZERO);
+                if safe.whole_amps_floor() != current.whole_amps_floor() {
+                    return Ok(CommandOutcome::NotPossible(format!(
+                        "the safe current is {safe} (set in ACE); it cannot be written over Modbus"
+                    )));
+                }
+            }
+        }
+        Ok(CommandOutcome::Done)
+    }
+}

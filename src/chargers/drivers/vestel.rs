@@ -1,0 +1,228 @@
+//! Vestel EVC04 (Home Smart / Connect Plus), Webasto Unite, Ampure Unite over Modbus TCP,
+//! unit 255. Read-only values are input registers (FC 04), settings holding registers.
+//!
+//! Source: Vestel "EVC04 Modbus TCP/IP Specification" v1.8 (attached to evcc issues as
+//! EVC04_Modbus_TCP_Specification.v1.8.pdf); cross-checked against evcc `charger/vestel.go` and
+//! nymea `vestel/evc04-registers.json` (facts only). Register map:
+//! `shared/reference/charger_register_maps.md` §8.
+//!
+//! | what | FC | register | notes |
+//! | --- | --- | --- | --- |
+//! | serial / brand / model / firmware | 04 | 100 (25) / 190 (10) / 210 (5) / 230 (50) | UTF-16, one character per register |
+//! | charge point state | 04 | 1000 | OCPP-like: 0 available 1 preparing 2 charging 3 suspended EVSE 4 suspended EV 5 finishing 6 reserved 7 unavailable 8 faulted |
+//! | charging / cable | 04 | 1001 / 1004 | cable ≥ 2 = vehicle connected |
+//! | EVSE fault code | 04 | 1006 u32 | |
+//! | currents L1–L3 | 04 | 1008 / 1010 / 1012 u16 mA | read one by one |
+//! | power / energy | 04 | 1020 u32 W / 1036 u32 0.1 kWh | |
+//! | session energy / RFID | 04 | 1502 u32 Wh / 1516 (15) | |
+//! | failsafe current / timeout | 03/06 | 2000 A / 2002 s | |
+//! | charging current | 03/06 | 5004 A | 0 pauses: start/stop |
+//! | alive register | 06 | 6000 | write 1 every timeout/4 (≥ 1 s) |
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::common::{
+    DriverSettings, Enable, WriteCache, amps_u16, check_setpoint, check_timeout, currents_ma,
+    identity_error, non_empty, reg, utf16_text,
+};
+use crate::chargers::modbus::{Modbus, decode};
+use crate::chargers::registry::Capability;
+use crate::chargers::status::{
+    ChargePoint, ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, CpState,
+    DriverError, ManufacturerError,
+};
+use crate::units::{Current, Energy, Power};
+
+const MIN: Current = Current::from_amps(6);
+const MAX: Current = Current::from_amps(32);
+const SLOW_EVERY: u32 = 10;
+
+/// The Vestel EVC04 driver.
+#[derive(Debug)]
+pub struct VestelEvc04<M> {
+    m: M,
+    cache: WriteCache,
+    enable: Enable,
+    polls: u32,
+    slow: (Option<Energy>, Option<String>),
+    heartbeat: Option<Duration>,
+}
+
+impl<M: Modbus> VestelEvc04<M> {
+    /// A driver over `m`.
+    pub fn new(m: M, _settings: DriverSettings) -> Self {
+        Self {
+            m,
+            cache: WriteCache::default(),
+            enable: Enable::default(),
+            polls: 0,
+            slow: (None, None),
+            heartbeat: None,
+        }
+    }
+
+    async fn u16(&mut self, addr: u16) -> Result<u16, DriverError> {
+        let r = self.m.read_input(addr, 1).await?;
+        reg(&r, addr, addr)
+    }
+
+    async fn u32(&mut self, addr: u16) -> Result<u32, DriverError> {
+        let r = self.m.read_input(addr, 2).await?;
+        decode::u32_be(&r).ok_or_else(|| DriverError::Comm(format!("register {addr}")))
+    }
+
+    async fn apply(&mut self) -> Result<(), DriverError> {
+        let amps = amps_u16(self.enable.effective());
+        self.cache.write(&mut self.m, 5004, &[amps], false).await?;
+        Ok(())
+    }
+}
+
+impl<M: Modbus> ChargePoint for VestelEvc04<M> {
+    fn capabilities(&self) -> BTreeSet<Capability> {
+        use Capability::{
+            Current, EnergySession, EnergyTotal, FaultInfo, Firmware, Power, Rfid, Serial,
+            SessionTimes, StartStop,
+        };
+        [
+            StartStop,
+            Current,
+            Power,
+            EnergyTotal,
+            EnergySession,
+            SessionTimes,
+            Serial,
+            Firmware,
+            Rfid,
+            FaultInfo,
+        ]
+        .into()
+    }
+
+    async fn identify(&mut self) -> Result<ChargerIdentity, DriverError> {
+        self.cache.clear();
+        let serial = self
+            .m
+            .read_input(100, 25)
+            .await
+            .map_err(|e| identity_error("Vestel EVC04", e))?;
+        let brand = utf16_text(&self.m.read_input(190, 10).await?);
+        let model = utf16_text(&self.m.read_input(210, 5).await?);
+        let firmware = utf16_text(&self.m.read_input(230, 50).await?);
+        let serial = utf16_text(&serial);
+        if serial.is_empty() || model.is_empty() {
+            return Err(DriverError::WrongCharger(
+                "no serial number or model text in the EVC04 identity registers".into(),
+            ));
+        }
+        Ok(ChargerIdentity {
+            serial: Some(serial),
+            firmware: non_empty(firmware),
+            model: Some(format!("{brand} {model}").trim().to_owned()),
+        })
+    }
+
+    async fn poll(&mut self) -> Result<ChargerStatus, DriverError> {
+        let cp = self.u16(1000).await?;
+        let charging = self.u16(1001).await? == 1;
+        let cable = self.u16(1004).await?;
+        let fault = self.u32(1006).await?;
+        let mut ma = [0u32; 3];
+        for (slot, addr) in ma.iter_mut().zip([1008, 1010, 1012]) {
+            *slot = u32::from(self.u16(addr).await?);
+        }
+        let currents = currents_ma(ma, &[0xFFFF])?;
+        let power = self.u32(1020).await?;
+        let energy = self.u32(1036).await?;
+        if self.polls % SLOW_EVERY == 0 {
+            let session = self.u32(1502).await?;
+            let rfid = utf16_text(&self.m.read_input(1516, 15).await?);
+            self.slow = (
+                Some(Energy::from_milliwatt_hours(i64::from(session) * 1000)),
+                non_empty(rfid),
+            );
+        }
+        self.polls = self.polls.wrapping_add(1);
+        let set = self.m.read_holding(5004, 1).await?;
+        let setpoint = reg(&set, 5004, 5004)?;
+        let connected = cable >= 2;
+        let state = match cp {
+            0 => CpState::Available,
+            1 | 3 if !self.enable.started => CpState::Cancelled,
+            1 | 3 if setpoint == 0 => CpState::Interrupted,
+            1 | 4 | 5 => CpState::Connected,
+            2 => CpState::Charging,
+            3 => CpState::Interrupted,
+            6 | 7 => CpState::NotAvailable,
+            8 => CpState::Error,
+            _ => CpState::Illegal,
+        };
+        let (energy_session, rfid) = self.slow.clone();
+        Ok(ChargerStatus {
+            state: Some(state),
+            connected,
+            charging,
+            setpoint: Some(Current::from_amps(i32::from(setpoint))),
+            currents: Some(currents),
+            power: Some(Power::from_milliwatts(i64::from(power) * 1000)),
+            energy_total: Some(Energy::from_milliwatt_hours(i64::from(energy) * 100_000)),
+            energy_session,
+            error: (fault != 0).then(|| ManufacturerError { parts: vec![fault] }),
+            rfid,
+            ..ChargerStatus::default()
+        })
+    }
+
+    async fn heartbeat(&mut self) -> Result<(), DriverError> {
+        self.m.write_single(6000, 1).await?;
+        Ok(())
+    }
+
+    fn heartbeat_interval(&self) -> Option<Duration> {
+        self.heartbeat
+    }
+
+    async fn command(&mut self, command: ChargerCommand) -> Result<CommandOutcome, DriverError> {
+        match command {
+            ChargerCommand::SetCurrent(c) => {
+                self.enable.setpoint = match check_setpoint(c, MIN, MAX) {
+                    Ok(s) => s.unwrap_or(Current::ZERO),
+                    Err(o) => return Ok(o),
+                };
+                self.apply().await?;
+            }
+            ChargerCommand::StartStop(start) => {
+                if start && self.u16(1000).await? == 8 {
+                    return Ok(CommandOutcome::NotPossible(
+                        "the charging point is faulted".into(),
+                    ));
+                }
+                self.enable.started = start;
+                self.apply().await?;
+            }
+            ChargerCommand::Unlock => {
+                return Ok(CommandOutcome::NotPossible(
+                    "the EVC04 cannot unlock over Modbus".into(),
+                ));
+            }
+            ChargerCommand::Failsafe { current, timeout } => {
+                let amps = match check_setpoint(current, MIN, MAX) {
+                    Ok(s) => s.map_or(0, amps_u16),
+                    Err(o) => return Ok(o),
+                };
+                let secs = match check_timeout(timeout, 4, 65_535) {
+                    Ok(s) => s,
+                    Err(o) => return Ok(o),
+                };
+                let back = self.m.read_holding(2000, 3).await?;
+                self.cache.known(2000, &[reg(&back, 2000, 2000)?]);
+                self.cache.known(2002, &[reg(&back, 2000, 2002)?]);
+                self.cache.write(&mut self.m, 2000, &[amps], false).await?;
+                self.cache.write(&mut self.m, 2002, &[secs], false).await?;
+                self.heartbeat = Some((timeout / 4).max(Duration::from_secs(1)));
+            }
+        }
+        Ok(CommandOutcome::Done)
+    }
+}

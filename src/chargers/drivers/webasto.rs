@@ -1,0 +1,228 @@
+//! Webasto Next (also Ampure NEXT) over Modbus TCP, unit 255, register set "TQ-DM100" with
+//! "HEMS activated".
+//!
+//! Source: "Modbus Specification Webasto NEXT", register list rev 3.00 (2022-04-27), as
+//! summarised in the reference; cross-checked against evcc `charger/webasto-next.go` and the
+//! nymea `webasto-next-registers.json` (facts only). Register map:
+//! `shared/reference/charger_register_maps.md` §7.
+//!
+//! | what | register | notes |
+//! | --- | --- | --- |
+//! | charge point state / charge state / EVSE state | 1000 / 1001 / 1002 | 0 no vehicle 1 attached 3 charging 4 paused 7 error 8 reserved / 0-1 / 0 starting 1 running 2 error |
+//! | cable state / error code | 1004 / 1006 | ≥ 2 = vehicle attached |
+//! | currents L1–L3 | 1008 / 1010 / 1012 u16 mA | |
+//! | power sum / L1–L3 | 1020 / 1024 / 1028 / 1032 u32 W | |
+//! | energy | 1036 u32 Wh | |
+//! | HW max / min / station / cable / EV max current | 1100 … 1108 u16 A | identity plausibility |
+//! | session energy | 1502 u16 Wh | |
+//! | RFID (user id) | 1600 (10) ASCII | |
+//! | safe current / comm timeout | 2000 A / 2002 s | failsafe |
+//! | set current | 5004 A | 0 pauses |
+//! | start / cancel | 5006 | 1 start, 2 cancel |
+//! | life bit | 6000 | write 1 every timeout/2 |
+//!
+//! No serial number or firmware in the map.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::common::{
+    DriverSettings, Enable, WriteCache, amps_u16, check_setpoint, check_timeout, currents_ma,
+    identity_error, non_empty, reg, u32_at,
+};
+use crate::chargers::modbus::{Modbus, decode};
+use crate::chargers::registry::Capability;
+use crate::chargers::status::{
+    ChargePoint, ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, CpState,
+    DriverError, ManufacturerError,
+};
+use crate::units::{Current, Energy, PerPhase, Power};
+
+const MIN: Current = Current::from_amps(6);
+
+/// The Webasto Next driver.
+#[derive(Debug)]
+pub struct WebastoNext<M> {
+    m: M,
+    cache: WriteCache,
+    enable: Enable,
+    max: Current,
+    heartbeat: Option<Duration>,
+}
+
+impl<M: Modbus> WebastoNext<M> {
+    /// A driver over `m`.
+    pub fn new(m: M, _settings: DriverSettings) -> Self {
+        Self {
+            m,
+            cache: WriteCache::default(),
+            enable: Enable::default(),
+            max: Current::from_amps(32),
+            heartbeat: None,
+        }
+    }
+}
+
+fn watts(v: u32) -> Power {
+    Power::from_milliwatts(i64::from(v) * 1000)
+}
+
+impl<M: Modbus> ChargePoint for WebastoNext<M> {
+    fn capabilities(&self) -> BTreeSet<Capability> {
+        use Capability::{
+            Current, EnergySession, EnergyTotal, FaultInfo, Power, PowerPhases, Rfid, SessionTimes,
+            StartStop,
+        };
+        [
+            StartStop,
+            Current,
+            Power,
+            PowerPhases,
+            EnergyTotal,
+            EnergySession,
+            SessionTimes,
+            Rfid,
+            FaultInfo,
+        ]
+        .into()
+    }
+
+    async fn identify(&mut self) -> Result<ChargerIdentity, DriverError> {
+        self.cache.clear();
+        let l = self
+            .m
+            .read_holding(1100, 9)
+            .await
+            .map_err(|e| identity_error("Webasto Next", e))?;
+        let hw_max = reg(&l, 1100, 1100)?;
+        let hw_min = reg(&l, 1100, 1102)?;
+        if !(6..=80).contains(&hw_max) || !(1..=hw_max).contains(&hw_min) {
+            return Err(DriverError::WrongCharger(format!(
+                "current limits {hw_min}..{hw_max} A are not a Webasto Next's"
+            )));
+        }
+        self.max = Current::from_amps(i32::from(hw_max));
+        let e = self.m.read_holding(1002, 1).await?;
+        if reg(&e, 1002, 1002)? > 2 {
+            return Err(DriverError::WrongCharger("EVSE state out of range".into()));
+        }
+        Ok(ChargerIdentity {
+            serial: None,
+            firmware: None,
+            model: Some("Webasto Next".into()),
+        })
+    }
+
+    async fn poll(&mut self) -> Result<ChargerStatus, DriverError> {
+        let s = self.m.read_holding(1000, 14).await?;
+        let cp = reg(&s, 1000, 1000)?;
+        let charge = reg(&s, 1000, 1001)?;
+        let evse = reg(&s, 1000, 1002)?;
+        let cable = reg(&s, 1000, 1004)?;
+        let error = reg(&s, 1000, 1006)?;
+        let currents = currents_ma(
+            [
+                u32::from(reg(&s, 1000, 1008)?),
+                u32::from(reg(&s, 1000, 1010)?),
+                u32::from(reg(&s, 1000, 1012)?),
+            ],
+            &[0xFFFF],
+        )?;
+        let p = self.m.read_holding(1020, 18).await?;
+        let session = self.m.read_holding(1502, 1).await?;
+        let rfid = decode::ascii(&self.m.read_holding(1600, 10).await?);
+        let connected = cable >= 2;
+        let charging = charge == 1;
+        let state = if evse == 0 {
+            CpState::StartUp
+        } else if evse == 2 || cp == 7 {
+            CpState::Error
+        } else {
+            match cp {
+                0 => CpState::Available,
+                1 | 4 if !self.enable.started => CpState::Cancelled,
+                1 | 4 if self.enable.setpoint == Current::ZERO => CpState::Interrupted,
+                1 => CpState::ManualStartRequired,
+                3 => CpState::Charging,
+                4 => CpState::Connected,
+                8 => CpState::NotAvailable,
+                _ => CpState::Illegal,
+            }
+        };
+        Ok(ChargerStatus {
+            state: Some(state),
+            connected,
+            charging,
+            setpoint: Some(self.enable.effective()),
+            currents: Some(currents),
+            power: Some(watts(u32_at(&p, 1020, 1020)?)),
+            power_phases: Some(PerPhase([
+                watts(u32_at(&p, 1020, 1024)?),
+                watts(u32_at(&p, 1020, 1028)?),
+                watts(u32_at(&p, 1020, 1032)?),
+            ])),
+            energy_total: Some(Energy::from_milliwatt_hours(
+                i64::from(u32_at(&p, 1020, 1036)?) * 1000,
+            )),
+            energy_session: Some(Energy::from_watt_hours(i32::from(reg(
+                &session, 1502, 1502,
+            )?))),
+            error: (error != 0).then(|| ManufacturerError {
+                parts: vec![u32::from(error)],
+            }),
+            rfid: non_empty(rfid),
+            ..ChargerStatus::default()
+        })
+    }
+
+    async fn heartbeat(&mut self) -> Result<(), DriverError> {
+        self.m.write_single(6000, 1).await?;
+        Ok(())
+    }
+
+    fn heartbeat_interval(&self) -> Option<Duration> {
+        self.heartbeat
+    }
+
+    async fn command(&mut self, command: ChargerCommand) -> Result<CommandOutcome, DriverError> {
+        match command {
+            ChargerCommand::SetCurrent(c) => {
+                let set = match check_setpoint(c, MIN, self.max) {
+                    Ok(s) => s.unwrap_or(Current::ZERO),
+                    Err(o) => return Ok(o),
+                };
+                self.enable.setpoint = set;
+                let amps = amps_u16(self.enable.effective());
+                self.cache.write(&mut self.m, 5004, &[amps], false).await?;
+            }
+            ChargerCommand::StartStop(start) => {
+                self.enable.started = start;
+                self.cache
+                    .write(&mut self.m, 5006, &[if start { 1 } else { 2 }], false)
+                    .await?;
+            }
+            ChargerCommand::Unlock => {
+                return Ok(CommandOutcome::NotPossible(
+                    "the Webasto Next cannot unlock over Modbus".into(),
+                ));
+            }
+            ChargerCommand::Failsafe { current, timeout } => {
+                let amps = match check_setpoint(current, MIN, self.max) {
+                    Ok(s) => s.map_or(0, amps_u16),
+                    Err(o) => return Ok(o),
+                };
+                let secs = match check_timeout(timeout, 1, 65_535) {
+                    Ok(s) => s,
+                    Err(o) => return Ok(o),
+                };
+                let back = self.m.read_holding(2000, 3).await?;
+                self.cache.known(2000, &[reg(&back, 2000, 2000)?]);
+                self.cache.known(2002, &[reg(&back, 2000, 2002)?]);
+                self.cache.write(&mut self.m, 2000, &[amps], true).await?;
+                self.cache.write(&mut self.m, 2002, &[secs], true).await?;
+                self.heartbeat = Some((timeout / 2).max(Duration::from_secs(1)));
+            }
+        }
+        Ok(CommandOutcome::Done)
+    }
+}
