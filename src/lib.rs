@@ -28,6 +28,7 @@ pub mod etsdb;
 pub mod faults;
 pub mod hw;
 pub mod knx;
+pub mod meters;
 pub mod objects;
 pub mod shell;
 pub mod store;
