@@ -31,5 +31,6 @@ pub mod knx;
 pub mod meters;
 pub mod objects;
 pub mod shell;
+pub mod sim;
 pub mod store;
 pub mod units;

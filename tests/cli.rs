@@ -257,13 +257,15 @@ fn five_chargers_table_is_exactly_the_specs_objects() {
         &[
             4, 9, 12, 13, 14, 15, 16, 24, 26, 27, 28, 30, 31, 46, 47, 48, 49,
         ],
-        // Bender CC612: start/stop, current, power + phases, energy, times, fw, RFID, EVCCID, fault info
+        // Bender CC612: start/stop, current, power + phases, energy + phases, times, fw, RFID, EVCCID, fault info
         &[
-            4, 12, 13, 14, 15, 16, 17, 18, 19, 20, 24, 25, 26, 27, 28, 29, 31, 34, 46, 47, 48, 49,
+            4, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 31, 34, 46,
+            47, 48, 49,
         ],
-        // Alfen Eve with temperature sending on: power phases, energy total, temperature + warning
+        // Alfen Eve with temperature sending on: power phases, energy total + phases, temperature + warning
         &[
-            4, 12, 13, 14, 15, 16, 17, 18, 19, 20, 25, 26, 27, 28, 30, 31, 32, 33, 46, 47, 48, 49,
+            4, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 25, 26, 27, 28, 30, 31, 32, 33, 46,
+            47, 48, 49,
         ],
         // Heidelberg EC (temperature sending off: no 82, but the warning 83)
         &[

@@ -10,8 +10,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio_modbus::client::{Context, Reader, Writer};
+use tokio_modbus::client::{Client, Context, Writer};
 use tokio_modbus::slave::{Slave, SlaveContext};
+use tokio_modbus::{Request, Response};
 
 /// A Modbus call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -158,22 +159,31 @@ impl TcpModbus {
 }
 
 impl Modbus for TcpModbus {
+    // Register reads go through `Client::call` and are checked here: tokio-modbus's
+    // `Reader` methods `debug_assert` the answer's length, which a device must not be able to
+    // trigger.
     async fn read_holding(&mut self, addr: u16, count: u16) -> Result<Vec<u16>, ModbusError> {
-        let v = self
+        let r = self
             .call("read holding registers", move |c| {
-                Box::pin(c.read_holding_registers(addr, count))
+                Box::pin(Client::call(c, Request::ReadHoldingRegisters(addr, count)))
             })
             .await?;
-        check_len(v, count)
+        match r {
+            Response::ReadHoldingRegisters(v) => check_len(v, count),
+            other => Err(ModbusError::Malformed(format!("unexpected {other:?}"))),
+        }
     }
 
     async fn read_input(&mut self, addr: u16, count: u16) -> Result<Vec<u16>, ModbusError> {
-        let v = self
+        let r = self
             .call("read input registers", move |c| {
-                Box::pin(c.read_input_registers(addr, count))
+                Box::pin(Client::call(c, Request::ReadInputRegisters(addr, count)))
             })
             .await?;
-        check_len(v, count)
+        match r {
+            Response::ReadInputRegisters(v) => check_len(v, count),
+            other => Err(ModbusError::Malformed(format!("unexpected {other:?}"))),
+        }
     }
 
     async fn write_single(&mut self, addr: u16, value: u16) -> Result<(), ModbusError> {
@@ -192,9 +202,15 @@ impl Modbus for TcpModbus {
     }
 
     async fn read_coils(&mut self, addr: u16, count: u16) -> Result<Vec<bool>, ModbusError> {
-        let mut v = self
-            .call("read coils", move |c| Box::pin(c.read_coils(addr, count)))
+        let r = self
+            .call("read coils", move |c| {
+                Box::pin(Client::call(c, Request::ReadCoils(addr, count)))
+            })
             .await?;
+        let mut v = match r {
+            Response::ReadCoils(v) => v,
+            other => return Err(ModbusError::Malformed(format!("unexpected {other:?}"))),
+        };
         // Coils come padded to whole bytes.
         if v.len() < usize::from(count) {
             return Err(ModbusError::Malformed(format!(

@@ -97,8 +97,8 @@ impl<M: Modbus> AlfenEve<M> {
 impl<M: Modbus> ChargePoint for AlfenEve<M> {
     fn capabilities(&self) -> BTreeSet<Capability> {
         use Capability::{
-            Current, EnergyTotal, FaultInfo, Firmware, Power, PowerPhases, Serial, SessionTimes,
-            StartStop, Temperature, TemperatureWarning,
+            Current, EnergyPhases, EnergyTotal, FaultInfo, Firmware, Power, PowerPhases, Serial,
+            SessionTimes, StartStop, Temperature, TemperatureWarning,
         };
         [
             StartStop,
@@ -106,6 +106,7 @@ impl<M: Modbus> ChargePoint for AlfenEve<M> {
             Power,
             PowerPhases,
             EnergyTotal,
+            EnergyPhases,
             SessionTimes,
             Serial,
             Firmware,
@@ -128,7 +129,10 @@ impl<M: Modbus> ChargePoint for AlfenEve<M> {
                 "manufacturer `{manufacturer}` is not Alfen"
             )));
         }
-        let max = self.station(1100, 2).await?;
+        let max = self
+            .station(1100, 2)
+            .await
+            .map_err(|e| identity_error("Alfen station", e))?;
         let max = decode::f32_be(&max).unwrap_or(32.0);
         if max.is_finite() && (6.0..=80.0).contains(&max) {
             self.max = Current::from_amps_f64(f64::from(max)).unwrap_or(self.max);
@@ -163,8 +167,15 @@ impl<M: Modbus> ChargePoint for AlfenEve<M> {
             _ => None,
         };
         let power = watts(f32_at(&m, 300, 344)?);
-        let energy = decode::f64_be(regs(&m, 300, 374, 4)?)
-            .and_then(|wh| Energy::from_watt_hours_f64(wh).ok());
+        let energy_at = |a: u16| -> Result<Option<Energy>, DriverError> {
+            Ok(decode::f64_be(regs(&m, 300, a, 4)?)
+                .and_then(|wh| Energy::from_watt_hours_f64(wh).ok()))
+        };
+        let energy = energy_at(374)?;
+        let energy_phases = match (energy_at(362)?, energy_at(366)?, energy_at(370)?) {
+            (Some(a), Some(b), Some(c)) => Some(PerPhase([a, b, c])),
+            _ => None,
+        };
         let s = self.m.read_holding(1200, 16).await?;
         let operative = reg(&s, 1200, 1200)? == 1;
         let mode3 = decode::ascii(regs(&s, 1200, 1201, 5)?);
@@ -205,6 +216,7 @@ impl<M: Modbus> ChargePoint for AlfenEve<M> {
             power,
             power_phases,
             energy_total: energy,
+            energy_phases,
             temperature,
             temperature_warning: temperature.map(|t| t >= self.settings.temperature_warning),
             error,

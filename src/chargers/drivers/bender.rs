@@ -24,7 +24,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::common::{
-    DriverSettings, WriteCache, amps_u16, check_setpoint, check_timeout, currents_ma,
+    DriverSettings, WriteCache, amps_u16, check_setpoint, check_timeout, currents_ma, id_read,
     identity_error, non_empty, reg, regs, u32_at,
 };
 use crate::chargers::modbus::{Modbus, decode};
@@ -80,8 +80,8 @@ fn version_like(s: &str) -> bool {
 impl<M: Modbus> ChargePoint for BenderCc<M> {
     fn capabilities(&self) -> BTreeSet<Capability> {
         use Capability::{
-            Current, EnergySession, EnergyTotal, Evccid, FaultInfo, Firmware, Power, PowerPhases,
-            Rfid, SessionTimes, StartStop,
+            Current, EnergyPhases, EnergySession, EnergyTotal, Evccid, FaultInfo, Firmware, Power,
+            PowerPhases, Rfid, SessionTimes, StartStop,
         };
         [
             StartStop,
@@ -89,6 +89,7 @@ impl<M: Modbus> ChargePoint for BenderCc<M> {
             Power,
             PowerPhases,
             EnergyTotal,
+            EnergyPhases,
             EnergySession,
             SessionTimes,
             Firmware,
@@ -113,7 +114,7 @@ impl<M: Modbus> ChargePoint for BenderCc<M> {
                 "protocol version `{protocol}` is not a Bender charge controller's"
             )));
         }
-        let limits = self.m.read_holding(133, 1).await?;
+        let limits = id_read(&mut self.m, "Bender CC612/613", false, 133, 1).await?;
         let hw = reg(&limits, 133, 133)?;
         if (6..=80).contains(&hw) {
             self.max = Current::from_amps(i32::from(hw));

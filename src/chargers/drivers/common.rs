@@ -125,6 +125,23 @@ pub fn identity_error(model: &str, e: ModbusError) -> DriverError {
     }
 }
 
+/// Reads identity registers (FC 03, or FC 04 if `input`); exceptions 1 and 2 mean another
+/// device: `WrongCharger`.
+pub async fn id_read<M: Modbus>(
+    m: &mut M,
+    model: &str,
+    input: bool,
+    addr: u16,
+    count: u16,
+) -> Result<Vec<u16>, DriverError> {
+    let r = if input {
+        m.read_input(addr, count).await
+    } else {
+        m.read_holding(addr, count).await
+    };
+    r.map_err(|e| identity_error(model, e))
+}
+
 /// Start/stop and pause bookkeeping for models that stop charging by a 0 A setpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Enable {

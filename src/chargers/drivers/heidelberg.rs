@@ -22,8 +22,8 @@
 use std::collections::BTreeSet;
 
 use super::common::{
-    DriverSettings, WriteCache, check_setpoint, deciamps_u16, identity_error, non_empty, reg, regs,
-    u32_at,
+    DriverSettings, WriteCache, check_setpoint, deciamps_u16, id_read, identity_error, non_empty,
+    reg, regs, u32_at,
 };
 use crate::chargers::modbus::{Modbus, decode};
 use crate::chargers::registry::Capability;
@@ -91,13 +91,13 @@ impl<M: Modbus> ChargePoint for HeidelbergEc<M> {
                 "register layout 0x{layout:04X} is not a Heidelberg Energy Control's (1.x)"
             )));
         }
-        let l = self.m.read_input(100, 34).await?;
+        let l = id_read(&mut self.m, "Heidelberg Energy Control", true, 100, 34).await?;
         let hw_max = reg(&l, 100, 100)?;
         if (6..=16).contains(&hw_max) {
             self.max = Current::from_amps(i32::from(hw_max));
         }
         let serial = decode::ascii(regs(&l, 100, 102, 32)?);
-        let f = self.m.read_input(200, 4).await?;
+        let f = id_read(&mut self.m, "Heidelberg Energy Control", true, 200, 4).await?;
         let firmware = format!(
             "HW {:X} / SW {:X} (layout {}.{}.{})",
             reg(&f, 200, 200)?,

@@ -27,8 +27,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::common::{
-    DriverSettings, Enable, WriteCache, check_setpoint, check_timeout, currents_ma, identity_error,
-    milliamps_u16,
+    DriverSettings, Enable, WriteCache, check_setpoint, check_timeout, currents_ma, id_read,
+    identity_error, milliamps_u16,
 };
 use crate::chargers::modbus::{Modbus, decode};
 use crate::chargers::registry::Capability;
@@ -130,8 +130,10 @@ impl<M: Modbus> ChargePoint for KebaP30<M> {
                 "product type {product} is not a KeContact P30"
             )));
         }
-        let serial = self.u32(1014).await?;
-        let fw = self.u32(1018).await?;
+        let serial =
+            decode::u32_be(&id_read(&mut self.m, "KEBA P30", false, 1014, 2).await?).unwrap_or(0);
+        let fw =
+            decode::u32_be(&id_read(&mut self.m, "KEBA P30", false, 1018, 2).await?).unwrap_or(0);
         Ok(ChargerIdentity {
             serial: Some(serial.to_string()),
             firmware: Some(firmware(fw)),
@@ -150,7 +152,12 @@ impl<M: Modbus> ChargePoint for KebaP30<M> {
         let currents = currents_ma(ma, &[u32::MAX])?;
         let power_mw = self.u32(1020).await?;
         let offered = self.u32(1100).await?;
-        if self.polls % SLOW_EVERY == 0 {
+        let connected = cable & 0b100 != 0;
+        // Slow data now and then, and at once when a session starts or ends.
+        if self.polls % SLOW_EVERY == 0
+            || connected != self.connected
+            || (state == 3) != self.charging
+        {
             let total = self.u32(1036).await?;
             let rfid = self.u32(1500).await?;
             let session = self.u32(1502).await?;
@@ -161,7 +168,6 @@ impl<M: Modbus> ChargePoint for KebaP30<M> {
             );
         }
         self.polls = self.polls.wrapping_add(1);
-        let connected = cable & 0b100 != 0;
         self.connected = connected;
         self.charging = state == 3;
         let cp_state = match state {

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use super::common::{
     DriverSettings, Enable, WriteCache, amps_u16, check_setpoint, check_timeout, currents_ma,
-    identity_error, non_empty, reg, utf16_text,
+    id_read, identity_error, non_empty, reg, utf16_text,
 };
 use crate::chargers::modbus::{Modbus, decode};
 use crate::chargers::registry::Capability;
@@ -46,6 +46,8 @@ pub struct VestelEvc04<M> {
     enable: Enable,
     polls: u32,
     slow: (Option<Energy>, Option<String>),
+    connected: bool,
+    charging: bool,
     heartbeat: Option<Duration>,
 }
 
@@ -58,6 +60,8 @@ impl<M: Modbus> VestelEvc04<M> {
             enable: Enable::default(),
             polls: 0,
             slow: (None, None),
+            connected: false,
+            charging: false,
             heartbeat: None,
         }
     }
@@ -107,9 +111,9 @@ impl<M: Modbus> ChargePoint for VestelEvc04<M> {
             .read_input(100, 25)
             .await
             .map_err(|e| identity_error("Vestel EVC04", e))?;
-        let brand = utf16_text(&self.m.read_input(190, 10).await?);
-        let model = utf16_text(&self.m.read_input(210, 5).await?);
-        let firmware = utf16_text(&self.m.read_input(230, 50).await?);
+        let brand = utf16_text(&id_read(&mut self.m, "Vestel EVC04", true, 190, 10).await?);
+        let model = utf16_text(&id_read(&mut self.m, "Vestel EVC04", true, 210, 5).await?);
+        let firmware = utf16_text(&id_read(&mut self.m, "Vestel EVC04", true, 230, 50).await?);
         let serial = utf16_text(&serial);
         if serial.is_empty() || model.is_empty() {
             return Err(DriverError::WrongCharger(
@@ -135,7 +139,10 @@ impl<M: Modbus> ChargePoint for VestelEvc04<M> {
         let currents = currents_ma(ma, &[0xFFFF])?;
         let power = self.u32(1020).await?;
         let energy = self.u32(1036).await?;
-        if self.polls % SLOW_EVERY == 0 {
+        let connected = cable >= 2;
+        // Slow data now and then, and at once when a session starts or ends.
+        if self.polls % SLOW_EVERY == 0 || connected != self.connected || charging != self.charging
+        {
             let session = self.u32(1502).await?;
             let rfid = utf16_text(&self.m.read_input(1516, 15).await?);
             self.slow = (
@@ -146,7 +153,8 @@ impl<M: Modbus> ChargePoint for VestelEvc04<M> {
         self.polls = self.polls.wrapping_add(1);
         let set = self.m.read_holding(5004, 1).await?;
         let setpoint = reg(&set, 5004, 5004)?;
-        let connected = cable >= 2;
+        self.connected = connected;
+        self.charging = charging;
         let state = match cp {
             0 => CpState::Available,
             1 | 3 if !self.enable.started => CpState::Cancelled,

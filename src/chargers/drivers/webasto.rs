@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use super::common::{
     DriverSettings, Enable, WriteCache, amps_u16, check_setpoint, check_timeout, currents_ma,
-    identity_error, non_empty, reg, u32_at,
+    id_read, identity_error, non_empty, reg, u32_at,
 };
 use crate::chargers::modbus::{Modbus, decode};
 use crate::chargers::registry::Capability;
@@ -102,7 +102,7 @@ impl<M: Modbus> ChargePoint for WebastoNext<M> {
             )));
         }
         self.max = Current::from_amps(i32::from(hw_max));
-        let e = self.m.read_holding(1002, 1).await?;
+        let e = id_read(&mut self.m, "Webasto Next", false, 1002, 1).await?;
         if reg(&e, 1002, 1002)? > 2 {
             return Err(DriverError::WrongCharger("EVSE state out of range".into()));
         }

@@ -1,0 +1,346 @@
+//! Simulated charging points for the demo, the tests and the benchmark.
+//!
+//! A [`SimCharger`] holds the physical state of one charging point (vehicle, setpoint,
+//! start/stop, failsafe, meters) and serves one model's register map ([`models`]) over
+//! Modbus TCP (tokio-modbus's server), Modbus RTU (tokio-modbus's RTU server on a serial
+//! port or pty) or Modbus ASCII (hand-written, tokio-modbus has none) — see [`server`].
+//! The simulated vehicle plugs in ([`SimHandle::plug_in`]), draws up to the offered current on
+//! one or three phases and finishes when its battery is full.
+//!
+//! Fault injection for tests ([`Faults`]): silent (unreachable), exception replies, garbage or
+//! truncated replies, delayed replies, the identity of another model, invalid current values,
+//! a manufacturer error code.
+//!
+//! The register maps here are written from `shared/reference/charger_register_maps.md`, on
+//! their own, not from the drivers.
+
+pub mod models;
+pub mod pty;
+pub mod server;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+pub use models::SimModel;
+pub use server::{SimServer, serve_ascii, serve_line, serve_rtu, serve_tcp};
+
+use crate::chargers::frame::{Request, Response};
+use crate::units::{Current, Energy};
+
+/// A simulated vehicle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vehicle {
+    /// 1 or 3 phases.
+    pub phases: u8,
+    /// The most it draws per phase.
+    pub max_current: Current,
+    /// Energy until full.
+    pub capacity: Energy,
+    /// RFID tag used to start the session.
+    pub rfid: Option<String>,
+    /// ISO 15118 EVCCID.
+    pub evccid: Option<String>,
+}
+
+impl Vehicle {
+    /// A three-phase car drawing up to 16 A, needing 10 kWh.
+    pub fn three_phase() -> Self {
+        Self {
+            phases: 3,
+            max_current: Current::from_amps(16),
+            capacity: Energy::from_watt_hours(10_000),
+            rfid: Some("04A1B2C3".into()),
+            evccid: Some("0012AB34CD56".into()),
+        }
+    }
+
+    /// A single-phase car drawing up to 32 A.
+    pub fn single_phase() -> Self {
+        Self {
+            phases: 1,
+            max_current: Current::from_amps(32),
+            ..Self::three_phase()
+        }
+    }
+}
+
+/// Injected faults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// No answers at all, new TCP connections refused.
+    pub offline: bool,
+    /// Every request answered with this exception code.
+    pub exception: Option<u8>,
+    /// Answers replaced by garbage.
+    pub garbage: bool,
+    /// Answers cut short (TCP: a consistent frame with two data bytes fewer; serial: the frame
+    /// cut before its CRC/LRC).
+    pub truncate: bool,
+    /// Answers delayed by this long.
+    pub delay: Duration,
+    /// The identity registers show another model.
+    pub wrong_identity: bool,
+    /// Current registers show the model's invalid marker (0xFFFFFFFF, NaN, …).
+    pub invalid_currents: bool,
+    /// Manufacturer error code shown (0 = none).
+    pub error_code: u32,
+}
+
+/// The physical state of a simulated charging point.
+#[derive(Debug, Clone)]
+pub struct SimState {
+    /// The plugged-in vehicle.
+    pub vehicle: Option<Vehicle>,
+    /// Current offered by the box (its setpoint register).
+    pub setpoint: Current,
+    /// Started (start/stop, enable, availability).
+    pub started: bool,
+    /// Cable unlocked by a command since plug-in.
+    pub unlocked: bool,
+    /// Failsafe current.
+    pub failsafe_current: Current,
+    /// Failsafe timeout (zero = off).
+    pub failsafe_timeout: Duration,
+    /// Whether the failsafe current applies (heartbeat missed).
+    pub in_failsafe: bool,
+    /// Hardware maximum per phase.
+    pub hw_max: Current,
+    /// Lifetime energy per phase in Wh.
+    pub energy_phases_wh: [f64; 3],
+    /// Energy of the current session in Wh.
+    pub session_wh: f64,
+    /// Board temperature in °C.
+    pub temperature_c: f64,
+    /// Phases the box switches (1 or 3).
+    pub phases: u8,
+    /// Writes received (address, values), for write-hygiene tests.
+    pub writes: Vec<(u16, Vec<u16>)>,
+    /// Other model-specific registers written (address → value).
+    pub extra: std::collections::BTreeMap<u16, u16>,
+    last_keepalive: Instant,
+    last_step: Instant,
+    session_start: Option<Instant>,
+}
+
+impl SimState {
+    fn new(now: Instant) -> Self {
+        Self {
+            vehicle: None,
+            setpoint: Current::from_amps(16),
+            started: true,
+            unlocked: false,
+            failsafe_current: Current::from_amps(6),
+            failsafe_timeout: Duration::ZERO,
+            in_failsafe: false,
+            hw_max: Current::from_amps(32),
+            energy_phases_wh: [1000.0, 1000.0, 1000.0],
+            session_wh: 0.0,
+            temperature_c: 30.0,
+            phases: 3,
+            writes: Vec::new(),
+            extra: std::collections::BTreeMap::new(),
+            last_keepalive: now,
+            last_step: now,
+            session_start: None,
+        }
+    }
+
+    /// The current the box offers the vehicle now.
+    pub fn offered(&self) -> Current {
+        if self.in_failsafe {
+            self.failsafe_current.min(self.hw_max)
+        } else if !self.started {
+            Current::ZERO
+        } else {
+            self.setpoint.min(self.hw_max)
+        }
+    }
+
+    /// A vehicle is plugged in.
+    pub fn connected(&self) -> bool {
+        self.vehicle.is_some()
+    }
+
+    /// The vehicle is full.
+    pub fn full(&self) -> bool {
+        self.vehicle
+            .as_ref()
+            .is_some_and(|v| self.session_wh >= v.capacity.as_watt_hours_f64())
+    }
+
+    /// Currents drawn per phase.
+    pub fn currents(&self) -> [Current; 3] {
+        let offered = self.offered();
+        let Some(v) = &self.vehicle else {
+            return [Current::ZERO; 3];
+        };
+        if offered < Current::from_amps(6) || self.full() {
+            return [Current::ZERO; 3];
+        }
+        let i = offered.min(v.max_current);
+        let phases = v.phases.min(self.phases);
+        if phases >= 3 {
+            [i; 3]
+        } else {
+            [i, Current::ZERO, Current::ZERO]
+        }
+    }
+
+    /// Whether the vehicle draws current.
+    pub fn charging(&self) -> bool {
+        self.currents().iter().any(|c| *c > Current::ZERO)
+    }
+
+    /// Power per phase in W at 230 V.
+    pub fn power_phases_w(&self) -> [f64; 3] {
+        self.currents().map(|c| c.as_amps_f64() * 230.0)
+    }
+
+    /// Total power in W.
+    pub fn power_w(&self) -> f64 {
+        self.power_phases_w().iter().sum()
+    }
+
+    /// Lifetime energy in Wh.
+    pub fn energy_wh(&self) -> f64 {
+        self.energy_phases_wh.iter().sum()
+    }
+
+    /// Seconds since the session started.
+    pub fn session_secs(&self) -> u32 {
+        self.session_start.map_or(0, |s| {
+            u32::try_from(s.elapsed().as_secs()).unwrap_or(u32::MAX)
+        })
+    }
+
+    /// Advances the simulation to `now`.
+    fn step(&mut self, now: Instant) {
+        let dt = now.saturating_duration_since(self.last_step).as_secs_f64();
+        self.last_step = now;
+        if !self.failsafe_timeout.is_zero()
+            && now.saturating_duration_since(self.last_keepalive) > self.failsafe_timeout
+        {
+            self.in_failsafe = true;
+        }
+        let p = self.power_phases_w();
+        for (e, p) in self.energy_phases_wh.iter_mut().zip(p) {
+            *e += p * dt / 3600.0;
+        }
+        self.session_wh += p.iter().sum::<f64>() * dt / 3600.0;
+        let amps: f64 = self.currents().iter().map(|c| c.as_amps_f64()).sum();
+        self.temperature_c = 30.0 + amps / 4.0;
+    }
+
+    /// Records a keep-alive (heartbeat) from the gateway.
+    pub fn keepalive(&mut self, now: Instant) {
+        self.last_keepalive = now;
+        self.in_failsafe = false;
+    }
+}
+
+/// One simulated charging point.
+#[derive(Debug)]
+pub struct SimCharger {
+    /// The model whose registers are served.
+    pub model: SimModel,
+    /// Physical state.
+    pub state: SimState,
+    /// Injected faults.
+    pub faults: Faults,
+    /// Requests answered.
+    pub requests: u64,
+}
+
+impl SimCharger {
+    /// A simulated `model` with no vehicle.
+    pub fn new(model: SimModel) -> Self {
+        let mut state = SimState::new(Instant::now());
+        model.init(&mut state);
+        Self {
+            model,
+            state,
+            faults: Faults::default(),
+            requests: 0,
+        }
+    }
+
+    /// Answers one request to `unit`: `None` = no answer, `Err(code)` = exception.
+    pub fn handle(&mut self, unit: u8, request: &Request) -> Option<Result<Response, u8>> {
+        if self.faults.offline {
+            return None;
+        }
+        if let Some(code) = self.faults.exception {
+            return Some(Err(code));
+        }
+        let now = Instant::now();
+        self.state.step(now);
+        self.requests += 1;
+        let result = self
+            .model
+            .serve(&mut self.state, &self.faults, unit, request);
+        if result.is_ok() && self.model.keeps_alive(request) {
+            self.state.keepalive(now);
+        }
+        if let (Ok(_), Request::WriteSingle(a, v)) = (&result, request) {
+            self.state.writes.push((*a, vec![*v]));
+        }
+        if let (Ok(_), Request::WriteMultiple(a, v)) = (&result, request) {
+            self.state.writes.push((*a, v.clone()));
+        }
+        Some(result)
+    }
+}
+
+/// A shared handle on a simulated charging point: the servers and the test both hold one.
+#[derive(Debug, Clone)]
+pub struct SimHandle(Arc<Mutex<SimCharger>>);
+
+impl SimHandle {
+    /// A new simulated `model`.
+    pub fn new(model: SimModel) -> Self {
+        Self(Arc::new(Mutex::new(SimCharger::new(model))))
+    }
+
+    /// Locks the simulator (never across an await).
+    pub fn lock(&self) -> MutexGuard<'_, SimCharger> {
+        match self.0.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Plugs a vehicle in (starts a session).
+    pub fn plug_in(&self, vehicle: Vehicle) {
+        let mut s = self.lock();
+        s.state.step(Instant::now());
+        s.state.vehicle = Some(vehicle);
+        s.state.session_wh = 0.0;
+        s.state.unlocked = false;
+        s.state.session_start = Some(Instant::now());
+    }
+
+    /// Unplugs the vehicle.
+    pub fn unplug(&self) {
+        let mut s = self.lock();
+        s.state.step(Instant::now());
+        s.state.vehicle = None;
+        s.state.session_start = None;
+    }
+
+    /// Changes the injected faults.
+    pub fn set_faults(&self, f: impl FnOnce(&mut Faults)) {
+        f(&mut self.lock().faults);
+    }
+
+    /// A copy of the state.
+    pub fn state(&self) -> SimState {
+        let mut s = self.lock();
+        s.state.step(Instant::now());
+        s.state.clone()
+    }
+
+    /// The model.
+    pub fn model(&self) -> SimModel {
+        self.lock().model
+    }
+}

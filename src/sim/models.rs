@@ -1,0 +1,929 @@
+//! The register maps the simulators serve, one function pair per model: `render` writes the
+//! state into the model's registers, `write` applies a register write to the state (or
+//! refuses it with the exception the model would give).
+//!
+//! Written from `shared/reference/charger_register_maps.md` (§1 KEBA, §2 ABB, §3 Bender,
+//! §4 Alfen, §5 Heidelberg, §7 Webasto Next, §8 Vestel), not from the drivers.
+//! Reads of undefined registers inside a read return 0; a read that touches no defined
+//! register gets exception 2 (illegal data address), like the devices do for foreign maps.
+
+use std::collections::BTreeMap;
+
+use super::{Faults, SimState};
+use crate::chargers::frame::{Request, Response};
+use crate::units::Current;
+
+/// Exception: illegal function.
+const ILLEGAL_FUNCTION: u8 = 1;
+/// Exception: illegal data address.
+const ILLEGAL_ADDRESS: u8 = 2;
+/// Exception: illegal data value.
+const ILLEGAL_VALUE: u8 = 3;
+
+/// A simulated model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SimModel {
+    /// KEBA KeContact P30.
+    KebaP30,
+    /// ABB Terra AC.
+    AbbTerraAc,
+    /// Bender CC612/613.
+    BenderCc,
+    /// Alfen Eve.
+    AlfenEve,
+    /// Heidelberg Energy Control.
+    HeidelbergEc,
+    /// Webasto Next.
+    WebastoNext,
+    /// Vestel EVC04.
+    VestelEvc04,
+}
+
+/// Registers of one request: holding and input tables.
+#[derive(Debug, Default)]
+pub struct Bank {
+    /// Holding registers.
+    pub holding: BTreeMap<u16, u16>,
+    /// Input registers.
+    pub input: BTreeMap<u16, u16>,
+}
+
+fn put(t: &mut BTreeMap<u16, u16>, addr: u16, values: &[u16]) {
+    for (i, v) in values.iter().enumerate() {
+        if let Some(a) = u16::try_from(i).ok().and_then(|i| addr.checked_add(i)) {
+            t.insert(a, *v);
+        }
+    }
+}
+
+fn u32w(v: u32) -> [u16; 2] {
+    let [a, b, c, d] = v.to_be_bytes();
+    [u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d])]
+}
+
+fn f32w(v: f32) -> [u16; 2] {
+    u32w(v.to_bits())
+}
+
+fn f64w(v: f64) -> [u16; 4] {
+    let b = v.to_bits().to_be_bytes();
+    let w = |i: usize| {
+        u16::from_be_bytes([
+            b.get(i).copied().unwrap_or(0),
+            b.get(i + 1).copied().unwrap_or(0),
+        ])
+    };
+    [w(0), w(2), w(4), w(6)]
+}
+
+/// Two ASCII characters per register, zero-padded to `n` registers.
+fn ascii(text: &str, n: usize) -> Vec<u16> {
+    let mut bytes: Vec<u8> = text.bytes().take(n * 2).collect();
+    bytes.resize(n * 2, 0);
+    bytes
+        .chunks_exact(2)
+        .map(|c| match c {
+            [h, l] => u16::from_be_bytes([*h, *l]),
+            _ => 0,
+        })
+        .collect()
+}
+
+/// One UTF-16 unit per register, zero-padded to `n` registers.
+fn utf16(text: &str, n: usize) -> Vec<u16> {
+    let mut v: Vec<u16> = text.encode_utf16().take(n).collect();
+    v.resize(n, 0);
+    v
+}
+
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "simulated values are small and positive"
+)]
+fn uint(v: f64) -> u32 {
+    v.max(0.0).min(f64::from(u32::MAX)) as u32
+}
+
+fn ma(c: Current) -> u32 {
+    u32::try_from(c.milliamps().max(0)).unwrap_or(0)
+}
+
+fn amps_u16(c: Current) -> u16 {
+    u16::try_from(c.whole_amps_floor().max(0)).unwrap_or(0)
+}
+
+fn low(v: u32) -> u16 {
+    u16::try_from(v & 0xFFFF).unwrap_or(0)
+}
+
+/// `Some(current)` for 0 or `min..=max` amperes given in `unit_ma` milliamperes per step.
+fn setpoint(value: u32, unit_ma: u32, min_a: u32, max_a: u32) -> Result<Current, u8> {
+    let ma = value.saturating_mul(unit_ma);
+    if value == 0 {
+        return Ok(Current::ZERO);
+    }
+    if ma < min_a * 1000 || ma > max_a * 1000 {
+        return Err(ILLEGAL_VALUE);
+    }
+    Ok(Current::from_milliamps(
+        i32::try_from(ma).map_err(|_| ILLEGAL_VALUE)?,
+    ))
+}
+
+fn one(values: &[u16]) -> Result<u16, u8> {
+    match values {
+        [v] => Ok(*v),
+        _ => Err(ILLEGAL_VALUE),
+    }
+}
+
+fn two(values: &[u16]) -> Result<u32, u8> {
+    match values {
+        [h, l] => Ok(u32::from(*h) << 16 | u32::from(*l)),
+        _ => Err(ILLEGAL_VALUE),
+    }
+}
+
+impl SimModel {
+    /// Every simulated model.
+    pub const ALL: [Self; 7] = [
+        Self::KebaP30,
+        Self::AbbTerraAc,
+        Self::BenderCc,
+        Self::AlfenEve,
+        Self::HeidelbergEc,
+        Self::WebastoNext,
+        Self::VestelEvc04,
+    ];
+
+    /// The model's config id (`etsdb/charger-models.toml`).
+    pub const fn id(self) -> &'static str {
+        match self {
+            Self::KebaP30 => "keba-p30",
+            Self::AbbTerraAc => "abb-terra-ac",
+            Self::BenderCc => "bender-cc612",
+            Self::AlfenEve => "alfen-eve",
+            Self::HeidelbergEc => "heidelberg-ec",
+            Self::WebastoNext => "webasto-next",
+            Self::VestelEvc04 => "vestel-evc04",
+        }
+    }
+
+    /// The model with config id `id`.
+    pub fn from_id(id: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.id() == id)
+    }
+
+    pub(super) fn init(self, s: &mut SimState) {
+        if self == Self::HeidelbergEc {
+            s.hw_max = Current::from_amps(16);
+            s.setpoint = Current::from_amps(16);
+        }
+    }
+
+    /// Whether `request` resets the model's failsafe watchdog.
+    pub fn keeps_alive(self, request: &Request) -> bool {
+        let write_to = |addr: u16| match request {
+            Request::WriteSingle(a, _) | Request::WriteMultiple(a, _) => *a == addr,
+            _ => false,
+        };
+        match self {
+            Self::KebaP30 => matches!(
+                request,
+                Request::WriteSingle(..) | Request::WriteMultiple(..)
+            ),
+            Self::AbbTerraAc | Self::HeidelbergEc => true,
+            Self::BenderCc => write_to(1000),
+            Self::AlfenEve => write_to(1210),
+            Self::WebastoNext | Self::VestelEvc04 => write_to(6000),
+        }
+    }
+
+    /// Serves one request.
+    pub fn serve(
+        self,
+        s: &mut SimState,
+        f: &Faults,
+        unit: u8,
+        request: &Request,
+    ) -> Result<Response, u8> {
+        match request {
+            Request::ReadHolding(addr, n) | Request::ReadInput(addr, n) => {
+                let input = matches!(request, Request::ReadInput(..));
+                self.check_read(input, *n)?;
+                let bank = self.render(s, f, unit)?;
+                let table = match (input, self) {
+                    // ABB and Webasto answer FC 04 with the holding map.
+                    (true, Self::AbbTerraAc | Self::WebastoNext) | (false, _) => &bank.holding,
+                    (true, _) => &bank.input,
+                };
+                let range = *addr..addr.saturating_add(*n);
+                if table.range(range.clone()).next().is_none() {
+                    return Err(ILLEGAL_ADDRESS);
+                }
+                Ok(Response::Registers(
+                    range.map(|a| table.get(&a).copied().unwrap_or(0)).collect(),
+                ))
+            }
+            Request::WriteSingle(addr, v) => {
+                if self == Self::AbbTerraAc && *addr == 0x4100 {
+                    return Err(ILLEGAL_FUNCTION);
+                }
+                self.write(s, unit, *addr, &[*v])?;
+                Ok(Response::Written)
+            }
+            Request::WriteMultiple(addr, values) => {
+                if self == Self::KebaP30 {
+                    return Err(ILLEGAL_FUNCTION);
+                }
+                self.write(s, unit, *addr, values)?;
+                Ok(Response::Written)
+            }
+            Request::ReadCoils(..) | Request::WriteCoil(..) => Err(ILLEGAL_FUNCTION),
+        }
+    }
+
+    fn check_read(self, input: bool, n: u16) -> Result<(), u8> {
+        match self {
+            Self::KebaP30 | Self::BenderCc | Self::AlfenEve if input => Err(ILLEGAL_FUNCTION),
+            // KEBA reads no blocks: at most two registers at a time.
+            Self::KebaP30 if n > 2 => Err(ILLEGAL_ADDRESS),
+            _ => Ok(()),
+        }
+    }
+
+    fn render(self, s: &SimState, f: &Faults, unit: u8) -> Result<Bank, u8> {
+        let mut b = Bank::default();
+        match self {
+            Self::KebaP30 => keba(s, f, &mut b),
+            Self::AbbTerraAc => abb(s, f, &mut b),
+            Self::BenderCc => bender(s, f, &mut b),
+            Self::AlfenEve => alfen(s, f, unit, &mut b)?,
+            Self::HeidelbergEc => heidelberg(s, f, &mut b),
+            Self::WebastoNext => webasto(s, f, &mut b),
+            Self::VestelEvc04 => vestel(s, f, &mut b),
+        }
+        Ok(b)
+    }
+
+    fn write(self, s: &mut SimState, unit: u8, addr: u16, values: &[u16]) -> Result<(), u8> {
+        match self {
+            Self::KebaP30 => keba_write(s, addr, values),
+            Self::AbbTerraAc => abb_write(s, addr, values),
+            Self::BenderCc => bender_write(s, addr, values),
+            Self::AlfenEve if unit == 200 => Err(ILLEGAL_ADDRESS),
+            Self::AlfenEve => alfen_write(s, addr, values),
+            Self::HeidelbergEc => heidelberg_write(s, addr, values),
+            Self::WebastoNext => webasto_write(s, addr, values),
+            Self::VestelEvc04 => vestel_write(s, addr, values),
+        }
+    }
+}
+
+fn currents_ma(s: &SimState, f: &Faults) -> [u32; 3] {
+    if f.invalid_currents {
+        [u32::MAX; 3]
+    } else {
+        s.currents().map(ma)
+    }
+}
+
+// §1 KEBA P30: holding registers, u32 high word first, FC 03/06 only.
+fn keba(s: &SimState, f: &Faults, b: &mut Bank) {
+    let h = &mut b.holding;
+    let state = if f.error_code != 0 {
+        4
+    } else if !s.connected() {
+        1
+    } else if s.charging() {
+        3
+    } else if !s.started {
+        5
+    } else {
+        2
+    };
+    let cable = match (s.connected(), s.unlocked) {
+        (false, _) => 0,
+        (true, false) => 7,
+        (true, true) => 5,
+    };
+    put(h, 1000, &u32w(state));
+    put(h, 1004, &u32w(cable));
+    put(h, 1006, &u32w(f.error_code));
+    for (addr, v) in [1008, 1010, 1012].into_iter().zip(currents_ma(s, f)) {
+        put(h, addr, &u32w(v));
+    }
+    put(h, 1014, &u32w(22_334_455));
+    put(
+        h,
+        1016,
+        &u32w(if f.wrong_identity { 4_111_110 } else { 304_111 }),
+    );
+    put(h, 1018, &u32w(0x030A_2A00));
+    put(h, 1020, &u32w(uint(s.power_w() * 1000.0)));
+    put(h, 1036, &u32w(uint(s.energy_wh() * 10.0)));
+    for (i, addr) in [1040u16, 1042, 1044].into_iter().enumerate() {
+        let _ = i;
+        put(h, addr, &u32w(230));
+    }
+    put(h, 1046, &u32w(1000));
+    put(h, 1100, &u32w(ma(s.offered())));
+    put(h, 1110, &u32w(ma(s.hw_max)));
+    let rfid = s
+        .vehicle
+        .as_ref()
+        .and_then(|v| v.rfid.as_deref())
+        .and_then(|r| u32::from_str_radix(r.get(..8).unwrap_or(r), 16).ok())
+        .unwrap_or(0);
+    put(h, 1500, &u32w(rfid));
+    put(h, 1502, &u32w(uint(s.session_wh * 10.0)));
+    put(h, 1600, &u32w(ma(s.failsafe_current)));
+    put(
+        h,
+        1602,
+        &u32w(u32::try_from(s.failsafe_timeout.as_secs()).unwrap_or(0)),
+    );
+}
+
+fn keba_write(s: &mut SimState, addr: u16, values: &[u16]) -> Result<(), u8> {
+    let v = one(values)?;
+    match addr {
+        5004 => {
+            if !(6000..=63000).contains(&v) {
+                return Err(ILLEGAL_VALUE);
+            }
+            s.setpoint = Current::from_milliamps(i32::from(v));
+        }
+        5010 => {}
+        5012 => {
+            // Unlocking works only when suspended.
+            if !s.charging() {
+                s.unlocked = true;
+            }
+        }
+        5014 => match v {
+            0 | 1 => s.started = v == 1,
+            _ => return Err(ILLEGAL_VALUE),
+        },
+        5016 => {
+            if v != 0 && v < 6000 {
+                return Err(ILLEGAL_VALUE);
+            }
+            s.failsafe_current = Current::from_milliamps(i32::from(v));
+        }
+        5018 => {
+            if v != 0 && !(10..=600).contains(&v) {
+                return Err(ILLEGAL_VALUE);
+            }
+            s.failsafe_timeout = std::time::Duration::from_secs(u64::from(v));
+        }
+        5020 => {
+            s.extra
+                .insert(5020, s.extra.get(&5020).copied().unwrap_or(0) + 1);
+        }
+        _ => return Err(ILLEGAL_ADDRESS),
+    }
+    Ok(())
+}
+
+// §2 ABB Terra AC: holding registers (FC 04 reads the same map), u32 high word first.
+fn abb(s: &SimState, f: &Faults, b: &mut Bank) {
+    let h = &mut b.holding;
+    put(h, 0x4000, &[0x1234, 0x5678, 0x9ABC, 0xDEF0]);
+    put(h, 0x4004, &[0x0106, 0x0500]);
+    put(
+        h,
+        0x4006,
+        &u32w(if f.wrong_identity { 0 } else { ma(s.hw_max) }),
+    );
+    put(h, 0x4008, &u32w(f.error_code));
+    let lock = match (s.connected(), s.unlocked) {
+        (false, _) => 0,
+        (true, false) => 0x0111,
+        (true, true) => 0x0101,
+    };
+    put(h, 0x400A, &u32w(lock));
+    let code: u16 = if !s.connected() {
+        0
+    } else if s.charging() {
+        let reduced = s
+            .currents()
+            .iter()
+            .any(|c| *c > Current::ZERO && *c < s.offered());
+        4 | if reduced { 0x80 } else { 0 }
+    } else if !s.started {
+        5
+    } else if s.offered() < Current::from_amps(6) {
+        3
+    } else {
+        2
+    };
+    put(h, 0x400C, &[0, code << 8]);
+    put(h, 0x400E, &u32w(ma(s.offered())));
+    for (addr, v) in [0x4010, 0x4012, 0x4014].into_iter().zip(currents_ma(s, f)) {
+        put(h, addr, &u32w(v));
+    }
+    for addr in [0x4016, 0x4018, 0x401A] {
+        put(h, addr, &u32w(2300));
+    }
+    put(h, 0x401C, &u32w(uint(s.power_w())));
+    put(h, 0x401E, &u32w(uint(s.session_wh)));
+    put(
+        h,
+        0x4020,
+        &[u16::try_from(s.failsafe_timeout.as_secs()).unwrap_or(0)],
+    );
+    put(h, 0x4022, &u32w(ma(s.setpoint)));
+    put(h, 0x4024, &[amps_u16(s.failsafe_current)]);
+}
+
+fn abb_write(s: &mut SimState, addr: u16, values: &[u16]) -> Result<(), u8> {
+    match addr {
+        0x4100 => {
+            let v = two(values)?;
+            s.setpoint = setpoint(v, 1, 6, 80)?;
+            if s.setpoint > s.hw_max {
+                return Err(ILLEGAL_VALUE);
+            }
+        }
+        0x4103 => match one(values)? {
+            0 => s.unlocked = true,
+            1 => s.unlocked = false,
+            _ => return Err(ILLEGAL_VALUE),
+        },
+        0x4105 => match one(values)? {
+            0 => s.started = true,
+            1 => s.started = false,
+            _ => return Err(ILLEGAL_VALUE),
+        },
+        0x4106 => {
+            s.failsafe_timeout = std::time::Duration::from_secs(u64::from(one(values)?));
+        }
+        0x4109 => {
+            s.failsafe_current = setpoint(u32::from(one(values)?), 1000, 6, 80)?;
+        }
+        _ => return Err(ILLEGAL_ADDRESS),
+    }
+    Ok(())
+}
+
+// §3 Bender CC612/613: holding registers, u32 high word first, FC 03 / FC 16 (FC 06 accepted).
+fn bender(s: &SimState, f: &Faults, b: &mut Bank) {
+    let h = &mut b.holding;
+    put(h, 100, &ascii("5.33", 2));
+    let ocpp = if f.error_code != 0 {
+        8
+    } else if s.charging() {
+        2
+    } else {
+        u16::from(s.connected())
+    };
+    put(h, 104, &[ocpp]);
+    put(h, 105, &u32w(f.error_code));
+    put(h, 107, &u32w(0));
+    put(h, 109, &u32w(0));
+    put(h, 111, &u32w(0));
+    put(
+        h,
+        120,
+        &ascii(if f.wrong_identity { "" } else { "0.14" }, 2),
+    );
+    let vehicle = if f.error_code != 0 {
+        5
+    } else if s.charging() {
+        3
+    } else if s.connected() {
+        2
+    } else {
+        1
+    };
+    put(h, 122, &[vehicle, 0x0A + vehicle - 1]);
+    put(h, 124, &[u16::from(!s.started)]);
+    put(h, 131, &[amps_u16(s.failsafe_current)]);
+    put(
+        h,
+        132,
+        &[u16::try_from(s.failsafe_timeout.as_secs()).unwrap_or(0)],
+    );
+    put(h, 133, &[amps_u16(s.hw_max), amps_u16(s.hw_max)]);
+    put(h, 140, &[u16::from(s.charging())]);
+    put(h, 142, &ascii("CC613-ELPU", 10));
+    let e = s.energy_phases_wh;
+    let p = s.power_phases_w();
+    for i in 0..3u16 {
+        let idx = usize::from(i);
+        put(
+            h,
+            200 + 2 * i,
+            &u32w(uint(e.get(idx).copied().unwrap_or(0.0))),
+        );
+        put(
+            h,
+            206 + 2 * i,
+            &u32w(uint(p.get(idx).copied().unwrap_or(0.0))),
+        );
+        put(
+            h,
+            212 + 2 * i,
+            &u32w(currents_ma(s, f).get(idx).copied().unwrap_or(0)),
+        );
+        put(h, 222 + 2 * i, &u32w(230));
+    }
+    put(h, 218, &u32w(uint(s.energy_wh())));
+    put(h, 220, &u32w(uint(s.power_w())));
+    put(h, 705, &u32w(uint(s.session_wh)));
+    put(h, 706, &[amps_u16(s.offered())]);
+    put(h, 709, &u32w(s.session_secs()));
+    put(h, 716, &u32w(uint(s.session_wh)));
+    put(h, 718, &u32w(s.session_secs()));
+    let v = s.vehicle.as_ref();
+    put(
+        h,
+        720,
+        &ascii(v.and_then(|v| v.rfid.as_deref()).unwrap_or(""), 10),
+    );
+    put(h, 730, &[0]);
+    put(h, 740, &[0]);
+    put(
+        h,
+        741,
+        &ascii(v.and_then(|v| v.evccid.as_deref()).unwrap_or(""), 6),
+    );
+    put(h, 1000, &[amps_u16(s.setpoint)]);
+}
+
+fn bender_write(s: &mut SimState, addr: u16, values: &[u16]) -> Result<(), u8> {
+    let v = one(values)?;
+    match addr {
+        124 => match v {
+            0 | 1 => s.started = v == 0,
+            _ => return Err(ILLEGAL_VALUE),
+        },
+        131 => s.failsafe_current = setpoint(u32::from(v), 1000, 6, 80)?,
+        132 => s.failsafe_timeout = std::time::Duration::from_secs(u64::from(v)),
+        1000 => {
+            // The controller clamps to its hardware limit.
+            let c = setpoint(u32::from(v), 1000, 6, 80)?;
+            s.setpoint = c.min(s.hw_max);
+        }
+        _ => return Err(ILLEGAL_ADDRESS),
+    }
+    Ok(())
+}
+
+// §4 Alfen Eve: unit 200 = station, 1 = socket; holding registers, big-endian floats.
+fn alfen(s: &SimState, f: &Faults, unit: u8, b: &mut Bank) -> Result<(), u8> {
+    let h = &mut b.holding;
+    match unit {
+        200 => {
+            put(h, 100, &ascii("ALF_1000", 17));
+            put(
+                h,
+                117,
+                &ascii(
+                    if f.wrong_identity {
+                        "Other"
+                    } else {
+                        "Alfen NV"
+                    },
+                    5,
+                ),
+            );
+            put(h, 123, &ascii("4.14.0-3398", 17));
+            put(h, 140, &ascii("NG910", 17));
+            put(h, 157, &ascii("ACE0123456", 11));
+            #[allow(clippy::cast_possible_truncation, reason = "display values")]
+            {
+                put(h, 1100, &f32w(s.hw_max.as_amps_f64() as f32));
+                put(h, 1102, &f32w(s.temperature_c as f32));
+            }
+            put(h, 1104, &[u16::from(s.charging()), 1]);
+            Ok(())
+        }
+        1 => {
+            #[allow(clippy::cast_possible_truncation, reason = "display values")]
+            let fl = |v: f64| f32w(v as f32);
+            put(h, 300, &[if f.error_code != 0 { 0x08 } else { 0x03 }]);
+            for i in 0..3u16 {
+                let idx = usize::from(i);
+                put(h, 306 + 2 * i, &fl(230.0));
+                let c = s.currents().get(idx).map_or(0.0, |c| c.as_amps_f64());
+                put(
+                    h,
+                    320 + 2 * i,
+                    &if f.invalid_currents {
+                        f32w(f32::NAN)
+                    } else {
+                        fl(c)
+                    },
+                );
+                put(
+                    h,
+                    338 + 2 * i,
+                    &fl(s.power_phases_w().get(idx).copied().unwrap_or(0.0)),
+                );
+                put(
+                    h,
+                    362 + 4 * i,
+                    &f64w(s.energy_phases_wh.get(idx).copied().unwrap_or(0.0)),
+                );
+            }
+            let sum: f64 = s.currents().iter().map(|c| c.as_amps_f64()).sum();
+            put(h, 326, &fl(sum));
+            put(h, 344, &fl(s.power_w()));
+            put(h, 374, &f64w(s.energy_wh()));
+            put(h, 390, &f64w(0.0));
+            put(h, 1200, &[1]);
+            let mode3 = if f.error_code != 0 {
+                "F"
+            } else if !s.connected() {
+                "A"
+            } else if s.charging() {
+                "C2"
+            } else if s.offered() < Current::from_amps(6) {
+                "B1"
+            } else {
+                "B2"
+            };
+            put(h, 1201, &ascii(mode3, 5));
+            put(h, 1206, &fl(s.offered().as_amps_f64()));
+            put(h, 1208, &u32w(60));
+            put(h, 1210, &fl(s.setpoint.as_amps_f64()));
+            put(h, 1212, &fl(s.failsafe_current.as_amps_f64()));
+            put(h, 1214, &[1, u16::from(s.phases)]);
+            Ok(())
+        }
+        _ => Err(ILLEGAL_ADDRESS),
+    }
+}
+
+fn alfen_write(s: &mut SimState, addr: u16, values: &[u16]) -> Result<(), u8> {
+    match addr {
+        1210 => {
+            let amps = f32::from_bits(two(values)?);
+            if !amps.is_finite() || amps < 0.0 || (amps > 0.0 && amps < 6.0) || amps > 80.0 {
+                return Err(ILLEGAL_VALUE);
+            }
+            s.setpoint = Current::from_amps_f64(f64::from(amps)).map_err(|_| ILLEGAL_VALUE)?;
+            // The validity time (60 s) runs from each write.
+            s.failsafe_timeout = std::time::Duration::from_secs(60);
+        }
+        1215 => match one(values)? {
+            v @ (1 | 3) => s.phases = u8::try_from(v).unwrap_or(3),
+            _ => return Err(ILLEGAL_VALUE),
+        },
+        _ => return Err(ILLEGAL_ADDRESS),
+    }
+    Ok(())
+}
+
+// §5 Heidelberg Energy Control: input registers FC 04, holding FC 03/06, 0.1 A units.
+fn heidelberg(s: &SimState, f: &Faults, b: &mut Bank) {
+    let i = &mut b.input;
+    let locked = s.extra.get(&259).copied().unwrap_or(1) == 0;
+    put(i, 4, &[if f.wrong_identity { 0x0200 } else { 0x0108 }]);
+    let state = if f.error_code != 0 {
+        11
+    } else if !s.connected() {
+        if locked { 2 } else { 3 }
+    } else if s.charging() {
+        7
+    } else if locked || s.offered() < Current::from_amps(6) {
+        4
+    } else {
+        5
+    };
+    put(i, 5, &[state]);
+    for (k, c) in currents_ma(s, f).into_iter().enumerate() {
+        if let Ok(k) = u16::try_from(k) {
+            put(i, 6 + k, &[low(c / 100)]);
+        }
+    }
+    #[allow(clippy::cast_possible_truncation, reason = "temperature fits")]
+    let t = (s.temperature_c * 10.0) as i16;
+    put(i, 9, &[u16::from_be_bytes(t.to_be_bytes())]);
+    put(i, 10, &[230, 230, 230, 1]);
+    put(i, 14, &[low(uint(s.power_w()))]);
+    put(i, 15, &u32w(uint(s.session_wh)));
+    put(i, 17, &u32w(uint(s.energy_wh())));
+    put(i, 100, &[amps_u16(s.hw_max), 6]);
+    put(i, 102, &ascii("HEC-0001-2345", 32));
+    put(i, 200, &[0x0001, 0, 0, 0x0107]);
+    let h = &mut b.holding;
+    put(
+        h,
+        257,
+        &[
+            u16::try_from(s.failsafe_timeout.as_millis()).unwrap_or(u16::MAX),
+            s.extra.get(&258).copied().unwrap_or(0),
+            u16::from(!locked),
+            0,
+            u16::try_from(s.setpoint.milliamps() / 100).unwrap_or(0),
+            u16::try_from(s.failsafe_current.milliamps() / 100).unwrap_or(0),
+        ],
+    );
+}
+
+fn heidelberg_write(s: &mut SimState, addr: u16, values: &[u16]) -> Result<(), u8> {
+    let v = one(values)?;
+    match addr {
+        257 => s.failsafe_timeout = std::time::Duration::from_millis(u64::from(v)),
+        258 => match v {
+            0 | 4 => {
+                s.extra.insert(258, v);
+            }
+            _ => return Err(ILLEGAL_VALUE),
+        },
+        259 => match v {
+            0 | 1 => {
+                s.extra.insert(259, v);
+                s.started = v == 1;
+            }
+            _ => return Err(ILLEGAL_VALUE),
+        },
+        261 => s.setpoint = setpoint(u32::from(v), 100, 6, 16)?,
+        262 => s.failsafe_current = setpoint(u32::from(v), 100, 6, 16)?,
+        _ => return Err(ILLEGAL_ADDRESS),
+    }
+    Ok(())
+}
+
+// §7 Webasto Next: holding registers (FC 04 reads the same), big-endian.
+fn webasto(s: &SimState, f: &Faults, b: &mut Bank) {
+    let h = &mut b.holding;
+    let cp = if f.error_code != 0 {
+        7
+    } else if !s.connected() {
+        0
+    } else if s.charging() {
+        3
+    } else if !s.started {
+        1
+    } else {
+        4
+    };
+    put(
+        h,
+        1000,
+        &[
+            cp,
+            u16::from(s.charging()),
+            if f.error_code != 0 { 2 } else { 1 },
+        ],
+    );
+    put(h, 1004, &[if s.connected() { 3 } else { 0 }]);
+    put(h, 1006, &[low(f.error_code)]);
+    let c = if f.invalid_currents {
+        [0xFFFF; 3]
+    } else {
+        s.currents().map(|c| low(ma(c)))
+    };
+    put(h, 1008, &[c[0]]);
+    put(h, 1010, &[c[1]]);
+    put(h, 1012, &[c[2]]);
+    put(h, 1020, &u32w(uint(s.power_w())));
+    let p = s.power_phases_w();
+    put(h, 1024, &u32w(uint(p[0])));
+    put(h, 1028, &u32w(uint(p[1])));
+    put(h, 1032, &u32w(uint(p[2])));
+    put(h, 1036, &u32w(uint(s.energy_wh())));
+    let hw = if f.wrong_identity {
+        0
+    } else {
+        amps_u16(s.hw_max)
+    };
+    put(h, 1100, &[hw, 0, 6, 0, amps_u16(s.hw_max), 0, 32, 0, 32]);
+    put(h, 1502, &[low(uint(s.session_wh))]);
+    put(h, 1508, &u32w(s.session_secs()));
+    put(
+        h,
+        1600,
+        &ascii(
+            s.vehicle
+                .as_ref()
+                .and_then(|v| v.rfid.as_deref())
+                .unwrap_or(""),
+            10,
+        ),
+    );
+    put(h, 1620, &[0]);
+    put(h, 2000, &[amps_u16(s.failsafe_current)]);
+    put(
+        h,
+        2002,
+        &[u16::try_from(s.failsafe_timeout.as_secs()).unwrap_or(0)],
+    );
+    put(h, 5004, &[amps_u16(s.setpoint)]);
+    put(h, 5006, &[0]);
+    put(h, 6000, &[0]);
+}
+
+fn webasto_write(s: &mut SimState, addr: u16, values: &[u16]) -> Result<(), u8> {
+    let v = one(values)?;
+    match addr {
+        2000 => s.failsafe_current = setpoint(u32::from(v), 1000, 6, 32)?,
+        2002 => s.failsafe_timeout = std::time::Duration::from_secs(u64::from(v)),
+        5004 => s.setpoint = setpoint(u32::from(v), 1000, 6, 32)?,
+        5006 => match v {
+            0 => {}
+            1 => s.started = true,
+            2 => s.started = false,
+            _ => return Err(ILLEGAL_VALUE),
+        },
+        6000 => {
+            if v != 1 {
+                return Err(ILLEGAL_VALUE);
+            }
+        }
+        _ => return Err(ILLEGAL_ADDRESS),
+    }
+    Ok(())
+}
+
+// §8 Vestel EVC04: input registers FC 04 (UTF-16 strings), holding FC 03/06.
+fn vestel(s: &SimState, f: &Faults, b: &mut Bank) {
+    let i = &mut b.input;
+    let ident = !f.wrong_identity;
+    put(i, 100, &utf16(if ident { "VES1234567890" } else { "" }, 25));
+    put(i, 130, &utf16("CP-0001", 50));
+    put(i, 190, &utf16("Vestel", 10));
+    put(i, 210, &utf16(if ident { "EVC04" } else { "" }, 5));
+    put(i, 230, &utf16("v3.187.0", 50));
+    put(i, 400, &u32w(22_000));
+    put(i, 404, &[1]);
+    let state = if f.error_code != 0 {
+        8
+    } else if !s.connected() {
+        0
+    } else if s.charging() {
+        2
+    } else if s.offered() < Current::from_amps(6) {
+        3
+    } else {
+        4
+    };
+    put(i, 1000, &[state, u16::from(s.charging())]);
+    put(i, 1004, &[if s.connected() { 3 } else { 0 }]);
+    put(i, 1006, &u32w(f.error_code));
+    let c = if f.invalid_currents {
+        [0xFFFF; 3]
+    } else {
+        s.currents().map(|c| low(ma(c)))
+    };
+    put(i, 1008, &[c[0]]);
+    put(i, 1010, &[c[1]]);
+    put(i, 1012, &[c[2]]);
+    put(i, 1014, &[230]);
+    put(i, 1016, &[230]);
+    put(i, 1018, &[230]);
+    put(i, 1020, &u32w(uint(s.power_w())));
+    put(i, 1036, &u32w(uint(s.energy_wh() / 100.0)));
+    put(
+        i,
+        1100,
+        &[amps_u16(s.offered()), 0, 6, 0, amps_u16(s.hw_max), 0, 32],
+    );
+    put(i, 1502, &u32w(uint(s.session_wh)));
+    put(i, 1508, &u32w(s.session_secs()));
+    put(
+        i,
+        1516,
+        &utf16(
+            s.vehicle
+                .as_ref()
+                .and_then(|v| v.rfid.as_deref())
+                .unwrap_or(""),
+            15,
+        ),
+    );
+    let h = &mut b.holding;
+    put(h, 2000, &[amps_u16(s.failsafe_current)]);
+    put(
+        h,
+        2002,
+        &[u16::try_from(s.failsafe_timeout.as_secs()).unwrap_or(0)],
+    );
+    put(
+        h,
+        5004,
+        &[amps_u16(if s.started { s.setpoint } else { Current::ZERO })],
+    );
+    put(h, 6000, &[0]);
+}
+
+fn vestel_write(s: &mut SimState, addr: u16, values: &[u16]) -> Result<(), u8> {
+    let v = one(values)?;
+    match addr {
+        2000 => s.failsafe_current = setpoint(u32::from(v), 1000, 6, 32)?,
+        2002 => s.failsafe_timeout = std::time::Duration::from_secs(u64::from(v)),
+        5004 => s.setpoint = setpoint(u32::from(v), 1000, 6, 32)?,
+        6000 => {
+            if v != 1 {
+                return Err(ILLEGAL_VALUE);
+            }
+        }
+        _ => return Err(ILLEGAL_ADDRESS),
+    }
+    Ok(())
+}
