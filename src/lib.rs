@@ -24,6 +24,7 @@
 pub mod chargers;
 pub mod config;
 pub mod core;
+pub mod dlm;
 pub mod etsdb;
 pub mod faults;
 pub mod hw;

@@ -152,6 +152,8 @@ pub struct DlmConfig {
     pub min_switch_time: Duration,
     /// Ramp-up rate per second.
     pub ramp_up_per_second: Current,
+    /// Book charging points per phase (true) or on all phases (false, the spec).
+    pub per_phase: bool,
 }
 
 impl DlmConfig {
@@ -597,6 +599,7 @@ impl Config {
             rotation_interval: secs(p.int("dlm.rotation_interval")?),
             min_switch_time: secs(p.int("dlm.min_switch_time")?),
             ramp_up_per_second: deciamps(p.int("dlm.ramp_up_rate")?),
+            per_phase: str_choice(&p.choice("dlm.allocation")?) == "per-phase",
         };
         let rs485 = Rs485Config {
             baud: narrow("rs485.baud", int_choice(&p.choice("rs485.baud")?))?,
@@ -740,6 +743,14 @@ impl Config {
         p.set(
             "dlm.ramp_up_rate",
             int(i64::from(d.ramp_up_per_second.milliamps() / 100)),
+        )?;
+        p.set_choice(
+            "dlm.allocation",
+            &s(if d.per_phase {
+                "per-phase"
+            } else {
+                "symmetric"
+            }),
         )?;
         let r = &self.rs485;
         p.set_choice("rs485.baud", &i(i64::from(r.baud)))?;
@@ -911,6 +922,7 @@ fn unreachable_defaults() -> Config {
             rotation_interval: Duration::from_secs(900),
             min_switch_time: Duration::from_secs(300),
             ramp_up_per_second: Current::from_amps(1),
+            per_phase: true,
         },
         rs485: Rs485Config {
             baud: 19200,

@@ -29,7 +29,10 @@ use crate::knx::dpt::TimeOfDay;
 use crate::objects::{ObjectTable, Value};
 use crate::units::{ChargePointId, GoNumber};
 
+mod dlm;
 mod points;
+
+pub use dlm::Cycle as DlmCycle;
 
 /// Offsets of charging-point objects used by the core (object = 50·n + offset).
 mod offset {
@@ -200,6 +203,8 @@ pub struct Core {
     grid_control: bool,
     points: BTreeMap<ChargePointId, points::Point>,
     clock: Option<points::ClockAnchor>,
+    dlm: dlm::DlmState,
+    dlm_raw_wants_more: bool,
     values: BTreeMap<GoNumber, Value>,
 }
 
@@ -226,6 +231,8 @@ impl Core {
             grid_control: false,
             points: BTreeMap::new(),
             clock: None,
+            dlm: dlm::DlmState::default(),
+            dlm_raw_wants_more: false,
             values: BTreeMap::new(),
         }
     }
@@ -235,10 +242,15 @@ impl Core {
     pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
         match event {
-            Event::Started => self.start(&mut out),
-            Event::Tick => self.points_tick(now, &mut out),
+            Event::Started => self.start(now, &mut out),
+            Event::Tick => {
+                self.points_tick(now, &mut out);
+                self.dlm_update(now, &mut out);
+            }
             Event::Clock(time) => self.clock = Some(points::ClockAnchor { at: now, time }),
-            Event::ObjectWritten { object, value } => self.object_written(object, &value, &mut out),
+            Event::ObjectWritten { object, value } => {
+                self.object_written(object, &value, now, &mut out);
+            }
             Event::KnxLink(state) => self.link = state,
             Event::KnxTraffic => self.traffic_until = Some(now + TRAFFIC_HOLD),
             Event::ProgrammingButton => self.programming = !self.programming,
@@ -246,7 +258,10 @@ impl Core {
             Event::ChargerPolled { .. }
             | Event::ChargerIdentified { .. }
             | Event::ChargerFailed { .. }
-            | Event::ChargerCommandDone { .. } => self.charger_event(event, now, &mut out),
+            | Event::ChargerCommandDone { .. } => {
+                self.charger_event(event, now, &mut out);
+                self.dlm_update(now, &mut out);
+            }
         }
         if self.traffic_until.is_some_and(|t| now >= t) {
             self.traffic_until = None;
@@ -261,10 +276,14 @@ impl Core {
 
     /// When the core next needs [`Event::Tick`], if at all.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.traffic_until, self.points_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.traffic_until,
+            self.points_timeout(),
+            self.dlm_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The configuration the core runs.
@@ -310,7 +329,7 @@ impl Core {
         out.push(Action::SetObject { object, value });
     }
 
-    fn start(&mut self, out: &mut Vec<Action>) {
+    fn start(&mut self, now: Instant, out: &mut Vec<Action>) {
         for fault in self.config_faults.clone() {
             self.faults.raise(fault);
         }
@@ -324,6 +343,7 @@ impl Core {
         }
         self.publish_faults(out);
         self.start_points(out);
+        self.dlm_update(now, out);
         // Objects with the I flag ask the bus for their value at start-up.
         let init: Vec<GoNumber> = self
             .table
@@ -354,7 +374,13 @@ impl Core {
         }
     }
 
-    fn object_written(&mut self, object: GoNumber, value: &Value, out: &mut Vec<Action>) {
+    fn object_written(
+        &mut self,
+        object: GoNumber,
+        value: &Value,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
         let Some(obj) = self.table.get(object) else {
             return;
         };
@@ -371,9 +397,22 @@ impl Core {
             }
             return;
         }
+        if matches!(object.0, 10..=13 | 20) {
+            self.dlm_written(object, value, now, out);
+            return;
+        }
         if let Some((cp, off)) = object.charging_point() {
             self.point_written(cp, off, value, out);
+            if off == 5 {
+                // A released interruption rejoins the distribution at once.
+                self.dlm_update(now, out);
+            }
         }
+    }
+
+    /// What the DLM saw and decided in its last cycle.
+    pub fn dlm_cycle(&self) -> Option<DlmCycle> {
+        self.dlm.last
     }
 
     fn compute_leds(&self) -> Leds {

@@ -175,10 +175,18 @@ impl Core {
             return Some(Current::ZERO);
         }
         let mut target = if self.config.dlm.enabled {
-            cfg.min_current
+            // Until the DLM's first cycle: the minimum (the safe side that still charges).
+            self.dlm
+                .targets
+                .get(&cp)
+                .copied()
+                .unwrap_or(cfg.min_current)
         } else {
             point.setpoint.unwrap_or(cfg.max_current)
         };
+        if target == Current::ZERO {
+            return Some(Current::ZERO);
+        }
         if self.grid_control {
             // A reduction below the vehicle's minimum cannot be charged; the minimum is the
             // lowest current that still charges.
@@ -354,7 +362,8 @@ impl Core {
     }
 
     fn publish_state(&mut self, cp: ChargePointId, status: &ChargerStatus, out: &mut Vec<Action>) {
-        let overridden = self.target(cp) == Some(Current::ZERO);
+        let overridden = self.points.get(&cp).is_some_and(|p| p.interrupted)
+            || (self.grid_control && self.config.dlm.grid_control_current == Current::ZERO);
         let state = if overridden {
             Some(CpState::Interrupted)
         } else {

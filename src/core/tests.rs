@@ -378,12 +378,21 @@ mod points {
             t0,
         );
         assert_eq!(sets(&a).get(&53), Some(&Value::Bool(false)));
-        // Default: below 1.0 A for 300 s.
-        let wake = core.poll_timeout().unwrap();
-        assert_eq!(wake, t0 + Duration::from_secs(300));
+        // Default: below 1.0 A for 300 s. (With DLM on, earlier wake-ups exist too.)
+        let wake = t0 + Duration::from_secs(300);
+        assert!(core.poll_timeout().unwrap() <= wake);
+        let a = core.handle(Event::Tick, t0 + Duration::from_secs(299));
+        assert_ne!(
+            sets(&a).get(&53),
+            Some(&Value::Bool(true)),
+            "not before its time"
+        );
         let a = core.handle(Event::Tick, wake);
         assert_eq!(sets(&a).get(&53), Some(&Value::Bool(true)));
-        assert_eq!(core.poll_timeout(), None, "no busy wake-ups once complete");
+        assert!(
+            core.poll_timeout().is_none_or(|t| t > wake),
+            "no busy wake-ups once complete"
+        );
         let a = core.handle(
             Event::ChargerPolled {
                 cp: cp(1),
@@ -593,5 +602,460 @@ mod points {
         };
         let t = anchor.time_at(anchor.at + Duration::from_secs(45));
         assert_eq!(t, TimeOfDay::new(Some(Weekday::Monday), 0, 0, 15).unwrap());
+    }
+}
+
+/// The DLM in the core (spec ch. 9.1, tables 13, 20, 21, 28 and ch. 11), at injected time.
+mod dlm {
+    use super::*;
+    use crate::chargers::{ChargerStatus, CpState, DriverError};
+    use crate::faults::FaultCode;
+    use crate::units::{Current, PerPhase, Power};
+    use std::time::Duration;
+
+    const HOUSE: &str = r#"
+[dlm]
+enabled = true
+overcurrent_protection = 32
+load_reserve = 2
+ramp_up_rate = 32.0
+min_switch_time = 0
+high_power_waiting_time = 60
+[dlm.meter]
+connection = "3-phase"
+measurement = "current"
+[dlm.monitoring]
+mode = "values"
+interval = 10
+tolerance = 5
+[charging_point.1]
+enabled = true
+model = "keba-p30"
+ip = "10.0.0.1"
+max_current = 16
+[charging_point.2]
+enabled = true
+model = "alfen-eve"
+ip = "10.0.0.2"
+max_current = 16
+[charging_point.3]
+enabled = true
+model = "bender-cc612"
+ip = "10.0.0.3"
+max_current = 16
+[group_addresses]
+10 = ["0/0/10"]
+11 = ["0/0/11"]
+12 = ["0/0/12"]
+13 = ["0/0/13"]
+20 = ["0/0/20"]
+"#;
+
+    fn a(n: i32) -> Current {
+        Current::from_amps(n)
+    }
+
+    fn cp(n: u8) -> ChargePointId {
+        ChargePointId::new(n).unwrap()
+    }
+
+    fn meter(core: &mut Core, t: Instant, l: [i32; 3]) -> Vec<Action> {
+        let mut out = Vec::new();
+        for (i, v) in l.into_iter().enumerate() {
+            out.extend(core.handle(
+                Event::ObjectWritten {
+                    object: GoNumber(10 + u16::try_from(i).unwrap()),
+                    value: Value::Current(a(v)),
+                },
+                t,
+            ));
+        }
+        out
+    }
+
+    fn vehicle(core: &mut Core, n: u8, t: Instant, draw: [i32; 3]) -> Vec<Action> {
+        let status = ChargerStatus {
+            state: Some(if draw.iter().sum::<i32>() > 0 {
+                CpState::Charging
+            } else {
+                CpState::Connected
+            }),
+            connected: true,
+            charging: draw.iter().sum::<i32>() > 0,
+            currents: Some(PerPhase(draw.map(a))),
+            ..ChargerStatus::default()
+        };
+        core.handle(Event::ChargerPolled { cp: cp(n), status }, t)
+    }
+
+    fn no_vehicle(core: &mut Core, n: u8, t: Instant) -> Vec<Action> {
+        let status = ChargerStatus {
+            state: Some(CpState::Available),
+            currents: Some(PerPhase::splat(Current::ZERO)),
+            ..ChargerStatus::default()
+        };
+        core.handle(Event::ChargerPolled { cp: cp(n), status }, t)
+    }
+
+    fn target(core: &Core, n: u8) -> Current {
+        core.target(cp(n)).unwrap()
+    }
+
+    /// Starts with two vehicles connected (1 and 2) and the house at `house` A per phase.
+    fn running(text: &str, house: i32) -> (Core, Instant) {
+        let mut core = Core::new(config(text), true);
+        let t0 = Instant::now();
+        let _ = core.handle(Event::Started, t0);
+        let _ = vehicle(&mut core, 1, t0, [0, 0, 0]);
+        let _ = vehicle(&mut core, 2, t0, [0, 0, 0]);
+        let _ = no_vehicle(&mut core, 3, t0);
+        let _ = meter(&mut core, t0, [house; 3]);
+        (core, t0)
+    }
+
+    #[test]
+    fn every_charging_point_first_gets_the_minimum_charging_current() {
+        let (core, _) = running(HOUSE, 10);
+        assert_eq!(
+            (target(&core, 1), target(&core, 2)),
+            (a(6), a(6)),
+            "switching on starts at the minimum"
+        );
+        assert_eq!(target(&core, 3), Current::ZERO, "no vehicle, no current");
+    }
+
+    #[test]
+    fn increases_ramp_up_gradually_to_the_even_share() {
+        let (mut core, t0) = running(HOUSE, 10);
+        // Budget 30 A, house 10 A → 20 A for two cars: 10 A each, reached by ramping.
+        let t1 = t0 + Duration::from_millis(100);
+        let _ = core.handle(Event::Tick, t1);
+        let mid = target(&core, 1);
+        assert!(mid > a(6) && mid < a(10), "ramping: {mid}");
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        assert_eq!((target(&core, 1), target(&core, 2)), (a(10), a(10)));
+    }
+
+    #[test]
+    fn a_load_step_on_the_meter_reduces_every_setpoint_at_once() {
+        let (mut core, t0) = running(HOUSE, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        let t = t0 + Duration::from_secs(3);
+        let _ = vehicle(&mut core, 1, t, [10, 10, 10]);
+        let _ = vehicle(&mut core, 2, t, [10, 10, 10]);
+        // The house jumps by 8 A: the meter shows 10 + 8 + 20 (cars) = 38 A per phase.
+        let actions = meter(&mut core, t, [38, 38, 38]);
+        assert_eq!(
+            (target(&core, 1), target(&core, 2)),
+            (a(6), a(6)),
+            "30 − 18 = 12 A for two cars"
+        );
+        let cmds: Vec<_> = actions
+            .iter()
+            .filter(|x| matches!(x, Action::Charger { .. }))
+            .collect();
+        assert_eq!(
+            cmds.len(),
+            2,
+            "both setpoints drop in the same cycle: {cmds:?}"
+        );
+    }
+
+    #[test]
+    fn the_prioritised_charging_point_is_supplied_preferentially() {
+        let text = HOUSE.replace(
+            "load_reserve = 2",
+            "load_reserve = 2\nprioritised_charging_point = 2",
+        );
+        let (mut core, t0) = running(&text, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        assert_eq!(
+            (target(&core, 1), target(&core, 2)),
+            (a(6), a(14)),
+            "20 A: 6 for the other, the rest to the prioritised"
+        );
+    }
+
+    #[test]
+    fn smart_meter_silent_gives_smartmetertout_and_the_minimum_current() {
+        let (mut core, t0) = running(HOUSE, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        assert_eq!(target(&core, 1), a(10));
+        // interval 10 s + tolerance 5 s without values.
+        let t = t0 + Duration::from_secs(15);
+        assert!(core.poll_timeout().unwrap() <= t);
+        let out = core.handle(Event::Tick, t);
+        assert!(
+            core.faults()
+                .is_present(Scope::Device, FaultCode::SmartMeterTOut)
+        );
+        assert_eq!(
+            sets(&out).get(&9),
+            Some(&Value::Text("SmartMeterTOut".into()))
+        );
+        assert_eq!(
+            (target(&core, 1), target(&core, 2)),
+            (a(6), a(6)),
+            "emergency mode: minimum current"
+        );
+        assert_eq!(core.leds().app, AppLed::ThreeFlashes);
+        // Values return: normal again.
+        let _ = meter(&mut core, t + Duration::from_secs(1), [10, 10, 10]);
+        assert!(
+            !core
+                .faults()
+                .is_present(Scope::Device, FaultCode::SmartMeterTOut)
+        );
+        let _ = core.handle(Event::Tick, t + Duration::from_secs(3));
+        assert_eq!(target(&core, 1), a(10));
+    }
+
+    #[test]
+    fn in_operation_object_keeps_the_smart_meter_supervised_without_values() {
+        let text = HOUSE.replace("mode = \"values\"", "mode = \"values-and-in-operation\"");
+        let (mut core, t0) = running(&text, 10);
+        for s in [9u64, 18, 27] {
+            let _ = core.handle(
+                Event::ObjectWritten {
+                    object: GoNumber(20),
+                    value: Value::Bool(true),
+                },
+                t0 + Duration::from_secs(s),
+            );
+            let _ = core.handle(Event::Tick, t0 + Duration::from_secs(s + 1));
+        }
+        assert!(
+            !core
+                .faults()
+                .is_present(Scope::Device, FaultCode::SmartMeterTOut),
+            "values only on change, trigger every interval"
+        );
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(27 + 16));
+        assert!(
+            core.faults()
+                .is_present(Scope::Device, FaultCode::SmartMeterTOut),
+            "trigger missing"
+        );
+    }
+
+    #[test]
+    fn high_power_consuming_device_reduces_to_minimum_and_a_new_report_restarts_the_wait() {
+        let (mut core, t0) = running(HOUSE, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        let hp = |core: &mut Core, t| {
+            core.handle(
+                Event::ObjectWritten {
+                    object: GoNumber(13),
+                    value: Value::Bool(true),
+                },
+                t,
+            )
+        };
+        let t1 = t0 + Duration::from_secs(3);
+        let _ = hp(&mut core, t1);
+        assert_eq!(
+            (target(&core, 1), target(&core, 2)),
+            (a(6), a(6)),
+            "at once"
+        );
+        let t2 = t1 + Duration::from_secs(40);
+        let _ = meter(&mut core, t2, [10, 10, 10]);
+        let _ = hp(&mut core, t2);
+        let _ = meter(&mut core, t1 + Duration::from_secs(70), [10, 10, 10]);
+        assert_eq!(
+            target(&core, 1),
+            a(6),
+            "the second report restarted the 60 s wait"
+        );
+        let _ = meter(&mut core, t2 + Duration::from_secs(61), [10, 10, 10]);
+        let _ = core.handle(Event::Tick, t2 + Duration::from_secs(63));
+        assert_eq!(target(&core, 1), a(10), "redistributed after the wait");
+    }
+
+    #[test]
+    fn minimums_not_fitting_give_overcurrent_and_interrupt_all_charging_points() {
+        let (mut core, t0) = running(HOUSE, 10);
+        let out = meter(&mut core, t0 + Duration::from_secs(1), [25, 25, 25]);
+        assert!(
+            core.faults()
+                .is_present(Scope::Device, FaultCode::OverCurrent)
+        );
+        assert_eq!(sets(&out).get(&9), Some(&Value::Text("OverCurrent".into())));
+        assert_eq!(
+            (target(&core, 1), target(&core, 2)),
+            (Current::ZERO, Current::ZERO)
+        );
+        let _ = meter(&mut core, t0 + Duration::from_secs(2), [5, 5, 5]);
+        assert!(
+            !core
+                .faults()
+                .is_present(Scope::Device, FaultCode::OverCurrent)
+        );
+        assert_eq!(target(&core, 1), a(6));
+    }
+
+    #[test]
+    fn queueing_lets_those_that_fit_charge_and_rotates() {
+        let text = HOUSE.replace(
+            "ramp_up_rate = 32.0",
+            "ramp_up_rate = 32.0\novercurrent_strategy = \"queue\"\nrotation_interval = 900",
+        );
+        let (mut core, t0) = running(&text, 10);
+        let _ = meter(&mut core, t0 + Duration::from_secs(1), [22, 22, 22]);
+        assert_eq!(
+            (target(&core, 1), target(&core, 2)),
+            (a(8), Current::ZERO),
+            "8 A left: one car charges, one waits"
+        );
+        let later = t0 + Duration::from_secs(901);
+        let _ = meter(&mut core, later, [22, 22, 22]);
+        let _ = core.handle(Event::Tick, later + Duration::from_secs(1));
+        assert_eq!(
+            (target(&core, 1), target(&core, 2)),
+            (Current::ZERO, a(8)),
+            "rotated after 15 minutes"
+        );
+    }
+
+    #[test]
+    fn switching_on_waits_for_the_minimum_on_off_time() {
+        let text = HOUSE.replace("min_switch_time = 0", "min_switch_time = 300");
+        let (mut core, t0) = running(&text, 10);
+        let _ = meter(&mut core, t0 + Duration::from_secs(1), [25, 25, 25]);
+        assert_eq!(
+            target(&core, 1),
+            Current::ZERO,
+            "safety reductions are never delayed"
+        );
+        let _ = meter(&mut core, t0 + Duration::from_secs(2), [5, 5, 5]);
+        assert_eq!(target(&core, 1), Current::ZERO, "switched off 1 s ago");
+        let _ = meter(&mut core, t0 + Duration::from_secs(302), [5, 5, 5]);
+        assert_eq!(target(&core, 1), a(6));
+    }
+
+    #[test]
+    fn interruption_released_under_dlm_continues_with_the_minimum_charging_current() {
+        let (mut core, t0) = running(HOUSE, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        let t = t0 + Duration::from_secs(3);
+        let _ = core.handle(
+            Event::ObjectWritten {
+                object: GoNumber(55),
+                value: Value::Bool(true),
+            },
+            t,
+        );
+        assert_eq!(target(&core, 1), Current::ZERO);
+        assert_eq!(
+            target(&core, 2),
+            a(16),
+            "the other takes what is free (20 − 0, capped at 16)"
+        );
+        let _ = core.handle(
+            Event::ObjectWritten {
+                object: GoNumber(55),
+                value: Value::Bool(false),
+            },
+            t + Duration::from_secs(1),
+        );
+        assert_eq!(
+            target(&core, 1),
+            a(6),
+            "resumes at the minimum, then the DLM regulates"
+        );
+    }
+
+    #[test]
+    fn invalid_currents_exclude_the_charging_point_and_show_dlm_invcurrent() {
+        let (mut core, t0) = running(HOUSE, 10);
+        let out = core.handle(
+            Event::ChargerFailed {
+                cp: cp(1),
+                error: DriverError::InvalidCurrent("0xFFFFFFFF".into()),
+            },
+            t0 + Duration::from_secs(1),
+        );
+        assert_eq!(
+            target(&core, 1),
+            Current::ZERO,
+            "charging is not possible at the charging point"
+        );
+        assert_eq!(
+            sets(&out).get(&95),
+            Some(&Value::Text("DLM InvCurrent".into()))
+        );
+        assert!(
+            core.faults()
+                .is_present(Scope::Device, FaultCode::DlmInvCurrent)
+        );
+        assert_eq!(
+            crate::faults::FaultCode::DlmInvCurrent
+                .severity(Scope::Device)
+                .0,
+            70
+        );
+    }
+
+    #[test]
+    fn dlm_association_missing_keeps_every_charging_point_at_its_minimum() {
+        let text = HOUSE.replace("12 = [\"0/0/12\"]\n", "");
+        let (mut core, t0) = running(&text, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        assert!(
+            core.faults()
+                .is_present(Scope::Device, FaultCode::DlmAssociation)
+        );
+        assert_eq!((target(&core, 1), target(&core, 2)), (a(6), a(6)));
+    }
+
+    #[test]
+    fn power_values_are_converted_to_current_at_the_nominal_voltage() {
+        let text = HOUSE.replace("measurement = \"current\"", "measurement = \"power\"");
+        let mut core = Core::new(config(&text), true);
+        let t0 = Instant::now();
+        let _ = core.handle(Event::Started, t0);
+        let _ = vehicle(&mut core, 1, t0, [0, 0, 0]);
+        for o in 10..=12 {
+            let _ = core.handle(
+                Event::ObjectWritten {
+                    object: GoNumber(o),
+                    value: Value::Power(Power::from_watts(4600)),
+                },
+                t0,
+            );
+        }
+        assert_eq!(
+            core.dlm_cycle().unwrap().meter,
+            PerPhase::splat(a(20)),
+            "4600 W / 230 V"
+        );
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        assert_eq!(target(&core, 1), a(10));
+    }
+
+    #[test]
+    fn single_phase_cars_on_rotated_phases_share_nothing_in_per_phase_mode() {
+        let text = HOUSE
+            .replace("ip = \"10.0.0.1\"", "ip = \"10.0.0.1\"\nphases = 1")
+            .replace(
+                "ip = \"10.0.0.2\"",
+                "ip = \"10.0.0.2\"\nphases = 1\nphase_rotation = \"L2-L3-L1\"",
+            )
+            .replace("max_current = 16", "max_current = 32");
+        let (mut core, t0) = running(&text, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(3));
+        assert_eq!(
+            (target(&core, 1), target(&core, 2)),
+            (a(20), a(20)),
+            "each has its own phase"
+        );
+        let sym = text.replace("[dlm]\n", "[dlm]\nallocation = \"symmetric\"\n");
+        let (mut core, t0) = running(&sym, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(3));
+        assert_eq!(
+            (target(&core, 1), target(&core, 2)),
+            (a(10), a(10)),
+            "the spec's symmetric booking"
+        );
     }
 }

@@ -1,0 +1,499 @@
+//! The DLM controller inside the core: smart-meter supervision, emergency mode,
+//! high-power devices, and turning the allocation into a current per charging point.
+//!
+//! Inputs: smart-meter values on objects 10–12 (current, or power converted at the nominal
+//! voltage; a 1-phase meter's value counts on every phase), the "In operation" trigger on
+//! object 20, high-power devices on object 13, and each charging point's measured currents,
+//! mapped to grid phases through its rotation. Where a charging point has no metering, its
+//! setpoint counts as its current.
+//!
+//! Rules:
+//! * Budget per phase = overcurrent protection − load reserve. Other load = meter − the
+//!   charging points' currents, at least 0 (so a lagging measurement never frees budget).
+//!   Available = budget − other load. [`crate::dlm::allocate`] shares it among the charging
+//!   points with a vehicle connected. A charging point without a vehicle gets 0 A, and gets
+//!   its minimum on the next cycle after a vehicle arrives.
+//! * No meter value (or no "In operation" trigger, in that mode) within interval + tolerance
+//!   → SmartMeterTOut (90) and emergency mode: every charging point at its minimum until
+//!   values return. The same holds before the first value arrives and while DLMAssociation
+//!   (120) is present: with no trustworthy measurement, the minimum is the lowest current
+//!   that still charges, and it is what the spec's emergency mode uses.
+//! * A high-power device reporting 1 → every charging point at its minimum at once; the
+//!   waiting time restarts with every report; afterwards normal allocation.
+//! * Minimums not fitting → OverCurrent (80): all interrupted (spec), or, as a parameter,
+//!   a queue that rotates every rotation interval.
+//! * Reductions apply at once. Increases ramp at the configured rate, starting from the
+//!   minimum. A vehicle is switched on no sooner than the minimum on/off time after it was
+//!   switched off (safety reductions are never delayed).
+//! * A charging point with invalid currents (DLM InvCurrent) is excluded and gets 0 A;
+//!   the device fault DLM InvCurrent (70) shows while any charging point has it.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use super::{Action, Core};
+use crate::config::{MeterConnection, MonitoringMode, OvercurrentStrategy, PhaseCount};
+use crate::dlm::{Demand, Mode, Shortage, allocate};
+use crate::faults::{Fault, FaultCode, Scope};
+use crate::objects::Value;
+use crate::units::{ChargePointId, Current, GoNumber, PerPhase, Phase};
+
+/// Current above which a charging-point phase counts as used by the vehicle.
+const PHASE_DETECTION: Current = Current::from_milliamps(1_000);
+
+/// DLM state kept by the core.
+#[derive(Debug, Default)]
+pub(super) struct DlmState {
+    /// Last meter reading per grid phase (current).
+    meter: [Option<Current>; 3],
+    /// Last meter value or "In operation" trigger.
+    meter_seen: Option<Instant>,
+    /// When the core started (the first meter deadline runs from here).
+    started: Option<Instant>,
+    /// High-power device wait ends at.
+    high_power_until: Option<Instant>,
+    /// Current per charging point as last decided by the DLM.
+    pub(super) targets: BTreeMap<ChargePointId, Current>,
+    /// When the targets were last ramped.
+    last_update: Option<Instant>,
+    /// When each charging point was last switched on or off.
+    switched: BTreeMap<ChargePointId, Instant>,
+    /// Queue order (rotates).
+    queue: Vec<ChargePointId>,
+    /// Last queue rotation.
+    rotated: Option<Instant>,
+    /// Budget, load and availability of the last cycle (for the website and simulations).
+    pub(super) last: Option<Cycle>,
+}
+
+/// What the DLM saw and decided in one cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Cycle {
+    /// Budget per phase.
+    pub budget: PerPhase<Current>,
+    /// Meter reading per phase.
+    pub meter: PerPhase<Current>,
+    /// Available for charging per phase.
+    pub available: PerPhase<Current>,
+    /// Emergency mode (meter silent, association missing, no value yet).
+    pub emergency: bool,
+    /// High-power device wait running.
+    pub high_power: bool,
+}
+
+impl Core {
+    /// Smart-meter and DLM object writes (10, 11, 12, 13, 20).
+    pub(super) fn dlm_written(
+        &mut self,
+        object: GoNumber,
+        value: &crate::objects::Value,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        if !self.config.dlm.enabled {
+            return;
+        }
+        let phase = match object.0 {
+            10 => Some(0),
+            11 => Some(1),
+            12 => Some(2),
+            _ => None,
+        };
+        match (phase, value) {
+            (Some(i), Value::Current(c)) => self.meter_value(i, *c, now),
+            (Some(i), Value::Power(p)) => match p.to_current(self.config.dlm.meter.nominal_voltage)
+            {
+                Some(c) => self.meter_value(i, c, now),
+                None => return,
+            },
+            (None, Value::Bool(on)) if object.0 == 13 => {
+                if *on {
+                    self.dlm.high_power_until = Some(now + self.config.dlm.high_power_waiting_time);
+                }
+            }
+            (None, Value::Bool(_)) if object.0 == 20 => self.dlm.meter_seen = Some(now),
+            _ => return,
+        }
+        self.dlm_update(now, out);
+    }
+
+    fn meter_value(&mut self, index: usize, current: Current, now: Instant) {
+        if let Some(slot) = self.dlm.meter.get_mut(index) {
+            *slot = Some(current);
+        }
+        // In "values and In operation" mode the trigger supervises the meter; values sent only
+        // on change must not be required.
+        if self.config.dlm.meter.monitoring == MonitoringMode::Values
+            || self.dlm.meter_seen.is_none()
+        {
+            self.dlm.meter_seen = Some(now);
+        } else {
+            self.dlm.meter_seen = self.dlm.meter_seen.max(Some(now));
+        }
+    }
+
+    /// The meter deadline: after it, SmartMeterTOut and emergency mode.
+    fn meter_deadline(&self) -> Option<Instant> {
+        let m = &self.config.dlm.meter;
+        let from = self.dlm.meter_seen.or(self.dlm.started)?;
+        Some(from + m.interval + m.tolerance)
+    }
+
+    /// When the DLM next needs a tick.
+    pub(super) fn dlm_timeout(&self) -> Option<Instant> {
+        if !self.config.dlm.enabled {
+            return None;
+        }
+        let deadline = self.meter_deadline().filter(|_| {
+            !self
+                .faults
+                .is_present(Scope::Device, FaultCode::SmartMeterTOut)
+        });
+        let ramping = self
+            .dlm
+            .last_update
+            .filter(|_| self.ramping())
+            .map(|t| t + std::time::Duration::from_secs(1));
+        let rotate = (self.config.dlm.overcurrent_strategy == OvercurrentStrategy::Queue)
+            .then(|| {
+                self.dlm
+                    .rotated
+                    .or(self.dlm.started)
+                    .map(|t| t + self.config.dlm.rotation_interval)
+            })
+            .flatten();
+        [deadline, self.dlm.high_power_until, ramping, rotate]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn ramping(&self) -> bool {
+        self.dlm.last.is_some_and(|_| {
+            self.points.iter().any(|(cp, p)| {
+                p.commanded
+                    .is_some_and(|c| self.dlm.targets.get(cp).is_some_and(|t| *t > c))
+            })
+        }) || self.dlm_raw_wants_more
+    }
+
+    /// Recomputes the DLM targets and sends what changed.
+    pub(super) fn dlm_update(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if !self.config.dlm.enabled {
+            return;
+        }
+        self.dlm.started.get_or_insert(now);
+        let dlm = self.config.dlm.clone();
+        // Meter supervision.
+        let silent = self.meter_deadline().is_some_and(|d| now >= d);
+        if silent
+            && !self
+                .faults
+                .is_present(Scope::Device, FaultCode::SmartMeterTOut)
+        {
+            let detail = match dlm.meter.monitoring {
+                MonitoringMode::Values => "no smart-meter value",
+                MonitoringMode::ValuesAndInOperation => {
+                    "no smart-meter value or \"In operation\" telegram"
+                }
+            };
+            self.faults.raise(Fault::device(
+                FaultCode::SmartMeterTOut,
+                format!("{detail} for {} s (interval {} s + tolerance {} s); emergency mode: minimum current", (dlm.meter.interval + dlm.meter.tolerance).as_secs(), dlm.meter.interval.as_secs(), dlm.meter.tolerance.as_secs()),
+            ));
+            self.publish_faults(out);
+        } else if !silent
+            && self
+                .faults
+                .is_present(Scope::Device, FaultCode::SmartMeterTOut)
+        {
+            self.faults.clear(Scope::Device, FaultCode::SmartMeterTOut);
+            self.publish_faults(out);
+        }
+        let three = dlm.meter.connection == MeterConnection::ThreePhase;
+        let reading: Option<PerPhase<Current>> = if three {
+            match self.dlm.meter {
+                [Some(a), Some(b), Some(c)] => Some(PerPhase([a, b, c])),
+                _ => None,
+            }
+        } else {
+            self.dlm.meter[0].map(PerPhase::splat)
+        };
+        let association = self
+            .faults
+            .is_present(Scope::Device, FaultCode::DlmAssociation);
+        let high_power = self.dlm.high_power_until.is_some_and(|t| now < t);
+        let emergency = silent || association || reading.is_none();
+        let budget = PerPhase::splat(dlm.budget());
+        // Invalid currents exclude a charging point; the device shows DLM InvCurrent (70).
+        let invalid: Vec<ChargePointId> = ChargePointId::all()
+            .filter(|cp| {
+                self.faults
+                    .is_present(Scope::ChargingPoint(*cp), FaultCode::DlmInvCurrent)
+            })
+            .collect();
+        let device_inv = self
+            .faults
+            .is_present(Scope::Device, FaultCode::DlmInvCurrent);
+        if !invalid.is_empty() && !device_inv {
+            let list: Vec<String> = invalid.iter().map(ToString::to_string).collect();
+            self.faults.raise(Fault::device(
+                FaultCode::DlmInvCurrent,
+                format!(
+                    "invalid currents from charging point(s) {}",
+                    list.join(", ")
+                ),
+            ));
+            self.publish_faults(out);
+        } else if invalid.is_empty() && device_inv {
+            self.faults.clear(Scope::Device, FaultCode::DlmInvCurrent);
+            self.publish_faults(out);
+        }
+        let active: Vec<ChargePointId> = ChargePointId::all()
+            .filter(|cp| {
+                self.config
+                    .charging_point(*cp)
+                    .is_some_and(crate::config::ChargePointConfig::is_active)
+            })
+            .collect();
+        let mut raw: BTreeMap<ChargePointId, Current> = BTreeMap::new();
+        let mut cycle = Cycle {
+            budget,
+            meter: reading.unwrap_or_default(),
+            available: PerPhase::splat(Current::ZERO),
+            emergency,
+            high_power,
+        };
+        if emergency || high_power {
+            for cp in &active {
+                let min = self
+                    .config
+                    .charging_point(*cp)
+                    .map_or(Current::ZERO, |c| c.min_current);
+                raw.insert(
+                    *cp,
+                    if invalid.contains(cp) {
+                        Current::ZERO
+                    } else {
+                        min
+                    },
+                );
+            }
+            if self
+                .faults
+                .is_present(Scope::Device, FaultCode::OverCurrent)
+            {
+                self.faults.clear(Scope::Device, FaultCode::OverCurrent);
+                self.publish_faults(out);
+            }
+        } else if let Some(meter) = reading {
+            let charging_load = self.charging_load();
+            let mut available = PerPhase::splat(Current::ZERO);
+            for p in Phase::ALL {
+                let other = meter
+                    .get(p)
+                    .saturating_sub(charging_load.get(p))
+                    .max(Current::ZERO);
+                available.set(p, budget.get(p).saturating_sub(other));
+            }
+            cycle.available = available;
+            let demands = self.demands(&active, &invalid);
+            let mode = if dlm.per_phase {
+                Mode::PerPhase
+            } else {
+                Mode::Symmetric
+            };
+            let shortage = match dlm.overcurrent_strategy {
+                OvercurrentStrategy::InterruptAll => Shortage::InterruptAll,
+                OvercurrentStrategy::Queue => Shortage::Queue,
+            };
+            let result = allocate(available, &demands, mode, shortage);
+            for cp in &active {
+                raw.insert(
+                    *cp,
+                    result.currents.get(cp).copied().unwrap_or(Current::ZERO),
+                );
+            }
+            let present = self
+                .faults
+                .is_present(Scope::Device, FaultCode::OverCurrent);
+            if result.overcurrent && !present {
+                let mins: Vec<String> = demands
+                    .iter()
+                    .map(|d| format!("{}: {}", d.cp, d.min))
+                    .collect();
+                let what = if shortage == Shortage::Queue {
+                    "waiting charging points queue"
+                } else {
+                    "charging is interrupted at all charging points"
+                };
+                self.faults.raise(Fault::device(
+                    FaultCode::OverCurrent,
+                    format!(
+                        "minimum currents ({}) do not fit the available current; {what}",
+                        mins.join(", ")
+                    ),
+                ));
+                self.publish_faults(out);
+            } else if !result.overcurrent && present {
+                self.faults.clear(Scope::Device, FaultCode::OverCurrent);
+                self.publish_faults(out);
+            }
+        }
+        self.dlm.last = Some(cycle);
+        self.ramp(&raw, now, &dlm);
+        self.dlm.last_update = Some(now);
+        for cp in active {
+            self.apply_target(cp, out);
+        }
+    }
+
+    /// The charging points' own load per grid phase: measured currents, or the commanded
+    /// current where a charging point measures nothing.
+    fn charging_load(&self) -> PerPhase<Current> {
+        let mut load = PerPhase::splat(Current::ZERO);
+        for (cp, point) in &self.points {
+            let Some(cfg) = self.config.charging_point(*cp) else {
+                continue;
+            };
+            let per_cp_phase = if let Some(c) = point.status.as_ref().and_then(|s| s.currents) {
+                c
+            } else {
+                let c = point.commanded.unwrap_or(Current::ZERO);
+                let drawn = if point.status.as_ref().is_some_and(|s| s.charging) {
+                    c
+                } else {
+                    Current::ZERO
+                };
+                match cfg.phases {
+                    PhaseCount::One => PerPhase([drawn, Current::ZERO, Current::ZERO]),
+                    PhaseCount::Three => PerPhase::splat(drawn),
+                }
+            };
+            let grid = super::points::to_grid(cfg.rotation, per_cp_phase);
+            for p in Phase::ALL {
+                load.set(p, load.get(p) + grid.get(p).max(Current::ZERO));
+            }
+        }
+        load
+    }
+
+    /// Charging points with a vehicle that may charge, in queue order.
+    fn demands(&mut self, active: &[ChargePointId], invalid: &[ChargePointId]) -> Vec<Demand> {
+        for cp in active {
+            if !self.dlm.queue.contains(cp) {
+                self.dlm.queue.push(*cp);
+            }
+        }
+        self.dlm.queue.retain(|cp| active.contains(cp));
+        let mut out = Vec::new();
+        for cp in self.dlm.queue.clone() {
+            let Some(cfg) = self.config.charging_point(cp) else {
+                continue;
+            };
+            let Some(point) = self.points.get(&cp) else {
+                continue;
+            };
+            let Some(status) = point.status.as_ref() else {
+                continue;
+            };
+            let reachable = !self
+                .faults
+                .is_present(Scope::ChargingPoint(cp), FaultCode::NotReachable);
+            if !status.connected || point.interrupted || invalid.contains(&cp) || !reachable {
+                continue;
+            }
+            // Phases the vehicle draws on, from its currents; before it draws, as wired.
+            let mut cp_phases = [false; 3];
+            if let Some(c) = status.currents {
+                for (slot, i) in cp_phases.iter_mut().zip(c.0) {
+                    *slot = i >= PHASE_DETECTION;
+                }
+            }
+            if !cp_phases.iter().any(|x| *x) {
+                cp_phases = match cfg.phases {
+                    PhaseCount::One => [true, false, false],
+                    PhaseCount::Three => [true, true, true],
+                };
+            }
+            let mut grid = [false; 3];
+            for (i, used) in cp_phases.iter().enumerate() {
+                if *used && let Some(p) = cfg.rotation.grid_phase(i) {
+                    if let Some(slot) = grid.get_mut(p.index()) {
+                        *slot = true;
+                    }
+                }
+            }
+            out.push(Demand {
+                cp,
+                min: cfg.min_current,
+                max: cfg.max_current,
+                phases: grid,
+                prioritised: self.config.dlm.prioritised == Some(cp),
+            });
+        }
+        out
+    }
+
+    /// Reductions at once; increases at the ramp rate, starting from the minimum; switching
+    /// on only after the minimum on/off time.
+    fn ramp(
+        &mut self,
+        raw: &BTreeMap<ChargePointId, Current>,
+        now: Instant,
+        dlm: &crate::config::DlmConfig,
+    ) {
+        let dt = self
+            .dlm
+            .last_update
+            .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
+        self.dlm_raw_wants_more = false;
+        for (cp, want) in raw {
+            let Some(cfg) = self.config.charging_point(*cp) else {
+                continue;
+            };
+            let prev = self.dlm.targets.get(cp).copied().unwrap_or(Current::ZERO);
+            let mut next = *want;
+            if next > prev {
+                if prev < cfg.min_current {
+                    // Switching on: not sooner than the minimum on/off time after the last switch.
+                    let recently =
+                        self.dlm.switched.get(cp).is_some_and(|t| {
+                            now.saturating_duration_since(*t) < dlm.min_switch_time
+                        });
+                    next = if recently {
+                        Current::ZERO
+                    } else {
+                        cfg.min_current.min(next)
+                    };
+                } else {
+                    #[allow(clippy::cast_possible_truncation, reason = "ramp steps are small")]
+                    let step = Current::from_milliamps(
+                        (f64::from(dlm.ramp_up_per_second.milliamps()) * dt) as i32,
+                    );
+                    next = next.min(prev + step);
+                }
+                if next < *want {
+                    self.dlm_raw_wants_more = true;
+                }
+            }
+            if (prev == Current::ZERO) != (next == Current::ZERO) {
+                self.dlm.switched.insert(*cp, now);
+            }
+            self.dlm.targets.insert(*cp, next);
+        }
+        if dlm.overcurrent_strategy == OvercurrentStrategy::Queue {
+            let due = self
+                .dlm
+                .rotated
+                .or(self.dlm.started)
+                .is_some_and(|t| now.saturating_duration_since(t) >= dlm.rotation_interval);
+            if due {
+                self.dlm.rotated = Some(now);
+                if !self.dlm.queue.is_empty() {
+                    self.dlm.queue.rotate_left(1);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Dynamic load management: how much current each charging point may draw so that the fuse
+//! protecting the house connection is never overloaded.
+//!
+//! * [`allocate`]: the allocation rule (pure function): minimums first, then the
+//!   prioritised charging point, then max-min fair sharing; symmetric (spec) or per phase.
+//!
+//! The controller around it (meter supervision, emergency mode, high-power devices, ramps,
+//! minimum on/off times, queue rotation) runs inside the sans-IO core.
+
+pub mod allocate;
+
+pub use allocate::{Allocation, Demand, Mode, Shortage, allocate};
