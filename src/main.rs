@@ -46,6 +46,9 @@ enum Command {
         /// routing://interface-address, server://address:port.
         #[arg(long)]
         knx: Option<LinkSpec>,
+        /// Do not poll the charging points (bus-only commissioning and tests).
+        #[arg(long)]
+        no_chargers: bool,
     },
     /// Run the gateway on its embedded demo configuration.
     Demo {
@@ -64,6 +67,12 @@ enum Command {
         /// Configuration file (TOML).
         file: PathBuf,
         /// Print the faults as JSON: [{code, severity, charging_point, message}].
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the supported charging-point models: transport, defaults, model-dependent objects.
+    Models {
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
@@ -95,14 +104,22 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { file, json } => check_config(&file, json),
         Command::Objects { config, json, lang } => objects(&config, json, &lang),
+        Command::Models { json } => models(json),
         Command::Run {
             config,
             data_dir,
             board,
             knx,
+            no_chargers,
         } => {
             init_logging();
-            run(config.as_deref(), &data_dir, board.as_deref(), knx)
+            run(
+                config.as_deref(),
+                &data_dir,
+                board.as_deref(),
+                knx,
+                no_chargers,
+            )
         }
         Command::Demo {
             print_config,
@@ -117,7 +134,8 @@ fn main() -> ExitCode {
             match file::parse(DEMO_CONFIG, "demo configuration") {
                 Ok(mut config) => {
                     config.knx.link = Some(LinkSpec::Server { bind: knx_server });
-                    serve(config, true, &data_dir)
+                    // Simulated charging points arrive with the demo; its addresses are examples.
+                    serve(config, true, &data_dir, None)
                 }
                 Err(e) => {
                     error!("{e}");
@@ -225,6 +243,7 @@ fn run(
     data_dir: &Path,
     board: Option<&Path>,
     knx: Option<LinkSpec>,
+    no_chargers: bool,
 ) -> ExitCode {
     let board = match board.map_or_else(Board::builtin, Board::load) {
         Ok(b) => b,
@@ -271,10 +290,29 @@ fn run(
     if knx.is_some() {
         config.knx.link = knx;
     }
-    serve(config, configured, data.path())
+    let chargers = (!no_chargers).then_some(board.serial.rs485.device.as_path());
+    serve(config, configured, data.path(), chargers)
 }
 
-fn serve(config: Config, configured: bool, data_dir: &Path) -> ExitCode {
+fn models(json: bool) -> ExitCode {
+    let text = if json {
+        match serde_json::to_string_pretty(&knx_echarge::chargers::catalog::models()) {
+            Ok(text) => text + "\n",
+            Err(e) => {
+                eprintln!("cannot encode models: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        knx_echarge::chargers::catalog::text()
+    };
+    // A closed pipe (`| head`) ends the listing quietly.
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    ExitCode::SUCCESS
+}
+
+/// `chargers`: `Some(rs485 device)` = poll the charging points, `None` = do not.
+fn serve(config: Config, configured: bool, data_dir: &Path, chargers: Option<&Path>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -326,9 +364,19 @@ fn serve(config: Config, configured: bool, data_dir: &Path) -> ExitCode {
             }
             None => (None, None),
         };
-        let handle = shell::spawn(config, configured, bus);
+        let prepared =
+            chargers.map(|rs485| knx_echarge::chargers::task::prepare(&config, Some(rs485)));
+        let senders = prepared
+            .as_ref()
+            .map(knx_echarge::chargers::task::Prepared::commands)
+            .unwrap_or_default();
+        let handle = shell::spawn_with_chargers(config, configured, bus, senders);
+        let fleet = prepared.map(|p| p.start(&handle.events));
         shell::shutdown_signal().await;
         info!("shutting down");
+        if let Some(fleet) = fleet {
+            fleet.shutdown().await;
+        }
         handle.shutdown().await;
         if let Some(link) = link {
             link.shutdown().await;

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use crate::chargers::ChargerCommand;
 use crate::config::Config;
 use crate::core::{Action, Core, Event, Leds};
 use crate::faults::Fault;
@@ -22,7 +23,7 @@ use crate::knx::link::LinkEvent;
 use crate::knx::wire::cemi::LData;
 use crate::objects::Value;
 use crate::objects::engine::{Engine, SendPolicy};
-use crate::units::GoNumber;
+use crate::units::{ChargePointId, GoNumber};
 
 /// The gateway's side of a KNX link ([`crate::knx::link::LinkHandle`] provides both ends).
 #[derive(Debug)]
@@ -105,6 +106,20 @@ const LINK_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Starts the shell with `config` on the current tokio runtime, attached to `bus` if given.
 pub fn spawn(config: Config, configured: bool, bus: Option<Bus>) -> ShellHandle {
+    spawn_with_chargers(config, configured, bus, BTreeMap::new())
+}
+
+/// Command senders of the charger tasks, per charging point
+/// ([`crate::chargers::task::Prepared::commands`]).
+pub type ChargerSenders = BTreeMap<ChargePointId, mpsc::Sender<ChargerCommand>>;
+
+/// [`spawn`], routing `Action::Charger` to the charger tasks' command channels.
+pub fn spawn_with_chargers(
+    config: Config,
+    configured: bool,
+    bus: Option<Bus>,
+    chargers: ChargerSenders,
+) -> ShellHandle {
     let (events, mut rx) = mpsc::channel::<Event>(256);
     let (snap_tx, snapshot) = watch::channel(Snapshot::default());
     let (stop, mut stop_rx) = watch::channel(false);
@@ -130,14 +145,30 @@ pub fn spawn(config: Config, configured: bool, bus: Option<Bus>) -> ShellHandle 
         let mut image = Snapshot::default();
         let now = tokio::time::Instant::now().into_std();
         let actions = core.handle(Event::Started, now);
-        apply(&core, &mut engine, &mut image, actions, now, &snap_tx);
+        apply(
+            &core,
+            &mut engine,
+            &mut image,
+            actions,
+            now,
+            &snap_tx,
+            &chargers,
+        );
         let mut next_clock = tokio::time::Instant::now();
         loop {
             if tokio::time::Instant::now() >= next_clock {
                 // The core keeps time of day from this anchor (session start and end times).
                 let now = tokio::time::Instant::now().into_std();
                 let actions = core.handle(Event::Clock(local_time_of_day()), now);
-                apply(&core, &mut engine, &mut image, actions, now, &snap_tx);
+                apply(
+                    &core,
+                    &mut engine,
+                    &mut image,
+                    actions,
+                    now,
+                    &snap_tx,
+                    &chargers,
+                );
                 next_clock += CLOCK_ANCHOR_INTERVAL;
             }
             flush(&mut engine, to_bus.as_ref()).await;
@@ -175,7 +206,15 @@ pub fn spawn(config: Config, configured: bool, bus: Option<Bus>) -> ShellHandle 
             for event in events_in {
                 let now = tokio::time::Instant::now().into_std();
                 let actions = core.handle(event, now);
-                apply(&core, &mut engine, &mut image, actions, now, &snap_tx);
+                apply(
+                    &core,
+                    &mut engine,
+                    &mut image,
+                    actions,
+                    now,
+                    &snap_tx,
+                    &chargers,
+                );
             }
         }
         info!("core stopped");
@@ -215,6 +254,7 @@ fn apply(
     actions: Vec<Action>,
     now: std::time::Instant,
     tx: &watch::Sender<Snapshot>,
+    chargers: &ChargerSenders,
 ) {
     for action in actions {
         match action {
@@ -233,11 +273,17 @@ fn apply(
                 image.leds = Some(leds);
             }
             Action::Charger { cp, command } => {
-                debug!(
-                    cp = cp.number(),
-                    ?command,
-                    "charger command (no charger task attached)"
-                );
+                if let Some(tx) = chargers.get(&cp) {
+                    if let Err(e) = tx.try_send(command) {
+                        warn!(cp = cp.number(), ?command, "charger command dropped: {e}");
+                    }
+                } else {
+                    debug!(
+                        cp = cp.number(),
+                        ?command,
+                        "charger command (no charger task attached)"
+                    );
+                }
             }
         }
     }

@@ -4,12 +4,14 @@
 //! serial framings ([`frame`]) and the shared RS485 line ([`line`]), the model drivers and
 //! their factory ([`drivers`], [`driver_for`]) and the charger tasks ([`task`]).
 
+pub mod catalog;
 pub mod drivers;
 pub mod frame;
 pub mod line;
 pub mod modbus;
 pub mod registry;
 pub mod status;
+pub mod task;
 
 pub use drivers::{AnyDriver, DriverSettings, FactoryError, Transport, driver_for};
 pub use registry::{Capability, ChargerModel, Interface, MeterModel, Metering, Rs485Framing};

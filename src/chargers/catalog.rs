@@ -1,0 +1,146 @@
+//! The model catalogue behind `knx-echarge models [--json]`: every charging-point model with
+//! its transport, defaults, whether a driver exists, and the model-dependent group objects it
+//! enables (from `group-objects/objects.toml`, offsets in the charging point's block of 50).
+
+use serde::Serialize;
+
+use super::drivers::SUPPORTED_MODELS;
+use super::registry::{Capability, Interface, Metering, Rs485Framing, charger_models};
+use crate::objects::{Condition, TableSpec};
+
+/// One model-dependent object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelObject {
+    /// Offset in the block (object 50 + offset for charging point 1).
+    pub offset: u16,
+    /// English name.
+    pub name: String,
+    /// The capability that enables it.
+    pub capability: Capability,
+}
+
+/// One model.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    /// Code in the ETS parameter memory.
+    pub code: u8,
+    /// Config id.
+    pub id: String,
+    /// Manufacturer.
+    pub manufacturer: String,
+    /// Model name.
+    pub name: String,
+    /// Interfaces.
+    pub interfaces: Vec<Interface>,
+    /// RS485 framing.
+    pub rs485_framing: Option<Rs485Framing>,
+    /// Default Modbus TCP port.
+    pub port: u16,
+    /// Default unit id.
+    pub unit_id: u8,
+    /// Metering.
+    pub metering: Metering,
+    /// A driver exists.
+    pub driver: bool,
+    /// Capabilities.
+    pub capabilities: Vec<Capability>,
+    /// Model-dependent objects.
+    pub objects: Vec<ModelObject>,
+}
+
+/// Every model of `etsdb/charger-models.toml`.
+pub fn models() -> Vec<ModelInfo> {
+    let spec = TableSpec::get();
+    charger_models()
+        .iter()
+        .map(|m| {
+            let objects = spec
+                .charging_point_object
+                .iter()
+                .filter_map(|o| {
+                    let cap = o.exists.iter().find_map(|c| match c {
+                        Condition::Capability(cap) if m.has(*cap) => Some(*cap),
+                        _ => None,
+                    })?;
+                    Some(ModelObject {
+                        offset: o.offset?,
+                        name: o.name_en.clone(),
+                        capability: cap,
+                    })
+                })
+                .collect();
+            ModelInfo {
+                code: m.code,
+                id: m.id.clone(),
+                manufacturer: m.manufacturer.clone(),
+                name: m.name.clone(),
+                interfaces: m.interfaces.clone(),
+                rs485_framing: m.rs485_framing,
+                port: m.port,
+                unit_id: m.unit_id,
+                metering: m.metering,
+                driver: SUPPORTED_MODELS.contains(&m.id.as_str()),
+                capabilities: m.capabilities.iter().copied().collect(),
+                objects,
+            }
+        })
+        .collect()
+}
+
+/// The catalogue as text, one block per model.
+pub fn text() -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for m in models() {
+        let transport: Vec<String> = m
+            .interfaces
+            .iter()
+            .map(|i| match (i, m.rs485_framing) {
+                (Interface::Tcp, _) => format!("Modbus TCP port {} unit {}", m.port, m.unit_id),
+                (Interface::Rs485, Some(f)) => format!("RS485 {f} address {}", m.unit_id),
+                (Interface::Rs485, None) => "RS485".to_owned(),
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:>3}  {:<24} {} {}{}",
+            m.code,
+            m.id,
+            m.manufacturer,
+            m.name,
+            if m.driver { "" } else { "  (no driver yet)" }
+        );
+        let _ = writeln!(out, "     {}", transport.join("; "));
+        let objects: Vec<String> = m
+            .objects
+            .iter()
+            .map(|o| format!("{} {}", 50 + o.offset, o.name))
+            .collect();
+        let _ = writeln!(out, "     objects: {}", objects.join(", "));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keba_lists_its_objects() {
+        let all = models();
+        let keba = all.iter().find(|m| m.id == "keba-p30").unwrap();
+        assert!(keba.driver);
+        assert!(
+            keba.objects
+                .iter()
+                .any(|o| o.capability == Capability::Unlock)
+        );
+        assert!(
+            !keba
+                .objects
+                .iter()
+                .any(|o| o.capability == Capability::Temperature)
+        );
+        assert!(text().contains("keba-p30"));
+    }
+}
