@@ -154,6 +154,9 @@ pub struct DlmConfig {
     pub ramp_up_per_second: Current,
     /// Book charging points per phase (true) or on all phases (false, the spec).
     pub per_phase: bool,
+    /// Power limit of all charging points together during grid-supporting control, in
+    /// watts (`None` = off).
+    pub grid_control_power_w: Option<u32>,
 }
 
 impl DlmConfig {
@@ -600,6 +603,10 @@ impl Config {
             min_switch_time: secs(p.int("dlm.min_switch_time")?),
             ramp_up_per_second: deciamps(p.int("dlm.ramp_up_rate")?),
             per_phase: str_choice(&p.choice("dlm.allocation")?) == "per-phase",
+            grid_control_power_w: {
+                let raw = p.int("dlm.grid_control_power")?;
+                (raw > 0).then(|| u32::try_from(raw.saturating_mul(100)).unwrap_or(u32::MAX))
+            },
         };
         let rs485 = Rs485Config {
             baud: narrow("rs485.baud", int_choice(&p.choice("rs485.baud")?))?,
@@ -751,6 +758,10 @@ impl Config {
             } else {
                 "symmetric"
             }),
+        )?;
+        p.set(
+            "dlm.grid_control_power",
+            int(i64::from(d.grid_control_power_w.map_or(0, |w| w / 100))),
         )?;
         let r = &self.rs485;
         p.set_choice("rs485.baud", &i(i64::from(r.baud)))?;
@@ -923,6 +934,7 @@ fn unreachable_defaults() -> Config {
             min_switch_time: Duration::from_secs(300),
             ramp_up_per_second: Current::from_amps(1),
             per_phase: true,
+            grid_control_power_w: None,
         },
         rs485: Rs485Config {
             baud: 19200,

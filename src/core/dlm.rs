@@ -307,12 +307,44 @@ impl Core {
                 OvercurrentStrategy::InterruptAll => Shortage::InterruptAll,
                 OvercurrentStrategy::Queue => Shortage::Queue,
             };
-            let result = allocate(available, &demands, mode, shortage);
+            let mut result = allocate(available, &demands, mode, shortage);
+            let mut currents = result.currents.clone();
+            if let Some(limit) = dlm.unbalanced_load_limit {
+                // Cap, then let the others use what the capped points left: re-allocate with
+                // the capped points' maxima lowered, until nothing changes.
+                let mut capped = demands.clone();
+                for _ in 0..3 {
+                    let before = currents.clone();
+                    crate::dlm::limit_unbalance(&mut currents, &capped, limit);
+                    if currents == before {
+                        break;
+                    }
+                    capped.retain(|d| currents.get(&d.cp).is_some_and(|c| *c > Current::ZERO));
+                    for d in &mut capped {
+                        // Only the points the cap lowered keep their lowered maximum.
+                        if let (Some(c), Some(b)) = (currents.get(&d.cp), before.get(&d.cp))
+                            && c < b
+                        {
+                            d.max = d.max.min(*c);
+                        }
+                    }
+                    result = allocate(available, &capped, mode, shortage);
+                    for d in &demands {
+                        currents.insert(
+                            d.cp,
+                            result.currents.get(&d.cp).copied().unwrap_or(Current::ZERO),
+                        );
+                    }
+                }
+                crate::dlm::limit_unbalance(&mut currents, &capped, limit);
+            }
+            if self.grid_control
+                && let Some(watts) = dlm.grid_control_power_w
+            {
+                crate::dlm::limit_power(&mut currents, &demands, watts, dlm.meter.nominal_voltage);
+            }
             for cp in &active {
-                raw.insert(
-                    *cp,
-                    result.currents.get(cp).copied().unwrap_or(Current::ZERO),
-                );
+                raw.insert(*cp, currents.get(cp).copied().unwrap_or(Current::ZERO));
             }
             let present = self
                 .faults
