@@ -1158,3 +1158,123 @@ max_current = 32
         assert!(watts <= 4_200, "{one} + 3 × {three} = {watts} W");
     }
 }
+
+/// For random house loads, vehicles and parameters: once the DLM has reacted to a meter
+/// value, the charging load on no phase exceeds what the budget leaves after the house.
+mod dlm_property {
+    use super::*;
+    use crate::chargers::{ChargerStatus, CpState};
+    use crate::units::{Current, PerPhase, Phase};
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    #[derive(Debug, Clone)]
+    struct Car {
+        phases: u8,      // 1 or 3 wired at the charging point
+        rotation: usize, // 0..6
+        uses_one: bool,  // a 1-phase vehicle on a 3-phase point
+        min: i32,
+        max: i32,
+    }
+
+    fn site(fuse: i32, reserve: i32, per_phase: bool, cars: &[Car]) -> String {
+        let rotations = [
+            "L1-L2-L3", "L2-L3-L1", "L3-L1-L2", "L1-L3-L2", "L3-L2-L1", "L2-L1-L3",
+        ];
+        let mut t = String::new();
+        t.push_str(&format!(
+            "[dlm]\nenabled = true\nallocation = \"{}\"\novercurrent_protection = {fuse}\nload_reserve = {reserve}\nramp_up_rate = 32.0\nmin_switch_time = 0\n",
+            if per_phase { "per-phase" } else { "symmetric" }
+        ));
+        for (i, c) in cars.iter().enumerate() {
+            t.push_str(&format!(
+                "[charging_point.{}]\nenabled = true\nmodel = \"keba-p30\"\nip = \"10.0.0.{}\"\nphases = {}\nphase_rotation = \"{}\"\nmin_current = {}\nmax_current = {}\n",
+                i + 1,
+                i + 1,
+                c.phases,
+                rotations[c.rotation],
+                c.min,
+                c.max
+            ));
+        }
+        t.push_str("[group_addresses]\n10 = [\"0/0/10\"]\n11 = [\"0/0/11\"]\n12 = [\"0/0/12\"]\n");
+        t
+    }
+
+    fn arb_car() -> impl Strategy<Value = Car> {
+        (
+            prop_oneof![Just(1u8), Just(3u8)],
+            0usize..6,
+            any::<bool>(),
+            6i32..=10,
+            0i32..=22,
+        )
+            .prop_map(|(phases, rotation, uses_one, min, extra)| Car {
+                phases,
+                rotation,
+                uses_one,
+                min,
+                max: min + extra,
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        #[test]
+        fn charging_load_never_exceeds_what_the_budget_leaves(
+            fuse in 16i32..=80,
+            reserve in 0i32..=5,
+            per_phase in any::<bool>(),
+            cars in proptest::collection::vec(arb_car(), 1..=5),
+            houses in proptest::collection::vec(any::<[u8; 3]>(), 1..=12),
+        ) {
+            let text = site(fuse, reserve, per_phase, &cars);
+            let mut core = Core::new(config(&text), true);
+            let t0 = Instant::now();
+            let _ = core.handle(Event::Started, t0);
+            let budget = Current::from_amps(fuse - reserve);
+            let mut t = t0;
+            for house in houses {
+                let house = house.map(|h| Current::from_amps(i32::from(h % 40)));
+                // Vehicles draw exactly their current on their own phases.
+                let mut grid = [Current::ZERO; 3];
+                for (i, c) in cars.iter().enumerate() {
+                    let cp = ChargePointId::new(u8::try_from(i + 1).unwrap()).unwrap();
+                    let target = core.target(cp).unwrap_or(Current::ZERO);
+                    let drawn = if c.phases == 1 || c.uses_one { [target, Current::ZERO, Current::ZERO] } else { [target; 3] };
+                    let rotation = crate::config::PhaseRotation::ALL[c.rotation];
+                    for (k, d) in drawn.iter().enumerate() {
+                        if let Some(p) = rotation.grid_phase(k) {
+                            grid[p.index()] += *d;
+                        }
+                    }
+                    let status = ChargerStatus { state: Some(CpState::Charging), connected: true, charging: target > Current::ZERO, currents: Some(PerPhase(drawn)), ..ChargerStatus::default() };
+                    let _ = core.handle(Event::ChargerPolled { cp, status }, t);
+                }
+                t += Duration::from_secs(1);
+                for (k, o) in (10u16..=12).enumerate() {
+                    let _ = core.handle(Event::ObjectWritten { object: GoNumber(o), value: Value::Current(house[k] + grid[k]) }, t);
+                }
+                // What the DLM now commands must fit next to the house on every phase.
+                let mut load = [Current::ZERO; 3];
+                for (i, c) in cars.iter().enumerate() {
+                    let cp = ChargePointId::new(u8::try_from(i + 1).unwrap()).unwrap();
+                    let target = core.target(cp).unwrap_or(Current::ZERO);
+                    let rotation = crate::config::PhaseRotation::ALL[c.rotation];
+                    let used: Vec<usize> = if c.phases == 1 || c.uses_one { vec![0] } else { vec![0, 1, 2] };
+                    for k in used {
+                        if let Some(p) = rotation.grid_phase(k) {
+                            load[p.index()] += target;
+                        }
+                    }
+                }
+                for p in Phase::ALL {
+                    let room = budget.saturating_sub(house[p.index()]).max(Current::ZERO);
+                    prop_assert!(load[p.index()] <= room, "phase {p:?}: charging {} > room {} (house {})\n{text}", load[p.index()], room, house[p.index()]);
+                }
+                t += Duration::from_secs(1);
+            }
+        }
+    }
+}
