@@ -1178,24 +1178,24 @@ mod dlm_property {
     }
 
     fn site(fuse: i32, reserve: i32, per_phase: bool, cars: &[Car]) -> String {
+        use std::fmt::Write as _;
         let rotations = [
             "L1-L2-L3", "L2-L3-L1", "L3-L1-L2", "L1-L3-L2", "L3-L2-L1", "L2-L1-L3",
         ];
-        let mut t = String::new();
-        t.push_str(&format!(
-            "[dlm]\nenabled = true\nallocation = \"{}\"\novercurrent_protection = {fuse}\nload_reserve = {reserve}\nramp_up_rate = 32.0\nmin_switch_time = 0\n",
-            if per_phase { "per-phase" } else { "symmetric" }
-        ));
+        let mode = if per_phase { "per-phase" } else { "symmetric" };
+        let mut t = format!(
+            "[dlm]\nenabled = true\nallocation = \"{mode}\"\novercurrent_protection = {fuse}\nload_reserve = {reserve}\nramp_up_rate = 32.0\nmin_switch_time = 0\n"
+        );
         for (i, c) in cars.iter().enumerate() {
-            t.push_str(&format!(
-                "[charging_point.{}]\nenabled = true\nmodel = \"keba-p30\"\nip = \"10.0.0.{}\"\nphases = {}\nphase_rotation = \"{}\"\nmin_current = {}\nmax_current = {}\n",
-                i + 1,
-                i + 1,
+            let _ = write!(
+                t,
+                "[charging_point.{n}]\nenabled = true\nmodel = \"keba-p30\"\nip = \"10.0.0.{n}\"\nphases = {}\nphase_rotation = \"{}\"\nmin_current = {}\nmax_current = {}\n",
                 c.phases,
                 rotations[c.rotation],
                 c.min,
-                c.max
-            ));
+                c.max,
+                n = i + 1,
+            );
         }
         t.push_str("[group_addresses]\n10 = [\"0/0/10\"]\n11 = [\"0/0/11\"]\n12 = [\"0/0/12\"]\n");
         t
