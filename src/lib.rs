@@ -33,5 +33,6 @@ pub mod meters;
 pub mod objects;
 pub mod shell;
 pub mod sim;
+pub mod simulate;
 pub mod store;
 pub mod units;

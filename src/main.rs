@@ -76,6 +76,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a DLM scenario at accelerated time and write timeseries.csv, summary.json, plot.svg.
+    Simulate {
+        /// Scenario file (TOML, see README "Simulation").
+        scenario: PathBuf,
+        /// Output directory (one subdirectory per mode when several modes run).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// List the group objects that exist under a configuration.
     Objects {
         /// Configuration file (TOML).
@@ -105,6 +113,25 @@ fn main() -> ExitCode {
         Command::CheckConfig { file, json } => check_config(&file, json),
         Command::Objects { config, json, lang } => objects(&config, json, &lang),
         Command::Models { json } => models(json),
+        Command::Simulate { scenario, out } => {
+            match knx_echarge::simulate::simulate_to_dir(&scenario, &out) {
+                Ok(results) => {
+                    let summaries: Vec<_> = results.iter().map(|r| &r.summary).collect();
+                    let text = knx_echarge::simulate::output::text(&summaries);
+                    // A closed pipe (`| head`) ends the output quietly.
+                    let _ = writeln!(
+                        std::io::stdout().lock(),
+                        "{text}written to {}",
+                        out.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Run {
             config,
             data_dir,

@@ -78,10 +78,26 @@ async fn exercise(model: SimModel, sim: &SimHandle, d: &mut AnyDriver) {
         "{model:?} firmware {id:?}"
     );
 
-    // Failsafe: current and timeout set where the model has them.
-    let fs = ChargerCommand::Failsafe {
+    // Failsafe: current and timeout set where the model has them. The AMTRON Compact has no
+    // failsafe current (it stops without heartbeat): only 0 A is possible there.
+    let amtron = model == SimModel::AmtronCompact;
+    let six = ChargerCommand::Failsafe {
         current: Current::from_amps(6),
         timeout: Duration::from_secs(30),
+    };
+    if amtron {
+        assert!(matches!(
+            d.command(six).await.unwrap(),
+            CommandOutcome::NotPossible(_)
+        ));
+    }
+    let fs = if amtron {
+        ChargerCommand::Failsafe {
+            current: Current::ZERO,
+            timeout: Duration::from_secs(30),
+        }
+    } else {
+        six
     };
     assert_eq!(
         d.command(fs).await.unwrap(),
@@ -89,18 +105,22 @@ async fn exercise(model: SimModel, sim: &SimHandle, d: &mut AnyDriver) {
         "{model:?}"
     );
     let st = sim.state();
-    assert_eq!(st.failsafe_current, Current::from_amps(6), "{model:?}");
+    if !amtron {
+        assert_eq!(st.failsafe_current, Current::from_amps(6), "{model:?}");
+    }
     if model != SimModel::AlfenEve {
         assert!(!st.failsafe_timeout.is_zero(), "{model:?} failsafe timeout");
     }
-    // Writing the same failsafe again writes nothing (EEPROM).
-    let writes = st.writes.len();
-    assert_eq!(d.command(fs).await.unwrap(), CommandOutcome::Done);
-    assert_eq!(
-        sim.state().writes.len(),
-        writes,
-        "{model:?} rewrote an unchanged failsafe"
-    );
+    // Writing the same failsafe again writes nothing (EEPROM); the AMTRON's is a heartbeat.
+    if !amtron {
+        let writes = st.writes.len();
+        assert_eq!(d.command(fs).await.unwrap(), CommandOutcome::Done);
+        assert_eq!(
+            sim.state().writes.len(),
+            writes,
+            "{model:?} rewrote an unchanged failsafe"
+        );
+    }
 
     // No vehicle.
     let s = d.poll().await.unwrap();
@@ -335,6 +355,44 @@ async fn rtu_models_over_a_pty_line() {
     assert!(matches!(a.poll().await, Err(DriverError::Comm(_))));
     abb.set_faults(|f| f.exception = None);
     a.poll().await.unwrap();
+}
+
+#[tokio::test]
+async fn amtron_compact_over_rtu_8n2() {
+    let Some(pty) = ptys() else { return };
+    let amtron = SimHandle::new(SimModel::AmtronCompact);
+    let _server = sim::serve_rtu(&pty.b, 57600, vec![(50, amtron.clone())]).unwrap();
+    let config = knx_echarge::config::Rs485Config {
+        baud: 57600,
+        data_bits: 8,
+        parity: knx_echarge::config::Parity::None,
+        stop_bits: 2,
+        framing: Rs485Framing::Rtu,
+        termination: false,
+    };
+    let line = Line::open(&pty.a, &config, Duration::from_millis(500)).unwrap();
+    let mut d = drivers::build(
+        "mennekes-amtron-compact",
+        Transport::Line(line.device(50)),
+        50,
+        DriverSettings::default(),
+    )
+    .unwrap();
+    exercise(SimModel::AmtronCompact, &amtron, &mut d).await;
+    // The heartbeat keeps the box charging; without it, it stops.
+    amtron.plug_in(Vehicle::three_phase());
+    d.command(ChargerCommand::SetCurrent(Current::from_amps(16)))
+        .await
+        .unwrap();
+    d.heartbeat().await.unwrap();
+    assert!(d.poll().await.unwrap().charging);
+    assert!(
+        amtron
+            .state()
+            .writes
+            .iter()
+            .any(|(a, v)| *a == 0x0D00 && v == &[0x55AA])
+    );
 }
 
 #[tokio::test]

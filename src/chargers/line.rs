@@ -334,7 +334,8 @@ where
     frame::decode_response(request, &pdu)
 }
 
-/// Reads one frame into `buf`.
+/// Reads one frame into `buf`, in chunks (a pty or UART delivers several bytes per read).
+/// Bytes after the frame are dropped with the next request's drain.
 async fn read_frame<T>(
     io: &mut T,
     framing: Rs485Framing,
@@ -343,34 +344,42 @@ async fn read_frame<T>(
 where
     T: AsyncRead + Unpin,
 {
-    let mut byte = [0u8; 1];
+    let mut chunk = [0u8; 256];
     loop {
         let n = io
-            .read(&mut byte)
+            .read(&mut chunk)
             .await
             .map_err(|e| ModbusError::NotReachable(format!("RS485 read: {e}")))?;
         if n == 0 {
             return Err(ModbusError::NotReachable("RS485 port closed".into()));
         }
+        let got = chunk.get(..n).unwrap_or_default();
         match framing {
             Rs485Framing::Rtu => {
-                buf.push(byte[0]);
+                buf.extend_from_slice(got);
                 if let Some(len) = frame::rtu_response_len(buf)? {
                     if buf.len() >= len {
+                        buf.truncate(len);
                         return Ok(());
                     }
                 }
             }
             Rs485Framing::Ascii => {
-                if buf.is_empty() && byte[0] != b':' {
-                    continue;
+                let got = if buf.is_empty() {
+                    match got.iter().position(|b| *b == b':') {
+                        Some(i) => got.get(i..).unwrap_or_default(),
+                        None => continue,
+                    }
+                } else {
+                    got
+                };
+                buf.extend_from_slice(got);
+                if let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
+                    buf.truncate(end + 2);
+                    return Ok(());
                 }
-                buf.push(byte[0]);
                 if buf.len() > 513 {
                     return Err(ModbusError::Malformed("ASCII frame too long".into()));
-                }
-                if buf.ends_with(b"\r\n") {
-                    return Ok(());
                 }
             }
         }

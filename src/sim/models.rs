@@ -3,7 +3,8 @@
 //! refuses it with the exception the model would give).
 //!
 //! Written from `shared/reference/charger_register_maps.md` (§1 KEBA, §2 ABB, §3 Bender,
-//! §4 Alfen, §5 Heidelberg, §7 Webasto Next, §8 Vestel), not from the drivers.
+//! §4 Alfen, §5 Heidelberg, §7 Webasto Next, §8 Vestel, §10a MENNEKES AMTRON Compact), not
+//! from the drivers.
 //! Reads of undefined registers inside a read return 0; a read that touches no defined
 //! register gets exception 2 (illegal data address), like the devices do for foreign maps.
 
@@ -37,6 +38,8 @@ pub enum SimModel {
     WebastoNext,
     /// Vestel EVC04.
     VestelEvc04,
+    /// MENNEKES AMTRON Compact 2.0s.
+    AmtronCompact,
 }
 
 /// Registers of one request: holding and input tables.
@@ -147,7 +150,7 @@ fn two(values: &[u16]) -> Result<u32, u8> {
 
 impl SimModel {
     /// Every simulated model.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::KebaP30,
         Self::AbbTerraAc,
         Self::BenderCc,
@@ -155,6 +158,7 @@ impl SimModel {
         Self::HeidelbergEc,
         Self::WebastoNext,
         Self::VestelEvc04,
+        Self::AmtronCompact,
     ];
 
     /// The model's config id (`etsdb/charger-models.toml`).
@@ -167,6 +171,7 @@ impl SimModel {
             Self::HeidelbergEc => "heidelberg-ec",
             Self::WebastoNext => "webasto-next",
             Self::VestelEvc04 => "vestel-evc04",
+            Self::AmtronCompact => "mennekes-amtron-compact",
         }
     }
 
@@ -176,9 +181,18 @@ impl SimModel {
     }
 
     pub(super) fn init(self, s: &mut SimState) {
-        if self == Self::HeidelbergEc {
-            s.hw_max = Current::from_amps(16);
-            s.setpoint = Current::from_amps(16);
+        match self {
+            Self::HeidelbergEc => {
+                s.hw_max = Current::from_amps(16);
+                s.setpoint = Current::from_amps(16);
+            }
+            Self::AmtronCompact => {
+                s.hw_max = Current::from_amps(16);
+                // No failsafe current: without heartbeat the box stops charging.
+                s.failsafe_current = Current::ZERO;
+                s.failsafe_timeout = std::time::Duration::from_secs(10);
+            }
+            _ => {}
         }
     }
 
@@ -197,6 +211,7 @@ impl SimModel {
             Self::BenderCc => write_to(1000),
             Self::AlfenEve => write_to(1210),
             Self::WebastoNext | Self::VestelEvc04 => write_to(6000),
+            Self::AmtronCompact => write_to(0x0D00),
         }
     }
 
@@ -263,6 +278,7 @@ impl SimModel {
             Self::HeidelbergEc => heidelberg(s, f, &mut b),
             Self::WebastoNext => webasto(s, f, &mut b),
             Self::VestelEvc04 => vestel(s, f, &mut b),
+            Self::AmtronCompact => amtron(s, f, &mut b),
         }
         Ok(b)
     }
@@ -277,6 +293,7 @@ impl SimModel {
             Self::HeidelbergEc => heidelberg_write(s, addr, values),
             Self::WebastoNext => webasto_write(s, addr, values),
             Self::VestelEvc04 => vestel_write(s, addr, values),
+            Self::AmtronCompact => amtron_write(s, addr, values),
         }
     }
 }
@@ -923,6 +940,107 @@ fn vestel_write(s: &mut SimState, addr: u16, values: &[u16]) -> Result<(), u8> {
                 return Err(ILLEGAL_VALUE);
             }
         }
+        _ => return Err(ILLEGAL_ADDRESS),
+    }
+    Ok(())
+}
+
+// §10a MENNEKES AMTRON Compact 2.0s: holding registers, big-endian floats, RTU 57600 8N2.
+fn amtron(s: &SimState, f: &Faults, b: &mut Bank) {
+    #[allow(clippy::cast_possible_truncation, reason = "display values")]
+    let fl = |v: f64| f32w(v as f32);
+    let h = &mut b.holding;
+    put(h, 0x0000, &[0x0100]);
+    put(h, 0x0001, &ascii("5.22.3", 8));
+    put(
+        h,
+        0x0013,
+        &ascii(if f.wrong_identity { "" } else { "1201234567" }, 8),
+    );
+    let state = if f.error_code != 0 {
+        6
+    } else if !s.connected() {
+        1
+    } else if s.charging() {
+        5
+    } else if !s.started {
+        2
+    } else if s.offered() < Current::from_amps(6) {
+        3
+    } else {
+        4
+    };
+    put(h, 0x0100, &[state, 0]);
+    put(
+        h,
+        0x0108,
+        &[if s.charging() {
+            28
+        } else if s.connected() {
+            27
+        } else {
+            10
+        }],
+    );
+    put(h, 0x0302, &fl(s.setpoint.as_amps_f64()));
+    put(
+        h,
+        0x0306,
+        &fl(if f.wrong_identity {
+            0.0
+        } else {
+            s.hw_max.as_amps_f64()
+        }),
+    );
+    put(h, 0x030C, &[2]);
+    for i in 0..3u16 {
+        let idx = usize::from(i);
+        let c = s.currents().get(idx).map_or(0.0, |c| c.as_amps_f64());
+        put(
+            h,
+            0x0500 + 2 * i,
+            &if f.invalid_currents {
+                f32w(f32::NAN)
+            } else {
+                fl(c)
+            },
+        );
+        put(h, 0x0506 + 2 * i, &fl(230.0));
+    }
+    put(h, 0x0512, &fl(s.power_w()));
+    put(h, 0x0B00, &fl(s.offered().as_amps_f64()));
+    put(h, 0x0B02, &fl(s.session_wh / 1000.0));
+    put(h, 0x0B04, &u32w(s.session_secs()));
+    put(h, 0x0B06, &[u16::from(s.phases)]);
+    put(h, 0x0D00, &[0]);
+    put(h, 0x0D04, &[0, u16::from(s.started)]);
+    put(h, 0x0E02, &[u16::from(s.phases)]);
+    put(h, 0x1000, &fl(s.energy_wh() / 1000.0));
+}
+
+fn amtron_write(s: &mut SimState, addr: u16, values: &[u16]) -> Result<(), u8> {
+    match addr {
+        0x0302 => {
+            let amps = f32::from_bits(two(values)?);
+            if !amps.is_finite() || amps < 0.0 || (amps > 0.0 && amps < 6.0) || amps > 32.0 {
+                return Err(ILLEGAL_VALUE);
+            }
+            s.setpoint = Current::from_amps_f64(f64::from(amps)).map_err(|_| ILLEGAL_VALUE)?;
+        }
+        0x0D00 => {
+            if one(values)? != 0x55AA {
+                return Err(ILLEGAL_VALUE);
+            }
+        }
+        0x0D04 => match one(values)? {
+            0 => s.phases = 3,
+            1 => s.phases = 1,
+            _ => return Err(ILLEGAL_VALUE),
+        },
+        0x0D05 => match one(values)? {
+            v @ (0 | 1) => s.started = v == 1,
+            _ => return Err(ILLEGAL_VALUE),
+        },
         _ => return Err(ILLEGAL_ADDRESS),
     }
     Ok(())

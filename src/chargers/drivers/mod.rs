@@ -10,6 +10,7 @@ pub mod bender;
 pub mod common;
 pub mod heidelberg;
 pub mod keba;
+pub mod mennekes;
 pub mod vestel;
 pub mod webasto;
 
@@ -28,7 +29,7 @@ use super::status::{
 use crate::config::{ChargePointConfig, ModbusConfig};
 
 /// Models with a driver, by config id.
-pub const SUPPORTED_MODELS: [&str; 7] = [
+pub const SUPPORTED_MODELS: [&str; 8] = [
     "keba-p30",
     "abb-terra-ac",
     "bender-cc612",
@@ -36,6 +37,7 @@ pub const SUPPORTED_MODELS: [&str; 7] = [
     "heidelberg-ec",
     "webasto-next",
     "vestel-evc04",
+    "mennekes-amtron-compact",
 ];
 
 /// Modbus TCP or a device on the RS485 line.
@@ -91,6 +93,7 @@ pub enum AnyDriver {
     Heidelberg(heidelberg::HeidelbergEc<Transport>),
     Webasto(webasto::WebastoNext<Transport>),
     Vestel(vestel::VestelEvc04<Transport>),
+    Amtron(mennekes::AmtronCompact<Transport>),
 }
 
 macro_rules! any {
@@ -103,6 +106,7 @@ macro_rules! any {
             AnyDriver::Heidelberg($d) => $e,
             AnyDriver::Webasto($d) => $e,
             AnyDriver::Vestel($d) => $e,
+            AnyDriver::Amtron($d) => $e,
         }
     };
 }
@@ -162,6 +166,9 @@ pub fn build(
         }
         "webasto-next" => AnyDriver::Webasto(webasto::WebastoNext::new(transport, settings)),
         "vestel-evc04" => AnyDriver::Vestel(vestel::VestelEvc04::new(transport, settings)),
+        "mennekes-amtron-compact" => {
+            AnyDriver::Amtron(mennekes::AmtronCompact::new(transport, settings))
+        }
         _ => return None,
     })
 }

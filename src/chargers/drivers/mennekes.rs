@@ -1,0 +1,203 @@
+//! MENNEKES AMTRON Compact 2.0s (also AMTRON 4You 300, Kostal Enector) over Modbus RTU,
+//! 57600 Bd 8N2, address 50 by default.
+//!
+//! Source: the register list as used by evcc `charger/mennekes-compact.go` and nymea
+//! `mennekes/amtron-compact20-registers.json` (facts only; no manufacturer document was found).
+//! Register map: `shared/reference/charger_register_maps.md` §10a.
+//!
+//! | what | register | notes |
+//! | --- | --- | --- |
+//! | firmware / serial | 0x0001 (8) / 0x0013 (8) ASCII | identity |
+//! | EVSE state | 0x0100 | 0 not initialised 1 idle 2 EV connected 3 preconditions valid, not charging 4 ready 5 charging 6 error 7 service |
+//! | charging current (EM) | 0x0302 f32 A | setpoint; FC 16 |
+//! | max current EVSE | 0x0306 f32 A | setpoint range |
+//! | currents L1–L3 | 0x0500 f32 A ×3 | |
+//! | power | 0x0512 f32 W | |
+//! | session energy | 0x0B02 f32 kWh | unit inferred from the total (uncertain) |
+//! | heartbeat | 0x0D00 | write 0x55AA every ≤ 5 s |
+//! | charging release | 0x0D05 | 1 allowed, 0 not: start/stop |
+//! | energy total | 0x1000 f32 kWh | |
+//!
+//! There is no failsafe current register: without heartbeat the box stops charging, so a
+//! failsafe of 0 A is what it does anyway and any other current is `NotPossible`.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::common::{
+    DriverSettings, WriteCache, check_setpoint, currents_f32, f32_at, id_read, non_empty, reg,
+};
+use crate::chargers::modbus::{Modbus, decode};
+use crate::chargers::registry::Capability;
+use crate::chargers::status::{
+    ChargePoint, ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, CpState,
+    DriverError, ManufacturerError,
+};
+use crate::units::{Current, Energy, Power};
+
+const MIN: Current = Current::from_amps(6);
+const HEARTBEAT: Duration = Duration::from_secs(4);
+const HEARTBEAT_VALUE: u16 = 0x55AA;
+
+/// The AMTRON Compact 2.0s driver.
+#[derive(Debug)]
+pub struct AmtronCompact<M> {
+    m: M,
+    cache: WriteCache,
+    max: Current,
+    released: bool,
+}
+
+impl<M: Modbus> AmtronCompact<M> {
+    /// A driver over `m` (an RS485 device).
+    pub fn new(m: M, _settings: DriverSettings) -> Self {
+        Self {
+            m,
+            cache: WriteCache::default(),
+            max: Current::from_amps(16),
+            released: true,
+        }
+    }
+}
+
+fn f32_words(v: f32) -> [u16; 2] {
+    let [a, b, c, d] = v.to_bits().to_be_bytes();
+    [u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d])]
+}
+
+fn kwh(v: f32) -> Option<Energy> {
+    Energy::from_watt_hours_f64(f64::from(v) * 1000.0).ok()
+}
+
+impl<M: Modbus> ChargePoint for AmtronCompact<M> {
+    fn capabilities(&self) -> BTreeSet<Capability> {
+        use Capability::{
+            Current, EnergySession, EnergyTotal, FaultInfo, Firmware, Power, Serial, SessionTimes,
+            StartStop,
+        };
+        [
+            StartStop,
+            Current,
+            Power,
+            EnergyTotal,
+            EnergySession,
+            SessionTimes,
+            Serial,
+            Firmware,
+            FaultInfo,
+        ]
+        .into()
+    }
+
+    async fn identify(&mut self) -> Result<ChargerIdentity, DriverError> {
+        self.cache.clear();
+        let model = "MENNEKES AMTRON Compact";
+        let fw = id_read(&mut self.m, model, false, 0x0001, 8).await?;
+        let serial = id_read(&mut self.m, model, false, 0x0013, 8).await?;
+        let max = id_read(&mut self.m, model, false, 0x0306, 2).await?;
+        let max = decode::f32_be(&max).unwrap_or(f32::NAN);
+        if !max.is_finite() || !(6.0..=32.0).contains(&max) {
+            return Err(DriverError::WrongCharger(format!(
+                "maximum current {max} A is not an AMTRON Compact's"
+            )));
+        }
+        self.max = Current::from_amps_f64(f64::from(max)).unwrap_or(self.max);
+        let serial = decode::ascii(&serial);
+        if serial.is_empty() {
+            return Err(DriverError::WrongCharger("no serial number".into()));
+        }
+        Ok(ChargerIdentity {
+            serial: Some(serial),
+            firmware: non_empty(decode::ascii(&fw)),
+            model: Some("AMTRON Compact 2.0s".into()),
+        })
+    }
+
+    async fn poll(&mut self) -> Result<ChargerStatus, DriverError> {
+        let s = self.m.read_holding(0x0100, 1).await?;
+        let state = reg(&s, 0x0100, 0x0100)?;
+        let set = self.m.read_holding(0x0302, 2).await?;
+        let setpoint = decode::f32_be(&set).unwrap_or(f32::NAN);
+        let m = self.m.read_holding(0x0500, 20).await?;
+        let currents = currents_f32([
+            f32_at(&m, 0x0500, 0x0500)?,
+            f32_at(&m, 0x0500, 0x0502)?,
+            f32_at(&m, 0x0500, 0x0504)?,
+        ])?;
+        let power = Power::from_watts_f64(f64::from(f32_at(&m, 0x0500, 0x0512)?)).ok();
+        let session = self.m.read_holding(0x0B02, 2).await?;
+        let total = self.m.read_holding(0x1000, 2).await?;
+        let r = self.m.read_holding(0x0D05, 1).await?;
+        self.released = reg(&r, 0x0D05, 0x0D05)? == 1;
+        let connected = (2..=5).contains(&state);
+        let charging = state == 5;
+        let cp_state = match state {
+            0 => CpState::StartUp,
+            1 => CpState::Available,
+            2..=4 if !self.released => CpState::Cancelled,
+            2..=4 if setpoint == 0.0 => CpState::Interrupted,
+            2..=4 => CpState::Connected,
+            5 => CpState::Charging,
+            6 => CpState::Error,
+            7 => CpState::NotAvailable,
+            _ => CpState::Illegal,
+        };
+        Ok(ChargerStatus {
+            state: Some(cp_state),
+            connected,
+            charging,
+            setpoint: Current::from_amps_f64(f64::from(setpoint)).ok(),
+            currents: Some(currents),
+            power,
+            energy_total: decode::f32_be(&total).and_then(kwh),
+            energy_session: decode::f32_be(&session).and_then(kwh),
+            error: (state == 6).then(|| ManufacturerError {
+                parts: vec![u32::from(state)],
+            }),
+            ..ChargerStatus::default()
+        })
+    }
+
+    async fn heartbeat(&mut self) -> Result<(), DriverError> {
+        self.m.write_single(0x0D00, HEARTBEAT_VALUE).await?;
+        Ok(())
+    }
+
+    fn heartbeat_interval(&self) -> Option<Duration> {
+        Some(HEARTBEAT)
+    }
+
+    async fn command(&mut self, command: ChargerCommand) -> Result<CommandOutcome, DriverError> {
+        match command {
+            ChargerCommand::SetCurrent(c) => {
+                let amps = match check_setpoint(c, MIN, self.max) {
+                    Ok(s) => s.unwrap_or(Current::ZERO),
+                    Err(o) => return Ok(o),
+                };
+                #[allow(clippy::cast_possible_truncation, reason = "amperes fit an f32")]
+                let words = f32_words(amps.as_amps_f64() as f32);
+                self.cache.write(&mut self.m, 0x0302, &words, true).await?;
+            }
+            ChargerCommand::StartStop(start) => {
+                self.cache
+                    .write(&mut self.m, 0x0D05, &[u16::from(start)], false)
+                    .await?;
+            }
+            ChargerCommand::Unlock => {
+                return Ok(CommandOutcome::NotPossible(
+                    "the AMTRON Compact cannot unlock over Modbus".into(),
+                ));
+            }
+            ChargerCommand::Failsafe { current, .. } => {
+                self.heartbeat().await?;
+                if current != Current::ZERO {
+                    return Ok(CommandOutcome::NotPossible(
+                        "the AMTRON Compact has no failsafe current: it stops charging when the heartbeat stops"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        Ok(CommandOutcome::Done)
+    }
+}
