@@ -3,7 +3,9 @@
 //! Five charging points (three 3-phase, two 1-phase on rotated phases), every one with a
 //! vehicle drawing current. Each measured call is `Core::handle` for a smart-meter value on
 //! object 10 (L1): a full DLM cycle (meter supervision, other load, allocation, ramp,
-//! setpoint changes). The meter value alternates so the allocation really changes. Time
+//! setpoint changes). Before each measured call (untimed) every vehicle is polled drawing
+//! what it was last told, and the L1 meter value alternates between a light and a heavy
+//! house load, so the allocation really changes every cycle. Time
 //! inside the core is injected (1 s per cycle); the wall-clock time of each call is measured
 //! with `Instant::now` around it. Prints the median, p99 and maximum over the cycles.
 #![allow(
@@ -11,13 +13,14 @@
     clippy::expect_used,
     clippy::indexing_slicing,
     clippy::cast_precision_loss,
-    clippy::cast_possible_truncation
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
 )]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use knx_echarge::chargers::{ChargerStatus, CpState};
+use knx_echarge::chargers::{ChargerCommand, ChargerStatus, CpState};
 use knx_echarge::config::file;
 use knx_echarge::core::{Action, Core, Event};
 use knx_echarge::objects::Value;
@@ -86,22 +89,31 @@ fn meter(object: u16, amps: i32) -> Event {
     }
 }
 
+fn poll(core: &mut Core, n: u8, amps: i32, now: Instant) -> Vec<Action> {
+    let draw = if n <= 3 {
+        [amps, amps, amps]
+    } else {
+        [amps, 0, 0]
+    };
+    let status = ChargerStatus {
+        state: Some(CpState::Charging),
+        connected: true,
+        charging: true,
+        currents: Some(PerPhase(draw.map(Current::from_amps))),
+        ..ChargerStatus::default()
+    };
+    let cp = ChargePointId::new(n).unwrap();
+    core.handle(Event::ChargerPolled { cp, status }, now)
+}
+
 fn main() {
     let config = file::parse(CONFIG, "bench").unwrap();
     let mut core = Core::new(config, true);
     let t0 = Instant::now();
     let _ = core.handle(Event::Started, t0);
+    let mut told = [10i32; 5];
     for n in 1..=5u8 {
-        let draw = if n <= 3 { [10, 10, 10] } else { [10, 0, 0] };
-        let status = ChargerStatus {
-            state: Some(CpState::Charging),
-            connected: true,
-            charging: true,
-            currents: Some(PerPhase(draw.map(Current::from_amps))),
-            ..ChargerStatus::default()
-        };
-        let cp = ChargePointId::new(n).unwrap();
-        let _ = core.handle(Event::ChargerPolled { cp, status }, t0);
+        let _ = poll(&mut core, n, 10, t0);
     }
     for o in [10, 11, 12] {
         let _ = core.handle(meter(o, 30), t0);
@@ -110,12 +122,25 @@ fn main() {
     let mut setpoint_changes = 0usize;
     for i in 0..WARM_UP + CYCLES {
         let now = t0 + Duration::from_secs(1 + i as u64);
-        // The house swings between light and heavy load on L1.
-        let amps = if i % 2 == 0 { 45 } else { 25 };
+        for n in 1..=5u8 {
+            let _ = poll(&mut core, n, told[usize::from(n) - 1], now);
+        }
+        // L1 carries the house and the three 3-phase points (the 1-phase ones are on L2, L3).
+        let house = if i % 2 == 0 { 30 } else { 10 };
+        let amps = house + told[0] + told[1] + told[2];
         let event = meter(10, amps);
         let start = Instant::now();
         let actions = core.handle(black_box(event), now);
         let elapsed = start.elapsed();
+        for a in &actions {
+            if let Action::Charger {
+                cp,
+                command: ChargerCommand::SetCurrent(c),
+            } = a
+            {
+                told[cp.index()] = c.whole_amps_floor();
+            }
+        }
         if i >= WARM_UP {
             times.push(elapsed);
             setpoint_changes += actions
@@ -135,6 +160,6 @@ fn main() {
     println!(
         "  setpoint commands per cycle {:.2} (the allocation changes every cycle); last available per phase {:?} A",
         setpoint_changes as f64 / CYCLES as f64,
-        cycle.available.0.map(|c| c.as_amps_f64())
+        cycle.available.0.map(Current::as_amps_f64)
     );
 }

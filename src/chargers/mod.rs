@@ -2,7 +2,8 @@
 //! core ([`status`]: [`ChargerStatus`], [`ChargerCommand`], [`DriverError`], the
 //! [`ChargePoint`] trait), the Modbus client interface ([`modbus`]) with its hand-written
 //! serial framings ([`frame`]) and the shared RS485 line ([`line`]), the model drivers and
-//! their factory ([`drivers`], [`driver_for`]) and the charger tasks ([`task`]).
+//! their factory ([`drivers`], [`driver_for`]), the charger tasks ([`task`]) and the model
+//! catalogue of `knx-echarge models` ([`catalog`]).
 
 pub mod catalog;
 pub mod drivers;

@@ -239,7 +239,7 @@ impl<M: Modbus> ChargePoint for KebaP30<M> {
                         "unlock is possible only when charging is stopped".into(),
                     ));
                 }
-                if cable & 0b010 == 0 && cable != 7 && cable != 3 {
+                if cable & 0b010 == 0 {
                     return Ok(CommandOutcome::NotPossible("no locked plug".into()));
                 }
                 self.m.write_single(5012, 0).await?;
