@@ -22,11 +22,13 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, info, warn};
 
 use super::drivers::{AnyDriver, FactoryError, driver_for};
-use super::line::Line;
+use super::line::{Line, LineModbus};
+use super::modbus::TcpModbus;
 use super::registry::Interface;
 use super::status::{ChargePoint, ChargerCommand, CommandOutcome, DriverError};
 use crate::config::Config;
 use crate::core::Event;
+use crate::meters::{self, MeterEndpoint, MeterError, MeterReader, MeterReading};
 use crate::units::ChargePointId;
 
 /// Timing of a charger task.
@@ -54,15 +56,77 @@ impl TaskTiming {
     }
 }
 
+/// A charging point's retrofit electricity meter on its transport.
+#[derive(Debug)]
+pub enum AnyMeter {
+    /// Over Modbus TCP.
+    Tcp(MeterReader<TcpModbus>),
+    /// On the shared RS485 line.
+    Line(MeterReader<LineModbus>),
+}
+
+impl AnyMeter {
+    /// Reads the meter.
+    pub async fn read(&mut self) -> Result<MeterReading, MeterError> {
+        match self {
+            Self::Tcp(r) => r.read().await,
+            Self::Line(r) => r.read().await,
+        }
+    }
+}
+
+/// The retrofit meter of `cp`, if one is configured and the model takes one.
+fn meter_of(
+    cp: &crate::config::ChargePointConfig,
+    config: &Config,
+    line: Option<&Line>,
+) -> Option<AnyMeter> {
+    let takes_meter = cp
+        .model
+        .is_some_and(|m| m.metering == super::registry::Metering::Optional);
+    if !takes_meter || !cp.meter.is_configured() {
+        return None;
+    }
+    let plan = match meters::meter_for(&cp.meter) {
+        Ok(Some(plan)) => plan,
+        Ok(None) => return None,
+        Err(e) => {
+            warn!(cp = cp.id.number(), "electricity meter not used: {e}");
+            return None;
+        }
+    };
+    info!(cp = cp.id.number(), meter = %plan.name, "retrofit electricity meter");
+    match plan.endpoint {
+        MeterEndpoint::Tcp(..) => plan
+            .tcp_reader(config.modbus.response_timeout)
+            .map(AnyMeter::Tcp),
+        MeterEndpoint::Rs485(address) => {
+            if let Some(line) = line {
+                Some(AnyMeter::Line(plan.reader(line.device(address))))
+            } else {
+                warn!(
+                    cp = cp.id.number(),
+                    "electricity meter on RS485, but the line is not open"
+                );
+                None
+            }
+        }
+    }
+}
+
+/// One charging point ready to start: driver (or why there is none), command channel, meter.
+type PreparedPoint = (
+    ChargePointId,
+    Result<AnyDriver, FactoryError>,
+    mpsc::Receiver<ChargerCommand>,
+    Option<AnyMeter>,
+);
+
 /// The drivers and command channels of all active charging points, not yet running.
 #[derive(Debug)]
 pub struct Prepared {
     commands: BTreeMap<ChargePointId, mpsc::Sender<ChargerCommand>>,
-    points: Vec<(
-        ChargePointId,
-        Result<AnyDriver, FactoryError>,
-        mpsc::Receiver<ChargerCommand>,
-    )>,
+    points: Vec<PreparedPoint>,
     timing: TaskTiming,
     line: Option<Line>,
 }
@@ -110,7 +174,10 @@ pub fn prepare_with(config: &Config, rs485_device: Option<&Path>, timing: TaskTi
         .iter()
         .filter(|c| c.is_active())
         .collect();
-    let needs_line = active.iter().any(|c| c.interface == Interface::Rs485);
+    let needs_line = active.iter().any(|c| {
+        c.interface == Interface::Rs485
+            || (c.meter.is_configured() && c.meter.interface == Interface::Rs485)
+    });
     let line = match (needs_line, rs485_device) {
         (true, Some(path)) => match Line::open(path, &config.rs485, config.modbus.response_timeout)
         {
@@ -134,7 +201,13 @@ pub fn prepare_with(config: &Config, rs485_device: Option<&Path>, timing: TaskTi
     for cp in active {
         let (tx, rx) = mpsc::channel(16);
         commands.insert(cp.id, tx);
-        points.push((cp.id, driver_for(cp, &config.modbus, line.as_ref()), rx));
+        let meter = meter_of(cp, config, line.as_ref());
+        points.push((
+            cp.id,
+            driver_for(cp, &config.modbus, line.as_ref()),
+            rx,
+            meter,
+        ));
     }
     Prepared {
         commands,
@@ -153,11 +226,11 @@ impl Prepared {
     /// Starts one task per charging point, reporting to `events`.
     pub fn start(self, events: &mpsc::Sender<Event>) -> Fleet {
         let mut tasks = Vec::new();
-        for (cp, driver, rx) in self.points {
+        for (cp, driver, rx, meter) in self.points {
             let events = events.clone();
             let timing = self.timing;
             tasks.push(match driver {
-                Ok(driver) => tokio::spawn(run(cp, driver, rx, events, timing)),
+                Ok(driver) => tokio::spawn(run_with_meter(cp, driver, meter, rx, events, timing)),
                 Err(e) => tokio::spawn(no_driver(cp, e, rx, events, timing)),
             });
         }
@@ -245,10 +318,24 @@ fn lost(e: &DriverError) -> bool {
     )
 }
 
-/// One charging point's task.
+/// One charging point's task (without a retrofit meter).
 pub async fn run(
     cp: ChargePointId,
+    driver: AnyDriver,
+    rx: mpsc::Receiver<ChargerCommand>,
+    events: mpsc::Sender<Event>,
+    timing: TaskTiming,
+) {
+    run_with_meter(cp, driver, None, rx, events, timing).await;
+}
+
+/// One charging point's task. A retrofit meter is read after every successful poll; its
+/// values replace the charging point's own, and its health goes to the core as
+/// [`Event::MeterStatus`].
+pub async fn run_with_meter(
+    cp: ChargePointId,
     mut driver: AnyDriver,
+    mut meter: Option<AnyMeter>,
     mut rx: mpsc::Receiver<ChargerCommand>,
     events: mpsc::Sender<Event>,
     timing: TaskTiming,
@@ -372,10 +459,24 @@ pub async fn run(
                     .identify()
                     .await
                     .map(|identity| Some(Event::ChargerIdentified { cp, identity })),
-                _ = poll.tick() => driver
-                    .poll()
-                    .await
-                    .map(|status| Some(Event::ChargerPolled { cp, status })),
+                _ = poll.tick() => match driver.poll().await {
+                    Ok(mut status) => {
+                        if let Some(m) = meter.as_mut() {
+                            let error = match m.read().await {
+                                Ok(reading) => {
+                                    reading.apply_to(&mut status);
+                                    None
+                                }
+                                Err(e) => Some(e),
+                            };
+                            if events.send(Event::MeterStatus { cp, error }).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(Some(Event::ChargerPolled { cp, status }))
+                    }
+                    Err(e) => Err(e),
+                },
             };
             // A failsafe command may have switched the heartbeat on.
             if heartbeat_at.is_none() {
