@@ -109,6 +109,13 @@ pub enum Event {
         /// Why (maps to the spec's fault code).
         error: DriverError,
     },
+    /// The retrofit electricity meter of a charging point was read (`None` = fine).
+    MeterStatus {
+        /// Which charging point.
+        cp: ChargePointId,
+        /// Why the read failed, if it did (EMeterNotReach 30, EMeter Comm 20, EMeter Error 10).
+        error: Option<crate::meters::MeterError>,
+    },
     /// A command reached the charging point.
     ChargerCommandDone {
         /// Which one.
@@ -258,7 +265,8 @@ impl Core {
             Event::ChargerPolled { .. }
             | Event::ChargerIdentified { .. }
             | Event::ChargerFailed { .. }
-            | Event::ChargerCommandDone { .. } => {
+            | Event::ChargerCommandDone { .. }
+            | Event::MeterStatus { .. } => {
                 self.charger_event(event, now, &mut out);
                 self.dlm_update(now, &mut out);
             }

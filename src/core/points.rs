@@ -288,6 +288,31 @@ impl Core {
                 ));
                 self.publish_faults(out);
             }
+            Event::MeterStatus { cp, error } => {
+                let scope = Scope::ChargingPoint(cp);
+                let raised = error.as_ref().map(crate::meters::MeterError::fault_code);
+                let mut changed = false;
+                for code in [
+                    FaultCode::EMeterNotReach,
+                    FaultCode::EMeterComm,
+                    FaultCode::EMeterError,
+                ] {
+                    if Some(code) != raised {
+                        changed |= self.faults.clear(scope, code);
+                    }
+                }
+                if let (Some(code), Some(e)) = (raised, error) {
+                    if !self.faults.is_present(scope, code) {
+                        tracing::warn!(cp = cp.number(), "electricity meter: {e}");
+                    }
+                    changed |= self
+                        .faults
+                        .raise(Fault::charging_point(code, cp, e.to_string()));
+                }
+                if changed {
+                    self.publish_faults(out);
+                }
+            }
             Event::ChargerCommandDone {
                 cp,
                 command,

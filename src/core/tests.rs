@@ -467,6 +467,54 @@ mod points {
     }
 
     #[test]
+    fn retrofit_meter_faults_appear_at_the_charging_point_and_clear() {
+        use crate::faults::FaultCode;
+        use crate::meters::MeterError;
+        let (mut core, t0) = started(FIVE);
+        let a = core.handle(
+            Event::MeterStatus {
+                cp: cp(2),
+                error: Some(MeterError::NotReachable("timeout".into())),
+            },
+            t0,
+        );
+        assert_eq!(
+            sets(&a).get(&145),
+            Some(&Value::Text("EMeterNotReach".into()))
+        );
+        assert_eq!(core.faults().worst().map(|s| s.0), Some(30));
+        let _ = core.handle(
+            Event::MeterStatus {
+                cp: cp(2),
+                error: Some(MeterError::Fault(0x4)),
+            },
+            t0,
+        );
+        assert!(
+            core.faults()
+                .is_present(Scope::ChargingPoint(cp(2)), FaultCode::EMeterError)
+        );
+        assert!(
+            !core
+                .faults()
+                .is_present(Scope::ChargingPoint(cp(2)), FaultCode::EMeterNotReach)
+        );
+        let a = core.handle(
+            Event::MeterStatus {
+                cp: cp(2),
+                error: None,
+            },
+            t0,
+        );
+        assert_eq!(sets(&a).get(&144), Some(&Value::Bool(false)));
+        assert_eq!(
+            core.value(GoNumber(145)),
+            Some(&Value::Text("EMeter Error".into())),
+            "the last fault stays shown"
+        );
+    }
+
+    #[test]
     fn refused_commands_are_information_faults() {
         let (mut core, t0) = started(FIVE);
         let a = core.handle(
