@@ -363,6 +363,17 @@ pub async fn spawn(addr: SocketAddr, ctx: Context) -> Result<WebHandle, WebError
     })
 }
 
+/// Resolves when the website (if any) asked for a restart; never without a website.
+pub async fn restart_wanted(web: &mut Option<WebHandle>) {
+    match web {
+        Some(w) => w.restart_requested().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The demo's initial website password (README "Website").
+pub const DEMO_PASSWORD: &str = "Demo-eCharge-1";
+
 /// Replaces this process with a fresh start of the same binary and arguments (restart).
 /// Returns only if that failed.
 #[cfg(unix)]
