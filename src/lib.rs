@@ -36,3 +36,4 @@ pub mod sim;
 pub mod simulate;
 pub mod store;
 pub mod units;
+pub mod web;

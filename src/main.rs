@@ -49,6 +49,9 @@ enum Command {
         /// Do not poll the charging points (bus-only commissioning and tests).
         #[arg(long)]
         no_chargers: bool,
+        /// Serve the device website on this address (e.g. 0.0.0.0:80); without it, no website.
+        #[arg(long)]
+        http: Option<std::net::SocketAddr>,
     },
     /// Run the gateway on its embedded demo configuration.
     Demo {
@@ -61,6 +64,9 @@ enum Command {
         /// Address of the built-in KNXnet/IP tunnelling server.
         #[arg(long, default_value = "127.0.0.1:3671")]
         knx_server: std::net::SocketAddr,
+        /// Address of the device website.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: std::net::SocketAddr,
     },
     /// Check a configuration file and list its configuration faults.
     CheckConfig {
@@ -99,12 +105,8 @@ enum Command {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    // stderr plus the ring buffer of the website's log download; the website switches the level.
+    knx_echarge::web::logs::init();
 }
 
 fn main() -> ExitCode {
@@ -138,6 +140,7 @@ fn main() -> ExitCode {
             board,
             knx,
             no_chargers,
+            http,
         } => {
             init_logging();
             run(
@@ -146,12 +149,14 @@ fn main() -> ExitCode {
                 board.as_deref(),
                 knx,
                 no_chargers,
+                http,
             )
         }
         Command::Demo {
             print_config,
             data_dir,
             knx_server,
+            http,
         } => {
             if print_config {
                 print!("{DEMO_CONFIG}");
@@ -162,7 +167,8 @@ fn main() -> ExitCode {
                 Ok(mut config) => {
                     config.knx.link = Some(LinkSpec::Server { bind: knx_server });
                     // Simulated charging points arrive with the demo; its addresses are examples.
-                    serve(config, true, &data_dir, None)
+                    let web = Some((http, Some(knx_echarge::web::DEMO_PASSWORD)));
+                    serve(config, true, &data_dir, None, web)
                 }
                 Err(e) => {
                     error!("{e}");
@@ -271,6 +277,7 @@ fn run(
     board: Option<&Path>,
     knx: Option<LinkSpec>,
     no_chargers: bool,
+    http: Option<std::net::SocketAddr>,
 ) -> ExitCode {
     let board = match board.map_or_else(Board::builtin, Board::load) {
         Ok(b) => b,
@@ -318,7 +325,13 @@ fn run(
         config.knx.link = knx;
     }
     let chargers = (!no_chargers).then_some(board.serial.rs485.device.as_path());
-    serve(config, configured, data.path(), chargers)
+    serve(
+        config,
+        configured,
+        data.path(),
+        chargers,
+        http.map(|a| (a, None)),
+    )
 }
 
 fn models(json: bool) -> ExitCode {
@@ -339,7 +352,14 @@ fn models(json: bool) -> ExitCode {
 }
 
 /// `chargers`: `Some(rs485 device)` = poll the charging points, `None` = do not.
-fn serve(config: Config, configured: bool, data_dir: &Path, chargers: Option<&Path>) -> ExitCode {
+/// `web`: `Some((address, initial password))` = serve the device website.
+fn serve(
+    config: Config,
+    configured: bool,
+    data_dir: &Path,
+    chargers: Option<&Path>,
+    web: Option<(std::net::SocketAddr, Option<&str>)>,
+) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -397,10 +417,18 @@ fn serve(config: Config, configured: bool, data_dir: &Path, chargers: Option<&Pa
             .as_ref()
             .map(knx_echarge::chargers::task::Prepared::commands)
             .unwrap_or_default();
+        let web_config = config.clone();
         let handle = shell::spawn_with_chargers(config, configured, bus, senders);
         let fleet = prepared.map(|p| p.start(&handle.events));
-        shell::shutdown_signal().await;
-        info!("shutting down");
+        let mut web = start_web(web, web_config, data_dir, &handle).await;
+        let restart = tokio::select! {
+            () = shell::shutdown_signal() => false,
+            () = knx_echarge::web::restart_wanted(&mut web) => true,
+        };
+        info!(restart, "shutting down");
+        if let Some(web) = web {
+            web.shutdown().await;
+        }
         if let Some(fleet) = fleet {
             fleet.shutdown().await;
         }
@@ -408,6 +436,35 @@ fn serve(config: Config, configured: bool, data_dir: &Path, chargers: Option<&Pa
         if let Some(link) = link {
             link.shutdown().await;
         }
+        if restart {
+            let e = knx_echarge::web::reexec();
+            error!("restart failed: {e}");
+            return ExitCode::from(2);
+        }
         ExitCode::SUCCESS
     })
+}
+
+/// Starts the device website; a website that cannot start is logged, the gateway runs on.
+async fn start_web(
+    web: Option<(std::net::SocketAddr, Option<&str>)>,
+    config: Config,
+    data_dir: &Path,
+    handle: &shell::ShellHandle,
+) -> Option<knx_echarge::web::WebHandle> {
+    let (addr, initial) = web?;
+    let data = DataDir::open(data_dir)
+        .map_err(|e| error!("device website: {e}"))
+        .ok()?;
+    let mut ctx = knx_echarge::web::Context::new(
+        config,
+        data,
+        handle.events.clone(),
+        handle.snapshot.clone(),
+    );
+    ctx.initial_password = initial.map(str::to_owned);
+    knx_echarge::web::spawn(addr, ctx)
+        .await
+        .map_err(|e| error!("device website not started: {e}"))
+        .ok()
 }

@@ -51,6 +51,8 @@ pub struct Snapshot {
     pub telegrams_sent: u64,
     /// Received values rejected (wrong size or range).
     pub telegrams_rejected: u64,
+    /// What the DLM saw and decided in its last cycle (`None`: DLM off or no cycle yet).
+    pub dlm: Option<crate::core::DlmCycle>,
 }
 
 /// A running shell.
@@ -289,6 +291,7 @@ fn apply(
     }
     image.faults = core.faults().present();
     image.programming_mode = core.programming_mode();
+    image.dlm = core.dlm_cycle();
     publish(image, engine, tx);
 }
 
@@ -303,7 +306,8 @@ fn publish(image: &mut Snapshot, engine: &Engine, tx: &watch::Sender<Snapshot>) 
             || current.programming_mode != image.programming_mode
             || current.init_reads != image.init_reads
             || current.telegrams_sent != image.telegrams_sent
-            || current.telegrams_rejected != image.telegrams_rejected;
+            || current.telegrams_rejected != image.telegrams_rejected
+            || current.dlm != image.dlm;
         if changed {
             *current = image.clone();
         }

@@ -1,0 +1,493 @@
+//! The JSON API under `/api/v1/` (documented in README "Website").
+//!
+//! Every route but `POST /api/v1/login` needs a session; every `POST`/`PUT` needs the CSRF
+//! token of the session in `X-CSRF-Token` (see [`super`]). Errors are `{"error": "..."}`.
+
+use std::convert::Infallible;
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Extension, Json, Router};
+use futures_util::Stream;
+use serde::Deserialize;
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::auth::{self, Admission};
+use super::logs::LogMode;
+use super::{AppState, ClientAddr, SessionInfo, error, firmware, status};
+use crate::core::Event;
+
+/// Largest firmware file accepted.
+pub const MAX_FIRMWARE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Routes that need no session.
+pub fn public() -> Router<AppState> {
+    Router::new().route("/api/v1/login", post(login))
+}
+
+/// Routes that need a session.
+pub fn protected() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/logout", post(logout))
+        .route("/api/v1/session", get(session))
+        .route("/api/v1/status", get(status_json))
+        .route("/api/v1/events", get(events))
+        .route("/api/v1/charging-points", get(charging_points))
+        .route("/api/v1/faults", get(faults))
+        .route("/api/v1/dlm/history", get(history))
+        .route("/api/v1/settings", get(settings))
+        .route("/api/v1/settings/logging", put(set_logging))
+        .route("/api/v1/settings/network", put(set_network))
+        .route("/api/v1/settings/ntp", put(set_ntp))
+        .route("/api/v1/programming-mode", post(programming_mode))
+        .route("/api/v1/password", post(change_password))
+        .route("/api/v1/restart", post(restart))
+        .route("/api/v1/factory-reset", post(factory_reset))
+        .route("/api/v1/logs.zip", get(logs_zip))
+        .route(
+            "/api/v1/firmware",
+            post(upload_firmware).layer(DefaultBodyLimit::max(MAX_FIRMWARE_BYTES)),
+        )
+        .route("/api/v1/licences", get(licences))
+}
+
+fn session_cookie_header(id: &str, max_age: Duration) -> HeaderValue {
+    let value = format!(
+        "{}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        auth::SESSION_COOKIE,
+        max_age.as_secs()
+    );
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn clear_cookie() -> HeaderValue {
+    HeaderValue::from_static("kec_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
+}
+
+/// `POST /api/v1/login` body. (No `Debug`: it holds a password.)
+#[derive(Deserialize)]
+pub struct Login {
+    /// The device password.
+    pub password: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    body: Result<Json<Login>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(body)) = body else {
+        return error(StatusCode::BAD_REQUEST, "expected JSON {\"password\": …}");
+    };
+    let sessions = &state.inner.sessions;
+    if let Admission::Locked(wait) = sessions.admit(client, Instant::now()) {
+        warn!(client = ?client, "login refused: locked out after repeated wrong passwords");
+        let mut res = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "too many wrong passwords: locked for {} s",
+                wait.as_secs().max(1)
+            ),
+        );
+        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return res;
+    }
+    let st = state.clone();
+    let ok = tokio::task::spawn_blocking(move || st.inner.passwords.verify(&body.password))
+        .await
+        .unwrap_or(false);
+    if !ok {
+        sessions.failed(client, Instant::now());
+        warn!(client = ?client, "login failed: wrong password");
+        return error(StatusCode::UNAUTHORIZED, "wrong password");
+    }
+    sessions.succeeded(client);
+    let (id, csrf) = sessions.create(Instant::now());
+    info!(client = ?client, "login");
+    let mut res = Json(json!({ "csrf_token": csrf })).into_response();
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        session_cookie_header(&id, sessions.policy().absolute),
+    );
+    res
+}
+
+async fn logout(State(state): State<AppState>, Extension(s): Extension<SessionInfo>) -> Response {
+    state.inner.sessions.remove(&s.id);
+    let mut res = Json(json!({ "ok": true })).into_response();
+    res.headers_mut().insert(header::SET_COOKIE, clear_cookie());
+    res
+}
+
+async fn session(State(state): State<AppState>, Extension(s): Extension<SessionInfo>) -> Response {
+    Json(json!({
+        "csrf_token": s.csrf,
+        "idle_timeout_s": state.inner.sessions.policy().idle.as_secs(),
+    }))
+    .into_response()
+}
+
+fn current_view(state: &AppState) -> status::StatusView {
+    let snap = state.inner.snapshot.borrow().clone();
+    status::view(&state.inner.config, &snap, state.inner.started.elapsed())
+}
+
+async fn status_json(State(state): State<AppState>) -> Response {
+    Json(current_view(&state)).into_response()
+}
+
+async fn charging_points(State(state): State<AppState>) -> Response {
+    Json(current_view(&state).charging_points).into_response()
+}
+
+async fn faults(State(state): State<AppState>) -> Response {
+    Json(current_view(&state).faults).into_response()
+}
+
+async fn history(State(state): State<AppState>) -> Response {
+    Json(json!({
+        "span_s": status::HISTORY_SPAN.as_secs(),
+        "samples": state.inner.history.samples(),
+    }))
+    .into_response()
+}
+
+/// Least time between two status events of one stream.
+const SSE_MIN_GAP: Duration = Duration::from_millis(250);
+/// Status events are sent at least this often (uptime, and to notice an ended session).
+const SSE_MAX_GAP: Duration = Duration::from_secs(5);
+
+async fn events(
+    State(state): State<AppState>,
+    Extension(s): Extension<SessionInfo>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let rx = state.inner.snapshot.clone();
+    let stream = futures_util::stream::unfold(
+        (state, rx, s.id, true),
+        |(state, mut rx, id, first)| async move {
+            if !first {
+                tokio::time::sleep(SSE_MIN_GAP).await;
+                tokio::select! {
+                    changed = rx.changed() => if changed.is_err() { return None },
+                    () = tokio::time::sleep(SSE_MAX_GAP) => {}
+                }
+            }
+            if !state.inner.sessions.is_alive(&id, Instant::now()) {
+                return None;
+            }
+            rx.mark_unchanged();
+            let view = current_view(&state);
+            let event = SseEvent::default()
+                .event("status")
+                .json_data(&view)
+                .unwrap_or_else(|_| SseEvent::default().comment("encoding failed"));
+            Some((Ok(event), (state, rx, id, false)))
+        },
+    );
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+async fn settings(State(state): State<AppState>) -> Response {
+    let s = state.inner.settings.get();
+    let snap = state.inner.snapshot.borrow().clone();
+    Json(json!({
+        "logging": state.inner.logs.mode(),
+        "network": {
+            "dhcp": state.inner.config.ip.dhcp,
+            "address": state.inner.config.ip.address.to_string(),
+            "dns": s.network.dns.map_or_else(|| state.inner.config.ip.dns.to_string(), |d| d.to_string()),
+        },
+        "ntp": s.ntp,
+        "programming_mode": snap.programming_mode,
+        "firmware": {
+            "installed": env!("CARGO_PKG_VERSION"),
+            "staged": firmware::staged(&state.inner.data),
+        },
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct LoggingBody {
+    mode: LogMode,
+}
+
+async fn set_logging(
+    State(state): State<AppState>,
+    body: Result<Json<LoggingBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(body)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected {\"mode\": \"simple\"|\"extended\"}",
+        );
+    };
+    match state.inner.settings.update(|s| s.logging = body.mode) {
+        Ok(_) => {
+            state.inner.logs.set_mode(body.mode, false);
+            info!(mode = ?body.mode, "logging mode changed");
+            Json(json!({ "logging": body.mode })).into_response()
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct NetworkBody {
+    dns: String,
+}
+
+async fn set_network(
+    State(state): State<AppState>,
+    body: Result<Json<NetworkBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(body)) = body else {
+        return error(StatusCode::BAD_REQUEST, "expected {\"dns\": \"a.b.c.d\"}");
+    };
+    let dns = if body.dns.trim().is_empty() {
+        None
+    } else {
+        match body.dns.trim().parse::<std::net::Ipv4Addr>() {
+            Ok(a) => Some(a),
+            Err(_) => return error(StatusCode::BAD_REQUEST, "DNS address must be IPv4 a.b.c.d"),
+        }
+    };
+    match state.inner.settings.update(|s| s.network.dns = dns) {
+        Ok(s) => {
+            info!(dns = ?dns, "DNS setting changed");
+            Json(json!({ "network": s.network })).into_response()
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+async fn set_ntp(
+    State(state): State<AppState>,
+    body: Result<Json<super::settings::Ntp>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(ntp)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected {\"enabled\": bool, \"servers\": [..]}",
+        );
+    };
+    match state.inner.settings.update(|s| s.ntp = ntp) {
+        Ok(s) => {
+            info!(enabled = s.ntp.enabled, servers = ?s.ntp.servers, "NTP settings changed");
+            Json(json!({ "ntp": s.ntp })).into_response()
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct ProgBody {
+    on: bool,
+}
+
+async fn programming_mode(
+    State(state): State<AppState>,
+    body: Result<Json<ProgBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(body)) = body else {
+        return error(StatusCode::BAD_REQUEST, "expected {\"on\": bool}");
+    };
+    if state
+        .inner
+        .events
+        .send(Event::SetProgrammingMode(body.on))
+        .await
+        .is_err()
+    {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the core is not running");
+    }
+    info!(on = body.on, "programming mode set on the website");
+    Json(json!({ "programming_mode": body.on })).into_response()
+}
+
+/// `POST /api/v1/password` body. (No `Debug`: it holds passwords.)
+#[derive(Deserialize)]
+struct PasswordBody {
+    current: String,
+    new: String,
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    body: Result<Json<PasswordBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(body)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected {\"current\": …, \"new\": …}",
+        );
+    };
+    if let Admission::Locked(_) = state.inner.sessions.admit(client, Instant::now()) {
+        return error(StatusCode::TOO_MANY_REQUESTS, "too many wrong passwords");
+    }
+    if let Err(e) = auth::check_strength(&body.new) {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
+    }
+    let st = state.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        if !st.inner.passwords.verify(&body.current) {
+            return Err(None);
+        }
+        st.inner.passwords.set(&body.new).map_err(Some)
+    })
+    .await
+    .unwrap_or(Err(None));
+    match result {
+        Ok(()) => {
+            state.inner.sessions.clear();
+            info!("device password changed; all sessions ended");
+            let mut res = Json(json!({ "ok": true, "login_again": true })).into_response();
+            res.headers_mut().insert(header::SET_COOKIE, clear_cookie());
+            res
+        }
+        Err(None) => {
+            state.inner.sessions.failed(client, Instant::now());
+            warn!("password change refused: wrong current password");
+            error(StatusCode::FORBIDDEN, "the current password is wrong")
+        }
+        Err(Some(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    }
+}
+
+async fn restart(State(state): State<AppState>) -> Response {
+    info!("restart requested on the website");
+    state.inner.restart.send_replace(true);
+    Json(json!({ "restarting": true })).into_response()
+}
+
+#[derive(Deserialize)]
+struct ResetBody {
+    confirm: String,
+}
+
+async fn factory_reset(
+    State(state): State<AppState>,
+    body: Result<Json<ResetBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    match body {
+        Ok(Json(b)) if b.confirm == "RESET" => {}
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "confirm the reset with {\"confirm\": \"RESET\"}",
+            );
+        }
+    }
+    let config = state.inner.data.config_path();
+    if let Err(e) = std::fs::remove_file(&config)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    }
+    state.inner.settings.reset();
+    if let Err(e) = state.inner.passwords.reset_to_initial() {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    }
+    let _ = std::fs::remove_file(state.inner.data.file(firmware::STAGED_IMAGE));
+    let _ = std::fs::remove_file(state.inner.data.file(firmware::STAGED_MANIFEST));
+    state.inner.sessions.clear();
+    warn!("factory reset from the website: configuration, settings and password reset");
+    state.inner.restart.send_replace(true);
+    let mut res = Json(json!({ "reset": true, "restarting": true })).into_response();
+    res.headers_mut().insert(header::SET_COOKIE, clear_cookie());
+    res
+}
+
+fn zip_logs(state: &AppState) -> Result<Vec<u8>, zip::result::ZipError> {
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    let view = current_view(state);
+    zip.start_file("knx-echarge.log", opts)?;
+    zip.write_all(&state.inner.logs.ring().contents())?;
+    zip.start_file("status.json", opts)?;
+    zip.write_all(&serde_json::to_vec_pretty(&view).unwrap_or_default())?;
+    zip.start_file("faults.json", opts)?;
+    zip.write_all(&serde_json::to_vec_pretty(&view.faults).unwrap_or_default())?;
+    zip.start_file("dlm-history.json", opts)?;
+    zip.write_all(&serde_json::to_vec(&state.inner.history.samples()).unwrap_or_default())?;
+    zip.start_file("system.txt", opts)?;
+    let system = format!(
+        "product: knx-echarge\nfirmware: {}\nlogging mode: {:?}\nuptime: {} s\ncreated: {}\n",
+        env!("CARGO_PKG_VERSION"),
+        state.inner.logs.mode(),
+        state.inner.started.elapsed().as_secs(),
+        chrono::Utc::now().to_rfc3339(),
+    );
+    zip.write_all(system.as_bytes())?;
+    Ok(zip.finish()?.into_inner())
+}
+
+async fn logs_zip(State(state): State<AppState>) -> Response {
+    info!("log files downloaded");
+    match zip_logs(&state) {
+        Ok(bytes) => {
+            let name = format!(
+                "attachment; filename=\"knx-echarge-logs-{}.zip\"",
+                chrono::Utc::now().format("%Y%m%d-%H%M%S")
+            );
+            let mut res = (StatusCode::OK, bytes).into_response();
+            let h = res.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/zip"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&name) {
+                h.insert(header::CONTENT_DISPOSITION, v);
+            }
+            res
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn upload_firmware(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
+    let installed = env!("CARGO_PKG_VERSION");
+    match firmware::stage(&state.inner.data, &body, installed) {
+        Ok(m) => {
+            info!(version = %m.version, sha256 = %m.sha256, "firmware verified and staged");
+            Json(json!({
+                "staged": m,
+                "installed": installed,
+                "message": "verified and staged; it is installed at the next update of the device",
+            }))
+            .into_response()
+        }
+        Err(e) => {
+            warn!("firmware upload refused: {e}");
+            let status = match e {
+                firmware::FirmwareError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            error(status, e.to_string())
+        }
+    }
+}
+
+/// The open-source licences of the firmware's dependencies (generated, see README).
+pub const LICENCES_JSON: &str = include_str!("licences.json");
+
+async fn licences() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        LICENCES_JSON,
+    )
+        .into_response()
+}

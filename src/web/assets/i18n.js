@@ -1,0 +1,96 @@
+// Translations of the device website (English, German). Keys used by data-i18n and by app.js.
+'use strict';
+const I18N = {
+  en: {
+    'nav.status': 'Status', 'nav.settings': 'Settings', 'nav.logout': 'Log off',
+    'footer.licences': 'Open-source licences', 'footer.firmware': 'Firmware',
+    'login.title': 'Log in', 'login.password': 'Device password', 'login.submit': 'Log in',
+    'login.wrong': 'Wrong password.', 'login.locked': 'Too many wrong passwords. Try again later.',
+    'dev.title': 'Device', 'dev.firmware': 'Firmware version', 'dev.app': 'Application program',
+    'dev.uptime': 'Uptime', 'dev.ip': 'IP address', 'dev.mac': 'MAC address', 'dev.ia': 'KNX individual address',
+    'dev.prog': 'Programming mode', 'dev.link': 'KNX link', 'dev.telegrams': 'Telegrams sent / rejected',
+    'on': 'on', 'off': 'off', 'yes': 'yes', 'no': 'no', 'dhcp': 'DHCP',
+    'link.connected': 'connected', 'link.traffic': 'connected, traffic', 'link.down': 'no connection',
+    'fault.title': 'Faults', 'fault.general': 'General fault', 'fault.none': 'No fault present',
+    'dlm.title': 'Dynamic load management', 'dlm.off': 'DLM is off', 'dlm.mode': 'Mode',
+    'dlm.per_phase': 'per phase', 'dlm.symmetric': 'symmetric', 'dlm.fuse': 'Fuse',
+    'dlm.load': 'Load', 'dlm.budget': 'Budget', 'dlm.available': 'Available', 'dlm.emergency': 'Emergency mode (smart meter timeout)',
+    'dlm.grid': 'Grid-supporting control', 'dlm.nocycle': 'No meter values yet', 'dlm.chart': 'Load vs budget, last hour',
+    'cp.title': 'Charging point', 'cp.model': 'Model', 'cp.address': 'Address', 'cp.state': 'State',
+    'cp.connected': 'Vehicle connected', 'cp.charging': 'Charging', 'cp.setpoint': 'Setpoint',
+    'cp.currents': 'Current L1 / L2 / L3', 'cp.power': 'Power', 'cp.energy_last': 'Energy last charge',
+    'cp.energy_total': 'Energy total', 'cp.session': 'Session', 'cp.fault': 'Last fault', 'cp.limited': 'Limited by',
+    'lim.interrupted': 'interruption', 'lim.grid_control': 'grid-supporting control', 'lim.dlm_emergency': 'DLM emergency (minimum current)',
+    'lim.high_power': 'high-power devices', 'lim.dlm_budget': 'DLM budget', 'lim.none': 'not limited',
+    'set.general': 'General', 'set.logging': 'Logging mode', 'set.simple': 'Simple', 'set.extended': 'Extended',
+    'set.extended_hint': 'Extended logging costs performance; switch it off after downloading.',
+    'set.download': 'Download log file', 'set.password': 'Change password', 'set.current': 'Current password',
+    'set.new': 'New password', 'set.repeat': 'Repeat new password', 'set.rule': 'At least 10 characters, at most 2 identical in a row, 3 of: upper case, lower case, digit, special character.',
+    'set.save': 'Save', 'set.mismatch': 'The new passwords differ.', 'set.changed': 'Password changed. Please log in again.',
+    'set.device': 'Device', 'set.restart': 'Restart device', 'set.reset': 'Reset to factory settings',
+    'set.reset_confirm': 'Reset to factory settings? The configuration is deleted and the password is reset to the initial password.',
+    'set.restart_confirm': 'Restart the device now?', 'set.restarting': 'The device restarts…',
+    'set.prog': 'Programming mode', 'set.network': 'Network', 'set.dns': 'DNS address', 'set.ntp': 'NTP',
+    'set.ntp_enabled': 'Synchronise time by NTP', 'set.ntp_servers': 'NTP servers (comma-separated)', 'set.saved': 'Saved.',
+    'set.firmware': 'Firmware', 'set.installed': 'Installed version', 'set.staged': 'Staged version',
+    'set.upload': 'Upload firmware', 'set.upload_ok': 'Firmware verified and staged:',
+    'lic.title': 'Open-source licences', 'lic.intro': 'This firmware is built from these open-source packages.',
+    'lic.name': 'Package', 'lic.version': 'Version', 'lic.license': 'Licence', 'lic.repo': 'Source',
+  },
+  de: {
+    'nav.status': 'Status', 'nav.settings': 'Einstellungen', 'nav.logout': 'Abmelden',
+    'footer.licences': 'Open-Source-Lizenzen', 'footer.firmware': 'Firmware',
+    'login.title': 'Anmelden', 'login.password': 'Gerätepasswort', 'login.submit': 'Anmelden',
+    'login.wrong': 'Falsches Passwort.', 'login.locked': 'Zu viele falsche Passwörter. Bitte später erneut versuchen.',
+    'dev.title': 'Gerät', 'dev.firmware': 'Firmware-Version', 'dev.app': 'Applikationsprogramm',
+    'dev.uptime': 'Betriebszeit', 'dev.ip': 'IP-Adresse', 'dev.mac': 'MAC-Adresse', 'dev.ia': 'Physikalische KNX-Adresse',
+    'dev.prog': 'Programmiermodus', 'dev.link': 'KNX-Verbindung', 'dev.telegrams': 'Telegramme gesendet / verworfen',
+    'on': 'ein', 'off': 'aus', 'yes': 'ja', 'no': 'nein', 'dhcp': 'DHCP',
+    'link.connected': 'verbunden', 'link.traffic': 'verbunden, Telegrammverkehr', 'link.down': 'keine Verbindung',
+    'fault.title': 'Störungen', 'fault.general': 'Allgemeine Störung', 'fault.none': 'Keine Störung',
+    'dlm.title': 'Dynamisches Lastmanagement', 'dlm.off': 'Lastmanagement ist aus', 'dlm.mode': 'Modus',
+    'dlm.per_phase': 'je Phase', 'dlm.symmetric': 'symmetrisch', 'dlm.fuse': 'Absicherung',
+    'dlm.load': 'Last', 'dlm.budget': 'Budget', 'dlm.available': 'Verfügbar', 'dlm.emergency': 'Notbetrieb (Smart-Meter-Timeout)',
+    'dlm.grid': 'Netzdienliche Steuerung', 'dlm.nocycle': 'Noch keine Zählerwerte', 'dlm.chart': 'Last und Budget, letzte Stunde',
+    'cp.title': 'Ladepunkt', 'cp.model': 'Modell', 'cp.address': 'Adresse', 'cp.state': 'Zustand',
+    'cp.connected': 'Fahrzeug verbunden', 'cp.charging': 'Lädt', 'cp.setpoint': 'Sollwert',
+    'cp.currents': 'Strom L1 / L2 / L3', 'cp.power': 'Leistung', 'cp.energy_last': 'Energie letzte Ladung',
+    'cp.energy_total': 'Energie gesamt', 'cp.session': 'Ladevorgang', 'cp.fault': 'Letzte Störung', 'cp.limited': 'Begrenzt durch',
+    'lim.interrupted': 'Unterbrechung', 'lim.grid_control': 'netzdienliche Steuerung', 'lim.dlm_emergency': 'Lastmanagement-Notbetrieb (Mindeststrom)',
+    'lim.high_power': 'Großverbraucher', 'lim.dlm_budget': 'Lastmanagement-Budget', 'lim.none': 'nicht begrenzt',
+    'set.general': 'Allgemein', 'set.logging': 'Logging-Modus', 'set.simple': 'Einfach', 'set.extended': 'Erweitert',
+    'set.extended_hint': 'Erweitertes Logging kostet Leistung; nach dem Herunterladen wieder ausschalten.',
+    'set.download': 'Logdatei herunterladen', 'set.password': 'Passwort ändern', 'set.current': 'Aktuelles Passwort',
+    'set.new': 'Neues Passwort', 'set.repeat': 'Neues Passwort wiederholen', 'set.rule': 'Mindestens 10 Zeichen, höchstens 2 gleiche hintereinander, 3 von: Groß-, Kleinbuchstabe, Ziffer, Sonderzeichen.',
+    'set.save': 'Speichern', 'set.mismatch': 'Die neuen Passwörter unterscheiden sich.', 'set.changed': 'Passwort geändert. Bitte neu anmelden.',
+    'set.device': 'Gerät', 'set.restart': 'Gerät neu starten', 'set.reset': 'Auf Werkseinstellungen zurücksetzen',
+    'set.reset_confirm': 'Auf Werkseinstellungen zurücksetzen? Die Konfiguration wird gelöscht und das Passwort auf das Initialpasswort zurückgesetzt.',
+    'set.restart_confirm': 'Gerät jetzt neu starten?', 'set.restarting': 'Das Gerät startet neu…',
+    'set.prog': 'Programmiermodus', 'set.network': 'Netzwerk', 'set.dns': 'DNS-Adresse', 'set.ntp': 'NTP',
+    'set.ntp_enabled': 'Zeit per NTP synchronisieren', 'set.ntp_servers': 'NTP-Server (durch Komma getrennt)', 'set.saved': 'Gespeichert.',
+    'set.firmware': 'Firmware', 'set.installed': 'Installierte Version', 'set.staged': 'Bereitgestellte Version',
+    'set.upload': 'Firmware hochladen', 'set.upload_ok': 'Firmware geprüft und bereitgestellt:',
+    'lic.title': 'Open-Source-Lizenzen', 'lic.intro': 'Diese Firmware ist aus diesen Open-Source-Paketen gebaut.',
+    'lic.name': 'Paket', 'lic.version': 'Version', 'lic.license': 'Lizenz', 'lic.repo': 'Quelle',
+  },
+};
+const STATE_DE = ['Unzulässig', 'Startet', 'Fehler', 'Nicht verfügbar', 'Abgebrochen', 'Verfügbar', 'Verbunden',
+  'Manueller Start erforderlich', 'Laden', 'Laden mit reduziertem Strom', 'Laden mit Belüftung', 'Unterbrechung'];
+
+function lang() { return localStorage.getItem('lang') === 'de' ? 'de' : 'en'; }
+function t(key) { return (I18N[lang()] || I18N.en)[key] || I18N.en[key] || key; }
+function applyI18n(root) {
+  document.documentElement.lang = lang();
+  (root || document).querySelectorAll('[data-i18n]').forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  const b = document.getElementById('lang');
+  if (b) b.textContent = lang() === 'de' ? 'EN' : 'DE';
+}
+function setupLang(onChange) {
+  const b = document.getElementById('lang');
+  if (b) b.addEventListener('click', () => {
+    localStorage.setItem('lang', lang() === 'de' ? 'en' : 'de');
+    applyI18n();
+    if (onChange) onChange();
+  });
+  applyI18n();
+}

@@ -1,0 +1,513 @@
+//! Authentication of the device website: the device password, sessions, CSRF tokens and the
+//! login lockout.
+//!
+//! * The password is stored only as an Argon2id hash (PHC string) in `web-password.json` in
+//!   the data directory, next to the hash of the *initial* password, which a factory reset
+//!   restores (spec ch. 8.3.5). The initial password is generated once, at first start, and
+//!   shown on the console (stderr) — never through `tracing`, so it is in no log file.
+//! * A session is a random 256-bit token in an `HttpOnly; SameSite=Strict` cookie. It expires
+//!   after [`Policy::idle`] without requests and after [`Policy::absolute`] in any case.
+//! * Each session has its own CSRF token; every state-changing request must echo it in the
+//!   `X-CSRF-Token` header (synchroniser token pattern).
+//! * Login attempts are limited per client address: the 6th wrong password within
+//!   [`Policy::failure_window`] locks the address out for [`Policy::lockout`].
+//! * New passwords must follow the rule of the device family: at least 10 characters, at most
+//!   2 identical characters in a row, and 3 of the 4 classes upper case, lower case, digit,
+//!   special character.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+
+use crate::store::DataDir;
+
+/// File in the data directory holding the password hashes.
+pub const PASSWORD_FILE: &str = "web-password.json";
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "kec_session";
+
+/// Header carrying the CSRF token.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// An authentication operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The password store could not be read or written.
+    #[error("password store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The password file is unreadable.
+    #[error("password file {PASSWORD_FILE} is corrupt: {0}")]
+    Corrupt(String),
+    /// Hashing failed.
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    /// The new password breaks the strength rule.
+    #[error("{0}")]
+    Weak(&'static str),
+}
+
+/// Timing rules for sessions and logins.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// A session ends after this long without a request.
+    pub idle: Duration,
+    /// A session ends this long after login, whatever happens.
+    pub absolute: Duration,
+    /// Wrong passwords are counted over this window.
+    pub failure_window: Duration,
+    /// Wrong passwords allowed within the window; the next attempt is locked out.
+    pub max_failures: usize,
+    /// How long a locked-out address must wait.
+    pub lockout: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            idle: Duration::from_secs(30 * 60),
+            absolute: Duration::from_secs(12 * 3600),
+            failure_window: Duration::from_secs(60),
+            max_failures: 5,
+            lockout: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct HashFile {
+    /// Hash of the initial password (restored by a factory reset).
+    initial: String,
+    /// Hash of the password in force.
+    current: String,
+}
+
+/// Checks the strength rule; `Err` names the first rule broken.
+pub fn check_strength(password: &str) -> Result<(), AuthError> {
+    if password.chars().count() < 10 {
+        return Err(AuthError::Weak("at least 10 characters are required"));
+    }
+    let chars: Vec<char> = password.chars().collect();
+    if chars
+        .windows(3)
+        .any(|w| matches!(w, [a, b, c] if a == b && b == c))
+    {
+        return Err(AuthError::Weak(
+            "at most 2 identical characters may follow each other",
+        ));
+    }
+    let classes = [
+        chars.iter().any(char::is_ascii_uppercase),
+        chars.iter().any(char::is_ascii_lowercase),
+        chars.iter().any(char::is_ascii_digit),
+        chars.iter().any(|c| !c.is_ascii_alphanumeric()),
+    ];
+    if classes.iter().filter(|c| **c).count() < 3 {
+        return Err(AuthError::Weak(
+            "use 3 of: upper-case letter, lower-case letter, digit, special character",
+        ));
+    }
+    Ok(())
+}
+
+/// A fresh initial password that follows the strength rule (no look-alike characters).
+pub fn generate_password() -> String {
+    const UPPER: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
+    const LOWER: &[u8] = b"abcdefghijkmnopqrstuvwxyz";
+    const DIGIT: &[u8] = b"23456789";
+    const SPECIAL: &[u8] = b"-_+!";
+    let mut rng = rand::rng();
+    loop {
+        let mut out = String::new();
+        for i in 0..12 {
+            let set = match i % 4 {
+                0 => UPPER,
+                1 | 2 => LOWER,
+                _ => DIGIT,
+            };
+            let set = if i == 6 { SPECIAL } else { set };
+            let pick = set
+                .get(rng.random_range(0..set.len()))
+                .copied()
+                .unwrap_or(b'x');
+            out.push(char::from(pick));
+        }
+        if check_strength(&out).is_ok() {
+            return out;
+        }
+    }
+}
+
+fn hash(password: &str) -> Result<String, AuthError> {
+    let mut salt = [0u8; 16];
+    rand::rng().fill(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|e| AuthError::Hash(e.to_string()))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AuthError::Hash(e.to_string()))
+}
+
+fn verify(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+/// The stored password hashes.
+#[derive(Debug)]
+pub struct PasswordStore {
+    data: DataDir,
+    hashes: Mutex<HashFile>,
+}
+
+impl PasswordStore {
+    /// Opens the store. At first start (no file) it sets the initial password — `initial`, or
+    /// a generated one — and returns it as the second value so that the caller can show it on
+    /// the console once.
+    pub fn open(data: DataDir, initial: Option<&str>) -> Result<(Self, Option<String>), AuthError> {
+        let (file, fresh) = if let Some(bytes) = data.read(PASSWORD_FILE)? {
+            (
+                serde_json::from_slice::<HashFile>(&bytes)
+                    .map_err(|e| AuthError::Corrupt(e.to_string()))?,
+                None,
+            )
+        } else {
+            {
+                let password = initial.map_or_else(generate_password, str::to_owned);
+                let h = hash(&password)?;
+                let file = HashFile {
+                    initial: h.clone(),
+                    current: h,
+                };
+                write_file(&data, &file)?;
+                (file, Some(password))
+            }
+        };
+        Ok((
+            Self {
+                data,
+                hashes: Mutex::new(file),
+            },
+            fresh,
+        ))
+    }
+
+    fn current(&self) -> String {
+        self.hashes
+            .lock()
+            .map(|h| h.current.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether `password` is the password in force (slow on purpose: call off the runtime).
+    pub fn verify(&self, password: &str) -> bool {
+        verify(password, &self.current())
+    }
+
+    /// Sets a new password after checking the strength rule.
+    pub fn set(&self, password: &str) -> Result<(), AuthError> {
+        check_strength(password)?;
+        let h = hash(password)?;
+        let mut guard = self
+            .hashes
+            .lock()
+            .map_err(|_| AuthError::Hash("lock poisoned".to_owned()))?;
+        let mut next = guard.clone();
+        next.current = h;
+        write_file(&self.data, &next)?;
+        *guard = next;
+        Ok(())
+    }
+
+    /// Restores the initial password (factory reset).
+    pub fn reset_to_initial(&self) -> Result<(), AuthError> {
+        let mut guard = self
+            .hashes
+            .lock()
+            .map_err(|_| AuthError::Hash("lock poisoned".to_owned()))?;
+        let mut next = guard.clone();
+        next.current.clone_from(&next.initial);
+        write_file(&self.data, &next)?;
+        *guard = next;
+        Ok(())
+    }
+}
+
+fn write_file(data: &DataDir, file: &HashFile) -> Result<(), AuthError> {
+    let bytes = serde_json::to_vec_pretty(file).map_err(|e| AuthError::Corrupt(e.to_string()))?;
+    data.write(PASSWORD_FILE, &bytes)?;
+    Ok(())
+}
+
+/// A logged-in session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The CSRF token of the session.
+    pub csrf: String,
+    created: Instant,
+    last: Instant,
+}
+
+/// The outcome of a login attempt's admission check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// The attempt may be checked.
+    Allowed,
+    /// Locked out; try again after this long.
+    Locked(Duration),
+}
+
+/// Sessions and login failures (in memory: a restart logs everybody out).
+#[derive(Debug)]
+pub struct Sessions {
+    policy: Policy,
+    live: Mutex<HashMap<String, Session>>,
+    failures: Mutex<HashMap<Option<IpAddr>, Failures>>,
+}
+
+#[derive(Debug, Default)]
+struct Failures {
+    recent: VecDeque<Instant>,
+    locked_until: Option<Instant>,
+}
+
+/// A random 256-bit token, hex.
+pub fn token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill(&mut bytes);
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        use std::fmt::Write as _;
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Compares two strings in time independent of where they differ.
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Sessions {
+    /// No sessions.
+    pub fn new(policy: Policy) -> Self {
+        Self {
+            policy,
+            live: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `client` may try a password now.
+    pub fn admit(&self, client: Option<IpAddr>, now: Instant) -> Admission {
+        let Ok(mut all) = self.failures.lock() else {
+            return Admission::Locked(self.policy.lockout);
+        };
+        let f = all.entry(client).or_default();
+        match f.locked_until {
+            Some(until) if until > now => Admission::Locked(until - now),
+            _ => Admission::Allowed,
+        }
+    }
+
+    /// Records a wrong password; returns the lockout if this one triggered it.
+    pub fn failed(&self, client: Option<IpAddr>, now: Instant) {
+        let Ok(mut all) = self.failures.lock() else {
+            return;
+        };
+        let f = all.entry(client).or_default();
+        while f
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > self.policy.failure_window)
+        {
+            f.recent.pop_front();
+        }
+        f.recent.push_back(now);
+        if f.recent.len() >= self.policy.max_failures {
+            f.locked_until = Some(now + self.policy.lockout);
+            f.recent.clear();
+        }
+    }
+
+    /// Records a successful login (clears the failures of the address).
+    pub fn succeeded(&self, client: Option<IpAddr>) {
+        if let Ok(mut all) = self.failures.lock() {
+            all.remove(&client);
+        }
+    }
+
+    /// Starts a session; returns (session token, CSRF token).
+    pub fn create(&self, now: Instant) -> (String, String) {
+        let id = token();
+        let csrf = token();
+        if let Ok(mut all) = self.live.lock() {
+            all.retain(|_, s| self.alive(s, now));
+            all.insert(
+                id.clone(),
+                Session {
+                    csrf: csrf.clone(),
+                    created: now,
+                    last: now,
+                },
+            );
+        }
+        (id, csrf)
+    }
+
+    fn alive(&self, s: &Session, now: Instant) -> bool {
+        now.duration_since(s.last) < self.policy.idle
+            && now.duration_since(s.created) < self.policy.absolute
+    }
+
+    /// The live session with this token (refreshing its idle timer).
+    pub fn get(&self, id: &str, now: Instant) -> Option<Session> {
+        let mut all = self.live.lock().ok()?;
+        let alive = all.get(id).is_some_and(|s| self.alive(s, now));
+        if !alive {
+            all.remove(id);
+            return None;
+        }
+        let s = all.get_mut(id)?;
+        s.last = now;
+        Some(s.clone())
+    }
+
+    /// Whether the session is live, without refreshing its idle timer (long-lived streams).
+    pub fn is_alive(&self, id: &str, now: Instant) -> bool {
+        self.live
+            .lock()
+            .ok()
+            .is_some_and(|all| all.get(id).is_some_and(|s| self.alive(s, now)))
+    }
+
+    /// Ends one session.
+    pub fn remove(&self, id: &str) {
+        if let Ok(mut all) = self.live.lock() {
+            all.remove(id);
+        }
+    }
+
+    /// Ends every session (password change, factory reset).
+    pub fn clear(&self) {
+        if let Ok(mut all) = self.live.lock() {
+            all.clear();
+        }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strength_rule_of_the_device_family() {
+        assert!(check_strength("Short1!").is_err());
+        assert!(check_strength("abcdefghijk").is_err(), "one class");
+        assert!(check_strength("abcdefgh12").is_err(), "two classes");
+        assert!(check_strength("Abcdefgh12").is_ok(), "three classes");
+        assert!(
+            check_strength("Abcccdefg12").is_err(),
+            "three identical in a row"
+        );
+        assert!(
+            check_strength("Abccdefg12").is_ok(),
+            "two identical in a row"
+        );
+        assert!(
+            check_strength("abcdefgh1-").is_ok(),
+            "lower, digit, special"
+        );
+        for _ in 0..50 {
+            let p = generate_password();
+            assert!(check_strength(&p).is_ok(), "{p}");
+        }
+    }
+
+    #[test]
+    fn sixth_wrong_password_within_a_minute_is_locked_out() {
+        let s = Sessions::new(Policy::default());
+        let t0 = Instant::now();
+        let ip = Some(IpAddr::from([127, 0, 0, 1]));
+        for i in 0..5 {
+            assert_eq!(s.admit(ip, t0), Admission::Allowed, "attempt {}", i + 1);
+            s.failed(ip, t0 + Duration::from_secs(i));
+        }
+        assert!(matches!(
+            s.admit(ip, t0 + Duration::from_secs(6)),
+            Admission::Locked(_)
+        ));
+        // Another address is not affected.
+        assert_eq!(
+            s.admit(Some(IpAddr::from([127, 0, 0, 2])), t0),
+            Admission::Allowed
+        );
+        // Spread over more than a minute: no lockout.
+        let other = Some(IpAddr::from([10, 0, 0, 1]));
+        for i in 0..10 {
+            assert_eq!(
+                s.admit(other, t0 + Duration::from_secs(20 * i)),
+                Admission::Allowed
+            );
+            s.failed(other, t0 + Duration::from_secs(20 * i));
+        }
+    }
+
+    #[test]
+    fn sessions_expire_when_idle_and_absolutely() {
+        let policy = Policy {
+            idle: Duration::from_secs(10),
+            absolute: Duration::from_secs(25),
+            ..Policy::default()
+        };
+        let s = Sessions::new(policy);
+        let t0 = Instant::now();
+        let (id, _) = s.create(t0);
+        assert!(s.get(&id, t0 + Duration::from_secs(9)).is_some());
+        assert!(s.get(&id, t0 + Duration::from_secs(18)).is_some());
+        assert!(
+            s.get(&id, t0 + Duration::from_secs(26)).is_none(),
+            "absolute"
+        );
+        let (id, _) = s.create(t0);
+        assert!(s.get(&id, t0 + Duration::from_secs(11)).is_none(), "idle");
+    }
+
+    #[test]
+    fn password_store_keeps_hashes_only_and_resets_to_initial() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        let (store, shown) = PasswordStore::open(data.clone(), Some("Initial-Pass1")).unwrap();
+        assert_eq!(shown.as_deref(), Some("Initial-Pass1"));
+        let text = String::from_utf8(data.read(PASSWORD_FILE).unwrap().unwrap()).unwrap();
+        assert!(!text.contains("Initial-Pass1"));
+        assert!(text.contains("$argon2id$"));
+        assert!(store.verify("Initial-Pass1"));
+        store.set("Changed-Pass2").unwrap();
+        assert!(!store.verify("Initial-Pass1"));
+        // Reopened: no new initial password is shown.
+        let (store, shown) = PasswordStore::open(data, None).unwrap();
+        assert!(shown.is_none());
+        assert!(store.verify("Changed-Pass2"));
+        assert!(store.set("weak").is_err());
+        store.reset_to_initial().unwrap();
+        assert!(store.verify("Initial-Pass1"));
+    }
+}

@@ -1,0 +1,394 @@
+//! The device website (spec ch. 7, 8.3.4, 8.3.5, 8.4, 11.2), served by the running gateway
+//! with axum.
+//!
+//! * Pages: `/login`, `/` (status), `/settings`, `/licences`; static assets under `/assets/`,
+//!   all compiled into the binary (the device has no internet and loads nothing from a CDN).
+//! * JSON API under `/api/v1/` ([`api`]), used by the pages and by integrators; documented in
+//!   README "Website". Live status is a server-sent event stream fed by the shell's
+//!   `watch` channel.
+//! * Security ([`auth`]): every page and API route except `/login`, `POST /api/v1/login` and
+//!   `/assets/*` requires a session cookie (pages redirect to `/login`, the API answers 401).
+//!   Every state-changing request needs the session's CSRF token in `X-CSRF-Token`, and a
+//!   cross-site `Origin` is refused. The login is rate-limited with a lockout.
+//!
+//! [`spawn`] starts the server next to the shell; [`router`] builds the same service for
+//! tests (`tower::ServiceExt::oneshot`).
+
+pub mod api;
+pub mod auth;
+pub mod firmware;
+pub mod logs;
+pub mod pages;
+pub mod settings;
+pub mod status;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::core::Event;
+use crate::shell::Snapshot;
+use crate::store::DataDir;
+
+/// The website could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// Password store.
+    #[error("{0}")]
+    Auth(#[from] auth::AuthError),
+    /// Binding the address.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// What the website needs from the gateway.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The configuration the gateway runs.
+    pub config: Config,
+    /// The data directory.
+    pub data: DataDir,
+    /// Events into the core.
+    pub events: mpsc::Sender<Event>,
+    /// The shell's snapshot.
+    pub snapshot: watch::Receiver<Snapshot>,
+    /// Initial password to use at first start instead of a generated one (the demo's).
+    pub initial_password: Option<String>,
+    /// Session and lockout timing.
+    pub policy: auth::Policy,
+    /// How often the DLM chart takes a sample.
+    pub sample_every: Duration,
+}
+
+impl Context {
+    /// A context with the default policy and a 5-second chart sample.
+    pub fn new(
+        config: Config,
+        data: DataDir,
+        events: mpsc::Sender<Event>,
+        snapshot: watch::Receiver<Snapshot>,
+    ) -> Self {
+        Self {
+            config,
+            data,
+            events,
+            snapshot,
+            initial_password: None,
+            policy: auth::Policy::default(),
+            sample_every: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Shared state of the handlers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    data: DataDir,
+    events: mpsc::Sender<Event>,
+    snapshot: watch::Receiver<Snapshot>,
+    passwords: auth::PasswordStore,
+    sessions: auth::Sessions,
+    logs: Arc<logs::LogControl>,
+    settings: settings::SettingsStore,
+    history: status::History,
+    started: Instant,
+    restart: watch::Sender<bool>,
+}
+
+impl AppState {
+    /// Builds the state; the second value is the initial password if it was set just now.
+    /// Must run inside a tokio runtime (it starts the chart sampler).
+    pub fn new(
+        ctx: Context,
+        logs: Arc<logs::LogControl>,
+    ) -> Result<(Self, Option<String>), WebError> {
+        let (passwords, fresh) =
+            auth::PasswordStore::open(ctx.data.clone(), ctx.initial_password.as_deref())?;
+        let settings = settings::SettingsStore::open(ctx.data.clone());
+        logs.set_mode(settings.get().logging, true);
+        let history = status::History::spawn(ctx.snapshot.clone(), ctx.sample_every);
+        let (restart, _) = watch::channel(false);
+        Ok((
+            Self {
+                inner: Arc::new(Inner {
+                    config: ctx.config,
+                    data: ctx.data,
+                    events: ctx.events,
+                    snapshot: ctx.snapshot,
+                    passwords,
+                    sessions: auth::Sessions::new(ctx.policy),
+                    logs,
+                    settings,
+                    history,
+                    started: Instant::now(),
+                    restart,
+                }),
+            },
+            fresh,
+        ))
+    }
+
+    /// Resolves when a restart was requested on the website.
+    pub fn restart_requested(&self) -> watch::Receiver<bool> {
+        self.inner.restart.subscribe()
+    }
+}
+
+/// The logged-in session of a request (put there by the session layer).
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// Session token.
+    pub id: String,
+    /// CSRF token.
+    pub csrf: String,
+}
+
+/// The client's address, when the server knows it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+/// The session cookie's value in `headers`, if any.
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == auth::SESSION_COOKIE)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// A JSON error body `{"error": "..."}` with `status`.
+pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({ "error": message.into() })),
+    )
+        .into_response()
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Requires a session; on unsafe methods also the CSRF token. `api`: 401 instead of redirect.
+async fn require_session(
+    State((state, api)): State<(AppState, bool)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let now = Instant::now();
+    let session = session_cookie(req.headers())
+        .and_then(|id| state.inner.sessions.get(&id, now).map(|s| (id, s)));
+    let Some((id, session)) = session else {
+        return if api {
+            error(StatusCode::UNAUTHORIZED, "login required")
+        } else {
+            Redirect::to("/login").into_response()
+        };
+    };
+    if !is_safe(req.method()) {
+        let sent = req
+            .headers()
+            .get(auth::CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !auth::constant_time_eq(sent, &session.csrf) {
+            warn!(path = %req.uri().path(), "request without a valid CSRF token refused");
+            return error(StatusCode::FORBIDDEN, "missing or wrong CSRF token");
+        }
+    }
+    req.extensions_mut().insert(SessionInfo {
+        id,
+        csrf: session.csrf,
+    });
+    next.run(req).await
+}
+
+/// Refuses unsafe requests from another origin and sets the security headers.
+async fn harden(req: Request, next: Next) -> Response {
+    if !is_safe(req.method()) {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok());
+        if let Some(origin) = req.headers().get(header::ORIGIN) {
+            let origin = origin.to_str().unwrap_or("null");
+            let same = host.is_some_and(|h| {
+                origin == format!("http://{h}") || origin == format!("https://{h}")
+            });
+            if !same {
+                return error(StatusCode::FORBIDDEN, "cross-origin request refused");
+            }
+        }
+    }
+    let api = req.uri().path().starts_with("/api/");
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if api && !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+/// The website's service.
+pub fn router(state: AppState) -> Router {
+    let pages = pages::protected().route_layer(middleware::from_fn_with_state(
+        (state.clone(), false),
+        require_session,
+    ));
+    let api = api::protected().route_layer(middleware::from_fn_with_state(
+        (state.clone(), true),
+        require_session,
+    ));
+    Router::new()
+        .merge(pages)
+        .merge(api)
+        .merge(pages::public())
+        .merge(api::public())
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })
+        .layer(middleware::from_fn(harden))
+        .with_state(state)
+}
+
+/// A running website.
+#[derive(Debug)]
+pub struct WebHandle {
+    /// The address it listens on.
+    pub local_addr: SocketAddr,
+    restart: watch::Receiver<bool>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl WebHandle {
+    /// Resolves when a restart (or factory reset) was requested on the website.
+    pub async fn restart_requested(&mut self) {
+        if self.restart.wait_for(|r| *r).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Stops the server.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the website on `addr` (loopback or the building network).
+pub async fn spawn(addr: SocketAddr, ctx: Context) -> Result<WebHandle, WebError> {
+    let (state, fresh) = AppState::new(ctx, logs::LogControl::global())?;
+    if let Some(password) = fresh {
+        // On the console only: never through tracing, so it is in no log file or ZIP.
+        eprintln!(
+            "\n  Device website: initial password (shown once, at first start): {password}\n"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| WebError::Bind { addr, source })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| WebError::Bind { addr, source })?;
+    info!(%local_addr, "device website on http://{local_addr}/");
+    let restart = state.restart_requested();
+    let (stop, mut stop_rx) = watch::channel(false);
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            warn!("device website stopped: {e}");
+        }
+    });
+    Ok(WebHandle {
+        local_addr,
+        restart,
+        stop,
+        task,
+    })
+}
+
+/// Resolves when the website (if any) asked for a restart; never without a website.
+pub async fn restart_wanted(web: &mut Option<WebHandle>) {
+    match web {
+        Some(w) => w.restart_requested().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The demo's initial website password (README "Website").
+pub const DEMO_PASSWORD: &str = "Demo-eCharge-1";
+
+/// Replaces this process with a fresh start of the same binary and arguments (restart).
+/// Returns only if that failed.
+#[cfg(unix)]
+pub fn reexec() -> std::io::Error {
+    use std::os::unix::process::CommandExt as _;
+    match std::env::current_exe() {
+        Ok(exe) => std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .exec(),
+        Err(e) => e,
+    }
+}
+
+/// Restart is not supported here.
+#[cfg(not(unix))]
+pub fn reexec() -> std::io::Error {
+    std::io::Error::other("restart is supported on unix only")
+}

@@ -1,0 +1,76 @@
+//! The HTML pages and static assets, compiled into the binary (no CDN: the device has no
+//! internet). The pages are shells; `app.js` fills them from the JSON API.
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+
+use super::{AppState, error};
+
+const APP_HTML: &str = include_str!("assets/app.html");
+const LOGIN_HTML: &str = include_str!("assets/login.html");
+
+/// (name, content type, content) of every static asset.
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/app.js"),
+    ),
+    (
+        "login.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/login.js"),
+    ),
+    (
+        "i18n.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/i18n.js"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("assets/style.css"),
+    ),
+];
+
+fn page(html: &str, name: &str) -> Response {
+    let body = html
+        .replace("{{VERSION}}", env!("CARGO_PKG_VERSION"))
+        .replace("{{PAGE}}", name);
+    let mut res = Html(body).into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+async fn asset(Path(name): Path<String>) -> Response {
+    match ASSETS.iter().find(|(n, _, _)| *n == name) {
+        Some((_, mime, body)) => (
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static(mime)),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => error(StatusCode::NOT_FOUND, "no such asset"),
+    }
+}
+
+/// Pages without a session: the login page and the assets.
+pub fn public() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(|| async { page(LOGIN_HTML, "login") }))
+        .route("/assets/{name}", get(asset))
+}
+
+/// Pages that need a session.
+pub fn protected() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { page(APP_HTML, "status") }))
+        .route("/settings", get(|| async { page(APP_HTML, "settings") }))
+        .route("/licences", get(|| async { page(APP_HTML, "licences") }))
+}

@@ -1,0 +1,521 @@
+//! Router-level tests of the device website with `tower::ServiceExt::oneshot`: access control
+//! on every route, CSRF, login lockout, session cookie attributes, and the API's settings
+//! actions against a running shell.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::Read as _;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt as _;
+use knx_echarge::config::file;
+use knx_echarge::shell::{self, ShellHandle};
+use knx_echarge::store::DataDir;
+use knx_echarge::web::{self, AppState, Context, firmware, logs::LogControl};
+use tower::ServiceExt as _;
+
+const PASSWORD: &str = "Test-Pass-123";
+
+struct Gw {
+    state: AppState,
+    shell: ShellHandle,
+    _dir: tempfile::TempDir,
+    data: DataDir,
+}
+
+fn gateway() -> Gw {
+    let text = std::fs::read_to_string("examples/five-chargers.toml").unwrap();
+    let config = file::parse(&text, "five-chargers.toml").unwrap();
+    let shell = shell::spawn(config.clone(), true, None);
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::open(dir.path()).unwrap();
+    let mut ctx = Context::new(
+        config,
+        data.clone(),
+        shell.events.clone(),
+        shell.snapshot.clone(),
+    );
+    ctx.initial_password = Some(PASSWORD.to_owned());
+    let (state, fresh) = AppState::new(ctx, std::sync::Arc::new(LogControl::detached())).unwrap();
+    assert_eq!(fresh.as_deref(), Some(PASSWORD));
+    Gw {
+        state,
+        shell,
+        _dir: dir,
+        data,
+    }
+}
+
+fn app(gw: &Gw) -> Router {
+    web::router(gw.state.clone())
+}
+
+async fn send(gw: &Gw, req: Request<Body>) -> axum::response::Response {
+    app(gw).oneshot(req).await.unwrap()
+}
+
+async fn body_json(res: axum::response::Response) -> serde_json::Value {
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)
+}
+
+fn json_req(method: &str, path: &str, body: &serde_json::Value) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+/// Logs in; returns (cookie header value, CSRF token).
+async fn login(gw: &Gw, password: &str) -> (String, String) {
+    let res = send(
+        gw,
+        json_req(
+            "POST",
+            "/api/v1/login",
+            &serde_json::json!({ "password": password }),
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let cookie = res
+        .headers()
+        .get(header::SET_COOKIE)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    let csrf = body_json(res).await["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (pair, csrf)
+}
+
+fn authed(
+    method: &str,
+    path: &str,
+    cookie: &str,
+    csrf: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> Request<Body> {
+    let mut b = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::COOKIE, cookie);
+    if let Some(t) = csrf {
+        b = b.header("x-csrf-token", t);
+    }
+    match body {
+        Some(j) => b
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(j.to_string()))
+            .unwrap(),
+        None => b.body(Body::empty()).unwrap(),
+    }
+}
+
+/// Every page and API route, with a body valid for it.
+fn routes() -> Vec<(&'static str, &'static str, Option<serde_json::Value>)> {
+    use serde_json::json;
+    vec![
+        ("GET", "/", None),
+        ("GET", "/settings", None),
+        ("GET", "/licences", None),
+        ("GET", "/api/v1/session", None),
+        ("GET", "/api/v1/status", None),
+        ("GET", "/api/v1/events", None),
+        ("GET", "/api/v1/charging-points", None),
+        ("GET", "/api/v1/faults", None),
+        ("GET", "/api/v1/dlm/history", None),
+        ("GET", "/api/v1/settings", None),
+        ("GET", "/api/v1/logs.zip", None),
+        ("GET", "/api/v1/licences", None),
+        ("POST", "/api/v1/logout", None),
+        (
+            "PUT",
+            "/api/v1/settings/logging",
+            Some(json!({"mode": "extended"})),
+        ),
+        (
+            "PUT",
+            "/api/v1/settings/network",
+            Some(json!({"dns": "192.168.1.1"})),
+        ),
+        (
+            "PUT",
+            "/api/v1/settings/ntp",
+            Some(json!({"enabled": true, "servers": ["ntp.example.org"]})),
+        ),
+        (
+            "POST",
+            "/api/v1/programming-mode",
+            Some(json!({"on": true})),
+        ),
+        (
+            "POST",
+            "/api/v1/password",
+            Some(json!({"current": PASSWORD, "new": "Another-Pass-9"})),
+        ),
+        ("POST", "/api/v1/restart", None),
+        (
+            "POST",
+            "/api/v1/factory-reset",
+            Some(json!({"confirm": "RESET"})),
+        ),
+        ("POST", "/api/v1/firmware", None),
+    ]
+}
+
+#[tokio::test]
+async fn every_route_without_a_session_is_refused() {
+    let gw = gateway();
+    for cookie in [None, Some("kec_session=forged-or-expired")] {
+        for (method, path, body) in routes() {
+            let mut b = Request::builder().method(method).uri(path);
+            if let Some(c) = cookie {
+                b = b.header(header::COOKIE, c);
+            }
+            let req = match &body {
+                Some(j) => b
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(j.to_string()))
+                    .unwrap(),
+                None => b.body(Body::empty()).unwrap(),
+            };
+            let res = send(&gw, req).await;
+            if path.starts_with("/api/") {
+                assert_eq!(
+                    res.status(),
+                    StatusCode::UNAUTHORIZED,
+                    "{method} {path} ({cookie:?})"
+                );
+            } else {
+                assert!(res.status().is_redirection(), "{method} {path}");
+                assert_eq!(res.headers()[header::LOCATION], "/login");
+            }
+        }
+    }
+    // Nothing happened: programming mode is off, no restart, password unchanged.
+    assert!(!gw.shell.snapshot.borrow().programming_mode);
+    assert!(!*gw.state.restart_requested().borrow());
+    // The login page and the assets are public.
+    for path in [
+        "/login",
+        "/assets/app.js",
+        "/assets/style.css",
+        "/assets/i18n.js",
+    ] {
+        let res = send(&gw, Request::get(path).body(Body::empty()).unwrap()).await;
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+    }
+    gw.shell.shutdown().await;
+}
+
+#[tokio::test]
+async fn login_sets_a_strict_http_only_cookie_and_logout_ends_the_session() {
+    let gw = gateway();
+    let res = send(
+        &gw,
+        json_req(
+            "POST",
+            "/api/v1/login",
+            &serde_json::json!({"password": PASSWORD}),
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let set_cookie = res.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    assert!(set_cookie.contains("SameSite=Strict"), "{set_cookie}");
+    assert!(set_cookie.contains("Path=/"), "{set_cookie}");
+    assert!(
+        res.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'self'")
+    );
+    let (cookie, csrf) = login(&gw, PASSWORD).await;
+    let res = send(&gw, authed("GET", "/api/v1/status", &cookie, None, None)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let status = body_json(res).await;
+    assert_eq!(status["charging_points"].as_array().unwrap().len(), 5);
+    assert_eq!(status["device"]["individual_address"], "1.1.10");
+    let res = send(&gw, authed("GET", "/", &cookie, None, None)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = send(
+        &gw,
+        authed("POST", "/api/v1/logout", &cookie, Some(&csrf), None),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = send(&gw, authed("GET", "/api/v1/status", &cookie, None, None)).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    gw.shell.shutdown().await;
+}
+
+#[tokio::test]
+async fn state_changing_requests_without_the_csrf_token_are_refused() {
+    let gw = gateway();
+    let (cookie, csrf) = login(&gw, PASSWORD).await;
+    for (method, path, body) in routes() {
+        if method == "GET" {
+            continue;
+        }
+        for token in [None, Some("0".repeat(64).as_str()), Some(&csrf[..10])] {
+            let res = send(&gw, authed(method, path, &cookie, token, body.as_ref())).await;
+            assert_eq!(
+                res.status(),
+                StatusCode::FORBIDDEN,
+                "{method} {path} with token {token:?}"
+            );
+        }
+    }
+    assert!(!gw.shell.snapshot.borrow().programming_mode);
+    assert!(!*gw.state.restart_requested().borrow());
+    // A cross-site origin is refused even for the login.
+    let mut req = json_req(
+        "POST",
+        "/api/v1/login",
+        &serde_json::json!({"password": PASSWORD}),
+    );
+    req.headers_mut()
+        .insert(header::ORIGIN, "http://evil.example".parse().unwrap());
+    req.headers_mut()
+        .insert(header::HOST, "192.168.1.50".parse().unwrap());
+    assert_eq!(send(&gw, req).await.status(), StatusCode::FORBIDDEN);
+    // With the token the same request works.
+    let res = send(
+        &gw,
+        authed(
+            "POST",
+            "/api/v1/programming-mode",
+            &cookie,
+            Some(&csrf),
+            Some(&serde_json::json!({"on": true})),
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut snap = gw.shell.snapshot.clone();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        snap.wait_for(|s| s.programming_mode),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    gw.shell.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_sixth_wrong_password_within_a_minute_is_locked_out() {
+    let gw = gateway();
+    for i in 1..=5 {
+        let res = send(
+            &gw,
+            json_req(
+                "POST",
+                "/api/v1/login",
+                &serde_json::json!({"password": format!("wrong-{i}")}),
+            ),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let res = send(
+        &gw,
+        json_req(
+            "POST",
+            "/api/v1/login",
+            &serde_json::json!({"password": "wrong-6"}),
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().contains_key(header::RETRY_AFTER));
+    // Locked means locked: even the right password is refused now.
+    let res = send(
+        &gw,
+        json_req(
+            "POST",
+            "/api/v1/login",
+            &serde_json::json!({"password": PASSWORD}),
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    gw.shell.shutdown().await;
+}
+
+#[tokio::test]
+async fn password_change_follows_the_rule_and_ends_the_sessions() {
+    let gw = gateway();
+    let (cookie, csrf) = login(&gw, PASSWORD).await;
+    let change = |current: &str, new: &str| {
+        authed(
+            "POST",
+            "/api/v1/password",
+            &cookie,
+            Some(&csrf),
+            Some(&serde_json::json!({"current": current, "new": new})),
+        )
+    };
+    for weak in ["Short-1", "alllowercase1", "Aaaa-bbbb-1111"] {
+        let res = send(&gw, change(PASSWORD, weak)).await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{weak}");
+    }
+    let res = send(&gw, change("not-the-password", "Another-Pass-9")).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = send(&gw, change(PASSWORD, "Another-Pass-9")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // The old session is gone, the old password no longer works, the new one does.
+    let res = send(&gw, authed("GET", "/api/v1/status", &cookie, None, None)).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = send(
+        &gw,
+        json_req(
+            "POST",
+            "/api/v1/login",
+            &serde_json::json!({"password": PASSWORD}),
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let (cookie, csrf) = login(&gw, "Another-Pass-9").await;
+    // Factory reset: confirmation required; then the initial password is back.
+    let reset = |body: serde_json::Value| {
+        authed(
+            "POST",
+            "/api/v1/factory-reset",
+            &cookie,
+            Some(&csrf),
+            Some(&body),
+        )
+    };
+    let res = send(&gw, reset(serde_json::json!({"confirm": "yes"}))).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    gw.data.write("config.toml", b"# saved").unwrap();
+    let res = send(&gw, reset(serde_json::json!({"confirm": "RESET"}))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(*gw.state.restart_requested().borrow());
+    assert!(gw.data.read("config.toml").unwrap().is_none());
+    login(&gw, PASSWORD).await;
+    gw.shell.shutdown().await;
+}
+
+#[tokio::test]
+async fn settings_logs_zip_firmware_and_live_events() {
+    let gw = gateway();
+    let (cookie, csrf) = login(&gw, PASSWORD).await;
+    // DNS and NTP are stored in the data directory.
+    let res = send(
+        &gw,
+        authed(
+            "PUT",
+            "/api/v1/settings/network",
+            &cookie,
+            Some(&csrf),
+            Some(&serde_json::json!({"dns": "not-an-ip"})),
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    for (path, body) in [
+        (
+            "/api/v1/settings/network",
+            serde_json::json!({"dns": "10.0.0.53"}),
+        ),
+        (
+            "/api/v1/settings/ntp",
+            serde_json::json!({"enabled": false, "servers": ["ntp1.example.org", "10.0.0.1"]}),
+        ),
+        (
+            "/api/v1/settings/logging",
+            serde_json::json!({"mode": "extended"}),
+        ),
+    ] {
+        let res = send(&gw, authed("PUT", path, &cookie, Some(&csrf), Some(&body))).await;
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+    }
+    let stored = String::from_utf8(gw.data.read("web-settings.json").unwrap().unwrap()).unwrap();
+    assert!(stored.contains("10.0.0.53") && stored.contains("ntp1.example.org"));
+    let settings =
+        body_json(send(&gw, authed("GET", "/api/v1/settings", &cookie, None, None)).await).await;
+    assert_eq!(settings["logging"], "extended");
+    assert_eq!(settings["network"]["dns"], "10.0.0.53");
+
+    // Log ZIP.
+    let res = send(&gw, authed("GET", "/api/v1/logs.zip", &cookie, None, None)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()[header::CONTENT_TYPE], "application/zip");
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let names: Vec<String> = zip.file_names().map(str::to_owned).collect();
+    for want in [
+        "knx-echarge.log",
+        "status.json",
+        "faults.json",
+        "system.txt",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
+    }
+    let mut system = String::new();
+    zip.by_name("system.txt")
+        .unwrap()
+        .read_to_string(&mut system)
+        .unwrap();
+    assert!(system.contains(env!("CARGO_PKG_VERSION")));
+
+    // Firmware: older refused, newer verified and staged.
+    let upload = |bytes: Vec<u8>| {
+        Request::post("/api/v1/firmware")
+            .header(header::COOKIE, &cookie)
+            .header("x-csrf-token", &csrf)
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .body(Body::from(bytes))
+            .unwrap()
+    };
+    let res = send(&gw, upload(firmware::package("0.0.1", b"old image"))).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body_json(res).await["error"]
+            .as_str()
+            .unwrap()
+            .contains("not newer")
+    );
+    assert!(firmware::staged(&gw.data).is_none());
+    let res = send(&gw, upload(firmware::package("99.0.0", b"new image"))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(firmware::staged(&gw.data).unwrap().version, "99.0.0");
+
+    // Live events: the stream starts with a status event.
+    let res = send(&gw, authed("GET", "/api/v1/events", &cookie, None, None)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut body = res.into_body();
+    let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(frame.into_data().unwrap().to_vec()).unwrap();
+    assert!(text.starts_with("event: status"), "{text}");
+    assert!(text.contains("\"charging_points\""));
+    gw.shell.shutdown().await;
+}
