@@ -147,7 +147,8 @@ function renderStatus(view) {
 
 function addSample(s) {
   const last = samples[samples.length - 1];
-  if (last && s.t - last.t < 1000) samples[samples.length - 1] = s; else samples.push(s);
+  // One point per second at most: a newer value within the second replaces the values only.
+  if (last && s.t - last.t < 1000) samples[samples.length - 1] = { ...s, t: last.t }; else samples.push(s);
   while (samples.length && samples[0].t < Date.now() - HOUR) samples.shift();
 }
 

@@ -1,0 +1,204 @@
+// Browser tests of the knx-echarge device website in headless Chromium (playwright-core with
+// the Debian chromium). Started by tests/web_browser.rs, which runs the gateway and passes:
+//   BASE_URL, PASSWORD, NEW_PASSWORD, OLD_FIRMWARE (a firmware file older than installed),
+//   ARTEFACTS (directory for screenshots and the downloaded ZIP), CHROMIUM (executable).
+// Prints "N passed, M failed" and exits non-zero on any failure.
+import { chromium } from 'playwright-core';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import fs from 'node:fs';
+
+const env = (k) => { const v = process.env[k]; if (!v) throw new Error(`${k} not set`); return v; };
+const BASE = env('BASE_URL');
+const PASSWORD = env('PASSWORD');
+const NEW_PASSWORD = env('NEW_PASSWORD');
+const OLD_FIRMWARE = env('OLD_FIRMWARE');
+const ARTEFACTS = env('ARTEFACTS');
+fs.mkdirSync(ARTEFACTS, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--no-first-run'],
+});
+const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 1000 } });
+context.setDefaultTimeout(15000);
+const page = await context.newPage();
+const consoleErrors = [];
+page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+page.on('pageerror', (e) => consoleErrors.push(String(e)));
+const notFound = [];
+page.on('response', (r) => { if (r.status() === 404) notFound.push(r.url()); });
+
+let passed = 0;
+let failed = 0;
+async function step(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    passed += 1;
+    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    failed += 1;
+    console.log(`FAIL ${name}: ${e.stack || e}`);
+    await page.screenshot({ path: path.join(ARTEFACTS, `failure-${passed + failed}.png`), fullPage: true }).catch(() => {});
+  }
+}
+
+async function login(password) {
+  await page.goto(`${BASE}/login`);
+  await page.fill('#password', password);
+  await Promise.all([page.waitForURL(`${BASE}/`), page.click('#login-button')]);
+  await page.waitForSelector('body[data-ready="true"]');
+}
+
+await step('an unauthenticated visit is redirected to the login page', async () => {
+  await page.goto(`${BASE}/`);
+  assert.equal(new URL(page.url()).pathname, '/login');
+  const api = await page.request.get(`${BASE}/api/v1/status`);
+  assert.equal(api.status(), 401);
+});
+
+await step('a wrong password is refused, the right one logs in', async () => {
+  await page.fill('#password', 'wrong-password-1');
+  await page.click('#login-button');
+  await page.waitForFunction(() => document.getElementById('login-error').textContent.length > 0);
+  assert.equal(new URL(page.url()).pathname, '/login');
+  await login(PASSWORD);
+  const cookies = await context.cookies();
+  const session = cookies.find((c) => c.name === 'kec_session');
+  assert.ok(session, 'session cookie');
+  assert.equal(session.httpOnly, true);
+  assert.equal(session.sameSite, 'Strict');
+  assert.equal(await page.evaluate(() => document.cookie.includes('kec_session')), false, 'not readable by scripts');
+});
+
+await step('status page shows device, DLM and five charging points', async () => {
+  await page.waitForSelector('#cp-5');
+  assert.equal(await page.locator('section[id^="cp-"]').count(), 5);
+  assert.match(await page.textContent('#dev-ia'), /^1\.1\.10$/);
+  assert.match(await page.textContent('#fw-version'), /^\d+\.\d+\.\d+/);
+  await page.waitForFunction(() => /Charge/.test(document.getElementById('cp-1-state').textContent));
+  assert.match(await page.textContent('#cp-1-model'), /\S/);
+});
+
+await step('live values change without reload (server-sent events)', async () => {
+  await page.evaluate(() => { window.__noReload = 'still here'; });
+  const read = () => page.evaluate(() => [
+    document.getElementById('cp-1-currents').textContent,
+    document.getElementById('dlm-load-1').textContent,
+  ]);
+  const before = await read();
+  const seen = new Set([before.join('|')]);
+  const deadline = Date.now() + 10000;
+  while (seen.size < 3 && Date.now() < deadline) {
+    await page.waitForTimeout(300);
+    seen.add((await read()).join('|'));
+  }
+  assert.ok(seen.size >= 3, `values changed ${seen.size - 1} times: ${[...seen].join(' ; ')}`);
+  assert.equal(await page.evaluate(() => window.__noReload), 'still here', 'the page was not reloaded');
+  assert.match(before[1], /A$/, 'DLM load per phase in amperes');
+});
+
+await step('the per-phase load-vs-budget chart draws and grows live', async () => {
+  await page.waitForSelector('#chart-load-1');
+  const points = () => page.evaluate(() => document.getElementById('chart-load-1').getAttribute('points').split(' ').length);
+  const n0 = await points();
+  await page.waitForFunction((n) => document.getElementById('chart-load-1').getAttribute('points').split(' ').length > n, n0);
+  assert.equal(await page.locator('#chart-svg polyline.budget').count(), 3);
+  await page.screenshot({ path: path.join(ARTEFACTS, 'status.png'), fullPage: true });
+});
+
+await step('German and English switch', async () => {
+  await page.click('#lang');
+  await page.waitForFunction(() => document.getElementById('nav-settings').textContent === 'Einstellungen');
+  assert.equal(await page.getAttribute('html', 'lang'), 'de');
+  assert.match(await page.textContent('#dlm h2'), /Lastmanagement/);
+  await page.screenshot({ path: path.join(ARTEFACTS, 'status-de.png'), fullPage: true });
+  await page.click('#lang');
+  await page.waitForFunction(() => document.getElementById('nav-settings').textContent === 'Settings');
+});
+
+await step('programming mode on and off from the settings page', async () => {
+  await page.click('#nav-settings');
+  await page.waitForSelector('body[data-ready="true"]');
+  await page.waitForSelector('#prog-toggle[data-on="false"]');
+  await page.click('#prog-toggle');
+  await page.waitForSelector('#prog-toggle[data-on="true"]');
+  await page.click('#nav-status');
+  await page.waitForSelector('body[data-ready="true"]');
+  await page.waitForFunction(() => document.getElementById('dev-prog').textContent === 'on');
+  await page.click('#nav-settings');
+  await page.waitForSelector('#prog-toggle[data-on="true"]');
+  await page.click('#prog-toggle');
+  await page.waitForSelector('#prog-toggle[data-on="false"]');
+});
+
+await step('extended logging and the log ZIP download', async () => {
+  await page.click('#log-extended');
+  await page.waitForSelector('#log-extended.on');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#log-download button')]);
+  assert.match(download.suggestedFilename(), /^knx-echarge-logs-.*\.zip$/);
+  const file = path.join(ARTEFACTS, 'logs.zip');
+  await download.saveAs(file);
+  const bytes = fs.readFileSync(file);
+  assert.equal(bytes.readUInt32LE(0), 0x04034b50, 'ZIP signature');
+  for (const name of ['knx-echarge.log', 'status.json', 'faults.json', 'system.txt']) {
+    assert.ok(bytes.includes(Buffer.from(name)), `${name} in the ZIP`);
+  }
+  await page.click('#log-simple');
+  await page.waitForSelector('#log-simple.on');
+});
+
+await step('a firmware file older than the installed version is refused', async () => {
+  await page.setInputFiles('#fw-file', OLD_FIRMWARE);
+  await page.click('#fw-upload');
+  await page.waitForSelector('#fw-msg.error');
+  assert.match(await page.textContent('#fw-msg'), /not newer than the installed version/);
+  assert.equal(await page.textContent('#fw-staged'), '–');
+  await page.screenshot({ path: path.join(ARTEFACTS, 'settings.png'), fullPage: true });
+});
+
+await step('DNS and NTP settings are saved', async () => {
+  await page.fill('#dns', '192.168.1.1');
+  await page.click('#dns-save');
+  await page.waitForFunction(() => document.getElementById('net-msg').textContent === 'Saved.');
+  await page.fill('#ntp-servers', 'ntp.example.org, 10.0.0.1');
+  await page.click('#ntp-save');
+  await page.waitForFunction(() => document.getElementById('net-msg').className === 'notice');
+});
+
+await step('password change, then log in with the new password only', async () => {
+  await page.fill('#pw-current', PASSWORD);
+  await page.fill('#pw-new', 'weakpassword');
+  await page.fill('#pw-repeat', 'weakpassword');
+  await page.click('#pw-save');
+  await page.waitForSelector('#pw-msg.error');
+  await page.fill('#pw-new', NEW_PASSWORD);
+  await page.fill('#pw-repeat', NEW_PASSWORD);
+  await page.click('#pw-save');
+  await page.waitForURL(`${BASE}/login`);
+  await page.fill('#password', PASSWORD);
+  await page.click('#login-button');
+  await page.waitForFunction(() => document.getElementById('login-error').textContent.length > 0);
+  await login(NEW_PASSWORD);
+});
+
+await step('open-source licences page from the status bar', async () => {
+  await page.click('#licences-link');
+  await page.waitForSelector('#licence-table tbody tr');
+  const rows = await page.locator('#licence-table tbody tr').count();
+  assert.ok(rows > 20, `${rows} packages`);
+  assert.ok(await page.locator('#licence-table td', { hasText: 'axum' }).count() >= 1);
+  await page.screenshot({ path: path.join(ARTEFACTS, 'licences.png'), fullPage: true });
+});
+
+await step('no script errors in the pages', async () => {
+  const real = consoleErrors.filter((e) => !/401|403|422|Unauthorized|Forbidden|Unprocessable/.test(e));
+  assert.deepEqual(notFound, [], 'no missing resources');
+  assert.deepEqual(real, []);
+});
+
+await browser.close();
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);
