@@ -38,6 +38,13 @@ use crate::faults::{Fault, FaultCode, Scope};
 use crate::objects::Value;
 use crate::units::{ChargePointId, Current, GoNumber, PerPhase, Phase};
 
+/// How long a vehicle may take to follow a new current (for the other-load estimate).
+const REACTION: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long after a meter value polls may refine the other-load estimate; a shortage seen in
+/// this window is tentative (charging points are held at their minimum, not interrupted).
+const REFINE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Current above which a charging-point phase counts as used by the vehicle.
 const PHASE_DETECTION: Current = Current::from_milliamps(1_000);
 
@@ -64,6 +71,15 @@ pub(super) struct DlmState {
     rotated: Option<Instant>,
     /// Budget, load and availability of the last cycle (for the website and simulations).
     pub(super) last: Option<Cycle>,
+    /// Other (non-charging) load per phase, estimated when a meter value arrives and held
+    /// until the next one.
+    other: [Option<Current>; 3],
+    /// When the last meter value arrived (polls shortly after it may refine `other`).
+    meter_at: Option<Instant>,
+    /// When the current shortage of minimum currents was first seen (tentative for REFINE).
+    shortage_since: Option<Instant>,
+    /// The charging load the core had commanded, per grid phase, over the last seconds.
+    commanded: std::collections::VecDeque<(Instant, PerPhase<Current>)>,
 }
 
 /// What the DLM saw and decided in one cycle.
@@ -121,6 +137,8 @@ impl Core {
         if let Some(slot) = self.dlm.meter.get_mut(index) {
             *slot = Some(current);
         }
+        self.dlm.meter_at = Some(now);
+        self.estimate_other(now);
         // In "values and In operation" mode the trigger supervises the meter; values sent only
         // on change must not be required.
         if self.config.dlm.meter.monitoring == MonitoringMode::Values
@@ -129,6 +147,72 @@ impl Core {
             self.dlm.meter_seen = Some(now);
         } else {
             self.dlm.meter_seen = self.dlm.meter_seen.max(Some(now));
+        }
+    }
+
+    /// Estimates the other (non-charging) load from the last meter value.
+    ///
+    /// The meter value is a snapshot of house plus charging; what the charging points drew at
+    /// that moment is only known within limits: at most what the polls show now, and at
+    /// most what the core had commanded a reaction time before the value arrived (a vehicle
+    /// cannot draw a current it was not yet told). The smaller of the two is subtracted, so
+    /// the estimate of the other load is never too low, and the DLM never hands out budget
+    /// on the strength of its own later increases. Polls within a short window after the
+    /// value refine the estimate (a vehicle that started just before the value shows up in
+    /// the next poll); after that it is held until the next value.
+    fn estimate_other(&mut self, now: Instant) {
+        let Some(at) = self.dlm.meter_at else { return };
+        if now.saturating_duration_since(at) > REFINE {
+            return;
+        }
+        let polled = self.charging_load();
+        let before = at.checked_sub(REACTION);
+        // Commanded load as of a reaction time before the value: the latest entry not newer.
+        let commanded = self
+            .dlm
+            .commanded
+            .iter()
+            .rev()
+            .find(|(t, _)| before.is_none_or(|b| *t <= b))
+            .map_or(PerPhase::splat(Current::ZERO), |(_, load)| *load);
+        for p in Phase::ALL {
+            let Some(meter) = self.dlm.meter.get(p.index()).copied().flatten() else {
+                continue;
+            };
+            let charging = polled.get(p).min(commanded.get(p));
+            if let Some(slot) = self.dlm.other.get_mut(p.index()) {
+                *slot = Some(meter.saturating_sub(charging).max(Current::ZERO));
+            }
+        }
+    }
+
+    /// Remembers the charging load now commanded, per grid phase (for [`Self::estimate_other`]).
+    fn remember_commanded(&mut self, now: Instant) {
+        let mut load = PerPhase::splat(Current::ZERO);
+        for (cp, target) in &self.dlm.targets {
+            let Some(cfg) = self.config.charging_point(*cp) else {
+                continue;
+            };
+            let cp_phases = match cfg.phases {
+                PhaseCount::One => PerPhase([*target, Current::ZERO, Current::ZERO]),
+                PhaseCount::Three => PerPhase::splat(*target),
+            };
+            let grid = super::points::to_grid(cfg.rotation, cp_phases);
+            for p in Phase::ALL {
+                load.set(p, load.get(p) + grid.get(p));
+            }
+        }
+        if self.dlm.commanded.back().is_some_and(|(_, l)| *l == load) {
+            return;
+        }
+        self.dlm.commanded.push_back((now, load));
+        // Keep what the estimate can still need (entries older than 10 s, but always one).
+        while self.dlm.commanded.len() > 1
+            && self.dlm.commanded.get(1).is_some_and(|(t, _)| {
+                now.saturating_duration_since(*t) > std::time::Duration::from_secs(10)
+            })
+        {
+            self.dlm.commanded.pop_front();
         }
     }
 
@@ -162,7 +246,12 @@ impl Core {
                     .map(|t| t + self.config.dlm.rotation_interval)
             })
             .flatten();
-        [deadline, self.dlm.high_power_until, ramping, rotate]
+        let refine = self
+            .dlm
+            .shortage_since
+            .map(|t| t + REFINE)
+            .filter(|_| self.dlm_tentative);
+        [deadline, self.dlm.high_power_until, ramping, rotate, refine]
             .into_iter()
             .flatten()
             .min()
@@ -222,7 +311,10 @@ impl Core {
         let association = self
             .faults
             .is_present(Scope::Device, FaultCode::DlmAssociation);
-        let high_power = self.dlm.high_power_until.is_some_and(|t| now < t);
+        if self.dlm.high_power_until.is_some_and(|t| now >= t) {
+            self.dlm.high_power_until = None;
+        }
+        let high_power = self.dlm.high_power_until.is_some();
         let emergency = silent || association || reading.is_none();
         let budget = PerPhase::splat(dlm.budget());
         // Invalid currents exclude a charging point; the device shows DLM InvCurrent (70).
@@ -287,13 +379,17 @@ impl Core {
                 self.publish_faults(out);
             }
         } else if let Some(meter) = reading {
-            let charging_load = self.charging_load();
+            // Polls just after a meter value refine the other-load estimate; later ones do not.
+            self.estimate_other(now);
             let mut available = PerPhase::splat(Current::ZERO);
             for p in Phase::ALL {
-                let other = meter
-                    .get(p)
-                    .saturating_sub(charging_load.get(p))
-                    .max(Current::ZERO);
+                let other = self
+                    .dlm
+                    .other
+                    .get(p.index())
+                    .copied()
+                    .flatten()
+                    .unwrap_or_else(|| meter.get(p));
                 available.set(p, budget.get(p).saturating_sub(other));
             }
             cycle.available = available;
@@ -346,6 +442,33 @@ impl Core {
             for cp in &active {
                 raw.insert(*cp, currents.get(cp).copied().unwrap_or(Current::ZERO));
             }
+            // A shortage right after a meter value may be a car that started just before the
+            // value and is not in the polls yet: hold the charging points at their minimum
+            // until the estimate is refined, instead of interrupting everyone at once.
+            // Bounded from the first sight of the shortage, not from the latest value: with a
+            // meter sending every second, a real shortage must still end in OverCurrent.
+            if result.overcurrent {
+                self.dlm.shortage_since.get_or_insert(now);
+            } else {
+                self.dlm.shortage_since = None;
+            }
+            let tentative = result.overcurrent
+                && self
+                    .dlm
+                    .shortage_since
+                    .is_some_and(|t| now.saturating_duration_since(t) < REFINE);
+            self.dlm_tentative = tentative;
+            if tentative {
+                for d in &demands {
+                    let charging = self
+                        .dlm
+                        .targets
+                        .get(&d.cp)
+                        .is_some_and(|c| *c > Current::ZERO);
+                    raw.insert(d.cp, if charging { d.min } else { Current::ZERO });
+                }
+                result.overcurrent = false;
+            }
             let present = self
                 .faults
                 .is_present(Scope::Device, FaultCode::OverCurrent);
@@ -374,6 +497,7 @@ impl Core {
         }
         self.dlm.last = Some(cycle);
         self.ramp(&raw, now, &dlm);
+        self.remember_commanded(now);
         self.dlm.last_update = Some(now);
         for cp in active {
             self.apply_target(cp, out);
@@ -509,7 +633,12 @@ impl Core {
                     self.dlm_raw_wants_more = true;
                 }
             }
-            if (prev == Current::ZERO) != (next == Current::ZERO) {
+            let vehicle = self
+                .points
+                .get(cp)
+                .and_then(|p| p.status.as_ref())
+                .is_some_and(|st| st.connected);
+            if vehicle && (prev == Current::ZERO) != (next == Current::ZERO) {
                 self.dlm.switched.insert(*cp, now);
             }
             self.dlm.targets.insert(*cp, next);

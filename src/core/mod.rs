@@ -212,6 +212,7 @@ pub struct Core {
     clock: Option<points::ClockAnchor>,
     dlm: dlm::DlmState,
     dlm_raw_wants_more: bool,
+    dlm_tentative: bool,
     values: BTreeMap<GoNumber, Value>,
 }
 
@@ -240,6 +241,7 @@ impl Core {
             clock: None,
             dlm: dlm::DlmState::default(),
             dlm_raw_wants_more: false,
+            dlm_tentative: false,
             values: BTreeMap::new(),
         }
     }

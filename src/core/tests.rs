@@ -749,6 +749,12 @@ max_current = 16
         core.target(cp(n)).unwrap()
     }
 
+    /// Delivers the tick at the end of the window in which polls may refine the estimate
+    /// made from a meter value received at `t` (3 s).
+    fn settle(core: &mut Core, t: Instant) -> Vec<Action> {
+        core.handle(Event::Tick, t + Duration::from_secs(3))
+    }
+
     /// Starts with two vehicles connected (1 and 2) and the house at `house` A per phase.
     fn running(text: &str, house: i32) -> (Core, Instant) {
         let mut core = Core::new(config(text), true);
@@ -788,7 +794,9 @@ max_current = 16
     fn a_load_step_on_the_meter_reduces_every_setpoint_at_once() {
         let (mut core, t0) = running(HOUSE, 10);
         let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
-        let t = t0 + Duration::from_secs(3);
+        // The cars follow their 10 A; the next meter value comes 3 s later (more than the
+        // 2 s the DLM allows a vehicle to react).
+        let t = t0 + Duration::from_secs(5);
         let _ = vehicle(&mut core, 1, t, [10, 10, 10]);
         let _ = vehicle(&mut core, 2, t, [10, 10, 10]);
         // The house jumps by 8 A: the meter shows 10 + 8 + 20 (cars) = 38 A per phase.
@@ -806,6 +814,71 @@ max_current = 16
             cmds.len(),
             2,
             "both setpoints drop in the same cycle: {cmds:?}"
+        );
+    }
+
+    /// Reported by the simulation: the DLM subtracted its own later increases from a stale
+    /// meter value and handed out budget that was not there.
+    #[test]
+    fn a_stale_meter_value_never_frees_budget_the_dlm_has_already_given_out() {
+        let (mut core, t0) = running(HOUSE, 20);
+        // House 20 A, budget 30 A: 10 A for two cars, 5 A each... let them ramp up.
+        for s in 1..=3u64 {
+            let t = t0 + Duration::from_secs(s);
+            let (c1, c2) = (target(&core, 1), target(&core, 2));
+            let _ = vehicle(&mut core, 1, t, [c1.whole_amps_floor(); 3]);
+            let _ = vehicle(&mut core, 2, t, [c2.whole_amps_floor(); 3]);
+        }
+        // No new meter value for a long time: whatever the cars draw now, the other load
+        // stays estimated from the value (20 A), never lower.
+        let t = t0 + Duration::from_secs(9);
+        let _ = vehicle(&mut core, 1, t, [12, 12, 12]);
+        let _ = vehicle(&mut core, 2, t, [12, 12, 12]);
+        let _ = core.handle(Event::Tick, t);
+        let total = target(&core, 1) + target(&core, 2);
+        assert!(
+            total <= a(10),
+            "the budget left after 20 A of house load is 10 A, got {total}"
+        );
+    }
+
+    /// Reported by the simulation: a car starting to draw just before a meter value was
+    /// taken for house load, raising OverCurrent and locking everyone out.
+    #[test]
+    fn a_car_starting_before_the_meter_value_is_not_taken_for_house_load() {
+        let text = HOUSE
+            .replace("overcurrent_protection = 32", "overcurrent_protection = 25")
+            .replace("min_switch_time = 0", "min_switch_time = 300");
+        let (mut core, t0) = running(&text, 3);
+        assert_eq!((target(&core, 1), target(&core, 2)), (a(6), a(6)));
+        // 2 s later the meter shows house 3 A + both cars at 6 A, before the next poll.
+        let t = t0 + Duration::from_secs(2);
+        let _ = meter(&mut core, t, [15, 15, 15]);
+        let _ = vehicle(&mut core, 1, t + Duration::from_millis(500), [6, 6, 6]);
+        let _ = vehicle(&mut core, 2, t + Duration::from_millis(500), [6, 6, 6]);
+        assert!(
+            !core
+                .faults()
+                .is_present(Scope::Device, FaultCode::OverCurrent)
+        );
+        assert!(target(&core, 1) >= a(6) && target(&core, 2) >= a(6));
+    }
+
+    #[test]
+    fn an_expired_high_power_wait_does_not_keep_waking_the_core() {
+        let (mut core, t0) = running(HOUSE, 10);
+        let _ = core.handle(
+            Event::ObjectWritten {
+                object: GoNumber(13),
+                value: Value::Bool(true),
+            },
+            t0,
+        );
+        let _ = meter(&mut core, t0 + Duration::from_secs(61), [10, 10, 10]);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(61));
+        assert!(
+            core.poll_timeout()
+                .is_none_or(|t| t > t0 + Duration::from_secs(61))
         );
     }
 
@@ -923,7 +996,10 @@ max_current = 16
     #[test]
     fn minimums_not_fitting_give_overcurrent_and_interrupt_all_charging_points() {
         let (mut core, t0) = running(HOUSE, 10);
-        let out = meter(&mut core, t0 + Duration::from_secs(1), [25, 25, 25]);
+        let _ = meter(&mut core, t0 + Duration::from_secs(1), [25, 25, 25]);
+        // Right after the value the shortage is tentative: held at the minimum, not yet off.
+        assert_eq!((target(&core, 1), target(&core, 2)), (a(6), a(6)));
+        let out = settle(&mut core, t0 + Duration::from_secs(1));
         assert!(
             core.faults()
                 .is_present(Scope::Device, FaultCode::OverCurrent)
@@ -933,7 +1009,7 @@ max_current = 16
             (target(&core, 1), target(&core, 2)),
             (Current::ZERO, Current::ZERO)
         );
-        let _ = meter(&mut core, t0 + Duration::from_secs(2), [5, 5, 5]);
+        let _ = meter(&mut core, t0 + Duration::from_secs(5), [5, 5, 5]);
         assert!(
             !core
                 .faults()
@@ -950,6 +1026,7 @@ max_current = 16
         );
         let (mut core, t0) = running(&text, 10);
         let _ = meter(&mut core, t0 + Duration::from_secs(1), [22, 22, 22]);
+        let _ = settle(&mut core, t0 + Duration::from_secs(1));
         assert_eq!(
             (target(&core, 1), target(&core, 2)),
             (a(8), Current::ZERO),
@@ -957,7 +1034,9 @@ max_current = 16
         );
         let later = t0 + Duration::from_secs(901);
         let _ = meter(&mut core, later, [22, 22, 22]);
-        let _ = core.handle(Event::Tick, later + Duration::from_secs(1));
+        let _ = settle(&mut core, later);
+        // The newly admitted car starts at its minimum and ramps up on the next update.
+        let _ = core.handle(Event::Tick, later + Duration::from_secs(5));
         assert_eq!(
             (target(&core, 1), target(&core, 2)),
             (Current::ZERO, a(8)),
@@ -970,14 +1049,15 @@ max_current = 16
         let text = HOUSE.replace("min_switch_time = 0", "min_switch_time = 300");
         let (mut core, t0) = running(&text, 10);
         let _ = meter(&mut core, t0 + Duration::from_secs(1), [25, 25, 25]);
+        let _ = settle(&mut core, t0 + Duration::from_secs(1));
         assert_eq!(
             target(&core, 1),
             Current::ZERO,
-            "safety reductions are never delayed"
+            "safety reductions are never delayed beyond the reaction window"
         );
-        let _ = meter(&mut core, t0 + Duration::from_secs(2), [5, 5, 5]);
-        assert_eq!(target(&core, 1), Current::ZERO, "switched off 1 s ago");
-        let _ = meter(&mut core, t0 + Duration::from_secs(302), [5, 5, 5]);
+        let _ = meter(&mut core, t0 + Duration::from_secs(6), [5, 5, 5]);
+        assert_eq!(target(&core, 1), Current::ZERO, "switched off 2 s ago");
+        let _ = meter(&mut core, t0 + Duration::from_secs(310), [5, 5, 5]);
         assert_eq!(target(&core, 1), a(6));
     }
 
@@ -1304,7 +1384,10 @@ mod dlm_property {
                 for (k, o) in (10u16..=12).enumerate() {
                     let _ = core.handle(Event::ObjectWritten { object: GoNumber(o), value: Value::Current(house[k] + grid[k]) }, t);
                 }
-                // What the DLM now commands must fit next to the house on every phase.
+                // After the reaction window (3 s in which polls may refine the estimate)...
+                let _ = core.handle(Event::Tick, t + Duration::from_secs(3));
+                t += Duration::from_secs(3);
+                // ...what the DLM commands must fit next to the house on every phase.
                 let mut load = [Current::ZERO; 3];
                 for (i, c) in cars.iter().enumerate() {
                     let cp = ChargePointId::new(u8::try_from(i + 1).unwrap()).unwrap();
