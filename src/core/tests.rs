@@ -602,6 +602,48 @@ mod points {
         assert_eq!(commands(&a), vec![(1, ChargerCommand::Unlock)]);
     }
 
+    /// Table 13: interruption and grid-supporting control work in parallel; interruption is
+    /// dominant, and when it is cleared during control the point returns to the control state.
+    #[test]
+    fn interruption_is_dominant_during_grid_control_and_clearing_it_returns_to_the_control_state() {
+        let (mut core, t0) = started(DLM_OFF);
+        let write = |core: &mut Core, o: u16, v: Value| {
+            core.handle(
+                Event::ObjectWritten {
+                    object: GoNumber(o),
+                    value: v,
+                },
+                t0,
+            )
+        };
+        let _ = write(&mut core, 60, Value::Current(amps(20)));
+        let a = write(&mut core, 1, Value::Bool(true));
+        assert_eq!(
+            commands(&a),
+            vec![(1, ChargerCommand::SetCurrent(amps(6)))],
+            "control: 6 A"
+        );
+        let a = write(&mut core, 55, Value::Bool(true));
+        assert_eq!(
+            commands(&a),
+            vec![(1, ChargerCommand::SetCurrent(Current::ZERO))],
+            "interruption dominates"
+        );
+        let a = write(&mut core, 55, Value::Bool(false));
+        assert_eq!(
+            commands(&a),
+            vec![(1, ChargerCommand::SetCurrent(amps(6)))],
+            "back to the control state"
+        );
+        let a = write(&mut core, 1, Value::Bool(false));
+        assert_eq!(
+            commands(&a),
+            vec![(1, ChargerCommand::SetCurrent(amps(20)))],
+            "previous setpoint after control"
+        );
+        assert_eq!(core.value(GoNumber(2)), Some(&Value::Bool(false)));
+    }
+
     #[test]
     fn grid_control_with_zero_amps_interrupts() {
         let text = DLM_OFF.replace("grid_control_current = 6", "grid_control_current = 0");
