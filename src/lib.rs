@@ -16,6 +16,7 @@
 //! * [`faults`]: the error codes and severities of the spec, and how they overwrite each other.
 //! * [`core`]: the sans-IO core: `Core::handle(event, now) -> actions`, deterministic.
 //! * [`shell`]: the async shell that hosts the core and, later, the links and the web server.
+//! * [`sim`] and [`demo`]: simulated charging points and the `knx-echarge demo` around them.
 //! * [`store`]: the data directory (atomic writes) and [`hw`]: the board as data.
 //!
 //! The core never reads a clock or touches a socket: time comes in as an argument, outputs are
@@ -24,6 +25,7 @@
 pub mod chargers;
 pub mod config;
 pub mod core;
+pub mod demo;
 pub mod dlm;
 pub mod etsdb;
 pub mod faults;

@@ -12,7 +12,7 @@ use knx_echarge::config::{Config, file, validate};
 use knx_echarge::hw::Board;
 use knx_echarge::knx::link::{self, LinkSpec};
 use knx_echarge::store::DataDir;
-use knx_echarge::{shell, units::ChargePointId};
+use knx_echarge::{demo, shell, units::ChargePointId};
 use tracing::{error, info, warn};
 
 /// The embedded demo configuration (five charging points, DLM on).
@@ -159,22 +159,66 @@ fn main() -> ExitCode {
             http,
         } => {
             if print_config {
-                print!("{DEMO_CONFIG}");
-                return ExitCode::SUCCESS;
+                return print_demo_config(knx_server);
             }
             init_logging();
             match file::parse(DEMO_CONFIG, "demo configuration") {
                 Ok(mut config) => {
                     config.knx.link = Some(LinkSpec::Server { bind: knx_server });
-                    // Simulated charging points arrive with the demo; its addresses are examples.
+                    // The simulators replace the example's charging-point addresses at start.
                     let web = Some((http, Some(knx_echarge::web::DEMO_PASSWORD)));
-                    serve(config, true, &data_dir, None, web)
+                    serve(config, true, &data_dir, Chargers::Demo, web)
                 }
                 Err(e) => {
                     error!("{e}");
                     ExitCode::from(2)
                 }
             }
+        }
+    }
+}
+
+/// `knx-echarge demo --print-config`: the demo configuration as it runs when the simulators'
+/// preferred ports are free and socat is present.
+fn print_demo_config(knx_server: std::net::SocketAddr) -> ExitCode {
+    let mut config = match file::parse(DEMO_CONFIG, "demo configuration") {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    config.knx.link = Some(LinkSpec::Server { bind: knx_server });
+    let config = demo::demo_config(config, &demo::planned_addresses());
+    match file::to_string(&config) {
+        Ok(text) => {
+            let ports: Vec<String> = demo::PREFERRED_PORTS
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            let header = format!(
+                "# knx-echarge demo configuration: the embedded examples/five-chargers.toml with the\n\
+                 # simulated charging points' addresses. Charging points 1-4 are Modbus TCP simulators\n\
+                 # on 127.0.0.1 ports {} (a free port when one is taken; the log\n\
+                 # says which); charging point 5 is Modbus RTU address 1 on a socat pty pair made at\n\
+                 # start (left out without socat). The smart meter ({}) sends objects 10-12 and 20.\n\
+                 #\n\
+                 # Group addresses follow one rule:\n\
+                 #   object N < 50                  -> 0/0/N\n\
+                 #   charging point n, object 50n+k -> n/0/k\n\
+                 # Interruption objects additionally listen on 0/1/0 (all charging points).\n",
+                ports.join(", "),
+                demo::METER_ADDRESS
+            );
+            // A closed pipe (`| head`) ends the listing quietly.
+            let _ = std::io::stdout()
+                .lock()
+                .write_all((header + &text).as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot write the demo configuration: {e}");
+            ExitCode::from(2)
         }
     }
 }
@@ -324,7 +368,11 @@ fn run(
     if knx.is_some() {
         config.knx.link = knx;
     }
-    let chargers = (!no_chargers).then_some(board.serial.rs485.device.as_path());
+    let chargers = if no_chargers {
+        Chargers::None
+    } else {
+        Chargers::Line(board.serial.rs485.device.as_path())
+    };
     serve(
         config,
         configured,
@@ -351,13 +399,23 @@ fn models(json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `chargers`: `Some(rs485 device)` = poll the charging points, `None` = do not.
+/// Which charging points the gateway polls.
+#[derive(Clone, Copy)]
+enum Chargers<'a> {
+    /// None (bus-only commissioning and tests).
+    None,
+    /// The configured ones, RS485 on this device.
+    Line(&'a Path),
+    /// The demo's simulated ones ([`demo::Demo`]), with the simulated house.
+    Demo,
+}
+
 /// `web`: `Some((address, initial password))` = serve the device website.
 fn serve(
     config: Config,
     configured: bool,
     data_dir: &Path,
-    chargers: Option<&Path>,
+    chargers: Chargers<'_>,
     web: Option<(std::net::SocketAddr, Option<&str>)>,
 ) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -381,6 +439,20 @@ fn serve(
         .collect();
     info!(objects, charging_points = %active.join(","), dlm = config.dlm.enabled, "configuration loaded");
     runtime.block_on(async {
+        let mut config = config;
+        let mut sims = None;
+        if let Chargers::Demo = chargers {
+            match demo::Demo::start(config.clone()).await {
+                Ok(d) => {
+                    config = d.config.clone();
+                    sims = Some(d);
+                }
+                Err(e) => {
+                    error!("{e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
         let own = config.knx.individual_address;
         let link = if let Some(spec) = config.knx.link {
             match link::spawn(spec, own).await {
@@ -411,8 +483,29 @@ fn serve(
             }
             None => (None, None),
         };
-        let prepared =
-            chargers.map(|rs485| knx_echarge::chargers::task::prepare(&config, Some(rs485)));
+        // The demo's smart meter: its frames join the link's on the way into the shell.
+        let (bus, meter_input) = match (&sims, bus) {
+            (Some(_), bus) => {
+                let (to_bus, from_bus) = match bus {
+                    Some(b) => (Some(b.to_bus), Some(b.from_bus)),
+                    None => (None, None),
+                };
+                let (from_bus, meter) = demo::merge_bus_input(from_bus);
+                let bus = to_bus.clone().map(|to_bus| shell::Bus { to_bus, from_bus });
+                (bus, Some((meter, to_bus)))
+            }
+            (None, bus) => (bus, None),
+        };
+        let prepared = match (chargers, &sims) {
+            (Chargers::None, _) => None,
+            (Chargers::Line(rs485), _) => {
+                Some(knx_echarge::chargers::task::prepare(&config, Some(rs485)))
+            }
+            (Chargers::Demo, sims) => Some(knx_echarge::chargers::task::prepare(
+                &config,
+                sims.as_ref().and_then(|d| d.rs485.as_deref()),
+            )),
+        };
         let senders = prepared
             .as_ref()
             .map(knx_echarge::chargers::task::Prepared::commands)
@@ -420,7 +513,16 @@ fn serve(
         let web_config = config.clone();
         let handle = shell::spawn_with_chargers(config, configured, bus, senders);
         let fleet = prepared.map(|p| p.start(&handle.events));
+        let web_addr = web.map(|(addr, _)| addr);
         let mut web = start_web(web, web_config, data_dir, &handle).await;
+        if let (Some(sims), Some((meter, to_bus))) = (sims.as_mut(), meter_input) {
+            sims.run(meter, to_bus);
+            print_demo_banner(
+                sims,
+                link.as_ref().map(link::LinkHandle::local_addr),
+                web_addr,
+            );
+        }
         let restart = tokio::select! {
             () = shell::shutdown_signal() => false,
             () = knx_echarge::web::restart_wanted(&mut web) => true,
@@ -431,6 +533,9 @@ fn serve(
         }
         if let Some(fleet) = fleet {
             fleet.shutdown().await;
+        }
+        if let Some(sims) = sims {
+            sims.shutdown().await;
         }
         handle.shutdown().await;
         if let Some(link) = link {
@@ -443,6 +548,57 @@ fn serve(
         }
         ExitCode::SUCCESS
     })
+}
+
+/// Prints, once, where to look at the running demo.
+fn print_demo_banner(
+    demo: &demo::Demo,
+    knx: Option<std::net::SocketAddr>,
+    web: Option<std::net::SocketAddr>,
+) {
+    use std::fmt::Write as _;
+    let mut text = String::from("\nknx-echarge demo is running (Ctrl-C stops it).\n");
+    if let Some(knx) = knx {
+        let _ = writeln!(text, "  KNXnet/IP tunnelling server: {knx} (UDP)");
+    }
+    if let Some(web) = web {
+        let _ = writeln!(
+            text,
+            "  website: http://{web}/  password: {}",
+            knx_echarge::web::DEMO_PASSWORD
+        );
+    }
+    text += "  simulated charging points:\n";
+    for (i, a) in demo.addresses.iter().enumerate() {
+        let model = demo
+            .config
+            .charging_points
+            .get(i)
+            .and_then(|p| p.model)
+            .map_or("-", |m| m.id.as_str());
+        let at = match a {
+            demo::SimAddress::Tcp(addr) => format!("Modbus TCP {addr}"),
+            demo::SimAddress::Rtu(unit) => format!(
+                "Modbus RTU address {unit} on {}",
+                demo.rs485
+                    .as_deref()
+                    .map_or_else(String::new, |p| p.display().to_string())
+            ),
+            demo::SimAddress::Off => "left out (no socat)".to_owned(),
+        };
+        let _ = writeln!(text, "    CP{}: {model}, {at}", i + 1);
+    }
+    let _ = write!(
+        text,
+        "  smart meter {} sends objects 10-12 (0/0/10..12, DPT 14.019) and 20 every {} s\n\
+         \x20 group addresses: object N < 50 -> 0/0/N; charging point n, object 50n+k -> n/0/k\n\
+         \x20 full configuration: knx-echarge demo --print-config\n",
+        demo::METER_ADDRESS,
+        demo::METER_INTERVAL.as_secs()
+    );
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
 }
 
 /// Starts the device website; a website that cannot start is logged, the gateway runs on.
