@@ -76,6 +76,8 @@ pub(super) struct DlmState {
     other: [Option<Current>; 3],
     /// When the last meter value arrived (polls shortly after it may refine `other`).
     meter_at: Option<Instant>,
+    /// The polled charging load when the last meter value arrived.
+    polled_at_meter: PerPhase<Current>,
     /// When the current shortage of minimum currents was first seen (tentative for REFINE).
     shortage_since: Option<Instant>,
     /// The charging load the core had commanded, per grid phase, over the last seconds.
@@ -138,6 +140,7 @@ impl Core {
             *slot = Some(current);
         }
         self.dlm.meter_at = Some(now);
+        self.dlm.polled_at_meter = self.charging_load();
         self.estimate_other(now);
         // In "values and In operation" mode the trigger supervises the meter; values sent only
         // on change must not be required.
@@ -168,18 +171,23 @@ impl Core {
         let polled = self.charging_load();
         let before = at.checked_sub(REACTION);
         // Commanded load as of a reaction time before the value: the latest entry not newer.
+        // Before the gateway commanded anything that long ago (start-up), the polls alone
+        // count: nothing the gateway did can have changed the charging points since.
         let commanded = self
             .dlm
             .commanded
             .iter()
             .rev()
-            .find(|(t, _)| before.is_none_or(|b| *t <= b))
-            .map_or(PerPhase::splat(Current::ZERO), |(_, load)| *load);
+            .find(|(t, _)| before.is_some_and(|b| *t <= b))
+            .map(|(_, load)| *load);
         for p in Phase::ALL {
             let Some(meter) = self.dlm.meter.get(p.index()).copied().flatten() else {
                 continue;
             };
-            let charging = polled.get(p).min(commanded.get(p));
+            // Without commands that old (start-up), the polls as of the value are the cap: later
+            // polls may show what the gateway has commanded since.
+            let cap = commanded.map_or(self.dlm.polled_at_meter.get(p), |c| c.get(p));
+            let charging = polled.get(p).min(cap);
             if let Some(slot) = self.dlm.other.get_mut(p.index()) {
                 *slot = Some(meter.saturating_sub(charging).max(Current::ZERO));
             }

@@ -1,0 +1,188 @@
+//! Reaction time of the whole gateway (`cargo bench --bench reaction`; a bench binary that
+//! prints numbers).
+//!
+//! Real parts on loopback, in one process: the gateway's built-in KNXnet/IP tunnelling
+//! server, the shell with core and object engine, five charger tasks with their drivers
+//! talking Modbus TCP to five charging-point simulators (KEBA P30, ABB Terra AC, Bender
+//! CC612, Alfen Eve, Webasto Next), each with a vehicle charging on three phases. The smart
+//! meter is a KNXnet/IP tunnelling client (the project's own) that sends DPT 14.019
+//! GroupValue_Writes on 0/0/10..12 over UDP.
+//!
+//! Each step sends a load step on the meter (house load up by 8 A per phase) and measures
+//! the time from sending the three telegrams until **all five simulators have received a
+//! lower setpoint over Modbus TCP**. Then the load drops again and the gateway ramps back
+//! up, which is not timed. Reports median, p99 and max over the steps (default 1,000;
+//! `REACTION_STEPS` overrides).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use knx_echarge::chargers::task;
+use knx_echarge::config::file;
+use knx_echarge::knx::link::{self, LinkEvent, LinkSpec};
+use knx_echarge::knx::wire::apdu::{Apdu, Payload, Tpdu};
+use knx_echarge::knx::wire::cemi::{Destination, LData, LDataService};
+use knx_echarge::knx::{GroupAddress, IndividualAddress};
+use knx_echarge::shell;
+use knx_echarge::sim::{self, SimHandle, SimModel, Vehicle};
+use knx_echarge::units::Current;
+
+const MODELS: [(SimModel, &str); 5] = [
+    (SimModel::KebaP30, "keba-p30"),
+    (SimModel::AbbTerraAc, "abb-terra-ac"),
+    (SimModel::BenderCc, "bender-cc612"),
+    (SimModel::AlfenEve, "alfen-eve"),
+    (SimModel::WebastoNext, "webasto-next"),
+];
+
+fn meter_frame(ga: &str, amps: f32) -> LData {
+    LData::new(
+        LDataService::Req,
+        IndividualAddress::from_raw(0),
+        Destination::Group(ga.parse::<GroupAddress>().unwrap()),
+        Tpdu::Data(Apdu::GroupValueWrite(Payload::Long(
+            amps.to_be_bytes().to_vec(),
+        ))),
+    )
+}
+
+fn setpoints(sims: &[SimHandle]) -> Vec<Current> {
+    sims.iter().map(|s| s.state().setpoint).collect()
+}
+
+async fn send_meter(meter: &tokio::sync::mpsc::Sender<LData>, sims: &[SimHandle], house: f32) {
+    // What a real meter measures: the house plus what the vehicles draw, per phase.
+    let mut phases = [house; 3];
+    for s in sims {
+        for (p, c) in phases.iter_mut().zip(s.state().currents()) {
+            *p += c.as_amps_f64() as f32;
+        }
+    }
+    for (ga, a) in ["0/0/10", "0/0/11", "0/0/12"].into_iter().zip(phases) {
+        meter.send(meter_frame(ga, a)).await.unwrap();
+    }
+}
+
+async fn wait_until(deadline: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + deadline;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    false
+}
+
+fn main() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let steps: usize = std::env::var("REACTION_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        // Five charging-point simulators with vehicles.
+        let mut sims = Vec::new();
+        let mut servers = Vec::new();
+        let mut cps = String::new();
+        for (i, (model, id)) in MODELS.iter().enumerate() {
+            let handle = SimHandle::new(*model);
+            handle.plug_in(Vehicle::three_phase());
+            let server = sim::serve_tcp(handle.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+            let addr = server.addr.unwrap();
+            let _ = write!(
+                cps,
+                "[charging_point.{n}]\nenabled = true\nmodel = \"{id}\"\nip = \"127.0.0.1\"\nport = {port}\nmax_current = 16\n",
+                n = i + 1,
+                port = addr.port()
+            );
+            sims.push(handle);
+            servers.push(server);
+        }
+        let text = "[knx]\nindividual_address = \"1.1.10\"\n[dlm]\nenabled = true\novercurrent_protection = 63\nload_reserve = 3\nramp_up_rate = 32.0\nmin_switch_time = 0\n[dlm.monitoring]\ninterval = 600\n[modbus]\npoll_interval = 1000\n".to_owned()
+            + &cps
+            + "[group_addresses]\n10 = [\"0/0/10\"]\n11 = [\"0/0/11\"]\n12 = [\"0/0/12\"]\n";
+        let config = file::parse(&text, "reaction bench").unwrap();
+        // The gateway: KNXnet/IP server, shell, charger tasks.
+        let mut server_link = link::spawn(LinkSpec::Server { bind: "127.0.0.1:0".parse().unwrap() }, config.knx.individual_address).await.unwrap();
+        let server_addr = server_link.local_addr();
+        let (_, dummy) = tokio::sync::mpsc::channel::<LinkEvent>(1);
+        let from_bus = std::mem::replace(&mut server_link.from_bus, dummy);
+        let prepared = task::prepare(&config, None);
+        let senders = prepared.commands();
+        let gateway = shell::spawn_with_chargers(config, true, Some(shell::Bus { to_bus: server_link.to_bus.clone(), from_bus }), senders);
+        let fleet = prepared.start(&gateway.events);
+        // The smart meter: a tunnelling client over UDP.
+        let meter_link = link::spawn(LinkSpec::Tunnel { remote: server_addr }, IndividualAddress::from_raw(0x1164)).await.unwrap();
+        let mut meter_events = meter_link.from_bus;
+        let connected = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(ev) = meter_events.recv().await {
+                if matches!(ev, LinkEvent::State(link::LinkState::Connected)) {
+                    return true;
+                }
+            }
+            false
+        })
+        .await
+        .unwrap_or(false);
+        assert!(connected, "meter tunnel did not connect");
+        tokio::spawn(async move { while meter_events.recv().await.is_some() {} });
+        let meter = meter_link.to_bus.clone();
+        // Settle: house 20 A; wait until every charging point charges above its minimum.
+        let started = Instant::now();
+        // A real meter sends on; until the gateway has settled, every 500 ms.
+        let mut up = false;
+        for _ in 0..60 {
+            send_meter(&meter, &sims, 20.0).await;
+            if wait_until(Duration::from_millis(500), || setpoints(&sims).iter().all(|c| *c > Current::from_amps(6))).await {
+                up = true;
+                break;
+            }
+        }
+        assert!(up, "setpoints did not come up: {:?}", setpoints(&sims));
+        println!("start-up to all five charging points charging above minimum: {:.2} s", started.elapsed().as_secs_f64());
+        let mut times = Vec::with_capacity(steps);
+        let mut missed = 0;
+        for _ in 0..steps {
+            let before = setpoints(&sims);
+            let t0 = Instant::now();
+            send_meter(&meter, &sims, 28.0).await;
+            if wait_until(Duration::from_secs(2), || setpoints(&sims).iter().zip(&before).all(|(now, was)| now < was)).await {
+                times.push(t0.elapsed());
+            } else {
+                missed += 1;
+            }
+            // Load goes away again; let the gateway ramp back up (not timed).
+            send_meter(&meter, &sims, 20.0).await;
+            let _ = wait_until(Duration::from_secs(3), || setpoints(&sims).iter().zip(&before).all(|(now, was)| now >= was)).await;
+        }
+        times.sort();
+        let pick = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+        println!(
+            "meter telegram (UDP, KNXnet/IP tunnel) -> all five setpoints written over Modbus TCP, {} steps:",
+            times.len()
+        );
+        println!("  median {:.2} ms   p99 {:.2} ms   max {:.2} ms   missed {missed}", pick(0.5).as_secs_f64() * 1e3, pick(0.99).as_secs_f64() * 1e3, times.last().unwrap().as_secs_f64() * 1e3);
+        fleet.shutdown().await;
+        gateway.shutdown().await;
+        drop(servers);
+    });
+}
