@@ -38,6 +38,9 @@ use crate::faults::{Fault, FaultCode, Scope};
 use crate::objects::Value;
 use crate::units::{ChargePointId, Current, GoNumber, PerPhase, Phase};
 
+/// How often increases are re-evaluated while ramping (the step follows the elapsed time).
+const RAMP_STEP: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// How long a vehicle may take to follow a new current (for the other-load estimate).
 const REACTION: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -245,7 +248,7 @@ impl Core {
             .dlm
             .last_update
             .filter(|_| self.ramping())
-            .map(|t| t + std::time::Duration::from_secs(1));
+            .map(|t| t + RAMP_STEP);
         let rotate = (self.config.dlm.overcurrent_strategy == OvercurrentStrategy::Queue)
             .then(|| {
                 self.dlm
