@@ -512,13 +512,16 @@ fn invalid(key: &str, v: &toml::Value) -> ConfigError {
 impl Config {
     /// The configuration with every parameter at its default and nothing linked.
     pub fn defaults() -> Self {
-        // Defaults are valid by construction (checked when the model loads).
+        #[allow(
+            clippy::expect_used,
+            reason = "embedded data, validated by unit tests; not input"
+        )]
         Self::from_params(
             &ParamSet::defaults(),
             IndividualAddress::UNCONFIGURED,
             BTreeMap::new(),
         )
-        .unwrap_or_else(|_| unreachable_defaults())
+        .expect("the defaults of etsdb/parameters.toml form a configuration")
     }
 
     /// Builds the typed configuration from parameters, the individual address and associations.
@@ -846,117 +849,6 @@ impl Config {
             &self.object_context(),
             &self.group_addresses,
         )
-    }
-}
-
-#[cold]
-fn unreachable_defaults() -> Config {
-    // Only reachable with a corrupted embedded model, which unit tests rule out. Build a
-    // minimal configuration by hand rather than panicking in firmware.
-    let cp = |id| ChargePointConfig {
-        id,
-        enabled: false,
-        model: None,
-        interface: Interface::Tcp,
-        unit_id: None,
-        ip: Ipv4Addr::UNSPECIFIED,
-        port: 502,
-        rs485_address: 0,
-        phases: PhaseCount::Three,
-        rotation: PhaseRotation::ALL[0],
-        min_current: Current::from_amps(6),
-        max_current: Current::from_amps(16),
-        complete_threshold: Current::from_amps(1),
-        complete_time: Duration::from_secs(300),
-        send_temperature: TemperatureSending::Off,
-        temperature_warning: Temperature::from_celsius(70),
-        temperature_interval: Duration::from_secs(300),
-        dpt_current: "14.019".to_owned(),
-        dpt_power: "14.056".to_owned(),
-        dpt_energy: "13.010".to_owned(),
-        failsafe_current: Current::from_amps(6),
-        failsafe_timeout: Duration::from_secs(60),
-        meter: RetrofitMeter {
-            kind: RetrofitKind::None,
-            model: None,
-            interface: Interface::Tcp,
-            unit_id: 1,
-            ip: Ipv4Addr::UNSPECIFIED,
-            port: 502,
-            rs485_address: 0,
-            manual: ManualMeter {
-                function_code: 3,
-                register_count: 2,
-                data_type: MeterDataType::Float,
-                high_word_first: true,
-                current_scale: 0,
-                power_scale: 0,
-                energy_scale: 0,
-                current: [None; 3],
-                power: [None; 3],
-                energy: [None; 3],
-                energy_total: None,
-                fault_register: None,
-            },
-        },
-    };
-    Config {
-        knx: KnxConfig {
-            individual_address: IndividualAddress::UNCONFIGURED,
-            min_change_current: Current::from_milliamps(500),
-            min_change_power_w: 100,
-            min_change_energy_wh: 100,
-            cyclic_interval: None,
-            max_telegram_rate: 20,
-            link: None,
-        },
-        dlm: DlmConfig {
-            enabled: false,
-            prioritised: None,
-            overcurrent_protection: Current::from_amps(35),
-            load_reserve: Current::from_amps(2),
-            meter: SmartMeterConfig {
-                connection: MeterConnection::ThreePhase,
-                measurement: Measurement::Current,
-                current_dpt: "14.019".to_owned(),
-                power_dpt: "14.056".to_owned(),
-                nominal_voltage: Voltage::from_volts(230),
-                monitoring: MonitoringMode::Values,
-                interval: Duration::from_secs(60),
-                tolerance: Duration::from_secs(10),
-            },
-            high_power_waiting_time: Duration::from_secs(60),
-            grid_control_current: Current::from_amps(6),
-            unbalanced_load_limit: None,
-            unbalanced_load_value: Current::from_amps(20),
-            overcurrent_strategy: OvercurrentStrategy::InterruptAll,
-            rotation_interval: Duration::from_secs(900),
-            min_switch_time: Duration::from_secs(300),
-            ramp_up_per_second: Current::from_amps(1),
-            per_phase: true,
-            grid_control_power_w: None,
-        },
-        rs485: Rs485Config {
-            baud: 19200,
-            data_bits: 8,
-            parity: Parity::Even,
-            stop_bits: 1,
-            framing: Rs485Framing::Rtu,
-            termination: false,
-        },
-        modbus: ModbusConfig {
-            response_timeout: Duration::from_secs(1),
-            poll_interval: Duration::from_secs(1),
-        },
-        ip: IpConfig {
-            dhcp: true,
-            address: Ipv4Addr::UNSPECIFIED,
-            subnet_mask: Ipv4Addr::new(255, 255, 255, 0),
-            gateway: Ipv4Addr::UNSPECIFIED,
-            dns: Ipv4Addr::UNSPECIFIED,
-        },
-        charging_points: ChargePointId::all().map(cp).collect(),
-        group_addresses: BTreeMap::new(),
     }
 }
 

@@ -81,6 +81,10 @@ pub(super) struct DlmState {
     meter_at: Option<Instant>,
     /// The polled charging load when the last meter value arrived.
     polled_at_meter: PerPhase<Current>,
+    /// The last allocation wanted more than the ramp allowed (keep ticking).
+    raw_wants_more: bool,
+    /// The current shortage is still tentative (within REFINE of its first sight).
+    tentative: bool,
     /// When the current shortage of minimum currents was first seen (tentative for REFINE).
     shortage_since: Option<Instant>,
     /// The charging load the core had commanded, per grid phase, over the last seconds.
@@ -261,7 +265,7 @@ impl Core {
             .dlm
             .shortage_since
             .map(|t| t + REFINE)
-            .filter(|_| self.dlm_tentative);
+            .filter(|_| self.dlm.tentative);
         [deadline, self.dlm.high_power_until, ramping, rotate, refine]
             .into_iter()
             .flatten()
@@ -274,7 +278,7 @@ impl Core {
                 p.commanded
                     .is_some_and(|c| self.dlm.targets.get(cp).is_some_and(|t| *t > c))
             })
-        }) || self.dlm_raw_wants_more
+        }) || self.dlm.raw_wants_more
     }
 
     /// Recomputes the DLM targets and sends what changed.
@@ -468,7 +472,7 @@ impl Core {
                     .dlm
                     .shortage_since
                     .is_some_and(|t| now.saturating_duration_since(t) < REFINE);
-            self.dlm_tentative = tentative;
+            self.dlm.tentative = tentative;
             if tentative {
                 for d in &demands {
                     let charging = self
@@ -614,7 +618,7 @@ impl Core {
             .dlm
             .last_update
             .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
-        self.dlm_raw_wants_more = false;
+        self.dlm.raw_wants_more = false;
         for (cp, want) in raw {
             let Some(cfg) = self.config.charging_point(*cp) else {
                 continue;
@@ -641,7 +645,7 @@ impl Core {
                     next = next.min(prev + step);
                 }
                 if next < *want {
-                    self.dlm_raw_wants_more = true;
+                    self.dlm.raw_wants_more = true;
                 }
             }
             let vehicle = self

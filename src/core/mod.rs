@@ -211,8 +211,6 @@ pub struct Core {
     points: BTreeMap<ChargePointId, points::Point>,
     clock: Option<points::ClockAnchor>,
     dlm: dlm::DlmState,
-    dlm_raw_wants_more: bool,
-    dlm_tentative: bool,
     values: BTreeMap<GoNumber, Value>,
 }
 
@@ -240,8 +238,6 @@ impl Core {
             points: BTreeMap::new(),
             clock: None,
             dlm: dlm::DlmState::default(),
-            dlm_raw_wants_more: false,
-            dlm_tentative: false,
             values: BTreeMap::new(),
         }
     }
@@ -346,7 +342,7 @@ impl Core {
         self.set(object::GRID_CONTROL_STATE, Value::Bool(false), out);
         for cp in ChargePointId::all() {
             self.set(
-                cp_object(cp, offset::INTERRUPTION_STATE),
+                points::obj(cp, offset::INTERRUPTION_STATE),
                 Value::Bool(false),
                 out,
             );
@@ -375,9 +371,9 @@ impl Core {
         );
         for cp in ChargePointId::all() {
             let d = self.faults.display(Scope::ChargingPoint(cp));
-            self.set(cp_object(cp, offset::FAULT), Value::Bool(d.present), out);
+            self.set(points::obj(cp, offset::FAULT), Value::Bool(d.present), out);
             self.set(
-                cp_object(cp, offset::LAST_FAULT),
+                points::obj(cp, offset::LAST_FAULT),
                 Value::Text(d.text().to_owned()),
                 out,
             );
@@ -446,10 +442,6 @@ impl Core {
             com,
         }
     }
-}
-
-fn cp_object(cp: ChargePointId, offset: u16) -> GoNumber {
-    GoNumber(cp.object_base() + offset)
 }
 
 #[cfg(test)]
