@@ -1130,6 +1130,74 @@ async fn routing_exchanges_telegrams_with_xknx_routing() {
     );
 }
 
+/// Two KNX/IP networks on one host: routing on one interface must not hear the other's
+/// multicast (Linux hands a joined group's datagrams to every socket on the port unless
+/// `IP_MULTICAST_ALL` is off). This failed once in CI when two routing tests overlapped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_hears_only_its_own_interface() {
+    init_tracing();
+    let Some(python) = need_netns() else { return };
+    let ns_a = Netns::new();
+    let ns_b = Netns::new();
+    let group = SocketAddrV4::new(Ipv4Addr::new(224, 0, 23, 12), 3671);
+    let mut link_a = spawn(
+        LinkSpec::Routing {
+            interface: ns_a.host_ip,
+            group,
+        },
+        ia("1.1.10"),
+    )
+    .await
+    .unwrap();
+    let mut link_b = spawn(
+        LinkSpec::Routing {
+            interface: ns_b.host_ip,
+            group,
+        },
+        ia("1.1.11"),
+    )
+    .await
+    .unwrap();
+    expect_state(&mut link_a, &[LinkState::Connected], FRAME_TIMEOUT).await;
+    expect_state(&mut link_b, &[LinkState::Connected], FRAME_TIMEOUT).await;
+    let ns_ip = ns_b.ns_ip.to_string();
+    let args = [
+        "routing",
+        "--local-ip",
+        ns_ip.as_str(),
+        "--address",
+        "1.1.251",
+    ];
+    let mut x = Peer::start(&python, "xknx-routing-b", &args, Some(&ns_b.name));
+    assert_eq!(ready(&mut x).await, "1.1.251");
+    x.send("write 3/4/5 bin:1");
+    x.expect("SENT 3/4/5").await;
+    assert_group_write(
+        &expect_frame(&mut link_b, "3/4/5").await,
+        "1.1.251",
+        &Payload::Short(1),
+    );
+    let leaked = tokio::time::timeout(Duration::from_millis(500), async {
+        loop {
+            match link_a.from_bus.recv().await {
+                Some(LinkEvent::Frame(f)) => return f,
+                Some(_) => {}
+                None => std::future::pending::<()>().await,
+            }
+        }
+    })
+    .await;
+    assert!(
+        leaked.is_err(),
+        "a frame from the other interface reached the routing link: {leaked:?}"
+    );
+    x.quit().await;
+    link_a.shutdown().await;
+    link_b.shutdown().await;
+    drop(ns_b);
+    drop(ns_a);
+}
+
 // ---------------------------------------------------------------------------------------
 // Our client against our server (no external peer; runs everywhere)
 // ---------------------------------------------------------------------------------------

@@ -102,7 +102,8 @@ pub(crate) async fn server_socket(bind: SocketAddrV4) -> Result<UdpSocket, LinkE
 
 /// The routing socket: bound to the group's port with address reuse (other KNX software on
 /// the host may listen too), member of the group on `interface`, sending through
-/// `interface`, TTL 16, multicast loop off so that our own indications do not come back.
+/// `interface`, TTL 16, multicast loop off so that our own indications do not come back, and
+/// (Linux) receiving only what arrives on `interface`.
 pub(crate) fn routing_socket(
     interface: Ipv4Addr,
     group: SocketAddrV4,
@@ -113,7 +114,12 @@ pub(crate) fn routing_socket(
     socket
         .set_reuse_address(true)
         .map_err(socket_err("setting SO_REUSEADDR", addr))?;
-    #[cfg(unix)]
+    // Linux shares a UDP port among SO_REUSEADDR sockets and hands each multicast datagram
+    // to all of them. SO_REUSEPORT must stay off there: it makes the kernel pick one socket
+    // of the group per datagram, regardless of the interface it arrived on (measured on
+    // 6.18: with two routing sockets on two interfaces, datagrams were lost at random).
+    // The BSDs need SO_REUSEPORT to share a multicast port.
+    #[cfg(all(unix, not(target_os = "linux")))]
     socket
         .set_reuse_port(true)
         .map_err(socket_err("setting SO_REUSEPORT", addr))?;
@@ -129,6 +135,14 @@ pub(crate) fn routing_socket(
     socket
         .join_multicast_v4(group.ip(), &interface)
         .map_err(socket_err("joining the routing multicast group", addr))?;
+    // Linux delivers a group's datagrams to every socket bound to the port once *any* socket
+    // on the host joined the group on *any* interface. Without this, routing on one interface
+    // would also hear KNX traffic of another KNX/IP network the host is attached to.
+    #[cfg(target_os = "linux")]
+    socket.set_multicast_all_v4(false).map_err(socket_err(
+        "limiting reception to the joined interface",
+        addr,
+    ))?;
     socket
         .set_multicast_if_v4(&interface)
         .map_err(socket_err("choosing the multicast interface", addr))?;
