@@ -271,7 +271,16 @@ fn apply(
                 image.init_reads.push(object);
             }
             Action::Leds(leds) => {
-                info!(prog = leds.prog, app = ?leds.app, com = ?leds.com, "LEDs");
+                // The COM LED flickers with every telegram: only programming and application
+                // LED changes are worth an info line.
+                let notable = image
+                    .leds
+                    .is_none_or(|old| old.prog != leds.prog || old.app != leds.app);
+                if notable {
+                    info!(prog = leds.prog, app = ?leds.app, com = ?leds.com, "LEDs");
+                } else {
+                    debug!(prog = leds.prog, app = ?leds.app, com = ?leds.com, "LEDs");
+                }
                 image.leds = Some(leds);
             }
             Action::Charger { cp, command } => {

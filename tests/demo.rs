@@ -1,6 +1,7 @@
 //! `knx-echarge demo` as a process: it starts its simulated charging points and house, and its
 //! website shows, within 30 s, all five charging points polled (four without socat) (no NotReachable), a vehicle
-//! charging with a non-zero current, and a DLM cycle with a meter value and a budget.
+//! charging with a non-zero current, and a DLM cycle with a meter value and a budget; and its
+//! status page in headless Chromium with live values (screenshot kept as a test artefact).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -8,6 +9,8 @@
     clippy::indexing_slicing,
     missing_docs
 )]
+
+mod support;
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -141,16 +144,22 @@ fn check(s: &Value, points: usize) -> Result<(), String> {
     Ok(())
 }
 
-#[test]
-fn demo_runs_five_simulated_charging_points_and_a_house() {
-    // Without socat the demo leaves its RS485 charging point out (and logs it).
+/// A running demo process with its website address, data directory and how many charging
+/// points it runs (without socat the demo leaves its RS485 charging point out and logs it).
+struct Demo {
+    process: Running,
+    http: SocketAddr,
+    points: usize,
+    _dir: tempfile::TempDir,
+}
+
+fn start_demo() -> Demo {
     let socat = Command::new("socat")
         .arg("-V")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    let points = if socat { 5 } else { 4 };
     let http_addr = free_tcp();
     let knx = free_udp();
     let dir = tempfile::tempdir().unwrap();
@@ -164,30 +173,34 @@ fn demo_runs_five_simulated_charging_points_and_a_house() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut demo = Running(child);
+    Demo {
+        process: Running(child),
+        http: http_addr,
+        points: if socat { 5 } else { 4 },
+        _dir: dir,
+    }
+}
+
+/// Waits (30 s at most) until the demo's status API shows every charging point polled, a
+/// vehicle charging and a DLM cycle; returns the session cookie.
+fn wait_ready(demo: &mut Demo) -> String {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(30);
     let mut cookie = None;
     let mut last = String::from("website not up");
     while Instant::now() < deadline {
-        if let Ok(Some(code)) = demo.0.try_wait() {
+        if let Ok(Some(code)) = demo.process.0.try_wait() {
             panic!("the demo exited early: {code}");
         }
         if cookie.is_none() {
-            cookie = login(http_addr);
+            cookie = login(demo.http);
         }
         if let Some(c) = &cookie {
-            match status(http_addr, c) {
-                Some(s) => match check(&s, points) {
+            match status(demo.http, c) {
+                Some(s) => match check(&s, demo.points) {
                     Ok(()) => {
                         eprintln!("demo ready after {:?}", started.elapsed());
-                        // Still so one meter period later: no NotReachable after start-up.
-                        std::thread::sleep(Duration::from_secs(6));
-                        let s = status(http_addr, c).expect("status");
-                        if let Err(why) = check(&s, points) {
-                            panic!("the demo fell over after start-up: {why}");
-                        }
-                        return;
+                        return c.clone();
                     }
                     Err(why) => last = why,
                 },
@@ -196,6 +209,55 @@ fn demo_runs_five_simulated_charging_points_and_a_house() {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    drop(demo);
     panic!("the demo did not come up within 30 s: {last}");
+}
+
+#[test]
+fn demo_runs_five_simulated_charging_points_and_a_house() {
+    let mut demo = start_demo();
+    let cookie = wait_ready(&mut demo);
+    // Still so one meter period later: no NotReachable after start-up.
+    std::thread::sleep(Duration::from_secs(6));
+    let s = status(demo.http, &cookie).expect("status");
+    if let Err(why) = check(&s, demo.points) {
+        panic!("the demo fell over after start-up: {why}");
+    }
+}
+
+/// The demo's status page in headless Chromium: login with the demo password, live values
+/// changing without reload, screenshot `tests/web/artefacts/demo-status.png`.
+#[test]
+fn demo_status_page_in_headless_chromium() {
+    let Some(chromium) = support::browser() else {
+        return;
+    };
+    let mut demo = start_demo();
+    wait_ready(&mut demo);
+    let artefacts = std::path::PathBuf::from("tests/web/artefacts");
+    let shot = artefacts.join("demo-status.png");
+    let _ = std::fs::remove_file(&shot);
+    let url = format!("http://{}", demo.http);
+    let points = demo.points.to_string();
+    support::run_node(
+        "tests/web/demo.mjs",
+        &[
+            ("BASE_URL", url.as_ref()),
+            ("PASSWORD", "Demo-eCharge-1".as_ref()),
+            ("ARTEFACTS", artefacts.as_ref()),
+            ("CHROMIUM", chromium.as_ref()),
+            ("POINTS", points.as_ref()),
+        ],
+        Duration::from_secs(120),
+    );
+    let png = std::fs::read(&shot).expect("the screenshot was written");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG file");
+    assert!(
+        png.len() > 20_000,
+        "a full page, not a blank one: {} bytes",
+        png.len()
+    );
+    assert!(
+        demo.process.0.try_wait().unwrap().is_none(),
+        "the demo kept running"
+    );
 }

@@ -15,9 +15,10 @@
     clippy::panic
 )]
 
+mod support;
+
 use std::io::Read as _;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use knx_echarge::chargers::status::{ChargerStatus, CpState};
@@ -31,25 +32,6 @@ use knx_echarge::web::{self, Context, firmware};
 
 const PASSWORD: &str = "Browser-Test-1";
 const NEW_PASSWORD: &str = "Changed-Pass-42";
-
-fn chromium() -> Option<PathBuf> {
-    std::env::var_os("CHROMIUM")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain(["/usr/bin/chromium", "/usr/bin/chromium-browser"].map(PathBuf::from))
-        .find(|p| p.exists())
-}
-
-fn prerequisites() -> Result<PathBuf, String> {
-    let chromium = chromium().ok_or("chromium not installed")?;
-    if Command::new("node").arg("--version").output().is_err() {
-        return Err("node not installed".to_owned());
-    }
-    if !Path::new("tests/web/node_modules/playwright-core").exists() {
-        return Err("tests/web/node_modules missing (npm ci in tests/web)".to_owned());
-    }
-    Ok(chromium)
-}
 
 fn amps(a: f64) -> Current {
     Current::from_amps_f64(a).unwrap()
@@ -70,16 +52,8 @@ fn charging(a: f64) -> ChargerStatus {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_website_in_headless_chromium() {
-    let chromium = match prerequisites() {
-        Ok(c) => c,
-        Err(why) => {
-            assert!(
-                std::env::var_os("KNX_ECHARGE_BROWSER").is_none(),
-                "browser test required but {why}"
-            );
-            eprintln!("skipped: {why}");
-            return;
-        }
+    let Some(chromium) = support::browser() else {
+        return;
     };
     web::logs::init();
     let text = std::fs::read_to_string("examples/five-chargers.toml").unwrap();
@@ -150,29 +124,20 @@ async fn device_website_in_headless_chromium() {
     let old_fw = dir.path().join("knx-echarge-0.0.1.fw");
     std::fs::write(&old_fw, firmware::package("0.0.1", b"an old image")).unwrap();
     let url = format!("http://{}", site.local_addr);
-    let mut node = Command::new("node")
-        .arg("tests/web/run.mjs")
-        .env("BASE_URL", &url)
-        .env("PASSWORD", PASSWORD)
-        .env("NEW_PASSWORD", NEW_PASSWORD)
-        .env("OLD_FIRMWARE", &old_fw)
-        .env("ARTEFACTS", &artefacts)
-        .env("CHROMIUM", &chromium)
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(180);
-    let status = loop {
-        if let Some(status) = node.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = node.kill();
-            let _ = node.wait();
-            panic!("browser test took longer than 3 minutes");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert!(status.success(), "tests/web/run.mjs failed: {status}");
+    tokio::task::block_in_place(|| {
+        support::run_node(
+            "tests/web/run.mjs",
+            &[
+                ("BASE_URL", url.as_ref()),
+                ("PASSWORD", PASSWORD.as_ref()),
+                ("NEW_PASSWORD", NEW_PASSWORD.as_ref()),
+                ("OLD_FIRMWARE", old_fw.as_ref()),
+                ("ARTEFACTS", artefacts.as_ref()),
+                ("CHROMIUM", chromium.as_ref()),
+            ],
+            Duration::from_secs(180),
+        );
+    });
 
     // The programming mode the browser switched on and off reached the core.
     assert!(!shell.snapshot.borrow().programming_mode);
