@@ -48,6 +48,10 @@ const REACTION: std::time::Duration = std::time::Duration::from_secs(2);
 /// this window is tentative (charging points are held at their minimum, not interrupted).
 const REFINE: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// Meter values closer together than this belong to one reading (a KNX meter sends its
+/// phases as separate telegrams, milliseconds apart).
+const BURST: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Current above which a charging-point phase counts as used by the vehicle.
 const PHASE_DETECTION: Current = Current::from_milliamps(1_000);
 
@@ -77,18 +81,52 @@ pub(super) struct DlmState {
     /// Other (non-charging) load per phase, estimated when a meter value arrives and held
     /// until the next one.
     other: [Option<Current>; 3],
-    /// When the last meter value arrived (polls shortly after it may refine `other`).
+    /// When the last meter reading began to arrive (polls shortly after it may refine
+    /// `other`).
     meter_at: Option<Instant>,
-    /// The polled charging load when the last meter value arrived.
-    polled_at_meter: PerPhase<Current>,
+    /// The phases whose value arrived in the last reading: only their other load is
+    /// estimated anew; the others keep the estimate from their own value's moment (mixing
+    /// an older value with today's charging load would misjudge the house).
+    fresh: [bool; 3],
+    /// Per charging point, its last poll before the last meter reading: when it was taken
+    /// and the load it showed (grid phases).
+    polled_at_meter: BTreeMap<ChargePointId, (Instant, PerPhase<Current>)>,
+    /// Per charging point, its latest poll after the last meter reading.
+    polled_after_meter: Loads,
+    /// Per charging point, what it was commanded from a reaction time before its last poll
+    /// up to the last meter reading (taken when the reading arrived, so that what the core
+    /// decides after it never counts).
+    commanded_before_meter: BTreeMap<ChargePointId, Commanded>,
+    /// When each charging point was last polled.
+    last_poll: BTreeMap<ChargePointId, Instant>,
+    /// When each charging point with a vehicle was last given a lower current (raises of
+    /// the others on its phases wait a reaction time).
+    lowered_at: BTreeMap<ChargePointId, Instant>,
     /// The last allocation wanted more than the ramp allowed (keep ticking).
     raw_wants_more: bool,
     /// The current shortage is still tentative (within REFINE of its first sight).
     tentative: bool,
     /// When the current shortage of minimum currents was first seen (tentative for REFINE).
     shortage_since: Option<Instant>,
-    /// The charging load the core had commanded, per grid phase, over the last seconds.
-    commanded: std::collections::VecDeque<(Instant, PerPhase<Current>)>,
+    /// The charging load the core had commanded per charging point (grid phases) over the
+    /// last seconds.
+    commanded: std::collections::VecDeque<(Instant, Loads)>,
+}
+
+/// Charging load per charging point, on grid phases.
+type Loads = BTreeMap<ChargePointId, PerPhase<Current>>;
+
+/// What was commanded to one charging point over a span of time (grid phases).
+#[derive(Debug, Clone, Copy)]
+struct Commanded {
+    /// The lowest current per phase.
+    min: PerPhase<Current>,
+    /// The highest current per phase.
+    max: PerPhase<Current>,
+    /// The current changed within the span.
+    changed: bool,
+    /// The current was lowered within the span.
+    reduced: bool,
 }
 
 /// What the DLM saw and decided in one cycle.
@@ -146,8 +184,37 @@ impl Core {
         if let Some(slot) = self.dlm.meter.get_mut(index) {
             *slot = Some(current);
         }
-        self.dlm.meter_at = Some(now);
-        self.dlm.polled_at_meter = self.charging_load();
+        let new_reading = self
+            .dlm
+            .meter_at
+            .is_none_or(|t| now.saturating_duration_since(t) > BURST);
+        if new_reading {
+            self.dlm.meter_at = Some(now);
+            self.dlm.fresh = [false; 3];
+            self.dlm.polled_at_meter = self
+                .charging_loads()
+                .into_iter()
+                .map(|(cp, load)| {
+                    (
+                        cp,
+                        (self.dlm.last_poll.get(&cp).copied().unwrap_or(now), load),
+                    )
+                })
+                .collect();
+            self.dlm.commanded_before_meter = self
+                .dlm
+                .polled_at_meter
+                .iter()
+                .map(|(cp, (tp, _))| {
+                    let from = tp.checked_sub(REACTION).unwrap_or(*tp);
+                    (*cp, self.commanded_during(*cp, from, now))
+                })
+                .collect();
+            self.dlm.polled_after_meter.clear();
+        }
+        if let Some(fresh) = self.dlm.fresh.get_mut(index) {
+            *fresh = true;
+        }
         self.estimate_other(now);
         // In "values and In operation" mode the trigger supervises the meter; values sent only
         // on change must not be required.
@@ -160,50 +227,152 @@ impl Core {
         }
     }
 
-    /// Estimates the other (non-charging) load from the last meter value.
+    /// Estimates the other (non-charging) load from the last meter reading.
     ///
-    /// The meter value is a snapshot of house plus charging; what the charging points drew at
-    /// that moment is only known within limits: at most what the polls show now, and at
-    /// most what the core had commanded a reaction time before the value arrived (a vehicle
-    /// cannot draw a current it was not yet told). The smaller of the two is subtracted, so
-    /// the estimate of the other load is never too low, and the DLM never hands out budget
-    /// on the strength of its own later increases. Polls within a short window after the
-    /// value refine the estimate (a vehicle that started just before the value shows up in
-    /// the next poll); after that it is held until the next value.
+    /// The reading is a snapshot of house plus charging at its moment `t`. What each
+    /// charging point drew then is only known within limits, and the estimate must never be
+    /// too high: that would make the other load look smaller than it is and hand out budget
+    /// that is not there. Vehicles follow a new current within the reaction time (2 s) and
+    /// are assumed not to lower their current on their own between two polls (a vehicle
+    /// that tapers does so over minutes). Per charging point, with `p` its last poll before
+    /// `t` (taken at `tp`):
+    ///
+    /// * Its current was the same from a reaction time before `t` until now, and a poll came
+    ///   after `t`: the vehicle had time to follow, so that later poll stands for `t` (it
+    ///   catches a vehicle that started just before the reading).
+    /// * Else, if no reduction was commanded from a reaction time before `tp` up to `t`, the
+    ///   vehicle drew at least `p` at `t` (it may only have been rising): `p` counts. A
+    ///   vehicle following a ramp is counted with what it really drew, so the ramp does not
+    ///   look like house load (once the cap was the current commanded a reaction time
+    ///   before `t`, and the setpoints swung with a fast meter).
+    /// * Else a reduction was under way: the smaller of `p` and the lowest current commanded
+    ///   in that time counts (the vehicle may or may not have followed it by `t`).
+    ///
+    /// A later poll never stands for `t` once the current has changed: it shows the change,
+    /// not the reading's moment (every reduction would look like house load and the
+    /// setpoints would spiral down; every raise like less). Polls within REFINE after the
+    /// reading refine the estimate; after that it is held until the next reading.
     fn estimate_other(&mut self, now: Instant) {
         let Some(at) = self.dlm.meter_at else { return };
         if now.saturating_duration_since(at) > REFINE {
             return;
         }
-        let polled = self.charging_load();
-        let before = at.checked_sub(REACTION);
-        // Commanded load as of a reaction time before the value: the latest entry not newer.
-        // Before the gateway commanded anything that long ago (start-up), the polls alone
-        // count: nothing the gateway did can have changed the charging points since.
-        let commanded = self
+        let zero = PerPhase::splat(Current::ZERO);
+        let mut charging = zero;
+        let points: std::collections::BTreeSet<ChargePointId> = self
             .dlm
-            .commanded
-            .iter()
-            .rev()
-            .find(|(t, _)| before.is_some_and(|b| *t <= b))
-            .map(|(_, load)| *load);
+            .polled_at_meter
+            .keys()
+            .chain(self.dlm.polled_after_meter.keys())
+            .copied()
+            .collect();
+        for cp in points {
+            let (_, before) = self
+                .dlm
+                .polled_at_meter
+                .get(&cp)
+                .copied()
+                .unwrap_or((at, zero));
+            let steady = self.commanded_during(cp, at.checked_sub(REACTION).unwrap_or(at), now);
+            let after = self
+                .dlm
+                .polled_after_meter
+                .get(&cp)
+                .filter(|_| !steady.changed);
+            let window = self.dlm.commanded_before_meter.get(&cp).copied();
+            for p in Phase::ALL {
+                let drew = match after {
+                    Some(after) => after.get(p).min(steady.max.get(p)),
+                    None => match window {
+                        Some(w) if w.reduced => before.get(p).min(w.min.get(p)),
+                        _ => before.get(p),
+                    },
+                };
+                charging.set(p, charging.get(p) + drew);
+            }
+        }
         for p in Phase::ALL {
+            if !self.dlm.fresh.get(p.index()).copied().unwrap_or(false) {
+                continue;
+            }
             let Some(meter) = self.dlm.meter.get(p.index()).copied().flatten() else {
                 continue;
             };
-            // Without commands that old (start-up), the polls as of the value are the cap: later
-            // polls may show what the gateway has commanded since.
-            let cap = commanded.map_or(self.dlm.polled_at_meter.get(p), |c| c.get(p));
-            let charging = polled.get(p).min(cap);
             if let Some(slot) = self.dlm.other.get_mut(p.index()) {
-                *slot = Some(meter.saturating_sub(charging).max(Current::ZERO));
+                *slot = Some(meter.saturating_sub(charging.get(p)).max(Current::ZERO));
             }
         }
     }
 
-    /// Remembers the charging load now commanded, per grid phase (for [`Self::estimate_other`]).
+    /// The currents commanded to `cp` (grid phases) while `[from, to]`: the entry in force at
+    /// `from` and every later one up to `to`.
+    fn commanded_during(&self, cp: ChargePointId, from: Instant, to: Instant) -> Commanded {
+        let first = self
+            .dlm
+            .commanded
+            .iter()
+            .rposition(|(t, _)| *t <= from)
+            .unwrap_or(0);
+        let zero = PerPhase::splat(Current::ZERO);
+        let mut span = Commanded {
+            min: zero,
+            max: zero,
+            changed: false,
+            reduced: false,
+        };
+        let mut previous: Option<PerPhase<Current>> = None;
+        for (_, loads) in self
+            .dlm
+            .commanded
+            .iter()
+            .skip(first)
+            .take_while(|(t, _)| *t <= to)
+        {
+            let load = loads.get(&cp).copied().unwrap_or(zero);
+            match previous {
+                None => {
+                    span.min = load;
+                    span.max = load;
+                }
+                Some(prev) => {
+                    for p in Phase::ALL {
+                        span.min.set(p, span.min.get(p).min(load.get(p)));
+                        span.max.set(p, span.max.get(p).max(load.get(p)));
+                        if load.get(p) < prev.get(p) {
+                            span.reduced = true;
+                        }
+                        if load.get(p) != prev.get(p) {
+                            span.changed = true;
+                        }
+                    }
+                }
+            }
+            previous = Some(load);
+        }
+        span
+    }
+
+    /// A charging point was polled (its status already updated): within REFINE after a
+    /// meter reading the poll may stand for the reading's moment (see
+    /// [`Self::estimate_other`]).
+    pub(super) fn dlm_polled(&mut self, cp: ChargePointId, now: Instant) {
+        self.dlm.last_poll.insert(cp, now);
+        if self
+            .dlm
+            .meter_at
+            .is_none_or(|t| now <= t || now.saturating_duration_since(t) > REFINE)
+        {
+            return;
+        }
+        if let Some(load) = self.charging_loads().get(&cp).copied() {
+            self.dlm.polled_after_meter.insert(cp, load);
+        }
+    }
+
+    /// Remembers the charging load now commanded per charging point, on grid phases (for
+    /// [`Self::estimate_other`]).
     fn remember_commanded(&mut self, now: Instant) {
-        let mut load = PerPhase::splat(Current::ZERO);
+        let mut loads = Loads::new();
         for (cp, target) in &self.dlm.targets {
             let Some(cfg) = self.config.charging_point(*cp) else {
                 continue;
@@ -212,15 +381,12 @@ impl Core {
                 PhaseCount::One => PerPhase([*target, Current::ZERO, Current::ZERO]),
                 PhaseCount::Three => PerPhase::splat(*target),
             };
-            let grid = super::points::to_grid(cfg.rotation, cp_phases);
-            for p in Phase::ALL {
-                load.set(p, load.get(p) + grid.get(p));
-            }
+            loads.insert(*cp, super::points::to_grid(cfg.rotation, cp_phases));
         }
-        if self.dlm.commanded.back().is_some_and(|(_, l)| *l == load) {
+        if self.dlm.commanded.back().is_some_and(|(_, l)| *l == loads) {
             return;
         }
-        self.dlm.commanded.push_back((now, load));
+        self.dlm.commanded.push_back((now, loads));
         // Keep what the estimate can still need (entries older than 10 s, but always one).
         while self.dlm.commanded.len() > 1
             && self.dlm.commanded.get(1).is_some_and(|(t, _)| {
@@ -519,10 +685,35 @@ impl Core {
         }
     }
 
-    /// The charging points' own load per grid phase: measured currents, or the commanded
+    /// Whether a vehicle at `cp` may draw current: one is connected, or current flows. (A
+    /// connected vehicle may still be following an earlier, higher current.)
+    fn vehicle_present(&self, cp: ChargePointId) -> bool {
+        self.points
+            .get(&cp)
+            .and_then(|p| p.status.as_ref())
+            .is_some_and(|s| {
+                s.connected
+                    || s.charging
+                    || s.currents
+                        .is_some_and(|c| c.0.iter().any(|a| *a > Current::ZERO))
+            })
+    }
+
+    /// The grid phases a charging point is wired to.
+    fn grid_phases(&self, cp: ChargePointId) -> Vec<Phase> {
+        let Some(cfg) = self.config.charging_point(cp) else {
+            return Vec::new();
+        };
+        match cfg.phases {
+            PhaseCount::One => cfg.rotation.grid_phase(0).into_iter().collect(),
+            PhaseCount::Three => Phase::ALL.to_vec(),
+        }
+    }
+
+    /// Each charging point's own load per grid phase: measured currents, or the commanded
     /// current where a charging point measures nothing.
-    fn charging_load(&self) -> PerPhase<Current> {
-        let mut load = PerPhase::splat(Current::ZERO);
+    fn charging_loads(&self) -> Loads {
+        let mut loads = Loads::new();
         for (cp, point) in &self.points {
             let Some(cfg) = self.config.charging_point(*cp) else {
                 continue;
@@ -542,11 +733,9 @@ impl Core {
                 }
             };
             let grid = super::points::to_grid(cfg.rotation, per_cp_phase);
-            for p in Phase::ALL {
-                load.set(p, load.get(p) + grid.get(p).max(Current::ZERO));
-            }
+            loads.insert(*cp, PerPhase(grid.0.map(|c| c.max(Current::ZERO))));
         }
-        load
+        loads
     }
 
     /// Charging points with a vehicle that may charge, in queue order.
@@ -619,13 +808,31 @@ impl Core {
             .last_update
             .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
         self.dlm.raw_wants_more = false;
+        // Break before make: a grid phase on which a current is lowered now sees no raise for
+        // a reaction time, so that a vehicle quick to rise never adds to one still slow to
+        // fall when the DLM moves current from one charging point to another.
+        for (cp, want) in raw {
+            let prev = self.dlm.targets.get(cp).copied().unwrap_or(Current::ZERO);
+            if *want < prev && self.vehicle_present(*cp) {
+                self.dlm.lowered_at.insert(*cp, now);
+            }
+        }
         for (cp, want) in raw {
             let Some(cfg) = self.config.charging_point(*cp) else {
                 continue;
             };
             let prev = self.dlm.targets.get(cp).copied().unwrap_or(Current::ZERO);
             let mut next = *want;
-            if next > prev {
+            let phases = self.grid_phases(*cp);
+            let lowered_nearby = self.dlm.lowered_at.iter().any(|(other, t)| {
+                other != cp
+                    && now.saturating_duration_since(*t) < REACTION
+                    && self.grid_phases(*other).iter().any(|p| phases.contains(p))
+            });
+            if next > prev && lowered_nearby {
+                next = prev;
+                self.dlm.raw_wants_more = true;
+            } else if next > prev {
                 if prev < cfg.min_current {
                     // Switching on: not sooner than the minimum on/off time after the last switch.
                     let recently =

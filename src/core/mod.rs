@@ -265,7 +265,14 @@ impl Core {
             | Event::ChargerFailed { .. }
             | Event::ChargerCommandDone { .. }
             | Event::MeterStatus { .. } => {
+                let polled = match &event {
+                    Event::ChargerPolled { cp, .. } => Some(*cp),
+                    _ => None,
+                };
                 self.charger_event(event, now, &mut out);
+                if let Some(cp) = polled {
+                    self.dlm_polled(cp, now);
+                }
                 self.dlm_update(now, &mut out);
             }
         }

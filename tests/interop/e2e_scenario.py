@@ -131,10 +131,9 @@ async def main(port, vanishing, draw_file):
 
     # 1. Load step: the house load goes from 10 A to 25 A per phase (the
     # available current from 50 A to 35 A: every charging point from 10 A to 7 A).
-    # The gateway's setpoints do not come to rest under a meter that sends every second (they
-    # swing between 6 A and about 10 A, see cp1_history), so the step is judged on the band:
-    # before it the setpoints reach above 9 A, after it each one stays at or below the new fair
-    # share (7 A + 0.5 A) from some moment on; drop_secs is that moment.
+    # The meter sends every second: the setpoints must come to rest at 10 A before the step
+    # (settled_low) and at 7 A after it, with no swing. drop_secs is the moment from which
+    # each one stays at or below the new fair share (7 A + 0.5 A).
     out["settled_low"] = await settle(timeout=8.0)
     t_low = time.monotonic()
     await asyncio.sleep(3.0)
