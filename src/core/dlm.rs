@@ -8,9 +8,10 @@
 //! setpoint counts as its current.
 //!
 //! Rules:
-//! * Budget per phase = overcurrent protection − load reserve. Other load = meter − the
-//!   charging points' currents, at least 0 (so a lagging measurement never frees budget).
-//!   Available = budget − other load. [`crate::dlm::allocate`] shares it among the charging
+//! * Budget per phase = overcurrent protection − load reserve. Other load = meter − what
+//!   the charging points drew at the reading's moment, at least 0; that draw is estimated
+//!   never too high (see [`Core::estimate_other`] and `docs/dlm.md`), so a lagging
+//!   measurement never frees budget. Available = budget − other load. [`crate::dlm::allocate`] shares it among the charging
 //!   points with a vehicle connected. A charging point without a vehicle gets 0 A, and gets
 //!   its minimum on the next cycle after a vehicle arrives.
 //! * No meter value (or no "In operation" trigger, in that mode) within interval + tolerance
@@ -24,7 +25,8 @@
 //!   a queue that rotates every rotation interval.
 //! * Reductions apply at once. Increases ramp at the configured rate, starting from the
 //!   minimum. A vehicle is switched on no sooner than the minimum on/off time after it was
-//!   switched off (safety reductions are never delayed).
+//!   switched off (safety reductions are never delayed). Break before make: after a vehicle
+//!   is given less, the others on its phases are not raised for the reaction time.
 //! * A charging point with invalid currents (DLM InvCurrent) is excluded and gets 0 A;
 //!   the device fault DLM InvCurrent (70) shows while any charging point has it.
 
