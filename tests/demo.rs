@@ -14,34 +14,11 @@ mod support;
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-/// Kills the demo when the test ends, passed or not.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_tcp() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-fn free_udp() -> SocketAddr {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
+use support::{KillOnDrop, free_tcp, free_udp};
 
 /// One HTTP/1.1 request on its own connection: (status, headers, body).
 fn http(
@@ -147,7 +124,7 @@ fn check(s: &Value, points: usize) -> Result<(), String> {
 /// A running demo process with its website address, data directory and how many charging
 /// points it runs (without socat the demo leaves its RS485 charging point out and logs it).
 struct Demo {
-    process: Running,
+    process: KillOnDrop,
     http: SocketAddr,
     points: usize,
     _dir: tempfile::TempDir,
@@ -174,7 +151,7 @@ fn start_demo() -> Demo {
         .spawn()
         .unwrap();
     Demo {
-        process: Running(child),
+        process: KillOnDrop(child),
         http: http_addr,
         points: if socat { 5 } else { 4 },
         _dir: dir,

@@ -12,15 +12,17 @@
     clippy::panic
 )]
 
+mod support;
+
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
-use std::net::UdpSocket;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use knx_echarge::sim::{self, SimHandle, SimModel, Vehicle};
 use serde_json::Value;
+use support::{KillOnDrop, free_udp};
 
 const MODELS: [(SimModel, &str); 5] = [
     (SimModel::KebaP30, "keba-p30"),
@@ -32,37 +34,6 @@ const MODELS: [(SimModel, &str); 5] = [
 
 /// The charging point whose simulator goes offline and comes back.
 const VANISHING: usize = 3;
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn python() -> Option<std::path::PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    if p.exists() {
-        return Some(p);
-    }
-    assert!(
-        std::env::var_os("KNX_ECHARGE_INTEROP").is_none(),
-        "KNX_ECHARGE_INTEROP is set but {} is missing",
-        p.display()
-    );
-    eprintln!("SKIPPED: no .venv with xknx; run tests/run");
-    None
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Object N < 50 → 0/0/N; charging point n's object 50n + k → n/0/k.
 fn config(ports: &[u16]) -> String {
@@ -102,7 +73,9 @@ fn reached(seen: &Value, key: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xknx_drives_five_charging_points_end_to_end() {
-    let Some(python) = python() else { return };
+    let Some(python) = support::venv_python() else {
+        return;
+    };
     let started = Instant::now();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut sims = Vec::new();
@@ -121,8 +94,8 @@ async fn xknx_drives_five_charging_points_end_to_end() {
     let data = tempfile::tempdir().unwrap();
     let config_path = data.path().join("e2e.toml");
     std::fs::write(&config_path, config(&ports)).unwrap();
-    let port = free_udp_port();
-    let _gateway = Killed(
+    let port = free_udp().port();
+    let _gateway = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_knx-echarge"))
             .arg("run")
             .arg("--config")
@@ -157,7 +130,7 @@ async fn xknx_drives_five_charging_points_end_to_end() {
         })
     };
     std::thread::sleep(Duration::from_millis(500));
-    let mut scenario = Killed(
+    let mut scenario = KillOnDrop(
         Command::new(python)
             .arg(root.join("tests/interop/e2e_scenario.py"))
             .arg(port.to_string())

@@ -11,51 +11,24 @@
     clippy::panic
 )]
 
-use std::net::UdpSocket;
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-
-struct Gateway(Child);
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn python() -> Option<std::path::PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    if p.exists() {
-        return Some(p);
-    }
-    assert!(
-        std::env::var_os("KNX_ECHARGE_INTEROP").is_none(),
-        "KNX_ECHARGE_INTEROP is set but {} is missing",
-        p.display()
-    );
-    eprintln!("SKIPPED: no .venv with xknx; run tests/run");
-    None
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::{KillOnDrop, free_udp};
 
 #[test]
 fn xknx_drives_the_running_gateway() {
-    let Some(python) = python() else { return };
+    let Some(python) = support::venv_python() else {
+        return;
+    };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let port = free_udp_port();
+    let port = free_udp().port();
     let data = tempfile::tempdir().unwrap();
-    let _gateway = Gateway(
+    let _gateway = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_knx-echarge"))
             .args([
                 "run",

@@ -90,9 +90,9 @@ pub(super) struct DlmState {
     /// estimated anew; the others keep the estimate from their own value's moment (mixing
     /// an older value with today's charging load would misjudge the house).
     fresh: [bool; 3],
-    /// Per charging point, its last poll before the last meter reading: when it was taken
-    /// and the load it showed (grid phases).
-    polled_at_meter: BTreeMap<ChargePointId, (Instant, PerPhase<Current>)>,
+    /// Per charging point, the load its last poll before the last meter reading showed
+    /// (grid phases).
+    polled_at_meter: Loads,
     /// Per charging point, its latest poll after the last meter reading.
     polled_after_meter: Loads,
     /// Per charging point, what it was commanded from a reaction time before its last poll
@@ -193,22 +193,14 @@ impl Core {
         if new_reading {
             self.dlm.meter_at = Some(now);
             self.dlm.fresh = [false; 3];
-            self.dlm.polled_at_meter = self
-                .charging_loads()
-                .into_iter()
-                .map(|(cp, load)| {
-                    (
-                        cp,
-                        (self.dlm.last_poll.get(&cp).copied().unwrap_or(now), load),
-                    )
-                })
-                .collect();
+            self.dlm.polled_at_meter = self.charging_loads();
             self.dlm.commanded_before_meter = self
                 .dlm
                 .polled_at_meter
-                .iter()
-                .map(|(cp, (tp, _))| {
-                    let from = tp.checked_sub(REACTION).unwrap_or(*tp);
+                .keys()
+                .map(|cp| {
+                    let tp = self.dlm.last_poll.get(cp).copied().unwrap_or(now);
+                    let from = tp.checked_sub(REACTION).unwrap_or(tp);
                     (*cp, self.commanded_during(*cp, from, now))
                 })
                 .collect();
@@ -269,12 +261,7 @@ impl Core {
             .copied()
             .collect();
         for cp in points {
-            let (_, before) = self
-                .dlm
-                .polled_at_meter
-                .get(&cp)
-                .copied()
-                .unwrap_or((at, zero));
+            let before = self.dlm.polled_at_meter.get(&cp).copied().unwrap_or(zero);
             let steady = self.commanded_during(cp, at.checked_sub(REACTION).unwrap_or(at), now);
             let after = self
                 .dlm
@@ -366,7 +353,7 @@ impl Core {
         {
             return;
         }
-        if let Some(load) = self.charging_loads().get(&cp).copied() {
+        if let Some(load) = self.charging_load(cp) {
             self.dlm.polled_after_meter.insert(cp, load);
         }
     }
@@ -715,29 +702,32 @@ impl Core {
     /// Each charging point's own load per grid phase: measured currents, or the commanded
     /// current where a charging point measures nothing.
     fn charging_loads(&self) -> Loads {
-        let mut loads = Loads::new();
-        for (cp, point) in &self.points {
-            let Some(cfg) = self.config.charging_point(*cp) else {
-                continue;
-            };
-            let per_cp_phase = if let Some(c) = point.status.as_ref().and_then(|s| s.currents) {
+        self.points
+            .keys()
+            .filter_map(|cp| Some((*cp, self.charging_load(*cp)?)))
+            .collect()
+    }
+
+    /// One charging point's own load per grid phase (see [`Self::charging_loads`]).
+    fn charging_load(&self, cp: ChargePointId) -> Option<PerPhase<Current>> {
+        let point = self.points.get(&cp)?;
+        let cfg = self.config.charging_point(cp)?;
+        let per_cp_phase = if let Some(c) = point.status.as_ref().and_then(|s| s.currents) {
+            c
+        } else {
+            let c = point.commanded.unwrap_or(Current::ZERO);
+            let drawn = if point.status.as_ref().is_some_and(|s| s.charging) {
                 c
             } else {
-                let c = point.commanded.unwrap_or(Current::ZERO);
-                let drawn = if point.status.as_ref().is_some_and(|s| s.charging) {
-                    c
-                } else {
-                    Current::ZERO
-                };
-                match cfg.phases {
-                    PhaseCount::One => PerPhase([drawn, Current::ZERO, Current::ZERO]),
-                    PhaseCount::Three => PerPhase::splat(drawn),
-                }
+                Current::ZERO
             };
-            let grid = super::points::to_grid(cfg.rotation, per_cp_phase);
-            loads.insert(*cp, PerPhase(grid.0.map(|c| c.max(Current::ZERO))));
-        }
-        loads
+            match cfg.phases {
+                PhaseCount::One => PerPhase([drawn, Current::ZERO, Current::ZERO]),
+                PhaseCount::Three => PerPhase::splat(drawn),
+            }
+        };
+        let grid = super::points::to_grid(cfg.rotation, per_cp_phase);
+        Some(PerPhase(grid.0.map(|c| c.max(Current::ZERO))))
     }
 
     /// Charging points with a vehicle that may charge, in queue order.

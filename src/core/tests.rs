@@ -1607,7 +1607,6 @@ mod dlm_property {
         period_s: u64,
         cars: Vec<Follower>,
         steps: Vec<([u8; 3], u64)>,
-        trace: bool,
     ) -> Result<(), String> {
         let plain: Vec<Car> = cars.iter().map(|f| f.car.clone()).collect();
         let text = site(fuse, reserve, per_phase, &plain)
@@ -1692,25 +1691,6 @@ mod dlm_property {
                         drawn[p] += d[p];
                     }
                 }
-                if trace {
-                    let per_car: Vec<String> = (0..cars.len())
-                        .map(|i| {
-                            format!(
-                                "{}/{}",
-                                drawn_at(&commands, i, ms),
-                                commands[i].last().map_or(Current::ZERO, |c| c.1)
-                            )
-                        })
-                        .collect();
-                    eprintln!(
-                        "{ms:>6} house {:?} meter-grid {:?} drawn {:?} told {:?} cars {per_car:?} avail {:?}",
-                        house.map(|c| c.to_string()),
-                        grid.map(|c| c.to_string()),
-                        drawn.map(|c| c.to_string()),
-                        told.map(|c| c.to_string()),
-                        core.dlm.last.map(|c| c.available.0.map(|a| a.to_string()))
-                    );
-                }
                 if ms >= changed + settle_ms {
                     for p in 0..3 {
                         let room = budget.saturating_sub(house[p]).max(Current::ZERO);
@@ -1750,7 +1730,7 @@ mod dlm_property {
             cars in proptest::collection::vec(arb_follower(), 1..=5),
             steps in proptest::collection::vec((any::<[u8; 3]>(), 4u64..=20), 1..=8),
         ) {
-            let result = run_lagging(fuse, reserve, per_phase, ramp, period_s, cars, steps, false);
+            let result = run_lagging(fuse, reserve, per_phase, ramp, period_s, cars, steps);
             prop_assert!(result.is_ok(), "{}", result.err().unwrap_or_default());
         }
     }
@@ -1779,7 +1759,6 @@ mod dlm_property {
                 2,
                 vec![c(3, 0, false, 6, 12, 0)],
                 vec![([57, 0, 0], 4), ([0, 0, 38], 8)],
-                false,
             ),
             run_lagging(
                 47,
@@ -1789,7 +1768,6 @@ mod dlm_property {
                 1,
                 vec![c(1, 3, false, 8, 10, 1000), c(1, 0, false, 10, 23, 1500)],
                 vec![([165, 0, 0], 5), ([129, 0, 0], 8)],
-                false,
             ),
             run_lagging(
                 60,
@@ -1804,7 +1782,6 @@ mod dlm_property {
                     c(1, 2, false, 6, 20, 0),
                 ],
                 vec![([0, 164, 165], 14), ([0, 0, 0], 4)],
-                false,
             ),
             run_lagging(
                 46,
@@ -1820,7 +1797,6 @@ mod dlm_property {
                     c(1, 3, false, 9, 26, 1000),
                 ],
                 vec![([0, 0, 30], 4), ([112, 54, 235], 10)],
-                false,
             ),
             run_lagging(
                 34,
@@ -1834,7 +1810,6 @@ mod dlm_property {
                     c(1, 2, false, 7, 13, 1000),
                 ],
                 vec![([0, 23, 0], 4), ([42, 132, 133], 7)],
-                false,
             ),
         ];
         for (i, r) in cases.into_iter().enumerate() {

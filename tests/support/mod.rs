@@ -1,8 +1,50 @@
-//! Helpers shared by the test crates that drive the website in headless Chromium
-//! (`tests/web_browser.rs`, `tests/demo.rs`).
+//! Helpers shared by the end-to-end test crates: processes that die with the test, free
+//! loopback ports, the project's `.venv` Python, and headless Chromium.
+#![allow(dead_code, reason = "each test crate uses a part of the helpers")]
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command};
+
+/// A child process killed (and reaped) when the test ends, passed or not.
+pub(crate) struct KillOnDrop(pub(crate) Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A TCP port on loopback that was free a moment ago.
+pub(crate) fn free_tcp() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free TCP port on loopback")
+}
+
+/// A UDP port on loopback that was free a moment ago.
+pub(crate) fn free_udp() -> SocketAddr {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free UDP port on loopback")
+}
+
+/// The `.venv` Python with xknx that `tests/run` installs. `None` means skip; with
+/// `KNX_ECHARGE_INTEROP=1` (set by `tests/run`) its absence fails the test instead.
+pub(crate) fn venv_python() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    if p.exists() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var_os("KNX_ECHARGE_INTEROP").is_none(),
+        "KNX_ECHARGE_INTEROP is set but {} is missing",
+        p.display()
+    );
+    eprintln!("SKIPPED: no .venv with xknx; run tests/run");
+    None
+}
 
 /// The Chromium to drive: `$CHROMIUM`, else Debian's.
 fn chromium() -> Option<PathBuf> {
