@@ -7,7 +7,7 @@
 //! the KNX link, the charger tasks and the web server in here: they send events through
 //! [`ShellHandle::events`] and read the snapshot.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -127,6 +127,7 @@ pub fn spawn_with_chargers(
     let (stop, mut stop_rx) = watch::channel(false);
     let policy = SendPolicy::from_config(&config);
     let own = config.knx.individual_address;
+    let mut first_cycle = FirstPollCycle::new(&config);
     let mut core = Core::new(config, configured);
     for fault in core.config_faults() {
         warn!(code = %fault.code, severity = fault.severity.0, charging_point = ?fault.charging_point.map(u8::from), "configuration fault: {}", fault.message);
@@ -206,6 +207,7 @@ pub fn spawn_with_chargers(
                 _ = stop_rx.changed() => break,
             };
             for event in events_in {
+                first_cycle.observe(&event);
                 let now = tokio::time::Instant::now().into_std();
                 let actions = core.handle(event, now);
                 apply(
@@ -226,6 +228,48 @@ pub fn spawn_with_chargers(
         snapshot,
         stop,
         task,
+    }
+}
+
+/// Logs, once, when every enabled charging point has answered its first poll (or failed it):
+/// the moment the gateway knows the state of the whole installation after start-up. The
+/// time is counted from the shell's start.
+struct FirstPollCycle {
+    started: tokio::time::Instant,
+    waiting: BTreeSet<ChargePointId>,
+    done: bool,
+}
+
+impl FirstPollCycle {
+    fn new(config: &Config) -> Self {
+        let waiting: BTreeSet<_> = config
+            .charging_points
+            .iter()
+            .filter(|cp| cp.enabled && cp.model.is_some())
+            .map(|cp| cp.id)
+            .collect();
+        Self {
+            started: tokio::time::Instant::now(),
+            done: waiting.is_empty(),
+            waiting,
+        }
+    }
+
+    fn observe(&mut self, event: &Event) {
+        if self.done {
+            return;
+        }
+        let (Event::ChargerPolled { cp, .. } | Event::ChargerFailed { cp, .. }) = event else {
+            return;
+        };
+        self.waiting.remove(cp);
+        if self.waiting.is_empty() {
+            self.done = true;
+            info!(
+                elapsed_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "first poll cycle complete: every charging point has answered or failed once"
+            );
+        }
     }
 }
 
