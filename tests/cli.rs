@@ -103,6 +103,44 @@ fn conf_charger_prioritised_disabled() {
     );
 }
 
+/// An enabled charging point without an address is faulty itself, and as the prioritised one.
+fn expect_prioritised_without_address(config: &str, cp: u64, why: &str) {
+    let (status, faults) = faults(config);
+    assert_eq!(status, 1);
+    assert_eq!(faults.len(), 2, "{faults:#?}");
+    assert!(
+        faults.iter().all(|f| f["code"] == "Conf Charger"
+            && f["charging_point"] == cp
+            && f["severity"] == 120),
+        "{faults:#?}"
+    );
+    assert!(
+        faults.iter().any(|f| {
+            let m = f["message"].as_str().unwrap();
+            m.contains("prioritised_charging_point") && m.contains(why)
+        }),
+        "{faults:#?}"
+    );
+}
+
+#[test]
+fn conf_charger_prioritised_with_ip_0_0_0_0_counts_as_disabled() {
+    expect_prioritised_without_address(
+        "tests/configs/prioritised-no-ip.toml",
+        2,
+        "has no IP address (0.0.0.0)",
+    );
+}
+
+#[test]
+fn conf_charger_prioritised_with_rs485_address_0_counts_as_disabled() {
+    expect_prioritised_without_address(
+        "tests/configs/prioritised-no-rs485-address.toml",
+        3,
+        "has no Modbus client address (0)",
+    );
+}
+
 #[test]
 fn conf_charger_prioritised_without_model() {
     let (status, faults) = faults("tests/configs/prioritised-no-model.toml");
