@@ -536,7 +536,10 @@ fn serve(
             .map(knx_echarge::chargers::task::Prepared::commands)
             .unwrap_or_default();
         let web_config = config.clone();
-        let handle = shell::spawn_with_chargers(config, configured, bus, senders);
+        let store = DataDir::open(data_dir)
+            .map_err(|e| error!("energy counters will not be kept across restarts: {e}"))
+            .ok();
+        let handle = shell::spawn_with_store(config, configured, bus, senders, store);
         let fleet = prepared.map(|p| p.start(&handle.events));
         let web_addr = web.map(|(addr, _)| addr);
         let mut web = start_web(web, web_config, data_dir, &handle).await;

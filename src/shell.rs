@@ -17,12 +17,13 @@ use tracing::{debug, info, warn};
 
 use crate::chargers::ChargerCommand;
 use crate::config::Config;
-use crate::core::{Action, Core, Event, Leds};
+use crate::core::{Action, Core, Event, Leds, Persisted};
 use crate::faults::Fault;
 use crate::knx::link::LinkEvent;
 use crate::knx::wire::cemi::LData;
 use crate::objects::Value;
 use crate::objects::engine::{Engine, SendPolicy};
+use crate::store::DataDir;
 use crate::units::{ChargePointId, GoNumber};
 
 /// The gateway's side of a KNX link ([`crate::knx::link::LinkHandle`] provides both ends).
@@ -122,6 +123,28 @@ pub fn spawn_with_chargers(
     bus: Option<Bus>,
     chargers: ChargerSenders,
 ) -> ShellHandle {
+    spawn_with_store(config, configured, bus, chargers, None)
+}
+
+/// The file in the data directory that holds [`Persisted`].
+pub const PERSISTED_FILE: &str = "counters.json";
+
+/// [`spawn_with_chargers`], keeping what the core asks to persist ([`Action::Persist`]) in
+/// `store` and giving it back to the core at start ([`Event::Restored`]). A file that cannot
+/// be read is logged and ignored: the counters then start afresh.
+pub fn spawn_with_store(
+    config: Config,
+    configured: bool,
+    bus: Option<Bus>,
+    chargers: ChargerSenders,
+    store: Option<DataDir>,
+) -> ShellHandle {
+    let restored = store.as_ref().and_then(read_persisted);
+    let (persist, persist_rx) = watch::channel(None::<Persisted>);
+    if let Some(store) = store {
+        tokio::spawn(persist_writer(store, persist_rx));
+    }
+    let outlets = Outlets { chargers, persist };
     let (events, mut rx) = mpsc::channel::<Event>(256);
     let (snap_tx, snapshot) = watch::channel(Snapshot::default());
     let (stop, mut stop_rx) = watch::channel(false);
@@ -147,7 +170,14 @@ pub fn spawn_with_chargers(
         };
         let mut image = Snapshot::default();
         let now = tokio::time::Instant::now().into_std();
-        let actions = core.handle(Event::Started, now);
+        let mut actions = core.handle(Event::Started, now);
+        if let Some(persisted) = restored {
+            info!(
+                charging_points = persisted.plug_in_mwh.len(),
+                "energy counters restored from the data directory"
+            );
+            actions.extend(core.handle(Event::Restored(persisted), now));
+        }
         apply(
             &core,
             &mut engine,
@@ -155,7 +185,7 @@ pub fn spawn_with_chargers(
             actions,
             now,
             &snap_tx,
-            &chargers,
+            &outlets,
         );
         let mut next_clock = tokio::time::Instant::now();
         loop {
@@ -170,7 +200,7 @@ pub fn spawn_with_chargers(
                     actions,
                     now,
                     &snap_tx,
-                    &chargers,
+                    &outlets,
                 );
                 next_clock += CLOCK_ANCHOR_INTERVAL;
             }
@@ -217,7 +247,7 @@ pub fn spawn_with_chargers(
                     actions,
                     now,
                     &snap_tx,
-                    &chargers,
+                    &outlets,
                 );
             }
         }
@@ -273,6 +303,52 @@ impl FirstPollCycle {
     }
 }
 
+/// Where the shell sends what leaves the core besides telegrams and the snapshot.
+struct Outlets {
+    chargers: ChargerSenders,
+    /// The newest state to persist; [`persist_writer`] stores it.
+    persist: watch::Sender<Option<Persisted>>,
+}
+
+fn read_persisted(store: &DataDir) -> Option<Persisted> {
+    match store.read(PERSISTED_FILE) {
+        Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                warn!(file = %store.file(PERSISTED_FILE).display(), "energy counters unreadable, starting afresh: {e}");
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(e) => {
+            warn!("energy counters unreadable, starting afresh: {e}");
+            None
+        }
+    }
+}
+
+/// Writes every new state to the data directory, atomically, off the core's task; states
+/// that arrive while a write runs are merged into the next write (only the newest counts).
+async fn persist_writer(store: DataDir, mut rx: watch::Receiver<Option<Persisted>>) {
+    while rx.changed().await.is_ok() {
+        let Some(persisted) = rx.borrow_and_update().clone() else {
+            continue;
+        };
+        let store = store.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let bytes = serde_json::to_vec_pretty(&persisted)
+                .map_err(|e| crate::store::StoreError::Encode(e.to_string()))?;
+            store.write(PERSISTED_FILE, &bytes)
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => debug!("energy counters stored"),
+            Ok(Err(e)) => warn!("energy counters not stored: {e}"),
+            Err(e) => warn!("energy counters not stored: {e}"),
+        }
+    }
+}
+
 async fn recv_frame(from_bus: &mut Option<mpsc::Receiver<LinkEvent>>) -> Option<LinkEvent> {
     match from_bus {
         Some(rx) => rx.recv().await,
@@ -300,7 +376,7 @@ fn apply(
     actions: Vec<Action>,
     now: std::time::Instant,
     tx: &watch::Sender<Snapshot>,
-    chargers: &ChargerSenders,
+    outlets: &Outlets,
 ) {
     for action in actions {
         match action {
@@ -327,8 +403,11 @@ fn apply(
                 }
                 image.leds = Some(leds);
             }
+            Action::Persist(persisted) => {
+                outlets.persist.send_replace(Some(persisted));
+            }
             Action::Charger { cp, command } => {
-                if let Some(tx) = chargers.get(&cp) {
+                if let Some(tx) = outlets.chargers.get(&cp) {
                     if let Err(e) = tx.try_send(command) {
                         warn!(cp = cp.number(), ?command, "charger command dropped: {e}");
                     }

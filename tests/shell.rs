@@ -148,3 +148,100 @@ async fn telegrams_flow_through_engine_and_core() {
     assert!(handle.snapshot.borrow().telegrams_sent >= startup.len() as u64 + 2);
     handle.shutdown().await;
 }
+
+/// What must survive a restart goes to the data directory (atomically) and comes back: the
+/// energy of a charge that runs across a restart of the gateway counts from the plug-in.
+#[tokio::test]
+async fn energy_counters_are_kept_in_the_data_directory_across_a_restart() {
+    use knx_echarge::chargers::{ChargerStatus, CpState};
+    use knx_echarge::store::DataDir;
+    use knx_echarge::units::{ChargePointId, Current, Energy, PerPhase};
+
+    let path = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/five-chargers.toml"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let store = DataDir::open(dir.path()).unwrap();
+    let charging = |wh: i32| ChargerStatus {
+        state: Some(CpState::Charging),
+        connected: true,
+        charging: true,
+        currents: Some(PerPhase([Current::from_amps(16); 3])),
+        energy_total: Some(Energy::from_watt_hours(wh)),
+        ..ChargerStatus::default()
+    };
+    let cp1 = ChargePointId::new(1).unwrap();
+    let file = store.file(shell::PERSISTED_FILE);
+
+    let handle = shell::spawn_with_store(
+        file::load(path).unwrap(),
+        true,
+        None,
+        shell::ChargerSenders::new(),
+        Some(store.clone()),
+    );
+    handle
+        .events
+        .send(Event::ChargerPolled {
+            cp: cp1,
+            status: charging(5000),
+        })
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !file.exists() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("counters written");
+    handle.shutdown().await;
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("5000000"), "{text}");
+
+    // The restart: the box has counted on to 8 kWh meanwhile.
+    let mut handle = shell::spawn_with_store(
+        file::load(path).unwrap(),
+        true,
+        None,
+        shell::ChargerSenders::new(),
+        Some(store.clone()),
+    );
+    handle
+        .events
+        .send(Event::ChargerPolled {
+            cp: cp1,
+            status: charging(8000),
+        })
+        .await
+        .unwrap();
+    wait_for(&mut handle, |s| {
+        s.objects.get(&GoNumber(74)) == Some(&Value::Energy(Energy::from_watt_hours(3000)))
+    })
+    .await;
+    handle.shutdown().await;
+
+    // A file damaged outside the gateway is ignored: the charge counts from the first poll.
+    std::fs::write(&file, b"{not json").unwrap();
+    let mut handle = shell::spawn_with_store(
+        file::load(path).unwrap(),
+        true,
+        None,
+        shell::ChargerSenders::new(),
+        Some(store),
+    );
+    handle
+        .events
+        .send(Event::ChargerPolled {
+            cp: cp1,
+            status: charging(9000),
+        })
+        .await
+        .unwrap();
+    wait_for(&mut handle, |s| {
+        s.objects.get(&GoNumber(74)) == Some(&Value::Energy(Energy::ZERO))
+    })
+    .await;
+    handle.shutdown().await;
+}

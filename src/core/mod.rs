@@ -125,6 +125,23 @@ pub enum Event {
         /// Carried out, or refused by the state or range (OpNotPossible / ValOutOfRange).
         outcome: CommandOutcome,
     },
+    /// Counters kept in the data directory from before a restart ([`Action::Persist`]); sent
+    /// once, before the first poll.
+    Restored(Persisted),
+}
+
+/// What the core keeps across a restart (the shell stores it in the data directory): each
+/// charging point's lifetime energy counter at the moment its vehicle plugged in, so the
+/// energy of the current charge (object 50n+24) stays right when the gateway restarts while
+/// a vehicle charges.
+///
+/// A restored counter is used only if the first poll after the restart finds a vehicle
+/// connected and the charging point's counter at or above it (a counter that went backwards
+/// belongs to another box or a reset one: the charge then counts from that poll).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Persisted {
+    /// Charging point number → lifetime counter at plug-in, in Wh·1000 (mWh).
+    pub plug_in_mwh: BTreeMap<u8, i64>,
 }
 
 /// The APP LED (spec ch. 8.1–8.2).
@@ -190,6 +207,9 @@ pub enum Action {
         /// What to do.
         command: ChargerCommand,
     },
+    /// Store this in the data directory (it replaces what was stored); given back as
+    /// [`Event::Restored`] after a restart.
+    Persist(Persisted),
 }
 
 /// How long the COM LED keeps flashing after the last telegram.
@@ -260,6 +280,7 @@ impl Core {
             Event::KnxTraffic => self.traffic_until = Some(now + TRAFFIC_HOLD),
             Event::ProgrammingButton => self.programming = !self.programming,
             Event::SetProgrammingMode(on) => self.programming = on,
+            Event::Restored(persisted) => self.restore(&persisted),
             Event::ChargerPolled { .. }
             | Event::ChargerIdentified { .. }
             | Event::ChargerFailed { .. }

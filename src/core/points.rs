@@ -21,7 +21,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Action, Core, Event};
+use super::{Action, Core, Event, Persisted};
 use crate::chargers::{ChargerCommand, ChargerStatus, CommandOutcome, CpState, DriverError};
 use crate::config::{ChargePointConfig, PhaseRotation};
 use crate::faults::{Fault, FaultCode, Scope};
@@ -81,6 +81,8 @@ pub(super) struct Point {
     charging: bool,
     /// Lifetime counter when the vehicle plugged in.
     energy_at_plug_in: Option<Energy>,
+    /// The counter at plug-in kept from before a restart, until the first poll decides on it.
+    restored_plug_in: Option<Energy>,
     /// The current charging process: start instant and time of day.
     process_start: Option<(Instant, Option<TimeOfDay>)>,
     /// When the duration object was last refreshed.
@@ -501,8 +503,14 @@ impl Core {
             .energy_total
             .or_else(|| s.energy_phases.map(|p| p.0.into_iter().sum::<Energy>()));
         let mut sets: Vec<(u16, Value)> = Vec::new();
+        let restored = point.restored_plug_in.take();
+        // Stored while a vehicle is connected; plugging in or out changes what is stored.
+        let persist = s.connected != point.connected;
         if s.connected && !point.connected {
-            point.energy_at_plug_in = total;
+            point.energy_at_plug_in = match (restored, total) {
+                (Some(r), Some(t)) if r <= t => Some(r),
+                _ => total,
+            };
         }
         if s.charging && !point.charging && point.process_start.is_none() {
             let tod = clock.map(|c| c.time_at(now));
@@ -552,6 +560,31 @@ impl Core {
         sets.push((off::COMPLETE, Value::Bool(complete)));
         for (offset, value) in sets {
             self.set(obj(cp, offset), value, out);
+        }
+        if persist {
+            out.push(Action::Persist(self.persisted()));
+        }
+    }
+
+    /// What must survive a restart now.
+    fn persisted(&self) -> Persisted {
+        Persisted {
+            plug_in_mwh: self
+                .points
+                .iter()
+                .filter(|(_, p)| p.connected)
+                .filter_map(|(cp, p)| Some((cp.number(), p.energy_at_plug_in?.milliwatt_hours())))
+                .collect(),
+        }
+    }
+
+    /// Takes the counters kept from before a restart ([`Event::Restored`]).
+    pub(super) fn restore(&mut self, persisted: &Persisted) {
+        for (&n, &mwh) in &persisted.plug_in_mwh {
+            if let Some(cp) = ChargePointId::new(n) {
+                self.points.entry(cp).or_default().restored_plug_in =
+                    Some(Energy::from_milliwatt_hours(mwh));
+            }
         }
     }
 

@@ -366,6 +366,86 @@ mod points {
         );
     }
 
+    fn persisted(actions: &[Action]) -> Option<Persisted> {
+        actions.iter().rev().find_map(|a| match a {
+            Action::Persist(p) => Some(p.clone()),
+            _ => None,
+        })
+    }
+
+    fn poll(core: &mut Core, n: u8, status: ChargerStatus, at: Instant) -> Vec<Action> {
+        core.handle(Event::ChargerPolled { cp: cp(n), status }, at)
+    }
+
+    #[test]
+    fn the_counter_at_plug_in_survives_a_restart_while_the_vehicle_charges() {
+        let (mut core, t0) = started(FIVE);
+        // Plugging in stores the lifetime counter at that moment.
+        let a = poll(&mut core, 1, charging(16, 16, 16, 5000), t0);
+        let stored = persisted(&a).expect("plugging in is persisted");
+        assert_eq!(stored.plug_in_mwh.get(&1), Some(&5_000_000));
+        // Polls without a change of vehicle persist nothing.
+        let a = poll(
+            &mut core,
+            1,
+            charging(16, 16, 16, 6000),
+            t0 + Duration::from_secs(1),
+        );
+        assert_eq!(persisted(&a), None);
+        // A restart: the new core gets the stored counter, the vehicle is still there and the
+        // box counted on meanwhile. The charge counts from the plug-in, not from the restart.
+        let (mut core, t1) = started(FIVE);
+        let _ = core.handle(Event::Restored(stored.clone()), t1);
+        let a = poll(&mut core, 1, charging(16, 16, 16, 9000), t1);
+        assert_eq!(
+            sets(&a).get(&74),
+            Some(&Value::Energy(Energy::from_watt_hours(4000))),
+            "energy of this charge across the restart"
+        );
+        // Unplugging stores that no vehicle is connected any more.
+        let gone = ChargerStatus {
+            state: Some(CpState::Available),
+            energy_total: Some(Energy::from_watt_hours(9000)),
+            ..ChargerStatus::default()
+        };
+        let a = poll(&mut core, 1, gone, t1 + Duration::from_secs(5));
+        assert_eq!(persisted(&a).map(|p| p.plug_in_mwh.len()), Some(0));
+    }
+
+    #[test]
+    fn a_restored_counter_is_dropped_when_it_cannot_belong_to_the_vehicle() {
+        let stored = Persisted {
+            plug_in_mwh: [(1, 5_000_000), (2, 5_000_000)].into_iter().collect(),
+        };
+        let (mut core, t0) = started(FIVE);
+        let _ = core.handle(Event::Restored(stored), t0);
+        // CP1: the counter went backwards (another or a reset box): count from this poll.
+        let a = poll(&mut core, 1, charging(16, 16, 16, 3000), t0);
+        assert_eq!(
+            sets(&a).get(&74),
+            Some(&Value::Energy(Energy::ZERO)),
+            "a counter below the stored one starts the charge afresh"
+        );
+        // CP2: no vehicle at the first poll; a vehicle that comes later counts from its own
+        // plug-in.
+        let idle = ChargerStatus {
+            state: Some(CpState::Available),
+            energy_total: Some(Energy::from_watt_hours(7000)),
+            ..ChargerStatus::default()
+        };
+        let _ = poll(&mut core, 2, idle, t0);
+        let a = poll(
+            &mut core,
+            2,
+            charging(16, 16, 16, 7000),
+            t0 + Duration::from_secs(1),
+        );
+        assert_eq!(
+            persisted(&a).and_then(|p| p.plug_in_mwh.get(&2).copied()),
+            Some(7_000_000)
+        );
+    }
+
     #[test]
     fn charging_complete_after_the_configured_time_and_reset_at_once() {
         let (mut core, t0) = started(FIVE);
