@@ -141,9 +141,7 @@ pub fn spawn_with_store(
 ) -> ShellHandle {
     let restored = store.as_ref().and_then(read_persisted);
     let (persist, persist_rx) = watch::channel(None::<Persisted>);
-    if let Some(store) = store {
-        tokio::spawn(persist_writer(store, persist_rx));
-    }
+    let writer = store.map(|store| tokio::spawn(persist_writer(store, persist_rx)));
     let outlets = Outlets { chargers, persist };
     let (events, mut rx) = mpsc::channel::<Event>(256);
     let (snap_tx, snapshot) = watch::channel(Snapshot::default());
@@ -250,6 +248,11 @@ pub fn spawn_with_store(
                     &outlets,
                 );
             }
+        }
+        // The last state reaches the disk before the shell reports that it has stopped.
+        drop(outlets);
+        if let Some(writer) = writer {
+            let _ = writer.await;
         }
         info!("core stopped");
     });
