@@ -369,3 +369,18 @@ fn version() {
             .starts_with("knx-echarge 0.1.0")
     );
 }
+
+/// README shows `examples/five-chargers.toml` whole; the two must not drift apart.
+#[test]
+fn readme_shows_the_five_charger_example_as_it_is() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let example = std::fs::read_to_string(root.join("examples/five-chargers.toml")).unwrap();
+    let start = readme
+        .find("<summary>examples/five-chargers.toml</summary>\n\n```toml\n")
+        .expect("README has the example block");
+    let body = &readme[start..];
+    let body = &body[body.find("```toml\n").unwrap() + "```toml\n".len()..];
+    let end = body.find("```\n").unwrap();
+    assert_eq!(&body[..end], example, "README's copy differs from the file");
+}
