@@ -7,7 +7,7 @@
 //! the KNX link, the charger tasks and the web server in here: they send events through
 //! [`ShellHandle::events`] and read the snapshot.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -142,7 +142,11 @@ pub fn spawn_with_store(
     let restored = store.as_ref().and_then(read_persisted);
     let (persist, persist_rx) = watch::channel(None::<Persisted>);
     let writer = store.map(|store| tokio::spawn(persist_writer(store, persist_rx)));
-    let outlets = Outlets { chargers, persist };
+    let mut outlets = Outlets {
+        chargers,
+        persist,
+        pending: BTreeMap::new(),
+    };
     let (events, mut rx) = mpsc::channel::<Event>(256);
     let (snap_tx, snapshot) = watch::channel(Snapshot::default());
     let (stop, mut stop_rx) = watch::channel(false);
@@ -183,7 +187,7 @@ pub fn spawn_with_store(
             actions,
             now,
             &snap_tx,
-            &outlets,
+            &mut outlets,
         );
         let mut next_clock = tokio::time::Instant::now();
         loop {
@@ -198,18 +202,26 @@ pub fn spawn_with_store(
                     actions,
                     now,
                     &snap_tx,
-                    &outlets,
+                    &mut outlets,
                 );
                 next_clock += CLOCK_ANCHOR_INTERVAL;
             }
             flush(&mut engine, to_bus.as_ref()).await;
             publish(&mut image, &engine, &snap_tx);
             let now = tokio::time::Instant::now();
-            let wake = [core.poll_timeout(), engine.poll_timeout(now.into_std())]
-                .into_iter()
-                .flatten()
-                .min()
-                .map_or(now + IDLE_TICK, tokio::time::Instant::from_std);
+            outlets.flush();
+            let retry = outlets
+                .has_pending()
+                .then(|| now.into_std() + PENDING_RETRY);
+            let wake = [
+                core.poll_timeout(),
+                engine.poll_timeout(now.into_std()),
+                retry,
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .map_or(now + IDLE_TICK, tokio::time::Instant::from_std);
             let events_in = tokio::select! {
                 ev = rx.recv() => match ev {
                     Some(ev) => vec![ev],
@@ -245,7 +257,7 @@ pub fn spawn_with_store(
                     actions,
                     now,
                     &snap_tx,
-                    &outlets,
+                    &mut outlets,
                 );
             }
         }
@@ -306,11 +318,73 @@ impl FirstPollCycle {
     }
 }
 
+/// How soon the shell retries commands a charger task had no room for.
+const PENDING_RETRY: Duration = Duration::from_millis(5);
+
 /// Where the shell sends what leaves the core besides telegrams and the snapshot.
 struct Outlets {
     chargers: ChargerSenders,
     /// The newest state to persist; [`persist_writer`] stores it.
     persist: watch::Sender<Option<Persisted>>,
+    /// Commands a charger task had no room for yet, in order, per charging point. A command
+    /// is never dropped while its task runs: a lost reduction could overload the fuse. A newer
+    /// setpoint replaces a waiting one (only the newest counts); start, stop and unlock keep
+    /// their place.
+    pending: BTreeMap<ChargePointId, VecDeque<ChargerCommand>>,
+}
+
+impl Outlets {
+    fn send(&mut self, cp: ChargePointId, command: ChargerCommand) {
+        let queue = self.pending.entry(cp).or_default();
+        if let (ChargerCommand::SetCurrent(_), Some(ChargerCommand::SetCurrent(_))) =
+            (command, queue.back())
+        {
+            queue.pop_back();
+        }
+        queue.push_back(command);
+        self.flush_one(cp);
+    }
+
+    fn flush(&mut self) {
+        let waiting: Vec<ChargePointId> = self.pending.keys().copied().collect();
+        for cp in waiting {
+            self.flush_one(cp);
+        }
+    }
+
+    fn flush_one(&mut self, cp: ChargePointId) {
+        let (Some(queue), Some(tx)) = (self.pending.get_mut(&cp), self.chargers.get(&cp)) else {
+            return;
+        };
+        while let Some(command) = queue.front().copied() {
+            match tx.try_send(command) {
+                Ok(()) => {
+                    queue.pop_front();
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    debug!(
+                        cp = cp.number(),
+                        waiting = queue.len(),
+                        "charger task busy; commands wait"
+                    );
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    warn!(
+                        cp = cp.number(),
+                        ?command,
+                        "charger task has stopped; command dropped"
+                    );
+                    queue.clear();
+                }
+            }
+        }
+        self.pending.remove(&cp);
+    }
+
+    fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
 }
 
 fn read_persisted(store: &DataDir) -> Option<Persisted> {
@@ -379,7 +453,7 @@ fn apply(
     actions: Vec<Action>,
     now: std::time::Instant,
     tx: &watch::Sender<Snapshot>,
-    outlets: &Outlets,
+    outlets: &mut Outlets,
 ) {
     for action in actions {
         match action {
@@ -410,10 +484,8 @@ fn apply(
                 outlets.persist.send_replace(Some(persisted));
             }
             Action::Charger { cp, command } => {
-                if let Some(tx) = outlets.chargers.get(&cp) {
-                    if let Err(e) = tx.try_send(command) {
-                        warn!(cp = cp.number(), ?command, "charger command dropped: {e}");
-                    }
+                if outlets.chargers.contains_key(&cp) {
+                    outlets.send(cp, command);
                 } else {
                     debug!(
                         cp = cp.number(),
@@ -469,5 +541,59 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::units::Current;
+
+    fn outlets(capacity: usize) -> (Outlets, mpsc::Receiver<ChargerCommand>, ChargePointId) {
+        let cp = ChargePointId::new(1).unwrap();
+        let (tx, rx) = mpsc::channel(capacity);
+        let outlets = Outlets {
+            chargers: [(cp, tx)].into_iter().collect(),
+            persist: watch::channel(None).0,
+            pending: BTreeMap::new(),
+        };
+        (outlets, rx, cp)
+    }
+
+    fn set(amps: i32) -> ChargerCommand {
+        ChargerCommand::SetCurrent(Current::from_amps(amps))
+    }
+
+    #[test]
+    fn a_busy_charger_task_loses_no_command_and_gets_the_newest_setpoint() {
+        let (mut outlets, mut rx, cp) = outlets(1);
+        outlets.send(cp, set(16));
+        // The task is busy: these wait, the newer setpoint replacing the older one, the stop
+        // keeping its place.
+        outlets.send(cp, set(12));
+        outlets.send(cp, set(10));
+        outlets.send(cp, ChargerCommand::StartStop(false));
+        outlets.send(cp, set(8));
+        outlets.send(cp, set(6));
+        assert!(outlets.has_pending());
+        let mut got = Vec::new();
+        while outlets.has_pending() || !rx.is_empty() {
+            if let Ok(c) = rx.try_recv() {
+                got.push(c);
+            }
+            outlets.flush();
+        }
+        assert_eq!(
+            got,
+            vec![set(16), set(10), ChargerCommand::StartStop(false), set(6)]
+        );
+    }
+
+    #[test]
+    fn commands_for_a_stopped_charger_task_are_dropped_not_kept() {
+        let (mut outlets, rx, cp) = outlets(1);
+        drop(rx);
+        outlets.send(cp, set(6));
+        assert!(!outlets.has_pending());
     }
 }

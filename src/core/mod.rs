@@ -290,11 +290,17 @@ impl Core {
                     Event::ChargerPolled { cp, .. } => Some(*cp),
                     _ => None,
                 };
+                // A command carried out is no DLM input. Re-running the DLM on it made a
+                // feedback loop while ramping: every completed setpoint ramped on by the few
+                // microseconds since the last one and sent the next setpoint at once.
+                let dlm_input = !matches!(event, Event::ChargerCommandDone { .. });
                 self.charger_event(event, now, &mut out);
                 if let Some(cp) = polled {
                     self.dlm_polled(cp, now);
                 }
-                self.dlm_update(now, &mut out);
+                if dlm_input {
+                    self.dlm_update(now, &mut out);
+                }
             }
         }
         if self.traffic_until.is_some_and(|t| now >= t) {

@@ -889,6 +889,35 @@ max_current = 16
         (core, t0)
     }
 
+    /// A setpoint carried out is no DLM input: the ramp moves on with time and meter values,
+    /// not with the completions of its own commands (which made a feedback loop that flooded
+    /// the charger tasks with setpoints a milliampere apart).
+    #[test]
+    fn a_completed_setpoint_command_does_not_move_the_ramp() {
+        let (mut core, t0) = running(HOUSE, 10);
+        let t1 = t0 + Duration::from_millis(100);
+        let _ = vehicle(&mut core, 1, t1, [6, 6, 6]);
+        let ramping = target(&core, 1);
+        for i in 1..=50u64 {
+            let done = core.handle(
+                Event::ChargerCommandDone {
+                    cp: cp(1),
+                    command: ChargerCommand::SetCurrent(ramping),
+                    outcome: crate::chargers::CommandOutcome::Done,
+                },
+                t1 + Duration::from_micros(50 * i),
+            );
+            assert!(
+                !done.iter().any(|a| matches!(a, Action::Charger { .. })),
+                "completion {i} sent a new command: {done:?}"
+            );
+        }
+        assert_eq!(target(&core, 1), ramping);
+        // Time moves the ramp on (so the completions above could have moved it).
+        let _ = core.handle(Event::Tick, t1 + Duration::from_millis(300));
+        assert!(target(&core, 1) > ramping, "the ramp runs on with time");
+    }
+
     #[test]
     fn every_charging_point_first_gets_the_minimum_charging_current() {
         let (core, _) = running(HOUSE, 10);
