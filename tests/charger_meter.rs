@@ -81,7 +81,9 @@ async fn retrofit_meter_values_replace_the_charging_points_and_its_faults_reach_
         powers: [1700.0, 1650.0, 1600.0],
         energies: [1000.0, 1000.0, 1000.0],
     });
-    let plan = meter_for(&meter_config(em24.addr())).unwrap().unwrap();
+    let plan = meter_for(&meter_config(em24.addr().unwrap()))
+        .unwrap()
+        .unwrap();
     let meter = AnyMeter::Tcp(plan.tcp_reader(TIMEOUT).unwrap());
 
     let cp = ChargePointId::new(1).unwrap();

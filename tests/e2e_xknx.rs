@@ -145,6 +145,10 @@ async fn xknx_drives_five_charging_points_end_to_end() {
     let mut stdin = scenario.0.stdin.take().unwrap();
     let stdout = BufReader::new(scenario.0.stdout.take().unwrap());
     let vanishing = &sims[VANISHING - 1];
+    // Requests each simulator has answered: at VANISH, and how many more until RETURN.
+    let answered = |sims: &[SimHandle]| sims.iter().map(|s| s.lock().requests).collect::<Vec<_>>();
+    let mut at_vanish = Vec::new();
+    let mut while_vanished = Vec::new();
     let mut result = None;
     // Blocking reads are fine here: the simulators run on the runtime's worker threads.
     for line in stdout.lines() {
@@ -152,9 +156,15 @@ async fn xknx_drives_five_charging_points_end_to_end() {
         match line.trim() {
             "VANISH" => {
                 vanishing.set_faults(|f| f.offline = true);
+                at_vanish = answered(&sims);
                 writeln!(stdin, "go").unwrap();
             }
             "RETURN" => {
+                while_vanished = answered(&sims)
+                    .into_iter()
+                    .zip(&at_vanish)
+                    .map(|(now, then)| now - then)
+                    .collect();
                 vanishing.set_faults(|f| f.offline = false);
                 writeln!(stdin, "go").unwrap();
             }
@@ -218,6 +228,30 @@ async fn xknx_drives_five_charging_points_end_to_end() {
     // 5. A charging point vanishes and returns.
     assert_eq!(reached(&seen, "vanished_text"), "NotReachable");
     assert_eq!(reached(&seen, "vanished_fault"), 1);
+    // The other four keep working while it is gone: each simulator answered polls, each
+    // still has a setpoint within 6..16 A on its object 61 + offset, and none shows a fault.
+    assert_eq!(while_vanished.len(), MODELS.len(), "{seen}");
+    for (i, more) in while_vanished.iter().enumerate() {
+        if i + 1 != VANISHING {
+            assert!(
+                *more >= 2,
+                "cp {} answered {more} requests while cp {VANISHING} was gone",
+                i + 1
+            );
+        }
+    }
+    let others = seen["others_while_vanished"].as_object().unwrap();
+    let faults = seen["others_fault_while_vanished"].as_object().unwrap();
+    assert_eq!(others.len(), MODELS.len() - 1, "{seen}");
+    for cp in (1..=MODELS.len()).filter(|cp| *cp != VANISHING) {
+        let key = cp.to_string();
+        let a = others[&key].as_f64();
+        assert!(
+            a.is_some_and(|a| (5.9..=16.1).contains(&a)),
+            "cp {cp}: setpoint {a:?} while cp {VANISHING} was gone: {seen}"
+        );
+        assert_eq!(faults[&key], 0, "cp {cp} shows a fault: {seen}");
+    }
     assert_eq!(reached(&seen, "returned_fault"), 0);
     assert!(started.elapsed() < Duration::from_secs(90), "{seen}");
     drop(servers);

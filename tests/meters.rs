@@ -78,9 +78,14 @@ fn powers(mw: [i64; 3]) -> Option<PerPhase<Power>> {
 async fn model_reader(id: &str, model: SimModel, unit: u8) -> (MeterSim, MeterReader<TcpModbus>) {
     let sim = MeterSim::start(Some(model), unit).await.unwrap();
     sim.set_values(&values());
-    let plan = meter_for(&config(RetrofitKind::Model, Some(id), sim.addr(), unit))
-        .unwrap()
-        .unwrap();
+    let plan = meter_for(&config(
+        RetrofitKind::Model,
+        Some(id),
+        sim.addr().unwrap(),
+        unit,
+    ))
+    .unwrap()
+    .unwrap();
     let reader = plan.tcp_reader(TIMEOUT).unwrap();
     (sim, reader)
 }
@@ -111,7 +116,7 @@ async fn em24_din_over_tcp() {
     sim.set_values(&values());
     let mut reader = MeterReader::new(
         em24(Em24Variant::Din),
-        TcpModbus::new(sim.addr(), 3, TIMEOUT),
+        TcpModbus::new(sim.addr().unwrap(), 3, TIMEOUT),
     );
     let r = reader.read().await.unwrap();
     assert_common(&r);
@@ -194,7 +199,7 @@ async fn manual_configuration_over_tcp_and_meter_fault() {
     sim.set_registers(Table::Input, 1010, &[3680, 0, 0xC5C0, 0x0001]); // 3680 W, 116 160 W
     sim.set_registers(Table::Input, 2000, &[10, 0, 0, 1, 5, 0]); // 1 Wh, 6553.6 Wh, 0.5 Wh
     sim.set_registers(Table::Input, 3000, &[0, 0]);
-    let mut cfg = config(RetrofitKind::Manual, None, sim.addr(), 9);
+    let mut cfg = config(RetrofitKind::Manual, None, sim.addr().unwrap(), 9);
     cfg.manual = manual_layout();
     let plan = meter_for(&cfg).unwrap().unwrap();
     let mut reader = plan.tcp_reader(TIMEOUT).unwrap();
@@ -224,7 +229,7 @@ async fn manual_configuration_over_tcp_and_meter_fault() {
 async fn manual_configuration_reading_unserved_registers_is_comm() {
     let sim = MeterSim::start(None, 1).await.unwrap();
     sim.set_registers(Table::Input, 1000, &[1, 0]);
-    let mut cfg = config(RetrofitKind::Manual, None, sim.addr(), 1);
+    let mut cfg = config(RetrofitKind::Manual, None, sim.addr().unwrap(), 1);
     cfg.manual = manual_layout(); // 1002.. are not served: exception 0x02
     let mut reader = meter_for(&cfg)
         .unwrap()
@@ -266,7 +271,7 @@ async fn wrong_unit_id_is_comm() {
     let plan = meter_for(&config(
         RetrofitKind::Model,
         Some("eastron-sdm630"),
-        sim.addr(),
+        sim.addr().unwrap(),
         6,
     ))
     .unwrap()

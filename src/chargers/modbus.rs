@@ -131,10 +131,15 @@ impl TcpModbus {
             Err(_) => Err(ModbusError::NotReachable(format!(
                 "{addr}: {what} timed out after {timeout:?}"
             ))),
-            // tokio-modbus reports undecodable answers as InvalidData transport errors: the
-            // device answered, wrongly (Comm), rather than not at all.
+            // tokio-modbus reports undecodable answers as transport errors: InvalidData, or
+            // UnexpectedEof when a complete frame's PDU is too short for its function code (a
+            // truncated write echo). The device answered, wrongly (Comm), rather than not at
+            // all; a closed connection comes as None from the stream, or as a socket error.
             Ok(Err(tokio_modbus::Error::Transport(e)))
-                if e.kind() == std::io::ErrorKind::InvalidData =>
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+                ) =>
             {
                 Err(ModbusError::Malformed(format!("{addr}: {what}: {e}")))
             }

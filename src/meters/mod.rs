@@ -14,7 +14,7 @@
 //!   [`Modbus`] transport (TCP here, RTU/ASCII over the RS485 line) with as few requests as
 //!   the register map allows;
 //! * the register map description and its decoding ([`map`]), pure and panic-free;
-//! * [`sim`], Modbus TCP simulators of the pre-configured models for tests and the demo.
+//! * [`sim`], Modbus TCP and RTU simulators of the pre-configured models for tests and the demo.
 
 pub mod manual;
 pub mod map;

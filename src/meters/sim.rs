@@ -1,6 +1,10 @@
-//! Modbus TCP simulators of the pre-configured retrofit meters, for tests and the demo.
+//! Modbus TCP and RTU simulators of the pre-configured retrofit meters, for tests and the demo.
 //!
-//! A [`MeterSim`] is a tokio-modbus TCP server on its own register store. For a
+//! A [`MeterSim`] is a tokio-modbus server on its own register store: Modbus TCP on loopback
+//! ([`MeterSim::start`]) or Modbus RTU on a serial port, e.g. one end of a socat pty pair
+//! standing in for the RS485 line ([`MeterSim::start_rtu`]). On TCP a request for another unit
+//! id gets exception 0x0B (gateway target failed to respond); on a serial line the meter
+//! ignores frames for other addresses, as a real RS485 device does. For a
 //! [`SimModel`] it zero-fills the register ranges the manufacturer documents (reads outside
 //! them get exception 0x02, as a real meter answers) and [`MeterSim::set_values`] writes
 //! currents, powers and energies in that model's encoding. The encoders here are written
@@ -10,12 +14,13 @@
 //!
 //! Fault injection: [`MeterSim::set_exception`] answers every request with an exception,
 //! [`MeterSim::set_silent`] stops answering (the client times out), [`MeterSim::stop`] closes
-//! the listener and every connection.
+//! the listener and every connection (on a serial line: stops serving it).
 
 use std::collections::BTreeMap;
 use std::future::{Ready, ready};
 use std::io;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::net::TcpListener;
@@ -97,6 +102,8 @@ impl State {
 #[derive(Clone)]
 struct Service {
     state: Arc<Mutex<State>>,
+    /// On a serial line: frames for other addresses are not answered.
+    serial: bool,
 }
 
 impl tokio_modbus::server::Service for Service {
@@ -115,7 +122,11 @@ impl tokio_modbus::server::Service for Service {
             return ready(Err(ExceptionCode::new(code)));
         }
         if req.slave != s.unit {
-            return ready(Err(ExceptionCode::GatewayTargetDevice));
+            return ready(if self.serial {
+                Ok(None)
+            } else {
+                Err(ExceptionCode::GatewayTargetDevice)
+            });
         }
         ready(match req.request {
             Request::ReadHoldingRegisters(a, n) => s
@@ -129,12 +140,13 @@ impl tokio_modbus::server::Service for Service {
     }
 }
 
-/// A simulated meter serving Modbus TCP on loopback. Dropping it stops the server.
+/// A simulated meter serving Modbus TCP on loopback or Modbus RTU on a serial port. Dropping
+/// it stops the server.
 #[derive(Debug)]
 pub struct MeterSim {
     state: Arc<Mutex<State>>,
     model: Option<SimModel>,
-    addr: SocketAddr,
+    addr: Option<SocketAddr>,
     task: JoinHandle<()>,
 }
 
@@ -153,22 +165,12 @@ impl MeterSim {
 
     /// Starts a simulator on `addr` (port 0 = any).
     pub async fn start_at(addr: SocketAddr, model: Option<SimModel>, unit: u8) -> io::Result<Self> {
-        let mut state = State {
-            unit,
-            ..State::default()
-        };
-        if let Some(m) = model {
-            for (table, start, end) in documented_ranges(m) {
-                for a in *start..=*end {
-                    state.table(*table).insert(a, 0);
-                }
-            }
-        }
-        let state = Arc::new(Mutex::new(state));
+        let state = initial_state(model, unit);
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let service = Service {
             state: Arc::clone(&state),
+            serial: false,
         };
         let task = tokio::spawn(async move {
             let server = Server::new(listener);
@@ -185,13 +187,45 @@ impl MeterSim {
         Ok(Self {
             state,
             model,
-            addr,
+            addr: Some(addr),
             task,
         })
     }
 
-    /// The address it listens on.
-    pub fn addr(&self) -> SocketAddr {
+    /// Starts a simulator for `model` (or an empty register store) at RS485 address `unit`,
+    /// serving Modbus RTU on the serial port at `path` (8 data bits, no parity, 1 stop bit;
+    /// a pty ignores the line settings). Must run inside a tokio runtime.
+    pub fn start_rtu(
+        path: &Path,
+        baud: u32,
+        model: Option<SimModel>,
+        unit: u8,
+    ) -> io::Result<Self> {
+        let state = initial_state(model, unit);
+        let port =
+            tokio_serial::SerialStream::open(&tokio_serial::new(path.to_string_lossy(), baud))
+                .map_err(io::Error::other)?;
+        let service = Service {
+            state: Arc::clone(&state),
+            serial: true,
+        };
+        let task = tokio::spawn(async move {
+            let server = tokio_modbus::server::rtu::Server::new(port);
+            if let Err(e) = server.serve_forever(service).await {
+                tracing::debug!(error = %e, "RTU meter simulator stopped");
+            }
+        });
+        tracing::debug!(path = %path.display(), ?model, unit, "RTU meter simulator serving");
+        Ok(Self {
+            state,
+            model,
+            addr: None,
+            task,
+        })
+    }
+
+    /// The TCP address it listens on; `None` for a simulator on a serial line.
+    pub fn addr(&self) -> Option<SocketAddr> {
         self.addr
     }
 
@@ -293,6 +327,22 @@ impl MeterSim {
             }
         });
     }
+}
+
+/// A register store answering `unit`, with `model`'s documented ranges zero-filled.
+fn initial_state(model: Option<SimModel>, unit: u8) -> Arc<Mutex<State>> {
+    let mut state = State {
+        unit,
+        ..State::default()
+    };
+    if let Some(m) = model {
+        for (table, start, end) in documented_ranges(m) {
+            for a in *start..=*end {
+                state.table(*table).insert(a, 0);
+            }
+        }
+    }
+    Arc::new(Mutex::new(state))
 }
 
 /// The register ranges each model documents (inclusive), zero-filled at start.

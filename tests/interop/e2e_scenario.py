@@ -205,7 +205,12 @@ async def main(port, vanishing, draw_file):
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     out["vanished_text"] = await wait_for(lf, text, lambda v: v == "NotReachable", 15.0)
     out["vanished_fault"] = await wait_for(f, bit, lambda v: v == 1, 3.0)
+    # The others meanwhile: their setpoint states as last sent, and their fault objects (asked
+    # for now) still 0.
     out["others_while_vanished"] = {str(cp): value(sp(cp), amps) for cp in CPS if cp != vanishing}
+    out["others_fault_while_vanished"] = {
+        str(cp): (await wait_for(f"{cp}/0/44", bit, lambda v: v == 0, 2.0))[1] for cp in CPS if cp != vanishing
+    }
     print("RETURN", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     out["returned_fault"] = await wait_for(f, bit, lambda v: v == 0, 15.0)
