@@ -583,3 +583,39 @@ fn rtu_models_have_rtu_interfaces() {
         );
     }
 }
+
+/// Start and cancel are actions, not settings: a repeated start (after re-plugging, the box
+/// back at "no command") is written again, unlike unchanged setpoints.
+#[tokio::test]
+async fn start_stop_actions_bypass_the_write_cache() {
+    for (model, addr, start, stop) in [
+        (SimModel::AbbTerraAc, 0x4105u16, 0u16, 1u16),
+        (SimModel::WebastoNext, 5006, 1, 2),
+    ] {
+        let (sim, _server, mut d) = tcp_pair(model).await;
+        d.identify().await.unwrap();
+        let written = |v: u16| {
+            sim.state()
+                .writes
+                .iter()
+                .filter(|(a, w)| *a == addr && w == &[v])
+                .count()
+        };
+        sim.plug_in(Vehicle::three_phase());
+        for _ in 0..2 {
+            d.command(ChargerCommand::StartStop(true)).await.unwrap();
+        }
+        assert_eq!(written(start), 2, "{model:?}: repeated start skipped");
+        d.command(ChargerCommand::StartStop(false)).await.unwrap();
+        d.command(ChargerCommand::StartStop(false)).await.unwrap();
+        assert_eq!(written(stop), 2, "{model:?}: repeated stop skipped");
+        // Re-plugging, then start again: the start reaches the box.
+        sim.unplug();
+        sim.plug_in(Vehicle::three_phase());
+        d.command(ChargerCommand::StartStop(true)).await.unwrap();
+        assert_eq!(written(start), 3, "{model:?}: start after re-plug skipped");
+        assert!(sim.state().started, "{model:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(d.poll().await.unwrap().charging, "{model:?}");
+    }
+}
