@@ -62,6 +62,21 @@ fn ptys() -> Option<PtyPair> {
     }
 }
 
+/// Serial number and firmware version each simulator serves.
+fn sim_identity(model: SimModel) -> (Option<&'static str>, Option<&'static str>) {
+    match model {
+        SimModel::KebaP30 => (Some("22334455"), Some("3.10.42")),
+        SimModel::AbbTerraAc => (Some("123456789ABCDEF0"), Some("1.6.5")),
+        SimModel::BenderCc => (None, Some("5.33")),
+        SimModel::AlfenEve => (Some("ACE0123456"), Some("4.14.0-3398")),
+        SimModel::HeidelbergEc => (Some("HEC-0001-2345"), Some("HW 1 / SW 107 (layout 1.0.8)")),
+        SimModel::WebastoNext => (None, None),
+        SimModel::VestelEvc04 => (Some("VES1234567890"), Some("v3.187.0")),
+        SimModel::AmtronCompact => (Some("1201234567"), Some("5.22.3")),
+        SimModel::PhoenixEvCc => (Some("EVCC0012345"), Some("1.04")),
+    }
+}
+
 /// Drives one model through everything its capabilities promise.
 async fn exercise(model: SimModel, sim: &SimHandle, d: &mut AnyDriver) {
     let caps = d.capabilities();
@@ -77,6 +92,12 @@ async fn exercise(model: SimModel, sim: &SimHandle, d: &mut AnyDriver) {
         has(Capability::Firmware),
         "{model:?} firmware {id:?}"
     );
+
+    // Serial and firmware are what the simulator serves (register contents of
+    // src/sim/models.rs, decoded as each model's documentation says).
+    let (serial, firmware) = sim_identity(model);
+    assert_eq!(id.serial.as_deref(), serial, "{model:?} serial");
+    assert_eq!(id.firmware.as_deref(), firmware, "{model:?} firmware");
 
     // Failsafe: current and timeout set where the model has them. The AMTRON Compact has no
     // failsafe current (it stops without heartbeat): only 0 A is possible there.
@@ -199,6 +220,36 @@ async fn exercise(model: SimModel, sim: &SimHandle, d: &mut AnyDriver) {
     assert_eq!(s.rfid.is_some(), has(Capability::Rfid), "{model:?} {s:?}");
     assert_eq!(s.evccid.is_some(), has(Capability::Evccid), "{model:?}");
     assert!(s.error.is_none());
+    // The values are the simulator's, not only present.
+    let st = sim.state();
+    let vehicle = st.vehicle.clone().unwrap();
+    if let Some(rfid) = &s.rfid {
+        assert!(
+            rfid.eq_ignore_ascii_case(vehicle.rfid.as_deref().unwrap()),
+            "{model:?} RFID {rfid}"
+        );
+    }
+    if let Some(evccid) = &s.evccid {
+        assert_eq!(
+            Some(evccid.as_str()),
+            vehicle.evccid.as_deref(),
+            "{model:?}"
+        );
+    }
+    if let Some(e) = s.energy_session {
+        let (got, want) = (e.as_watt_hours_f64(), st.session_wh);
+        assert!(
+            (got - want).abs() <= 2.0,
+            "{model:?} session energy {got} Wh, simulator {want} Wh"
+        );
+    }
+    if let Some(t) = s.temperature {
+        let (got, want) = (t.as_celsius_f64(), st.temperature_c);
+        assert!(
+            (got - want).abs() <= 0.5,
+            "{model:?} temperature {got} °C, simulator {want} °C"
+        );
+    }
 
     // Out of range and impossible commands.
     for bad in [
