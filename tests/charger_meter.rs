@@ -2,6 +2,12 @@
 //! values replace the charging point's own in every poll, its health reaches the core as
 //! `Event::MeterStatus` (EMeterNotReach while it is gone), and the charging point keeps
 //! polling while the meter is down.
+//!
+//! End to end (spec 2.3, 9.3): a configuration with a model without integrated metering
+//! (Phoenix Contact EV Charge Control, no meter at the controller) and a retrofit meter passes
+//! validation, goes through `task::prepare()` and the shell, and the charging point's current,
+//! power and energy objects carry the meter's values; without any meter the setpoint is
+//! shown as the actual current.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -15,14 +21,15 @@ use std::time::Duration;
 use knx_echarge::chargers::drivers::{self, DriverSettings, Transport};
 use knx_echarge::chargers::modbus::TcpModbus;
 use knx_echarge::chargers::registry::{self, Interface, meter_model};
-use knx_echarge::chargers::task::{AnyMeter, TaskTiming, run_with_meter};
+use knx_echarge::chargers::task::{self, AnyMeter, TaskTiming, run_with_meter};
 use knx_echarge::config::{ManualMeter, MeterDataType, RetrofitKind, RetrofitMeter};
 use knx_echarge::core::Event;
 use knx_echarge::meters::MeterError;
 use knx_echarge::meters::meter_for;
 use knx_echarge::meters::sim::{MeterSim, SimModel as MeterModelSim, SimValues};
+use knx_echarge::objects::Value;
 use knx_echarge::sim::{self, SimHandle, SimModel, Vehicle};
-use knx_echarge::units::{ChargePointId, Current, PerPhase};
+use knx_echarge::units::{ChargePointId, Current, Energy, PerPhase, Power};
 use tokio::sync::mpsc;
 
 const TIMEOUT: Duration = Duration::from_millis(300);
@@ -148,4 +155,140 @@ async fn retrofit_meter_values_replace_the_charging_points_and_its_faults_reach_
         knx_echarge::faults::FaultCode::EMeterNotReach
     );
     task.abort();
+}
+
+fn shell_config(ev_cc: SocketAddr) -> knx_echarge::config::Config {
+    let mut c = knx_echarge::config::Config::defaults();
+    c.modbus.poll_interval = Duration::from_millis(100);
+    c.modbus.response_timeout = TIMEOUT;
+    let p = &mut c.charging_points[0];
+    p.enabled = true;
+    p.model = registry::charger_model("phoenix-ev-cc");
+    p.interface = Interface::Tcp;
+    p.ip = std::net::Ipv4Addr::LOCALHOST;
+    p.port = ev_cc.port();
+    p.unit_id = None;
+    p.max_current = Current::from_amps(10);
+    c
+}
+
+/// Waits until the snapshot's objects satisfy `pred`; returns the objects then (or last seen).
+async fn objects_until(
+    shell: &knx_echarge::shell::ShellHandle,
+    pred: impl Fn(&std::collections::BTreeMap<knx_echarge::units::GoNumber, Value>) -> bool,
+) -> std::collections::BTreeMap<knx_echarge::units::GoNumber, Value> {
+    let mut snap = shell.snapshot.clone();
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if pred(&snap.borrow_and_update().objects) {
+                return;
+            }
+            let _ = snap.changed().await;
+        }
+    })
+    .await;
+    snap.borrow().objects.clone()
+}
+
+fn obj(n: u16) -> knx_echarge::units::GoNumber {
+    knx_echarge::units::GoNumber(n)
+}
+
+async fn ev_cc_without_own_meter() -> (SimHandle, sim::SimServer) {
+    let ev_cc = SimHandle::new(SimModel::PhoenixEvCc);
+    ev_cc.lock().state.meter_fitted = false;
+    let server = sim::serve_tcp(ev_cc.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    ev_cc.plug_in(Vehicle::three_phase());
+    (ev_cc, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retrofit_meter_end_to_end_from_the_configuration_to_the_objects() {
+    let (ev_cc, server) = ev_cc_without_own_meter().await;
+    let em24 = MeterSim::start(Some(MeterModelSim::Em24Ethernet), 1)
+        .await
+        .unwrap();
+    em24.set_values(&SimValues {
+        currents: [7.5, 7.25, 7.0],
+        powers: [1700.0, 1650.0, 1600.0],
+        energies: [4000.0, 4000.0, 4000.0],
+    });
+    let mut config = shell_config(server.addr.unwrap());
+    config.charging_points[0].meter = meter_config(em24.addr());
+    // Spec 2.3: a model without integrated metering takes a retrofit meter.
+    let faults = knx_echarge::config::validate::validate(&config);
+    assert!(faults.is_empty(), "{faults:?}");
+    // The meter adds what the model lacks by itself (energy of the last charge).
+    assert!(
+        config.charging_points[0]
+            .capabilities()
+            .contains(&registry::Capability::EnergySession)
+    );
+
+    let prepared = task::prepare_with(&config, None, shell_timing());
+    let shell = knx_echarge::shell::spawn_with_chargers(config, true, None, prepared.commands());
+    let fleet = prepared.start(&shell.events);
+    let amps = |ma: i32| Value::Current(Current::from_milliamps(ma));
+    let objects = objects_until(&shell, |o| {
+        o.get(&obj(62)) == Some(&amps(21_750)) && o.contains_key(&obj(75))
+    })
+    .await;
+    assert_eq!(objects.get(&obj(62)), Some(&amps(21_750)), "current sum");
+    assert_eq!(objects.get(&obj(63)), Some(&amps(7_500)), "L1");
+    assert_eq!(objects.get(&obj(64)), Some(&amps(7_250)), "L2");
+    assert_eq!(objects.get(&obj(65)), Some(&amps(7_000)), "L3");
+    assert_eq!(
+        objects.get(&obj(66)),
+        Some(&Value::Power(Power::from_watts(4950))),
+        "power sum"
+    );
+    assert_eq!(
+        objects.get(&obj(75)),
+        Some(&Value::Energy(Energy::from_watt_hours(12_000))),
+        "energy total"
+    );
+    // The box itself charges at the configured maximum (it measures nothing of it).
+    assert!(ev_cc.state().charging());
+    assert_eq!(ev_cc.state().setpoint, Current::from_amps(10));
+    fleet.shutdown().await;
+    shell.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_any_meter_the_setpoint_is_the_actual_current_end_to_end() {
+    let (ev_cc, server) = ev_cc_without_own_meter().await;
+    let config = shell_config(server.addr.unwrap());
+    assert!(knx_echarge::config::validate::validate(&config).is_empty());
+    let prepared = task::prepare_with(&config, None, shell_timing());
+    let shell = knx_echarge::shell::spawn_with_chargers(config, true, None, prepared.commands());
+    let fleet = prepared.start(&shell.events);
+    let ten = Value::Current(Current::from_amps(10));
+    let objects = objects_until(&shell, |o| o.get(&obj(63)) == Some(&ten)).await;
+    for n in 63..=65 {
+        assert_eq!(objects.get(&obj(n)), Some(&ten), "object {n}");
+    }
+    assert_eq!(
+        objects.get(&obj(62)),
+        Some(&Value::Current(Current::from_amps(30)))
+    );
+    // Power and energy: not measured, not invented.
+    assert!(!objects.contains_key(&obj(66)) && !objects.contains_key(&obj(75)));
+    // Unplugged: nothing drawn.
+    ev_cc.unplug();
+    let zero = Value::Current(Current::ZERO);
+    let objects = objects_until(&shell, |o| o.get(&obj(62)) == Some(&zero)).await;
+    assert_eq!(objects.get(&obj(62)), Some(&zero));
+    fleet.shutdown().await;
+    shell.shutdown().await;
+}
+
+fn shell_timing() -> TaskTiming {
+    TaskTiming {
+        poll: Duration::from_millis(100),
+        identify_every: Duration::from_secs(600),
+        backoff_min: Duration::from_millis(100),
+        backoff_max: Duration::from_millis(400),
+    }
 }

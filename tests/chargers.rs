@@ -62,6 +62,21 @@ fn ptys() -> Option<PtyPair> {
     }
 }
 
+/// Serial number and firmware version each simulator serves.
+fn sim_identity(model: SimModel) -> (Option<&'static str>, Option<&'static str>) {
+    match model {
+        SimModel::KebaP30 => (Some("22334455"), Some("3.10.42")),
+        SimModel::AbbTerraAc => (Some("123456789ABCDEF0"), Some("1.6.5")),
+        SimModel::BenderCc => (None, Some("5.33")),
+        SimModel::AlfenEve => (Some("ACE0123456"), Some("4.14.0-3398")),
+        SimModel::HeidelbergEc => (Some("HEC-0001-2345"), Some("HW 1 / SW 107 (layout 1.0.8)")),
+        SimModel::WebastoNext => (None, None),
+        SimModel::VestelEvc04 => (Some("VES1234567890"), Some("v3.187.0")),
+        SimModel::AmtronCompact => (Some("1201234567"), Some("5.22.3")),
+        SimModel::PhoenixEvCc => (Some("EVCC0012345"), Some("1.04")),
+    }
+}
+
 /// Drives one model through everything its capabilities promise.
 async fn exercise(model: SimModel, sim: &SimHandle, d: &mut AnyDriver) {
     let caps = d.capabilities();
@@ -77,6 +92,12 @@ async fn exercise(model: SimModel, sim: &SimHandle, d: &mut AnyDriver) {
         has(Capability::Firmware),
         "{model:?} firmware {id:?}"
     );
+
+    // Serial and firmware are what the simulator serves (register contents of
+    // src/sim/models.rs, decoded as each model's documentation says).
+    let (serial, firmware) = sim_identity(model);
+    assert_eq!(id.serial.as_deref(), serial, "{model:?} serial");
+    assert_eq!(id.firmware.as_deref(), firmware, "{model:?} firmware");
 
     // Failsafe: current and timeout set where the model has them. The AMTRON Compact has no
     // failsafe current (it stops without heartbeat): only 0 A is possible there.
@@ -108,7 +129,8 @@ async fn exercise(model: SimModel, sim: &SimHandle, d: &mut AnyDriver) {
     if !amtron {
         assert_eq!(st.failsafe_current, Current::from_amps(6), "{model:?}");
     }
-    if model != SimModel::AlfenEve {
+    // The Alfen's validity time is set in ACE; the EV Charge Control has no failsafe at all.
+    if !matches!(model, SimModel::AlfenEve | SimModel::PhoenixEvCc) {
         assert!(!st.failsafe_timeout.is_zero(), "{model:?} failsafe timeout");
     }
     // Writing the same failsafe again writes nothing (EEPROM); the AMTRON's is a heartbeat.
@@ -198,6 +220,36 @@ async fn exercise(model: SimModel, sim: &SimHandle, d: &mut AnyDriver) {
     assert_eq!(s.rfid.is_some(), has(Capability::Rfid), "{model:?} {s:?}");
     assert_eq!(s.evccid.is_some(), has(Capability::Evccid), "{model:?}");
     assert!(s.error.is_none());
+    // The values are the simulator's, not only present.
+    let st = sim.state();
+    let vehicle = st.vehicle.clone().unwrap();
+    if let Some(rfid) = &s.rfid {
+        assert!(
+            rfid.eq_ignore_ascii_case(vehicle.rfid.as_deref().unwrap()),
+            "{model:?} RFID {rfid}"
+        );
+    }
+    if let Some(evccid) = &s.evccid {
+        assert_eq!(
+            Some(evccid.as_str()),
+            vehicle.evccid.as_deref(),
+            "{model:?}"
+        );
+    }
+    if let Some(e) = s.energy_session {
+        let (got, want) = (e.as_watt_hours_f64(), st.session_wh);
+        assert!(
+            (got - want).abs() <= 2.0,
+            "{model:?} session energy {got} Wh, simulator {want} Wh"
+        );
+    }
+    if let Some(t) = s.temperature {
+        let (got, want) = (t.as_celsius_f64(), st.temperature_c);
+        assert!(
+            (got - want).abs() <= 0.5,
+            "{model:?} temperature {got} °C, simulator {want} °C"
+        );
+    }
 
     // Out of range and impossible commands.
     for bad in [
@@ -581,5 +633,41 @@ fn rtu_models_have_rtu_interfaces() {
                 .interfaces
                 .contains(&Interface::Rs485)
         );
+    }
+}
+
+/// Start and cancel are actions, not settings: a repeated start (after re-plugging, the box
+/// back at "no command") is written again, unlike unchanged setpoints.
+#[tokio::test]
+async fn start_stop_actions_bypass_the_write_cache() {
+    for (model, addr, start, stop) in [
+        (SimModel::AbbTerraAc, 0x4105u16, 0u16, 1u16),
+        (SimModel::WebastoNext, 5006, 1, 2),
+    ] {
+        let (sim, _server, mut d) = tcp_pair(model).await;
+        d.identify().await.unwrap();
+        let written = |v: u16| {
+            sim.state()
+                .writes
+                .iter()
+                .filter(|(a, w)| *a == addr && w == &[v])
+                .count()
+        };
+        sim.plug_in(Vehicle::three_phase());
+        for _ in 0..2 {
+            d.command(ChargerCommand::StartStop(true)).await.unwrap();
+        }
+        assert_eq!(written(start), 2, "{model:?}: repeated start skipped");
+        d.command(ChargerCommand::StartStop(false)).await.unwrap();
+        d.command(ChargerCommand::StartStop(false)).await.unwrap();
+        assert_eq!(written(stop), 2, "{model:?}: repeated stop skipped");
+        // Re-plugging, then start again: the start reaches the box.
+        sim.unplug();
+        sim.plug_in(Vehicle::three_phase());
+        d.command(ChargerCommand::StartStop(true)).await.unwrap();
+        assert_eq!(written(start), 3, "{model:?}: start after re-plug skipped");
+        assert!(sim.state().started, "{model:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(d.poll().await.unwrap().charging, "{model:?}");
     }
 }

@@ -307,3 +307,43 @@ async fn faults_reach_the_core_and_clear_on_recovery() {
     fleet.shutdown().await;
     shell.shutdown().await;
 }
+
+/// A model listed without a driver is a configuration fault (Conf Charger, from validation),
+/// not a charging point that is "not reachable" at run time; the others run normally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_without_driver_is_a_configuration_fault_not_a_runtime_one() {
+    let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut config = base_config();
+    let good = SimHandle::new(SimModel::PhoenixEvCc);
+    let server = sim::serve_tcp(good.clone(), loopback).await.unwrap();
+    tcp_point(&mut config, 1, "phoenix-ev-cc", server.addr.unwrap());
+    tcp_point(
+        &mut config,
+        2,
+        "phoenix-charx",
+        "127.0.0.1:1502".parse().unwrap(),
+    );
+    let faults = knx_echarge::config::validate::validate(&config);
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    assert_eq!(faults[0].code, FaultCode::ConfCharger);
+    assert_eq!(faults[0].charging_point, Some(cp(2)));
+
+    let prepared = task::prepare_with(&config, None, timing());
+    let (tx, mut rx) = mpsc::channel(1024);
+    let fleet = prepared.start(&tx);
+    let events = collect_until(&mut rx, Duration::from_secs(5), |ev| {
+        ev.iter()
+            .filter(|e| matches!(e, Event::ChargerPolled { cp: c, .. } if c.number() == 1))
+            .count()
+            >= 3
+    })
+    .await;
+    assert!(identified(&events, 1));
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::ChargerFailed { cp: c, .. } if c.number() == 2)),
+        "{events:?}"
+    );
+    fleet.shutdown().await;
+}

@@ -72,13 +72,26 @@ fn conf_charger_duplicate_ip_and_port() {
 
 #[test]
 fn conf_charger_rtu_and_ascii_mixed() {
-    expect_fault(
-        "tests/configs/rtu-ascii-mixed.toml",
-        "Conf Charger",
-        120,
-        Some(3),
-        "RTU and ASCII cannot be mixed",
+    // The only ASCII model (ABL eMH) has no driver yet: that is reported too.
+    let (status, faults) = faults("tests/configs/rtu-ascii-mixed.toml");
+    assert_eq!(status, 1);
+    assert_eq!(faults.len(), 2, "{faults:#?}");
+    for f in &faults {
+        assert_eq!(
+            (f["code"].as_str(), f["charging_point"].as_u64()),
+            (Some("Conf Charger"), Some(3))
+        );
+    }
+    let messages: Vec<&str> = faults
+        .iter()
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("RTU and ASCII cannot be mixed"))
     );
+    assert!(messages.iter().any(|m| m.contains("has no driver")));
 }
 
 #[test]
@@ -181,6 +194,115 @@ fn conf_emeter_duplicate_rs485_address() {
         Some(2),
         "RS485 client address 7 is already used",
     );
+}
+
+#[test]
+fn conf_charger_model_without_driver() {
+    expect_fault(
+        "tests/configs/model-without-driver.toml",
+        "Conf Charger",
+        120,
+        Some(2),
+        "charging_point.2.model = \"phoenix-charx\": Phoenix Contact CHARX control modular (SEC-3xxx) is in the model list but has no driver in this firmware yet",
+    );
+}
+
+#[test]
+fn retrofit_meter_on_a_model_without_integrated_metering_is_clean() {
+    let (status, faults) = faults("tests/configs/optional-metering-retrofit-meter.toml");
+    assert_eq!((status, faults.len()), (0, 0), "{faults:#?}");
+}
+
+#[test]
+fn models_json_lists_transport_defaults_metering_and_objects() {
+    let out = knx_echarge(&["models", "--json"]);
+    assert!(out.status.success());
+    let models: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let by_id = |id: &str| {
+        models
+            .iter()
+            .find(|m| m["id"] == id)
+            .unwrap_or_else(|| panic!("{id} missing"))
+    };
+    // Every entry has the transport, its defaults and the objects it enables.
+    for m in &models {
+        for key in [
+            "code",
+            "manufacturer",
+            "name",
+            "interfaces",
+            "rs485_framing",
+            "port",
+            "unit_id",
+            "metering",
+            "driver",
+            "retrofit_meter",
+            "capabilities",
+            "objects",
+        ] {
+            assert!(m.get(key).is_some(), "{}: no `{key}`", m["id"]);
+        }
+    }
+    let keba = by_id("keba-p30");
+    assert_eq!(keba["interfaces"], serde_json::json!(["tcp"]));
+    assert_eq!(keba["rs485_framing"], Value::Null);
+    assert_eq!(
+        (keba["port"].as_u64(), keba["unit_id"].as_u64()),
+        (Some(502), Some(255))
+    );
+    assert_eq!(
+        (keba["metering"].as_str(), keba["driver"].as_bool()),
+        (Some("integrated"), Some(true))
+    );
+    assert_eq!(keba["retrofit_meter"], false);
+    // Unlock (offset 9, object 59) is a KEBA object; temperature (82) is not.
+    let offsets: Vec<(u64, &str)> = keba["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["offset"].as_u64().unwrap(),
+                o["capability"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(offsets.contains(&(9, "unlock")), "{offsets:?}");
+    assert!(!offsets.iter().any(|(_, c)| *c == "temperature"));
+    let abb = by_id("abb-terra-ac");
+    assert_eq!(abb["interfaces"], serde_json::json!(["tcp", "rs485"]));
+    assert_eq!(abb["rs485_framing"], "rtu");
+    assert_eq!(abb["unit_id"], 1);
+    let amtron = by_id("mennekes-amtron-compact");
+    assert_eq!(
+        (amtron["unit_id"].as_u64(), amtron["rs485_framing"].as_str()),
+        (Some(50), Some("rtu"))
+    );
+    // The model without integrated metering: a driver, a retrofit meter allowed.
+    let ev_cc = by_id("phoenix-ev-cc");
+    assert_eq!(
+        (ev_cc["metering"].as_str(), ev_cc["driver"].as_bool()),
+        (Some("optional"), Some(true))
+    );
+    assert_eq!(ev_cc["retrofit_meter"], true);
+    assert_eq!(ev_cc["unit_id"], 255);
+    assert!(
+        ev_cc["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["capability"] == "current" && o["name"].as_str().is_some())
+    );
+    // Listed without a driver: marked, and check-config rejects them (test above).
+    for id in ["phoenix-charx", "schneider-evlink-pro-ac", "abl-emh"] {
+        assert_eq!(by_id(id)["driver"], false, "{id}");
+    }
+    assert_eq!(by_id("abl-emh")["rs485_framing"], "ascii");
+    // The text form says the same.
+    let out = knx_echarge(&["models"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("phoenix-charx"), "{text}");
+    assert!(text.contains("(no driver yet: check-config rejects it)"));
 }
 
 #[test]

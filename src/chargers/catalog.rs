@@ -1,6 +1,8 @@
 //! The model catalogue behind `knx-echarge models [--json]`: every charging-point model with
-//! its transport, defaults, whether a driver exists, and the model-dependent group objects it
-//! enables (from `group-objects/objects.toml`, offsets in the charging point's block of 50).
+//! its transport, defaults, metering (whether a retrofit meter may be configured), whether a
+//! driver exists (models without one are listed for the ETS database but rejected by
+//! `check-config` with Conf Charger), and the model-dependent group objects it enables (from
+//! `group-objects/objects.toml`, offsets in the charging point's block of 50).
 
 use serde::Serialize;
 
@@ -40,8 +42,12 @@ pub struct ModelInfo {
     pub unit_id: u8,
     /// Metering.
     pub metering: Metering,
-    /// A driver exists.
+    /// A driver exists. Without one, a configuration choosing the model fails validation
+    /// (Conf Charger).
     pub driver: bool,
+    /// A retrofit electricity meter may be configured at the charging point (spec 2.3: only
+    /// for models without integrated metering).
+    pub retrofit_meter: bool,
     /// Capabilities.
     pub capabilities: Vec<Capability>,
     /// Model-dependent objects.
@@ -80,6 +86,7 @@ pub fn models() -> Vec<ModelInfo> {
                 unit_id: m.unit_id,
                 metering: m.metering,
                 driver: SUPPORTED_MODELS.contains(&m.id.as_str()),
+                retrofit_meter: m.metering == Metering::Optional,
                 capabilities: m.capabilities.iter().copied().collect(),
                 objects,
             }
@@ -108,9 +115,22 @@ pub fn text() -> String {
             m.id,
             m.manufacturer,
             m.name,
-            if m.driver { "" } else { "  (no driver yet)" }
+            if m.driver {
+                ""
+            } else {
+                "  (no driver yet: check-config rejects it)"
+            }
         );
         let _ = writeln!(out, "     {}", transport.join("; "));
+        let _ = writeln!(
+            out,
+            "     metering: {}",
+            if m.retrofit_meter {
+                "optional (a retrofit electricity meter may be configured)"
+            } else {
+                "integrated"
+            }
+        );
         let objects: Vec<String> = m
             .objects
             .iter()
@@ -142,5 +162,23 @@ mod tests {
                 .any(|o| o.capability == Capability::Temperature)
         );
         assert!(text().contains("keba-p30"));
+    }
+
+    #[test]
+    fn models_without_driver_are_marked_and_optional_metering_takes_a_meter() {
+        let all = models();
+        let ev_cc = all.iter().find(|m| m.id == "phoenix-ev-cc").unwrap();
+        assert!(ev_cc.driver && ev_cc.retrofit_meter);
+        let keba = all.iter().find(|m| m.id == "keba-p30").unwrap();
+        assert!(!keba.retrofit_meter);
+        let charx = all.iter().find(|m| m.id == "phoenix-charx").unwrap();
+        assert!(!charx.driver);
+        let text = text();
+        let line = text.lines().find(|l| l.contains("phoenix-charx")).unwrap();
+        assert!(
+            line.ends_with("(no driver yet: check-config rejects it)"),
+            "{line}"
+        );
+        assert!(text.contains("metering: optional (a retrofit electricity meter"));
     }
 }

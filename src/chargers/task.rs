@@ -241,8 +241,10 @@ impl Prepared {
     }
 }
 
-/// A charging point whose driver could not be built: reports NotReachable and refuses
-/// commands until the configuration changes.
+/// A charging point whose driver could not be built. Configuration errors (no model, a model
+/// without driver, the wrong interface) are Conf Charger faults of the validation already and
+/// are only logged; a missing RS485 line is reported as NotReachable. Commands are refused
+/// until the configuration changes.
 async fn no_driver(
     cp: ChargePointId,
     error: FactoryError,
@@ -251,6 +253,12 @@ async fn no_driver(
     timing: TaskTiming,
 ) {
     warn!(cp = cp.number(), "{error}");
+    if !matches!(error, FactoryError::NoLine(_)) {
+        let mut open = true;
+        loop {
+            let _ = next_command(&mut rx, &mut open).await;
+        }
+    }
     let failed = || Event::ChargerFailed {
         cp,
         error: DriverError::NotReachable(error.to_string()),

@@ -1,5 +1,6 @@
 use super::*;
 use crate::etsdb::tests::arb_param_set;
+use crate::faults::FaultCode;
 use proptest::prelude::*;
 
 const FIVE: &str = include_str!("../../examples/five-chargers.toml");
@@ -159,4 +160,22 @@ fn knx_link_is_read_checked_and_saved() {
         .unwrap_err()
         .to_string();
     assert!(err.starts_with("f:2:8: `knx.link`"), "{err}");
+}
+
+#[test]
+fn models_without_driver_are_conf_charger_and_retrofit_meters_follow_the_metering() {
+    let faults = |text: &str| validate::validate(&file::parse(text, "t").unwrap());
+    let cp = "[charging_point.1]\nenabled = true\nip = \"10.0.0.1\"\n";
+    let meter = "[charging_point.1.meter]\nkind = \"model\"\nmodel = \"carlo-gavazzi-em24\"\nip = \"10.0.0.50\"\n";
+    for id in ["phoenix-charx", "schneider-evlink-pro-ac"] {
+        let f = faults(&format!("{cp}model = \"{id}\"\n"));
+        assert_eq!(f.len(), 1, "{id}: {f:?}");
+        assert_eq!(f[0].code, FaultCode::ConfCharger, "{id}");
+        assert!(f[0].message.contains("has no driver"), "{f:?}");
+    }
+    // A model without integrated metering takes a retrofit meter; an integrated one does not.
+    assert!(faults(&format!("{cp}model = \"phoenix-ev-cc\"\n{meter}")).is_empty());
+    let f = faults(&format!("{cp}model = \"keba-p30\"\n{meter}"));
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].code, FaultCode::ConfEMeter);
 }

@@ -3,7 +3,7 @@
 //! | code | raised when |
 //! | --- | --- |
 //! | Conf NoCharger | no charging point is enabled with a model and an address |
-//! | Conf Charger | a charging point is enabled without a model or without an address; its model cannot use the chosen connection; two charging points share a Modbus TCP endpoint (IP, port and unit id) or an RS485 client address; its model speaks another Modbus framing than the RS485 line (RTU and ASCII mixed); a second model type appears on the RS485 line; minimum above maximum current; the prioritised charging point is disabled, has no address or no model |
+//! | Conf Charger | a charging point is enabled without a model or without an address; its model has no driver in this firmware yet (listed in the catalogue, `knx-echarge models` marks it); its model cannot use the chosen connection; two charging points share a Modbus TCP endpoint (IP, port and unit id) or an RS485 client address; its model speaks another Modbus framing than the RS485 line (RTU and ASCII mixed); a second model type appears on the RS485 line; minimum above maximum current; the prioritised charging point is disabled, has no address or no model |
 //! | Conf EMeter | a retrofit meter has no model (kind "model") or no measurement register (kind "manual"), no address, an endpoint or RS485 address used twice, a float with one register, or sits on a model with integrated metering |
 //! | DLMAssociation | DLM is on and objects it needs have no group address: 10 always, 11 and 12 with a 3-phase meter, 20 with "In operation" monitoring. Object 13 (high power-consuming devices) is optional. |
 //!
@@ -17,6 +17,7 @@ use std::net::Ipv4Addr;
 use super::{
     ChargePointConfig, Config, MeterConnection, MeterDataType, MonitoringMode, RetrofitKind,
 };
+use crate::chargers::drivers::SUPPORTED_MODELS;
 use crate::chargers::registry::{Interface, Metering, Rs485Framing};
 use crate::faults::{Fault, FaultCode};
 use crate::units::GoNumber;
@@ -144,6 +145,15 @@ fn check_charging_point<'c>(
         ));
         return;
     };
+    if !SUPPORTED_MODELS.contains(&model.id.as_str()) {
+        fault(format!(
+            "charging_point.{id}.model = \"{}\": {} is in the model list but has no driver in this firmware yet; choose one of {}",
+            model.id,
+            model.display_name(),
+            SUPPORTED_MODELS.join(", ")
+        ));
+        // The other checks still run: everything wrong is reported at once.
+    }
     if !model.interfaces.contains(&cp.interface) {
         let iface = if cp.interface == Interface::Tcp {
             "tcp"

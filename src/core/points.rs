@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use super::{Action, Core, Event, Persisted};
 use crate::chargers::{ChargerCommand, ChargerStatus, CommandOutcome, CpState, DriverError};
-use crate::config::{ChargePointConfig, PhaseRotation};
+use crate::config::{ChargePointConfig, PhaseCount, PhaseRotation};
 use crate::faults::{Fault, FaultCode, Scope};
 use crate::knx::dpt::{TimeOfDay, Weekday};
 use crate::objects::Value;
@@ -338,13 +338,16 @@ impl Core {
     fn polled(
         &mut self,
         cp: ChargePointId,
-        status: ChargerStatus,
+        mut status: ChargerStatus,
         now: Instant,
         out: &mut Vec<Action>,
     ) {
         let Some(cfg) = self.point_config(cp) else {
             return;
         };
+        if status.currents.is_none() {
+            status.currents = Some(self.setpoint_as_current(cp, &cfg, &status));
+        }
         let scope = Scope::ChargingPoint(cp);
         for code in [
             FaultCode::NotReachable,
@@ -386,6 +389,30 @@ impl Core {
         self.publish_faults(out);
         // A reconnected charging point gets its current again.
         self.apply_target(cp, out);
+    }
+
+    /// Spec 9.3: a charging point that measures nothing (no metering of its own, no retrofit
+    /// meter) draws its setpoint while it charges, on the phases it is connected with. Used
+    /// as its actual current for the objects, charging-complete detection and the DLM.
+    fn setpoint_as_current(
+        &self,
+        cp: ChargePointId,
+        cfg: &ChargePointConfig,
+        status: &ChargerStatus,
+    ) -> PerPhase<Current> {
+        let setpoint = status
+            .setpoint
+            .or_else(|| self.points.get(&cp).and_then(|p| p.commanded))
+            .unwrap_or(Current::ZERO);
+        let drawn = if status.charging {
+            setpoint.max(Current::ZERO)
+        } else {
+            Current::ZERO
+        };
+        match cfg.phases {
+            PhaseCount::One => PerPhase([drawn, Current::ZERO, Current::ZERO]),
+            PhaseCount::Three => PerPhase::splat(drawn),
+        }
     }
 
     fn publish_state(&mut self, cp: ChargePointId, status: &ChargerStatus, out: &mut Vec<Action>) {

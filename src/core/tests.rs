@@ -228,6 +228,65 @@ mod points {
         (core, t0)
     }
 
+    /// Spec 9.3: a charging point without any metering (optional-metering model, no retrofit
+    /// meter) shows its setpoint as the actual current while it charges, on its phases.
+    #[test]
+    fn a_point_without_metering_reports_its_setpoint_as_actual_current() {
+        let text = "[charging_point.1]\nenabled = true\nmodel = \"phoenix-ev-cc\"\nip = \"10.0.0.1\"\nmax_current = 10\n\n[charging_point.2]\nenabled = true\nmodel = \"phoenix-ev-cc\"\nip = \"10.0.0.2\"\nphases = 1\n";
+        let (mut core, t0) = started(text);
+        let unmetered = |charging: bool, setpoint: i32| ChargerStatus {
+            state: Some(if charging {
+                CpState::Charging
+            } else {
+                CpState::Connected
+            }),
+            connected: true,
+            charging,
+            setpoint: Some(amps(setpoint)),
+            ..ChargerStatus::default()
+        };
+        let s = sets(&core.handle(
+            Event::ChargerPolled {
+                cp: cp(1),
+                status: unmetered(true, 10),
+            },
+            t0,
+        ));
+        assert_eq!(s.get(&62), Some(&Value::Current(amps(30))));
+        for o in 63..=65 {
+            assert_eq!(s.get(&o), Some(&Value::Current(amps(10))), "object {o}");
+        }
+        // One phase: the setpoint on L1 only.
+        let s = sets(&core.handle(
+            Event::ChargerPolled {
+                cp: cp(2),
+                status: unmetered(true, 16),
+            },
+            t0,
+        ));
+        assert_eq!(s.get(&112), Some(&Value::Current(amps(16))));
+        assert_eq!(s.get(&113), Some(&Value::Current(amps(16))));
+        assert_eq!(s.get(&114), Some(&Value::Current(Current::ZERO)));
+        // Not charging: nothing drawn.
+        let s = sets(&core.handle(
+            Event::ChargerPolled {
+                cp: cp(1),
+                status: unmetered(false, 10),
+            },
+            t0,
+        ));
+        assert_eq!(s.get(&62), Some(&Value::Current(Current::ZERO)));
+        // A measuring charging point keeps its own values.
+        let s = sets(&core.handle(
+            Event::ChargerPolled {
+                cp: cp(1),
+                status: charging(7, 7, 0, 1000),
+            },
+            t0,
+        ));
+        assert_eq!(s.get(&62), Some(&Value::Current(amps(14))));
+    }
+
     #[test]
     fn start_sends_failsafe_and_a_first_current_to_every_active_point() {
         let mut core = Core::new(config(FIVE), true);

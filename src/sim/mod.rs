@@ -117,6 +117,9 @@ pub struct SimState {
     pub writes: Vec<(u16, Vec<u16>)>,
     /// Other model-specific registers written (address → value).
     pub extra: std::collections::BTreeMap<u16, u16>,
+    /// Models with optional metering (Phoenix EV Charge Control): a meter is fitted to the
+    /// box. Without it the box measures nothing.
+    pub meter_fitted: bool,
     last_keepalive: Instant,
     last_step: Instant,
     session_start: Option<Instant>,
@@ -139,6 +142,7 @@ impl SimState {
             phases: 3,
             writes: Vec::new(),
             extra: std::collections::BTreeMap::new(),
+            meter_fitted: true,
             last_keepalive: now,
             last_step: now,
             session_start: None,

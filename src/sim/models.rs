@@ -3,8 +3,8 @@
 //! refuses it with the exception the model would give).
 //!
 //! Written from `shared/reference/charger_register_maps.md` (§1 KEBA, §2 ABB, §3 Bender,
-//! §4 Alfen, §5 Heidelberg, §7 Webasto Next, §8 Vestel, §10a MENNEKES AMTRON Compact), not
-//! from the drivers.
+//! §4 Alfen, §5 Heidelberg, §6b Phoenix Contact EV Charge Control, §7 Webasto Next, §8 Vestel,
+//! §10a MENNEKES AMTRON Compact), not from the drivers.
 //! Reads of undefined registers inside a read return 0; a read that touches no defined
 //! register gets exception 2 (illegal data address), like the devices do for foreign maps.
 
@@ -40,6 +40,9 @@ pub enum SimModel {
     VestelEvc04,
     /// MENNEKES AMTRON Compact 2.0s.
     AmtronCompact,
+    /// Phoenix Contact EV Charge Control ETH (optional metering: see
+    /// [`SimState::meter_fitted`]).
+    PhoenixEvCc,
 }
 
 /// Registers of one request: holding and input tables.
@@ -49,6 +52,8 @@ pub struct Bank {
     pub holding: BTreeMap<u16, u16>,
     /// Input registers.
     pub input: BTreeMap<u16, u16>,
+    /// Coils (models without coils leave it empty and refuse FC 01/05).
+    pub coils: BTreeMap<u16, bool>,
 }
 
 fn put(t: &mut BTreeMap<u16, u16>, addr: u16, values: &[u16]) {
@@ -150,7 +155,7 @@ fn two(values: &[u16]) -> Result<u32, u8> {
 
 impl SimModel {
     /// Every simulated model.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::KebaP30,
         Self::AbbTerraAc,
         Self::BenderCc,
@@ -159,6 +164,7 @@ impl SimModel {
         Self::WebastoNext,
         Self::VestelEvc04,
         Self::AmtronCompact,
+        Self::PhoenixEvCc,
     ];
 
     /// The model's config id (`etsdb/charger-models.toml`).
@@ -172,6 +178,7 @@ impl SimModel {
             Self::WebastoNext => "webasto-next",
             Self::VestelEvc04 => "vestel-evc04",
             Self::AmtronCompact => "mennekes-amtron-compact",
+            Self::PhoenixEvCc => "phoenix-ev-cc",
         }
     }
 
@@ -212,6 +219,8 @@ impl SimModel {
             Self::AlfenEve => write_to(1210),
             Self::WebastoNext | Self::VestelEvc04 => write_to(6000),
             Self::AmtronCompact => write_to(0x0D00),
+            // No watchdog over Modbus.
+            Self::PhoenixEvCc => false,
         }
     }
 
@@ -255,6 +264,22 @@ impl SimModel {
                 self.write(s, unit, *addr, values)?;
                 Ok(Response::Written)
             }
+            Request::ReadCoils(addr, n) if self == Self::PhoenixEvCc => {
+                let bank = self.render(s, f, unit)?;
+                let range = *addr..addr.saturating_add(*n);
+                if bank.coils.range(range.clone()).next().is_none() {
+                    return Err(ILLEGAL_ADDRESS);
+                }
+                Ok(Response::Coils(
+                    range
+                        .map(|a| bank.coils.get(&a).copied().unwrap_or(false))
+                        .collect(),
+                ))
+            }
+            Request::WriteCoil(addr, v) if self == Self::PhoenixEvCc => {
+                phoenix_coil(s, *addr, *v)?;
+                Ok(Response::Written)
+            }
             Request::ReadCoils(..) | Request::WriteCoil(..) => Err(ILLEGAL_FUNCTION),
         }
     }
@@ -279,6 +304,7 @@ impl SimModel {
             Self::WebastoNext => webasto(s, f, &mut b),
             Self::VestelEvc04 => vestel(s, f, &mut b),
             Self::AmtronCompact => amtron(s, f, &mut b),
+            Self::PhoenixEvCc => phoenix(s, f, &mut b),
         }
         Ok(b)
     }
@@ -294,6 +320,7 @@ impl SimModel {
             Self::WebastoNext => webasto_write(s, addr, values),
             Self::VestelEvc04 => vestel_write(s, addr, values),
             Self::AmtronCompact => amtron_write(s, addr, values),
+            Self::PhoenixEvCc => phoenix_write(s, addr, values),
         }
     }
 }
@@ -1043,5 +1070,104 @@ fn amtron_write(s: &mut SimState, addr: u16, values: &[u16]) -> Result<(), u8> {
         },
         _ => return Err(ILLEGAL_ADDRESS),
     }
+    Ok(())
+}
+
+/// Two registers, low word first.
+fn lsw(v: u32) -> [u16; 2] {
+    let [hi, lo] = u32w(v);
+    [lo, hi]
+}
+
+/// A signed value as two registers, low word first.
+fn lsw_i32(v: i32) -> [u16; 2] {
+    lsw(u32::from_ne_bytes(v.to_ne_bytes()))
+}
+
+/// ASCII with the low byte of each register first.
+fn ascii_low_first(text: &str, n: usize) -> Vec<u16> {
+    ascii(text, n).into_iter().map(u16::swap_bytes).collect()
+}
+
+// §6b Phoenix Contact EV Charge Control ETH: input registers (status, meter), holding
+// (identity, setpoint, RFID, energy), coils (enable); 32-bit values low word first. The
+// meter is optional: without it voltages, currents, power and energy read 0.
+fn phoenix(s: &SimState, f: &Faults, b: &mut Bank) {
+    let i = &mut b.input;
+    let letter = if f.wrong_identity {
+        0
+    } else if f.error_code != 0 {
+        u16::from(b'F')
+    } else if !s.connected() {
+        u16::from(b'A')
+    } else if s.charging() {
+        u16::from(b'C')
+    } else {
+        u16::from(b'B')
+    };
+    put(i, 100, &[letter]);
+    put(i, 102, &lsw(s.session_secs()));
+    put(i, 104, &[0x0200]);
+    put(i, 105, &ascii_low_first("1.04", 2));
+    put(i, 107, &[low(f.error_code)]);
+    let metered = s.meter_fitted;
+    for (k, addr) in [108u16, 110, 112].into_iter().enumerate() {
+        put(i, addr, &lsw(if metered { 230 } else { 0 }));
+        let amps = if !metered {
+            0
+        } else if f.invalid_currents {
+            -1
+        } else {
+            s.currents()
+                .get(k)
+                .map_or(0, |c| c.whole_amps_floor().max(0))
+        };
+        put(i, addr + 6, &lsw_i32(amps));
+    }
+    let watts = if metered { uint(s.power_w()) } else { 0 };
+    put(i, 120, &lsw(watts));
+    put(i, 132, &lsw(if metered { uint(s.session_wh) } else { 0 }));
+    let h = &mut b.holding;
+    put(h, 304, &ascii("EVCC0012345", 6));
+    put(h, 310, &ascii("EV-CC-ETH", 5));
+    put(h, 528, &[amps_u16(s.setpoint)]);
+    put(
+        h,
+        606,
+        &ascii(
+            s.vehicle
+                .as_ref()
+                .and_then(|v| v.rfid.as_deref())
+                .unwrap_or(""),
+            16,
+        ),
+    );
+    put(h, 904, &lsw(if metered { uint(s.energy_wh()) } else { 0 }));
+    b.coils.insert(400, s.started);
+    b.coils.insert(419, true);
+}
+
+fn phoenix_write(s: &mut SimState, addr: u16, values: &[u16]) -> Result<(), u8> {
+    match addr {
+        // Whole amperes; 0 is not a setpoint (the enable coil pauses).
+        528 => {
+            let v = one(values)?;
+            if v == 0 {
+                return Err(ILLEGAL_VALUE);
+            }
+            s.setpoint = setpoint(u32::from(v), 1000, 6, 80)?;
+        }
+        _ => return Err(ILLEGAL_ADDRESS),
+    }
+    Ok(())
+}
+
+fn phoenix_coil(s: &mut SimState, addr: u16, on: bool) -> Result<(), u8> {
+    match addr {
+        400 => s.started = on,
+        419 => {}
+        _ => return Err(ILLEGAL_ADDRESS),
+    }
+    s.writes.push((addr, vec![u16::from(on)]));
     Ok(())
 }

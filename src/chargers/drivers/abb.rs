@@ -187,9 +187,9 @@ impl<M: Modbus> ChargePoint for AbbTerraAc<M> {
                 self.cache.write(&mut self.m, 0x4100, &words, true).await?;
             }
             ChargerCommand::StartStop(start) => {
-                self.cache
-                    .write(&mut self.m, 0x4105, &[u16::from(!start)], false)
-                    .await?;
+                // Not cached: start and stop are actions, not settings. A start after
+                // re-plugging must reach the box even if the last command was a start too.
+                self.m.write_single(0x4105, u16::from(!start)).await?;
                 self.stopped = !start;
             }
             ChargerCommand::Unlock => {

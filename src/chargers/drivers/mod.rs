@@ -11,6 +11,7 @@ pub mod common;
 pub mod heidelberg;
 pub mod keba;
 pub mod mennekes;
+pub mod phoenix;
 pub mod vestel;
 pub mod webasto;
 
@@ -29,7 +30,7 @@ use super::status::{
 use crate::config::{ChargePointConfig, ModbusConfig};
 
 /// Models with a driver, by config id.
-pub const SUPPORTED_MODELS: [&str; 8] = [
+pub const SUPPORTED_MODELS: [&str; 9] = [
     "keba-p30",
     "abb-terra-ac",
     "bender-cc612",
@@ -37,6 +38,7 @@ pub const SUPPORTED_MODELS: [&str; 8] = [
     "heidelberg-ec",
     "webasto-next",
     "vestel-evc04",
+    "phoenix-ev-cc",
     "mennekes-amtron-compact",
 ];
 
@@ -94,6 +96,7 @@ pub enum AnyDriver {
     Webasto(webasto::WebastoNext<Transport>),
     Vestel(vestel::VestelEvc04<Transport>),
     Amtron(mennekes::AmtronCompact<Transport>),
+    PhoenixEvCc(phoenix::PhoenixEvCc<Transport>),
 }
 
 macro_rules! any {
@@ -107,6 +110,7 @@ macro_rules! any {
             AnyDriver::Webasto($d) => $e,
             AnyDriver::Vestel($d) => $e,
             AnyDriver::Amtron($d) => $e,
+            AnyDriver::PhoenixEvCc($d) => $e,
         }
     };
 }
@@ -169,6 +173,7 @@ pub fn build(
         "mennekes-amtron-compact" => {
             AnyDriver::Amtron(mennekes::AmtronCompact::new(transport, settings))
         }
+        "phoenix-ev-cc" => AnyDriver::PhoenixEvCc(phoenix::PhoenixEvCc::new(transport, settings)),
         _ => return None,
     })
 }

@@ -196,10 +196,10 @@ impl<M: Modbus> ChargePoint for WebastoNext<M> {
                 self.cache.write(&mut self.m, 5004, &[amps], false).await?;
             }
             ChargerCommand::StartStop(start) => {
+                // Not cached: start and cancel are actions, not settings (a start after
+                // re-plugging must reach the box even if the last command was a start too).
+                self.m.write_single(5006, if start { 1 } else { 2 }).await?;
                 self.enable.started = start;
-                self.cache
-                    .write(&mut self.m, 5006, &[if start { 1 } else { 2 }], false)
-                    .await?;
             }
             ChargerCommand::Unlock => {
                 return Ok(CommandOutcome::NotPossible(
