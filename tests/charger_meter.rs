@@ -216,7 +216,7 @@ async fn retrofit_meter_end_to_end_from_the_configuration_to_the_objects() {
         energies: [4000.0, 4000.0, 4000.0],
     });
     let mut config = shell_config(server.addr.unwrap());
-    config.charging_points[0].meter = meter_config(em24.addr());
+    config.charging_points[0].meter = meter_config(em24.addr().unwrap());
     // Spec 2.3: a model without integrated metering takes a retrofit meter.
     let faults = knx_echarge::config::validate::validate(&config);
     assert!(faults.is_empty(), "{faults:?}");
