@@ -15,12 +15,16 @@
 //!   points with a vehicle connected. A charging point without a vehicle gets 0 A, and gets
 //!   its minimum on the next cycle after a vehicle arrives.
 //! * No meter value (or no "In operation" trigger, in that mode) within interval + tolerance
-//!   → SmartMeterTOut (90) and emergency mode: every charging point at its minimum until
-//!   values return. The same holds before the first value arrives and while DLMAssociation
-//!   (120) is present: with no trustworthy measurement, the minimum is the lowest current
-//!   that still charges, and it is what the spec's emergency mode uses.
-//! * A high-power device reporting 1 → every charging point at its minimum at once; the
-//!   waiting time restarts with every report; afterwards normal allocation.
+//!   → SmartMeterTOut (90) and emergency mode: every charging point reduced to its minimum
+//!   until values return. The same holds before the first value arrives and while
+//!   DLMAssociation (120) is present: with no trustworthy measurement, the minimum is the
+//!   lowest current that still charges, and it is what the spec's emergency mode uses.
+//! * A high-power device reporting 1 → every charging point reduced to its minimum at once;
+//!   the waiting time restarts with every report; afterwards normal allocation.
+//! * "Reduced to the minimum" only lowers: a charging point at 0 A (no vehicle, waiting in
+//!   the queue, interrupted by OverCurrent) stays at 0 A, and OverCurrent stays until the
+//!   normal allocation finds that the minimums fit. Only at start-up, before the DLM's first
+//!   decision, does every charging point get its minimum.
 //! * Minimums not fitting → OverCurrent (80): all interrupted (spec), or, as a parameter,
 //!   a queue that rotates every rotation interval.
 //! * Reductions apply at once. Increases ramp at the configured rate, starting from the
@@ -527,26 +531,29 @@ impl Core {
             high_power,
         };
         if emergency || high_power {
+            // "Reduce to the minimum": a charging point above its minimum comes down to it; one
+            // at 0 A (no vehicle, waiting in the queue, interrupted by OverCurrent, within its
+            // minimum off time) stays at 0 A. Without a trustworthy reading nothing may be
+            // switched on. Only before the DLM's first decision (start-up) does every charging
+            // point get its minimum. OverCurrent stays as it is: whether the minimums fit is
+            // not known again until the normal allocation runs.
             for cp in &active {
                 let min = self
                     .config
                     .charging_point(*cp)
                     .map_or(Current::ZERO, |c| c.min_current);
+                let reduced = match self.dlm.targets.get(cp) {
+                    Some(prev) => (*prev).min(min),
+                    None => min,
+                };
                 raw.insert(
                     *cp,
                     if invalid.contains(cp) {
                         Current::ZERO
                     } else {
-                        min
+                        reduced
                     },
                 );
-            }
-            if self
-                .faults
-                .is_present(Scope::Device, FaultCode::OverCurrent)
-            {
-                self.faults.clear(Scope::Device, FaultCode::OverCurrent);
-                self.publish_faults(out);
             }
         } else if let Some(meter) = reading {
             // Polls just after a meter value refine the other-load estimate; later ones do not.

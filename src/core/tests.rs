@@ -1342,6 +1342,130 @@ max_current = 16
             "the spec's symmetric booking"
         );
     }
+    /// Starts `HOUSE` with a minimum on/off time of 300 s and `strategy`, overloads it with
+    /// `house` A per phase so that the minimums do not fit, and sends meter values every 10 s
+    /// until 400 s, so the minimum on/off time of every switched-off point has elapsed.
+    fn overloaded(strategy: &str, house: i32) -> (Core, Instant) {
+        let text = HOUSE
+            .replace("min_switch_time = 0", "min_switch_time = 300")
+            .replace(
+                "ramp_up_rate = 32.0",
+                &format!(
+                    "ramp_up_rate = 32.0\novercurrent_strategy = \"{strategy}\"\nrotation_interval = 900"
+                ),
+            );
+        let (mut core, t0) = running(&text, 10);
+        let _ = meter(&mut core, t0 + Duration::from_secs(1), [house; 3]);
+        let _ = settle(&mut core, t0 + Duration::from_secs(1));
+        for s in (10..=400u64).step_by(10) {
+            let _ = meter(&mut core, t0 + Duration::from_secs(s), [house; 3]);
+            let _ = core.handle(
+                Event::Tick,
+                t0 + Duration::from_secs(s) + Duration::from_secs(1),
+            );
+        }
+        assert!(
+            core.faults()
+                .is_present(Scope::Device, FaultCode::OverCurrent),
+            "the minimums do not fit"
+        );
+        (core, t0 + Duration::from_secs(401))
+    }
+
+    fn switched_on(actions: &[Action], n: u8) -> bool {
+        actions.iter().any(|x| {
+            matches!(x, Action::Charger { cp: c, command: crate::chargers::ChargerCommand::SetCurrent(i) }
+                if *c == cp(n) && *i > Current::ZERO)
+        })
+    }
+
+    fn high_power(core: &mut Core, t: Instant) -> Vec<Action> {
+        core.handle(
+            Event::ObjectWritten {
+                object: GoNumber(13),
+                value: Value::Bool(true),
+            },
+            t,
+        )
+    }
+
+    /// Spec table 20 / ch. 9.1: a high power-consuming device makes the DLM *reduce* the
+    /// charging current to the minimum. A charging point at 0 A (interrupted by OverCurrent,
+    /// or waiting in the queue) is not raised to its minimum, even once its minimum on/off
+    /// time has elapsed, and OverCurrent stays.
+    #[test]
+    fn high_power_report_never_switches_on_a_waiting_or_overcurrent_interrupted_point() {
+        // Interrupt-all: both interrupted since 4 s; the report comes at 401 s.
+        let (mut core, t) = overloaded("interrupt-all", 25);
+        assert_eq!(
+            (target(&core, 1), target(&core, 2)),
+            (Current::ZERO, Current::ZERO)
+        );
+        let out = high_power(&mut core, t);
+        assert!(!switched_on(&out, 1) && !switched_on(&out, 2), "{out:?}");
+        let _ = core.handle(Event::Tick, t + Duration::from_secs(30));
+        assert_eq!(
+            (target(&core, 1), target(&core, 2)),
+            (Current::ZERO, Current::ZERO),
+            "interrupted points stay off during the wait"
+        );
+        assert!(
+            core.faults()
+                .is_present(Scope::Device, FaultCode::OverCurrent),
+            "OverCurrent is not cleared by the report"
+        );
+        // Queue: 8 A left, point 1 charges at 8 A, point 2 waits.
+        let (mut core, t) = overloaded("queue", 22);
+        assert_eq!((target(&core, 1), target(&core, 2)), (a(8), Current::ZERO));
+        let out = high_power(&mut core, t);
+        assert!(!switched_on(&out, 2), "{out:?}");
+        assert_eq!(
+            (target(&core, 1), target(&core, 2)),
+            (a(6), Current::ZERO),
+            "the charging one is reduced to its minimum, the waiting one stays off"
+        );
+        let _ = core.handle(Event::Tick, t + Duration::from_secs(30));
+        assert_eq!(target(&core, 2), Current::ZERO);
+        assert!(
+            core.faults()
+                .is_present(Scope::Device, FaultCode::OverCurrent)
+        );
+    }
+
+    /// Spec ch. 9.1 / table 62: in emergency mode (SmartMeterTOut) the DLM regulates *down*
+    /// to the minimum per charging point: a point at 0 A (interrupted by OverCurrent, or
+    /// waiting in the queue) is not switched on, and OverCurrent stays.
+    #[test]
+    fn smart_meter_timeout_never_switches_on_a_waiting_or_overcurrent_interrupted_point() {
+        for (strategy, house, before) in [("interrupt-all", 25, [0, 0]), ("queue", 22, [8, 0])] {
+            let (mut core, t) = overloaded(strategy, house);
+            assert_eq!(
+                [target(&core, 1), target(&core, 2)],
+                before.map(a),
+                "{strategy}"
+            );
+            // The last value came at 400 s: SmartMeterTOut at 415 s.
+            let timeout = t + Duration::from_secs(14);
+            let out = core.handle(Event::Tick, timeout);
+            assert!(
+                core.faults()
+                    .is_present(Scope::Device, FaultCode::SmartMeterTOut),
+                "{strategy}"
+            );
+            assert!(!switched_on(&out, 2), "{strategy}: {out:?}");
+            let _ = core.handle(Event::Tick, timeout + Duration::from_secs(60));
+            assert_eq!(
+                [target(&core, 1), target(&core, 2)],
+                before.map(|x| a(x.min(6))),
+                "{strategy}: reduced to the minimum, 0 A stays 0 A"
+            );
+            assert!(
+                core.faults()
+                    .is_present(Scope::Device, FaultCode::OverCurrent),
+                "{strategy}: OverCurrent is not cleared by emergency mode"
+            );
+        }
+    }
 }
 
 mod dlm_limits {
