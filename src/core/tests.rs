@@ -1466,6 +1466,136 @@ max_current = 16
             );
         }
     }
+    fn phase_value(core: &mut Core, object: u16, t: Instant, amps: i32) -> Vec<Action> {
+        core.handle(
+            Event::ObjectWritten {
+                object: GoNumber(object),
+                value: Value::Current(a(amps)),
+            },
+            t,
+        )
+    }
+
+    fn smart_meter_timeout(core: &Core) -> Option<String> {
+        core.faults()
+            .present()
+            .into_iter()
+            .find(|f| f.code == FaultCode::SmartMeterTOut)
+            .map(|f| f.message)
+    }
+
+    fn trigger(core: &mut Core, t: Instant, value: bool) -> Vec<Action> {
+        core.handle(
+            Event::ObjectWritten {
+                object: GoNumber(20),
+                value: Value::Bool(value),
+            },
+            t,
+        )
+    }
+
+    /// Ch. 9.1 / table 62: every phase object of a 3-phase meter must deliver within the
+    /// interval + tolerance. Values on L1 and L3 do not stand in for a silent L2, whose
+    /// other-load estimate would otherwise be held forever.
+    #[test]
+    fn a_silent_phase_of_a_three_phase_meter_raises_smart_meter_timeout() {
+        let (mut core, t0) = running(HOUSE, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        assert_eq!(target(&core, 1), a(10));
+        // L2 (object 11) falls silent after t0; L1 and L3 go on every 5 s.
+        for s in [5u64, 10] {
+            let t = t0 + Duration::from_secs(s);
+            let _ = phase_value(&mut core, 10, t, 10);
+            let _ = phase_value(&mut core, 12, t, 10);
+            let _ = core.handle(Event::Tick, t + Duration::from_secs(1));
+        }
+        assert!(smart_meter_timeout(&core).is_none(), "L2 is not late yet");
+        let deadline = t0 + Duration::from_secs(15);
+        assert!(core.poll_timeout().is_some_and(|w| w <= deadline));
+        let out = core.handle(Event::Tick, deadline);
+        let message = smart_meter_timeout(&core).expect("SmartMeterTOut for the silent L2");
+        assert!(message.contains("object 11"), "{message}");
+        assert!(
+            !message.contains("object 10") && !message.contains("object 12"),
+            "{message}"
+        );
+        assert_eq!(
+            sets(&out).get(&9),
+            Some(&Value::Text("SmartMeterTOut".into()))
+        );
+        assert_eq!(
+            (target(&core, 1), target(&core, 2)),
+            (a(6), a(6)),
+            "emergency mode: reduced to the minimum"
+        );
+        // L2 returns: the fault goes and the DLM distributes again.
+        let t = deadline + Duration::from_secs(1);
+        let _ = meter(&mut core, t, [10, 10, 10]);
+        assert!(smart_meter_timeout(&core).is_none());
+        let _ = core.handle(Event::Tick, t + Duration::from_secs(3));
+        assert_eq!(target(&core, 1), a(10));
+    }
+
+    /// Table 21: object 20 is DPT 1.017 "trigger", "0: Trigger 1: Trigger" — a 0 keeps the
+    /// smart meter supervised exactly as a 1 does.
+    #[test]
+    fn in_operation_zero_also_counts_as_trigger() {
+        let text = HOUSE.replace("mode = \"values\"", "mode = \"values-and-in-operation\"");
+        let (mut core, t0) = running(&text, 10);
+        for s in [9u64, 18, 27] {
+            let _ = trigger(&mut core, t0 + Duration::from_secs(s), false);
+            let _ = core.handle(Event::Tick, t0 + Duration::from_secs(s + 1));
+        }
+        assert!(smart_meter_timeout(&core).is_none(), "0 is a trigger");
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(27 + 15));
+        assert!(
+            smart_meter_timeout(&core).is_some(),
+            "no trigger for interval + tolerance"
+        );
+    }
+
+    /// Table 21 and ch. 9.1: with monitoring "values and In operation" the cyclic trigger on
+    /// object 20 is what ensures the smart meter is in operation (the values come only on
+    /// change). A missing trigger raises SmartMeterTOut even while values still arrive, at
+    /// the same moment as when everything is missing; the message tells the two apart.
+    #[test]
+    fn in_operation_mode_a_missing_trigger_raises_smart_meter_timeout_while_values_still_arrive() {
+        let text = HOUSE.replace("mode = \"values\"", "mode = \"values-and-in-operation\"");
+        // Trigger missing, values every 5 s.
+        let (mut core, t0) = running(&text, 10);
+        let _ = trigger(&mut core, t0 + Duration::from_secs(9), true);
+        for s in [13u64, 18, 23] {
+            let _ = meter(
+                &mut core,
+                t0 + Duration::from_secs(s),
+                [10 + i32::try_from(s % 2).unwrap(); 3],
+            );
+        }
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(23));
+        assert!(
+            smart_meter_timeout(&core).is_none(),
+            "the trigger is not late yet"
+        );
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(24));
+        let trigger_missing = smart_meter_timeout(&core)
+            .expect("a missing trigger raises SmartMeterTOut although values arrive");
+        assert!(trigger_missing.contains("object 20"), "{trigger_missing}");
+        assert!(!trigger_missing.contains("value"), "{trigger_missing}");
+        assert_eq!((target(&core, 1), target(&core, 2)), (a(6), a(6)));
+        // Everything missing: the same fault at the same moment, a different message.
+        let (mut core, t0) = running(&text, 10);
+        let _ = trigger(&mut core, t0 + Duration::from_secs(9), true);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(23));
+        assert!(smart_meter_timeout(&core).is_none());
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(24));
+        let all_missing = smart_meter_timeout(&core).expect("everything missing");
+        assert!(all_missing.contains("object 20"), "{all_missing}");
+        assert!(
+            all_missing.contains("no smart-meter value"),
+            "{all_missing}"
+        );
+        assert_ne!(trigger_missing, all_missing);
+    }
 }
 
 mod dlm_limits {
