@@ -78,54 +78,65 @@ fn unconfigured_device_flashes_slowly_and_raises_nothing() {
     })));
 }
 
-#[test]
-fn writes_echo_into_state_objects_and_ignore_what_cannot_be_written() {
+fn write(core: &mut Core, object: u16, value: bool) -> Vec<Action> {
+    core.handle(
+        Event::ObjectWritten {
+            object: GoNumber(object),
+            value: Value::Bool(value),
+        },
+        Instant::now(),
+    )
+}
+
+fn started_one_keba() -> Core {
     let mut core = Core::new(config(ONE_KEBA), true);
-    let now = Instant::now();
-    let _ = core.handle(Event::Started, now);
-    let a = core.handle(
-        Event::ObjectWritten {
-            object: GoNumber(55),
-            value: Value::Bool(true),
-        },
-        now,
-    );
+    let _ = core.handle(Event::Started, Instant::now());
+    core
+}
+
+/// Table 28/29: a write to "Interruption" (55) shows on "Interruption – state" (56).
+#[test]
+fn interruption_write_echoes_into_object_56() {
+    let mut core = started_one_keba();
+    let a = write(&mut core, 55, true);
     assert_eq!(sets(&a).get(&56), Some(&Value::Bool(true)));
-    let a = core.handle(
-        Event::ObjectWritten {
-            object: GoNumber(1),
-            value: Value::Bool(true),
-        },
-        now,
-    );
+}
+
+/// Table 13/14: a write to "Grid-supporting control" (1) shows on its state object (2).
+#[test]
+fn grid_control_write_echoes_into_object_2() {
+    let mut core = started_one_keba();
+    let a = write(&mut core, 1, true);
     assert_eq!(sets(&a).get(&2), Some(&Value::Bool(true)));
-    // Object 56 is read-only (CR-T--): a write is ignored.
-    let a = core.handle(
-        Event::ObjectWritten {
-            object: GoNumber(56),
-            value: Value::Bool(false),
-        },
-        now,
-    );
-    assert!(sets(&a).is_empty());
-    // Charging point 2 does not exist: ignored.
-    let a = core.handle(
-        Event::ObjectWritten {
-            object: GoNumber(105),
-            value: Value::Bool(true),
-        },
-        now,
-    );
-    assert!(sets(&a).is_empty());
-    // Writing the same value again sends nothing new.
-    let a = core.handle(
-        Event::ObjectWritten {
-            object: GoNumber(55),
-            value: Value::Bool(true),
-        },
-        now,
-    );
-    assert!(sets(&a).is_empty());
+}
+
+/// Object 56 is read-only (flags CR-T--): a write from the bus changes nothing.
+#[test]
+fn writes_to_read_only_objects_are_ignored() {
+    let mut core = started_one_keba();
+    let _ = write(&mut core, 55, true);
+    let a = write(&mut core, 56, false);
+    assert!(sets(&a).is_empty(), "{a:?}");
+    assert_eq!(core.value(GoNumber(56)), Some(&Value::Bool(true)));
+}
+
+/// Charging point 2 is not configured: its objects do not exist and writes to them do
+/// nothing.
+#[test]
+fn writes_to_objects_of_a_disabled_charging_point_are_ignored() {
+    let mut core = started_one_keba();
+    let a = write(&mut core, 105, true);
+    assert!(a.is_empty(), "{a:?}");
+    assert_eq!(core.value(GoNumber(106)), None);
+}
+
+/// A state object sends only when its value changes.
+#[test]
+fn writing_the_same_value_again_sends_nothing_new() {
+    let mut core = started_one_keba();
+    let _ = write(&mut core, 55, true);
+    let a = write(&mut core, 55, true);
+    assert!(sets(&a).is_empty(), "{a:?}");
 }
 
 #[test]
@@ -538,68 +549,495 @@ mod points {
 
     const DLM_OFF: &str = "[dlm]\ngrid_control_current = 6\n[charging_point.1]\nenabled = true\nmodel = \"keba-p30\"\nip = \"10.0.0.1\"\nmin_current = 6\nmax_current = 32\n";
 
-    #[test]
-    fn dlm_off_setpoint_is_clamped_and_interruption_and_grid_control_override_it() {
-        let (mut core, t0) = started(DLM_OFF);
-        let write = |core: &mut Core, o: u16, v: Value| {
-            core.handle(
-                Event::ObjectWritten {
-                    object: GoNumber(o),
-                    value: v,
-                },
-                t0,
-            )
+    fn write(core: &mut Core, t: Instant, o: u16, v: Value) -> Vec<Action> {
+        core.handle(
+            Event::ObjectWritten {
+                object: GoNumber(o),
+                value: v,
+            },
+            t,
+        )
+    }
+
+    /// A poll of charging point 1 in `state`.
+    fn poll(core: &mut Core, t: Instant, state: CpState, connected: bool) -> Vec<Action> {
+        let charging = state == CpState::Charging;
+        let a = if charging { 10 } else { 0 };
+        let status = ChargerStatus {
+            state: Some(state),
+            connected,
+            charging,
+            currents: Some(PerPhase::splat(amps(a))),
+            ..ChargerStatus::default()
         };
-        // The first setpoint is the maximum (32 A); 40 A is clamped to it: nothing new to send.
-        let a = write(&mut core, 60, Value::Current(amps(40)));
-        assert!(commands(&a).is_empty(), "{:?}", commands(&a));
+        core.handle(Event::ChargerPolled { cp: cp(1), status }, t)
+    }
+
+    fn set_current(n: u8, a: i32) -> (u8, ChargerCommand) {
+        (n, ChargerCommand::SetCurrent(amps(a)))
+    }
+
+    /// Table 31 / ch. 9.2: a set value above the maximum is corrected to the maximum, and
+    /// ValOutOfRange (40) is shown for information only.
+    #[test]
+    fn setpoint_above_maximum_is_lowered_to_it_with_valoutofrange() {
+        let (mut core, t0) = started(DLM_OFF);
+        let a = write(&mut core, t0, 60, Value::Current(amps(10)));
+        assert_eq!(commands(&a), vec![set_current(1, 10)]);
+        let a = write(&mut core, t0, 60, Value::Current(amps(40)));
+        assert_eq!(commands(&a), vec![set_current(1, 32)], "the maximum");
         assert_eq!(
             sets(&a).get(&95),
             Some(&Value::Text("ValOutOfRange".into()))
         );
-        let a = write(&mut core, 60, Value::Current(amps(10)));
+        assert_eq!(
+            core.value(GoNumber(94)),
+            Some(&Value::Bool(false)),
+            "information only"
+        );
+    }
+
+    /// Table 31 / ch. 9.2: "If the set value falls below the minimum charging current … the
+    /// set value is automatically corrected to the value of the minimum".
+    #[test]
+    fn setpoint_below_minimum_is_raised_to_it_with_valoutofrange() {
+        let (mut core, t0) = started(DLM_OFF);
+        let _ = write(&mut core, t0, 60, Value::Current(amps(10)));
+        let a = write(&mut core, t0, 60, Value::Current(amps(3)));
         assert_eq!(
             commands(&a),
-            vec![(1, ChargerCommand::SetCurrent(amps(10)))]
+            vec![set_current(1, 6)],
+            "the minimum, not 3 A"
         );
-        // Interruption wins; the setpoint changed meanwhile is used afterwards.
-        let a = write(&mut core, 55, Value::Bool(true));
+        assert_eq!(
+            sets(&a).get(&95),
+            Some(&Value::Text("ValOutOfRange".into()))
+        );
+        assert_eq!(
+            core.value(GoNumber(94)),
+            Some(&Value::Bool(false)),
+            "information only"
+        );
+        let a = write(&mut core, t0, 60, Value::Current(amps(8)));
         assert_eq!(
             commands(&a),
-            vec![(1, ChargerCommand::SetCurrent(Current::ZERO))]
+            vec![set_current(1, 8)],
+            "in range: taken as it is"
         );
-        let _ = core.handle(
-            Event::ChargerPolled {
-                cp: cp(1),
-                status: charging(0, 0, 0, 0),
-            },
-            t0,
+    }
+
+    /// Table 28: while the charging point is in use, the interruption pauses the charging
+    /// process (0 A); object 56 shows it and object 50 shows Interruption (11).
+    #[test]
+    fn interruption_pauses_charging_and_shows_state_11() {
+        let (mut core, t0) = started(DLM_OFF);
+        let _ = write(&mut core, t0, 60, Value::Current(amps(10)));
+        let _ = poll(&mut core, t0, CpState::Charging, true);
+        assert_eq!(core.value(GoNumber(50)), Some(&Value::U8(8)));
+        let a = write(&mut core, t0, 55, Value::Bool(true));
+        assert_eq!(commands(&a), vec![set_current(1, 0)]);
+        assert_eq!(sets(&a).get(&56), Some(&Value::Bool(true)));
+        assert_eq!(sets(&a).get(&50), Some(&Value::U8(11)));
+    }
+
+    /// Table 28: "If the charging process was previously controlled without DLM, the charging
+    /// process is continued with the previous setpoint current."
+    #[test]
+    fn interruption_released_without_dlm_continues_with_the_previous_setpoint() {
+        let (mut core, t0) = started(DLM_OFF);
+        let _ = write(&mut core, t0, 60, Value::Current(amps(10)));
+        let _ = write(&mut core, t0, 55, Value::Bool(true));
+        let a = write(&mut core, t0, 55, Value::Bool(false));
+        assert_eq!(commands(&a), vec![set_current(1, 10)]);
+        assert_eq!(sets(&a).get(&56), Some(&Value::Bool(false)));
+    }
+
+    /// Table 28: "If the setpoint current is changed during the interruption, the charging
+    /// process is continued with the re-defined setpoint current."
+    #[test]
+    fn interruption_released_without_dlm_continues_with_the_redefined_setpoint() {
+        let (mut core, t0) = started(DLM_OFF);
+        let _ = write(&mut core, t0, 60, Value::Current(amps(10)));
+        let _ = write(&mut core, t0, 55, Value::Bool(true));
+        let a = write(&mut core, t0, 60, Value::Current(amps(12)));
+        assert!(
+            commands(&a).is_empty(),
+            "still interrupted: {:?}",
+            commands(&a)
+        );
+        let a = write(&mut core, t0, 55, Value::Bool(false));
+        assert_eq!(commands(&a), vec![set_current(1, 12)]);
+    }
+
+    /// Table 28: "If the charging point is currently available …, the charging point is
+    /// blocked for the duration of the interruption"; table 23: state 11 meanwhile, and the
+    /// previous state (Available) when it ends.
+    #[test]
+    fn interruption_of_an_available_point_blocks_it_and_shows_state_11() {
+        let (mut core, t0) = started(DLM_OFF);
+        let _ = poll(&mut core, t0, CpState::Available, false);
+        assert_eq!(core.value(GoNumber(50)), Some(&Value::U8(5)));
+        let a = write(&mut core, t0, 55, Value::Bool(true));
+        assert_eq!(
+            commands(&a),
+            vec![set_current(1, 0)],
+            "blocked: no current offered"
+        );
+        assert_eq!(sets(&a).get(&50), Some(&Value::U8(11)));
+        assert_eq!(sets(&a).get(&56), Some(&Value::Bool(true)));
+        let _ = poll(
+            &mut core,
+            t0 + Duration::from_secs(1),
+            CpState::Available,
+            false,
         );
         assert_eq!(
             core.value(GoNumber(50)),
             Some(&Value::U8(11)),
-            "state Interruption"
+            "still blocked"
         );
-        let a = write(&mut core, 60, Value::Current(amps(12)));
-        assert!(commands(&a).is_empty(), "still interrupted");
-        let a = write(&mut core, 55, Value::Bool(false));
+        let a = write(
+            &mut core,
+            t0 + Duration::from_secs(2),
+            55,
+            Value::Bool(false),
+        );
+        assert_eq!(sets(&a).get(&50), Some(&Value::U8(5)), "Available again");
+        assert_eq!(commands(&a), vec![set_current(1, 32)]);
+    }
+
+    /// Table 23: "If the interruption is disabled or terminated, the previous state is
+    /// restored", e.g. Charge (8) — not what the paused charging point showed meanwhile. A
+    /// vehicle that leaves during the interruption is restored as Available (5).
+    #[test]
+    fn released_interruption_restores_the_previous_state_on_object_50() {
+        let (mut core, t0) = started(DLM_OFF);
+        let _ = poll(&mut core, t0, CpState::Charging, true);
+        let _ = write(&mut core, t0, 55, Value::Bool(true));
+        // The paused charging point reports its own "Connected" meanwhile.
+        let _ = poll(
+            &mut core,
+            t0 + Duration::from_secs(1),
+            CpState::Connected,
+            true,
+        );
+        assert_eq!(core.value(GoNumber(50)), Some(&Value::U8(11)));
+        let a = write(
+            &mut core,
+            t0 + Duration::from_secs(2),
+            55,
+            Value::Bool(false),
+        );
+        assert_eq!(sets(&a).get(&50), Some(&Value::U8(8)), "Charge, as before");
+        // Interrupted again; the vehicle leaves meanwhile.
+        let _ = poll(
+            &mut core,
+            t0 + Duration::from_secs(3),
+            CpState::Charging,
+            true,
+        );
+        let _ = write(
+            &mut core,
+            t0 + Duration::from_secs(3),
+            55,
+            Value::Bool(true),
+        );
+        let _ = poll(
+            &mut core,
+            t0 + Duration::from_secs(4),
+            CpState::Available,
+            false,
+        );
+        assert_eq!(core.value(GoNumber(50)), Some(&Value::U8(11)));
+        let a = write(
+            &mut core,
+            t0 + Duration::from_secs(5),
+            55,
+            Value::Bool(false),
+        );
+        assert_eq!(
+            sets(&a).get(&50),
+            Some(&Value::U8(5)),
+            "the vehicle has left"
+        );
+    }
+
+    /// Table 13: during grid-supporting control with 6 A the setpoint is reduced to 6 A; the
+    /// previous setpoint returns when control ends; object 2 mirrors the state.
+    #[test]
+    fn grid_control_caps_the_setpoint_and_restores_it_afterwards() {
+        let (mut core, t0) = started(DLM_OFF);
+        let _ = write(&mut core, t0, 60, Value::Current(amps(12)));
+        let a = write(&mut core, t0, 1, Value::Bool(true));
+        assert_eq!(commands(&a), vec![set_current(1, 6)]);
+        assert_eq!(sets(&a).get(&2), Some(&Value::Bool(true)));
+        let a = write(&mut core, t0, 1, Value::Bool(false));
+        assert_eq!(commands(&a), vec![set_current(1, 12)]);
+        assert_eq!(sets(&a).get(&2), Some(&Value::Bool(false)));
+    }
+
+    /// Table 13, for both settings (6 A and 0 A): "if the setpoint current is changed during
+    /// grid-supporting control, this setpoint value will be used once the grid-supporting
+    /// control has ended."
+    #[test]
+    fn setpoint_changed_during_grid_control_is_used_afterwards() {
+        for grid in [6, 0] {
+            let text = DLM_OFF.replace(
+                "grid_control_current = 6",
+                &format!("grid_control_current = {grid}"),
+            );
+            let (mut core, t0) = started(&text);
+            let _ = write(&mut core, t0, 60, Value::Current(amps(20)));
+            let a = write(&mut core, t0, 1, Value::Bool(true));
+            assert_eq!(commands(&a), vec![set_current(1, grid)], "{grid} A");
+            let a = write(&mut core, t0, 60, Value::Current(amps(12)));
+            assert!(commands(&a).is_empty(), "{grid} A: control still active");
+            let a = write(&mut core, t0, 1, Value::Bool(false));
+            assert_eq!(
+                commands(&a),
+                vec![set_current(1, 12)],
+                "{grid} A: the new setpoint"
+            );
+        }
+    }
+
+    /// Table 13: "grid-supporting control with 0 A behaves in the same way as the
+    /// Interruption function. When grid-supporting control is terminated, the previous state
+    /// is always restored, taking into account the previously used setpoint current";
+    /// table 23: state 11 meanwhile.
+    #[test]
+    fn grid_control_zero_amps_behaves_as_interruption_and_restores_previous_state_and_setpoint() {
+        let text = DLM_OFF.replace("grid_control_current = 6", "grid_control_current = 0");
+        let (mut core, t0) = started(&text);
+        let _ = write(&mut core, t0, 60, Value::Current(amps(20)));
+        let _ = poll(&mut core, t0, CpState::Charging, true);
+        assert_eq!(core.value(GoNumber(50)), Some(&Value::U8(8)));
+        let a = write(&mut core, t0, 1, Value::Bool(true));
+        assert_eq!(commands(&a), vec![set_current(1, 0)]);
+        assert_eq!(sets(&a).get(&50), Some(&Value::U8(11)), "Interruption");
+        let _ = poll(
+            &mut core,
+            t0 + Duration::from_secs(1),
+            CpState::Connected,
+            true,
+        );
+        assert_eq!(core.value(GoNumber(50)), Some(&Value::U8(11)));
+        let a = write(
+            &mut core,
+            t0 + Duration::from_secs(2),
+            1,
+            Value::Bool(false),
+        );
         assert_eq!(
             commands(&a),
-            vec![(1, ChargerCommand::SetCurrent(amps(12)))]
+            vec![set_current(1, 20)],
+            "the previous setpoint"
         );
-        // Grid-supporting control caps at 6 A and restores afterwards.
-        let a = write(&mut core, 1, Value::Bool(true));
-        assert_eq!(commands(&a), vec![(1, ChargerCommand::SetCurrent(amps(6)))]);
-        let a = write(&mut core, 1, Value::Bool(false));
-        assert_eq!(
-            commands(&a),
-            vec![(1, ChargerCommand::SetCurrent(amps(12)))]
+        assert_eq!(sets(&a).get(&50), Some(&Value::U8(8)), "the previous state");
+    }
+
+    /// Table 13: interruption is dominant also during grid-supporting control with 0 A: it
+    /// stays in force when control ends, and the setpoint returns only when it is released.
+    #[test]
+    fn interruption_is_dominant_during_grid_control_with_zero_amps() {
+        let text = DLM_OFF.replace("grid_control_current = 6", "grid_control_current = 0");
+        let (mut core, t0) = started(&text);
+        let _ = write(&mut core, t0, 60, Value::Current(amps(20)));
+        let _ = poll(&mut core, t0, CpState::Charging, true);
+        let _ = write(&mut core, t0, 1, Value::Bool(true));
+        let a = write(&mut core, t0, 55, Value::Bool(true));
+        assert_eq!(sets(&a).get(&56), Some(&Value::Bool(true)));
+        let a = write(&mut core, t0, 1, Value::Bool(false));
+        assert!(
+            commands(&a).is_empty(),
+            "still interrupted: {:?}",
+            commands(&a)
         );
-        // Start/stop and unlock go straight to the charging point.
-        let a = write(&mut core, 54, Value::Bool(false));
+        assert_eq!(core.value(GoNumber(50)), Some(&Value::U8(11)));
+        assert_eq!(core.target(cp(1)), Some(Current::ZERO));
+        let a = write(&mut core, t0, 55, Value::Bool(false));
+        assert_eq!(commands(&a), vec![set_current(1, 20)]);
+        assert_eq!(sets(&a).get(&50), Some(&Value::U8(8)));
+    }
+
+    #[test]
+    fn start_stop_and_unlock_go_straight_to_the_charging_point() {
+        let (mut core, t0) = started(DLM_OFF);
+        let a = write(&mut core, t0, 54, Value::Bool(false));
         assert_eq!(commands(&a), vec![(1, ChargerCommand::StartStop(false))]);
-        let a = write(&mut core, 59, Value::Bool(true));
+        let a = write(&mut core, t0, 59, Value::Bool(true));
         assert_eq!(commands(&a), vec![(1, ChargerCommand::Unlock)]);
+    }
+
+    /// Table 27: a stop cancels the charging process (state 4); it "can only be restarted
+    /// again once the electric vehicle is reconnected", and then needs a start: the core shows
+    /// "Manual start required" (7) and passes the start on. A start before that is refused
+    /// with OpNotPossible (40, information only).
+    #[test]
+    fn after_a_stop_a_reconnected_vehicle_shows_manual_start_required() {
+        let (mut core, t0) = started(DLM_OFF);
+        let _ = poll(&mut core, t0, CpState::Charging, true);
+        let a = write(&mut core, t0, 54, Value::Bool(false));
+        assert_eq!(commands(&a), vec![(1, ChargerCommand::StartStop(false))]);
+        let _ = poll(
+            &mut core,
+            t0 + Duration::from_secs(1),
+            CpState::Cancelled,
+            true,
+        );
+        assert_eq!(core.value(GoNumber(50)), Some(&Value::U8(4)), "Cancelled");
+        let a = write(
+            &mut core,
+            t0 + Duration::from_secs(2),
+            54,
+            Value::Bool(true),
+        );
+        assert!(
+            commands(&a).is_empty(),
+            "not before the vehicle is reconnected"
+        );
+        assert_eq!(
+            sets(&a).get(&95),
+            Some(&Value::Text("OpNotPossible".into()))
+        );
+        let _ = poll(
+            &mut core,
+            t0 + Duration::from_secs(3),
+            CpState::Available,
+            false,
+        );
+        assert_eq!(core.value(GoNumber(50)), Some(&Value::U8(5)));
+        // Reconnected: the charging point itself still reports "cancelled" (it stays
+        // stopped); the core shows that a manual start is required.
+        let _ = poll(
+            &mut core,
+            t0 + Duration::from_secs(4),
+            CpState::Cancelled,
+            true,
+        );
+        assert_eq!(
+            core.value(GoNumber(50)),
+            Some(&Value::U8(7)),
+            "Manual start required"
+        );
+        let a = write(
+            &mut core,
+            t0 + Duration::from_secs(5),
+            54,
+            Value::Bool(true),
+        );
+        assert_eq!(commands(&a), vec![(1, ChargerCommand::StartStop(true))]);
+        assert_ne!(
+            sets(&a).get(&95),
+            Some(&Value::Text("OpNotPossible".into()))
+        );
+    }
+
+    /// Table 63, OpNotPossible (40): a start is refused when the charging point starts
+    /// automatically or the process has already been started; it is passed on where the
+    /// charging point reports "Manual start required" (7) itself.
+    #[test]
+    fn a_start_without_manual_start_required_is_refused_with_opnotpossible() {
+        let (mut core, t0) = started(DLM_OFF);
+        let _ = poll(&mut core, t0, CpState::Charging, true);
+        let a = write(&mut core, t0, 54, Value::Bool(true));
+        assert!(commands(&a).is_empty(), "{:?}", commands(&a));
+        assert_eq!(
+            sets(&a).get(&95),
+            Some(&Value::Text("OpNotPossible".into()))
+        );
+        assert_eq!(
+            core.value(GoNumber(94)),
+            Some(&Value::Bool(false)),
+            "information only"
+        );
+        assert!(
+            !core.faults().is_present(
+                Scope::ChargingPoint(cp(1)),
+                crate::faults::FaultCode::OpNotPossible
+            ),
+            "reset at once"
+        );
+        let _ = poll(
+            &mut core,
+            t0 + Duration::from_secs(1),
+            CpState::ManualStartRequired,
+            true,
+        );
+        assert_eq!(core.value(GoNumber(50)), Some(&Value::U8(7)));
+        let a = write(
+            &mut core,
+            t0 + Duration::from_secs(1),
+            54,
+            Value::Bool(true),
+        );
+        assert_eq!(commands(&a), vec![(1, ChargerCommand::StartStop(true))]);
+    }
+
+    /// Ch. 11: "Faults with severity level 10 or 50 are automatically reset when next called
+    /// and do not emit any visual signals": EMeter Error (10), EMeter Comm (20),
+    /// EMeterNotReach (30) at the next meter read, ChargerError (50) at the next poll.
+    #[test]
+    fn severities_10_to_50_reset_automatically_when_next_called() {
+        use crate::faults::FaultCode;
+        use crate::meters::MeterError;
+        let (mut core, t0) = started(DLM_OFF);
+        let scope = Scope::ChargingPoint(cp(1));
+        for (error, code, level) in [
+            (MeterError::Fault(0x4), FaultCode::EMeterError, 10),
+            (
+                MeterError::Comm("exception 2".into()),
+                FaultCode::EMeterComm,
+                20,
+            ),
+            (
+                MeterError::NotReachable("timeout".into()),
+                FaultCode::EMeterNotReach,
+                30,
+            ),
+        ] {
+            let _ = core.handle(
+                Event::MeterStatus {
+                    cp: cp(1),
+                    error: Some(error),
+                },
+                t0,
+            );
+            assert!(core.faults().is_present(scope, code), "{code}");
+            assert_eq!(code.severity(scope).0, level);
+            assert_eq!(core.leds().app, AppLed::On, "{code}: no visual signal");
+            let a = core.handle(
+                Event::MeterStatus {
+                    cp: cp(1),
+                    error: None,
+                },
+                t0,
+            );
+            assert!(
+                !core.faults().is_present(scope, code),
+                "{code}: reset when next read"
+            );
+            assert_eq!(sets(&a).get(&94), Some(&Value::Bool(false)), "{code}");
+        }
+        let mut status = charging(6, 6, 6, 100);
+        status.error = Some(ManufacturerError { parts: vec![0x1A] });
+        let _ = core.handle(Event::ChargerPolled { cp: cp(1), status }, t0);
+        assert!(core.faults().is_present(scope, FaultCode::ChargerError));
+        assert_eq!(FaultCode::ChargerError.severity(scope).0, 50);
+        assert_eq!(
+            core.leds().app,
+            AppLed::On,
+            "ChargerError: no visual signal"
+        );
+        let a = core.handle(
+            Event::ChargerPolled {
+                cp: cp(1),
+                status: charging(6, 6, 6, 100),
+            },
+            t0,
+        );
+        assert!(!core.faults().is_present(scope, FaultCode::ChargerError));
+        assert_eq!(sets(&a).get(&94), Some(&Value::Bool(false)));
     }
 
     /// Table 13: interruption and grid-supporting control work in parallel; interruption is
