@@ -29,7 +29,8 @@
 //!   normal allocation finds that the minimums fit. Only at start-up, before the DLM's first
 //!   decision, does every charging point get its minimum.
 //! * Minimums not fitting → OverCurrent (80): all interrupted (spec), or, as a parameter,
-//!   a queue that rotates every rotation interval.
+//!   a queue that rotates every rotation interval, but never before every charging point
+//!   with a vehicle has kept its last switch (on or off) for the minimum on/off time.
 //! * Reductions apply at once. Increases ramp at the configured rate, starting from the
 //!   minimum. A vehicle is switched on no sooner than the minimum on/off time after it was
 //!   switched off (safety reductions are never delayed). Break before make: after a vehicle
@@ -462,12 +463,7 @@ impl Core {
             .filter(|_| self.ramping())
             .map(|t| t + RAMP_STEP);
         let rotate = (self.config.dlm.overcurrent_strategy == OvercurrentStrategy::Queue)
-            .then(|| {
-                self.dlm
-                    .rotated
-                    .or(self.dlm.started)
-                    .map(|t| t + self.config.dlm.rotation_interval)
-            })
+            .then(|| self.rotation_due_at())
             .flatten();
         let refine = self
             .dlm
@@ -478,6 +474,29 @@ impl Core {
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// When the queue may rotate next: a rotation interval after the last one, and not before
+    /// every charging point with a vehicle has kept its last switch (on or off) for the
+    /// minimum on/off time. A rotation never switches a vehicle off before its minimum on
+    /// time, nor moves the turn to one that may not be switched on yet, even with a rotation
+    /// interval shorter than the minimum on/off time.
+    fn rotation_due_at(&self) -> Option<Instant> {
+        let dlm = &self.config.dlm;
+        let interval = self.dlm.rotated.or(self.dlm.started)? + dlm.rotation_interval;
+        let settled = self
+            .dlm
+            .switched
+            .iter()
+            .filter(|(cp, _)| {
+                self.points
+                    .get(cp)
+                    .and_then(|p| p.status.as_ref())
+                    .is_some_and(|s| s.connected)
+            })
+            .map(|(_, t)| *t + dlm.min_switch_time)
+            .max();
+        Some(settled.map_or(interval, |s| s.max(interval)))
     }
 
     fn ramping(&self) -> bool {
@@ -909,11 +928,7 @@ impl Core {
             self.dlm.targets.insert(*cp, next);
         }
         if dlm.overcurrent_strategy == OvercurrentStrategy::Queue {
-            let due = self
-                .dlm
-                .rotated
-                .or(self.dlm.started)
-                .is_some_and(|t| now.saturating_duration_since(t) >= dlm.rotation_interval);
+            let due = self.rotation_due_at().is_some_and(|t| now >= t);
             if due {
                 self.dlm.rotated = Some(now);
                 if !self.dlm.queue.is_empty() {

@@ -2034,6 +2034,433 @@ max_current = 16
         );
         assert_ne!(trigger_missing, all_missing);
     }
+    /// Delivers `payload` as a GroupValue_Write on `ga` through the object engine (DPT
+    /// decoding with each object's configured DPT) and hands what it yields to the core.
+    fn telegram(core: &mut Core, t: Instant, ga: &str, payload: Vec<u8>) -> Vec<GoNumber> {
+        use crate::knx::wire::apdu::{Apdu, Payload, Tpdu};
+        use crate::knx::wire::cemi::{Destination, LData, LDataService};
+        use crate::objects::engine::{Engine, SendPolicy};
+        let mut engine = Engine::new(
+            core.table().clone(),
+            SendPolicy::default(),
+            "1.1.10".parse().unwrap(),
+        )
+        .unwrap();
+        let payload = if payload.len() == 1 && payload[0] < 64 {
+            Payload::Short(payload[0])
+        } else {
+            Payload::Long(payload)
+        };
+        let frame = LData::new(
+            LDataService::Ind,
+            "1.1.99".parse().unwrap(),
+            Destination::Group(ga.parse().unwrap()),
+            Tpdu::Data(Apdu::GroupValueWrite(payload)),
+        );
+        let mut objects = Vec::new();
+        for r in engine.on_frame(&frame, t) {
+            objects.push(r.object);
+            let _ = core.handle(
+                Event::ObjectWritten {
+                    object: r.object,
+                    value: r.value,
+                },
+                t,
+            );
+        }
+        objects
+    }
+
+    /// Ch. 9.1: the smart meter's values may come in every DPT the spec allows for objects
+    /// 10–12 — current as 7.012 (mA), 9.021 (mA, 2-byte float) or 14.019 (A, 4-byte float),
+    /// power as 9.024 (kW, 2-byte float) or 14.056 (W, 4-byte float), converted at the
+    /// nominal voltage (230 V). 20 A (4.6 kW) per phase gives the same current and the same
+    /// distribution in each, within the DPT's resolution.
+    #[test]
+    fn meter_value_in_each_allowed_dpt_gives_the_same_current() {
+        let cases: [(&str, &str, Vec<u8>); 5] = [
+            ("current", "7.012", 20_000u16.to_be_bytes().to_vec()),
+            // 0.01 · 1953 · 2^10 mA = 19 998.72 mA, the nearest 2-byte float to 20 000 mA.
+            ("current", "9.021", vec![0x57, 0xA1]),
+            ("current", "14.019", 20.0f32.to_be_bytes().to_vec()),
+            // 0.01 · 460 kW = 4.6 kW.
+            ("power", "9.024", vec![0x01, 0xCC]),
+            ("power", "14.056", 4600.0f32.to_be_bytes().to_vec()),
+        ];
+        for (measurement, dpt, payload) in cases {
+            let key = if measurement == "power" {
+                "power_dpt"
+            } else {
+                "current_dpt"
+            };
+            let text = HOUSE.replace(
+                "measurement = \"current\"",
+                &format!("measurement = \"{measurement}\"\n{key} = \"{dpt}\""),
+            );
+            let mut core = Core::new(config(&text), true);
+            let t0 = Instant::now();
+            let _ = core.handle(Event::Started, t0);
+            assert_eq!(
+                core.table().get(GoNumber(10)).map(|o| o.dpt.as_str()),
+                Some(dpt)
+            );
+            let _ = vehicle(&mut core, 1, t0, [0, 0, 0]);
+            let _ = no_vehicle(&mut core, 2, t0);
+            let _ = no_vehicle(&mut core, 3, t0);
+            for ga in ["0/0/10", "0/0/11", "0/0/12"] {
+                let got = telegram(&mut core, t0, ga, payload.clone());
+                assert_eq!(got.len(), 1, "{dpt}: decoded for one object");
+            }
+            let metered = core.dlm_cycle().unwrap().meter;
+            for p in crate::units::Phase::ALL {
+                let diff = (metered.get(p).milliamps() - 20_000).abs();
+                assert!(diff <= 2, "{dpt}: {} on {p:?}", metered.get(p));
+            }
+            let _ = settle(&mut core, t0);
+            assert_eq!(target(&core, 1), a(10), "{dpt}: 30 A budget − 20 A");
+        }
+    }
+
+    /// Table 20: several devices may report on further group addresses linked to object 13;
+    /// a report on the second address reduces to the minimum just as on the first.
+    #[test]
+    fn high_power_reports_on_a_second_linked_group_address_work_the_same() {
+        let text = HOUSE.replace("13 = [\"0/0/13\"]", "13 = [\"0/0/13\", \"0/0/14\"]");
+        let (mut core, t0) = running(&text, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        assert_eq!(target(&core, 1), a(10));
+        let got = telegram(&mut core, t0 + Duration::from_secs(3), "0/0/14", vec![1]);
+        assert_eq!(got, vec![GoNumber(13)]);
+        assert_eq!((target(&core, 1), target(&core, 2)), (a(6), a(6)));
+        // A report on the second address within the wait restarts it, too.
+        let _ = meter(&mut core, t0 + Duration::from_secs(10), [10, 10, 10]);
+        let _ = telegram(&mut core, t0 + Duration::from_secs(40), "0/0/14", vec![1]);
+        let _ = meter(&mut core, t0 + Duration::from_secs(50), [10, 10, 10]);
+        let _ = meter(&mut core, t0 + Duration::from_secs(64), [10, 10, 10]);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(66));
+        assert_eq!(target(&core, 1), a(6), "the wait runs until 100 s");
+        let _ = meter(&mut core, t0 + Duration::from_secs(78), [10, 10, 10]);
+        let _ = meter(&mut core, t0 + Duration::from_secs(92), [10, 10, 10]);
+        let _ = meter(&mut core, t0 + Duration::from_secs(101), [10, 10, 10]);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(104));
+        assert_eq!(target(&core, 1), a(10));
+    }
+
+    /// Table 20: value 0 means "inactive": it neither starts a wait nor ends a running one.
+    #[test]
+    fn high_power_inactive_report_neither_starts_nor_ends_the_wait() {
+        let (mut core, t0) = running(HOUSE, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        let hp = |core: &mut Core, t, on| {
+            core.handle(
+                Event::ObjectWritten {
+                    object: GoNumber(13),
+                    value: Value::Bool(on),
+                },
+                t,
+            )
+        };
+        let _ = hp(&mut core, t0 + Duration::from_secs(3), false);
+        assert_eq!(target(&core, 1), a(10), "0 starts no wait");
+        assert!(!core.dlm_cycle().unwrap().high_power);
+        let _ = hp(&mut core, t0 + Duration::from_secs(4), true);
+        assert_eq!(target(&core, 1), a(6));
+        let _ = meter(&mut core, t0 + Duration::from_secs(10), [10, 10, 10]);
+        let _ = hp(&mut core, t0 + Duration::from_secs(20), false);
+        let _ = meter(&mut core, t0 + Duration::from_secs(24), [10, 10, 10]);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(27));
+        assert_eq!(target(&core, 1), a(6), "0 does not end the wait");
+        for s in [38u64, 52] {
+            let _ = meter(&mut core, t0 + Duration::from_secs(s), [10, 10, 10]);
+        }
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(63));
+        assert!(
+            core.dlm_cycle().unwrap().high_power,
+            "wait from the report at 4 s: until 64 s"
+        );
+        let _ = meter(&mut core, t0 + Duration::from_secs(65), [10, 10, 10]);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(68));
+        assert!(
+            !core.dlm_cycle().unwrap().high_power,
+            "0 did not restart the wait"
+        );
+        assert_eq!(target(&core, 1), a(10));
+    }
+
+    /// Ch. 9.1 / table 17: a 1-phase smart meter's value is the current of the shared line; it
+    /// counts on every phase, so a single-phase point wired to L2 is limited by it too.
+    #[test]
+    fn one_phase_meter_value_counts_on_every_phase() {
+        let text = HOUSE
+            .replace("connection = \"3-phase\"", "connection = \"1-phase\"")
+            .replace(
+                "ip = \"10.0.0.1\"",
+                "ip = \"10.0.0.1\"\nphases = 1\nphase_rotation = \"L2-L3-L1\"",
+            );
+        let mut core = Core::new(config(&text), true);
+        let t0 = Instant::now();
+        let _ = core.handle(Event::Started, t0);
+        let _ = vehicle(&mut core, 1, t0, [0, 0, 0]);
+        let _ = no_vehicle(&mut core, 2, t0);
+        let _ = no_vehicle(&mut core, 3, t0);
+        let _ = phase_value(&mut core, 10, t0, 20);
+        assert_eq!(core.dlm_cycle().unwrap().meter, PerPhase::splat(a(20)));
+        let _ = settle(&mut core, t0);
+        assert_eq!(
+            target(&core, 1),
+            a(10),
+            "L2 is loaded with 20 A too: 30 − 20"
+        );
+        assert!(
+            smart_meter_timeout(&core).is_none(),
+            "objects 11 and 12 are not needed"
+        );
+    }
+
+    /// Ch. 9.3: "If you are using a charging point without consumption value measurement with
+    /// DLM, the provided setpoint current is automatically used as the actual current." The
+    /// meter then shows house + both cars, and the one without metering is not taken for
+    /// house load.
+    #[test]
+    fn a_point_without_metering_counts_its_setpoint_as_its_current() {
+        let (mut core, t0) = running(HOUSE, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        assert_eq!((target(&core, 1), target(&core, 2)), (a(10), a(10)));
+        let t = t0 + Duration::from_secs(5);
+        let unmetered = ChargerStatus {
+            state: Some(CpState::Charging),
+            connected: true,
+            charging: true,
+            currents: None,
+            ..ChargerStatus::default()
+        };
+        let _ = core.handle(
+            Event::ChargerPolled {
+                cp: cp(1),
+                status: unmetered,
+            },
+            t,
+        );
+        let _ = vehicle(&mut core, 2, t, [10, 10, 10]);
+        // House 10 A + 10 A (point 1, measured by nothing) + 10 A (point 2).
+        let _ = meter(&mut core, t, [30, 30, 30]);
+        let _ = settle(&mut core, t);
+        assert!(
+            !core
+                .faults()
+                .is_present(Scope::Device, FaultCode::OverCurrent)
+        );
+        assert_eq!(
+            (target(&core, 1), target(&core, 2)),
+            (a(10), a(10)),
+            "its 10 A setpoint counts as its current: the house is still 10 A"
+        );
+    }
+
+    /// Per-phase allocation with phase detection from the measured currents: a 1-phase car
+    /// at a 3-phase charging point draws on L1 only, so it is booked on L1 only and a
+    /// single-phase point on L2 gets what L2 has.
+    #[test]
+    fn three_phase_point_with_a_one_phase_car_frees_the_other_phases() {
+        let text = HOUSE
+            .replace(
+                "ip = \"10.0.0.3\"",
+                "ip = \"10.0.0.3\"\nphases = 1\nphase_rotation = \"L2-L3-L1\"",
+            )
+            .replace("max_current = 16", "max_current = 32");
+        let mut core = Core::new(config(&text), true);
+        let t0 = Instant::now();
+        let _ = core.handle(Event::Started, t0);
+        let _ = vehicle(&mut core, 1, t0, [0, 0, 0]);
+        let _ = no_vehicle(&mut core, 2, t0);
+        let _ = vehicle(&mut core, 3, t0, [0, 0, 0]);
+        let _ = meter(&mut core, t0, [10, 10, 10]);
+        let _ = settle(&mut core, t0);
+        assert_eq!(
+            (target(&core, 1), target(&core, 3)),
+            (a(10), a(10)),
+            "before point 1's car draws it is booked as wired: L2 shared"
+        );
+        let t = t0 + Duration::from_secs(5);
+        let _ = vehicle(&mut core, 1, t, [10, 0, 0]);
+        let _ = vehicle(&mut core, 3, t, [10, 0, 0]);
+        let _ = meter(&mut core, t, [20, 20, 10]);
+        let _ = settle(&mut core, t);
+        let _ = core.handle(Event::Tick, t + Duration::from_secs(6));
+        assert_eq!(
+            (target(&core, 1), target(&core, 3)),
+            (a(20), a(20)),
+            "point 1 is booked on L1 only: each has 20 A on its own phase"
+        );
+    }
+    /// Queueing with a rotation interval (60 s) below the minimum on/off time (300 s): the
+    /// rotation waits until the charging car has been on, and the waiting one off, for the
+    /// minimum on/off time; it never switches a car off sooner, and everyone still gets a
+    /// turn.
+    #[test]
+    fn queue_rotation_never_switches_off_before_the_minimum_on_time() {
+        let text = HOUSE
+            .replace("min_switch_time = 0", "min_switch_time = 300")
+            .replace(
+                "ramp_up_rate = 32.0",
+                "ramp_up_rate = 32.0\novercurrent_strategy = \"queue\"\nrotation_interval = 60",
+            );
+        let (mut core, t0) = running(&text, 22);
+        let _ = settle(&mut core, t0);
+        let mut on_since: [Option<u64>; 2] = [Some(0), Some(0)];
+        let mut turns = [0u32; 2];
+        for s in (5..=1300u64).step_by(5) {
+            let t = t0 + Duration::from_secs(s);
+            if s % 10 == 0 {
+                let _ = meter(&mut core, t, [22, 22, 22]);
+            }
+            let _ = core.handle(Event::Tick, t);
+            for n in 1..=2u8 {
+                let i = usize::from(n - 1);
+                let on = target(&core, n) > Current::ZERO;
+                match (on, on_since[i]) {
+                    (true, None) => {
+                        on_since[i] = Some(s);
+                        turns[i] += 1;
+                    }
+                    (false, Some(since)) => {
+                        // The first switch-off (at 3 s) is the shortage itself, not a rotation.
+                        assert!(
+                            since == 0 || s - since >= 300,
+                            "point {n} switched off after {} s on (at {s} s)",
+                            s - since
+                        );
+                        on_since[i] = None;
+                    }
+                    _ => {}
+                }
+            }
+            assert!(
+                target(&core, 1) == Current::ZERO || target(&core, 2) == Current::ZERO,
+                "only one fits at {s} s"
+            );
+        }
+        assert!(
+            turns[1] >= 1 && turns.iter().sum::<u32>() >= 3,
+            "rotated: {turns:?}"
+        );
+    }
+
+    /// Table 13 with DLM: grid-supporting control with 6 A caps what the DLM gives every
+    /// charging point; when control ends the DLM raises them again.
+    #[test]
+    fn grid_control_caps_dlm_targets_at_the_control_setpoint() {
+        let text = HOUSE.replace(
+            "high_power_waiting_time = 60",
+            "high_power_waiting_time = 60\ngrid_control_current = 6",
+        );
+        let (mut core, t0) = running(&text, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        assert_eq!((target(&core, 1), target(&core, 2)), (a(10), a(10)));
+        let t = t0 + Duration::from_secs(3);
+        let out = core.handle(
+            Event::ObjectWritten {
+                object: GoNumber(1),
+                value: Value::Bool(true),
+            },
+            t,
+        );
+        assert_eq!((target(&core, 1), target(&core, 2)), (a(6), a(6)));
+        assert!(out.contains(&Action::Charger {
+            cp: cp(1),
+            command: crate::chargers::ChargerCommand::SetCurrent(a(6))
+        }));
+        let _ = meter(&mut core, t + Duration::from_secs(5), [10, 10, 10]);
+        let _ = core.handle(Event::Tick, t + Duration::from_secs(8));
+        assert_eq!(target(&core, 1), a(6), "still capped while control lasts");
+        let t = t + Duration::from_secs(9);
+        let _ = core.handle(
+            Event::ObjectWritten {
+                object: GoNumber(1),
+                value: Value::Bool(false),
+            },
+            t,
+        );
+        let _ = core.handle(Event::Tick, t + Duration::from_secs(1));
+        assert_eq!((target(&core, 1), target(&core, 2)), (a(10), a(10)));
+    }
+
+    /// Table 13 with DLM: interruption is dominant during grid-supporting control, and when
+    /// it is released during control the point returns to the control state (the DLM resumes
+    /// at the minimum, within the 6 A cap).
+    #[test]
+    fn interruption_is_dominant_during_grid_control_with_dlm_on() {
+        let text = HOUSE.replace(
+            "high_power_waiting_time = 60",
+            "high_power_waiting_time = 60\ngrid_control_current = 6",
+        );
+        let (mut core, t0) = running(&text, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        let w = |core: &mut Core, t, o: u16, v: bool| {
+            core.handle(
+                Event::ObjectWritten {
+                    object: GoNumber(o),
+                    value: Value::Bool(v),
+                },
+                t,
+            )
+        };
+        let t = t0 + Duration::from_secs(3);
+        let _ = w(&mut core, t, 1, true);
+        assert_eq!(target(&core, 1), a(6));
+        let _ = w(&mut core, t, 55, true);
+        assert_eq!(target(&core, 1), Current::ZERO, "interruption dominates");
+        assert_eq!(
+            target(&core, 2),
+            a(6),
+            "the other stays capped by the control"
+        );
+        let _ = w(&mut core, t + Duration::from_secs(1), 55, false);
+        let _ = core.handle(Event::Tick, t + Duration::from_secs(4));
+        assert_eq!(
+            (target(&core, 1), target(&core, 2)),
+            (a(6), a(6)),
+            "back in the control state"
+        );
+    }
+
+    /// Table 28 with DLM: "the DLM will continue the charging process with the minimum
+    /// charging current and will control the available charging current again."
+    #[test]
+    fn interruption_released_under_dlm_resumes_at_the_minimum_and_the_dlm_raises_it_again() {
+        let text = HOUSE.replace("ramp_up_rate = 32.0", "ramp_up_rate = 1.0");
+        let (mut core, t0) = running(&text, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(10));
+        assert_eq!(target(&core, 1), a(10));
+        let w = |core: &mut Core, t, v: bool| {
+            core.handle(
+                Event::ObjectWritten {
+                    object: GoNumber(55),
+                    value: Value::Bool(v),
+                },
+                t,
+            )
+        };
+        let _ = w(&mut core, t0 + Duration::from_secs(11), true);
+        assert_eq!(target(&core, 1), Current::ZERO);
+        let _ = meter(&mut core, t0 + Duration::from_secs(12), [10, 10, 10]);
+        let t = t0 + Duration::from_secs(13);
+        let _ = w(&mut core, t, false);
+        assert_eq!(
+            target(&core, 1),
+            a(6),
+            "resumes at the minimum, not at its old 10 A"
+        );
+        let _ = core.handle(Event::Tick, t + Duration::from_secs(1));
+        assert!(target(&core, 1) > a(6), "then the DLM raises it");
+        let _ = meter(&mut core, t + Duration::from_secs(5), [10, 10, 10]);
+        let _ = core.handle(Event::Tick, t + Duration::from_secs(14));
+        assert_eq!(
+            (target(&core, 1), target(&core, 2)),
+            (a(10), a(10)),
+            "the DLM raises it again to the even share"
+        );
+    }
 }
 
 mod dlm_limits {
