@@ -179,3 +179,28 @@ fn models_without_driver_are_conf_charger_and_retrofit_meters_follow_the_meterin
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!(f[0].code, FaultCode::ConfEMeter);
 }
+
+/// The DLM parameter defaults (docs/dlm.md): unbalanced-load cap off (20 A once switched
+/// on), strategy "interrupt-all" (the spec), queue rotation every 900 s, minimum on/off time
+/// 300 s — read from a parsed configuration that sets none of them.
+#[test]
+fn dlm_parameter_defaults_are_cap_off_interrupt_all_rotation_900_s_and_min_switch_300_s() {
+    let d = file::parse("[dlm]\nenabled = true\n", "defaults")
+        .unwrap()
+        .dlm;
+    assert_eq!(d.unbalanced_load_limit, None, "unbalanced-load cap off");
+    assert_eq!(d.overcurrent_strategy, OvercurrentStrategy::InterruptAll);
+    assert_eq!(d.rotation_interval, Duration::from_secs(900));
+    assert_eq!(d.min_switch_time, Duration::from_secs(300));
+    let on = file::parse(
+        "[dlm]\nenabled = true\n[dlm.unbalanced_load]\nenabled = true\n",
+        "on",
+    )
+    .unwrap()
+    .dlm;
+    assert_eq!(
+        on.unbalanced_load_limit,
+        Some(Current::from_amps(20)),
+        "20 A when on"
+    );
+}

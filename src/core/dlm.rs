@@ -14,15 +14,23 @@
 //!   measurement never frees budget. Available = budget − other load. [`crate::dlm::allocate`] shares it among the charging
 //!   points with a vehicle connected. A charging point without a vehicle gets 0 A, and gets
 //!   its minimum on the next cycle after a vehicle arrives.
-//! * No meter value (or no "In operation" trigger, in that mode) within interval + tolerance
-//!   → SmartMeterTOut (90) and emergency mode: every charging point at its minimum until
-//!   values return. The same holds before the first value arrives and while DLMAssociation
-//!   (120) is present: with no trustworthy measurement, the minimum is the lowest current
-//!   that still charges, and it is what the spec's emergency mode uses.
-//! * A high-power device reporting 1 → every charging point at its minimum at once; the
-//!   waiting time restarts with every report; afterwards normal allocation.
+//! * Every supervised object must deliver on its own within interval + tolerance: with
+//!   monitoring "values" each phase object of the meter (10; 10, 11, 12 with a 3-phase
+//!   meter), with "values and In operation" the trigger on object 20 (values then come only
+//!   on change; they never stand in for a missing trigger). A silent one → SmartMeterTOut
+//!   (90) and emergency mode: every charging point reduced to its minimum until values
+//!   return. The same holds before the first value arrives and while
+//!   DLMAssociation (120) is present: with no trustworthy measurement, the minimum is the
+//!   lowest current that still charges, and it is what the spec's emergency mode uses.
+//! * A high-power device reporting 1 → every charging point reduced to its minimum at once;
+//!   the waiting time restarts with every report; afterwards normal allocation.
+//! * "Reduced to the minimum" only lowers: a charging point at 0 A (no vehicle, waiting in
+//!   the queue, interrupted by OverCurrent) stays at 0 A, and OverCurrent stays until the
+//!   normal allocation finds that the minimums fit. Only at start-up, before the DLM's first
+//!   decision, does every charging point get its minimum.
 //! * Minimums not fitting → OverCurrent (80): all interrupted (spec), or, as a parameter,
-//!   a queue that rotates every rotation interval.
+//!   a queue that rotates every rotation interval, but never before every charging point
+//!   with a vehicle has kept its last switch (on or off) for the minimum on/off time.
 //! * Reductions apply at once. Increases ramp at the configured rate, starting from the
 //!   minimum. A vehicle is switched on no sooner than the minimum on/off time after it was
 //!   switched off (safety reductions are never delayed). Break before make: after a vehicle
@@ -62,8 +70,8 @@ const PHASE_DETECTION: Current = Current::from_milliamps(1_000);
 pub(super) struct DlmState {
     /// Last meter reading per grid phase (current).
     meter: [Option<Current>; 3],
-    /// Last meter value or "In operation" trigger.
-    meter_seen: Option<Instant>,
+    /// When each supervised object (10, 11, 12 values; 20 "In operation") last delivered.
+    seen: BTreeMap<GoNumber, Instant>,
     /// When the core started (the first meter deadline runs from here).
     started: Option<Instant>,
     /// High-power device wait ends at.
@@ -171,13 +179,19 @@ impl Core {
                 Some(c) => self.meter_value(i, c, now),
                 None => return,
             },
+            // Table 20: 1 = active starts (or restarts) the wait; 0 = inactive changes nothing.
             (None, Value::Bool(on)) if object.0 == 13 => {
                 if *on {
                     self.dlm.high_power_until = Some(now + self.config.dlm.high_power_waiting_time);
                 }
             }
-            (None, Value::Bool(_)) if object.0 == 20 => self.dlm.meter_seen = Some(now),
+            // Table 21: DPT 1.017 trigger, both 0 and 1 are a trigger.
+            (None, Value::Bool(_)) if object.0 == 20 => {}
             _ => return,
+        }
+        // Supervision per object: only a value that could be used counts as delivered.
+        if phase.is_some() || object.0 == 20 {
+            self.dlm.seen.insert(object, now);
         }
         self.dlm_update(now, out);
     }
@@ -210,15 +224,6 @@ impl Core {
             *fresh = true;
         }
         self.estimate_other(now);
-        // In "values and In operation" mode the trigger supervises the meter; values sent only
-        // on change must not be required.
-        if self.config.dlm.meter.monitoring == MonitoringMode::Values
-            || self.dlm.meter_seen.is_none()
-        {
-            self.dlm.meter_seen = Some(now);
-        } else {
-            self.dlm.meter_seen = self.dlm.meter_seen.max(Some(now));
-        }
     }
 
     /// Estimates the other (non-charging) load from the last meter reading.
@@ -386,11 +391,60 @@ impl Core {
         }
     }
 
-    /// The meter deadline: after it, SmartMeterTOut and emergency mode.
-    fn meter_deadline(&self) -> Option<Instant> {
+    /// The objects that must each deliver within interval + tolerance: with monitoring
+    /// "values", every phase object of the meter (10; 10, 11 and 12 with a 3-phase meter);
+    /// with "values and In operation", the trigger on object 20 (the values then come only
+    /// on change and cannot be required).
+    fn supervised(&self) -> &'static [GoNumber] {
+        const ONE: [GoNumber; 1] = [GoNumber(10)];
+        const THREE: [GoNumber; 3] = [GoNumber(10), GoNumber(11), GoNumber(12)];
+        const TRIGGER: [GoNumber; 1] = [GoNumber(20)];
         let m = &self.config.dlm.meter;
-        let from = self.dlm.meter_seen.or(self.dlm.started)?;
+        match (m.monitoring, m.connection) {
+            (MonitoringMode::ValuesAndInOperation, _) => &TRIGGER,
+            (MonitoringMode::Values, MeterConnection::OnePhase) => &ONE,
+            (MonitoringMode::Values, MeterConnection::ThreePhase) => &THREE,
+        }
+    }
+
+    /// The instant by which `object` must deliver again (from start-up until its first value).
+    fn object_deadline(&self, object: GoNumber) -> Option<Instant> {
+        let m = &self.config.dlm.meter;
+        let from = self.dlm.seen.get(&object).copied().or(self.dlm.started)?;
         Some(from + m.interval + m.tolerance)
+    }
+
+    /// The meter deadline: the earliest of the supervised objects' deadlines. After it,
+    /// SmartMeterTOut and emergency mode.
+    fn meter_deadline(&self) -> Option<Instant> {
+        self.supervised()
+            .iter()
+            .filter_map(|o| self.object_deadline(*o))
+            .min()
+    }
+
+    /// What the smart meter left silent at `now`, for the fault message.
+    fn silence(&self, now: Instant) -> String {
+        let silent = |o: &GoNumber| self.object_deadline(*o).is_some_and(|d| now >= d);
+        let name = |o: GoNumber| match o.0 {
+            10 if self.config.dlm.meter.connection == MeterConnection::OnePhase => {
+                "no smart-meter value (object 10)".to_owned()
+            }
+            10..=12 => format!("no smart-meter value L{} (object {})", o.0 - 9, o.0),
+            _ => "no \"In operation\" trigger (object 20)".to_owned(),
+        };
+        let mut parts: Vec<String> = self
+            .supervised()
+            .iter()
+            .filter(|o| silent(o))
+            .map(|o| name(*o))
+            .collect();
+        if self.config.dlm.meter.monitoring == MonitoringMode::ValuesAndInOperation
+            && [10, 11, 12].iter().all(|o| silent(&GoNumber(*o)))
+        {
+            parts.push("no smart-meter value either".to_owned());
+        }
+        parts.join(", ")
     }
 
     /// When the DLM next needs a tick.
@@ -409,12 +463,7 @@ impl Core {
             .filter(|_| self.ramping())
             .map(|t| t + RAMP_STEP);
         let rotate = (self.config.dlm.overcurrent_strategy == OvercurrentStrategy::Queue)
-            .then(|| {
-                self.dlm
-                    .rotated
-                    .or(self.dlm.started)
-                    .map(|t| t + self.config.dlm.rotation_interval)
-            })
+            .then(|| self.rotation_due_at())
             .flatten();
         let refine = self
             .dlm
@@ -425,6 +474,29 @@ impl Core {
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// When the queue may rotate next: a rotation interval after the last one, and not before
+    /// every charging point with a vehicle has kept its last switch (on or off) for the
+    /// minimum on/off time. A rotation never switches a vehicle off before its minimum on
+    /// time, nor moves the turn to one that may not be switched on yet, even with a rotation
+    /// interval shorter than the minimum on/off time.
+    fn rotation_due_at(&self) -> Option<Instant> {
+        let dlm = &self.config.dlm;
+        let interval = self.dlm.rotated.or(self.dlm.started)? + dlm.rotation_interval;
+        let settled = self
+            .dlm
+            .switched
+            .iter()
+            .filter(|(cp, _)| {
+                self.points
+                    .get(cp)
+                    .and_then(|p| p.status.as_ref())
+                    .is_some_and(|s| s.connected)
+            })
+            .map(|(_, t)| *t + dlm.min_switch_time)
+            .max();
+        Some(settled.map_or(interval, |s| s.max(interval)))
     }
 
     fn ramping(&self) -> bool {
@@ -450,12 +522,7 @@ impl Core {
                 .faults
                 .is_present(Scope::Device, FaultCode::SmartMeterTOut)
         {
-            let detail = match dlm.meter.monitoring {
-                MonitoringMode::Values => "no smart-meter value",
-                MonitoringMode::ValuesAndInOperation => {
-                    "no smart-meter value or \"In operation\" telegram"
-                }
-            };
+            let detail = self.silence(now);
             self.faults.raise(Fault::device(
                 FaultCode::SmartMeterTOut,
                 format!("{detail} for {} s (interval {} s + tolerance {} s); emergency mode: minimum current", (dlm.meter.interval + dlm.meter.tolerance).as_secs(), dlm.meter.interval.as_secs(), dlm.meter.tolerance.as_secs()),
@@ -527,26 +594,29 @@ impl Core {
             high_power,
         };
         if emergency || high_power {
+            // "Reduce to the minimum": a charging point above its minimum comes down to it; one
+            // at 0 A (no vehicle, waiting in the queue, interrupted by OverCurrent, within its
+            // minimum off time) stays at 0 A. Without a trustworthy reading nothing may be
+            // switched on. Only before the DLM's first decision (start-up) does every charging
+            // point get its minimum. OverCurrent stays as it is: whether the minimums fit is
+            // not known again until the normal allocation runs.
             for cp in &active {
                 let min = self
                     .config
                     .charging_point(*cp)
                     .map_or(Current::ZERO, |c| c.min_current);
+                let reduced = match self.dlm.targets.get(cp) {
+                    Some(prev) => (*prev).min(min),
+                    None => min,
+                };
                 raw.insert(
                     *cp,
                     if invalid.contains(cp) {
                         Current::ZERO
                     } else {
-                        min
+                        reduced
                     },
                 );
-            }
-            if self
-                .faults
-                .is_present(Scope::Device, FaultCode::OverCurrent)
-            {
-                self.faults.clear(Scope::Device, FaultCode::OverCurrent);
-                self.publish_faults(out);
             }
         } else if let Some(meter) = reading {
             // Polls just after a meter value refine the other-load estimate; later ones do not.
@@ -858,11 +928,7 @@ impl Core {
             self.dlm.targets.insert(*cp, next);
         }
         if dlm.overcurrent_strategy == OvercurrentStrategy::Queue {
-            let due = self
-                .dlm
-                .rotated
-                .or(self.dlm.started)
-                .is_some_and(|t| now.saturating_duration_since(t) >= dlm.rotation_interval);
+            let due = self.rotation_due_at().is_some_and(|t| now >= t);
             if due {
                 self.dlm.rotated = Some(now);
                 if !self.dlm.queue.is_empty() {

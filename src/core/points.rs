@@ -16,8 +16,16 @@
 //! * Without DLM, the setpoint comes from object 60, clamped to the charging point's
 //!   minimum and maximum (a clamped value raises ValOutOfRange, information only).
 //!   Interruption (55) and grid-supporting control (1) override it. With DLM, load
-//!   management decides the current (later work). Until then a released interruption goes
-//!   back to the minimum current, as the spec asks.
+//!   management decides the current ([`super::dlm`]); a released interruption resumes at the
+//!   minimum current and the DLM regulates from there, as the spec asks.
+//! * Object 50 shows Interruption (11) while object 55 or grid control at 0 A is active, and
+//!   the previous state when it ends (table 23); a vehicle arriving or leaving meanwhile
+//!   changes what is restored. The next poll then shows the charging point's own state.
+//! * Start/stop (54, table 27): a stop is passed on; after it, a vehicle that has left and
+//!   come back shows "Manual start required" (7). A start is passed on only where the
+//!   charging point waits for one (state 7, or its state is unknown); otherwise OpNotPossible
+//!   (40, information only): automatic start, already started, or stopped with the vehicle
+//!   not yet reconnected.
 
 use std::time::{Duration, Instant};
 
@@ -91,6 +99,14 @@ pub(super) struct Point {
     below_since: Option<Instant>,
     /// "Charging complete" is set.
     complete: bool,
+    /// Object 50 shows Interruption (11) because of object 55 or grid control at 0 A.
+    override_shown: bool,
+    /// The state to restore on object 50 when that ends (table 23), and whether a vehicle
+    /// was connected then.
+    before_override: Option<(CpState, bool)>,
+    /// Stopped via object 54: `Some(false)` until the vehicle has left, then `Some(true)`
+    /// (a reconnected vehicle needs a manual start, state 7); `None` when not stopped.
+    stopped: Option<bool>,
 }
 
 /// The wall-clock anchor: a time of day at an instant.
@@ -227,10 +243,49 @@ impl Core {
             return;
         };
         match (offset, value) {
-            (off::START_STOP, Value::Bool(start)) => out.push(Action::Charger {
-                cp,
-                command: ChargerCommand::StartStop(*start),
-            }),
+            (off::START_STOP, Value::Bool(false)) => {
+                let point = self.points.entry(cp).or_default();
+                point.stopped = Some(false);
+                out.push(Action::Charger {
+                    cp,
+                    command: ChargerCommand::StartStop(false),
+                });
+                self.apply_target(cp, out);
+            }
+            (off::START_STOP, Value::Bool(true)) => {
+                // Table 27 / table 63: a start is possible only where the charging point waits
+                // for one (state 7). Otherwise OpNotPossible (40): automatic start, already
+                // started, or stopped with the vehicle not yet reconnected.
+                let state = self
+                    .points
+                    .get(&cp)
+                    .and_then(|p| p.status.as_ref().map(|s| Self::own_state(p, s)));
+                match state {
+                    Some(Some(CpState::ManualStartRequired) | None) | None => {
+                        self.points.entry(cp).or_default().stopped = None;
+                        out.push(Action::Charger {
+                            cp,
+                            command: ChargerCommand::StartStop(true),
+                        });
+                        self.apply_target(cp, out);
+                    }
+                    Some(Some(state)) => {
+                        let why = match self.points.get(&cp).and_then(|p| p.stopped) {
+                            Some(false) => {
+                                "stopped: a new start is possible once the vehicle is reconnected"
+                                    .to_owned()
+                            }
+                            _ => format!(
+                                "no manual start required (state {}): automatic start or already started",
+                                state.value()
+                            ),
+                        };
+                        self.faults
+                            .raise(Fault::charging_point(FaultCode::OpNotPossible, cp, why));
+                        self.publish_faults(out);
+                    }
+                }
+            }
             (off::UNLOCK, Value::Bool(_)) => out.push(Action::Charger {
                 cp,
                 command: ChargerCommand::Unlock,
@@ -415,13 +470,52 @@ impl Core {
         }
     }
 
-    fn publish_state(&mut self, cp: ChargePointId, status: &ChargerStatus, out: &mut Vec<Action>) {
-        let overridden = self.points.get(&cp).is_some_and(|p| p.interrupted)
-            || (self.grid_control && self.config.dlm.grid_control_current == Current::ZERO);
-        let state = if overridden {
-            Some(CpState::Interrupted)
+    /// The charging point's own state (apart from interruption): after a stop via object 54
+    /// and a new vehicle, "manual start required" (7); otherwise what it reports.
+    fn own_state(point: &Point, status: &ChargerStatus) -> Option<CpState> {
+        if point.stopped == Some(true) && status.connected && !status.charging {
+            Some(CpState::ManualStartRequired)
         } else {
             status.state
+        }
+    }
+
+    fn publish_state(&mut self, cp: ChargePointId, status: &ChargerStatus, out: &mut Vec<Action>) {
+        if !status.connected
+            && let Some(p) = self.points.get_mut(&cp)
+            && p.stopped == Some(false)
+        {
+            p.stopped = Some(true);
+        }
+        let own_state = self
+            .points
+            .get(&cp)
+            .map_or(status.state, |p| Self::own_state(p, status));
+        let overridden = self.points.get(&cp).is_some_and(|p| p.interrupted)
+            || (self.grid_control && self.config.dlm.grid_control_current == Current::ZERO);
+        let point = self.points.entry(cp).or_default();
+        // Table 23: while interrupted (55, or grid control at 0 A) object 50 shows 11; when
+        // that ends, the previous state is restored (until the next poll shows the charging
+        // point's own). A vehicle arriving or leaving meanwhile changes what is restored.
+        let own = own_state
+            .filter(|s| *s != CpState::Interrupted)
+            .map(|s| (s, status.connected));
+        let state = if overridden {
+            if !point.override_shown {
+                point.override_shown = true;
+                point.before_override = own;
+            } else if point
+                .before_override
+                .is_some_and(|(_, connected)| connected != status.connected)
+            {
+                point.before_override = own;
+            }
+            Some(CpState::Interrupted)
+        } else if point.override_shown {
+            point.override_shown = false;
+            point.before_override.take().map(|(s, _)| s).or(own_state)
+        } else {
+            own_state
         };
         if let Some(state) = state {
             self.set(obj(cp, off::STATE), Value::U8(state.value()), out);

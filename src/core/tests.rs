@@ -78,54 +78,65 @@ fn unconfigured_device_flashes_slowly_and_raises_nothing() {
     })));
 }
 
-#[test]
-fn writes_echo_into_state_objects_and_ignore_what_cannot_be_written() {
+fn write(core: &mut Core, object: u16, value: bool) -> Vec<Action> {
+    core.handle(
+        Event::ObjectWritten {
+            object: GoNumber(object),
+            value: Value::Bool(value),
+        },
+        Instant::now(),
+    )
+}
+
+fn started_one_keba() -> Core {
     let mut core = Core::new(config(ONE_KEBA), true);
-    let now = Instant::now();
-    let _ = core.handle(Event::Started, now);
-    let a = core.handle(
-        Event::ObjectWritten {
-            object: GoNumber(55),
-            value: Value::Bool(true),
-        },
-        now,
-    );
+    let _ = core.handle(Event::Started, Instant::now());
+    core
+}
+
+/// Table 28/29: a write to "Interruption" (55) shows on "Interruption – state" (56).
+#[test]
+fn interruption_write_echoes_into_object_56() {
+    let mut core = started_one_keba();
+    let a = write(&mut core, 55, true);
     assert_eq!(sets(&a).get(&56), Some(&Value::Bool(true)));
-    let a = core.handle(
-        Event::ObjectWritten {
-            object: GoNumber(1),
-            value: Value::Bool(true),
-        },
-        now,
-    );
+}
+
+/// Table 13/14: a write to "Grid-supporting control" (1) shows on its state object (2).
+#[test]
+fn grid_control_write_echoes_into_object_2() {
+    let mut core = started_one_keba();
+    let a = write(&mut core, 1, true);
     assert_eq!(sets(&a).get(&2), Some(&Value::Bool(true)));
-    // Object 56 is read-only (CR-T--): a write is ignored.
-    let a = core.handle(
-        Event::ObjectWritten {
-            object: GoNumber(56),
-            value: Value::Bool(false),
-        },
-        now,
-    );
-    assert!(sets(&a).is_empty());
-    // Charging point 2 does not exist: ignored.
-    let a = core.handle(
-        Event::ObjectWritten {
-            object: GoNumber(105),
-            value: Value::Bool(true),
-        },
-        now,
-    );
-    assert!(sets(&a).is_empty());
-    // Writing the same value again sends nothing new.
-    let a = core.handle(
-        Event::ObjectWritten {
-            object: GoNumber(55),
-            value: Value::Bool(true),
-        },
-        now,
-    );
-    assert!(sets(&a).is_empty());
+}
+
+/// Object 56 is read-only (flags CR-T--): a write from the bus changes nothing.
+#[test]
+fn writes_to_read_only_objects_are_ignored() {
+    let mut core = started_one_keba();
+    let _ = write(&mut core, 55, true);
+    let a = write(&mut core, 56, false);
+    assert!(sets(&a).is_empty(), "{a:?}");
+    assert_eq!(core.value(GoNumber(56)), Some(&Value::Bool(true)));
+}
+
+/// Charging point 2 is not configured: its objects do not exist and writes to them do
+/// nothing.
+#[test]
+fn writes_to_objects_of_a_disabled_charging_point_are_ignored() {
+    let mut core = started_one_keba();
+    let a = write(&mut core, 105, true);
+    assert!(a.is_empty(), "{a:?}");
+    assert_eq!(core.value(GoNumber(106)), None);
+}
+
+/// A state object sends only when its value changes.
+#[test]
+fn writing_the_same_value_again_sends_nothing_new() {
+    let mut core = started_one_keba();
+    let _ = write(&mut core, 55, true);
+    let a = write(&mut core, 55, true);
+    assert!(sets(&a).is_empty(), "{a:?}");
 }
 
 #[test]
@@ -432,7 +443,7 @@ mod points {
         })
     }
 
-    fn poll(core: &mut Core, n: u8, status: ChargerStatus, at: Instant) -> Vec<Action> {
+    fn poll_status(core: &mut Core, n: u8, status: ChargerStatus, at: Instant) -> Vec<Action> {
         core.handle(Event::ChargerPolled { cp: cp(n), status }, at)
     }
 
@@ -440,11 +451,11 @@ mod points {
     fn the_counter_at_plug_in_survives_a_restart_while_the_vehicle_charges() {
         let (mut core, t0) = started(FIVE);
         // Plugging in stores the lifetime counter at that moment.
-        let a = poll(&mut core, 1, charging(16, 16, 16, 5000), t0);
+        let a = poll_status(&mut core, 1, charging(16, 16, 16, 5000), t0);
         let stored = persisted(&a).expect("plugging in is persisted");
         assert_eq!(stored.plug_in_mwh.get(&1), Some(&5_000_000));
         // Polls without a change of vehicle persist nothing.
-        let a = poll(
+        let a = poll_status(
             &mut core,
             1,
             charging(16, 16, 16, 6000),
@@ -455,7 +466,7 @@ mod points {
         // box counted on meanwhile. The charge counts from the plug-in, not from the restart.
         let (mut core, t1) = started(FIVE);
         let _ = core.handle(Event::Restored(stored.clone()), t1);
-        let a = poll(&mut core, 1, charging(16, 16, 16, 9000), t1);
+        let a = poll_status(&mut core, 1, charging(16, 16, 16, 9000), t1);
         assert_eq!(
             sets(&a).get(&74),
             Some(&Value::Energy(Energy::from_watt_hours(4000))),
@@ -467,7 +478,7 @@ mod points {
             energy_total: Some(Energy::from_watt_hours(9000)),
             ..ChargerStatus::default()
         };
-        let a = poll(&mut core, 1, gone, t1 + Duration::from_secs(5));
+        let a = poll_status(&mut core, 1, gone, t1 + Duration::from_secs(5));
         assert_eq!(persisted(&a).map(|p| p.plug_in_mwh.len()), Some(0));
     }
 
@@ -479,7 +490,7 @@ mod points {
         let (mut core, t0) = started(FIVE);
         let _ = core.handle(Event::Restored(stored), t0);
         // CP1: the counter went backwards (another or a reset box): count from this poll.
-        let a = poll(&mut core, 1, charging(16, 16, 16, 3000), t0);
+        let a = poll_status(&mut core, 1, charging(16, 16, 16, 3000), t0);
         assert_eq!(
             sets(&a).get(&74),
             Some(&Value::Energy(Energy::ZERO)),
@@ -492,8 +503,8 @@ mod points {
             energy_total: Some(Energy::from_watt_hours(7000)),
             ..ChargerStatus::default()
         };
-        let _ = poll(&mut core, 2, idle, t0);
-        let a = poll(
+        let _ = poll_status(&mut core, 2, idle, t0);
+        let a = poll_status(
             &mut core,
             2,
             charging(16, 16, 16, 7000),
@@ -677,68 +688,495 @@ mod points {
 
     const DLM_OFF: &str = "[dlm]\ngrid_control_current = 6\n[charging_point.1]\nenabled = true\nmodel = \"keba-p30\"\nip = \"10.0.0.1\"\nmin_current = 6\nmax_current = 32\n";
 
-    #[test]
-    fn dlm_off_setpoint_is_clamped_and_interruption_and_grid_control_override_it() {
-        let (mut core, t0) = started(DLM_OFF);
-        let write = |core: &mut Core, o: u16, v: Value| {
-            core.handle(
-                Event::ObjectWritten {
-                    object: GoNumber(o),
-                    value: v,
-                },
-                t0,
-            )
+    fn write(core: &mut Core, t: Instant, o: u16, v: Value) -> Vec<Action> {
+        core.handle(
+            Event::ObjectWritten {
+                object: GoNumber(o),
+                value: v,
+            },
+            t,
+        )
+    }
+
+    /// A poll of charging point 1 in `state`.
+    fn poll(core: &mut Core, t: Instant, state: CpState, connected: bool) -> Vec<Action> {
+        let charging = state == CpState::Charging;
+        let a = if charging { 10 } else { 0 };
+        let status = ChargerStatus {
+            state: Some(state),
+            connected,
+            charging,
+            currents: Some(PerPhase::splat(amps(a))),
+            ..ChargerStatus::default()
         };
-        // The first setpoint is the maximum (32 A); 40 A is clamped to it: nothing new to send.
-        let a = write(&mut core, 60, Value::Current(amps(40)));
-        assert!(commands(&a).is_empty(), "{:?}", commands(&a));
+        core.handle(Event::ChargerPolled { cp: cp(1), status }, t)
+    }
+
+    fn set_current(n: u8, a: i32) -> (u8, ChargerCommand) {
+        (n, ChargerCommand::SetCurrent(amps(a)))
+    }
+
+    /// Table 31 / ch. 9.2: a set value above the maximum is corrected to the maximum, and
+    /// ValOutOfRange (40) is shown for information only.
+    #[test]
+    fn setpoint_above_maximum_is_lowered_to_it_with_valoutofrange() {
+        let (mut core, t0) = started(DLM_OFF);
+        let a = write(&mut core, t0, 60, Value::Current(amps(10)));
+        assert_eq!(commands(&a), vec![set_current(1, 10)]);
+        let a = write(&mut core, t0, 60, Value::Current(amps(40)));
+        assert_eq!(commands(&a), vec![set_current(1, 32)], "the maximum");
         assert_eq!(
             sets(&a).get(&95),
             Some(&Value::Text("ValOutOfRange".into()))
         );
-        let a = write(&mut core, 60, Value::Current(amps(10)));
+        assert_eq!(
+            core.value(GoNumber(94)),
+            Some(&Value::Bool(false)),
+            "information only"
+        );
+    }
+
+    /// Table 31 / ch. 9.2: "If the set value falls below the minimum charging current … the
+    /// set value is automatically corrected to the value of the minimum".
+    #[test]
+    fn setpoint_below_minimum_is_raised_to_it_with_valoutofrange() {
+        let (mut core, t0) = started(DLM_OFF);
+        let _ = write(&mut core, t0, 60, Value::Current(amps(10)));
+        let a = write(&mut core, t0, 60, Value::Current(amps(3)));
         assert_eq!(
             commands(&a),
-            vec![(1, ChargerCommand::SetCurrent(amps(10)))]
+            vec![set_current(1, 6)],
+            "the minimum, not 3 A"
         );
-        // Interruption wins; the setpoint changed meanwhile is used afterwards.
-        let a = write(&mut core, 55, Value::Bool(true));
+        assert_eq!(
+            sets(&a).get(&95),
+            Some(&Value::Text("ValOutOfRange".into()))
+        );
+        assert_eq!(
+            core.value(GoNumber(94)),
+            Some(&Value::Bool(false)),
+            "information only"
+        );
+        let a = write(&mut core, t0, 60, Value::Current(amps(8)));
         assert_eq!(
             commands(&a),
-            vec![(1, ChargerCommand::SetCurrent(Current::ZERO))]
+            vec![set_current(1, 8)],
+            "in range: taken as it is"
         );
-        let _ = core.handle(
-            Event::ChargerPolled {
-                cp: cp(1),
-                status: charging(0, 0, 0, 0),
-            },
-            t0,
+    }
+
+    /// Table 28: while the charging point is in use, the interruption pauses the charging
+    /// process (0 A); object 56 shows it and object 50 shows Interruption (11).
+    #[test]
+    fn interruption_pauses_charging_and_shows_state_11() {
+        let (mut core, t0) = started(DLM_OFF);
+        let _ = write(&mut core, t0, 60, Value::Current(amps(10)));
+        let _ = poll(&mut core, t0, CpState::Charging, true);
+        assert_eq!(core.value(GoNumber(50)), Some(&Value::U8(8)));
+        let a = write(&mut core, t0, 55, Value::Bool(true));
+        assert_eq!(commands(&a), vec![set_current(1, 0)]);
+        assert_eq!(sets(&a).get(&56), Some(&Value::Bool(true)));
+        assert_eq!(sets(&a).get(&50), Some(&Value::U8(11)));
+    }
+
+    /// Table 28: "If the charging process was previously controlled without DLM, the charging
+    /// process is continued with the previous setpoint current."
+    #[test]
+    fn interruption_released_without_dlm_continues_with_the_previous_setpoint() {
+        let (mut core, t0) = started(DLM_OFF);
+        let _ = write(&mut core, t0, 60, Value::Current(amps(10)));
+        let _ = write(&mut core, t0, 55, Value::Bool(true));
+        let a = write(&mut core, t0, 55, Value::Bool(false));
+        assert_eq!(commands(&a), vec![set_current(1, 10)]);
+        assert_eq!(sets(&a).get(&56), Some(&Value::Bool(false)));
+    }
+
+    /// Table 28: "If the setpoint current is changed during the interruption, the charging
+    /// process is continued with the re-defined setpoint current."
+    #[test]
+    fn interruption_released_without_dlm_continues_with_the_redefined_setpoint() {
+        let (mut core, t0) = started(DLM_OFF);
+        let _ = write(&mut core, t0, 60, Value::Current(amps(10)));
+        let _ = write(&mut core, t0, 55, Value::Bool(true));
+        let a = write(&mut core, t0, 60, Value::Current(amps(12)));
+        assert!(
+            commands(&a).is_empty(),
+            "still interrupted: {:?}",
+            commands(&a)
+        );
+        let a = write(&mut core, t0, 55, Value::Bool(false));
+        assert_eq!(commands(&a), vec![set_current(1, 12)]);
+    }
+
+    /// Table 28: "If the charging point is currently available …, the charging point is
+    /// blocked for the duration of the interruption"; table 23: state 11 meanwhile, and the
+    /// previous state (Available) when it ends.
+    #[test]
+    fn interruption_of_an_available_point_blocks_it_and_shows_state_11() {
+        let (mut core, t0) = started(DLM_OFF);
+        let _ = poll(&mut core, t0, CpState::Available, false);
+        assert_eq!(core.value(GoNumber(50)), Some(&Value::U8(5)));
+        let a = write(&mut core, t0, 55, Value::Bool(true));
+        assert_eq!(
+            commands(&a),
+            vec![set_current(1, 0)],
+            "blocked: no current offered"
+        );
+        assert_eq!(sets(&a).get(&50), Some(&Value::U8(11)));
+        assert_eq!(sets(&a).get(&56), Some(&Value::Bool(true)));
+        let _ = poll(
+            &mut core,
+            t0 + Duration::from_secs(1),
+            CpState::Available,
+            false,
         );
         assert_eq!(
             core.value(GoNumber(50)),
             Some(&Value::U8(11)),
-            "state Interruption"
+            "still blocked"
         );
-        let a = write(&mut core, 60, Value::Current(amps(12)));
-        assert!(commands(&a).is_empty(), "still interrupted");
-        let a = write(&mut core, 55, Value::Bool(false));
+        let a = write(
+            &mut core,
+            t0 + Duration::from_secs(2),
+            55,
+            Value::Bool(false),
+        );
+        assert_eq!(sets(&a).get(&50), Some(&Value::U8(5)), "Available again");
+        assert_eq!(commands(&a), vec![set_current(1, 32)]);
+    }
+
+    /// Table 23: "If the interruption is disabled or terminated, the previous state is
+    /// restored", e.g. Charge (8) — not what the paused charging point showed meanwhile. A
+    /// vehicle that leaves during the interruption is restored as Available (5).
+    #[test]
+    fn released_interruption_restores_the_previous_state_on_object_50() {
+        let (mut core, t0) = started(DLM_OFF);
+        let _ = poll(&mut core, t0, CpState::Charging, true);
+        let _ = write(&mut core, t0, 55, Value::Bool(true));
+        // The paused charging point reports its own "Connected" meanwhile.
+        let _ = poll(
+            &mut core,
+            t0 + Duration::from_secs(1),
+            CpState::Connected,
+            true,
+        );
+        assert_eq!(core.value(GoNumber(50)), Some(&Value::U8(11)));
+        let a = write(
+            &mut core,
+            t0 + Duration::from_secs(2),
+            55,
+            Value::Bool(false),
+        );
+        assert_eq!(sets(&a).get(&50), Some(&Value::U8(8)), "Charge, as before");
+        // Interrupted again; the vehicle leaves meanwhile.
+        let _ = poll(
+            &mut core,
+            t0 + Duration::from_secs(3),
+            CpState::Charging,
+            true,
+        );
+        let _ = write(
+            &mut core,
+            t0 + Duration::from_secs(3),
+            55,
+            Value::Bool(true),
+        );
+        let _ = poll(
+            &mut core,
+            t0 + Duration::from_secs(4),
+            CpState::Available,
+            false,
+        );
+        assert_eq!(core.value(GoNumber(50)), Some(&Value::U8(11)));
+        let a = write(
+            &mut core,
+            t0 + Duration::from_secs(5),
+            55,
+            Value::Bool(false),
+        );
+        assert_eq!(
+            sets(&a).get(&50),
+            Some(&Value::U8(5)),
+            "the vehicle has left"
+        );
+    }
+
+    /// Table 13: during grid-supporting control with 6 A the setpoint is reduced to 6 A; the
+    /// previous setpoint returns when control ends; object 2 mirrors the state.
+    #[test]
+    fn grid_control_caps_the_setpoint_and_restores_it_afterwards() {
+        let (mut core, t0) = started(DLM_OFF);
+        let _ = write(&mut core, t0, 60, Value::Current(amps(12)));
+        let a = write(&mut core, t0, 1, Value::Bool(true));
+        assert_eq!(commands(&a), vec![set_current(1, 6)]);
+        assert_eq!(sets(&a).get(&2), Some(&Value::Bool(true)));
+        let a = write(&mut core, t0, 1, Value::Bool(false));
+        assert_eq!(commands(&a), vec![set_current(1, 12)]);
+        assert_eq!(sets(&a).get(&2), Some(&Value::Bool(false)));
+    }
+
+    /// Table 13, for both settings (6 A and 0 A): "if the setpoint current is changed during
+    /// grid-supporting control, this setpoint value will be used once the grid-supporting
+    /// control has ended."
+    #[test]
+    fn setpoint_changed_during_grid_control_is_used_afterwards() {
+        for grid in [6, 0] {
+            let text = DLM_OFF.replace(
+                "grid_control_current = 6",
+                &format!("grid_control_current = {grid}"),
+            );
+            let (mut core, t0) = started(&text);
+            let _ = write(&mut core, t0, 60, Value::Current(amps(20)));
+            let a = write(&mut core, t0, 1, Value::Bool(true));
+            assert_eq!(commands(&a), vec![set_current(1, grid)], "{grid} A");
+            let a = write(&mut core, t0, 60, Value::Current(amps(12)));
+            assert!(commands(&a).is_empty(), "{grid} A: control still active");
+            let a = write(&mut core, t0, 1, Value::Bool(false));
+            assert_eq!(
+                commands(&a),
+                vec![set_current(1, 12)],
+                "{grid} A: the new setpoint"
+            );
+        }
+    }
+
+    /// Table 13: "grid-supporting control with 0 A behaves in the same way as the
+    /// Interruption function. When grid-supporting control is terminated, the previous state
+    /// is always restored, taking into account the previously used setpoint current";
+    /// table 23: state 11 meanwhile.
+    #[test]
+    fn grid_control_zero_amps_behaves_as_interruption_and_restores_previous_state_and_setpoint() {
+        let text = DLM_OFF.replace("grid_control_current = 6", "grid_control_current = 0");
+        let (mut core, t0) = started(&text);
+        let _ = write(&mut core, t0, 60, Value::Current(amps(20)));
+        let _ = poll(&mut core, t0, CpState::Charging, true);
+        assert_eq!(core.value(GoNumber(50)), Some(&Value::U8(8)));
+        let a = write(&mut core, t0, 1, Value::Bool(true));
+        assert_eq!(commands(&a), vec![set_current(1, 0)]);
+        assert_eq!(sets(&a).get(&50), Some(&Value::U8(11)), "Interruption");
+        let _ = poll(
+            &mut core,
+            t0 + Duration::from_secs(1),
+            CpState::Connected,
+            true,
+        );
+        assert_eq!(core.value(GoNumber(50)), Some(&Value::U8(11)));
+        let a = write(
+            &mut core,
+            t0 + Duration::from_secs(2),
+            1,
+            Value::Bool(false),
+        );
         assert_eq!(
             commands(&a),
-            vec![(1, ChargerCommand::SetCurrent(amps(12)))]
+            vec![set_current(1, 20)],
+            "the previous setpoint"
         );
-        // Grid-supporting control caps at 6 A and restores afterwards.
-        let a = write(&mut core, 1, Value::Bool(true));
-        assert_eq!(commands(&a), vec![(1, ChargerCommand::SetCurrent(amps(6)))]);
-        let a = write(&mut core, 1, Value::Bool(false));
-        assert_eq!(
-            commands(&a),
-            vec![(1, ChargerCommand::SetCurrent(amps(12)))]
+        assert_eq!(sets(&a).get(&50), Some(&Value::U8(8)), "the previous state");
+    }
+
+    /// Table 13: interruption is dominant also during grid-supporting control with 0 A: it
+    /// stays in force when control ends, and the setpoint returns only when it is released.
+    #[test]
+    fn interruption_is_dominant_during_grid_control_with_zero_amps() {
+        let text = DLM_OFF.replace("grid_control_current = 6", "grid_control_current = 0");
+        let (mut core, t0) = started(&text);
+        let _ = write(&mut core, t0, 60, Value::Current(amps(20)));
+        let _ = poll(&mut core, t0, CpState::Charging, true);
+        let _ = write(&mut core, t0, 1, Value::Bool(true));
+        let a = write(&mut core, t0, 55, Value::Bool(true));
+        assert_eq!(sets(&a).get(&56), Some(&Value::Bool(true)));
+        let a = write(&mut core, t0, 1, Value::Bool(false));
+        assert!(
+            commands(&a).is_empty(),
+            "still interrupted: {:?}",
+            commands(&a)
         );
-        // Start/stop and unlock go straight to the charging point.
-        let a = write(&mut core, 54, Value::Bool(false));
+        assert_eq!(core.value(GoNumber(50)), Some(&Value::U8(11)));
+        assert_eq!(core.target(cp(1)), Some(Current::ZERO));
+        let a = write(&mut core, t0, 55, Value::Bool(false));
+        assert_eq!(commands(&a), vec![set_current(1, 20)]);
+        assert_eq!(sets(&a).get(&50), Some(&Value::U8(8)));
+    }
+
+    #[test]
+    fn start_stop_and_unlock_go_straight_to_the_charging_point() {
+        let (mut core, t0) = started(DLM_OFF);
+        let a = write(&mut core, t0, 54, Value::Bool(false));
         assert_eq!(commands(&a), vec![(1, ChargerCommand::StartStop(false))]);
-        let a = write(&mut core, 59, Value::Bool(true));
+        let a = write(&mut core, t0, 59, Value::Bool(true));
         assert_eq!(commands(&a), vec![(1, ChargerCommand::Unlock)]);
+    }
+
+    /// Table 27: a stop cancels the charging process (state 4); it "can only be restarted
+    /// again once the electric vehicle is reconnected", and then needs a start: the core shows
+    /// "Manual start required" (7) and passes the start on. A start before that is refused
+    /// with OpNotPossible (40, information only).
+    #[test]
+    fn after_a_stop_a_reconnected_vehicle_shows_manual_start_required() {
+        let (mut core, t0) = started(DLM_OFF);
+        let _ = poll(&mut core, t0, CpState::Charging, true);
+        let a = write(&mut core, t0, 54, Value::Bool(false));
+        assert_eq!(commands(&a), vec![(1, ChargerCommand::StartStop(false))]);
+        let _ = poll(
+            &mut core,
+            t0 + Duration::from_secs(1),
+            CpState::Cancelled,
+            true,
+        );
+        assert_eq!(core.value(GoNumber(50)), Some(&Value::U8(4)), "Cancelled");
+        let a = write(
+            &mut core,
+            t0 + Duration::from_secs(2),
+            54,
+            Value::Bool(true),
+        );
+        assert!(
+            commands(&a).is_empty(),
+            "not before the vehicle is reconnected"
+        );
+        assert_eq!(
+            sets(&a).get(&95),
+            Some(&Value::Text("OpNotPossible".into()))
+        );
+        let _ = poll(
+            &mut core,
+            t0 + Duration::from_secs(3),
+            CpState::Available,
+            false,
+        );
+        assert_eq!(core.value(GoNumber(50)), Some(&Value::U8(5)));
+        // Reconnected: the charging point itself still reports "cancelled" (it stays
+        // stopped); the core shows that a manual start is required.
+        let _ = poll(
+            &mut core,
+            t0 + Duration::from_secs(4),
+            CpState::Cancelled,
+            true,
+        );
+        assert_eq!(
+            core.value(GoNumber(50)),
+            Some(&Value::U8(7)),
+            "Manual start required"
+        );
+        let a = write(
+            &mut core,
+            t0 + Duration::from_secs(5),
+            54,
+            Value::Bool(true),
+        );
+        assert_eq!(commands(&a), vec![(1, ChargerCommand::StartStop(true))]);
+        assert_ne!(
+            sets(&a).get(&95),
+            Some(&Value::Text("OpNotPossible".into()))
+        );
+    }
+
+    /// Table 63, OpNotPossible (40): a start is refused when the charging point starts
+    /// automatically or the process has already been started; it is passed on where the
+    /// charging point reports "Manual start required" (7) itself.
+    #[test]
+    fn a_start_without_manual_start_required_is_refused_with_opnotpossible() {
+        let (mut core, t0) = started(DLM_OFF);
+        let _ = poll(&mut core, t0, CpState::Charging, true);
+        let a = write(&mut core, t0, 54, Value::Bool(true));
+        assert!(commands(&a).is_empty(), "{:?}", commands(&a));
+        assert_eq!(
+            sets(&a).get(&95),
+            Some(&Value::Text("OpNotPossible".into()))
+        );
+        assert_eq!(
+            core.value(GoNumber(94)),
+            Some(&Value::Bool(false)),
+            "information only"
+        );
+        assert!(
+            !core.faults().is_present(
+                Scope::ChargingPoint(cp(1)),
+                crate::faults::FaultCode::OpNotPossible
+            ),
+            "reset at once"
+        );
+        let _ = poll(
+            &mut core,
+            t0 + Duration::from_secs(1),
+            CpState::ManualStartRequired,
+            true,
+        );
+        assert_eq!(core.value(GoNumber(50)), Some(&Value::U8(7)));
+        let a = write(
+            &mut core,
+            t0 + Duration::from_secs(1),
+            54,
+            Value::Bool(true),
+        );
+        assert_eq!(commands(&a), vec![(1, ChargerCommand::StartStop(true))]);
+    }
+
+    /// Ch. 11: "Faults with severity level 10 or 50 are automatically reset when next called
+    /// and do not emit any visual signals": EMeter Error (10), EMeter Comm (20),
+    /// EMeterNotReach (30) at the next meter read, ChargerError (50) at the next poll.
+    #[test]
+    fn severities_10_to_50_reset_automatically_when_next_called() {
+        use crate::faults::FaultCode;
+        use crate::meters::MeterError;
+        let (mut core, t0) = started(DLM_OFF);
+        let scope = Scope::ChargingPoint(cp(1));
+        for (error, code, level) in [
+            (MeterError::Fault(0x4), FaultCode::EMeterError, 10),
+            (
+                MeterError::Comm("exception 2".into()),
+                FaultCode::EMeterComm,
+                20,
+            ),
+            (
+                MeterError::NotReachable("timeout".into()),
+                FaultCode::EMeterNotReach,
+                30,
+            ),
+        ] {
+            let _ = core.handle(
+                Event::MeterStatus {
+                    cp: cp(1),
+                    error: Some(error),
+                },
+                t0,
+            );
+            assert!(core.faults().is_present(scope, code), "{code}");
+            assert_eq!(code.severity(scope).0, level);
+            assert_eq!(core.leds().app, AppLed::On, "{code}: no visual signal");
+            let a = core.handle(
+                Event::MeterStatus {
+                    cp: cp(1),
+                    error: None,
+                },
+                t0,
+            );
+            assert!(
+                !core.faults().is_present(scope, code),
+                "{code}: reset when next read"
+            );
+            assert_eq!(sets(&a).get(&94), Some(&Value::Bool(false)), "{code}");
+        }
+        let mut status = charging(6, 6, 6, 100);
+        status.error = Some(ManufacturerError { parts: vec![0x1A] });
+        let _ = core.handle(Event::ChargerPolled { cp: cp(1), status }, t0);
+        assert!(core.faults().is_present(scope, FaultCode::ChargerError));
+        assert_eq!(FaultCode::ChargerError.severity(scope).0, 50);
+        assert_eq!(
+            core.leds().app,
+            AppLed::On,
+            "ChargerError: no visual signal"
+        );
+        let a = core.handle(
+            Event::ChargerPolled {
+                cp: cp(1),
+                status: charging(6, 6, 6, 100),
+            },
+            t0,
+        );
+        assert!(!core.faults().is_present(scope, FaultCode::ChargerError));
+        assert_eq!(sets(&a).get(&94), Some(&Value::Bool(false)));
     }
 
     /// Table 13: interruption and grid-supporting control work in parallel; interruption is
@@ -1508,6 +1946,687 @@ max_current = 16
             (target(&core, 1), target(&core, 2)),
             (a(10), a(10)),
             "the spec's symmetric booking"
+        );
+    }
+    /// Starts `HOUSE` with a minimum on/off time of 300 s and `strategy`, overloads it with
+    /// `house` A per phase so that the minimums do not fit, and sends meter values every 10 s
+    /// until 400 s, so the minimum on/off time of every switched-off point has elapsed.
+    fn overloaded(strategy: &str, house: i32) -> (Core, Instant) {
+        let text = HOUSE
+            .replace("min_switch_time = 0", "min_switch_time = 300")
+            .replace(
+                "ramp_up_rate = 32.0",
+                &format!(
+                    "ramp_up_rate = 32.0\novercurrent_strategy = \"{strategy}\"\nrotation_interval = 900"
+                ),
+            );
+        let (mut core, t0) = running(&text, 10);
+        let _ = meter(&mut core, t0 + Duration::from_secs(1), [house; 3]);
+        let _ = settle(&mut core, t0 + Duration::from_secs(1));
+        for s in (10..=400u64).step_by(10) {
+            let _ = meter(&mut core, t0 + Duration::from_secs(s), [house; 3]);
+            let _ = core.handle(
+                Event::Tick,
+                t0 + Duration::from_secs(s) + Duration::from_secs(1),
+            );
+        }
+        assert!(
+            core.faults()
+                .is_present(Scope::Device, FaultCode::OverCurrent),
+            "the minimums do not fit"
+        );
+        (core, t0 + Duration::from_secs(401))
+    }
+
+    fn switched_on(actions: &[Action], n: u8) -> bool {
+        actions.iter().any(|x| {
+            matches!(x, Action::Charger { cp: c, command: crate::chargers::ChargerCommand::SetCurrent(i) }
+                if *c == cp(n) && *i > Current::ZERO)
+        })
+    }
+
+    fn high_power(core: &mut Core, t: Instant) -> Vec<Action> {
+        core.handle(
+            Event::ObjectWritten {
+                object: GoNumber(13),
+                value: Value::Bool(true),
+            },
+            t,
+        )
+    }
+
+    /// Spec table 20 / ch. 9.1: a high power-consuming device makes the DLM *reduce* the
+    /// charging current to the minimum. A charging point at 0 A (interrupted by OverCurrent,
+    /// or waiting in the queue) is not raised to its minimum, even once its minimum on/off
+    /// time has elapsed, and OverCurrent stays.
+    #[test]
+    fn high_power_report_never_switches_on_a_waiting_or_overcurrent_interrupted_point() {
+        // Interrupt-all: both interrupted since 4 s; the report comes at 401 s.
+        let (mut core, t) = overloaded("interrupt-all", 25);
+        assert_eq!(
+            (target(&core, 1), target(&core, 2)),
+            (Current::ZERO, Current::ZERO)
+        );
+        let out = high_power(&mut core, t);
+        assert!(!switched_on(&out, 1) && !switched_on(&out, 2), "{out:?}");
+        let _ = core.handle(Event::Tick, t + Duration::from_secs(30));
+        assert_eq!(
+            (target(&core, 1), target(&core, 2)),
+            (Current::ZERO, Current::ZERO),
+            "interrupted points stay off during the wait"
+        );
+        assert!(
+            core.faults()
+                .is_present(Scope::Device, FaultCode::OverCurrent),
+            "OverCurrent is not cleared by the report"
+        );
+        // Queue: 8 A left, point 1 charges at 8 A, point 2 waits.
+        let (mut core, t) = overloaded("queue", 22);
+        assert_eq!((target(&core, 1), target(&core, 2)), (a(8), Current::ZERO));
+        let out = high_power(&mut core, t);
+        assert!(!switched_on(&out, 2), "{out:?}");
+        assert_eq!(
+            (target(&core, 1), target(&core, 2)),
+            (a(6), Current::ZERO),
+            "the charging one is reduced to its minimum, the waiting one stays off"
+        );
+        let _ = core.handle(Event::Tick, t + Duration::from_secs(30));
+        assert_eq!(target(&core, 2), Current::ZERO);
+        assert!(
+            core.faults()
+                .is_present(Scope::Device, FaultCode::OverCurrent)
+        );
+    }
+
+    /// Spec ch. 9.1 / table 62: in emergency mode (SmartMeterTOut) the DLM regulates *down*
+    /// to the minimum per charging point: a point at 0 A (interrupted by OverCurrent, or
+    /// waiting in the queue) is not switched on, and OverCurrent stays.
+    #[test]
+    fn smart_meter_timeout_never_switches_on_a_waiting_or_overcurrent_interrupted_point() {
+        for (strategy, house, before) in [("interrupt-all", 25, [0, 0]), ("queue", 22, [8, 0])] {
+            let (mut core, t) = overloaded(strategy, house);
+            assert_eq!(
+                [target(&core, 1), target(&core, 2)],
+                before.map(a),
+                "{strategy}"
+            );
+            // The last value came at 400 s: SmartMeterTOut at 415 s.
+            let timeout = t + Duration::from_secs(14);
+            let out = core.handle(Event::Tick, timeout);
+            assert!(
+                core.faults()
+                    .is_present(Scope::Device, FaultCode::SmartMeterTOut),
+                "{strategy}"
+            );
+            assert!(!switched_on(&out, 2), "{strategy}: {out:?}");
+            let _ = core.handle(Event::Tick, timeout + Duration::from_secs(60));
+            assert_eq!(
+                [target(&core, 1), target(&core, 2)],
+                before.map(|x| a(x.min(6))),
+                "{strategy}: reduced to the minimum, 0 A stays 0 A"
+            );
+            assert!(
+                core.faults()
+                    .is_present(Scope::Device, FaultCode::OverCurrent),
+                "{strategy}: OverCurrent is not cleared by emergency mode"
+            );
+        }
+    }
+    fn phase_value(core: &mut Core, object: u16, t: Instant, amps: i32) -> Vec<Action> {
+        core.handle(
+            Event::ObjectWritten {
+                object: GoNumber(object),
+                value: Value::Current(a(amps)),
+            },
+            t,
+        )
+    }
+
+    fn smart_meter_timeout(core: &Core) -> Option<String> {
+        core.faults()
+            .present()
+            .into_iter()
+            .find(|f| f.code == FaultCode::SmartMeterTOut)
+            .map(|f| f.message)
+    }
+
+    fn trigger(core: &mut Core, t: Instant, value: bool) -> Vec<Action> {
+        core.handle(
+            Event::ObjectWritten {
+                object: GoNumber(20),
+                value: Value::Bool(value),
+            },
+            t,
+        )
+    }
+
+    /// Ch. 9.1 / table 62: every phase object of a 3-phase meter must deliver within the
+    /// interval + tolerance. Values on L1 and L3 do not stand in for a silent L2, whose
+    /// other-load estimate would otherwise be held forever.
+    #[test]
+    fn a_silent_phase_of_a_three_phase_meter_raises_smart_meter_timeout() {
+        let (mut core, t0) = running(HOUSE, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        assert_eq!(target(&core, 1), a(10));
+        // L2 (object 11) falls silent after t0; L1 and L3 go on every 5 s.
+        for s in [5u64, 10] {
+            let t = t0 + Duration::from_secs(s);
+            let _ = phase_value(&mut core, 10, t, 10);
+            let _ = phase_value(&mut core, 12, t, 10);
+            let _ = core.handle(Event::Tick, t + Duration::from_secs(1));
+        }
+        assert!(smart_meter_timeout(&core).is_none(), "L2 is not late yet");
+        let deadline = t0 + Duration::from_secs(15);
+        assert!(core.poll_timeout().is_some_and(|w| w <= deadline));
+        let out = core.handle(Event::Tick, deadline);
+        let message = smart_meter_timeout(&core).expect("SmartMeterTOut for the silent L2");
+        assert!(message.contains("object 11"), "{message}");
+        assert!(
+            !message.contains("object 10") && !message.contains("object 12"),
+            "{message}"
+        );
+        assert_eq!(
+            sets(&out).get(&9),
+            Some(&Value::Text("SmartMeterTOut".into()))
+        );
+        assert_eq!(
+            (target(&core, 1), target(&core, 2)),
+            (a(6), a(6)),
+            "emergency mode: reduced to the minimum"
+        );
+        // L2 returns: the fault goes and the DLM distributes again.
+        let t = deadline + Duration::from_secs(1);
+        let _ = meter(&mut core, t, [10, 10, 10]);
+        assert!(smart_meter_timeout(&core).is_none());
+        let _ = core.handle(Event::Tick, t + Duration::from_secs(3));
+        assert_eq!(target(&core, 1), a(10));
+    }
+
+    /// Table 21: object 20 is DPT 1.017 "trigger", "0: Trigger 1: Trigger" — a 0 keeps the
+    /// smart meter supervised exactly as a 1 does.
+    #[test]
+    fn in_operation_zero_also_counts_as_trigger() {
+        let text = HOUSE.replace("mode = \"values\"", "mode = \"values-and-in-operation\"");
+        let (mut core, t0) = running(&text, 10);
+        for s in [9u64, 18, 27] {
+            let _ = trigger(&mut core, t0 + Duration::from_secs(s), false);
+            let _ = core.handle(Event::Tick, t0 + Duration::from_secs(s + 1));
+        }
+        assert!(smart_meter_timeout(&core).is_none(), "0 is a trigger");
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(27 + 15));
+        assert!(
+            smart_meter_timeout(&core).is_some(),
+            "no trigger for interval + tolerance"
+        );
+    }
+
+    /// Table 21 and ch. 9.1: with monitoring "values and In operation" the cyclic trigger on
+    /// object 20 is what ensures the smart meter is in operation (the values come only on
+    /// change). A missing trigger raises SmartMeterTOut even while values still arrive, at
+    /// the same moment as when everything is missing; the message tells the two apart.
+    #[test]
+    fn in_operation_mode_a_missing_trigger_raises_smart_meter_timeout_while_values_still_arrive() {
+        let text = HOUSE.replace("mode = \"values\"", "mode = \"values-and-in-operation\"");
+        // Trigger missing, values every 5 s.
+        let (mut core, t0) = running(&text, 10);
+        let _ = trigger(&mut core, t0 + Duration::from_secs(9), true);
+        for s in [13u64, 18, 23] {
+            let _ = meter(
+                &mut core,
+                t0 + Duration::from_secs(s),
+                [10 + i32::try_from(s % 2).unwrap(); 3],
+            );
+        }
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(23));
+        assert!(
+            smart_meter_timeout(&core).is_none(),
+            "the trigger is not late yet"
+        );
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(24));
+        let trigger_missing = smart_meter_timeout(&core)
+            .expect("a missing trigger raises SmartMeterTOut although values arrive");
+        assert!(trigger_missing.contains("object 20"), "{trigger_missing}");
+        assert!(!trigger_missing.contains("value"), "{trigger_missing}");
+        assert_eq!((target(&core, 1), target(&core, 2)), (a(6), a(6)));
+        // Everything missing: the same fault at the same moment, a different message.
+        let (mut core, t0) = running(&text, 10);
+        let _ = trigger(&mut core, t0 + Duration::from_secs(9), true);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(23));
+        assert!(smart_meter_timeout(&core).is_none());
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(24));
+        let all_missing = smart_meter_timeout(&core).expect("everything missing");
+        assert!(all_missing.contains("object 20"), "{all_missing}");
+        assert!(
+            all_missing.contains("no smart-meter value"),
+            "{all_missing}"
+        );
+        assert_ne!(trigger_missing, all_missing);
+    }
+    /// Delivers `payload` as a GroupValue_Write on `ga` through the object engine (DPT
+    /// decoding with each object's configured DPT) and hands what it yields to the core.
+    fn telegram(core: &mut Core, t: Instant, ga: &str, payload: Vec<u8>) -> Vec<GoNumber> {
+        use crate::knx::wire::apdu::{Apdu, Payload, Tpdu};
+        use crate::knx::wire::cemi::{Destination, LData, LDataService};
+        use crate::objects::engine::{Engine, SendPolicy};
+        let mut engine = Engine::new(
+            core.table().clone(),
+            SendPolicy::default(),
+            "1.1.10".parse().unwrap(),
+        )
+        .unwrap();
+        let payload = if payload.len() == 1 && payload[0] < 64 {
+            Payload::Short(payload[0])
+        } else {
+            Payload::Long(payload)
+        };
+        let frame = LData::new(
+            LDataService::Ind,
+            "1.1.99".parse().unwrap(),
+            Destination::Group(ga.parse().unwrap()),
+            Tpdu::Data(Apdu::GroupValueWrite(payload)),
+        );
+        let mut objects = Vec::new();
+        for r in engine.on_frame(&frame, t) {
+            objects.push(r.object);
+            let _ = core.handle(
+                Event::ObjectWritten {
+                    object: r.object,
+                    value: r.value,
+                },
+                t,
+            );
+        }
+        objects
+    }
+
+    /// Ch. 9.1: the smart meter's values may come in every DPT the spec allows for objects
+    /// 10–12 — current as 7.012 (mA), 9.021 (mA, 2-byte float) or 14.019 (A, 4-byte float),
+    /// power as 9.024 (kW, 2-byte float) or 14.056 (W, 4-byte float), converted at the
+    /// nominal voltage (230 V). 20 A (4.6 kW) per phase gives the same current and the same
+    /// distribution in each, within the DPT's resolution.
+    #[test]
+    fn meter_value_in_each_allowed_dpt_gives_the_same_current() {
+        let cases: [(&str, &str, Vec<u8>); 5] = [
+            ("current", "7.012", 20_000u16.to_be_bytes().to_vec()),
+            // 0.01 · 1953 · 2^10 mA = 19 998.72 mA, the nearest 2-byte float to 20 000 mA.
+            ("current", "9.021", vec![0x57, 0xA1]),
+            ("current", "14.019", 20.0f32.to_be_bytes().to_vec()),
+            // 0.01 · 460 kW = 4.6 kW.
+            ("power", "9.024", vec![0x01, 0xCC]),
+            ("power", "14.056", 4600.0f32.to_be_bytes().to_vec()),
+        ];
+        for (measurement, dpt, payload) in cases {
+            let key = if measurement == "power" {
+                "power_dpt"
+            } else {
+                "current_dpt"
+            };
+            let text = HOUSE.replace(
+                "measurement = \"current\"",
+                &format!("measurement = \"{measurement}\"\n{key} = \"{dpt}\""),
+            );
+            let mut core = Core::new(config(&text), true);
+            let t0 = Instant::now();
+            let _ = core.handle(Event::Started, t0);
+            assert_eq!(
+                core.table().get(GoNumber(10)).map(|o| o.dpt.as_str()),
+                Some(dpt)
+            );
+            let _ = vehicle(&mut core, 1, t0, [0, 0, 0]);
+            let _ = no_vehicle(&mut core, 2, t0);
+            let _ = no_vehicle(&mut core, 3, t0);
+            for ga in ["0/0/10", "0/0/11", "0/0/12"] {
+                let got = telegram(&mut core, t0, ga, payload.clone());
+                assert_eq!(got.len(), 1, "{dpt}: decoded for one object");
+            }
+            let metered = core.dlm_cycle().unwrap().meter;
+            for p in crate::units::Phase::ALL {
+                let diff = (metered.get(p).milliamps() - 20_000).abs();
+                assert!(diff <= 2, "{dpt}: {} on {p:?}", metered.get(p));
+            }
+            let _ = settle(&mut core, t0);
+            assert_eq!(target(&core, 1), a(10), "{dpt}: 30 A budget − 20 A");
+        }
+    }
+
+    /// Table 20: several devices may report on further group addresses linked to object 13;
+    /// a report on the second address reduces to the minimum just as on the first.
+    #[test]
+    fn high_power_reports_on_a_second_linked_group_address_work_the_same() {
+        let text = HOUSE.replace("13 = [\"0/0/13\"]", "13 = [\"0/0/13\", \"0/0/14\"]");
+        let (mut core, t0) = running(&text, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        assert_eq!(target(&core, 1), a(10));
+        let got = telegram(&mut core, t0 + Duration::from_secs(3), "0/0/14", vec![1]);
+        assert_eq!(got, vec![GoNumber(13)]);
+        assert_eq!((target(&core, 1), target(&core, 2)), (a(6), a(6)));
+        // A report on the second address within the wait restarts it, too.
+        let _ = meter(&mut core, t0 + Duration::from_secs(10), [10, 10, 10]);
+        let _ = telegram(&mut core, t0 + Duration::from_secs(40), "0/0/14", vec![1]);
+        let _ = meter(&mut core, t0 + Duration::from_secs(50), [10, 10, 10]);
+        let _ = meter(&mut core, t0 + Duration::from_secs(64), [10, 10, 10]);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(66));
+        assert_eq!(target(&core, 1), a(6), "the wait runs until 100 s");
+        let _ = meter(&mut core, t0 + Duration::from_secs(78), [10, 10, 10]);
+        let _ = meter(&mut core, t0 + Duration::from_secs(92), [10, 10, 10]);
+        let _ = meter(&mut core, t0 + Duration::from_secs(101), [10, 10, 10]);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(104));
+        assert_eq!(target(&core, 1), a(10));
+    }
+
+    /// Table 20: value 0 means "inactive": it neither starts a wait nor ends a running one.
+    #[test]
+    fn high_power_inactive_report_neither_starts_nor_ends_the_wait() {
+        let (mut core, t0) = running(HOUSE, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        let hp = |core: &mut Core, t, on| {
+            core.handle(
+                Event::ObjectWritten {
+                    object: GoNumber(13),
+                    value: Value::Bool(on),
+                },
+                t,
+            )
+        };
+        let _ = hp(&mut core, t0 + Duration::from_secs(3), false);
+        assert_eq!(target(&core, 1), a(10), "0 starts no wait");
+        assert!(!core.dlm_cycle().unwrap().high_power);
+        let _ = hp(&mut core, t0 + Duration::from_secs(4), true);
+        assert_eq!(target(&core, 1), a(6));
+        let _ = meter(&mut core, t0 + Duration::from_secs(10), [10, 10, 10]);
+        let _ = hp(&mut core, t0 + Duration::from_secs(20), false);
+        let _ = meter(&mut core, t0 + Duration::from_secs(24), [10, 10, 10]);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(27));
+        assert_eq!(target(&core, 1), a(6), "0 does not end the wait");
+        for s in [38u64, 52] {
+            let _ = meter(&mut core, t0 + Duration::from_secs(s), [10, 10, 10]);
+        }
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(63));
+        assert!(
+            core.dlm_cycle().unwrap().high_power,
+            "wait from the report at 4 s: until 64 s"
+        );
+        let _ = meter(&mut core, t0 + Duration::from_secs(65), [10, 10, 10]);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(68));
+        assert!(
+            !core.dlm_cycle().unwrap().high_power,
+            "0 did not restart the wait"
+        );
+        assert_eq!(target(&core, 1), a(10));
+    }
+
+    /// Ch. 9.1 / table 17: a 1-phase smart meter's value is the current of the shared line; it
+    /// counts on every phase, so a single-phase point wired to L2 is limited by it too.
+    #[test]
+    fn one_phase_meter_value_counts_on_every_phase() {
+        let text = HOUSE
+            .replace("connection = \"3-phase\"", "connection = \"1-phase\"")
+            .replace(
+                "ip = \"10.0.0.1\"",
+                "ip = \"10.0.0.1\"\nphases = 1\nphase_rotation = \"L2-L3-L1\"",
+            );
+        let mut core = Core::new(config(&text), true);
+        let t0 = Instant::now();
+        let _ = core.handle(Event::Started, t0);
+        let _ = vehicle(&mut core, 1, t0, [0, 0, 0]);
+        let _ = no_vehicle(&mut core, 2, t0);
+        let _ = no_vehicle(&mut core, 3, t0);
+        let _ = phase_value(&mut core, 10, t0, 20);
+        assert_eq!(core.dlm_cycle().unwrap().meter, PerPhase::splat(a(20)));
+        let _ = settle(&mut core, t0);
+        assert_eq!(
+            target(&core, 1),
+            a(10),
+            "L2 is loaded with 20 A too: 30 − 20"
+        );
+        assert!(
+            smart_meter_timeout(&core).is_none(),
+            "objects 11 and 12 are not needed"
+        );
+    }
+
+    /// Ch. 9.3: "If you are using a charging point without consumption value measurement with
+    /// DLM, the provided setpoint current is automatically used as the actual current." The
+    /// meter then shows house + both cars, and the one without metering is not taken for
+    /// house load.
+    #[test]
+    fn a_point_without_metering_counts_its_setpoint_as_its_current() {
+        let (mut core, t0) = running(HOUSE, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        assert_eq!((target(&core, 1), target(&core, 2)), (a(10), a(10)));
+        let t = t0 + Duration::from_secs(5);
+        let unmetered = ChargerStatus {
+            state: Some(CpState::Charging),
+            connected: true,
+            charging: true,
+            currents: None,
+            ..ChargerStatus::default()
+        };
+        let _ = core.handle(
+            Event::ChargerPolled {
+                cp: cp(1),
+                status: unmetered,
+            },
+            t,
+        );
+        let _ = vehicle(&mut core, 2, t, [10, 10, 10]);
+        // House 10 A + 10 A (point 1, measured by nothing) + 10 A (point 2).
+        let _ = meter(&mut core, t, [30, 30, 30]);
+        let _ = settle(&mut core, t);
+        assert!(
+            !core
+                .faults()
+                .is_present(Scope::Device, FaultCode::OverCurrent)
+        );
+        assert_eq!(
+            (target(&core, 1), target(&core, 2)),
+            (a(10), a(10)),
+            "its 10 A setpoint counts as its current: the house is still 10 A"
+        );
+    }
+
+    /// Per-phase allocation with phase detection from the measured currents: a 1-phase car
+    /// at a 3-phase charging point draws on L1 only, so it is booked on L1 only and a
+    /// single-phase point on L2 gets what L2 has.
+    #[test]
+    fn three_phase_point_with_a_one_phase_car_frees_the_other_phases() {
+        let text = HOUSE
+            .replace(
+                "ip = \"10.0.0.3\"",
+                "ip = \"10.0.0.3\"\nphases = 1\nphase_rotation = \"L2-L3-L1\"",
+            )
+            .replace("max_current = 16", "max_current = 32");
+        let mut core = Core::new(config(&text), true);
+        let t0 = Instant::now();
+        let _ = core.handle(Event::Started, t0);
+        let _ = vehicle(&mut core, 1, t0, [0, 0, 0]);
+        let _ = no_vehicle(&mut core, 2, t0);
+        let _ = vehicle(&mut core, 3, t0, [0, 0, 0]);
+        let _ = meter(&mut core, t0, [10, 10, 10]);
+        let _ = settle(&mut core, t0);
+        assert_eq!(
+            (target(&core, 1), target(&core, 3)),
+            (a(10), a(10)),
+            "before point 1's car draws it is booked as wired: L2 shared"
+        );
+        let t = t0 + Duration::from_secs(5);
+        let _ = vehicle(&mut core, 1, t, [10, 0, 0]);
+        let _ = vehicle(&mut core, 3, t, [10, 0, 0]);
+        let _ = meter(&mut core, t, [20, 20, 10]);
+        let _ = settle(&mut core, t);
+        let _ = core.handle(Event::Tick, t + Duration::from_secs(6));
+        assert_eq!(
+            (target(&core, 1), target(&core, 3)),
+            (a(20), a(20)),
+            "point 1 is booked on L1 only: each has 20 A on its own phase"
+        );
+    }
+    /// Queueing with a rotation interval (60 s) below the minimum on/off time (300 s): the
+    /// rotation waits until the charging car has been on, and the waiting one off, for the
+    /// minimum on/off time; it never switches a car off sooner, and everyone still gets a
+    /// turn.
+    #[test]
+    fn queue_rotation_never_switches_off_before_the_minimum_on_time() {
+        let text = HOUSE
+            .replace("min_switch_time = 0", "min_switch_time = 300")
+            .replace(
+                "ramp_up_rate = 32.0",
+                "ramp_up_rate = 32.0\novercurrent_strategy = \"queue\"\nrotation_interval = 60",
+            );
+        let (mut core, t0) = running(&text, 22);
+        let _ = settle(&mut core, t0);
+        let mut on_since: [Option<u64>; 2] = [Some(0), Some(0)];
+        let mut turns = [0u32; 2];
+        for s in (5..=1300u64).step_by(5) {
+            let t = t0 + Duration::from_secs(s);
+            if s % 10 == 0 {
+                let _ = meter(&mut core, t, [22, 22, 22]);
+            }
+            let _ = core.handle(Event::Tick, t);
+            for n in 1..=2u8 {
+                let i = usize::from(n - 1);
+                let on = target(&core, n) > Current::ZERO;
+                match (on, on_since[i]) {
+                    (true, None) => {
+                        on_since[i] = Some(s);
+                        turns[i] += 1;
+                    }
+                    (false, Some(since)) => {
+                        // The first switch-off (at 3 s) is the shortage itself, not a rotation.
+                        assert!(
+                            since == 0 || s - since >= 300,
+                            "point {n} switched off after {} s on (at {s} s)",
+                            s - since
+                        );
+                        on_since[i] = None;
+                    }
+                    _ => {}
+                }
+            }
+            assert!(
+                target(&core, 1) == Current::ZERO || target(&core, 2) == Current::ZERO,
+                "only one fits at {s} s"
+            );
+        }
+        assert!(
+            turns[1] >= 1 && turns.iter().sum::<u32>() >= 3,
+            "rotated: {turns:?}"
+        );
+    }
+
+    /// Table 13 with DLM: grid-supporting control with 6 A caps what the DLM gives every
+    /// charging point; when control ends the DLM raises them again.
+    #[test]
+    fn grid_control_caps_dlm_targets_at_the_control_setpoint() {
+        let text = HOUSE.replace(
+            "high_power_waiting_time = 60",
+            "high_power_waiting_time = 60\ngrid_control_current = 6",
+        );
+        let (mut core, t0) = running(&text, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        assert_eq!((target(&core, 1), target(&core, 2)), (a(10), a(10)));
+        let t = t0 + Duration::from_secs(3);
+        let out = core.handle(
+            Event::ObjectWritten {
+                object: GoNumber(1),
+                value: Value::Bool(true),
+            },
+            t,
+        );
+        assert_eq!((target(&core, 1), target(&core, 2)), (a(6), a(6)));
+        assert!(out.contains(&Action::Charger {
+            cp: cp(1),
+            command: crate::chargers::ChargerCommand::SetCurrent(a(6))
+        }));
+        let _ = meter(&mut core, t + Duration::from_secs(5), [10, 10, 10]);
+        let _ = core.handle(Event::Tick, t + Duration::from_secs(8));
+        assert_eq!(target(&core, 1), a(6), "still capped while control lasts");
+        let t = t + Duration::from_secs(9);
+        let _ = core.handle(
+            Event::ObjectWritten {
+                object: GoNumber(1),
+                value: Value::Bool(false),
+            },
+            t,
+        );
+        let _ = core.handle(Event::Tick, t + Duration::from_secs(1));
+        assert_eq!((target(&core, 1), target(&core, 2)), (a(10), a(10)));
+    }
+
+    /// Table 13 with DLM: interruption is dominant during grid-supporting control, and when
+    /// it is released during control the point returns to the control state (the DLM resumes
+    /// at the minimum, within the 6 A cap).
+    #[test]
+    fn interruption_is_dominant_during_grid_control_with_dlm_on() {
+        let text = HOUSE.replace(
+            "high_power_waiting_time = 60",
+            "high_power_waiting_time = 60\ngrid_control_current = 6",
+        );
+        let (mut core, t0) = running(&text, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        let w = |core: &mut Core, t, o: u16, v: bool| {
+            core.handle(
+                Event::ObjectWritten {
+                    object: GoNumber(o),
+                    value: Value::Bool(v),
+                },
+                t,
+            )
+        };
+        let t = t0 + Duration::from_secs(3);
+        let _ = w(&mut core, t, 1, true);
+        assert_eq!(target(&core, 1), a(6));
+        let _ = w(&mut core, t, 55, true);
+        assert_eq!(target(&core, 1), Current::ZERO, "interruption dominates");
+        assert_eq!(
+            target(&core, 2),
+            a(6),
+            "the other stays capped by the control"
+        );
+        let _ = w(&mut core, t + Duration::from_secs(1), 55, false);
+        let _ = core.handle(Event::Tick, t + Duration::from_secs(4));
+        assert_eq!(
+            (target(&core, 1), target(&core, 2)),
+            (a(6), a(6)),
+            "back in the control state"
+        );
+    }
+
+    /// Table 28 with DLM: "the DLM will continue the charging process with the minimum
+    /// charging current and will control the available charging current again."
+    #[test]
+    fn interruption_released_under_dlm_resumes_at_the_minimum_and_the_dlm_raises_it_again() {
+        let text = HOUSE.replace("ramp_up_rate = 32.0", "ramp_up_rate = 1.0");
+        let (mut core, t0) = running(&text, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(10));
+        assert_eq!(target(&core, 1), a(10));
+        let w = |core: &mut Core, t, v: bool| {
+            core.handle(
+                Event::ObjectWritten {
+                    object: GoNumber(55),
+                    value: Value::Bool(v),
+                },
+                t,
+            )
+        };
+        let _ = w(&mut core, t0 + Duration::from_secs(11), true);
+        assert_eq!(target(&core, 1), Current::ZERO);
+        let _ = meter(&mut core, t0 + Duration::from_secs(12), [10, 10, 10]);
+        let t = t0 + Duration::from_secs(13);
+        let _ = w(&mut core, t, false);
+        assert_eq!(
+            target(&core, 1),
+            a(6),
+            "resumes at the minimum, not at its old 10 A"
+        );
+        let _ = core.handle(Event::Tick, t + Duration::from_secs(1));
+        assert!(target(&core, 1) > a(6), "then the DLM raises it");
+        let _ = meter(&mut core, t + Duration::from_secs(5), [10, 10, 10]);
+        let _ = core.handle(Event::Tick, t + Duration::from_secs(14));
+        assert_eq!(
+            (target(&core, 1), target(&core, 2)),
+            (a(10), a(10)),
+            "the DLM raises it again to the even share"
         );
     }
 }
