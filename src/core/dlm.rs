@@ -51,6 +51,14 @@ use crate::units::{ChargePointId, Current, GoNumber, PerPhase, Phase};
 /// How often increases are re-evaluated while ramping (the step follows the elapsed time).
 const RAMP_STEP: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// The least reduction that holds raises nearby for [`REACTION`] (break before make). The
+/// other-load estimate moves by a few hundred milliamperes from reading to reading; when
+/// every such wobble held the raises of all charging points on the same phases, a point
+/// waiting below its share could wait for tens of seconds (the reaction bench saw 20 s and
+/// more). A smaller reduction in flight overlaps a raise by less than this for at most the
+/// reaction time, well inside the load reserve and the fuse's tolerance.
+const MAKE_AFTER_BREAK_STEP: Current = Current::from_milliamps(1_000);
+
 /// How long a vehicle may take to follow a new current (for the other-load estimate).
 const REACTION: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -875,7 +883,7 @@ impl Core {
         // fall when the DLM moves current from one charging point to another.
         for (cp, want) in raw {
             let prev = self.dlm.targets.get(cp).copied().unwrap_or(Current::ZERO);
-            if *want < prev && self.vehicle_present(*cp) {
+            if prev.saturating_sub(*want) >= MAKE_AFTER_BREAK_STEP && self.vehicle_present(*cp) {
                 self.dlm.lowered_at.insert(*cp, now);
             }
         }
