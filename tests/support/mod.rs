@@ -106,3 +106,20 @@ pub(crate) fn run_node(script: &str, env: &[(&str, &std::ffi::OsStr)], limit: st
     };
     assert!(status.success(), "{script} failed: {status}");
 }
+
+/// Waits until the file at `path` (a process's captured log) contains `needle`; returns the
+/// whole text, or panics with it after `limit`.
+pub(crate) fn wait_for_log(path: &Path, needle: &str, limit: std::time::Duration) -> String {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "`{needle}` not logged within {limit:?}; log so far:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
