@@ -935,14 +935,16 @@ async fn client_talks_to_knxd_and_xknx() {
     eprintln!("client_talks_to_knxd_and_xknx took {:?}", started.elapsed());
 }
 
-/// Allowed time from restoring the server to `Connected`: the 10 s back-off cap plus slack
-/// for the round trip on a loaded machine.
-const RECOVERY: Duration = Duration::from_millis(11_500);
+/// Allowed time from restoring the server to `Connected`, as the issue asks: 10 s. The
+/// client's back-off is capped at 8 s (`tunnel::MAX_BACKOFF`), which leaves 2 s for the
+/// CONNECT round trip on a loaded machine.
+const RECOVERY: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_reconnects_after_link_cut_and_knxd_restart() {
     init_tracing();
     let Some(python) = need_netns() else { return };
+    assert!(knx_echarge::knx::link::tunnel::MAX_BACKOFF + Duration::from_secs(2) <= RECOVERY);
     let started = Instant::now();
     let mut ns = Netns::new();
     ns.start_knxd().await;
@@ -961,7 +963,10 @@ async fn client_reconnects_after_link_cut_and_knxd_restart() {
     )
     .await;
     eprintln!("link cut: {state:?} after {:?}", started.elapsed());
-    tokio::time::sleep(Duration::from_secs(3)).await; // an outage of a few seconds
+    // An outage long enough for the back-off to reach its cap (1 + 2 + 4 + 8 s), so that the
+    // 10 s promise is checked in its worst case, not right after the first quick attempts.
+    let ramp: Duration = (0..4).map(knx_echarge::knx::link::tunnel::backoff).sum();
+    tokio::time::sleep(ramp + Duration::from_secs(1)).await;
     ns.set_link(true);
     let restored = Instant::now();
     expect_state(&mut link, &[LinkState::Connected], PEER_TIMEOUT).await;
