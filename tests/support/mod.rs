@@ -186,13 +186,23 @@ impl LinePeer {
     /// The next line starting with `prefix`; other lines are skipped, `ERR` lines and
     /// silence for `limit` fail the test.
     pub(crate) fn expect(&mut self, prefix: &str, limit: std::time::Duration) -> String {
+        self.expect_where(prefix, |l| l.starts_with(prefix), limit)
+    }
+
+    /// The next line for which `want` holds (`what` names it in failures).
+    pub(crate) fn expect_where(
+        &mut self,
+        what: &str,
+        want: impl Fn(&str) -> bool,
+        limit: std::time::Duration,
+    ) -> String {
         let deadline = std::time::Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(line) if want(&line) => return line,
                 Ok(line) => assert!(!line.starts_with("ERR"), "{}: {line}", self.name),
-                Err(e) => panic!("{}: no `{prefix}` within {limit:?} ({e})", self.name),
+                Err(e) => panic!("{}: no `{what}` within {limit:?} ({e})", self.name),
             }
         }
     }
