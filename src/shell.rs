@@ -46,6 +46,8 @@ pub struct Snapshot {
     pub leds: Option<Leds>,
     /// Programming mode.
     pub programming_mode: bool,
+    /// The KNX link's state (connected, reconnecting or down).
+    pub knx_link: crate::core::LinkState,
     /// Objects the gateway asked the bus for at start-up (I flag).
     pub init_reads: Vec<GoNumber>,
     /// Telegrams handed to the link.
@@ -498,6 +500,7 @@ fn apply(
     }
     image.faults = core.faults().present();
     image.programming_mode = core.programming_mode();
+    image.knx_link = core.link_state();
     image.dlm = core.dlm_cycle();
     publish(image, engine, tx);
 }
@@ -511,6 +514,7 @@ fn publish(image: &mut Snapshot, engine: &Engine, tx: &watch::Sender<Snapshot>) 
             || current.faults != image.faults
             || current.leds != image.leds
             || current.programming_mode != image.programming_mode
+            || current.knx_link != image.knx_link
             || current.init_reads != image.init_reads
             || current.telegrams_sent != image.telegrams_sent
             || current.telegrams_rejected != image.telegrams_rejected

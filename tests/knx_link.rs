@@ -935,14 +935,16 @@ async fn client_talks_to_knxd_and_xknx() {
     eprintln!("client_talks_to_knxd_and_xknx took {:?}", started.elapsed());
 }
 
-/// Allowed time from restoring the server to `Connected`: the 10 s back-off cap plus slack
-/// for the round trip on a loaded machine.
-const RECOVERY: Duration = Duration::from_millis(11_500);
+/// Allowed time from restoring the server to `Connected`, as the issue asks: 10 s. The
+/// client's back-off is capped at 8 s (`tunnel::MAX_BACKOFF`), which leaves 2 s for the
+/// CONNECT round trip on a loaded machine.
+const RECOVERY: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_reconnects_after_link_cut_and_knxd_restart() {
     init_tracing();
     let Some(python) = need_netns() else { return };
+    assert!(knx_echarge::knx::link::tunnel::MAX_BACKOFF + Duration::from_secs(2) <= RECOVERY);
     let started = Instant::now();
     let mut ns = Netns::new();
     ns.start_knxd().await;
@@ -961,7 +963,10 @@ async fn client_reconnects_after_link_cut_and_knxd_restart() {
     )
     .await;
     eprintln!("link cut: {state:?} after {:?}", started.elapsed());
-    tokio::time::sleep(Duration::from_secs(3)).await; // an outage of a few seconds
+    // An outage long enough for the back-off to reach its cap (1 + 2 + 4 + 8 s), so that the
+    // 10 s promise is checked in its worst case, not right after the first quick attempts.
+    let ramp: Duration = (0..4).map(knx_echarge::knx::link::tunnel::backoff).sum();
+    tokio::time::sleep(ramp + Duration::from_secs(1)).await;
     ns.set_link(true);
     let restored = Instant::now();
     expect_state(&mut link, &[LinkState::Connected], PEER_TIMEOUT).await;
@@ -1234,4 +1239,123 @@ async fn our_client_and_our_server_talk_and_close_in_order() {
         to_bus, from_bus, ..
     } = client;
     drop((to_bus, from_bus));
+}
+
+// ---------------------------------------------------------------------------------------
+// (e) the gateway binary as a tunnelling client of knxd
+// ---------------------------------------------------------------------------------------
+
+/// The `Response from <src>: <hex>` line of `knxtool groupreadresponse` output (it prints
+/// the first telegram to the address, which may also be a write).
+fn response_line(out: &str) -> Option<&str> {
+    out.lines().find(|l| l.starts_with("Response from "))
+}
+
+/// A child process killed and reaped when the test ends.
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `knxtool <applet> ip:<knxd> <args…>` (knxd's own client protocol) from the host.
+fn knxtool(ns: &Netns, applet: &str, args: &[&str]) -> String {
+    let url = format!("ip:{}", ns.ns_ip);
+    let mut all = vec!["timeout", "10", "knxtool", applet, &url];
+    all.extend_from_slice(args);
+    let out = sh(&all);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "knxtool {applet} {args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// The running binary with `knx.link = "tunnel://<knxd>:3671"` in its config file: knxtool
+/// writes reach its W objects through knxd and its tunnel, and knxtool's reads of its R
+/// objects are answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_binary_tunnels_to_knxd_and_knxtool_reaches_its_objects() {
+    init_tracing();
+    if need_netns().is_none() || !require("knxtool (Debian package knxd-tools)", have("knxtool")) {
+        return;
+    }
+    let started = Instant::now();
+    let mut ns = Netns::new();
+    ns.start_knxd().await;
+    // The example configuration with the link in its [knx] table, as an installer writes it.
+    let dir = tempfile::tempdir().unwrap();
+    let example = fs::read_to_string(Path::new(CRATE).join("examples/five-chargers.toml")).unwrap();
+    let link = format!("[knx]\nlink = \"tunnel://{}\"\n", ns.knxd_endpoint());
+    assert!(example.contains("[knx]\n"));
+    let config = dir.path().join("gateway.toml");
+    fs::write(&config, example.replacen("[knx]\n", &link, 1)).unwrap();
+    let log = dir.path().join("gateway.log");
+    let gateway = Command::new(env!("CARGO_BIN_EXE_knx-echarge"))
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .arg("--no-chargers")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let _gateway = Kill(gateway);
+    let deadline = Instant::now() + PEER_TIMEOUT;
+    let text = loop {
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("tunnel connected") {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no tunnel to knxd:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        text.contains(&format!("remote={}", ns.knxd_endpoint())),
+        "{text}"
+    );
+
+    // An R object: the last-fault text (DPT 16.001, 14 bytes) answers "No error".
+    let answer = knxtool(&ns, "groupreadresponse", &["0/0/9"]);
+    eprintln!("groupreadresponse 0/0/9: {answer}");
+    let no_error: String = b"No error"
+        .iter()
+        .chain(&[0u8; 6])
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        response_line(&answer).is_some_and(|l| l.trim_end().to_lowercase().ends_with(&no_error)),
+        "0/0/9 should answer {no_error}: {answer}"
+    );
+    // A W object: interrupting charging point 2 (2/0/5) sets its state object 2/0/6, which
+    // then answers 1.
+    knxtool(&ns, "groupswrite", &["2/0/5", "1"]);
+    let deadline = Instant::now() + FRAME_TIMEOUT;
+    loop {
+        let answer = knxtool(&ns, "groupreadresponse", &["2/0/6"]);
+        eprintln!("groupreadresponse 2/0/6: {answer}");
+        if response_line(&answer).is_some_and(|l| l.trim_end().ends_with(": 01")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the write to 2/0/5 did not reach the gateway: 2/0/6 answers {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    eprintln!(
+        "the_gateway_binary_tunnels_to_knxd_and_knxtool_reaches_its_objects took {:?}",
+        started.elapsed()
+    );
 }

@@ -519,3 +519,49 @@ async fn settings_logs_zip_firmware_and_live_events() {
     assert!(text.contains("\"charging_points\""));
     gw.shell.shutdown().await;
 }
+
+/// The status API shows the KNX link state the core got from the link: reconnecting and
+/// down are told apart (they used to be derived from the COM LED, where both are "off").
+#[tokio::test]
+async fn status_shows_the_knx_link_state() {
+    use knx_echarge::core::{Event, LinkState};
+    let gw = gateway();
+    let (cookie, _) = login(&gw, PASSWORD).await;
+    let mut snapshot = gw.shell.snapshot.clone();
+    for (state, shown) in [
+        (LinkState::Down, "down"),
+        (LinkState::Connected, "connected"),
+        (LinkState::Reconnecting, "reconnecting"),
+        (LinkState::Connected, "connected"),
+        (LinkState::Down, "down"),
+    ] {
+        gw.shell.events.send(Event::KnxLink(state)).await.unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            snapshot.wait_for(|s| s.knx_link == state),
+        )
+        .await
+        .expect("the snapshot follows the link state")
+        .unwrap();
+        let res = send(&gw, authed("GET", "/api/v1/status", &cookie, None, None)).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let status = body_json(res).await;
+        assert_eq!(status["device"]["knx_link"], shown, "{state:?}");
+    }
+    // The page has a label for every state, in both languages.
+    let res = send(&gw, authed("GET", "/assets/i18n.js", &cookie, None, None)).await;
+    let i18n =
+        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    for key in [
+        "link.connected",
+        "link.traffic",
+        "link.reconnecting",
+        "link.down",
+    ] {
+        assert_eq!(
+            i18n.matches(&format!("'{key}'")).count(),
+            2,
+            "{key} in EN and DE"
+        );
+    }
+}

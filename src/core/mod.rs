@@ -51,14 +51,15 @@ mod object {
 }
 
 /// State of the KNX link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LinkState {
     /// Connected to the bus.
     Connected,
     /// Trying to (re)connect.
     Reconnecting,
-    /// No connection.
+    /// No connection (also before the link reported anything).
+    #[default]
     Down,
 }
 
@@ -349,6 +350,11 @@ impl Core {
     /// Whether programming mode is on.
     pub fn programming_mode(&self) -> bool {
         self.programming
+    }
+
+    /// The KNX link's state as last reported by the link.
+    pub fn link_state(&self) -> LinkState {
+        self.link
     }
 
     /// The current LED states.

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::core::{ComLed, DlmCycle};
+use crate::core::{ComLed, DlmCycle, LinkState};
 use crate::faults::Fault;
 use crate::objects::Value;
 use crate::shell::Snapshot;
@@ -51,7 +51,8 @@ pub struct DeviceView {
     pub individual_address: String,
     /// Programming mode.
     pub programming_mode: bool,
-    /// KNX link: "connected", "traffic" or "down" (from the COM LED).
+    /// KNX link: "connected", "traffic" (connected, telegrams in the last moments),
+    /// "reconnecting" or "down", from the link state the core got from the link.
     pub knx_link: &'static str,
     /// Telegrams sent.
     pub telegrams_sent: u64,
@@ -226,10 +227,11 @@ fn mac_address() -> Option<String> {
 /// Builds the view.
 pub fn view(config: &Config, snap: &Snapshot, uptime: Duration) -> StatusView {
     let obj = |n: u16| snap.objects.get(&GoNumber(n));
-    let knx_link = match snap.leds.map(|l| l.com) {
-        Some(ComLed::Traffic) => "traffic",
-        Some(ComLed::On) => "connected",
-        _ => "down",
+    let knx_link = match snap.knx_link {
+        LinkState::Connected if snap.leds.is_some_and(|l| l.com == ComLed::Traffic) => "traffic",
+        LinkState::Connected => "connected",
+        LinkState::Reconnecting => "reconnecting",
+        LinkState::Down => "down",
     };
     let grid_control = flag(obj(2));
     let device = DeviceView {

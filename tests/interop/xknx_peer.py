@@ -11,23 +11,30 @@ Output, one line each, flushed:
   READY <individual address>              connected (tunnel: the address the server gave)
   RX <src> <dst> <service> <payload>      a telegram from the bus; payload bin:<n> | arr:<hex> | -
   SENT <dst>                              a write was sent (and, tunnelling, confirmed)
+  VALUE <ga> <payload> [<json>]           the answer to `read`; <json>: xknx's decoding with
+                                          the DPT given (json.dumps, enums by name)
+  NOVALUE <ga>                            `read` got no answer within 5 s
   STATE <state>                           xknx connection state changes
   ERR <text>                              something failed
   DESCRIPTION|SEARCH name=<n> address=<ia> tunnelling=<bool> routing=<bool>   (describe)
 
 Commands on stdin:
   write <ga> bin:<n> | arr:<hex>          GroupValueWrite
+  read <ga> [<dpt>]                       GroupValueRead; waits for the GroupValueResponse
   quit                                    disconnect and exit
 """
 
 import argparse
 import asyncio
+import enum
+import json
 import socket
 import struct
 import sys
 
 from xknx import XKNX
-from xknx.dpt import DPTArray, DPTBinary
+from xknx.core.value_reader import ValueReader
+from xknx.dpt import DPTArray, DPTBase, DPTBinary
 from xknx.io import ConnectionConfig, ConnectionType
 from xknx.io.self_description import request_description
 from xknx.knxip import KNXIPFrame
@@ -102,6 +109,25 @@ async def describe(args):
     )
 
 
+def as_json(value):
+    if isinstance(value, enum.Enum):
+        return value.name
+    return str(value)
+
+
+async def read(xknx, ga, dpt):
+    telegram = await ValueReader(xknx, GroupAddress(ga), timeout_in_seconds=5).read()
+    if telegram is None:
+        say("NOVALUE", ga)
+        return
+    value = telegram.payload.value
+    if dpt is None:
+        say("VALUE", ga, payload_text(value))
+        return
+    decoded = DPTBase.parse_transcoder(dpt).from_knx(value)
+    say("VALUE", ga, payload_text(value), json.dumps(decoded, default=as_json))
+
+
 async def run(args):
     if args.mode == "tunnel":
         config = ConnectionConfig(
@@ -136,6 +162,12 @@ async def run(args):
                 continue
             if words[0] == "quit":
                 break
+            if words[0] == "read" and len(words) in (2, 3):
+                try:
+                    await read(xknx, words[1], words[2] if len(words) == 3 else None)
+                except Exception as err:  # report and keep serving
+                    say("ERR", type(err).__name__, err)
+                continue
             if words[0] == "write" and len(words) == 3:
                 try:
                     telegram = Telegram(

@@ -106,3 +106,109 @@ pub(crate) fn run_node(script: &str, env: &[(&str, &std::ffi::OsStr)], limit: st
     };
     assert!(status.success(), "{script} failed: {status}");
 }
+
+/// Waits until the file at `path` (a process's captured log) contains `needle`; returns the
+/// whole text, or panics with it after `limit`.
+pub(crate) fn wait_for_log(path: &Path, needle: &str, limit: std::time::Duration) -> String {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "`{needle}` not logged within {limit:?}; log so far:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A line-driven child process (e.g. `tests/interop/xknx_peer.py`): commands on stdin, one
+/// result per stdout line. Killed when dropped.
+pub(crate) struct LinePeer {
+    name: String,
+    child: KillOnDrop,
+    stdin: std::process::ChildStdin,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl LinePeer {
+    /// Starts `program args…`; its stdout lines are collected, stderr is echoed.
+    pub(crate) fn start(name: &str, program: &Path, args: &[&str]) -> Self {
+        use std::io::BufRead as _;
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        let (tx, lines) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let label = name.to_owned();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                eprintln!("[{label}] {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let label = name.to_owned();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                eprintln!("[{label} stderr] {line}");
+            }
+        });
+        Self {
+            name: name.to_owned(),
+            stdin: child.stdin.take().expect("piped stdin"),
+            child: KillOnDrop(child),
+            lines,
+        }
+    }
+
+    /// Sends one command line.
+    pub(crate) fn send(&mut self, command: &str) {
+        use std::io::Write as _;
+        writeln!(self.stdin, "{command}").expect("writing to the peer");
+        self.stdin.flush().expect("flushing the peer's stdin");
+    }
+
+    /// The next line starting with `prefix`; other lines are skipped, `ERR` lines and
+    /// silence for `limit` fail the test.
+    pub(crate) fn expect(&mut self, prefix: &str, limit: std::time::Duration) -> String {
+        self.expect_where(prefix, |l| l.starts_with(prefix), limit)
+    }
+
+    /// The next line for which `want` holds (`what` names it in failures).
+    pub(crate) fn expect_where(
+        &mut self,
+        what: &str,
+        want: impl Fn(&str) -> bool,
+        limit: std::time::Duration,
+    ) -> String {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if want(&line) => return line,
+                Ok(line) => assert!(!line.starts_with("ERR"), "{}: {line}", self.name),
+                Err(e) => panic!("{}: no `{what}` within {limit:?} ({e})", self.name),
+            }
+        }
+    }
+
+    /// Whether the process is still running.
+    pub(crate) fn is_running(&mut self) -> bool {
+        self.child.0.try_wait().ok().flatten().is_none()
+    }
+}

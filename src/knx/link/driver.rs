@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{LinkError, LinkEvent, Protocol};
 use crate::knx::wire::cemi::LData;
+use crate::knx::wire::knxip::{DEFAULT_PORT, ROUTING_MULTICAST};
 
 /// Longest wait for one datagram to be handed to the OS.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(1);
@@ -100,6 +101,75 @@ pub(crate) async fn server_socket(bind: SocketAddrV4) -> Result<UdpSocket, LinkE
         .map_err(socket_err("binding the server socket", addr))
 }
 
+/// Makes the built-in server reachable at the KNXnet/IP discovery address 224.0.23.12:3671
+/// (03.08.02 §8.6.3.1: SEARCH_REQUESTs go to the multicast group), on the interface of
+/// `local`:
+///
+/// * `local` is 0.0.0.0:3671: the server socket itself joins the group (with the kernel's
+///   choice of interface) and nothing else is needed;
+/// * otherwise a second socket, bound to 224.0.23.12:3671 with SO_REUSEADDR (KNX software
+///   on the same host may listen too), joins the group on `local`'s interface and is
+///   returned; the driver hands what it receives to
+///   [`Protocol::handle_discovery_datagram`]. The answers go out of the server socket.
+///
+/// Loopback (127.0.0.1) works on Linux: a SEARCH_REQUEST sent from a socket bound to
+/// 127.0.0.1 leaves through `lo` and, with the sender's IP_MULTICAST_LOOP (on by default),
+/// reaches members of the group on `lo`. Failure is not fatal: the server then answers
+/// unicast SEARCH and DESCRIPTION requests only, and says so in one warning.
+pub(crate) fn join_discovery(server: &UdpSocket, local: SocketAddrV4) -> Option<UdpSocket> {
+    let group = SocketAddrV4::new(ROUTING_MULTICAST, DEFAULT_PORT);
+    let interface = *local.ip();
+    let result = if interface.is_unspecified() && local.port() == DEFAULT_PORT {
+        server
+            .join_multicast_v4(ROUTING_MULTICAST, Ipv4Addr::UNSPECIFIED)
+            .map(|()| None)
+            .map_err(socket_err("joining the discovery group", group.into()))
+    } else {
+        discovery_socket(interface, group).map(Some)
+    };
+    match result {
+        Ok(socket) => {
+            tracing::info!(%group, %interface, "KNXnet/IP discovery: answering SEARCH_REQUESTs sent to the multicast group");
+            socket
+        }
+        Err(e) => {
+            tracing::warn!(%group, %interface, "KNXnet/IP discovery unavailable, the gateway answers only SEARCH/DESCRIPTION requests sent to {local} itself: {e}");
+            None
+        }
+    }
+}
+
+fn discovery_socket(interface: Ipv4Addr, group: SocketAddrV4) -> Result<UdpSocket, LinkError> {
+    let addr = SocketAddr::V4(group);
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(SockProtocol::UDP))
+        .map_err(socket_err("creating the discovery socket", addr))?;
+    socket
+        .set_reuse_address(true)
+        .map_err(socket_err("setting SO_REUSEADDR", addr))?;
+    #[cfg(all(unix, not(target_os = "linux")))]
+    socket
+        .set_reuse_port(true)
+        .map_err(socket_err("setting SO_REUSEPORT", addr))?;
+    let bind = if cfg!(target_os = "linux") {
+        addr
+    } else {
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, group.port()))
+    };
+    socket
+        .bind(&bind.into())
+        .map_err(socket_err("binding the discovery socket", bind))?;
+    socket
+        .join_multicast_v4(group.ip(), &interface)
+        .map_err(socket_err("joining the discovery group", addr))?;
+    // Only what arrives for our own membership (see `routing_socket`).
+    #[cfg(target_os = "linux")]
+    socket.set_multicast_all_v4(false).map_err(socket_err(
+        "limiting reception to the joined interface",
+        addr,
+    ))?;
+    into_tokio(socket.into(), addr)
+}
+
 /// The routing socket: bound to the group's port with address reuse (other KNX software on
 /// the host may listen too), member of the group on `interface`, sending through
 /// `interface`, TTL 16, multicast loop off so that our own indications do not come back, and
@@ -157,13 +227,35 @@ pub(crate) fn routing_socket(
 
 /// Runs `machine` on `socket` until it is closed, the handle asks for shutdown, or the
 /// gateway dropped both channels.
-pub(crate) async fn run<P: Protocol + Send>(mut machine: P, socket: UdpSocket, channels: Channels) {
+pub(crate) async fn run<P: Protocol + Send>(machine: P, socket: UdpSocket, channels: Channels) {
+    run_with_discovery(machine, socket, None, channels).await;
+}
+
+async fn recv_discovery(
+    socket: Option<&UdpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    match socket {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// [`run`] with a second, receive-only socket (the server's multicast discovery socket)
+/// whose datagrams go to [`Protocol::handle_discovery_datagram`].
+pub(crate) async fn run_with_discovery<P: Protocol + Send>(
+    mut machine: P,
+    socket: UdpSocket,
+    discovery: Option<UdpSocket>,
+    channels: Channels,
+) {
     let Channels {
         mut to_bus,
         from_bus,
         mut shutdown,
     } = channels;
     let mut buf = vec![0u8; RECV_BUFFER];
+    let mut discovery_buf = vec![0u8; RECV_BUFFER];
     let mut pending: VecDeque<LinkEvent> = VecDeque::new();
     let mut to_bus_open = true;
     let mut closing = false;
@@ -214,6 +306,16 @@ pub(crate) async fn run<P: Protocol + Send>(mut machine: P, socket: UdpSocket, c
                 // persistent socket error from spinning.
                 Err(e) => {
                     tracing::debug!("receive error: {e}");
+                    tokio::time::sleep(RECV_ERROR_PAUSE).await;
+                }
+            },
+            received = recv_discovery(discovery.as_ref(), &mut discovery_buf) => match received {
+                Ok((n, from)) => {
+                    let data = discovery_buf.get(..n).unwrap_or_default();
+                    machine.handle_discovery_datagram(Instant::now(), from, data);
+                }
+                Err(e) => {
+                    tracing::debug!("receive error on the discovery socket: {e}");
                     tokio::time::sleep(RECV_ERROR_PAUSE).await;
                 }
             },

@@ -244,6 +244,12 @@ pub struct Transmit {
 pub trait Protocol {
     /// A datagram arrived from `from`.
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]);
+    /// A datagram arrived on the multicast discovery socket (224.0.23.12:3671) that the
+    /// driver opens for the built-in server. Anyone on the network may send there (routers'
+    /// ROUTING_INDICATIONs too), so the default ignores it.
+    fn handle_discovery_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        let _ = (now, from, data);
+    }
     /// The gateway wants `frame` sent on the bus.
     fn handle_frame(&mut self, now: Instant, frame: LData);
     /// The time returned by [`Protocol::poll_timeout`] has come.
@@ -367,10 +373,13 @@ pub async fn spawn(
             let socket = driver::server_socket(bind).await?;
             let local = v4(driver::local_addr(&socket, bind.into())?)?;
             tracing::info!(%local, %own_address, "KNXnet/IP tunnelling server listening");
+            let discovery = driver::join_discovery(&socket, local);
             let machine = server::TunnelServer::new(own_address, local);
             (
                 local.into(),
-                tokio::spawn(driver::run(machine, socket, channels)),
+                tokio::spawn(driver::run_with_discovery(
+                    machine, socket, discovery, channels,
+                )),
             )
         }
     };

@@ -6,6 +6,10 @@
 //! * SEARCH_REQUEST and DESCRIPTION_REQUEST are answered with the device info DIB (medium
 //!   TP1, the gateway's individual address, friendly name [`FRIENDLY_NAME`], MAC zero) and
 //!   the supported service families core, device management and tunnelling (version 1);
+//!   SEARCH_REQUESTs sent to the discovery multicast address 224.0.23.12:3671 (ETS, xknx's
+//!   `GatewayScanner`) arrive through [`Protocol::handle_discovery_datagram`], where anything
+//!   else (ROUTING_INDICATIONs of KNX IP routers, SEARCH_REQUEST_EXTENDED of core v2
+//!   clients, which also send the plain request) is ignored without a warning;
 //! * up to [`MAX_TUNNELS`] tunnel connections (link layer), each with its own channel id,
 //!   individual address (the gateway's address with device +1, +2, … skipping its own),
 //!   sequence counters and ACKs; a connection without a CONNECTIONSTATE_REQUEST for
@@ -494,9 +498,25 @@ impl Protocol for TunnelServer {
                 sequence,
                 status,
             } => self.on_tunnelling_ack(now, channel_id, sequence, status),
+            // A server on 0.0.0.0:3671 is in the discovery group and hears KNX IP routers.
+            routing @ (KnxIpFrame::RoutingIndication(_)
+            | KnxIpFrame::RoutingBusy { .. }
+            | KnxIpFrame::RoutingLostMessage { .. }) => {
+                tracing::trace!(%from, "{} ignored", routing.service_type());
+            }
             other => {
                 tracing::warn!(%from, "{} not served; dropped", other.service_type());
             }
+        }
+    }
+
+    fn handle_discovery_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        match KnxIpFrame::parse(data) {
+            Ok(KnxIpFrame::SearchRequest { .. }) => self.handle_datagram(now, from, data),
+            Ok(other) => {
+                tracing::trace!(%from, "{} on the discovery address ignored", other.service_type());
+            }
+            Err(e) => tracing::trace!(%from, "undecodable datagram on the discovery address: {e}"),
         }
     }
 

@@ -37,6 +37,22 @@ pub const APCI_INDIVIDUAL_ADDRESS_WRITE: u16 = 0x0C0;
 pub const APCI_INDIVIDUAL_ADDRESS_READ: u16 = 0x100;
 /// A_IndividualAddress_Response.
 pub const APCI_INDIVIDUAL_ADDRESS_RESPONSE: u16 = 0x140;
+/// A_PropertyValueExt_Read (03.03.07 §3.4.5.1).
+pub const APCI_PROPERTY_VALUE_EXT_READ: u16 = 0x1CC;
+/// A_PropertyValueExt_Response.
+pub const APCI_PROPERTY_VALUE_EXT_RESPONSE: u16 = 0x1CD;
+/// A_PropertyValueExt_WriteCon (confirmed write).
+pub const APCI_PROPERTY_VALUE_EXT_WRITE_CON: u16 = 0x1CE;
+/// A_PropertyValueExt_WriteConRes (the answer to a confirmed write: a return code).
+pub const APCI_PROPERTY_VALUE_EXT_WRITE_CON_RES: u16 = 0x1CF;
+/// A_PropertyValueExt_WriteUnCon (unconfirmed write).
+pub const APCI_PROPERTY_VALUE_EXT_WRITE_UNCON: u16 = 0x1D0;
+/// A_PropertyValueExt_InfoReport.
+pub const APCI_PROPERTY_VALUE_EXT_INFO_REPORT: u16 = 0x1D1;
+/// A_PropertyExtDescription_Read (03.03.07 §3.4.3.2).
+pub const APCI_PROPERTY_EXT_DESCRIPTION_READ: u16 = 0x1D2;
+/// A_PropertyExtDescription_Response.
+pub const APCI_PROPERTY_EXT_DESCRIPTION_RESPONSE: u16 = 0x1D3;
 /// A_MemoryExt_Write.
 pub const APCI_MEMORY_EXT_WRITE: u16 = 0x1FB;
 /// A_MemoryExt_WriteResponse.
@@ -91,6 +107,12 @@ pub const APCI_PROPERTY_VALUE_WRITE: u16 = 0x3D7;
 pub const APCI_PROPERTY_DESCRIPTION_READ: u16 = 0x3D8;
 /// A_PropertyDescription_Response.
 pub const APCI_PROPERTY_DESCRIPTION_RESPONSE: u16 = 0x3D9;
+/// A_IndividualAddressSerialNumber_Read (03.03.07 §3.3.5).
+pub const APCI_INDIVIDUAL_ADDRESS_SERIAL_NUMBER_READ: u16 = 0x3DC;
+/// A_IndividualAddressSerialNumber_Response.
+pub const APCI_INDIVIDUAL_ADDRESS_SERIAL_NUMBER_RESPONSE: u16 = 0x3DD;
+/// A_IndividualAddressSerialNumber_Write.
+pub const APCI_INDIVIDUAL_ADDRESS_SERIAL_NUMBER_WRITE: u16 = 0x3DE;
 
 /// Largest value of a 6-bit field inside the APCI octet.
 pub const SHORT_MAX: u8 = 0x3F;
@@ -230,6 +252,87 @@ pub struct PropertyDescription {
     /// Property datatype (PDT), 0..=63.
     pub property_type: u8,
     /// Maximum number of elements, 0..=4095.
+    pub max_elements: u16,
+    /// Read access level, 0..=15.
+    pub read_level: u8,
+    /// Write access level, 0..=15.
+    pub write_level: u8,
+}
+
+/// Addressing of A_PropertyValueExt_* services: interface object type (16 bits), object
+/// instance (12 bits), property id (12 bits), number of elements (8 bits) and start index
+/// (16 bits); on the wire `tt tt ii ip pp nn ss ss`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PropertyExtRef {
+    /// Interface object type (e.g. 0 = device object).
+    pub object_type: u16,
+    /// Object instance, 0..=4095 (1 is the first instance).
+    pub object_instance: u16,
+    /// Property id, 0..=4095.
+    pub property_id: u16,
+    /// Number of elements (0 in a response signals an error).
+    pub count: u8,
+    /// Start index (0 reads the current number of elements).
+    pub start_index: u16,
+}
+
+impl fmt::Display for PropertyExtRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "type {} inst {} pid {} noe {} start {}",
+            self.object_type, self.object_instance, self.property_id, self.count, self.start_index
+        )
+    }
+}
+
+/// Selection of A_PropertyExtDescription_Read: the object and property as in
+/// [`PropertyExtRef`], a description type (4 bits) and a property index (12 bits; used when
+/// the property id is 0). On the wire `tt tt ii ip pp dx xx`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PropertyExtSelector {
+    /// Interface object type.
+    pub object_type: u16,
+    /// Object instance, 0..=4095.
+    pub object_instance: u16,
+    /// Property id, 0..=4095 (0 = select by index).
+    pub property_id: u16,
+    /// Property description type, 0..=15.
+    pub description_type: u8,
+    /// Property index, 0..=4095.
+    pub property_index: u16,
+}
+
+impl fmt::Display for PropertyExtSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "type {} inst {} pid {} desc {} idx {}",
+            self.object_type,
+            self.object_instance,
+            self.property_id,
+            self.description_type,
+            self.property_index
+        )
+    }
+}
+
+/// The body of A_PropertyExtDescription_Response: the selector, then the datapoint type
+/// (main and sub number, 2 bytes each), write-enable bit 7 + PDT (6 bits; bit 6 reserved),
+/// maximum number of elements (16 bits) and access levels (read high nibble, write low).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PropertyExtDescription {
+    /// Which property is described.
+    pub selector: PropertyExtSelector,
+    /// DPT main number.
+    pub dpt_main: u16,
+    /// DPT sub number.
+    pub dpt_sub: u16,
+    /// Whether the property is writable.
+    pub write_enable: bool,
+    /// Property datatype (PDT), 0..=63.
+    pub property_type: u8,
+    /// Maximum number of elements.
     pub max_elements: u16,
     /// Read access level, 0..=15.
     pub read_level: u8,
@@ -422,6 +525,43 @@ pub enum Apdu {
     },
     /// A_PropertyDescription_Response (`03 D9 obj pid idx type max max access`).
     PropertyDescriptionResponse(PropertyDescription),
+    /// A_PropertyValueExt_Read (`01 CC tt tt ii ip pp nn ss ss`).
+    PropertyValueExtRead(PropertyExtRef),
+    /// A_PropertyValueExt_Response (`01 CD` + the read's fields + data).
+    PropertyValueExtResponse(PropertyExtRef, Vec<u8>),
+    /// A_PropertyValueExt_WriteCon (`01 CE` + fields + data).
+    PropertyValueExtWriteCon(PropertyExtRef, Vec<u8>),
+    /// A_PropertyValueExt_WriteConRes (`01 CF` + fields + return code).
+    PropertyValueExtWriteConRes(PropertyExtRef, u8),
+    /// A_PropertyValueExt_WriteUnCon (`01 D0` + fields + data).
+    PropertyValueExtWriteUnCon(PropertyExtRef, Vec<u8>),
+    /// A_PropertyValueExt_InfoReport (`01 D1` + fields + data).
+    PropertyValueExtInfoReport(PropertyExtRef, Vec<u8>),
+    /// A_PropertyExtDescription_Read (`01 D2 tt tt ii ip pp dx xx`).
+    PropertyExtDescriptionRead(PropertyExtSelector),
+    /// A_PropertyExtDescription_Response (`01 D3` + selector + `mm mm ss ss ty nn nn rw`).
+    PropertyExtDescriptionResponse(PropertyExtDescription),
+    /// A_IndividualAddressSerialNumber_Read (`03 DC` + serial number, 6 bytes).
+    IndividualAddressSerialNumberRead {
+        /// The KNX serial number of the device asked for.
+        serial_number: [u8; 6],
+    },
+    /// A_IndividualAddressSerialNumber_Response (`03 DD` + serial number + domain address
+    /// (2) + 2 reserved zero bytes); the individual address is the frame's source.
+    IndividualAddressSerialNumberResponse {
+        /// The responder's serial number.
+        serial_number: [u8; 6],
+        /// Domain address (KNX PL110; 0 on TP1).
+        domain_address: u16,
+    },
+    /// A_IndividualAddressSerialNumber_Write (`03 DE` + serial number + new address + 4
+    /// reserved zero bytes).
+    IndividualAddressSerialNumberWrite {
+        /// Serial number of the device to address.
+        serial_number: [u8; 6],
+        /// Its new individual address.
+        address: IndividualAddress,
+    },
     /// Any other APCI, kept verbatim: the 10-bit code and the bytes after the APCI octets.
     Unknown {
         /// The 10-bit APCI (including any data bits in its low 6 bits).
@@ -440,6 +580,7 @@ pub fn is_known_apci(apci: u16) -> bool {
             | APCI_INDIVIDUAL_ADDRESS_WRITE
             | APCI_INDIVIDUAL_ADDRESS_READ
             | APCI_INDIVIDUAL_ADDRESS_RESPONSE
+            | APCI_PROPERTY_VALUE_EXT_READ..=APCI_PROPERTY_EXT_DESCRIPTION_RESPONSE
             | APCI_MEMORY_EXT_WRITE..=APCI_MEMORY_EXT_READ_RESPONSE
             | 0x200..=0x2BF
             | APCI_USER_MEMORY_READ
@@ -453,6 +594,7 @@ pub fn is_known_apci(apci: u16) -> bool {
             | APCI_RESTART_MASTER_RESET
             | APCI_RESTART_RESPONSE
             | APCI_AUTHORIZE_REQUEST..=APCI_PROPERTY_DESCRIPTION_RESPONSE
+            | APCI_INDIVIDUAL_ADDRESS_SERIAL_NUMBER_READ..=APCI_INDIVIDUAL_ADDRESS_SERIAL_NUMBER_WRITE
     )
 }
 
@@ -778,12 +920,154 @@ impl Apdu {
                     write_level: access & 0x0F,
                 })
             }
+            APCI_PROPERTY_VALUE_EXT_READ..=APCI_PROPERTY_VALUE_EXT_INFO_REPORT => {
+                Self::parse_property_value_ext(apci, data)?
+            }
+            APCI_PROPERTY_EXT_DESCRIPTION_READ | APCI_PROPERTY_EXT_DESCRIPTION_RESPONSE => {
+                Self::parse_property_ext_description(apci, data)?
+            }
+            APCI_INDIVIDUAL_ADDRESS_SERIAL_NUMBER_READ => {
+                let serial_number = fixed::<6>("IndividualAddressSerialNumber_Read", data)?;
+                Self::IndividualAddressSerialNumberRead { serial_number }
+            }
+            APCI_INDIVIDUAL_ADDRESS_SERIAL_NUMBER_RESPONSE => {
+                let service = "IndividualAddressSerialNumber_Response";
+                let raw = fixed::<10>(service, data)?;
+                let mut r = Reader::new(&raw);
+                let (Some(serial_number), Some(domain_address), Some(reserved)) =
+                    (r.array::<6>(), r.u16(), r.u16())
+                else {
+                    return Err(ApduError::Length {
+                        service,
+                        len: data.len(),
+                    });
+                };
+                if reserved != 0 {
+                    return Err(ApduError::Reserved { service });
+                }
+                Self::IndividualAddressSerialNumberResponse {
+                    serial_number,
+                    domain_address,
+                }
+            }
+            APCI_INDIVIDUAL_ADDRESS_SERIAL_NUMBER_WRITE => {
+                let service = "IndividualAddressSerialNumber_Write";
+                let raw = fixed::<12>(service, data)?;
+                let mut r = Reader::new(&raw);
+                let (Some(serial_number), Some(address), Some(reserved)) =
+                    (r.array::<6>(), r.u16(), r.array::<4>())
+                else {
+                    return Err(ApduError::Length {
+                        service,
+                        len: data.len(),
+                    });
+                };
+                if reserved != [0; 4] {
+                    return Err(ApduError::Reserved { service });
+                }
+                Self::IndividualAddressSerialNumberWrite {
+                    serial_number,
+                    address: IndividualAddress::from_raw(address),
+                }
+            }
             _ => Self::Unknown {
                 apci,
                 data: data.to_vec(),
             },
         };
         Ok(apdu)
+    }
+
+    /// A_PropertyValueExt_* (0x1CC..=0x1D1): the 8-byte [`PropertyExtRef`] head, then data
+    /// (a return code for WriteConRes, nothing for Read).
+    fn parse_property_value_ext(apci: u16, data: &[u8]) -> Result<Self, ApduError> {
+        let service = match apci {
+            APCI_PROPERTY_VALUE_EXT_READ => "PropertyValueExt_Read",
+            APCI_PROPERTY_VALUE_EXT_RESPONSE => "PropertyValueExt_Response",
+            APCI_PROPERTY_VALUE_EXT_WRITE_CON => "PropertyValueExt_WriteCon",
+            APCI_PROPERTY_VALUE_EXT_WRITE_CON_RES => "PropertyValueExt_WriteConRes",
+            APCI_PROPERTY_VALUE_EXT_WRITE_UNCON => "PropertyValueExt_WriteUnCon",
+            _ => "PropertyValueExt_InfoReport",
+        };
+        let mut r = Reader::new(data);
+        let too_short = ApduError::Length {
+            service,
+            len: data.len(),
+        };
+        let (object_type, object_instance, property_id) = read_ext_head(&mut r).ok_or(too_short)?;
+        let (count, start_index) = r.u8().zip(r.u16()).ok_or(too_short)?;
+        let property = PropertyExtRef {
+            object_type,
+            object_instance,
+            property_id,
+            count,
+            start_index,
+        };
+        let rest = r.rest();
+        Ok(match apci {
+            APCI_PROPERTY_VALUE_EXT_READ => {
+                check_len(service, rest, 0)?;
+                Self::PropertyValueExtRead(property)
+            }
+            APCI_PROPERTY_VALUE_EXT_RESPONSE => {
+                Self::PropertyValueExtResponse(property, rest.to_vec())
+            }
+            APCI_PROPERTY_VALUE_EXT_WRITE_CON => {
+                Self::PropertyValueExtWriteCon(property, rest.to_vec())
+            }
+            APCI_PROPERTY_VALUE_EXT_WRITE_CON_RES => {
+                let [return_code] = fixed::<1>(service, rest)?;
+                Self::PropertyValueExtWriteConRes(property, return_code)
+            }
+            APCI_PROPERTY_VALUE_EXT_WRITE_UNCON => {
+                Self::PropertyValueExtWriteUnCon(property, rest.to_vec())
+            }
+            _ => Self::PropertyValueExtInfoReport(property, rest.to_vec()),
+        })
+    }
+
+    /// A_PropertyExtDescription_Read (7 bytes) and _Response (15 bytes).
+    fn parse_property_ext_description(apci: u16, data: &[u8]) -> Result<Self, ApduError> {
+        let service = if apci == APCI_PROPERTY_EXT_DESCRIPTION_READ {
+            "PropertyExtDescription_Read"
+        } else {
+            "PropertyExtDescription_Response"
+        };
+        let mut r = Reader::new(data);
+        let too_short = ApduError::Length {
+            service,
+            len: data.len(),
+        };
+        let (object_type, object_instance, property_id) = read_ext_head(&mut r).ok_or(too_short)?;
+        let index = r.u16().ok_or(too_short)?;
+        let selector = PropertyExtSelector {
+            object_type,
+            object_instance,
+            property_id,
+            description_type: u8::try_from(index >> 12).unwrap_or(0),
+            property_index: index & 0x0FFF,
+        };
+        let rest = r.rest();
+        if apci == APCI_PROPERTY_EXT_DESCRIPTION_READ {
+            check_len(service, rest, 0)?;
+            return Ok(Self::PropertyExtDescriptionRead(selector));
+        }
+        let [m0, m1, s0, s1, ty, n0, n1, access] = fixed::<8>(service, rest)?;
+        if ty & 0x40 != 0 {
+            return Err(ApduError::Reserved { service });
+        }
+        Ok(Self::PropertyExtDescriptionResponse(
+            PropertyExtDescription {
+                selector,
+                dpt_main: u16::from_be_bytes([m0, m1]),
+                dpt_sub: u16::from_be_bytes([s0, s1]),
+                write_enable: ty & 0x80 != 0,
+                property_type: ty & 0x3F,
+                max_elements: u16::from_be_bytes([n0, n1]),
+                read_level: access >> 4,
+                write_level: access & 0x0F,
+            },
+        ))
     }
 
     /// The 10-bit APCI this APDU is emitted with (including the 6 data bits where the service
@@ -827,6 +1111,23 @@ impl Apdu {
             Self::PropertyValueWrite(..) => APCI_PROPERTY_VALUE_WRITE,
             Self::PropertyDescriptionRead { .. } => APCI_PROPERTY_DESCRIPTION_READ,
             Self::PropertyDescriptionResponse(_) => APCI_PROPERTY_DESCRIPTION_RESPONSE,
+            Self::PropertyValueExtRead(_) => APCI_PROPERTY_VALUE_EXT_READ,
+            Self::PropertyValueExtResponse(..) => APCI_PROPERTY_VALUE_EXT_RESPONSE,
+            Self::PropertyValueExtWriteCon(..) => APCI_PROPERTY_VALUE_EXT_WRITE_CON,
+            Self::PropertyValueExtWriteConRes(..) => APCI_PROPERTY_VALUE_EXT_WRITE_CON_RES,
+            Self::PropertyValueExtWriteUnCon(..) => APCI_PROPERTY_VALUE_EXT_WRITE_UNCON,
+            Self::PropertyValueExtInfoReport(..) => APCI_PROPERTY_VALUE_EXT_INFO_REPORT,
+            Self::PropertyExtDescriptionRead(_) => APCI_PROPERTY_EXT_DESCRIPTION_READ,
+            Self::PropertyExtDescriptionResponse(_) => APCI_PROPERTY_EXT_DESCRIPTION_RESPONSE,
+            Self::IndividualAddressSerialNumberRead { .. } => {
+                APCI_INDIVIDUAL_ADDRESS_SERIAL_NUMBER_READ
+            }
+            Self::IndividualAddressSerialNumberResponse { .. } => {
+                APCI_INDIVIDUAL_ADDRESS_SERIAL_NUMBER_RESPONSE
+            }
+            Self::IndividualAddressSerialNumberWrite { .. } => {
+                APCI_INDIVIDUAL_ADDRESS_SERIAL_NUMBER_WRITE
+            }
             Self::Unknown { apci, .. } => *apci & 0x03FF,
         }
     }
@@ -867,6 +1168,23 @@ impl Apdu {
             Self::PropertyValueWrite(..) => "A_PropertyValue_Write",
             Self::PropertyDescriptionRead { .. } => "A_PropertyDescription_Read",
             Self::PropertyDescriptionResponse(_) => "A_PropertyDescription_Response",
+            Self::PropertyValueExtRead(_) => "A_PropertyValueExt_Read",
+            Self::PropertyValueExtResponse(..) => "A_PropertyValueExt_Response",
+            Self::PropertyValueExtWriteCon(..) => "A_PropertyValueExt_WriteCon",
+            Self::PropertyValueExtWriteConRes(..) => "A_PropertyValueExt_WriteConRes",
+            Self::PropertyValueExtWriteUnCon(..) => "A_PropertyValueExt_WriteUnCon",
+            Self::PropertyValueExtInfoReport(..) => "A_PropertyValueExt_InfoReport",
+            Self::PropertyExtDescriptionRead(_) => "A_PropertyExtDescription_Read",
+            Self::PropertyExtDescriptionResponse(_) => "A_PropertyExtDescription_Response",
+            Self::IndividualAddressSerialNumberRead { .. } => {
+                "A_IndividualAddressSerialNumber_Read"
+            }
+            Self::IndividualAddressSerialNumberResponse { .. } => {
+                "A_IndividualAddressSerialNumber_Response"
+            }
+            Self::IndividualAddressSerialNumberWrite { .. } => {
+                "A_IndividualAddressSerialNumber_Write"
+            }
             Self::Unknown { .. } => "A_Unknown",
         }
     }
@@ -906,7 +1224,17 @@ impl Apdu {
             Self::PropertyValueResponse(_, data) | Self::PropertyValueWrite(_, data) => {
                 4 + data.len()
             }
-            Self::PropertyDescriptionResponse(_) => 7,
+            Self::PropertyDescriptionResponse(_) | Self::PropertyExtDescriptionRead(_) => 7,
+            Self::PropertyValueExtRead(_) => 8,
+            Self::PropertyValueExtResponse(_, data)
+            | Self::PropertyValueExtWriteCon(_, data)
+            | Self::PropertyValueExtWriteUnCon(_, data)
+            | Self::PropertyValueExtInfoReport(_, data) => 8 + data.len(),
+            Self::PropertyValueExtWriteConRes(..) => 9,
+            Self::PropertyExtDescriptionResponse(_) => 15,
+            Self::IndividualAddressSerialNumberRead { .. } => 6,
+            Self::IndividualAddressSerialNumberResponse { .. } => 10,
+            Self::IndividualAddressSerialNumberWrite { .. } => 12,
         }
     }
 
@@ -965,6 +1293,22 @@ impl Apdu {
             Self::PropertyDescriptionResponse(d) => {
                 field(d.property_type <= SHORT_MAX, "property_type")?;
                 field(d.max_elements <= 0x0FFF, "max_elements")?;
+                field(d.read_level <= 0x0F, "read_level")?;
+                field(d.write_level <= 0x0F, "write_level")
+            }
+            Self::PropertyValueExtRead(p)
+            | Self::PropertyValueExtResponse(p, _)
+            | Self::PropertyValueExtWriteCon(p, _)
+            | Self::PropertyValueExtWriteConRes(p, _)
+            | Self::PropertyValueExtWriteUnCon(p, _)
+            | Self::PropertyValueExtInfoReport(p, _) => {
+                field(p.object_instance <= 0x0FFF, "object_instance")?;
+                field(p.property_id <= 0x0FFF, "property_id")
+            }
+            Self::PropertyExtDescriptionRead(s) => validate_selector(s, field),
+            Self::PropertyExtDescriptionResponse(d) => {
+                validate_selector(&d.selector, field)?;
+                field(d.property_type <= SHORT_MAX, "property_type")?;
                 field(d.read_level <= 0x0F, "read_level")?;
                 field(d.write_level <= 0x0F, "write_level")
             }
@@ -1122,6 +1466,44 @@ impl Apdu {
                 w.u16(d.max_elements)?;
                 w.u8((d.read_level << 4) | d.write_level)?;
             }
+            Self::PropertyValueExtRead(p) => write_property_ext_ref(w, p)?,
+            Self::PropertyValueExtResponse(p, data)
+            | Self::PropertyValueExtWriteCon(p, data)
+            | Self::PropertyValueExtWriteUnCon(p, data)
+            | Self::PropertyValueExtInfoReport(p, data) => {
+                write_property_ext_ref(w, p)?;
+                w.bytes(data)?;
+            }
+            Self::PropertyValueExtWriteConRes(p, return_code) => {
+                write_property_ext_ref(w, p)?;
+                w.u8(*return_code)?;
+            }
+            Self::PropertyExtDescriptionRead(s) => write_property_ext_selector(w, s)?,
+            Self::PropertyExtDescriptionResponse(d) => {
+                write_property_ext_selector(w, &d.selector)?;
+                w.u16(d.dpt_main)?;
+                w.u16(d.dpt_sub)?;
+                w.u8((u8::from(d.write_enable) << 7) | d.property_type)?;
+                w.u16(d.max_elements)?;
+                w.u8((d.read_level << 4) | d.write_level)?;
+            }
+            Self::IndividualAddressSerialNumberRead { serial_number } => w.bytes(serial_number)?,
+            Self::IndividualAddressSerialNumberResponse {
+                serial_number,
+                domain_address,
+            } => {
+                w.bytes(serial_number)?;
+                w.u16(*domain_address)?;
+                w.u16(0)?;
+            }
+            Self::IndividualAddressSerialNumberWrite {
+                serial_number,
+                address,
+            } => {
+                w.bytes(serial_number)?;
+                w.u16(address.raw())?;
+                w.u32(0)?;
+            }
         }
         Some(())
     }
@@ -1142,6 +1524,47 @@ fn write_user_memory_head(w: &mut Writer<'_>, count: u8, address: u32) -> Option
     let [_, ext, hi, lo] = address.to_be_bytes();
     w.u8(((ext & 0x0F) << 4) | (count & 0x0F))?;
     w.bytes(&[hi, lo])
+}
+
+/// Reads the 5-byte head of the extended property services: object type (16 bits), object
+/// instance (12 bits) and property id (12 bits).
+fn read_ext_head(r: &mut Reader<'_>) -> Option<(u16, u16, u16)> {
+    let object_type = r.u16()?;
+    let [a, b, c] = r.array::<3>()?;
+    let object_instance = (u16::from(a) << 4) | u16::from(b >> 4);
+    let property_id = (u16::from(b & 0x0F) << 8) | u16::from(c);
+    Some((object_type, object_instance, property_id))
+}
+
+fn write_ext_head(
+    w: &mut Writer<'_>,
+    object_type: u16,
+    object_instance: u16,
+    property_id: u16,
+) -> Option<()> {
+    w.u16(object_type)?;
+    w.u24((u32::from(object_instance & 0x0FFF) << 12) | u32::from(property_id & 0x0FFF))
+}
+
+fn write_property_ext_ref(w: &mut Writer<'_>, p: &PropertyExtRef) -> Option<()> {
+    write_ext_head(w, p.object_type, p.object_instance, p.property_id)?;
+    w.u8(p.count)?;
+    w.u16(p.start_index)
+}
+
+fn write_property_ext_selector(w: &mut Writer<'_>, s: &PropertyExtSelector) -> Option<()> {
+    write_ext_head(w, s.object_type, s.object_instance, s.property_id)?;
+    w.u16((u16::from(s.description_type & 0x0F) << 12) | (s.property_index & 0x0FFF))
+}
+
+fn validate_selector(
+    s: &PropertyExtSelector,
+    field: impl Fn(bool, &'static str) -> Result<(), ApduError>,
+) -> Result<(), ApduError> {
+    field(s.object_instance <= 0x0FFF, "object_instance")?;
+    field(s.property_id <= 0x0FFF, "property_id")?;
+    field(s.description_type <= 0x0F, "description_type")?;
+    field(s.property_index <= 0x0FFF, "property_index")
 }
 
 fn write_property_ref(w: &mut Writer<'_>, p: PropertyRef) -> Option<()> {
@@ -1266,6 +1689,50 @@ impl fmt::Display for Apdu {
                     d.read_level,
                     d.write_level
                 );
+            }
+            Self::PropertyValueExtRead(p) => return write!(f, " {p}"),
+            Self::PropertyValueExtResponse(p, data)
+            | Self::PropertyValueExtWriteCon(p, data)
+            | Self::PropertyValueExtWriteUnCon(p, data)
+            | Self::PropertyValueExtInfoReport(p, data) => {
+                write!(f, " {p}")?;
+                data
+            }
+            Self::PropertyValueExtWriteConRes(p, rc) => return write!(f, " {p} rc {rc}"),
+            Self::PropertyExtDescriptionRead(s) => return write!(f, " {s}"),
+            Self::PropertyExtDescriptionResponse(d) => {
+                return write!(
+                    f,
+                    " {} dpt {}.{:03} type {} write {} max {} access {}/{}",
+                    d.selector,
+                    d.dpt_main,
+                    d.dpt_sub,
+                    d.property_type,
+                    d.write_enable,
+                    d.max_elements,
+                    d.read_level,
+                    d.write_level
+                );
+            }
+            Self::IndividualAddressSerialNumberRead { serial_number } => {
+                f.write_str(" sn ")?;
+                return fmt_hex(f, serial_number);
+            }
+            Self::IndividualAddressSerialNumberResponse {
+                serial_number,
+                domain_address,
+            } => {
+                f.write_str(" sn ")?;
+                fmt_hex(f, serial_number)?;
+                return write!(f, " domain {domain_address:#06x}");
+            }
+            Self::IndividualAddressSerialNumberWrite {
+                serial_number,
+                address,
+            } => {
+                f.write_str(" sn ")?;
+                fmt_hex(f, serial_number)?;
+                return write!(f, " address {address}");
             }
             Self::Unknown { apci, data } => {
                 write!(f, " apci {apci:#05x}")?;
@@ -1468,6 +1935,46 @@ pub(crate) mod tests {
         )
     }
 
+    fn property_ext_ref() -> impl Strategy<Value = PropertyExtRef> {
+        (
+            any::<u16>(),
+            0u16..=0x0FFF,
+            0u16..=0x0FFF,
+            any::<u8>(),
+            any::<u16>(),
+        )
+            .prop_map(
+                |(object_type, object_instance, property_id, count, start_index)| PropertyExtRef {
+                    object_type,
+                    object_instance,
+                    property_id,
+                    count,
+                    start_index,
+                },
+            )
+    }
+
+    fn property_ext_selector() -> impl Strategy<Value = PropertyExtSelector> {
+        (
+            any::<u16>(),
+            0u16..=0x0FFF,
+            0u16..=0x0FFF,
+            0u8..=15,
+            0u16..=0x0FFF,
+        )
+            .prop_map(
+                |(object_type, object_instance, property_id, description_type, property_index)| {
+                    PropertyExtSelector {
+                        object_type,
+                        object_instance,
+                        property_id,
+                        description_type,
+                        property_index,
+                    }
+                },
+            )
+    }
+
     fn payload() -> impl Strategy<Value = Payload> {
         prop_oneof![
             (0..=SHORT_MAX).prop_map(Payload::Short),
@@ -1597,6 +2104,50 @@ pub(crate) mod tests {
                         write_level: wl,
                     })
                 }),
+            property_ext_ref().prop_map(Apdu::PropertyValueExtRead),
+            (property_ext_ref(), bytes(12)).prop_map(|(p, d)| Apdu::PropertyValueExtResponse(p, d)),
+            (property_ext_ref(), bytes(12)).prop_map(|(p, d)| Apdu::PropertyValueExtWriteCon(p, d)),
+            (property_ext_ref(), any::<u8>())
+                .prop_map(|(p, rc)| Apdu::PropertyValueExtWriteConRes(p, rc)),
+            (property_ext_ref(), bytes(12))
+                .prop_map(|(p, d)| Apdu::PropertyValueExtWriteUnCon(p, d)),
+            (property_ext_ref(), bytes(12))
+                .prop_map(|(p, d)| Apdu::PropertyValueExtInfoReport(p, d)),
+            property_ext_selector().prop_map(Apdu::PropertyExtDescriptionRead),
+            (
+                property_ext_selector(),
+                any::<(u16, u16, bool, u16)>(),
+                0..=SHORT_MAX,
+                0u8..=15,
+                0u8..=15
+            )
+                .prop_map(|(selector, (dpt_main, dpt_sub, w, max), t, r, wl)| {
+                    Apdu::PropertyExtDescriptionResponse(PropertyExtDescription {
+                        selector,
+                        dpt_main,
+                        dpt_sub,
+                        write_enable: w,
+                        property_type: t,
+                        max_elements: max,
+                        read_level: r,
+                        write_level: wl,
+                    })
+                }),
+            any::<[u8; 6]>().prop_map(|serial_number| Apdu::IndividualAddressSerialNumberRead {
+                serial_number
+            }),
+            (any::<[u8; 6]>(), any::<u16>()).prop_map(|(serial_number, domain_address)| {
+                Apdu::IndividualAddressSerialNumberResponse {
+                    serial_number,
+                    domain_address,
+                }
+            }),
+            (any::<[u8; 6]>(), any::<u16>()).prop_map(|(serial_number, raw)| {
+                Apdu::IndividualAddressSerialNumberWrite {
+                    serial_number,
+                    address: IndividualAddress::from_raw(raw),
+                }
+            }),
             (0u16..=0x03FF, bytes(10))
                 .prop_filter("unknown APCI only", |(apci, _)| !is_known_apci(*apci))
                 .prop_map(|(apci, data)| Apdu::Unknown { apci, data }),
@@ -1788,6 +2339,199 @@ pub(crate) mod tests {
                 service: "Authorize_Request"
             })
         );
+    }
+
+    fn hex(text: &str) -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Parses `golden`, compares with `apdu`, and emits `apdu` back to `golden`.
+    fn golden(text: &str, apdu: &Apdu) {
+        let bytes = hex(text);
+        assert_eq!(Apdu::parse(&bytes).as_ref(), Ok(apdu), "{text}");
+        assert_eq!(apdu.to_bytes().unwrap(), bytes, "{text}");
+        assert_eq!(apdu.buffer_len(), bytes.len());
+    }
+
+    #[test]
+    fn serial_number_services() {
+        // Reference §1.5: A_IndividualAddressSerialNumber_Read/Response/Write = 0x3DC/0x3DD/
+        // 0x3DE with the 6-byte serial number first. Layouts as 03.03.07 §3.3.5; the same
+        // bytes come from xknx 4.0 (`IndividualAddressSerialRead(...).to_knx()` etc.).
+        let serial_number = [0x00, 0xFA, 0x01, 0x02, 0x03, 0x04];
+        golden(
+            "03dc00fa01020304",
+            &Apdu::IndividualAddressSerialNumberRead { serial_number },
+        );
+        golden(
+            "03dd00fa01020304110a0000",
+            &Apdu::IndividualAddressSerialNumberResponse {
+                serial_number,
+                domain_address: 0x110A,
+            },
+        );
+        golden(
+            "03de00fa01020304110a00000000",
+            &Apdu::IndividualAddressSerialNumberWrite {
+                serial_number,
+                address: IndividualAddress::from_raw(0x110A),
+            },
+        );
+        // Reserved bytes must be zero; lengths are fixed.
+        let reserved = |service| Err(ApduError::Reserved { service });
+        assert_eq!(
+            Apdu::parse(&hex("03dd00fa01020304110a0001")),
+            reserved("IndividualAddressSerialNumber_Response")
+        );
+        assert_eq!(
+            Apdu::parse(&hex("03de00fa01020304110a00000100")),
+            reserved("IndividualAddressSerialNumber_Write")
+        );
+        assert_eq!(
+            Apdu::parse(&hex("03dc00fa010203")),
+            Err(ApduError::Length {
+                service: "IndividualAddressSerialNumber_Read",
+                len: 5
+            })
+        );
+        assert!(Apdu::parse(&hex("03de00fa01020304110a000000")).is_err());
+        assert_eq!(
+            Apdu::IndividualAddressSerialNumberWrite {
+                serial_number,
+                address: IndividualAddress::from_raw(0x110A),
+            }
+            .to_string(),
+            "A_IndividualAddressSerialNumber_Write sn 00 fa 01 02 03 04 address 1.1.10"
+        );
+    }
+
+    #[test]
+    fn property_value_ext_services() {
+        // Reference §1.5: PropertyValueExt_* / PropertyExtDescription_* = 0x1CC..=0x1D3, then
+        // object type (2), instance (12 bits) and PID (12 bits). The rest per 03.03.07
+        // §3.4.3.2/§3.4.5; every vector below is also what xknx 4.0 emits for the same fields.
+        let device_serial = PropertyExtRef {
+            object_type: 0,
+            object_instance: 1,
+            property_id: 11,
+            count: 1,
+            start_index: 1,
+        };
+        golden(
+            "01cc000000100b010001",
+            &Apdu::PropertyValueExtRead(device_serial),
+        );
+        golden(
+            "01cd000000100b01000100fa01020304",
+            &Apdu::PropertyValueExtResponse(
+                device_serial,
+                vec![0x00, 0xFA, 0x01, 0x02, 0x03, 0x04],
+            ),
+        );
+        // 12-bit fields packed across octets: instance 0x123, PID 0x456 -> `12 34 56`.
+        let packed = PropertyExtRef {
+            object_type: 0x000B,
+            object_instance: 0x123,
+            property_id: 0x456,
+            count: 2,
+            start_index: 0x0102,
+        };
+        golden(
+            "01ce000b123456020102aabb",
+            &Apdu::PropertyValueExtWriteCon(packed, vec![0xAA, 0xBB]),
+        );
+        golden(
+            "01cf000b12345602010200",
+            &Apdu::PropertyValueExtWriteConRes(packed, 0),
+        );
+        let prog_mode = PropertyExtRef {
+            object_type: 0x000B,
+            object_instance: 1,
+            property_id: 54,
+            count: 1,
+            start_index: 1,
+        };
+        golden(
+            "01d0000b00103601000101",
+            &Apdu::PropertyValueExtWriteUnCon(prog_mode, vec![0x01]),
+        );
+        golden(
+            "01d1000b00103601000101",
+            &Apdu::PropertyValueExtInfoReport(prog_mode, vec![0x01]),
+        );
+        let by_index = PropertyExtSelector {
+            object_type: 0,
+            object_instance: 1,
+            property_id: 0,
+            description_type: 0,
+            property_index: 12,
+        };
+        golden(
+            "01d20000001000000c",
+            &Apdu::PropertyExtDescriptionRead(by_index),
+        );
+        golden(
+            "01d30000001036000c0001000191000131",
+            &Apdu::PropertyExtDescriptionResponse(PropertyExtDescription {
+                selector: PropertyExtSelector {
+                    property_id: 54,
+                    ..by_index
+                },
+                dpt_main: 1,
+                dpt_sub: 1,
+                write_enable: true,
+                property_type: 0x11,
+                max_elements: 1,
+                read_level: 3,
+                write_level: 1,
+            }),
+        );
+        // Errors, not panics: short heads, trailing bytes, reserved PDT bit 6.
+        assert_eq!(
+            Apdu::parse(&hex("01cc000000100b0100")),
+            Err(ApduError::Length {
+                service: "PropertyValueExt_Read",
+                len: 7
+            })
+        );
+        assert!(Apdu::parse(&hex("01cc000000100b01000100")).is_err());
+        assert!(Apdu::parse(&hex("01cf000b123456020102")).is_err());
+        assert!(Apdu::parse(&hex("01cf000b1234560201020000")).is_err());
+        assert!(Apdu::parse(&hex("01d20000001000000c00")).is_err());
+        assert_eq!(
+            Apdu::parse(&hex("01d30000001036000c00010001d1000131")),
+            Err(ApduError::Reserved {
+                service: "PropertyExtDescription_Response"
+            })
+        );
+        // Out-of-range 12-bit fields are refused on emit.
+        assert!(
+            Apdu::PropertyValueExtRead(PropertyExtRef {
+                object_instance: 0x1000,
+                ..device_serial
+            })
+            .to_bytes()
+            .is_err()
+        );
+        assert!(
+            Apdu::PropertyExtDescriptionRead(PropertyExtSelector {
+                description_type: 16,
+                ..by_index
+            })
+            .to_bytes()
+            .is_err()
+        );
+        assert_eq!(
+            Apdu::PropertyValueExtWriteConRes(packed, 0).to_string(),
+            "A_PropertyValueExt_WriteConRes type 11 inst 291 pid 1110 noe 2 start 258 rc 0"
+        );
+        // None of these fall to Unknown any more.
+        for apci in (0x1CC..=0x1D3).chain(0x3DC..=0x3DE) {
+            assert!(is_known_apci(apci), "{apci:#x}");
+        }
     }
 
     #[test]

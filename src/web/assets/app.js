@@ -102,7 +102,8 @@ function renderStatus(view) {
   set('dev-mac', d.mac || '–');
   set('dev-ia', d.individual_address);
   set('dev-prog', d.programming_mode ? t('on') : t('off'), d.programming_mode ? 'badge bad' : 'badge');
-  set('dev-link', t(`link.${d.knx_link}`), d.knx_link === 'down' ? 'badge bad' : 'badge ok');
+  const linkBadge = { down: 'badge bad', reconnecting: 'badge warn' }[d.knx_link] || 'badge ok';
+  set('dev-link', t(`link.${d.knx_link}`), linkBadge);
   set('dev-telegrams', `${d.telegrams_sent} / ${d.telegrams_rejected}`);
   const f = view.faults;
   set('fault-general', f.present ? f.last : t('fault.none'), f.present ? 'badge bad' : 'badge ok');

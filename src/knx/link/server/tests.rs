@@ -446,3 +446,33 @@ fn close_disconnects_every_tunnel() {
     assert!(s.is_closed());
     assert_eq!(events(&mut s), [LinkEvent::State(LinkState::Down)]);
 }
+
+#[test]
+fn the_discovery_address_answers_search_only() {
+    let mut s = server();
+    let now = Instant::now();
+    let search = bytes(&KnxIpFrame::SearchRequest {
+        discovery_endpoint: hpai_of(client_addr(1)),
+    });
+    s.handle_discovery_datagram(now, client_addr(9), &search);
+    let out = sent(&mut s);
+    assert!(
+        matches!(out.as_slice(), [(to, KnxIpFrame::SearchResponse { .. })] if *to == client_addr(1)),
+        "{out:?}"
+    );
+    // Whatever else reaches the group (routers' indications, connection attempts, garbage)
+    // gets no answer and opens nothing.
+    let connect = connect_request(client_addr(2));
+    let routing = bytes(&KnxIpFrame::RoutingIndication(Cemi::LData(group_write(
+        LDataService::Ind,
+        "1.1.1",
+        (1, 2, 3),
+        1,
+    ))));
+    for datagram in [connect, routing, vec![0x06, 0x10, 0x02]] {
+        s.handle_discovery_datagram(now, client_addr(2), &datagram);
+        assert!(sent(&mut s).is_empty());
+        assert!(events(&mut s).is_empty());
+    }
+    assert!(s.tunnels().is_empty());
+}
