@@ -358,6 +358,72 @@ async fn the_sixth_wrong_password_within_a_minute_is_locked_out() {
     gw.shell.shutdown().await;
 }
 
+/// A login request from `client` (the address the server would see).
+fn login_from(client: [u8; 4], password: &str) -> Request<Body> {
+    let mut req = json_req(
+        "POST",
+        "/api/v1/login",
+        &serde_json::json!({ "password": password }),
+    );
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            client, 40000,
+        ))));
+    req
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_wrong_logins_get_five_guesses_and_argon2_runs_one_at_a_time() {
+    let gw = gateway();
+    let attacker = [192, 168, 1, 66];
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let app = app(&gw);
+        tasks.spawn(async move {
+            app.oneshot(login_from(attacker, &format!("guess-{i}")))
+                .await
+                .unwrap()
+                .status()
+        });
+    }
+    let (mut verified, mut refused) = (0, 0);
+    while let Some(status) = tasks.join_next().await {
+        match status.unwrap() {
+            StatusCode::UNAUTHORIZED => verified += 1,
+            StatusCode::TOO_MANY_REQUESTS => refused += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(
+        (verified, refused),
+        (5, 15),
+        "exactly 5 passwords may be checked per minute and client"
+    );
+    // Locked means locked: the right password is refused now too.
+    let res = send(&gw, login_from(attacker, PASSWORD)).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().contains_key(header::RETRY_AFTER));
+    // Another client is not affected.
+    let res = send(&gw, login_from([192, 168, 1, 10], PASSWORD)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // Logins from many clients at once: Argon2 still runs one at a time.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..6u8 {
+        let app = app(&gw);
+        tasks.spawn(async move {
+            app.oneshot(login_from([10, 0, 0, i], "wrong"))
+                .await
+                .unwrap()
+                .status()
+        });
+    }
+    while let Some(status) = tasks.join_next().await {
+        assert_eq!(status.unwrap(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(gw.state.hashes_peak(), web::auth::PARALLEL_HASHES);
+    gw.shell.shutdown().await;
+}
+
 #[tokio::test]
 async fn password_change_follows_the_rule_and_ends_the_sessions() {
     let gw = gateway();

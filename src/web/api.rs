@@ -100,10 +100,17 @@ async fn login(
         }
         return res;
     }
+    // The attempt is counted now; only then is the password checked, one Argon2 at a time.
     let st = state.clone();
-    let ok = tokio::task::spawn_blocking(move || st.inner.passwords.verify(&body.password))
+    let Ok(ok) = state
+        .inner
+        .hashes
+        .run(move || st.inner.passwords.verify(&body.password))
         .await
-        .unwrap_or(false);
+    else {
+        warn!(client = ?client, "login refused: password check busy");
+        return error(StatusCode::SERVICE_UNAVAILABLE, auth::Busy.to_string());
+    };
     if !ok {
         sessions.failed(client, Instant::now());
         warn!(client = ?client, "login failed: wrong password");
@@ -331,23 +338,30 @@ async fn change_password(
             "expected {\"current\": …, \"new\": …}",
         );
     };
-    if let Admission::Locked(_) = state.inner.sessions.admit(client, Instant::now()) {
-        return error(StatusCode::TOO_MANY_REQUESTS, "too many wrong passwords");
-    }
     if let Err(e) = auth::check_strength(&body.new) {
         return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
     }
+    // Counted like a login attempt: the current password is a guess too.
+    if let Admission::Locked(_) = state.inner.sessions.admit(client, Instant::now()) {
+        return error(StatusCode::TOO_MANY_REQUESTS, "too many wrong passwords");
+    }
     let st = state.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        if !st.inner.passwords.verify(&body.current) {
-            return Err(None);
-        }
-        st.inner.passwords.set(&body.new).map_err(Some)
-    })
-    .await
-    .unwrap_or(Err(None));
+    let Ok(result) = state
+        .inner
+        .hashes
+        .run(move || {
+            if !st.inner.passwords.verify(&body.current) {
+                return Err(None);
+            }
+            st.inner.passwords.set(&body.new).map_err(Some)
+        })
+        .await
+    else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, auth::Busy.to_string());
+    };
     match result {
         Ok(()) => {
+            state.inner.sessions.succeeded(client);
             state.inner.sessions.clear();
             info!("device password changed; all sessions ended");
             let mut res = Json(json!({ "ok": true, "login_again": true })).into_response();

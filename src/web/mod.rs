@@ -109,6 +109,7 @@ struct Inner {
     snapshot: watch::Receiver<Snapshot>,
     passwords: auth::PasswordStore,
     sessions: auth::Sessions,
+    hashes: auth::HashGate,
     logs: Arc<logs::LogControl>,
     settings: settings::SettingsStore,
     history: status::History,
@@ -138,6 +139,7 @@ impl AppState {
                     snapshot: ctx.snapshot,
                     passwords,
                     sessions: auth::Sessions::new(ctx.policy),
+                    hashes: auth::HashGate::default(),
                     logs,
                     settings,
                     history,
@@ -147,6 +149,12 @@ impl AppState {
             },
             fresh,
         ))
+    }
+
+    /// The most Argon2 computations (logins, password changes) that ran at the same time so
+    /// far; at most [`auth::PARALLEL_HASHES`].
+    pub fn hashes_peak(&self) -> usize {
+        self.inner.hashes.peak()
     }
 
     /// Resolves when a restart was requested on the website.
