@@ -177,6 +177,41 @@ fn routes() -> Vec<(&'static str, &'static str, Option<serde_json::Value>)> {
     ]
 }
 
+/// The hand-written lists above are the routes the router serves, no more, no fewer: a new
+/// route fails this test until it is listed (and so checked for access control and CSRF).
+#[test]
+fn the_route_lists_match_the_routers_route_table() {
+    use std::collections::BTreeSet;
+    let table = web::route_table();
+    let served = |access: web::Access| -> BTreeSet<(String, String)> {
+        table
+            .iter()
+            .filter(|r| r.access == access)
+            .map(|r| (r.method.to_string(), r.path.to_owned()))
+            .collect()
+    };
+    let listed: BTreeSet<(String, String)> = routes()
+        .into_iter()
+        .map(|(m, p, _)| (m.to_owned(), p.to_owned()))
+        .collect();
+    assert_eq!(listed.len(), routes().len(), "a route is listed twice");
+    assert_eq!(served(web::Access::Session), listed);
+    let public: BTreeSet<(String, String)> = [
+        ("GET", "/login"),
+        ("GET", "/assets/{name}"),
+        ("POST", "/api/v1/login"),
+    ]
+    .into_iter()
+    .map(|(m, p)| (m.to_owned(), p.to_owned()))
+    .collect();
+    assert_eq!(
+        served(web::Access::Public),
+        public,
+        "a route without a session is a security decision: list it here"
+    );
+    assert_eq!(table.len(), listed.len() + public.len());
+}
+
 #[tokio::test]
 async fn every_route_without_a_session_is_refused() {
     let gw = gateway();

@@ -8,11 +8,11 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
@@ -20,41 +20,46 @@ use tracing::{info, warn};
 
 use super::auth::{self, Admission};
 use super::logs::LogMode;
-use super::{AppState, ClientAddr, SessionInfo, error, firmware, status};
+use super::{Access, AppState, ClientAddr, Routes, SessionInfo, error, firmware, status};
 use crate::core::Event;
 
 /// Largest firmware file accepted.
 pub const MAX_FIRMWARE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Routes that need no session.
-pub fn public() -> Router<AppState> {
-    Router::new().route("/api/v1/login", post(login))
+pub fn public() -> Routes {
+    Routes::new(Access::Public).add(Method::POST, "/api/v1/login", post(login))
 }
 
 /// Routes that need a session.
-pub fn protected() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/logout", post(logout))
-        .route("/api/v1/session", get(session))
-        .route("/api/v1/status", get(status_json))
-        .route("/api/v1/events", get(events))
-        .route("/api/v1/charging-points", get(charging_points))
-        .route("/api/v1/faults", get(faults))
-        .route("/api/v1/dlm/history", get(history))
-        .route("/api/v1/settings", get(settings))
-        .route("/api/v1/settings/logging", put(set_logging))
-        .route("/api/v1/settings/network", put(set_network))
-        .route("/api/v1/settings/ntp", put(set_ntp))
-        .route("/api/v1/programming-mode", post(programming_mode))
-        .route("/api/v1/password", post(change_password))
-        .route("/api/v1/restart", post(restart))
-        .route("/api/v1/factory-reset", post(factory_reset))
-        .route("/api/v1/logs.zip", get(logs_zip))
-        .route(
+pub fn protected() -> Routes {
+    Routes::new(Access::Session)
+        .add(Method::POST, "/api/v1/logout", post(logout))
+        .add(Method::GET, "/api/v1/session", get(session))
+        .add(Method::GET, "/api/v1/status", get(status_json))
+        .add(Method::GET, "/api/v1/events", get(events))
+        .add(Method::GET, "/api/v1/charging-points", get(charging_points))
+        .add(Method::GET, "/api/v1/faults", get(faults))
+        .add(Method::GET, "/api/v1/dlm/history", get(history))
+        .add(Method::GET, "/api/v1/settings", get(settings))
+        .add(Method::PUT, "/api/v1/settings/logging", put(set_logging))
+        .add(Method::PUT, "/api/v1/settings/network", put(set_network))
+        .add(Method::PUT, "/api/v1/settings/ntp", put(set_ntp))
+        .add(
+            Method::POST,
+            "/api/v1/programming-mode",
+            post(programming_mode),
+        )
+        .add(Method::POST, "/api/v1/password", post(change_password))
+        .add(Method::POST, "/api/v1/restart", post(restart))
+        .add(Method::POST, "/api/v1/factory-reset", post(factory_reset))
+        .add(Method::GET, "/api/v1/logs.zip", get(logs_zip))
+        .add(
+            Method::POST,
             "/api/v1/firmware",
             post(upload_firmware).layer(DefaultBodyLimit::max(MAX_FIRMWARE_BYTES)),
         )
-        .route("/api/v1/licences", get(licences))
+        .add(Method::GET, "/api/v1/licences", get(licences))
 }
 
 fn session_cookie_header(id: &str, max_age: Duration) -> HeaderValue {

@@ -12,7 +12,9 @@
 //!   cross-site `Origin` is refused. The login is rate-limited with a lockout.
 //!
 //! [`spawn`] starts the server next to the shell; [`router`] builds the same service for
-//! tests (`tower::ServiceExt::oneshot`).
+//! tests (`tower::ServiceExt::oneshot`). Every route is added through [`Routes`], which
+//! records it, so [`route_table`] lists exactly the routes [`router`] serves (the tests check
+//! each of them for access control and CSRF).
 
 pub mod api;
 pub mod auth;
@@ -31,6 +33,7 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::MethodRouter;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -288,21 +291,97 @@ async fn harden(req: Request, next: Next) -> Response {
     res
 }
 
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anybody (the login page and API, the static assets).
+    Public,
+    /// Only with a session (and, for unsafe methods, its CSRF token).
+    Session,
+}
+
+/// One route of the website, as [`router`] serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteInfo {
+    /// HTTP method.
+    pub method: Method,
+    /// Path pattern as axum matches it (`/assets/{name}`).
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+}
+
+/// A router under construction together with the table of its routes: routes are added only
+/// through [`Routes::add`], so the table cannot miss one.
+#[derive(Debug)]
+pub struct Routes {
+    router: Router<AppState>,
+    table: Vec<RouteInfo>,
+    access: Access,
+}
+
+impl Routes {
+    /// No routes yet; every route added gets `access`.
+    pub(crate) fn new(access: Access) -> Self {
+        Self {
+            router: Router::new(),
+            table: Vec::new(),
+            access,
+        }
+    }
+
+    /// Adds `route` (which must answer `method`) at `path`.
+    pub(crate) fn add(
+        mut self,
+        method: Method,
+        path: &'static str,
+        route: MethodRouter<AppState>,
+    ) -> Self {
+        self.router = self.router.route(path, route);
+        self.table.push(RouteInfo {
+            method,
+            path,
+            access: self.access,
+        });
+        self
+    }
+
+    fn into_parts(self) -> (Router<AppState>, Vec<RouteInfo>) {
+        (self.router, self.table)
+    }
+}
+
+/// The routers of the website: (protected pages, protected API, public pages, public API).
+fn parts() -> [Routes; 4] {
+    [
+        pages::protected(),
+        api::protected(),
+        pages::public(),
+        api::public(),
+    ]
+}
+
+/// Every route [`router`] serves.
+pub fn route_table() -> Vec<RouteInfo> {
+    parts().into_iter().flat_map(|r| r.into_parts().1).collect()
+}
+
 /// The website's service.
 pub fn router(state: AppState) -> Router {
-    let pages = pages::protected().route_layer(middleware::from_fn_with_state(
+    let [pages, api, public_pages, public_api] = parts().map(|r| r.into_parts().0);
+    let pages = pages.route_layer(middleware::from_fn_with_state(
         (state.clone(), false),
         require_session,
     ));
-    let api = api::protected().route_layer(middleware::from_fn_with_state(
+    let api = api.route_layer(middleware::from_fn_with_state(
         (state.clone(), true),
         require_session,
     ));
     Router::new()
         .merge(pages)
         .merge(api)
-        .merge(pages::public())
-        .merge(api::public())
+        .merge(public_pages)
+        .merge(public_api)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })
         .layer(middleware::from_fn(harden))
         .with_state(state)

@@ -1,13 +1,12 @@
 //! The HTML pages and static assets, compiled into the binary (no CDN: the device has no
 //! internet). The pages are shells; `app.js` fills them from the JSON API.
 
-use axum::Router;
 use axum::extract::Path;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
-use super::{AppState, error};
+use super::{Access, Routes, error};
 
 const APP_HTML: &str = include_str!("assets/app.html");
 const LOGIN_HTML: &str = include_str!("assets/login.html");
@@ -66,16 +65,28 @@ async fn asset(Path(name): Path<String>) -> Response {
 }
 
 /// Pages without a session: the login page and the assets.
-pub fn public() -> Router<AppState> {
-    Router::new()
-        .route("/login", get(|| async { page(LOGIN_HTML, "login") }))
-        .route("/assets/{name}", get(asset))
+pub fn public() -> Routes {
+    Routes::new(Access::Public)
+        .add(
+            Method::GET,
+            "/login",
+            get(|| async { page(LOGIN_HTML, "login") }),
+        )
+        .add(Method::GET, "/assets/{name}", get(asset))
 }
 
 /// Pages that need a session.
-pub fn protected() -> Router<AppState> {
-    Router::new()
-        .route("/", get(|| async { page(APP_HTML, "status") }))
-        .route("/settings", get(|| async { page(APP_HTML, "settings") }))
-        .route("/licences", get(|| async { page(APP_HTML, "licences") }))
+pub fn protected() -> Routes {
+    Routes::new(Access::Session)
+        .add(Method::GET, "/", get(|| async { page(APP_HTML, "status") }))
+        .add(
+            Method::GET,
+            "/settings",
+            get(|| async { page(APP_HTML, "settings") }),
+        )
+        .add(
+            Method::GET,
+            "/licences",
+            get(|| async { page(APP_HTML, "licences") }),
+        )
 }
