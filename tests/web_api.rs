@@ -125,6 +125,16 @@ fn authed(
     }
 }
 
+/// The names of the files in the data directory, sorted.
+fn files(data: &DataDir) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(data.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Every page and API route, with a body valid for it.
 fn routes() -> Vec<(&'static str, &'static str, Option<serde_json::Value>)> {
     use serde_json::json;
@@ -506,12 +516,59 @@ async fn password_change_follows_the_rule_and_ends_the_sessions() {
     };
     let res = send(&gw, reset(serde_json::json!({"confirm": "yes"}))).await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // Everything the device learned after delivery is in the data directory now.
     gw.data.write("config.toml", b"# saved").unwrap();
+    gw.data
+        .write("counters.json", b"{\"plug_in_mwh\":{}}")
+        .unwrap();
+    gw.data.write(".config.toml.tmp-1", b"torn").unwrap();
+    for (path, body) in [
+        (
+            "/api/v1/settings/network",
+            serde_json::json!({"dns": "10.0.0.53"}),
+        ),
+        (
+            "/api/v1/settings/logging",
+            serde_json::json!({"mode": "extended"}),
+        ),
+    ] {
+        let res = send(&gw, authed("PUT", path, &cookie, Some(&csrf), Some(&body))).await;
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+    }
+    let upload = Request::post("/api/v1/firmware")
+        .header(header::COOKIE, &cookie)
+        .header("x-csrf-token", &csrf)
+        .body(Body::from(firmware::package("99.0.0", b"image")))
+        .unwrap();
+    assert_eq!(send(&gw, upload).await.status(), StatusCode::OK);
+    let before = files(&gw.data);
+    for name in web::factory_reset_files() {
+        assert!(before.contains(&name.to_owned()), "{name} in {before:?}");
+    }
     let res = send(&gw, reset(serde_json::json!({"confirm": "RESET"}))).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(*gw.state.restart_requested().borrow());
-    assert!(gw.data.read("config.toml").unwrap().is_none());
-    login(&gw, PASSWORD).await;
+    assert!(gw.state.factory_reset_requested());
+    // State of delivery: only the password file is left, with the initial password current.
+    assert_eq!(files(&gw.data), vec![web::auth::PASSWORD_FILE.to_owned()]);
+    let hashes: serde_json::Value =
+        serde_json::from_slice(&gw.data.read(web::auth::PASSWORD_FILE).unwrap().unwrap()).unwrap();
+    assert_eq!(hashes["current"], hashes["initial"]);
+    let res = send(
+        &gw,
+        json_req(
+            "POST",
+            "/api/v1/login",
+            &serde_json::json!({"password": "Another-Pass-9"}),
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let (cookie, _) = login(&gw, PASSWORD).await;
+    let settings =
+        body_json(send(&gw, authed("GET", "/api/v1/settings", &cookie, None, None)).await).await;
+    assert_eq!(settings["logging"], "simple");
+    assert!(settings["firmware"]["staged"].is_null());
     gw.shell.shutdown().await;
 }
 

@@ -406,20 +406,27 @@ async fn factory_reset(
             );
         }
     }
-    let config = state.inner.data.config_path();
-    if let Err(e) = std::fs::remove_file(&config)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
+    // State of delivery (spec 8.3.5): no configuration, settings, counters or staged
+    // firmware; the initial password. The gateway erases again once the shell has stopped.
+    state
+        .inner
+        .factory_reset
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    if let Err(e) = super::erase_state(&state.inner.data) {
         return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     }
     state.inner.settings.reset();
+    state
+        .inner
+        .logs
+        .set_mode(state.inner.settings.get().logging, false);
     if let Err(e) = state.inner.passwords.reset_to_initial() {
         return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     }
-    let _ = std::fs::remove_file(state.inner.data.file(firmware::STAGED_IMAGE));
-    let _ = std::fs::remove_file(state.inner.data.file(firmware::STAGED_MANIFEST));
     state.inner.sessions.clear();
-    warn!("factory reset from the website: configuration, settings and password reset");
+    warn!(
+        "factory reset from the website: configuration, settings, counters and staged firmware deleted, initial password restored"
+    );
     state.inner.restart.send_replace(true);
     let mut res = Json(json!({ "reset": true, "restarting": true })).into_response();
     res.headers_mut().insert(header::SET_COOKIE, clear_cookie());

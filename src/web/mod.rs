@@ -118,6 +118,8 @@ struct Inner {
     history: status::History,
     started: Instant,
     restart: watch::Sender<bool>,
+    /// A factory reset was done: the gateway erases its state again once it has stopped.
+    factory_reset: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
@@ -148,6 +150,7 @@ impl AppState {
                     history,
                     started: Instant::now(),
                     restart,
+                    factory_reset: std::sync::atomic::AtomicBool::new(false),
                 }),
             },
             fresh,
@@ -158,6 +161,15 @@ impl AppState {
     /// far; at most [`auth::PARALLEL_HASHES`].
     pub fn hashes_peak(&self) -> usize {
         self.inner.hashes.peak()
+    }
+
+    /// Whether a factory reset was done on the website (the restart that follows it must
+    /// call [`erase_state`] again after the shell has stopped: the shell may have stored its
+    /// counters in between).
+    pub fn factory_reset_requested(&self) -> bool {
+        self.inner
+            .factory_reset
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Resolves when a restart was requested on the website.
@@ -392,6 +404,7 @@ pub fn router(state: AppState) -> Router {
 pub struct WebHandle {
     /// The address it listens on.
     pub local_addr: SocketAddr,
+    state: AppState,
     restart: watch::Receiver<bool>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -403,6 +416,11 @@ impl WebHandle {
         if self.restart.wait_for(|r| *r).await.is_err() {
             std::future::pending::<()>().await;
         }
+    }
+
+    /// Whether the restart is one after a factory reset ([`AppState::factory_reset_requested`]).
+    pub fn factory_reset_requested(&self) -> bool {
+        self.state.factory_reset_requested()
     }
 
     /// Stops the server.
@@ -430,7 +448,7 @@ pub async fn spawn(addr: SocketAddr, ctx: Context) -> Result<WebHandle, WebError
     info!(%local_addr, "device website on http://{local_addr}/");
     let restart = state.restart_requested();
     let (stop, mut stop_rx) = watch::channel(false);
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
         let shutdown = async move {
             let _ = stop_rx.wait_for(|s| *s).await;
@@ -444,6 +462,7 @@ pub async fn spawn(addr: SocketAddr, ctx: Context) -> Result<WebHandle, WebError
     });
     Ok(WebHandle {
         local_addr,
+        state,
         restart,
         stop,
         task,
@@ -456,6 +475,50 @@ pub async fn restart_wanted(web: &mut Option<WebHandle>) {
         Some(w) => w.restart_requested().await,
         None => std::future::pending().await,
     }
+}
+
+/// Files in the data directory that a factory reset deletes: everything the device learned
+/// after delivery (spec 8.3.5: the device is then unconfigured, as delivered). Only the
+/// password file stays — it holds the initial password, which the reset makes current again.
+/// Anything else in the directory is not the gateway's and is left alone.
+pub fn factory_reset_files() -> [&'static str; 5] {
+    [
+        crate::store::CONFIG_FILE,
+        settings::SETTINGS_FILE,
+        crate::shell::PERSISTED_FILE,
+        firmware::STAGED_IMAGE,
+        firmware::STAGED_MANIFEST,
+    ]
+}
+
+/// Deletes [`factory_reset_files`] and what an interrupted atomic write of them left behind.
+pub fn erase_state(data: &DataDir) -> Result<(), crate::store::StoreError> {
+    let names = factory_reset_files();
+    let remove = |path: std::path::PathBuf| match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(crate::store::StoreError::Io {
+            path: path.display().to_string(),
+            source: e,
+        }),
+        _ => Ok(()),
+    };
+    for name in names {
+        remove(data.file(name))?;
+    }
+    let leftovers = std::fs::read_dir(data.path()).map_err(|e| crate::store::StoreError::Io {
+        path: data.path().display().to_string(),
+        source: e,
+    })?;
+    for entry in leftovers.flatten() {
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        if names
+            .iter()
+            .any(|n| file.starts_with(&format!(".{n}.tmp-")))
+        {
+            remove(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// The demo's initial website password (README "Website").
