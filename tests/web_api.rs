@@ -482,12 +482,20 @@ async fn password_change_follows_the_rule_and_ends_the_sessions() {
             Some(&serde_json::json!({"current": current, "new": new})),
         )
     };
-    for weak in ["Short-1", "alllowercase1", "Aaaa-bbbb-1111"] {
+    // Each refusal names its reason by a key the German page translates.
+    for (weak, key) in [
+        ("Short-1", "weak_length"),
+        ("alllowercase1", "weak_repeat"),
+        ("lowercase12", "weak_classes"),
+        ("Aaaa-bbbb-1111", "weak_repeat"),
+    ] {
         let res = send(&gw, change(PASSWORD, weak)).await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{weak}");
+        assert_eq!(body_json(res).await["key"], key, "{weak}");
     }
     let res = send(&gw, change("not-the-password", "Another-Pass-9")).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(body_json(res).await["key"], "wrong_current");
     let res = send(&gw, change(PASSWORD, "Another-Pass-9")).await;
     assert_eq!(res.status(), StatusCode::OK);
     // The old session is gone, the old password no longer works, the new one does.

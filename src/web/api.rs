@@ -20,7 +20,9 @@ use tracing::{info, warn};
 
 use super::auth::{self, Admission};
 use super::logs::LogMode;
-use super::{Access, AppState, ClientAddr, Routes, SessionInfo, error, firmware, status};
+use super::{
+    Access, AppState, ClientAddr, ErrorKey, Routes, SessionInfo, error, firmware, keyed, status,
+};
 use crate::core::Event;
 
 /// Largest firmware file accepted.
@@ -93,8 +95,9 @@ async fn login(
     let sessions = &state.inner.sessions;
     if let Admission::Locked(wait) = sessions.admit(client, Instant::now()) {
         warn!(client = ?client, "login refused: locked out after repeated wrong passwords");
-        let mut res = error(
+        let mut res = keyed(
             StatusCode::TOO_MANY_REQUESTS,
+            ErrorKey::Locked,
             format!(
                 "too many wrong passwords: locked for {} s",
                 wait.as_secs().max(1)
@@ -114,12 +117,20 @@ async fn login(
         .await
     else {
         warn!(client = ?client, "login refused: password check busy");
-        return error(StatusCode::SERVICE_UNAVAILABLE, auth::Busy.to_string());
+        return keyed(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKey::Busy,
+            auth::Busy.to_string(),
+        );
     };
     if !ok {
         sessions.failed(client, Instant::now());
         warn!(client = ?client, "login failed: wrong password");
-        return error(StatusCode::UNAUTHORIZED, "wrong password");
+        return keyed(
+            StatusCode::UNAUTHORIZED,
+            ErrorKey::WrongPassword,
+            "wrong password",
+        );
     }
     sessions.succeeded(client);
     let (id, csrf) = sessions.create(Instant::now());
@@ -248,7 +259,11 @@ async fn set_logging(
             info!(mode = ?body.mode, "logging mode changed");
             Json(json!({ "logging": body.mode })).into_response()
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => keyed(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKey::Internal,
+            e.to_string(),
+        ),
     }
 }
 
@@ -269,7 +284,13 @@ async fn set_network(
     } else {
         match body.dns.trim().parse::<std::net::Ipv4Addr>() {
             Ok(a) => Some(a),
-            Err(_) => return error(StatusCode::BAD_REQUEST, "DNS address must be IPv4 a.b.c.d"),
+            Err(_) => {
+                return keyed(
+                    StatusCode::BAD_REQUEST,
+                    ErrorKey::DnsInvalid,
+                    "DNS address must be IPv4 a.b.c.d",
+                );
+            }
         }
     };
     match state.inner.settings.update(|s| s.network.dns = dns) {
@@ -277,7 +298,7 @@ async fn set_network(
             info!(dns = ?dns, "DNS setting changed");
             Json(json!({ "network": s.network })).into_response()
         }
-        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => keyed(StatusCode::BAD_REQUEST, ErrorKey::DnsInvalid, e.to_string()),
     }
 }
 
@@ -296,7 +317,7 @@ async fn set_ntp(
             info!(enabled = s.ntp.enabled, servers = ?s.ntp.servers, "NTP settings changed");
             Json(json!({ "ntp": s.ntp })).into_response()
         }
-        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => keyed(StatusCode::BAD_REQUEST, ErrorKey::NtpInvalid, e.to_string()),
     }
 }
 
@@ -319,7 +340,11 @@ async fn programming_mode(
         .await
         .is_err()
     {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the core is not running");
+        return keyed(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKey::CoreDown,
+            "the core is not running",
+        );
     }
     info!(on = body.on, "programming mode set on the website");
     Json(json!({ "programming_mode": body.on })).into_response()
@@ -344,11 +369,19 @@ async fn change_password(
         );
     };
     if let Err(e) = auth::check_strength(&body.new) {
-        return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
+        return keyed(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKey::of_auth(&e),
+            e.to_string(),
+        );
     }
     // Counted like a login attempt: the current password is a guess too.
     if let Admission::Locked(_) = state.inner.sessions.admit(client, Instant::now()) {
-        return error(StatusCode::TOO_MANY_REQUESTS, "too many wrong passwords");
+        return keyed(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorKey::Locked,
+            "too many wrong passwords",
+        );
     }
     let st = state.clone();
     let Ok(result) = state
@@ -362,7 +395,11 @@ async fn change_password(
         })
         .await
     else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, auth::Busy.to_string());
+        return keyed(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKey::Busy,
+            auth::Busy.to_string(),
+        );
     };
     match result {
         Ok(()) => {
@@ -376,9 +413,17 @@ async fn change_password(
         Err(None) => {
             state.inner.sessions.failed(client, Instant::now());
             warn!("password change refused: wrong current password");
-            error(StatusCode::FORBIDDEN, "the current password is wrong")
+            keyed(
+                StatusCode::FORBIDDEN,
+                ErrorKey::WrongCurrent,
+                "the current password is wrong",
+            )
         }
-        Err(Some(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        Err(Some(e)) => keyed(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKey::of_auth(&e),
+            e.to_string(),
+        ),
     }
 }
 
@@ -413,7 +458,11 @@ async fn factory_reset(
         .factory_reset
         .store(true, std::sync::atomic::Ordering::SeqCst);
     if let Err(e) = super::erase_state(&state.inner.data) {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        return keyed(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKey::Internal,
+            e.to_string(),
+        );
     }
     state.inner.settings.reset();
     state
@@ -421,7 +470,11 @@ async fn factory_reset(
         .logs
         .set_mode(state.inner.settings.get().logging, false);
     if let Err(e) = state.inner.passwords.reset_to_initial() {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        return keyed(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKey::Internal,
+            e.to_string(),
+        );
     }
     state.inner.sessions.clear();
     warn!(
@@ -477,7 +530,11 @@ async fn logs_zip(State(state): State<AppState>) -> Response {
             }
             res
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => keyed(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKey::Internal,
+            e.to_string(),
+        ),
     }
 }
 
@@ -499,7 +556,7 @@ async fn upload_firmware(State(state): State<AppState>, body: axum::body::Bytes)
                 firmware::FirmwareError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             };
-            error(status, e.to_string())
+            keyed(status, ErrorKey::of_firmware(&e), e.to_string())
         }
     }
 }

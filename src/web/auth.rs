@@ -55,8 +55,32 @@ pub enum AuthError {
     #[error("password hashing failed: {0}")]
     Hash(String),
     /// The new password breaks the strength rule.
-    #[error("{0}")]
-    Weak(&'static str),
+    #[error("{}", .0.message())]
+    Weak(WeakRule),
+}
+
+/// The part of the strength rule a password breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeakRule {
+    /// Fewer than 10 characters.
+    Length,
+    /// 3 identical characters in a row.
+    Repeat,
+    /// Fewer than 3 of the 4 character classes.
+    Classes,
+}
+
+impl WeakRule {
+    /// The English text.
+    pub const fn message(self) -> &'static str {
+        match self {
+            Self::Length => "at least 10 characters are required",
+            Self::Repeat => "at most 2 identical characters may follow each other",
+            Self::Classes => {
+                "use 3 of: upper-case letter, lower-case letter, digit, special character"
+            }
+        }
+    }
 }
 
 /// Timing rules for sessions and logins.
@@ -98,16 +122,14 @@ struct HashFile {
 /// Checks the strength rule; `Err` names the first rule broken.
 pub fn check_strength(password: &str) -> Result<(), AuthError> {
     if password.chars().count() < 10 {
-        return Err(AuthError::Weak("at least 10 characters are required"));
+        return Err(AuthError::Weak(WeakRule::Length));
     }
     let chars: Vec<char> = password.chars().collect();
     if chars
         .windows(3)
         .any(|w| matches!(w, [a, b, c] if a == b && b == c))
     {
-        return Err(AuthError::Weak(
-            "at most 2 identical characters may follow each other",
-        ));
+        return Err(AuthError::Weak(WeakRule::Repeat));
     }
     let classes = [
         chars.iter().any(char::is_ascii_uppercase),
@@ -116,9 +138,7 @@ pub fn check_strength(password: &str) -> Result<(), AuthError> {
         chars.iter().any(|c| !c.is_ascii_alphanumeric()),
     ];
     if classes.iter().filter(|c| **c).count() < 3 {
-        return Err(AuthError::Weak(
-            "use 3 of: upper-case letter, lower-case letter, digit, special character",
-        ));
+        return Err(AuthError::Weak(WeakRule::Classes));
     }
     Ok(())
 }

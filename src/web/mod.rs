@@ -224,6 +224,133 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
         .into_response()
 }
 
+/// A stable name for an error the pages show: the API sends it as `key` next to the English
+/// `error` text, and `i18n.js` holds the German text as `err.<key>` (English comes from the
+/// server; one source per language).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKey {
+    /// Login: wrong password.
+    WrongPassword,
+    /// Too many wrong passwords.
+    Locked,
+    /// The password check is busy.
+    Busy,
+    /// The device failed to store or build something.
+    Internal,
+    /// Not an IPv4 DNS address.
+    DnsInvalid,
+    /// NTP settings refused.
+    NtpInvalid,
+    /// The gateway's core is not running.
+    CoreDown,
+    /// New password: too short.
+    WeakLength,
+    /// New password: 3 identical characters in a row.
+    WeakRepeat,
+    /// New password: too few character classes.
+    WeakClasses,
+    /// Password change: the current password is wrong.
+    WrongCurrent,
+    /// Not a firmware file.
+    NotFirmware,
+    /// Invalid firmware manifest.
+    FirmwareManifest,
+    /// Firmware for another product.
+    FirmwareProduct,
+    /// Firmware not newer than the installed one.
+    FirmwareNotNewer,
+    /// Firmware image damaged.
+    FirmwareDamaged,
+    /// Missing or wrong CSRF token.
+    Csrf,
+    /// Request from another origin.
+    CrossOrigin,
+    /// No session.
+    LoginRequired,
+}
+
+impl ErrorKey {
+    /// Every key.
+    pub const ALL: [Self; 19] = [
+        Self::WrongPassword,
+        Self::Locked,
+        Self::Busy,
+        Self::Internal,
+        Self::DnsInvalid,
+        Self::NtpInvalid,
+        Self::CoreDown,
+        Self::WeakLength,
+        Self::WeakRepeat,
+        Self::WeakClasses,
+        Self::WrongCurrent,
+        Self::NotFirmware,
+        Self::FirmwareManifest,
+        Self::FirmwareProduct,
+        Self::FirmwareNotNewer,
+        Self::FirmwareDamaged,
+        Self::Csrf,
+        Self::CrossOrigin,
+        Self::LoginRequired,
+    ];
+
+    /// The key as sent (`snake_case`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::WrongPassword => "wrong_password",
+            Self::Locked => "locked",
+            Self::Busy => "busy",
+            Self::Internal => "internal",
+            Self::DnsInvalid => "dns_invalid",
+            Self::NtpInvalid => "ntp_invalid",
+            Self::CoreDown => "core_down",
+            Self::WeakLength => "weak_length",
+            Self::WeakRepeat => "weak_repeat",
+            Self::WeakClasses => "weak_classes",
+            Self::WrongCurrent => "wrong_current",
+            Self::NotFirmware => "not_firmware",
+            Self::FirmwareManifest => "firmware_manifest",
+            Self::FirmwareProduct => "firmware_product",
+            Self::FirmwareNotNewer => "firmware_not_newer",
+            Self::FirmwareDamaged => "firmware_damaged",
+            Self::Csrf => "csrf",
+            Self::CrossOrigin => "cross_origin",
+            Self::LoginRequired => "login_required",
+        }
+    }
+
+    /// The key of a password-store error.
+    pub fn of_auth(e: &auth::AuthError) -> Self {
+        match e {
+            auth::AuthError::Weak(auth::WeakRule::Length) => Self::WeakLength,
+            auth::AuthError::Weak(auth::WeakRule::Repeat) => Self::WeakRepeat,
+            auth::AuthError::Weak(auth::WeakRule::Classes) => Self::WeakClasses,
+            _ => Self::Internal,
+        }
+    }
+
+    /// The key of a firmware error.
+    pub fn of_firmware(e: &firmware::FirmwareError) -> Self {
+        use firmware::FirmwareError as F;
+        match e {
+            F::NotFirmware => Self::NotFirmware,
+            F::Manifest(_) => Self::FirmwareManifest,
+            F::WrongProduct(_) => Self::FirmwareProduct,
+            F::NotNewer { .. } => Self::FirmwareNotNewer,
+            F::Damaged(_) => Self::FirmwareDamaged,
+            F::Store(_) => Self::Internal,
+        }
+    }
+}
+
+/// [`error`] with the [`ErrorKey`] the page translates: `{"error": "...", "key": "..."}`.
+pub fn keyed(status: StatusCode, key: ErrorKey, message: impl Into<String>) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({ "error": message.into(), "key": key.as_str() })),
+    )
+        .into_response()
+}
+
 fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
@@ -239,7 +366,11 @@ async fn require_session(
         .and_then(|id| state.inner.sessions.get(&id, now).map(|s| (id, s)));
     let Some((id, session)) = session else {
         return if api {
-            error(StatusCode::UNAUTHORIZED, "login required")
+            keyed(
+                StatusCode::UNAUTHORIZED,
+                ErrorKey::LoginRequired,
+                "login required",
+            )
         } else {
             Redirect::to("/login").into_response()
         };
@@ -252,7 +383,11 @@ async fn require_session(
             .unwrap_or_default();
         if !auth::constant_time_eq(sent, &session.csrf) {
             warn!(path = %req.uri().path(), "request without a valid CSRF token refused");
-            return error(StatusCode::FORBIDDEN, "missing or wrong CSRF token");
+            return keyed(
+                StatusCode::FORBIDDEN,
+                ErrorKey::Csrf,
+                "missing or wrong CSRF token",
+            );
         }
     }
     req.extensions_mut().insert(SessionInfo {
@@ -275,7 +410,11 @@ async fn harden(req: Request, next: Next) -> Response {
                 origin == format!("http://{h}") || origin == format!("https://{h}")
             });
             if !same {
-                return error(StatusCode::FORBIDDEN, "cross-origin request refused");
+                return keyed(
+                    StatusCode::FORBIDDEN,
+                    ErrorKey::CrossOrigin,
+                    "cross-origin request refused",
+                );
             }
         }
     }

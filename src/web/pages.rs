@@ -90,3 +90,28 @@ pub fn protected() -> Routes {
             get(|| async { page(APP_HTML, "licences") }),
         )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::ErrorKey;
+    use crate::faults::FaultCode;
+
+    /// The German page translates fault descriptions by fault code and server errors by key:
+    /// a code or key without a German text would reach it in English.
+    #[test]
+    fn german_texts_exist_for_every_fault_code_and_error_key() {
+        let i18n = include_str!("assets/i18n.js");
+        let de = i18n.find("  de: {").map(|at| &i18n[at..]).unwrap();
+        for code in FaultCode::ALL {
+            let key = format!("'fault.desc.{}': '", code.text());
+            assert!(de.contains(&key), "no German description for {code}");
+        }
+        for key in ErrorKey::ALL {
+            let entry = format!("'err.{}': '", key.as_str());
+            assert!(de.contains(&entry), "no German text for error {key:?}");
+        }
+        // English comes from the server: no English copies to drift apart.
+        let en = &i18n[..i18n.find("  de: {").unwrap()];
+        assert!(!en.contains("'fault.desc.") && !en.contains("'err."));
+    }
+}
