@@ -556,6 +556,9 @@ fn serve(
             () = knx_echarge::web::restart_wanted(&mut web) => true,
         };
         info!(restart, "shutting down");
+        let factory_reset = web
+            .as_ref()
+            .is_some_and(knx_echarge::web::WebHandle::factory_reset_requested);
         if let Some(web) = web {
             web.shutdown().await;
         }
@@ -568,6 +571,13 @@ fn serve(
         handle.shutdown().await;
         if let Some(link) = link {
             link.shutdown().await;
+        }
+        if factory_reset {
+            // The shell may have stored its counters after the website erased them.
+            match DataDir::open(data_dir).and_then(|d| knx_echarge::web::erase_state(&d)) {
+                Ok(()) => info!("factory reset: data directory back to the state of delivery"),
+                Err(e) => error!("factory reset incomplete: {e}"),
+            }
         }
         if restart {
             let e = knx_echarge::web::reexec();

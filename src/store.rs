@@ -62,6 +62,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     result
 }
 
+/// The persisted configuration's file name in the data directory.
+pub const CONFIG_FILE: &str = "config.toml";
+
 /// The data directory given by `--data-dir`.
 #[derive(Debug, Clone)]
 pub struct DataDir {
@@ -88,7 +91,7 @@ impl DataDir {
 
     /// The persisted configuration (written after an ETS download or a settings change).
     pub fn config_path(&self) -> PathBuf {
-        self.file("config.toml")
+        self.file(CONFIG_FILE)
     }
 
     /// Reads a file; `Ok(None)` if it does not exist.

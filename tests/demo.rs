@@ -208,11 +208,10 @@ fn demo_status_page_in_headless_chromium() {
     let Some(chromium) = support::browser() else {
         return;
     };
+    let artefacts = support::fresh_artefacts(|name| name.starts_with("demo-"));
+    let shot = artefacts.join("demo-status.png");
     let mut demo = start_demo();
     wait_ready(&mut demo);
-    let artefacts = std::path::PathBuf::from("tests/web/artefacts");
-    let shot = artefacts.join("demo-status.png");
-    let _ = std::fs::remove_file(&shot);
     let url = format!("http://{}", demo.http);
     let points = demo.points.to_string();
     support::run_node(

@@ -125,6 +125,16 @@ fn authed(
     }
 }
 
+/// The names of the files in the data directory, sorted.
+fn files(data: &DataDir) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(data.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Every page and API route, with a body valid for it.
 fn routes() -> Vec<(&'static str, &'static str, Option<serde_json::Value>)> {
     use serde_json::json;
@@ -175,6 +185,41 @@ fn routes() -> Vec<(&'static str, &'static str, Option<serde_json::Value>)> {
         ),
         ("POST", "/api/v1/firmware", None),
     ]
+}
+
+/// The hand-written lists above are the routes the router serves, no more, no fewer: a new
+/// route fails this test until it is listed (and so checked for access control and CSRF).
+#[test]
+fn the_route_lists_match_the_routers_route_table() {
+    use std::collections::BTreeSet;
+    let table = web::route_table();
+    let served = |access: web::Access| -> BTreeSet<(String, String)> {
+        table
+            .iter()
+            .filter(|r| r.access == access)
+            .map(|r| (r.method.to_string(), r.path.to_owned()))
+            .collect()
+    };
+    let listed: BTreeSet<(String, String)> = routes()
+        .into_iter()
+        .map(|(m, p, _)| (m.to_owned(), p.to_owned()))
+        .collect();
+    assert_eq!(listed.len(), routes().len(), "a route is listed twice");
+    assert_eq!(served(web::Access::Session), listed);
+    let public: BTreeSet<(String, String)> = [
+        ("GET", "/login"),
+        ("GET", "/assets/{name}"),
+        ("POST", "/api/v1/login"),
+    ]
+    .into_iter()
+    .map(|(m, p)| (m.to_owned(), p.to_owned()))
+    .collect();
+    assert_eq!(
+        served(web::Access::Public),
+        public,
+        "a route without a session is a security decision: list it here"
+    );
+    assert_eq!(table.len(), listed.len() + public.len());
 }
 
 #[tokio::test]
@@ -358,6 +403,72 @@ async fn the_sixth_wrong_password_within_a_minute_is_locked_out() {
     gw.shell.shutdown().await;
 }
 
+/// A login request from `client` (the address the server would see).
+fn login_from(client: [u8; 4], password: &str) -> Request<Body> {
+    let mut req = json_req(
+        "POST",
+        "/api/v1/login",
+        &serde_json::json!({ "password": password }),
+    );
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            client, 40000,
+        ))));
+    req
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_wrong_logins_get_five_guesses_and_argon2_runs_one_at_a_time() {
+    let gw = gateway();
+    let attacker = [192, 168, 1, 66];
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let app = app(&gw);
+        tasks.spawn(async move {
+            app.oneshot(login_from(attacker, &format!("guess-{i}")))
+                .await
+                .unwrap()
+                .status()
+        });
+    }
+    let (mut verified, mut refused) = (0, 0);
+    while let Some(status) = tasks.join_next().await {
+        match status.unwrap() {
+            StatusCode::UNAUTHORIZED => verified += 1,
+            StatusCode::TOO_MANY_REQUESTS => refused += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(
+        (verified, refused),
+        (5, 15),
+        "exactly 5 passwords may be checked per minute and client"
+    );
+    // Locked means locked: the right password is refused now too.
+    let res = send(&gw, login_from(attacker, PASSWORD)).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().contains_key(header::RETRY_AFTER));
+    // Another client is not affected.
+    let res = send(&gw, login_from([192, 168, 1, 10], PASSWORD)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // Logins from many clients at once: Argon2 still runs one at a time.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..6u8 {
+        let app = app(&gw);
+        tasks.spawn(async move {
+            app.oneshot(login_from([10, 0, 0, i], "wrong"))
+                .await
+                .unwrap()
+                .status()
+        });
+    }
+    while let Some(status) = tasks.join_next().await {
+        assert_eq!(status.unwrap(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(gw.state.hashes_peak(), web::auth::PARALLEL_HASHES);
+    gw.shell.shutdown().await;
+}
+
 #[tokio::test]
 async fn password_change_follows_the_rule_and_ends_the_sessions() {
     let gw = gateway();
@@ -371,12 +482,20 @@ async fn password_change_follows_the_rule_and_ends_the_sessions() {
             Some(&serde_json::json!({"current": current, "new": new})),
         )
     };
-    for weak in ["Short-1", "alllowercase1", "Aaaa-bbbb-1111"] {
+    // Each refusal names its reason by a key the German page translates.
+    for (weak, key) in [
+        ("Short-1", "weak_length"),
+        ("alllowercase1", "weak_repeat"),
+        ("lowercase12", "weak_classes"),
+        ("Aaaa-bbbb-1111", "weak_repeat"),
+    ] {
         let res = send(&gw, change(PASSWORD, weak)).await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{weak}");
+        assert_eq!(body_json(res).await["key"], key, "{weak}");
     }
     let res = send(&gw, change("not-the-password", "Another-Pass-9")).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(body_json(res).await["key"], "wrong_current");
     let res = send(&gw, change(PASSWORD, "Another-Pass-9")).await;
     assert_eq!(res.status(), StatusCode::OK);
     // The old session is gone, the old password no longer works, the new one does.
@@ -405,12 +524,59 @@ async fn password_change_follows_the_rule_and_ends_the_sessions() {
     };
     let res = send(&gw, reset(serde_json::json!({"confirm": "yes"}))).await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // Everything the device learned after delivery is in the data directory now.
     gw.data.write("config.toml", b"# saved").unwrap();
+    gw.data
+        .write("counters.json", b"{\"plug_in_mwh\":{}}")
+        .unwrap();
+    gw.data.write(".config.toml.tmp-1", b"torn").unwrap();
+    for (path, body) in [
+        (
+            "/api/v1/settings/network",
+            serde_json::json!({"dns": "10.0.0.53"}),
+        ),
+        (
+            "/api/v1/settings/logging",
+            serde_json::json!({"mode": "extended"}),
+        ),
+    ] {
+        let res = send(&gw, authed("PUT", path, &cookie, Some(&csrf), Some(&body))).await;
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+    }
+    let upload = Request::post("/api/v1/firmware")
+        .header(header::COOKIE, &cookie)
+        .header("x-csrf-token", &csrf)
+        .body(Body::from(firmware::package("99.0.0", b"image")))
+        .unwrap();
+    assert_eq!(send(&gw, upload).await.status(), StatusCode::OK);
+    let before = files(&gw.data);
+    for name in web::factory_reset_files() {
+        assert!(before.contains(&name.to_owned()), "{name} in {before:?}");
+    }
     let res = send(&gw, reset(serde_json::json!({"confirm": "RESET"}))).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(*gw.state.restart_requested().borrow());
-    assert!(gw.data.read("config.toml").unwrap().is_none());
-    login(&gw, PASSWORD).await;
+    assert!(gw.state.factory_reset_requested());
+    // State of delivery: only the password file is left, with the initial password current.
+    assert_eq!(files(&gw.data), vec![web::auth::PASSWORD_FILE.to_owned()]);
+    let hashes: serde_json::Value =
+        serde_json::from_slice(&gw.data.read(web::auth::PASSWORD_FILE).unwrap().unwrap()).unwrap();
+    assert_eq!(hashes["current"], hashes["initial"]);
+    let res = send(
+        &gw,
+        json_req(
+            "POST",
+            "/api/v1/login",
+            &serde_json::json!({"password": "Another-Pass-9"}),
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let (cookie, _) = login(&gw, PASSWORD).await;
+    let settings =
+        body_json(send(&gw, authed("GET", "/api/v1/settings", &cookie, None, None)).await).await;
+    assert_eq!(settings["logging"], "simple");
+    assert!(settings["firmware"]["staged"].is_null());
     gw.shell.shutdown().await;
 }
 

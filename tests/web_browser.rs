@@ -3,7 +3,7 @@
 //! second, and `tests/web/run.mjs` drives headless Chromium (playwright-core) against it:
 //! login, live values without reload, programming mode, log ZIP download, firmware refusal,
 //! password change and re-login, language switch, licences. Screenshots go to
-//! `tests/web/artefacts/`.
+//! `tests/web/artefacts/`, which each run first clears of the files of the run before.
 //!
 //! Needs node, `tests/web/node_modules` (`npm ci`) and Chromium. Without them the test is
 //! skipped, unless `KNX_ECHARGE_BROWSER=1` (set by `tests/run` after installing them) makes
@@ -18,7 +18,6 @@
 mod support;
 
 use std::io::Read as _;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use knx_echarge::chargers::status::{ChargerStatus, CpState};
@@ -55,6 +54,9 @@ async fn device_website_in_headless_chromium() {
     let Some(chromium) = support::browser() else {
         return;
     };
+    // A fresh run: no screenshots (or failure screenshots) of an earlier one.
+    let artefacts = support::fresh_artefacts(|name| !name.starts_with("demo-"));
+    assert!(!artefacts.join("failure-1.png").exists());
     web::logs::init();
     let text = std::fs::read_to_string("examples/five-chargers.toml").unwrap();
     let config = file::parse(&text, "five-chargers.toml").unwrap();
@@ -119,8 +121,6 @@ async fn device_website_in_headless_chromium() {
         }
     });
 
-    let artefacts = PathBuf::from("tests/web/artefacts");
-    std::fs::create_dir_all(&artefacts).unwrap();
     let old_fw = dir.path().join("knx-echarge-0.0.1.fw");
     std::fs::write(&old_fw, firmware::package("0.0.1", b"an old image")).unwrap();
     let url = format!("http://{}", site.local_addr);

@@ -8,11 +8,11 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
@@ -20,41 +20,48 @@ use tracing::{info, warn};
 
 use super::auth::{self, Admission};
 use super::logs::LogMode;
-use super::{AppState, ClientAddr, SessionInfo, error, firmware, status};
+use super::{
+    Access, AppState, ClientAddr, ErrorKey, Routes, SessionInfo, error, firmware, keyed, status,
+};
 use crate::core::Event;
 
 /// Largest firmware file accepted.
 pub const MAX_FIRMWARE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Routes that need no session.
-pub fn public() -> Router<AppState> {
-    Router::new().route("/api/v1/login", post(login))
+pub fn public() -> Routes {
+    Routes::new(Access::Public).add(Method::POST, "/api/v1/login", post(login))
 }
 
 /// Routes that need a session.
-pub fn protected() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/logout", post(logout))
-        .route("/api/v1/session", get(session))
-        .route("/api/v1/status", get(status_json))
-        .route("/api/v1/events", get(events))
-        .route("/api/v1/charging-points", get(charging_points))
-        .route("/api/v1/faults", get(faults))
-        .route("/api/v1/dlm/history", get(history))
-        .route("/api/v1/settings", get(settings))
-        .route("/api/v1/settings/logging", put(set_logging))
-        .route("/api/v1/settings/network", put(set_network))
-        .route("/api/v1/settings/ntp", put(set_ntp))
-        .route("/api/v1/programming-mode", post(programming_mode))
-        .route("/api/v1/password", post(change_password))
-        .route("/api/v1/restart", post(restart))
-        .route("/api/v1/factory-reset", post(factory_reset))
-        .route("/api/v1/logs.zip", get(logs_zip))
-        .route(
+pub fn protected() -> Routes {
+    Routes::new(Access::Session)
+        .add(Method::POST, "/api/v1/logout", post(logout))
+        .add(Method::GET, "/api/v1/session", get(session))
+        .add(Method::GET, "/api/v1/status", get(status_json))
+        .add(Method::GET, "/api/v1/events", get(events))
+        .add(Method::GET, "/api/v1/charging-points", get(charging_points))
+        .add(Method::GET, "/api/v1/faults", get(faults))
+        .add(Method::GET, "/api/v1/dlm/history", get(history))
+        .add(Method::GET, "/api/v1/settings", get(settings))
+        .add(Method::PUT, "/api/v1/settings/logging", put(set_logging))
+        .add(Method::PUT, "/api/v1/settings/network", put(set_network))
+        .add(Method::PUT, "/api/v1/settings/ntp", put(set_ntp))
+        .add(
+            Method::POST,
+            "/api/v1/programming-mode",
+            post(programming_mode),
+        )
+        .add(Method::POST, "/api/v1/password", post(change_password))
+        .add(Method::POST, "/api/v1/restart", post(restart))
+        .add(Method::POST, "/api/v1/factory-reset", post(factory_reset))
+        .add(Method::GET, "/api/v1/logs.zip", get(logs_zip))
+        .add(
+            Method::POST,
             "/api/v1/firmware",
             post(upload_firmware).layer(DefaultBodyLimit::max(MAX_FIRMWARE_BYTES)),
         )
-        .route("/api/v1/licences", get(licences))
+        .add(Method::GET, "/api/v1/licences", get(licences))
 }
 
 fn session_cookie_header(id: &str, max_age: Duration) -> HeaderValue {
@@ -88,8 +95,9 @@ async fn login(
     let sessions = &state.inner.sessions;
     if let Admission::Locked(wait) = sessions.admit(client, Instant::now()) {
         warn!(client = ?client, "login refused: locked out after repeated wrong passwords");
-        let mut res = error(
+        let mut res = keyed(
             StatusCode::TOO_MANY_REQUESTS,
+            ErrorKey::Locked,
             format!(
                 "too many wrong passwords: locked for {} s",
                 wait.as_secs().max(1)
@@ -100,14 +108,29 @@ async fn login(
         }
         return res;
     }
+    // The attempt is counted now; only then is the password checked, one Argon2 at a time.
     let st = state.clone();
-    let ok = tokio::task::spawn_blocking(move || st.inner.passwords.verify(&body.password))
+    let Ok(ok) = state
+        .inner
+        .hashes
+        .run(move || st.inner.passwords.verify(&body.password))
         .await
-        .unwrap_or(false);
+    else {
+        warn!(client = ?client, "login refused: password check busy");
+        return keyed(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKey::Busy,
+            auth::Busy.to_string(),
+        );
+    };
     if !ok {
         sessions.failed(client, Instant::now());
         warn!(client = ?client, "login failed: wrong password");
-        return error(StatusCode::UNAUTHORIZED, "wrong password");
+        return keyed(
+            StatusCode::UNAUTHORIZED,
+            ErrorKey::WrongPassword,
+            "wrong password",
+        );
     }
     sessions.succeeded(client);
     let (id, csrf) = sessions.create(Instant::now());
@@ -236,7 +259,11 @@ async fn set_logging(
             info!(mode = ?body.mode, "logging mode changed");
             Json(json!({ "logging": body.mode })).into_response()
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => keyed(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKey::Internal,
+            e.to_string(),
+        ),
     }
 }
 
@@ -257,7 +284,13 @@ async fn set_network(
     } else {
         match body.dns.trim().parse::<std::net::Ipv4Addr>() {
             Ok(a) => Some(a),
-            Err(_) => return error(StatusCode::BAD_REQUEST, "DNS address must be IPv4 a.b.c.d"),
+            Err(_) => {
+                return keyed(
+                    StatusCode::BAD_REQUEST,
+                    ErrorKey::DnsInvalid,
+                    "DNS address must be IPv4 a.b.c.d",
+                );
+            }
         }
     };
     match state.inner.settings.update(|s| s.network.dns = dns) {
@@ -265,7 +298,7 @@ async fn set_network(
             info!(dns = ?dns, "DNS setting changed");
             Json(json!({ "network": s.network })).into_response()
         }
-        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => keyed(StatusCode::BAD_REQUEST, ErrorKey::DnsInvalid, e.to_string()),
     }
 }
 
@@ -284,7 +317,7 @@ async fn set_ntp(
             info!(enabled = s.ntp.enabled, servers = ?s.ntp.servers, "NTP settings changed");
             Json(json!({ "ntp": s.ntp })).into_response()
         }
-        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => keyed(StatusCode::BAD_REQUEST, ErrorKey::NtpInvalid, e.to_string()),
     }
 }
 
@@ -307,7 +340,11 @@ async fn programming_mode(
         .await
         .is_err()
     {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the core is not running");
+        return keyed(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKey::CoreDown,
+            "the core is not running",
+        );
     }
     info!(on = body.on, "programming mode set on the website");
     Json(json!({ "programming_mode": body.on })).into_response()
@@ -331,23 +368,42 @@ async fn change_password(
             "expected {\"current\": …, \"new\": …}",
         );
     };
-    if let Admission::Locked(_) = state.inner.sessions.admit(client, Instant::now()) {
-        return error(StatusCode::TOO_MANY_REQUESTS, "too many wrong passwords");
-    }
     if let Err(e) = auth::check_strength(&body.new) {
-        return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
+        return keyed(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKey::of_auth(&e),
+            e.to_string(),
+        );
+    }
+    // Counted like a login attempt: the current password is a guess too.
+    if let Admission::Locked(_) = state.inner.sessions.admit(client, Instant::now()) {
+        return keyed(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorKey::Locked,
+            "too many wrong passwords",
+        );
     }
     let st = state.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        if !st.inner.passwords.verify(&body.current) {
-            return Err(None);
-        }
-        st.inner.passwords.set(&body.new).map_err(Some)
-    })
-    .await
-    .unwrap_or(Err(None));
+    let Ok(result) = state
+        .inner
+        .hashes
+        .run(move || {
+            if !st.inner.passwords.verify(&body.current) {
+                return Err(None);
+            }
+            st.inner.passwords.set(&body.new).map_err(Some)
+        })
+        .await
+    else {
+        return keyed(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKey::Busy,
+            auth::Busy.to_string(),
+        );
+    };
     match result {
         Ok(()) => {
+            state.inner.sessions.succeeded(client);
             state.inner.sessions.clear();
             info!("device password changed; all sessions ended");
             let mut res = Json(json!({ "ok": true, "login_again": true })).into_response();
@@ -357,9 +413,17 @@ async fn change_password(
         Err(None) => {
             state.inner.sessions.failed(client, Instant::now());
             warn!("password change refused: wrong current password");
-            error(StatusCode::FORBIDDEN, "the current password is wrong")
+            keyed(
+                StatusCode::FORBIDDEN,
+                ErrorKey::WrongCurrent,
+                "the current password is wrong",
+            )
         }
-        Err(Some(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        Err(Some(e)) => keyed(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKey::of_auth(&e),
+            e.to_string(),
+        ),
     }
 }
 
@@ -387,20 +451,35 @@ async fn factory_reset(
             );
         }
     }
-    let config = state.inner.data.config_path();
-    if let Err(e) = std::fs::remove_file(&config)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    // State of delivery (spec 8.3.5): no configuration, settings, counters or staged
+    // firmware; the initial password. The gateway erases again once the shell has stopped.
+    state
+        .inner
+        .factory_reset
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    if let Err(e) = super::erase_state(&state.inner.data) {
+        return keyed(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKey::Internal,
+            e.to_string(),
+        );
     }
     state.inner.settings.reset();
+    state
+        .inner
+        .logs
+        .set_mode(state.inner.settings.get().logging, false);
     if let Err(e) = state.inner.passwords.reset_to_initial() {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        return keyed(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKey::Internal,
+            e.to_string(),
+        );
     }
-    let _ = std::fs::remove_file(state.inner.data.file(firmware::STAGED_IMAGE));
-    let _ = std::fs::remove_file(state.inner.data.file(firmware::STAGED_MANIFEST));
     state.inner.sessions.clear();
-    warn!("factory reset from the website: configuration, settings and password reset");
+    warn!(
+        "factory reset from the website: configuration, settings, counters and staged firmware deleted, initial password restored"
+    );
     state.inner.restart.send_replace(true);
     let mut res = Json(json!({ "reset": true, "restarting": true })).into_response();
     res.headers_mut().insert(header::SET_COOKIE, clear_cookie());
@@ -451,7 +530,11 @@ async fn logs_zip(State(state): State<AppState>) -> Response {
             }
             res
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => keyed(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKey::Internal,
+            e.to_string(),
+        ),
     }
 }
 
@@ -473,7 +556,7 @@ async fn upload_firmware(State(state): State<AppState>, body: axum::body::Bytes)
                 firmware::FirmwareError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             };
-            error(status, e.to_string())
+            keyed(status, ErrorKey::of_firmware(&e), e.to_string())
         }
     }
 }

@@ -9,8 +9,14 @@
 //!   after [`Policy::idle`] without requests and after [`Policy::absolute`] in any case.
 //! * Each session has its own CSRF token; every state-changing request must echo it in the
 //!   `X-CSRF-Token` header (synchroniser token pattern).
-//! * Login attempts are limited per client address: the 6th wrong password within
-//!   [`Policy::failure_window`] locks the address out for [`Policy::lockout`].
+//! * Login attempts are limited per client address: every attempt is counted *before* its
+//!   password is verified ([`Sessions::admit`] reserves it), so at most
+//!   [`Policy::max_failures`] passwords per [`Policy::failure_window`] are ever checked for one
+//!   address, however many requests arrive at once; the next attempt locks the address out for
+//!   [`Policy::lockout`]. A successful login clears the address's count.
+//! * Argon2 verifications and hashes (19 MiB of memory each) run one at a time
+//!   ([`HashGate`]), so parallel logins from many addresses cannot exhaust the device's
+//!   memory.
 //! * New passwords must follow the rule of the device family: at least 10 characters, at most
 //!   2 identical characters in a row, and 3 of the 4 classes upper case, lower case, digit,
 //!   special character.
@@ -49,8 +55,32 @@ pub enum AuthError {
     #[error("password hashing failed: {0}")]
     Hash(String),
     /// The new password breaks the strength rule.
-    #[error("{0}")]
-    Weak(&'static str),
+    #[error("{}", .0.message())]
+    Weak(WeakRule),
+}
+
+/// The part of the strength rule a password breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeakRule {
+    /// Fewer than 10 characters.
+    Length,
+    /// 3 identical characters in a row.
+    Repeat,
+    /// Fewer than 3 of the 4 character classes.
+    Classes,
+}
+
+impl WeakRule {
+    /// The English text.
+    pub const fn message(self) -> &'static str {
+        match self {
+            Self::Length => "at least 10 characters are required",
+            Self::Repeat => "at most 2 identical characters may follow each other",
+            Self::Classes => {
+                "use 3 of: upper-case letter, lower-case letter, digit, special character"
+            }
+        }
+    }
 }
 
 /// Timing rules for sessions and logins.
@@ -60,9 +90,10 @@ pub struct Policy {
     pub idle: Duration,
     /// A session ends this long after login, whatever happens.
     pub absolute: Duration,
-    /// Wrong passwords are counted over this window.
+    /// Login attempts are counted over this window.
     pub failure_window: Duration,
-    /// Wrong passwords allowed within the window; the next attempt is locked out.
+    /// Attempts (not yet cleared by a successful login) allowed within the window; the next
+    /// attempt is locked out.
     pub max_failures: usize,
     /// How long a locked-out address must wait.
     pub lockout: Duration,
@@ -91,16 +122,14 @@ struct HashFile {
 /// Checks the strength rule; `Err` names the first rule broken.
 pub fn check_strength(password: &str) -> Result<(), AuthError> {
     if password.chars().count() < 10 {
-        return Err(AuthError::Weak("at least 10 characters are required"));
+        return Err(AuthError::Weak(WeakRule::Length));
     }
     let chars: Vec<char> = password.chars().collect();
     if chars
         .windows(3)
         .any(|w| matches!(w, [a, b, c] if a == b && b == c))
     {
-        return Err(AuthError::Weak(
-            "at most 2 identical characters may follow each other",
-        ));
+        return Err(AuthError::Weak(WeakRule::Repeat));
     }
     let classes = [
         chars.iter().any(char::is_ascii_uppercase),
@@ -109,9 +138,7 @@ pub fn check_strength(password: &str) -> Result<(), AuthError> {
         chars.iter().any(|c| !c.is_ascii_alphanumeric()),
     ];
     if classes.iter().filter(|c| **c).count() < 3 {
-        return Err(AuthError::Weak(
-            "use 3 of: upper-case letter, lower-case letter, digit, special character",
-        ));
+        return Err(AuthError::Weak(WeakRule::Classes));
     }
     Ok(())
 }
@@ -276,8 +303,91 @@ pub struct Sessions {
 
 #[derive(Debug, Default)]
 struct Failures {
+    /// Attempts within the window (each counted when it was admitted).
     recent: VecDeque<Instant>,
     locked_until: Option<Instant>,
+}
+
+impl Failures {
+    fn prune(&mut self, now: Instant, policy: &Policy) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > policy.failure_window)
+        {
+            self.recent.pop_front();
+        }
+    }
+
+    fn expired(&self, now: Instant, policy: &Policy) -> bool {
+        self.locked_until.is_none_or(|u| u <= now)
+            && self
+                .recent
+                .back()
+                .is_none_or(|t| now.duration_since(*t) > policy.failure_window)
+    }
+}
+
+/// Lets Argon2 run for one request at a time: each verification or hash takes 19 MiB and a
+/// core for a while, and the device has little of either.
+#[derive(Debug)]
+pub struct HashGate {
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    running: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    peak: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Argon2 computations allowed at the same time.
+pub const PARALLEL_HASHES: usize = 1;
+
+/// How long a request waits for its turn at the [`HashGate`] before it is answered "busy".
+pub const HASH_WAIT: Duration = Duration::from_secs(20);
+
+/// The gate was busy for longer than [`HASH_WAIT`] (or the computation failed to run).
+#[derive(Debug, thiserror::Error)]
+#[error("the device is busy checking other passwords; try again")]
+pub struct Busy;
+
+impl Default for HashGate {
+    fn default() -> Self {
+        Self {
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(PARALLEL_HASHES)),
+            running: std::sync::Arc::default(),
+            peak: std::sync::Arc::default(),
+        }
+    }
+}
+
+impl HashGate {
+    /// Runs `work` (Argon2) on the blocking pool once it is its turn. The permit moves into
+    /// the blocking task, so a client that hangs up does not free it before the work ends.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Busy> {
+        use std::sync::atomic::Ordering;
+        let permit = tokio::time::timeout(HASH_WAIT, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| Busy)?
+            .map_err(|_| Busy)?;
+        let running = self.running.clone();
+        let peak = self.peak.clone();
+        tokio::task::spawn_blocking(move || {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            let out = work();
+            running.fetch_sub(1, Ordering::SeqCst);
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(|_| Busy)
+    }
+
+    /// The most Argon2 computations that ran at the same time so far (diagnostics, tests).
+    pub fn peak(&self) -> usize {
+        self.peak.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// A random 256-bit token, hex.
@@ -310,32 +420,41 @@ impl Sessions {
         }
     }
 
-    /// Whether `client` may try a password now.
+    /// Whether `client` may try a password now. An allowed attempt is counted at once (before
+    /// the password is verified), so concurrent requests cannot slip past the limit: the
+    /// attempt after [`Policy::max_failures`] counted ones within the window is refused and
+    /// locks the address out for [`Policy::lockout`].
     pub fn admit(&self, client: Option<IpAddr>, now: Instant) -> Admission {
         let Ok(mut all) = self.failures.lock() else {
             return Admission::Locked(self.policy.lockout);
         };
+        // Forget addresses whose record has run out (bounded memory).
+        all.retain(|_, f| !f.expired(now, &self.policy));
         let f = all.entry(client).or_default();
-        match f.locked_until {
-            Some(until) if until > now => Admission::Locked(until - now),
-            _ => Admission::Allowed,
+        if let Some(until) = f.locked_until {
+            if until > now {
+                return Admission::Locked(until - now);
+            }
+            f.locked_until = None;
         }
+        f.prune(now, &self.policy);
+        if f.recent.len() >= self.policy.max_failures {
+            f.recent.clear();
+            f.locked_until = Some(now + self.policy.lockout);
+            return Admission::Locked(self.policy.lockout);
+        }
+        f.recent.push_back(now);
+        Admission::Allowed
     }
 
-    /// Records a wrong password; returns the lockout if this one triggered it.
+    /// Records a wrong password (the attempt itself was counted by [`Self::admit`]): once the
+    /// window holds [`Policy::max_failures`] attempts the address is locked out from now on.
     pub fn failed(&self, client: Option<IpAddr>, now: Instant) {
         let Ok(mut all) = self.failures.lock() else {
             return;
         };
         let f = all.entry(client).or_default();
-        while f
-            .recent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > self.policy.failure_window)
-        {
-            f.recent.pop_front();
-        }
-        f.recent.push_back(now);
+        f.prune(now, &self.policy);
         if f.recent.len() >= self.policy.max_failures {
             f.locked_until = Some(now + self.policy.lockout);
             f.recent.clear();
@@ -468,6 +587,63 @@ mod tests {
             );
             s.failed(other, t0 + Duration::from_secs(20 * i));
         }
+    }
+
+    #[test]
+    fn attempts_are_counted_before_they_are_verified() {
+        let s = Sessions::new(Policy::default());
+        let t0 = Instant::now();
+        let ip = Some(IpAddr::from([192, 168, 1, 20]));
+        // Five attempts in flight at once (none has finished): the sixth is refused already.
+        for i in 0..5 {
+            assert_eq!(s.admit(ip, t0), Admission::Allowed, "attempt {}", i + 1);
+        }
+        assert_eq!(
+            s.admit(ip, t0),
+            Admission::Locked(Policy::default().lockout)
+        );
+        assert!(matches!(
+            s.admit(ip, t0 + Duration::from_secs(299)),
+            Admission::Locked(_)
+        ));
+        // After the lockout a fresh window starts.
+        assert_eq!(
+            s.admit(ip, t0 + Duration::from_secs(301)),
+            Admission::Allowed
+        );
+        // A successful login clears the count.
+        let other = Some(IpAddr::from([192, 168, 1, 21]));
+        for _ in 0..4 {
+            assert_eq!(s.admit(other, t0), Admission::Allowed);
+        }
+        s.succeeded(other);
+        for _ in 0..5 {
+            assert_eq!(s.admit(other, t0), Admission::Allowed);
+        }
+        assert!(matches!(s.admit(other, t0), Admission::Locked(_)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_hash_gate_runs_one_computation_at_a_time() {
+        let gate = std::sync::Arc::new(HashGate::default());
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..8u64 {
+            let gate = gate.clone();
+            tasks.spawn(async move {
+                gate.run(move || {
+                    std::thread::sleep(Duration::from_millis(20));
+                    i
+                })
+                .await
+            });
+        }
+        let mut done = 0;
+        while let Some(r) = tasks.join_next().await {
+            assert!(r.unwrap().is_ok());
+            done += 1;
+        }
+        assert_eq!(done, 8);
+        assert_eq!(gate.peak(), PARALLEL_HASHES);
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //!   cross-site `Origin` is refused. The login is rate-limited with a lockout.
 //!
 //! [`spawn`] starts the server next to the shell; [`router`] builds the same service for
-//! tests (`tower::ServiceExt::oneshot`).
+//! tests (`tower::ServiceExt::oneshot`). Every route is added through [`Routes`], which
+//! records it, so [`route_table`] lists exactly the routes [`router`] serves (the tests check
+//! each of them for access control and CSRF).
 
 pub mod api;
 pub mod auth;
@@ -31,6 +33,7 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::MethodRouter;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -109,11 +112,14 @@ struct Inner {
     snapshot: watch::Receiver<Snapshot>,
     passwords: auth::PasswordStore,
     sessions: auth::Sessions,
+    hashes: auth::HashGate,
     logs: Arc<logs::LogControl>,
     settings: settings::SettingsStore,
     history: status::History,
     started: Instant,
     restart: watch::Sender<bool>,
+    /// A factory reset was done: the gateway erases its state again once it has stopped.
+    factory_reset: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
@@ -138,15 +144,32 @@ impl AppState {
                     snapshot: ctx.snapshot,
                     passwords,
                     sessions: auth::Sessions::new(ctx.policy),
+                    hashes: auth::HashGate::default(),
                     logs,
                     settings,
                     history,
                     started: Instant::now(),
                     restart,
+                    factory_reset: std::sync::atomic::AtomicBool::new(false),
                 }),
             },
             fresh,
         ))
+    }
+
+    /// The most Argon2 computations (logins, password changes) that ran at the same time so
+    /// far; at most [`auth::PARALLEL_HASHES`].
+    pub fn hashes_peak(&self) -> usize {
+        self.inner.hashes.peak()
+    }
+
+    /// Whether a factory reset was done on the website (the restart that follows it must
+    /// call [`erase_state`] again after the shell has stopped: the shell may have stored its
+    /// counters in between).
+    pub fn factory_reset_requested(&self) -> bool {
+        self.inner
+            .factory_reset
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Resolves when a restart was requested on the website.
@@ -201,6 +224,133 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
         .into_response()
 }
 
+/// A stable name for an error the pages show: the API sends it as `key` next to the English
+/// `error` text, and `i18n.js` holds the German text as `err.<key>` (English comes from the
+/// server; one source per language).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKey {
+    /// Login: wrong password.
+    WrongPassword,
+    /// Too many wrong passwords.
+    Locked,
+    /// The password check is busy.
+    Busy,
+    /// The device failed to store or build something.
+    Internal,
+    /// Not an IPv4 DNS address.
+    DnsInvalid,
+    /// NTP settings refused.
+    NtpInvalid,
+    /// The gateway's core is not running.
+    CoreDown,
+    /// New password: too short.
+    WeakLength,
+    /// New password: 3 identical characters in a row.
+    WeakRepeat,
+    /// New password: too few character classes.
+    WeakClasses,
+    /// Password change: the current password is wrong.
+    WrongCurrent,
+    /// Not a firmware file.
+    NotFirmware,
+    /// Invalid firmware manifest.
+    FirmwareManifest,
+    /// Firmware for another product.
+    FirmwareProduct,
+    /// Firmware not newer than the installed one.
+    FirmwareNotNewer,
+    /// Firmware image damaged.
+    FirmwareDamaged,
+    /// Missing or wrong CSRF token.
+    Csrf,
+    /// Request from another origin.
+    CrossOrigin,
+    /// No session.
+    LoginRequired,
+}
+
+impl ErrorKey {
+    /// Every key.
+    pub const ALL: [Self; 19] = [
+        Self::WrongPassword,
+        Self::Locked,
+        Self::Busy,
+        Self::Internal,
+        Self::DnsInvalid,
+        Self::NtpInvalid,
+        Self::CoreDown,
+        Self::WeakLength,
+        Self::WeakRepeat,
+        Self::WeakClasses,
+        Self::WrongCurrent,
+        Self::NotFirmware,
+        Self::FirmwareManifest,
+        Self::FirmwareProduct,
+        Self::FirmwareNotNewer,
+        Self::FirmwareDamaged,
+        Self::Csrf,
+        Self::CrossOrigin,
+        Self::LoginRequired,
+    ];
+
+    /// The key as sent (`snake_case`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::WrongPassword => "wrong_password",
+            Self::Locked => "locked",
+            Self::Busy => "busy",
+            Self::Internal => "internal",
+            Self::DnsInvalid => "dns_invalid",
+            Self::NtpInvalid => "ntp_invalid",
+            Self::CoreDown => "core_down",
+            Self::WeakLength => "weak_length",
+            Self::WeakRepeat => "weak_repeat",
+            Self::WeakClasses => "weak_classes",
+            Self::WrongCurrent => "wrong_current",
+            Self::NotFirmware => "not_firmware",
+            Self::FirmwareManifest => "firmware_manifest",
+            Self::FirmwareProduct => "firmware_product",
+            Self::FirmwareNotNewer => "firmware_not_newer",
+            Self::FirmwareDamaged => "firmware_damaged",
+            Self::Csrf => "csrf",
+            Self::CrossOrigin => "cross_origin",
+            Self::LoginRequired => "login_required",
+        }
+    }
+
+    /// The key of a password-store error.
+    pub fn of_auth(e: &auth::AuthError) -> Self {
+        match e {
+            auth::AuthError::Weak(auth::WeakRule::Length) => Self::WeakLength,
+            auth::AuthError::Weak(auth::WeakRule::Repeat) => Self::WeakRepeat,
+            auth::AuthError::Weak(auth::WeakRule::Classes) => Self::WeakClasses,
+            _ => Self::Internal,
+        }
+    }
+
+    /// The key of a firmware error.
+    pub fn of_firmware(e: &firmware::FirmwareError) -> Self {
+        use firmware::FirmwareError as F;
+        match e {
+            F::NotFirmware => Self::NotFirmware,
+            F::Manifest(_) => Self::FirmwareManifest,
+            F::WrongProduct(_) => Self::FirmwareProduct,
+            F::NotNewer { .. } => Self::FirmwareNotNewer,
+            F::Damaged(_) => Self::FirmwareDamaged,
+            F::Store(_) => Self::Internal,
+        }
+    }
+}
+
+/// [`error`] with the [`ErrorKey`] the page translates: `{"error": "...", "key": "..."}`.
+pub fn keyed(status: StatusCode, key: ErrorKey, message: impl Into<String>) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({ "error": message.into(), "key": key.as_str() })),
+    )
+        .into_response()
+}
+
 fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
@@ -216,7 +366,11 @@ async fn require_session(
         .and_then(|id| state.inner.sessions.get(&id, now).map(|s| (id, s)));
     let Some((id, session)) = session else {
         return if api {
-            error(StatusCode::UNAUTHORIZED, "login required")
+            keyed(
+                StatusCode::UNAUTHORIZED,
+                ErrorKey::LoginRequired,
+                "login required",
+            )
         } else {
             Redirect::to("/login").into_response()
         };
@@ -229,7 +383,11 @@ async fn require_session(
             .unwrap_or_default();
         if !auth::constant_time_eq(sent, &session.csrf) {
             warn!(path = %req.uri().path(), "request without a valid CSRF token refused");
-            return error(StatusCode::FORBIDDEN, "missing or wrong CSRF token");
+            return keyed(
+                StatusCode::FORBIDDEN,
+                ErrorKey::Csrf,
+                "missing or wrong CSRF token",
+            );
         }
     }
     req.extensions_mut().insert(SessionInfo {
@@ -252,7 +410,11 @@ async fn harden(req: Request, next: Next) -> Response {
                 origin == format!("http://{h}") || origin == format!("https://{h}")
             });
             if !same {
-                return error(StatusCode::FORBIDDEN, "cross-origin request refused");
+                return keyed(
+                    StatusCode::FORBIDDEN,
+                    ErrorKey::CrossOrigin,
+                    "cross-origin request refused",
+                );
             }
         }
     }
@@ -280,21 +442,97 @@ async fn harden(req: Request, next: Next) -> Response {
     res
 }
 
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anybody (the login page and API, the static assets).
+    Public,
+    /// Only with a session (and, for unsafe methods, its CSRF token).
+    Session,
+}
+
+/// One route of the website, as [`router`] serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteInfo {
+    /// HTTP method.
+    pub method: Method,
+    /// Path pattern as axum matches it (`/assets/{name}`).
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+}
+
+/// A router under construction together with the table of its routes: routes are added only
+/// through [`Routes::add`], so the table cannot miss one.
+#[derive(Debug)]
+pub struct Routes {
+    router: Router<AppState>,
+    table: Vec<RouteInfo>,
+    access: Access,
+}
+
+impl Routes {
+    /// No routes yet; every route added gets `access`.
+    pub(crate) fn new(access: Access) -> Self {
+        Self {
+            router: Router::new(),
+            table: Vec::new(),
+            access,
+        }
+    }
+
+    /// Adds `route` (which must answer `method`) at `path`.
+    pub(crate) fn add(
+        mut self,
+        method: Method,
+        path: &'static str,
+        route: MethodRouter<AppState>,
+    ) -> Self {
+        self.router = self.router.route(path, route);
+        self.table.push(RouteInfo {
+            method,
+            path,
+            access: self.access,
+        });
+        self
+    }
+
+    fn into_parts(self) -> (Router<AppState>, Vec<RouteInfo>) {
+        (self.router, self.table)
+    }
+}
+
+/// The routers of the website: (protected pages, protected API, public pages, public API).
+fn parts() -> [Routes; 4] {
+    [
+        pages::protected(),
+        api::protected(),
+        pages::public(),
+        api::public(),
+    ]
+}
+
+/// Every route [`router`] serves.
+pub fn route_table() -> Vec<RouteInfo> {
+    parts().into_iter().flat_map(|r| r.into_parts().1).collect()
+}
+
 /// The website's service.
 pub fn router(state: AppState) -> Router {
-    let pages = pages::protected().route_layer(middleware::from_fn_with_state(
+    let [pages, api, public_pages, public_api] = parts().map(|r| r.into_parts().0);
+    let pages = pages.route_layer(middleware::from_fn_with_state(
         (state.clone(), false),
         require_session,
     ));
-    let api = api::protected().route_layer(middleware::from_fn_with_state(
+    let api = api.route_layer(middleware::from_fn_with_state(
         (state.clone(), true),
         require_session,
     ));
     Router::new()
         .merge(pages)
         .merge(api)
-        .merge(pages::public())
-        .merge(api::public())
+        .merge(public_pages)
+        .merge(public_api)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })
         .layer(middleware::from_fn(harden))
         .with_state(state)
@@ -305,6 +543,7 @@ pub fn router(state: AppState) -> Router {
 pub struct WebHandle {
     /// The address it listens on.
     pub local_addr: SocketAddr,
+    state: AppState,
     restart: watch::Receiver<bool>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -316,6 +555,11 @@ impl WebHandle {
         if self.restart.wait_for(|r| *r).await.is_err() {
             std::future::pending::<()>().await;
         }
+    }
+
+    /// Whether the restart is one after a factory reset ([`AppState::factory_reset_requested`]).
+    pub fn factory_reset_requested(&self) -> bool {
+        self.state.factory_reset_requested()
     }
 
     /// Stops the server.
@@ -343,7 +587,7 @@ pub async fn spawn(addr: SocketAddr, ctx: Context) -> Result<WebHandle, WebError
     info!(%local_addr, "device website on http://{local_addr}/");
     let restart = state.restart_requested();
     let (stop, mut stop_rx) = watch::channel(false);
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
         let shutdown = async move {
             let _ = stop_rx.wait_for(|s| *s).await;
@@ -357,6 +601,7 @@ pub async fn spawn(addr: SocketAddr, ctx: Context) -> Result<WebHandle, WebError
     });
     Ok(WebHandle {
         local_addr,
+        state,
         restart,
         stop,
         task,
@@ -369,6 +614,50 @@ pub async fn restart_wanted(web: &mut Option<WebHandle>) {
         Some(w) => w.restart_requested().await,
         None => std::future::pending().await,
     }
+}
+
+/// Files in the data directory that a factory reset deletes: everything the device learned
+/// after delivery (spec 8.3.5: the device is then unconfigured, as delivered). Only the
+/// password file stays — it holds the initial password, which the reset makes current again.
+/// Anything else in the directory is not the gateway's and is left alone.
+pub fn factory_reset_files() -> [&'static str; 5] {
+    [
+        crate::store::CONFIG_FILE,
+        settings::SETTINGS_FILE,
+        crate::shell::PERSISTED_FILE,
+        firmware::STAGED_IMAGE,
+        firmware::STAGED_MANIFEST,
+    ]
+}
+
+/// Deletes [`factory_reset_files`] and what an interrupted atomic write of them left behind.
+pub fn erase_state(data: &DataDir) -> Result<(), crate::store::StoreError> {
+    let names = factory_reset_files();
+    let remove = |path: std::path::PathBuf| match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(crate::store::StoreError::Io {
+            path: path.display().to_string(),
+            source: e,
+        }),
+        _ => Ok(()),
+    };
+    for name in names {
+        remove(data.file(name))?;
+    }
+    let leftovers = std::fs::read_dir(data.path()).map_err(|e| crate::store::StoreError::Io {
+        path: data.path().display().to_string(),
+        source: e,
+    })?;
+    for entry in leftovers.flatten() {
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        if names
+            .iter()
+            .any(|n| file.starts_with(&format!(".{n}.tmp-")))
+        {
+            remove(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// The demo's initial website password (README "Website").

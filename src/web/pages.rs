@@ -1,13 +1,12 @@
 //! The HTML pages and static assets, compiled into the binary (no CDN: the device has no
 //! internet). The pages are shells; `app.js` fills them from the JSON API.
 
-use axum::Router;
 use axum::extract::Path;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
-use super::{AppState, error};
+use super::{Access, Routes, error};
 
 const APP_HTML: &str = include_str!("assets/app.html");
 const LOGIN_HTML: &str = include_str!("assets/login.html");
@@ -66,16 +65,53 @@ async fn asset(Path(name): Path<String>) -> Response {
 }
 
 /// Pages without a session: the login page and the assets.
-pub fn public() -> Router<AppState> {
-    Router::new()
-        .route("/login", get(|| async { page(LOGIN_HTML, "login") }))
-        .route("/assets/{name}", get(asset))
+pub fn public() -> Routes {
+    Routes::new(Access::Public)
+        .add(
+            Method::GET,
+            "/login",
+            get(|| async { page(LOGIN_HTML, "login") }),
+        )
+        .add(Method::GET, "/assets/{name}", get(asset))
 }
 
 /// Pages that need a session.
-pub fn protected() -> Router<AppState> {
-    Router::new()
-        .route("/", get(|| async { page(APP_HTML, "status") }))
-        .route("/settings", get(|| async { page(APP_HTML, "settings") }))
-        .route("/licences", get(|| async { page(APP_HTML, "licences") }))
+pub fn protected() -> Routes {
+    Routes::new(Access::Session)
+        .add(Method::GET, "/", get(|| async { page(APP_HTML, "status") }))
+        .add(
+            Method::GET,
+            "/settings",
+            get(|| async { page(APP_HTML, "settings") }),
+        )
+        .add(
+            Method::GET,
+            "/licences",
+            get(|| async { page(APP_HTML, "licences") }),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ErrorKey;
+    use crate::faults::FaultCode;
+
+    /// The German page translates fault descriptions by fault code and server errors by key:
+    /// a code or key without a German text would reach it in English.
+    #[test]
+    fn german_texts_exist_for_every_fault_code_and_error_key() {
+        let i18n = include_str!("assets/i18n.js");
+        let de = i18n.find("  de: {").map(|at| &i18n[at..]).unwrap();
+        for code in FaultCode::ALL {
+            let key = format!("'fault.desc.{}': '", code.text());
+            assert!(de.contains(&key), "no German description for {code}");
+        }
+        for key in ErrorKey::ALL {
+            let entry = format!("'err.{}': '", key.as_str());
+            assert!(de.contains(&entry), "no German text for error {key:?}");
+        }
+        // English comes from the server: no English copies to drift apart.
+        let en = &i18n[..i18n.find("  de: {").unwrap()];
+        assert!(!en.contains("'fault.desc.") && !en.contains("'err."));
+    }
 }

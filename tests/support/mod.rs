@@ -212,3 +212,22 @@ impl LinePeer {
         self.child.0.try_wait().ok().flatten().is_none()
     }
 }
+
+/// `tests/web/artefacts/` (created if needed) without the files an earlier run of this test
+/// left there — stale `failure-*.png` screenshots would otherwise pass for new ones. `owns`
+/// picks this test's files by name: the browser test and the demo test share the directory
+/// and may run at the same time, so each clears only its own.
+pub(crate) fn fresh_artefacts(owns: impl Fn(&str) -> bool) -> PathBuf {
+    let dir = PathBuf::from("tests/web/artefacts");
+    std::fs::create_dir_all(&dir).expect("creating tests/web/artefacts");
+    for entry in std::fs::read_dir(&dir)
+        .expect("listing tests/web/artefacts")
+        .flatten()
+    {
+        let name = entry.file_name();
+        if entry.file_type().is_ok_and(|t| t.is_file()) && owns(&name.to_string_lossy()) {
+            std::fs::remove_file(entry.path()).expect("removing an old artefact");
+        }
+    }
+    dir
+}

@@ -114,6 +114,10 @@ await step('German and English switch', async () => {
   await page.waitForFunction(() => document.getElementById('nav-settings').textContent === 'Einstellungen');
   assert.equal(await page.getAttribute('html', 'lang'), 'de');
   assert.match(await page.textContent('#dlm h2'), /Lastmanagement/);
+  // Fault descriptions come in German by fault code; the server's English is the fallback.
+  assert.equal(await page.evaluate(() => faultDescription({ code: 'NotReachable', description: 'en' })),
+    'Der Ladepunkt ist nicht erreichbar.');
+  assert.equal(await page.evaluate(() => faultDescription({ code: 'Unknown', description: 'en' })), 'en');
   await page.screenshot({ path: path.join(ARTEFACTS, 'status-de.png'), fullPage: true });
   await page.click('#lang');
   await page.waitForFunction(() => document.getElementById('nav-settings').textContent === 'Settings');
@@ -157,6 +161,19 @@ await step('a firmware file older than the installed version is refused', async 
   assert.match(await page.textContent('#fw-msg'), /not newer than the installed version/);
   assert.equal(await page.textContent('#fw-staged'), '–');
   await page.screenshot({ path: path.join(ARTEFACTS, 'settings.png'), fullPage: true });
+});
+
+await step('the German page shows the refusal of the server in German', async () => {
+  await page.click('#lang');
+  await page.waitForFunction(() => document.getElementById('nav-settings').textContent === 'Einstellungen');
+  await page.waitForSelector('#fw-upload');
+  await page.setInputFiles('#fw-file', OLD_FIRMWARE);
+  await page.click('#fw-upload');
+  await page.waitForSelector('#fw-msg.error');
+  assert.equal(await page.textContent('#fw-msg'), 'Die Firmware ist nicht neuer als die installierte Version.');
+  await page.click('#lang');
+  await page.waitForFunction(() => document.getElementById('nav-settings').textContent === 'Settings');
+  await page.waitForSelector('#fw-upload');
 });
 
 await step('DNS and NTP settings are saved', async () => {

@@ -15,7 +15,7 @@ async function api(method, path, body, raw) {
   if (res.status === 401) { location.href = '/login'; throw new Error('login required'); }
   let json = null;
   try { json = await res.json(); } catch (_) { /* not JSON */ }
-  if (!res.ok) throw new Error((json && json.error) || res.statusText);
+  if (!res.ok) throw new Error(errorText(json, res.statusText));
   return json;
 }
 
@@ -110,7 +110,7 @@ function renderStatus(view) {
   const list = document.getElementById('fault-list');
   list.replaceChildren(...f.list.map((x) => el('li', {},
     el('strong', { text: x.code }), ` (${x.severity})${x.charging_point ? ` CP${x.charging_point}` : ''}: `,
-    el('span', { text: x.description }), el('div', { class: 'muted', text: x.message }))));
+    el('span', { text: faultDescription(x) }), el('div', { class: 'muted', text: x.message }))));
   const dlm = view.dlm;
   set('dlm-mode', dlm.enabled ? t(`dlm.${dlm.mode}`) : t('dlm.off'));
   set('dlm-fuse', num(dlm.fuse, 'A', 0));
@@ -139,7 +139,7 @@ function renderStatus(view) {
     const sess = [cp.session_start, cp.session_end].filter(Boolean).join(' – ');
     set(`cp-${n}-session`, (sess || '–') + (cp.session_duration_s != null ? ` (${duration(cp.session_duration_s)})` : ''));
     set(`cp-${n}-limited`, t(`lim.${cp.limited_by || 'none'}`), cp.limited_by ? 'badge warn' : 'badge');
-    const fault = cp.fault ? `${cp.fault.code} (${cp.fault.severity}): ${cp.fault.description}` : (cp.last_fault || '–');
+    const fault = cp.fault ? `${cp.fault.code} (${cp.fault.severity}): ${faultDescription(cp.fault)}` : (cp.last_fault || '–');
     set(`cp-${n}-fault`, fault + (cp.fault_info.length ? ` [${cp.fault_info.join(' ')}]` : ''), cp.fault_present ? 'badge bad' : '');
   }
   if (c) addSample({ t: Date.now(), load: c.meter, budget: c.budget });

@@ -72,12 +72,55 @@ const I18N = {
     'set.upload': 'Firmware hochladen', 'set.upload_ok': 'Firmware geprüft und bereitgestellt:',
     'lic.title': 'Open-Source-Lizenzen', 'lic.intro': 'Diese Firmware ist aus diesen Open-Source-Paketen gebaut.',
     'lic.name': 'Paket', 'lic.version': 'Version', 'lic.license': 'Lizenz', 'lic.repo': 'Quelle',
+    // Fault descriptions by fault code (the API's `code`; English comes with the API's `description`).
+    'fault.desc.ContactSupport': 'Ein schwerer Fehler liegt vor. Logdateien erzeugen und den Support kontaktieren.',
+    'fault.desc.Conf NoCharger': 'Kein Ladepunkt ist vollständig konfiguriert (Hersteller, Modell und Adresse).',
+    'fault.desc.Conf Charger': 'Ein Ladepunkt ist nicht richtig konfiguriert.',
+    'fault.desc.Conf EMeter': 'Der Energiezähler eines Ladepunkts ist nicht richtig konfiguriert.',
+    'fault.desc.DLMAssociation': 'Nicht alle für das Lastmanagement nötigen Gruppenobjekte sind verbunden.',
+    'fault.desc.SmartMeterTOut': 'Der Smart Meter hat im Intervall keine Werte gesendet; Lastmanagement-Notbetrieb (Mindeststrom).',
+    'fault.desc.OverCurrent': 'Die Mindestströme der aktiven Ladepunkte übersteigen den verfügbaren Strom; das Laden wird unterbrochen.',
+    'fault.desc.DLM InvCurrent': 'Ein Ladepunkt liefert ungültige Stromwerte; das Lastmanagement kann ihn nicht berücksichtigen.',
+    'fault.desc.NotReachable': 'Der Ladepunkt ist nicht erreichbar.',
+    'fault.desc.WrongCharger': 'Der angeschlossene Ladepunkt ist nicht das konfigurierte Modell.',
+    'fault.desc.Comm': 'Der Ladepunkt gibt fehlerhafte Antworten.',
+    'fault.desc.ChargerError': 'Der Ladepunkt meldet einen internen Fehler (siehe Fehlerinfo 1–4).',
+    'fault.desc.OpNotPossible': 'Der Zustand des Ladepunkts verhindert die Aktion.',
+    'fault.desc.ValOutOfRange': 'Der Sollwert liegt außerhalb des zulässigen Bereichs.',
+    'fault.desc.EMeterNotReach': 'Der Energiezähler am Ladepunkt ist nicht erreichbar.',
+    'fault.desc.EMeter Comm': 'Der Energiezähler am Ladepunkt gibt fehlerhafte Antworten.',
+    'fault.desc.EMeter Error': 'Der Energiezähler am Ladepunkt meldet einen internen Fehler.',
+    // Server errors by the API's `key` (English comes with the API's `error`).
+    'err.wrong_password': 'Falsches Passwort.',
+    'err.locked': 'Zu viele falsche Passwörter. Bitte später erneut versuchen.',
+    'err.busy': 'Das Gerät prüft gerade andere Passwörter. Bitte erneut versuchen.',
+    'err.internal': 'Das Gerät konnte die Aktion nicht ausführen (Speicherfehler). Logdateien prüfen.',
+    'err.dns_invalid': 'Die DNS-Adresse muss eine IPv4-Adresse a.b.c.d sein.',
+    'err.ntp_invalid': 'Die NTP-Einstellungen sind ungültig (höchstens 3 Server, gültige Namen oder Adressen).',
+    'err.core_down': 'Die Gateway-Steuerung läuft nicht.',
+    'err.weak_length': 'Mindestens 10 Zeichen sind nötig.',
+    'err.weak_repeat': 'Höchstens 2 gleiche Zeichen dürfen aufeinander folgen.',
+    'err.weak_classes': '3 von: Großbuchstabe, Kleinbuchstabe, Ziffer, Sonderzeichen verwenden.',
+    'err.wrong_current': 'Das aktuelle Passwort ist falsch.',
+    'err.not_firmware': 'Keine knx-echarge-Firmwaredatei.',
+    'err.firmware_manifest': 'Das Manifest der Firmwaredatei ist ungültig.',
+    'err.firmware_product': 'Die Firmware ist für ein anderes Produkt.',
+    'err.firmware_not_newer': 'Die Firmware ist nicht neuer als die installierte Version.',
+    'err.firmware_damaged': 'Die Firmwaredatei ist beschädigt (Größe oder SHA-256 stimmen nicht).',
+    'err.csrf': 'Die Sitzung ist ungültig. Bitte die Seite neu laden.',
+    'err.cross_origin': 'Anfrage von einer fremden Seite abgelehnt.',
+    'err.login_required': 'Anmeldung erforderlich.',
   },
 };
 const STATE_DE = ['Unzulässig', 'Startet', 'Fehler', 'Nicht verfügbar', 'Abgebrochen', 'Verfügbar', 'Verbunden',
   'Manueller Start erforderlich', 'Laden', 'Laden mit reduziertem Strom', 'Laden mit Belüftung', 'Unterbrechung'];
 
 function lang() { return localStorage.getItem('lang') === 'de' ? 'de' : 'en'; }
+// A text the server sends in English, in the page's language: `key` looked up in the current
+// language only (I18N.de holds the German texts), else the server's English `fallback`.
+function fromServer(key, fallback) { return (key && I18N[lang()][key]) || fallback; }
+function faultDescription(f) { return fromServer(`fault.desc.${f.code}`, f.description); }
+function errorText(json, fallback) { return fromServer(json && json.key && `err.${json.key}`, (json && json.error) || fallback); }
 function t(key) { return (I18N[lang()] || I18N.en)[key] || I18N.en[key] || key; }
 function applyI18n(root) {
   document.documentElement.lang = lang();

@@ -13,6 +13,8 @@ document.addEventListener('DOMContentLoaded', () => {
       body: JSON.stringify({ password }), credentials: 'same-origin',
     });
     if (res.ok) { location.href = '/'; return; }
-    err.textContent = res.status === 429 ? t('login.locked') : t('login.wrong');
+    let json = null;
+    try { json = await res.json(); } catch (_) { /* not JSON */ }
+    err.textContent = res.status === 429 ? t('login.locked') : res.status === 401 ? t('login.wrong') : errorText(json, res.statusText);
   });
 });
