@@ -38,7 +38,7 @@ fn start_gateway(port: u16, data: &Path, log: &Path) -> KillOnDrop {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let stderr = std::fs::File::create(log).unwrap();
     let gateway = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_knx-echarge"))
+        Command::new(support::gateway_bin())
             .args([
                 "run",
                 "--config",
@@ -118,7 +118,7 @@ fn xknx_drives_the_running_gateway() {
     let port = free_udp().port();
     let data = tempfile::tempdir().unwrap();
     let _gateway = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_knx-echarge"))
+        Command::new(support::gateway_bin())
             .args([
                 "run",
                 "--config",
@@ -416,7 +416,7 @@ fn demo_answers_reads_of_r_objects_of_every_dpt_as_xknx_decodes_them() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("demo.log");
     let _demo = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_knx-echarge"))
+        Command::new(support::gateway_bin())
             .args([
                 "demo",
                 "--knx-server",

@@ -231,3 +231,15 @@ pub(crate) fn fresh_artefacts(owns: impl Fn(&str) -> bool) -> PathBuf {
     }
     dir
 }
+
+/// The gateway binary under test: `$KNX_ECHARGE_BIN` when set, else the one cargo built for
+/// this test run. Worktrees of this repository sharing one target directory get the same
+/// artifact names (cargo hashes path packages relative to the workspace root), so
+/// `target/debug/knx-echarge` is whichever worktree linked last: copy it right after the
+/// build and point `KNX_ECHARGE_BIN` at the copy.
+pub(crate) fn gateway_bin() -> PathBuf {
+    std::env::var_os("KNX_ECHARGE_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_knx-echarge")),
+        PathBuf::from,
+    )
+}
