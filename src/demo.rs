@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::chargers::registry::Interface;
-use crate::config::{Config, PhaseRotation};
+use crate::config::{Config, OvercurrentStrategy, PhaseRotation};
 use crate::knx::dpt::{self, Dpt, DptValue};
 use crate::knx::link::LinkEvent;
 use crate::knx::wire::apdu::{Apdu, Tpdu};
@@ -95,11 +95,21 @@ const POINTS: [(u8, SimModel); 5] = [
     (5, SimModel::HeidelbergEc),
 ];
 
+/// The demo's house connection: the example's 35 A fuse carries the five minimums on L2
+/// (two 1-phase cars there plus three 3-phase ones: 30 A) only while the house draws at most
+/// 2 A on L2, so the spec's OverCurrent interrupted every vehicle whenever the simulated
+/// washing machine ran. The demo shows load management at work instead.
+pub const DEMO_FUSE: Current = Current::from_amps(40);
+
 /// The demo configuration: `base` (the embedded example) with each charging point's address
-/// replaced by `addresses` (charging point n at index n−1), loopback only, 1 s polling. Group
+/// replaced by `addresses` (charging point n at index n−1), loopback only, 1 s polling, a
+/// [`DEMO_FUSE`] and KEBA-style queueing when the minimums do not fit (those that fit charge,
+/// the others wait and take turns) instead of the spec's default of interrupting all. Group
 /// addresses are kept.
 pub fn demo_config(mut base: Config, addresses: &[SimAddress]) -> Config {
     base.modbus.poll_interval = POLL_INTERVAL;
+    base.dlm.overcurrent_protection = DEMO_FUSE;
+    base.dlm.overcurrent_strategy = OvercurrentStrategy::Queue;
     for p in &mut base.charging_points {
         match addresses.get(p.id.index()) {
             Some(SimAddress::Tcp(addr)) => {
