@@ -140,47 +140,22 @@ pub(crate) fn join_discovery(server: &UdpSocket, local: SocketAddrV4) -> Option<
 }
 
 fn discovery_socket(interface: Ipv4Addr, group: SocketAddrV4) -> Result<UdpSocket, LinkError> {
-    let addr = SocketAddr::V4(group);
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(SockProtocol::UDP))
-        .map_err(socket_err("creating the discovery socket", addr))?;
-    socket
-        .set_reuse_address(true)
-        .map_err(socket_err("setting SO_REUSEADDR", addr))?;
-    #[cfg(all(unix, not(target_os = "linux")))]
-    socket
-        .set_reuse_port(true)
-        .map_err(socket_err("setting SO_REUSEPORT", addr))?;
-    let bind = if cfg!(target_os = "linux") {
-        addr
-    } else {
-        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, group.port()))
-    };
-    socket
-        .bind(&bind.into())
-        .map_err(socket_err("binding the discovery socket", bind))?;
-    socket
-        .join_multicast_v4(group.ip(), &interface)
-        .map_err(socket_err("joining the discovery group", addr))?;
-    // Only what arrives for our own membership (see `routing_socket`).
-    #[cfg(target_os = "linux")]
-    socket.set_multicast_all_v4(false).map_err(socket_err(
-        "limiting reception to the joined interface",
-        addr,
-    ))?;
-    into_tokio(socket.into(), addr)
+    let socket = group_member(interface, group, GroupSocket::Discovery)?;
+    into_tokio(socket.into(), SocketAddr::V4(group))
 }
 
-/// The routing socket: bound to the group's port with address reuse (other KNX software on
-/// the host may listen too), member of the group on `interface`, sending through
-/// `interface`, TTL 16, multicast loop off so that our own indications do not come back, and
-/// (Linux) receiving only what arrives on `interface`.
-pub(crate) fn routing_socket(
+/// A UDP socket bound to the group's port with address reuse (other KNX software on the host
+/// may listen too), member of the group on `interface`, and (Linux) receiving only what
+/// arrives for that membership.
+fn group_member(
     interface: Ipv4Addr,
     group: SocketAddrV4,
-) -> Result<UdpSocket, LinkError> {
+    kind: GroupSocket,
+) -> Result<Socket, LinkError> {
+    let [create, binding, joining] = kind.steps();
     let addr = SocketAddr::V4(group);
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(SockProtocol::UDP))
-        .map_err(socket_err("creating the routing socket", addr))?;
+        .map_err(socket_err(create, addr))?;
     socket
         .set_reuse_address(true)
         .map_err(socket_err("setting SO_REUSEADDR", addr))?;
@@ -201,10 +176,10 @@ pub(crate) fn routing_socket(
     };
     socket
         .bind(&bind.into())
-        .map_err(socket_err("binding the routing socket", bind))?;
+        .map_err(socket_err(binding, bind))?;
     socket
         .join_multicast_v4(group.ip(), &interface)
-        .map_err(socket_err("joining the routing multicast group", addr))?;
+        .map_err(socket_err(joining, addr))?;
     // Linux delivers a group's datagrams to every socket bound to the port once *any* socket
     // on the host joined the group on *any* interface. Without this, routing on one interface
     // would also hear KNX traffic of another KNX/IP network the host is attached to.
@@ -213,6 +188,41 @@ pub(crate) fn routing_socket(
         "limiting reception to the joined interface",
         addr,
     ))?;
+    Ok(socket)
+}
+
+/// What a [`group_member`] socket is for; names its steps in errors.
+#[derive(Clone, Copy)]
+enum GroupSocket {
+    Discovery,
+    Routing,
+}
+
+impl GroupSocket {
+    fn steps(self) -> [&'static str; 3] {
+        match self {
+            Self::Discovery => [
+                "creating the discovery socket",
+                "binding the discovery socket",
+                "joining the discovery group",
+            ],
+            Self::Routing => [
+                "creating the routing socket",
+                "binding the routing socket",
+                "joining the routing multicast group",
+            ],
+        }
+    }
+}
+
+/// The routing socket: a [`group_member`] that sends through `interface`, TTL 16, multicast
+/// loop off so that our own indications do not come back.
+pub(crate) fn routing_socket(
+    interface: Ipv4Addr,
+    group: SocketAddrV4,
+) -> Result<UdpSocket, LinkError> {
+    let addr = SocketAddr::V4(group);
+    let socket = group_member(interface, group, GroupSocket::Routing)?;
     socket
         .set_multicast_if_v4(&interface)
         .map_err(socket_err("choosing the multicast interface", addr))?;
