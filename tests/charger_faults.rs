@@ -26,21 +26,21 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use knx_echarge::chargers::registry::{self, Interface, meter_model};
+use knx_echarge::chargers::registry::{self, Interface};
 use knx_echarge::chargers::task::{self, AnyMeter, Fleet, TaskTiming};
 use knx_echarge::chargers::{Rs485Framing, driver_for};
-use knx_echarge::config::{
-    Config, ManualMeter, MeterDataType, Parity, RetrofitKind, RetrofitMeter, Rs485Config,
-};
+use knx_echarge::config::{Config, Parity, Rs485Config};
 use knx_echarge::meters::meter_for;
 use knx_echarge::meters::sim::{MeterSim, SimModel as MeterModel, SimValues};
 use knx_echarge::objects::Value;
 use knx_echarge::shell::{self, ShellHandle, Snapshot};
-use knx_echarge::sim::pty::PtyPair;
 use knx_echarge::sim::{self, Faults, SimHandle, SimModel, SimServer, Vehicle};
 use knx_echarge::units::{ChargePointId, Current, GoNumber};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+mod support;
+use support::{MeterAt, model_meter};
 
 /// Offsets in a charging point's block of 50 objects (object = 50·n + offset).
 const CONNECTED: u16 = 1;
@@ -364,17 +364,6 @@ async fn injected_fault(fault: fn(&mut Faults), code: &str, severity: u8) {
     gw.shutdown().await;
 }
 
-fn ptys() -> Option<PtyPair> {
-    match PtyPair::open() {
-        Ok(p) => Some(p),
-        Err(e) if std::env::var_os("KNX_ECHARGE_INTEROP").is_none() => {
-            eprintln!("skipping: socat not available ({e})");
-            None
-        }
-        Err(e) => panic!("socat is required: {e}"),
-    }
-}
-
 fn rs485_rtu() -> Rs485Config {
     Rs485Config {
         baud: 19200,
@@ -390,7 +379,7 @@ fn rs485_rtu() -> Rs485Config {
 /// served over Modbus RTU by the hand-written line server (which garbles and cuts frames as
 /// told) on the far end of a socat pty pair.
 async fn injected_fault_on_rs485(fault: fn(&mut Faults), code: &str, severity: u8) {
-    let Some(pty) = ptys() else { return };
+    let Some(pty) = support::ptys() else { return };
     let mut config = base_config();
     config.rs485 = rs485_rtu();
     let abb = SimHandle::new(SimModel::AbbTerraAc);
@@ -524,41 +513,6 @@ fn meter_values() -> SimValues {
     }
 }
 
-fn retrofit(
-    model: &str,
-    interface: Interface,
-    addr: Option<SocketAddr>,
-    rs485: u8,
-) -> RetrofitMeter {
-    let (ip, port) = match addr {
-        Some(SocketAddr::V4(v4)) => (*v4.ip(), v4.port()),
-        _ => (Ipv4Addr::UNSPECIFIED, 502),
-    };
-    RetrofitMeter {
-        kind: RetrofitKind::Model,
-        model: Some(meter_model(model).unwrap()),
-        interface,
-        unit_id: 1,
-        ip,
-        port,
-        rs485_address: rs485,
-        manual: ManualMeter {
-            function_code: 3,
-            register_count: 2,
-            data_type: MeterDataType::Float,
-            high_word_first: true,
-            current_scale: 0,
-            power_scale: 0,
-            energy_scale: 0,
-            current: [None; 3],
-            power: [None; 3],
-            energy: [None; 3],
-            energy_total: None,
-            fault_register: None,
-        },
-    }
-}
-
 /// The gateway with charging point 1 (a KEBA P30, whose polls `meter` completes) and the
 /// healthy charging point 2, each in its own charger task on the shell. No model of the
 /// catalogue takes a retrofit meter and has a simulator yet, so the meter is attached to the
@@ -636,14 +590,9 @@ async fn retrofit_meter_unreachable_over_tcp_is_emeter_not_reach_30_and_recovers
         .unwrap();
     em24.set_values(&meter_values());
     let meter_addr = em24.addr().unwrap();
-    let plan = meter_for(&retrofit(
-        "carlo-gavazzi-em24",
-        Interface::Tcp,
-        Some(meter_addr),
-        0,
-    ))
-    .unwrap()
-    .unwrap();
+    let plan = meter_for(&model_meter("carlo-gavazzi-em24", MeterAt::Tcp(meter_addr)))
+        .unwrap()
+        .unwrap();
     let meter = AnyMeter::Tcp(plan.tcp_reader(config.modbus.response_timeout).unwrap());
     let gw = start_with_meter(config, meter);
     meter_in_use(&gw).await;
@@ -674,7 +623,7 @@ async fn retrofit_meter_unreachable_over_tcp_is_emeter_not_reach_30_and_recovers
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retrofit_meter_unreachable_on_rs485_is_emeter_not_reach_30_and_recovers() {
-    let Some(pty) = ptys() else { return };
+    let Some(pty) = support::ptys() else { return };
     let mut config = base_config();
     config.rs485 = rs485_rtu();
     let keba = SimHandle::new(SimModel::KebaP30);
@@ -690,7 +639,7 @@ async fn retrofit_meter_unreachable_on_rs485_is_emeter_not_reach_30_and_recovers
         config.modbus.response_timeout,
     )
     .unwrap();
-    let plan = meter_for(&retrofit("eastron-sdm630", Interface::Rs485, None, 7))
+    let plan = meter_for(&model_meter("eastron-sdm630", MeterAt::Rs485(7)))
         .unwrap()
         .unwrap();
     let meter = AnyMeter::Line(plan.reader(line.device(7)));

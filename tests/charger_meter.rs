@@ -20,9 +20,8 @@ use std::time::Duration;
 
 use knx_echarge::chargers::drivers::{self, DriverSettings, Transport};
 use knx_echarge::chargers::modbus::TcpModbus;
-use knx_echarge::chargers::registry::{self, Interface, meter_model};
+use knx_echarge::chargers::registry::{self, Interface};
 use knx_echarge::chargers::task::{self, AnyMeter, TaskTiming, run_with_meter};
-use knx_echarge::config::{ManualMeter, MeterDataType, RetrofitKind, RetrofitMeter};
 use knx_echarge::core::Event;
 use knx_echarge::meters::MeterError;
 use knx_echarge::meters::meter_for;
@@ -32,36 +31,10 @@ use knx_echarge::sim::{self, SimHandle, SimModel, Vehicle};
 use knx_echarge::units::{ChargePointId, Current, Energy, PerPhase, Power};
 use tokio::sync::mpsc;
 
-const TIMEOUT: Duration = Duration::from_millis(300);
+mod support;
+use support::{MeterAt, model_meter};
 
-fn meter_config(addr: SocketAddr) -> RetrofitMeter {
-    let SocketAddr::V4(v4) = addr else {
-        panic!("v4")
-    };
-    RetrofitMeter {
-        kind: RetrofitKind::Model,
-        model: meter_model("carlo-gavazzi-em24"),
-        interface: Interface::Tcp,
-        unit_id: 1,
-        ip: *v4.ip(),
-        port: v4.port(),
-        rs485_address: 0,
-        manual: ManualMeter {
-            function_code: 3,
-            register_count: 2,
-            data_type: MeterDataType::Float,
-            high_word_first: true,
-            current_scale: 0,
-            power_scale: 0,
-            energy_scale: 0,
-            current: [None; 3],
-            power: [None; 3],
-            energy: [None; 3],
-            energy_total: None,
-            fault_register: None,
-        },
-    }
-}
+const TIMEOUT: Duration = Duration::from_millis(300);
 
 #[tokio::test]
 async fn retrofit_meter_values_replace_the_charging_points_and_its_faults_reach_the_core() {
@@ -88,9 +61,12 @@ async fn retrofit_meter_values_replace_the_charging_points_and_its_faults_reach_
         powers: [1700.0, 1650.0, 1600.0],
         energies: [1000.0, 1000.0, 1000.0],
     });
-    let plan = meter_for(&meter_config(em24.addr().unwrap()))
-        .unwrap()
-        .unwrap();
+    let plan = meter_for(&model_meter(
+        "carlo-gavazzi-em24",
+        MeterAt::Tcp(em24.addr().unwrap()),
+    ))
+    .unwrap()
+    .unwrap();
     let meter = AnyMeter::Tcp(plan.tcp_reader(TIMEOUT).unwrap());
 
     let cp = ChargePointId::new(1).unwrap();
@@ -216,7 +192,8 @@ async fn retrofit_meter_end_to_end_from_the_configuration_to_the_objects() {
         energies: [4000.0, 4000.0, 4000.0],
     });
     let mut config = shell_config(server.addr.unwrap());
-    config.charging_points[0].meter = meter_config(em24.addr().unwrap());
+    config.charging_points[0].meter =
+        model_meter("carlo-gavazzi-em24", MeterAt::Tcp(em24.addr().unwrap()));
     // Spec 2.3: a model without integrated metering takes a retrofit meter.
     let faults = knx_echarge::config::validate::validate(&config);
     assert!(faults.is_empty(), "{faults:?}");

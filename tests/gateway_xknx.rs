@@ -209,11 +209,7 @@ fn dropped_warnings(log: &Path) -> Vec<String> {
 
 #[test]
 fn the_running_gateway_warns_about_each_malformed_datagram_and_keeps_serving() {
-    use knx_echarge::knx::wire::apdu::{Apdu, Payload, Tpdu};
-    use knx_echarge::knx::wire::cemi::{Cemi, Destination, LData, LDataService};
-    use knx_echarge::knx::wire::knxip::{Hpai, KnxIpFrame};
-    use knx_echarge::knx::{GroupAddress, IndividualAddress};
-    use std::net::{Ipv4Addr, UdpSocket};
+    use std::net::UdpSocket;
 
     let Some(python) = support::venv_python() else {
         return;
@@ -226,57 +222,7 @@ fn the_running_gateway_warns_about_each_malformed_datagram_and_keeps_serving() {
     assert_eq!(address, "1.1.11", "the first tunnel of a fresh gateway");
     // The only tunnel of a fresh server has channel 1.
     let channel = 1u8;
-    let write = |ga: &str| {
-        Cemi::LData(LData::new(
-            LDataService::Req,
-            IndividualAddress::from_raw(0),
-            Destination::Group(ga.parse::<GroupAddress>().unwrap()),
-            Tpdu::Data(Apdu::GroupValueWrite(Payload::Short(1))),
-        ))
-    };
-    // The datagrams of knx_link::server_drops_malformed_datagrams_and_keeps_serving.
-    let heartbeat = KnxIpFrame::ConnectionStateRequest {
-        channel_id: channel,
-        control_endpoint: Hpai::udp(Ipv4Addr::LOCALHOST, 9),
-    }
-    .to_bytes()
-    .unwrap();
-    let mut wrong_total = heartbeat.clone();
-    wrong_total[5] += 3;
-    let bad_channel = KnxIpFrame::TunnellingRequest {
-        channel_id: 0xEE,
-        sequence: 0,
-        cemi: write("5/5/5"),
-    }
-    .to_bytes()
-    .unwrap();
-    let mut garbage_cemi = KnxIpFrame::TunnellingRequest {
-        channel_id: channel,
-        sequence: 0,
-        cemi: write("5/5/6"),
-    }
-    .to_bytes()
-    .unwrap();
-    garbage_cemi[11] = 0xFF; // additional-info length far past the end
-    let mut bad_npdu_len = garbage_cemi.clone();
-    bad_npdu_len[11] = 0x00;
-    bad_npdu_len[18] = 0x09; // NPDU length 9, one byte present
-    let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("truncated header", vec![0x06, 0x10, 0x04]),
-        ("wrong total length", wrong_total),
-        (
-            "unknown service type",
-            vec![0x06, 0x10, 0x07, 0x77, 0x00, 0x08, 0xDE, 0xAD],
-        ),
-        ("TUNNELLING_REQUEST with a bad channel", bad_channel),
-        ("garbage cEMI", garbage_cemi),
-        ("cEMI with a wrong NPDU length", bad_npdu_len),
-        (
-            "wrong protocol version",
-            vec![0x06, 0x20, 0x02, 0x03, 0x00, 0x06],
-        ),
-        ("noise", (0u8..64).map(|i| i.wrapping_mul(37)).collect()),
-    ];
+    let cases = support::malformed_datagrams(channel);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let before = dropped_warnings(&log).len();
     for (n, (what, datagram)) in cases.iter().enumerate() {

@@ -34,14 +34,15 @@ use std::time::Duration;
 use knx_echarge::chargers::drivers::keba::KebaP30;
 use knx_echarge::chargers::drivers::webasto::WebastoNext;
 use knx_echarge::chargers::modbus::TcpModbus;
-use knx_echarge::chargers::registry::meter_model;
 use knx_echarge::chargers::{
-    ChargePoint, ChargerCommand, CommandOutcome, CpState, DriverSettings, Interface,
-    ManufacturerError,
+    ChargePoint, ChargerCommand, CommandOutcome, CpState, DriverSettings, ManufacturerError,
 };
-use knx_echarge::config::{ManualMeter, MeterDataType, RetrofitKind, RetrofitMeter};
+use knx_echarge::config::{ManualMeter, MeterDataType, RetrofitKind};
 use knx_echarge::meters::meter_for;
 use knx_echarge::units::{Current, Energy, PerPhase, Power};
+
+mod support;
+use support::{MeterAt, model_meter};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -383,29 +384,10 @@ async fn em24_meter_reader_against_pymodbus() {
     ] {
         sim.set(k, v);
     }
-    let cfg = RetrofitMeter {
-        kind: RetrofitKind::Model,
-        model: meter_model("carlo-gavazzi-em24"),
-        interface: Interface::Tcp,
-        unit_id: 1,
-        ip: Ipv4Addr::LOCALHOST,
-        port: sim.port,
-        rs485_address: 0,
-        manual: ManualMeter {
-            function_code: 3,
-            register_count: 2,
-            data_type: MeterDataType::Float,
-            high_word_first: true,
-            current_scale: 0,
-            power_scale: 0,
-            energy_scale: 0,
-            current: [None; 3],
-            power: [None; 3],
-            energy: [None; 3],
-            energy_total: None,
-            fault_register: None,
-        },
-    };
+    let cfg = model_meter(
+        "carlo-gavazzi-em24",
+        MeterAt::Tcp((Ipv4Addr::LOCALHOST, sim.port).into()),
+    );
     let mut reader = meter_for(&cfg)
         .unwrap()
         .unwrap()

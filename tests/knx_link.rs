@@ -16,6 +16,8 @@
     clippy::indexing_slicing
 )]
 
+mod support;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -475,9 +477,6 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLog {
 /// subscriber below sees its log.
 #[tokio::test]
 async fn server_drops_malformed_datagrams_and_keeps_serving() {
-    use knx_echarge::knx::wire::cemi::Cemi;
-    use knx_echarge::knx::wire::knxip::{Hpai, KnxIpFrame};
-
     let log = CapturedLog::default();
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter("knx_echarge=debug")
@@ -498,48 +497,7 @@ async fn server_drops_malformed_datagrams_and_keeps_serving() {
     // The only tunnel of a fresh server has channel 1.
     let channel = 1u8;
 
-    let heartbeat = KnxIpFrame::ConnectionStateRequest {
-        channel_id: channel,
-        control_endpoint: Hpai::udp(Ipv4Addr::LOCALHOST, 9),
-    }
-    .to_bytes()
-    .unwrap();
-    let mut wrong_total = heartbeat.clone();
-    wrong_total[5] += 3;
-    let bad_channel = KnxIpFrame::TunnellingRequest {
-        channel_id: 0xEE,
-        sequence: 0,
-        cemi: Cemi::LData(write("5/5/5", Payload::Short(1))),
-    }
-    .to_bytes()
-    .unwrap();
-    let mut garbage_cemi = KnxIpFrame::TunnellingRequest {
-        channel_id: channel,
-        sequence: 0,
-        cemi: Cemi::LData(write("5/5/6", Payload::Short(1))),
-    }
-    .to_bytes()
-    .unwrap();
-    garbage_cemi[11] = 0xFF; // additional-info length far past the end
-    let mut bad_npdu_len = garbage_cemi.clone();
-    bad_npdu_len[11] = 0x00;
-    bad_npdu_len[18] = 0x09; // NPDU length 9, one byte present
-    let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("truncated header", vec![0x06, 0x10, 0x04]),
-        ("wrong total length", wrong_total),
-        (
-            "unknown service type",
-            vec![0x06, 0x10, 0x07, 0x77, 0x00, 0x08, 0xDE, 0xAD],
-        ),
-        ("TUNNELLING_REQUEST with a bad channel", bad_channel),
-        ("garbage cEMI", garbage_cemi),
-        ("cEMI with a wrong NPDU length", bad_npdu_len),
-        (
-            "wrong protocol version",
-            vec![0x06, 0x20, 0x02, 0x03, 0x00, 0x06],
-        ),
-        ("noise", (0u8..64).map(|i| i.wrapping_mul(37)).collect()),
-    ];
+    let cases = support::malformed_datagrams(channel);
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let before = log.count("dropped");
     for (n, (what, datagram)) in cases.iter().enumerate() {

@@ -24,24 +24,9 @@ use knx_echarge::meters::sim::{MeterSim, SimModel, SimValues};
 use knx_echarge::meters::{MeterError, MeterReader, MeterReading, Table, meter_for};
 use knx_echarge::units::{Current, Energy, PerPhase, Power};
 
-const TIMEOUT: Duration = Duration::from_millis(300);
+mod support;
 
-fn no_manual() -> ManualMeter {
-    ManualMeter {
-        function_code: 3,
-        register_count: 2,
-        data_type: MeterDataType::Float,
-        high_word_first: true,
-        current_scale: 0,
-        power_scale: 0,
-        energy_scale: 0,
-        current: [None; 3],
-        power: [None; 3],
-        energy: [None; 3],
-        energy_total: None,
-        fault_register: None,
-    }
-}
+const TIMEOUT: Duration = Duration::from_millis(300);
 
 fn config(kind: RetrofitKind, model: Option<&str>, addr: SocketAddr, unit: u8) -> RetrofitMeter {
     let SocketAddr::V4(v4) = addr else {
@@ -55,7 +40,7 @@ fn config(kind: RetrofitKind, model: Option<&str>, addr: SocketAddr, unit: u8) -
         ip: *v4.ip(),
         port: v4.port(),
         rs485_address: 0,
-        manual: no_manual(),
+        manual: support::default_meter().manual,
     }
 }
 

@@ -11,34 +11,22 @@
     clippy::panic
 )]
 
-use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use knx_echarge::chargers::Rs485Framing;
 use knx_echarge::chargers::line::{Line, LineModbus};
-use knx_echarge::chargers::registry::meter_model;
-use knx_echarge::chargers::{Interface, Rs485Framing};
-use knx_echarge::config::{
-    ManualMeter, MeterDataType, Parity, RetrofitKind, RetrofitMeter, Rs485Config,
-};
+use knx_echarge::config::{Parity, Rs485Config};
 use knx_echarge::faults::FaultCode;
 use knx_echarge::meters::sim::{MeterSim, SimModel, SimValues};
 use knx_echarge::meters::{MeterEndpoint, MeterError, MeterReader, MeterReading, meter_for};
 use knx_echarge::sim::pty::PtyPair;
 use knx_echarge::units::{Current, Energy, PerPhase, Power};
 
+mod support;
+use support::{MeterAt, model_meter};
+
 const TIMEOUT: Duration = Duration::from_millis(300);
 const BAUD: u32 = 19200;
-
-fn ptys() -> Option<PtyPair> {
-    match PtyPair::open() {
-        Ok(p) => Some(p),
-        Err(e) if std::env::var_os("KNX_ECHARGE_INTEROP").is_none() => {
-            eprintln!("skipping: socat not available ({e})");
-            None
-        }
-        Err(e) => panic!("socat is required: {e}"),
-    }
-}
 
 fn line_config() -> Rs485Config {
     Rs485Config {
@@ -48,32 +36,6 @@ fn line_config() -> Rs485Config {
         stop_bits: 1,
         framing: Rs485Framing::Rtu,
         termination: false,
-    }
-}
-
-fn rs485_meter(model: &str, address: u8) -> RetrofitMeter {
-    RetrofitMeter {
-        kind: RetrofitKind::Model,
-        model: Some(meter_model(model).unwrap()),
-        interface: Interface::Rs485,
-        unit_id: 1,
-        ip: Ipv4Addr::UNSPECIFIED,
-        port: 502,
-        rs485_address: address,
-        manual: ManualMeter {
-            function_code: 3,
-            register_count: 2,
-            data_type: MeterDataType::Float,
-            high_word_first: true,
-            current_scale: 0,
-            power_scale: 0,
-            energy_scale: 0,
-            current: [None; 3],
-            power: [None; 3],
-            energy: [None; 3],
-            energy_total: None,
-            fault_register: None,
-        },
     }
 }
 
@@ -120,7 +82,9 @@ fn rig(
 ) -> (MeterSim, Line, MeterReader<LineModbus>) {
     let sim = MeterSim::start_rtu(&pty.b, BAUD, Some(model), address).unwrap();
     sim.set_values(&values());
-    let plan = meter_for(&rs485_meter(id, address)).unwrap().unwrap();
+    let plan = meter_for(&model_meter(id, MeterAt::Rs485(address)))
+        .unwrap()
+        .unwrap();
     assert_eq!(plan.endpoint, MeterEndpoint::Rs485(address), "{id}");
     assert!(
         plan.tcp_reader(TIMEOUT).is_none(),
@@ -133,7 +97,7 @@ fn rig(
 
 #[tokio::test]
 async fn sdm630_over_rtu_with_faults_and_recovery() {
-    let Some(pty) = ptys() else { return };
+    let Some(pty) = support::ptys() else { return };
     let (sim, line, mut reader) = rig(&pty, "eastron-sdm630", SimModel::Sdm630, 7);
     let r = reader.read().await.unwrap();
     assert_values(&r, "sdm630");
@@ -167,7 +131,7 @@ async fn sdm630_over_rtu_with_faults_and_recovery() {
     // No device at the configured address: not reachable either (a meter on RS485 ignores
     // frames for other addresses, so there is no answer at all).
     let requests = sim.requests();
-    let mut nobody = meter_for(&rs485_meter("eastron-sdm630", 8))
+    let mut nobody = meter_for(&model_meter("eastron-sdm630", MeterAt::Rs485(8)))
         .unwrap()
         .unwrap()
         .reader(line.device(8));
@@ -192,7 +156,7 @@ async fn every_meter_model_over_rtu() {
         ("abb-m4m", SimModel::M4m, 3),
         ("eastron-sdm630", SimModel::Sdm630, 4),
     ] {
-        let Some(pty) = ptys() else { return };
+        let Some(pty) = support::ptys() else { return };
         let (sim, _line, mut reader) = rig(&pty, id, model, address);
         let r = reader.read().await.unwrap_or_else(|e| panic!("{id}: {e}"));
         assert_values(&r, id);

@@ -173,22 +173,31 @@ async fn energy_counters_are_kept_in_the_data_directory_across_a_restart() {
     };
     let cp1 = ChargePointId::new(1).unwrap();
     let file = store.file(shell::PERSISTED_FILE);
+    // A gateway on `store` whose charging point 1 reports a vehicle charging with the box's
+    // lifetime counter at `wh`.
+    let start_polled = |wh: i32| {
+        let store = store.clone();
+        async move {
+            let handle = shell::spawn_with_store(
+                file::load(path).unwrap(),
+                true,
+                None,
+                shell::ChargerSenders::new(),
+                Some(store),
+            );
+            handle
+                .events
+                .send(Event::ChargerPolled {
+                    cp: cp1,
+                    status: charging(wh),
+                })
+                .await
+                .unwrap();
+            handle
+        }
+    };
 
-    let handle = shell::spawn_with_store(
-        file::load(path).unwrap(),
-        true,
-        None,
-        shell::ChargerSenders::new(),
-        Some(store.clone()),
-    );
-    handle
-        .events
-        .send(Event::ChargerPolled {
-            cp: cp1,
-            status: charging(5000),
-        })
-        .await
-        .unwrap();
+    let handle = start_polled(5000).await;
     tokio::time::timeout(Duration::from_secs(5), async {
         while !file.exists() {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -201,21 +210,7 @@ async fn energy_counters_are_kept_in_the_data_directory_across_a_restart() {
     assert!(text.contains("5000000"), "{text}");
 
     // The restart: the box has counted on to 8 kWh meanwhile.
-    let mut handle = shell::spawn_with_store(
-        file::load(path).unwrap(),
-        true,
-        None,
-        shell::ChargerSenders::new(),
-        Some(store.clone()),
-    );
-    handle
-        .events
-        .send(Event::ChargerPolled {
-            cp: cp1,
-            status: charging(8000),
-        })
-        .await
-        .unwrap();
+    let mut handle = start_polled(8000).await;
     wait_for(&mut handle, |s| {
         s.objects.get(&GoNumber(74)) == Some(&Value::Energy(Energy::from_watt_hours(3000)))
     })
@@ -224,21 +219,7 @@ async fn energy_counters_are_kept_in_the_data_directory_across_a_restart() {
 
     // A file damaged outside the gateway is ignored: the charge counts from the first poll.
     std::fs::write(&file, b"{not json").unwrap();
-    let mut handle = shell::spawn_with_store(
-        file::load(path).unwrap(),
-        true,
-        None,
-        shell::ChargerSenders::new(),
-        Some(store),
-    );
-    handle
-        .events
-        .send(Event::ChargerPolled {
-            cp: cp1,
-            status: charging(9000),
-        })
-        .await
-        .unwrap();
+    let mut handle = start_polled(9000).await;
     wait_for(&mut handle, |s| {
         s.objects.get(&GoNumber(74)) == Some(&Value::Energy(Energy::ZERO))
     })

@@ -243,3 +243,114 @@ pub(crate) fn gateway_bin() -> PathBuf {
         PathBuf::from,
     )
 }
+
+/// Where a retrofit meter answers.
+#[derive(Clone, Copy)]
+pub(crate) enum MeterAt {
+    /// Modbus TCP at this endpoint.
+    Tcp(SocketAddr),
+    /// This client address on the RS485 line.
+    Rs485(u8),
+}
+
+/// A retrofit meter of the pre-configured `model` (unit id 1) at `at`; everything else (the
+/// manual register layout, unused with a model) at the parameter model's defaults.
+pub(crate) fn model_meter(model: &str, at: MeterAt) -> knx_echarge::config::RetrofitMeter {
+    use knx_echarge::chargers::registry::{Interface, meter_model};
+    use knx_echarge::config::RetrofitKind;
+    let mut meter = default_meter();
+    meter.kind = RetrofitKind::Model;
+    meter.model = Some(meter_model(model).unwrap_or_else(|| panic!("no meter model {model}")));
+    meter.unit_id = 1;
+    match at {
+        MeterAt::Tcp(SocketAddr::V4(v4)) => {
+            meter.interface = Interface::Tcp;
+            meter.ip = *v4.ip();
+            meter.port = v4.port();
+        }
+        MeterAt::Tcp(addr) => panic!("IPv4 endpoint expected, got {addr}"),
+        MeterAt::Rs485(address) => {
+            meter.interface = Interface::Rs485;
+            meter.rs485_address = address;
+        }
+    }
+    meter
+}
+
+/// The retrofit-meter parameters at their defaults (`etsdb/parameters.toml`).
+pub(crate) fn default_meter() -> knx_echarge::config::RetrofitMeter {
+    knx_echarge::config::Config::defaults()
+        .charging_points
+        .first()
+        .expect("the defaults hold five charging points")
+        .meter
+        .clone()
+}
+
+/// Malformed KNXnet/IP datagrams for a tunnelling server whose only tunnel has `channel`
+/// (truncated, wrong length, unknown service, bad channel, garbage cEMI, bad NPDU length,
+/// wrong version, noise), each with what it is. A server must drop each with one warning and
+/// keep serving.
+pub(crate) fn malformed_datagrams(channel: u8) -> Vec<(&'static str, Vec<u8>)> {
+    use knx_echarge::knx::wire::apdu::{Apdu, Payload, Tpdu};
+    use knx_echarge::knx::wire::cemi::{Cemi, Destination, LData, LDataService};
+    use knx_echarge::knx::wire::knxip::{Hpai, KnxIpFrame};
+    use knx_echarge::knx::{GroupAddress, IndividualAddress};
+    let write = |ga: &str| {
+        Cemi::LData(LData::new(
+            LDataService::Req,
+            IndividualAddress::from_raw(0),
+            Destination::Group(ga.parse::<GroupAddress>().expect("a group address")),
+            Tpdu::Data(Apdu::GroupValueWrite(Payload::Short(1))),
+        ))
+    };
+    let frame = |f: KnxIpFrame| f.to_bytes().expect("a well-formed frame encodes");
+    let mut wrong_total = frame(KnxIpFrame::ConnectionStateRequest {
+        channel_id: channel,
+        control_endpoint: Hpai::udp(std::net::Ipv4Addr::LOCALHOST, 9),
+    });
+    wrong_total[5] += 3;
+    let bad_channel = frame(KnxIpFrame::TunnellingRequest {
+        channel_id: 0xEE,
+        sequence: 0,
+        cemi: write("5/5/5"),
+    });
+    let mut garbage_cemi = frame(KnxIpFrame::TunnellingRequest {
+        channel_id: channel,
+        sequence: 0,
+        cemi: write("5/5/6"),
+    });
+    garbage_cemi[11] = 0xFF; // additional-info length far past the end
+    let mut bad_npdu_len = garbage_cemi.clone();
+    bad_npdu_len[11] = 0x00;
+    bad_npdu_len[18] = 0x09; // NPDU length 9, one byte present
+    vec![
+        ("truncated header", vec![0x06, 0x10, 0x04]),
+        ("wrong total length", wrong_total),
+        (
+            "unknown service type",
+            vec![0x06, 0x10, 0x07, 0x77, 0x00, 0x08, 0xDE, 0xAD],
+        ),
+        ("TUNNELLING_REQUEST with a bad channel", bad_channel),
+        ("garbage cEMI", garbage_cemi),
+        ("cEMI with a wrong NPDU length", bad_npdu_len),
+        (
+            "wrong protocol version",
+            vec![0x06, 0x20, 0x02, 0x03, 0x00, 0x06],
+        ),
+        ("noise", (0u8..64).map(|i| i.wrapping_mul(37)).collect()),
+    ]
+}
+
+/// A socat pty pair standing in for the RS485 line; `None` (skip) when socat is missing,
+/// unless `KNX_ECHARGE_INTEROP` says the peers are installed (then it is a failure).
+pub(crate) fn ptys() -> Option<knx_echarge::sim::pty::PtyPair> {
+    match knx_echarge::sim::pty::PtyPair::open() {
+        Ok(p) => Some(p),
+        Err(e) if std::env::var_os("KNX_ECHARGE_INTEROP").is_none() => {
+            eprintln!("skipping: socat not available ({e})");
+            None
+        }
+        Err(e) => panic!("socat is required: {e}"),
+    }
+}
