@@ -30,7 +30,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{KillOnDrop, LinePeer, free_udp, wait_for_log};
+use support::{KillOnDrop, free_udp, wait_for_log};
 
 /// Starts the gateway binary with the five-charger example, its built-in server on
 /// 127.0.0.1:`port`, no charging-point polling, and its log (RUST_LOG=info) in `log`.
@@ -173,30 +173,6 @@ fn xknx_drives_the_running_gateway() {
     assert_eq!(seen["address"], "1.1.11");
 }
 
-/// The xknx tunnel peer of `tests/interop/xknx_peer.py`, connected to the gateway on `port`.
-/// The xknx tunnel peer of `tests/interop/xknx_peer.py`, connected to the gateway on `port`:
-/// (peer, the individual address the tunnel got).
-fn xknx_peer_any(python: &Path, port: u16) -> (LinePeer, String) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/xknx_peer.py");
-    let port = port.to_string();
-    let mut peer = LinePeer::start(
-        "xknx",
-        python,
-        &[
-            script.to_str().unwrap(),
-            "tunnel",
-            "--gateway",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--local-ip",
-            "127.0.0.1",
-        ],
-    );
-    let ready = peer.expect("READY", Duration::from_secs(20));
-    (peer, ready.trim_start_matches("READY ").to_owned())
-}
-
 /// Warning lines about a dropped datagram in the gateway's log.
 fn dropped_warnings(log: &Path) -> Vec<String> {
     std::fs::read_to_string(log)
@@ -218,7 +194,7 @@ fn the_running_gateway_warns_about_each_malformed_datagram_and_keeps_serving() {
     let data = tempfile::tempdir().unwrap();
     let log = data.path().join("gateway.log");
     let _gateway = start_gateway(port, &data.path().join("data"), &log);
-    let (mut peer, address) = xknx_peer_any(&python, port);
+    let (mut peer, address) = support::xknx_tunnel(&python, port);
     assert_eq!(address, "1.1.11", "the first tunnel of a fresh gateway");
     // The only tunnel of a fresh server has channel 1.
     let channel = 1u8;
@@ -390,7 +366,7 @@ fn demo_answers_reads_of_r_objects_of_every_dpt_as_xknx_decodes_them() {
         .unwrap_or_else(|| panic!("no KNX server port in the log:\n{text}"));
     // Let every simulated charging point be polled once more (vehicles, times, temperatures).
     std::thread::sleep(Duration::from_secs(3));
-    let (mut peer, _) = xknx_peer_any(&python, port);
+    let (mut peer, _) = support::xknx_tunnel(&python, port);
     // (group address, DPT, object) per the example configuration the demo runs.
     let sweep: &[(&str, &str, u16)] = &[
         ("0/0/2", "1.011", 2),

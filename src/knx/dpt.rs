@@ -523,6 +523,9 @@ pub const F16_MIN: f64 = -671_088.64;
 pub const F16_MAX: f64 = 670_760.96;
 /// The DPT 9 "invalid data" pattern.
 pub const F16_INVALID: u16 = 0x7FFF;
+/// The largest DPT 9 value that can be sent: 670433.28 = 2046 · 2^15 / 100 (`0x7FFE`). The
+/// nominal maximum [`F16_MAX`] would encode as the invalid-data pattern [`F16_INVALID`].
+pub const F16_MAX_SENDABLE: f64 = 670_433.28;
 
 /// Encodes a DPT 9 2-octet float: value = 0.01 · M · 2^E with M a 12-bit two's-complement
 /// mantissa (sign in bit 15, 11 bits in bits 10–0) and E a 4-bit exponent (bits 14–11).

@@ -422,10 +422,24 @@ impl Engine {
                 };
                 let value = self.values.get(&object)?.clone();
                 let dpt = *self.dpts.get(&object)?;
-                let payload = match to_dpt(dpt, &value)
-                    .and_then(|v| dpt::encode(dpt, &v).map_err(|e| e.to_string()))
-                {
-                    Ok(p) => p,
+                let payload = match to_dpt(dpt, &value).and_then(|(v, fit)| {
+                    dpt::encode(dpt, &v)
+                        .map(|p| (p, v, fit))
+                        .map_err(|e| e.to_string())
+                }) {
+                    Ok((p, sent, fit)) => {
+                        // Logged for each value sent; a read answer repeats it silently.
+                        if fit == Fit::Clamped && matches!(item, Item::Write(_)) {
+                            warn!(
+                                object = object.0,
+                                dpt = %dpt,
+                                ?value,
+                                ?sent,
+                                "value beyond the range of the object's DPT, sent as the edge of the range"
+                            );
+                        }
+                        p
+                    }
                     Err(e) => {
                         warn!(object = object.0, dpt = %dpt, ?value, "cannot encode: {e}");
                         return None;
@@ -516,51 +530,82 @@ pub fn from_dpt(dpt: Dpt, v: &DptValue) -> Result<Value, String> {
     })
 }
 
+/// Whether a value fitted its object's DPT or was sent as the nearest value the DPT carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    /// The value is sent as it is (rounded to the DPT's resolution).
+    Exact,
+    /// The value lies beyond the DPT's range and is sent as the range's edge.
+    Clamped,
+}
+
 /// Converts a typed value into the DPT value of the object's DPT.
+///
+/// A value beyond the DPT's range (a current above 65 535 mA for 7.012, an energy above
+/// 2 147 483 647 Wh for 13.010, −300 °C for 9.001, …) is sent as the edge of the range, with
+/// [`Fit::Clamped`], as a measuring device shows a full-scale value: a visualisation sees
+/// "at least this much" instead of nothing, and the engine logs it. Texts are cut to
+/// DPT 16's 14 characters, which is the DPT's rule, not a clamp.
 #[allow(
     clippy::cast_possible_truncation,
-    reason = "values are range checked by the DPT encoder or clamped here"
+    reason = "values are clamped to the DPT's range before the conversion"
 )]
-pub fn to_dpt(dpt: Dpt, value: &Value) -> Result<DptValue, String> {
-    let round_i32 = |x: f64| -> Result<i32, String> {
+pub fn to_dpt(dpt: Dpt, value: &Value) -> Result<(DptValue, Fit), String> {
+    let fit = |clamped: bool| if clamped { Fit::Clamped } else { Fit::Exact };
+    // Rounded and clamped to i32 (DPT 13); NaN cannot occur for these fixed-point units.
+    let whole = |x: f64| -> (DptValue, Fit) {
+        let (min, max) = (f64::from(i32::MIN), f64::from(i32::MAX));
         let r = x.round();
-        if r.is_finite() && r >= f64::from(i32::MIN) && r <= f64::from(i32::MAX) {
-            Ok(r as i32)
-        } else {
-            Err(format!("{x} does not fit"))
-        }
+        (
+            DptValue::I32(r.clamp(min, max) as i32),
+            fit(r < min || r > max),
+        )
+    };
+    // Clamped to the sendable DPT 9 range (−273 °C at the bottom for temperatures).
+    let float16 = |x: f64, min: f64| -> (DptValue, Fit) {
+        let max = dpt::F16_MAX_SENDABLE;
+        (DptValue::Float(x.clamp(min, max)), fit(x < min || x > max))
     };
     Ok(match (dpt, value) {
         (Dpt::Switch | Dpt::Bool | Dpt::Start | Dpt::State | Dpt::Trigger, Value::Bool(b)) => {
-            DptValue::Bool(*b)
+            (DptValue::Bool(*b), Fit::Exact)
         }
-        (Dpt::Value1Ucount, Value::U8(n)) => DptValue::U8(*n),
-        (Dpt::UElCurrentMa, Value::Current(c)) => DptValue::U16(
-            u16::try_from(c.milliamps())
-                .map_err(|_| format!("{c} does not fit 7.012 (0..65535 mA)"))?,
-        ),
-        (Dpt::ValueCurr, Value::Current(c)) => DptValue::Float(f64::from(c.milliamps())),
-        (Dpt::ElectricCurrent, Value::Current(c)) => DptValue::Float(c.as_amps_f64()),
-        (Dpt::PowerKw, Value::Power(p)) => DptValue::Float(p.as_watts_f64() / 1000.0),
-        (Dpt::Power, Value::Power(p)) => DptValue::Float(p.as_watts_f64()),
-        (Dpt::ValueTemp, Value::Temperature(t)) => DptValue::Float(t.as_celsius_f64()),
-        (Dpt::ActiveEnergy, Value::Energy(e)) => DptValue::I32(round_i32(e.as_watt_hours_f64())?),
-        (Dpt::ActiveEnergyKwh, Value::Energy(e)) => {
-            DptValue::I32(round_i32(e.as_watt_hours_f64() / 1000.0)?)
+        (Dpt::Value1Ucount, Value::U8(n)) => (DptValue::U8(*n), Fit::Exact),
+        (Dpt::UElCurrentMa, Value::Current(c)) => {
+            let ma = c.milliamps();
+            let sent = ma.clamp(0, i32::from(u16::MAX));
+            (
+                DptValue::U16(u16::try_from(sent).unwrap_or(u16::MAX)),
+                fit(sent != ma),
+            )
         }
-        (Dpt::LongDeltaTimeSec, Value::Seconds(s)) => DptValue::I32(*s),
-        (Dpt::TimeOfDay, Value::TimeOfDay(t)) => DptValue::TimeOfDay(*t),
-        (Dpt::StringLatin1, Value::Text(s)) => DptValue::Text(latin1_lossy(s, 14)),
+        (Dpt::ValueCurr, Value::Current(c)) => float16(f64::from(c.milliamps()), dpt::F16_MIN),
+        (Dpt::ElectricCurrent, Value::Current(c)) => (DptValue::Float(c.as_amps_f64()), Fit::Exact),
+        (Dpt::PowerKw, Value::Power(p)) => float16(p.as_watts_f64() / 1000.0, dpt::F16_MIN),
+        (Dpt::Power, Value::Power(p)) => (DptValue::Float(p.as_watts_f64()), Fit::Exact),
+        (Dpt::ValueTemp, Value::Temperature(t)) => float16(t.as_celsius_f64(), -273.0),
+        (Dpt::ActiveEnergy, Value::Energy(e)) => whole(e.as_watt_hours_f64()),
+        (Dpt::ActiveEnergyKwh, Value::Energy(e)) => whole(e.as_watt_hours_f64() / 1000.0),
+        (Dpt::LongDeltaTimeSec, Value::Seconds(s)) => (DptValue::I32(*s), Fit::Exact),
+        (Dpt::TimeOfDay, Value::TimeOfDay(t)) => (DptValue::TimeOfDay(*t), Fit::Exact),
+        (Dpt::StringLatin1, Value::Text(s)) => (DptValue::Text(latin1_lossy(s, 14)), Fit::Exact),
         (dpt, value) => return Err(format!("a {value:?} cannot be sent as DPT {dpt}")),
     })
 }
 
 /// The first `max` characters of `s`, with characters outside ISO 8859-1 replaced by `?`
-/// (as xknx does), so a serial number or RFID tag with an odd character is still shown.
+/// (as xknx does), so a serial number or RFID tag with an odd character is still shown. A NUL,
+/// which DPT 16 uses as padding, is replaced too.
 pub fn latin1_lossy(s: &str, max: usize) -> String {
     s.chars()
         .take(max)
-        .map(|c| if u32::from(c) <= 0xFF { c } else { '?' })
+        .map(|c| {
+            if ('\u{1}'..='\u{FF}').contains(&c) {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect()
 }
 

@@ -86,6 +86,27 @@ pub struct Faults {
     pub error_code: u32,
 }
 
+/// Readings a test forces on a simulated charging point: its meters show these instead of
+/// what the vehicle draws, and its lifetime counters stand still (a test that forces
+/// readings sets [`SimState::energy_phases_wh`] itself). For range tests: a current of
+/// 700 A or a temperature of −300 °C is not physics, but a register can hold it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Forced {
+    /// Currents per phase.
+    pub currents: Option<[Current; 3]>,
+    /// Power per phase in W.
+    pub power_phases_w: Option<[f64; 3]>,
+    /// Board temperature in °C.
+    pub temperature_c: Option<f64>,
+}
+
+impl Forced {
+    /// Whether any reading is forced.
+    pub fn any(&self) -> bool {
+        self.currents.is_some() || self.power_phases_w.is_some() || self.temperature_c.is_some()
+    }
+}
+
 /// The physical state of a simulated charging point.
 #[derive(Debug, Clone)]
 pub struct SimState {
@@ -120,6 +141,8 @@ pub struct SimState {
     /// Models with optional metering (Phoenix EV Charge Control): a meter is fitted to the
     /// box. Without it the box measures nothing.
     pub meter_fitted: bool,
+    /// Readings forced by a test.
+    pub forced: Forced,
     last_keepalive: Instant,
     last_step: Instant,
     session_start: Option<Instant>,
@@ -143,6 +166,7 @@ impl SimState {
             writes: Vec::new(),
             extra: std::collections::BTreeMap::new(),
             meter_fitted: true,
+            forced: Forced::default(),
             last_keepalive: now,
             last_step: now,
             session_start: None,
@@ -174,6 +198,9 @@ impl SimState {
 
     /// Currents drawn per phase.
     pub fn currents(&self) -> [Current; 3] {
+        if let Some(forced) = self.forced.currents {
+            return forced;
+        }
         let offered = self.offered();
         let Some(v) = &self.vehicle else {
             return [Current::ZERO; 3];
@@ -197,6 +224,9 @@ impl SimState {
 
     /// Power per phase in W at 230 V.
     pub fn power_phases_w(&self) -> [f64; 3] {
+        if let Some(forced) = self.forced.power_phases_w {
+            return forced;
+        }
         self.currents().map(|c| c.as_amps_f64() * 230.0)
     }
 
@@ -217,7 +247,7 @@ impl SimState {
         })
     }
 
-    /// Advances the simulation to `now`.
+    /// Advances the simulation to `now` (nothing moves while readings are forced).
     fn step(&mut self, now: Instant) {
         let dt = now.saturating_duration_since(self.last_step).as_secs_f64();
         self.last_step = now;
@@ -225,6 +255,12 @@ impl SimState {
             && now.saturating_duration_since(self.last_keepalive) > self.failsafe_timeout
         {
             self.in_failsafe = true;
+        }
+        if self.forced.any() {
+            if let Some(t) = self.forced.temperature_c {
+                self.temperature_c = t;
+            }
+            return;
         }
         let p = self.power_phases_w();
         for (e, p) in self.energy_phases_wh.iter_mut().zip(p) {

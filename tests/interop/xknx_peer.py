@@ -11,6 +11,7 @@ Output, one line each, flushed:
   READY <individual address>              connected (tunnel: the address the server gave)
   RX <src> <dst> <service> <payload>      a telegram from the bus; payload bin:<n> | arr:<hex> | -
   SENT <dst>                              a write was sent (and, tunnelling, confirmed)
+  ENCODED <payload>                       the answer to `encode`: xknx's own encoding
   VALUE <ga> <payload> [<json>]           the answer to `read`; <json>: xknx's decoding with
                                           the DPT given (json.dumps, enums by name)
   NOVALUE <ga>                            `read` got no answer within 5 s
@@ -21,6 +22,9 @@ Output, one line each, flushed:
 Commands on stdin:
   write <ga> bin:<n> | arr:<hex>          GroupValueWrite
   read <ga> [<dpt>]                       GroupValueRead; waits for the GroupValueResponse
+  encode <dpt> <json>                     encodes the JSON value with xknx's transcoder for
+                                          <dpt> (10.x: {"day": "sunday", "hour": …, "minutes":
+                                          …, "seconds": …}); no bus traffic
   quit                                    disconnect and exit
 """
 
@@ -48,7 +52,7 @@ def say(*parts):
 
 def payload_text(value):
     if isinstance(value, DPTBinary):
-        return f"bin:{value.value}"
+        return f"bin:{int(value.value)}"
     if isinstance(value, DPTArray):
         return "arr:" + bytes(value.value).hex()
     return "-"
@@ -162,6 +166,14 @@ async def run(args):
                 continue
             if words[0] == "quit":
                 break
+            if words[0] == "encode" and len(words) >= 3:
+                try:
+                    value = json.loads(line.split(None, 2)[2])
+                    encoded = DPTBase.parse_transcoder(words[1]).to_knx(value)
+                    say("ENCODED", payload_text(encoded))
+                except Exception as err:  # report and keep serving
+                    say("ERR", type(err).__name__, err)
+                continue
             if words[0] == "read" and len(words) in (2, 3):
                 try:
                     await read(xknx, words[1], words[2] if len(words) == 3 else None)

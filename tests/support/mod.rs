@@ -46,6 +46,26 @@ pub(crate) fn venv_python() -> Option<PathBuf> {
     None
 }
 
+/// Debian's libfaketime (package `libfaketime`, installed by `tests/run` with `faketime`), to
+/// start the gateway with its wall clock at a chosen moment. `None` means skip; with
+/// `KNX_ECHARGE_INTEROP=1` its absence fails the test instead.
+pub(crate) fn libfaketime() -> Option<PathBuf> {
+    let found = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|arch| arch.path().join("faketime/libfaketime.so.1"))
+        .find(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("KNX_ECHARGE_INTEROP").is_none(),
+            "KNX_ECHARGE_INTEROP is set but libfaketime is missing (Debian package faketime)"
+        );
+        eprintln!("SKIPPED: no libfaketime; run tests/run");
+    }
+    found
+}
+
 /// The Chromium to drive: `$CHROMIUM`, else Debian's.
 fn chromium() -> Option<PathBuf> {
     std::env::var_os("CHROMIUM")
@@ -211,6 +231,29 @@ impl LinePeer {
     pub(crate) fn is_running(&mut self) -> bool {
         self.child.0.try_wait().ok().flatten().is_none()
     }
+}
+
+/// The xknx tunnel peer of `tests/interop/xknx_peer.py`, connected to a gateway's built-in
+/// server on 127.0.0.1:`port`: (peer, the individual address the tunnel got).
+pub(crate) fn xknx_tunnel(python: &Path, port: u16) -> (LinePeer, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/xknx_peer.py");
+    let port = port.to_string();
+    let mut peer = LinePeer::start(
+        "xknx",
+        python,
+        &[
+            script.to_str().unwrap_or_default(),
+            "tunnel",
+            "--gateway",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--local-ip",
+            "127.0.0.1",
+        ],
+    );
+    let ready = peer.expect("READY", std::time::Duration::from_secs(20));
+    (peer, ready.trim_start_matches("READY ").to_owned())
 }
 
 /// `tests/web/artefacts/` (created if needed) without the files an earlier run of this test

@@ -279,26 +279,25 @@ fn init_reads_go_to_the_sending_address() {
 #[test]
 fn dpt_conversions_keep_units() {
     let ma = |n| Value::Current(Current::from_milliamps(n));
+    let exact = |v| Ok((v, Fit::Exact));
     assert_eq!(
         to_dpt(Dpt::ValueCurr, &ma(16_000)),
-        Ok(DptValue::Float(16_000.0))
+        exact(DptValue::Float(16_000.0))
     );
     assert_eq!(
         to_dpt(Dpt::UElCurrentMa, &ma(16_000)),
-        Ok(DptValue::U16(16_000))
+        exact(DptValue::U16(16_000))
     );
-    assert!(to_dpt(Dpt::UElCurrentMa, &ma(70_000)).is_err());
-    assert!(to_dpt(Dpt::UElCurrentMa, &ma(-1)).is_err());
     assert_eq!(
         to_dpt(
             Dpt::ActiveEnergyKwh,
             &Value::Energy(Energy::from_watt_hours(12_600))
         ),
-        Ok(DptValue::I32(13))
+        exact(DptValue::I32(13))
     );
     assert_eq!(
         to_dpt(Dpt::PowerKw, &Value::Power(Power::from_watts(11_000))),
-        Ok(DptValue::Float(11.0))
+        exact(DptValue::Float(11.0))
     );
     assert_eq!(
         from_dpt(Dpt::ActiveEnergyKwh, &DptValue::I32(2)),
@@ -312,12 +311,80 @@ fn dpt_conversions_keep_units() {
     let t = TimeOfDay::new(None, 7, 30, 0).unwrap();
     assert_eq!(
         to_dpt(Dpt::TimeOfDay, &Value::TimeOfDay(t)),
-        Ok(DptValue::TimeOfDay(t))
+        exact(DptValue::TimeOfDay(t))
     );
     assert_eq!(
         to_dpt(Dpt::StringLatin1, &Value::Text("0123456789abcdefgh".into())),
-        Ok(DptValue::Text("0123456789abcd".into()))
+        exact(DptValue::Text("0123456789abcd".into()))
     );
+    assert_eq!(
+        to_dpt(Dpt::StringLatin1, &Value::Text("a\0b€".into())),
+        exact(DptValue::Text("a?b?".into()))
+    );
+}
+
+#[test]
+fn values_beyond_the_dpt_range_are_sent_as_its_edge() {
+    let ma = |n| Value::Current(Current::from_milliamps(n));
+    let clamped = |v| Ok((v, Fit::Clamped));
+    // 7.012: 0..=65 535 mA; the edges themselves fit.
+    assert_eq!(
+        to_dpt(Dpt::UElCurrentMa, &ma(65_535)),
+        Ok((DptValue::U16(65_535), Fit::Exact))
+    );
+    assert_eq!(
+        to_dpt(Dpt::UElCurrentMa, &ma(70_000)),
+        clamped(DptValue::U16(65_535))
+    );
+    assert_eq!(
+        to_dpt(Dpt::UElCurrentMa, &ma(-1)),
+        clamped(DptValue::U16(0))
+    );
+    // DPT 9: the largest sendable value is 670 433.28 (670 760.96 would be 0x7FFF).
+    assert_eq!(
+        to_dpt(Dpt::ValueCurr, &ma(700_000)),
+        clamped(DptValue::Float(dpt::F16_MAX_SENDABLE))
+    );
+    assert_eq!(
+        to_dpt(
+            Dpt::PowerKw,
+            &Value::Power(Power::from_watts(1_000_000_000))
+        ),
+        clamped(DptValue::Float(dpt::F16_MAX_SENDABLE))
+    );
+    let celsius = |c: f64| Value::Temperature(Temperature::from_celsius_f64(c).unwrap());
+    assert_eq!(
+        to_dpt(Dpt::ValueTemp, &celsius(-273.0)),
+        Ok((DptValue::Float(-273.0), Fit::Exact))
+    );
+    assert_eq!(
+        to_dpt(Dpt::ValueTemp, &celsius(-300.0)),
+        clamped(DptValue::Float(-273.0))
+    );
+    // DPT 13: i32.
+    let wh = |w: f64| Value::Energy(Energy::from_watt_hours_f64(w).unwrap());
+    assert_eq!(
+        to_dpt(Dpt::ActiveEnergy, &wh(2_147_483_647.0)),
+        Ok((DptValue::I32(i32::MAX), Fit::Exact))
+    );
+    assert_eq!(
+        to_dpt(Dpt::ActiveEnergy, &wh(3.0e9)),
+        clamped(DptValue::I32(i32::MAX))
+    );
+    assert_eq!(
+        to_dpt(Dpt::ActiveEnergyKwh, &wh(5.0e12)),
+        clamped(DptValue::I32(i32::MAX))
+    );
+    // Every clamped value encodes.
+    for (d, v) in [
+        (Dpt::UElCurrentMa, ma(70_000)),
+        (Dpt::ValueCurr, ma(700_000)),
+        (Dpt::ValueTemp, celsius(-300.0)),
+        (Dpt::ActiveEnergy, wh(3.0e9)),
+    ] {
+        let (sent, _) = to_dpt(d, &v).unwrap();
+        assert!(dpt::encode(d, &sent).is_ok(), "{d} {sent:?}");
+    }
 }
 
 #[test]
