@@ -12,70 +12,18 @@
 
 mod support;
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{KillOnDrop, free_tcp, free_udp};
 
-/// One HTTP/1.1 request on its own connection: (status, headers, body).
-fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> std::io::Result<(u16, String, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(k);
-        req.push_str(": ");
-        req.push_str(v);
-        req.push_str("\r\n");
-    }
-    req += "\r\n";
-    req += body;
-    s.write_all(req.as_bytes())?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw)?;
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    // Axum answers with Content-Length for JSON; no chunked decoding needed.
-    Ok((status, head.to_owned(), body.to_owned()))
-}
-
-fn login(addr: SocketAddr) -> Option<String> {
-    let (status, head, _) = http(
-        addr,
-        "POST",
-        "/api/v1/login",
-        &[("Content-Type", "application/json")],
-        r#"{"password":"Demo-eCharge-1"}"#,
-    )
-    .ok()?;
-    if status != 200 {
-        return None;
-    }
-    head.lines()
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-        .find_map(|(_, v)| v.trim().split(';').next().map(str::to_owned))
-}
+/// The demo's documented password.
+const DEMO_PASSWORD: &str = "Demo-eCharge-1";
 
 fn status(addr: SocketAddr, cookie: &str) -> Option<Value> {
-    let (code, _, body) = http(addr, "GET", "/api/v1/status", &[("Cookie", cookie)], "").ok()?;
-    (code == 200).then(|| serde_json::from_str(&body).ok())?
+    support::get_json(addr, "/api/v1/status", cookie)
 }
 
 /// What the test waits for, and why it is not there yet.
@@ -170,7 +118,7 @@ fn wait_ready(demo: &mut Demo) -> String {
             panic!("the demo exited early: {code}");
         }
         if cookie.is_none() {
-            cookie = login(demo.http);
+            cookie = support::login(demo.http, DEMO_PASSWORD);
         }
         if let Some(c) = &cookie {
             match status(demo.http, c) {
@@ -218,7 +166,7 @@ fn demo_status_page_in_headless_chromium() {
         "tests/web/demo.mjs",
         &[
             ("BASE_URL", url.as_ref()),
-            ("PASSWORD", "Demo-eCharge-1".as_ref()),
+            ("PASSWORD", DEMO_PASSWORD.as_ref()),
             ("ARTEFACTS", artefacts.as_ref()),
             ("CHROMIUM", chromium.as_ref()),
             ("POINTS", points.as_ref()),

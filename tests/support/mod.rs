@@ -106,25 +106,161 @@ pub(crate) fn browser() -> Option<PathBuf> {
 
 /// Runs `node <script>` with `env`, killing it after `limit`; panics unless it succeeds.
 pub(crate) fn run_node(script: &str, env: &[(&str, &std::ffi::OsStr)], limit: std::time::Duration) {
+    run_node_with(script, env, limit, |_| None);
+}
+
+/// [`run_node`] with a conversation: every line the script prints is echoed and handed to
+/// `answer`; a `Some(reply)` is written back to the script's stdin as one line.
+pub(crate) fn run_node_with(
+    script: &str,
+    env: &[(&str, &std::ffi::OsStr)],
+    limit: std::time::Duration,
+    mut answer: impl FnMut(&str) -> Option<String>,
+) {
+    use std::io::{BufRead as _, Write as _};
+    use std::sync::mpsc::RecvTimeoutError;
     let mut cmd = Command::new("node");
-    cmd.arg(script);
+    cmd.arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut node = cmd.spawn().expect("starting node");
+    let mut node = KillOnDrop(cmd.spawn().expect("starting node"));
+    let mut stdin = node.0.stdin.take().expect("piped stdin");
+    let stdout = node.0.stdout.take().expect("piped stdout");
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
     let deadline = std::time::Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = node.try_wait().expect("waiting for node") {
-            break status;
+    let mut exited_at = None;
+    loop {
+        match lines.recv_timeout(std::time::Duration::from_millis(100)) {
+            Ok(line) => {
+                println!("{line}");
+                if let Some(reply) = answer(&line) {
+                    // A script that has ended no longer reads; its exit status tells why.
+                    let _ = writeln!(stdin, "{reply}").and_then(|()| stdin.flush());
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {}
         }
-        if std::time::Instant::now() > deadline {
-            let _ = node.kill();
-            let _ = node.wait();
-            panic!("{script} took longer than {limit:?}");
+        let now = std::time::Instant::now();
+        assert!(now < deadline, "{script} took longer than {limit:?}");
+        // Its output is read to the end, unless something it started holds the pipe open.
+        if exited_at.is_none() && node.0.try_wait().expect("waiting for node").is_some() {
+            exited_at = Some(now);
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+        if exited_at.is_some_and(|t| now.duration_since(t) > std::time::Duration::from_secs(2)) {
+            break;
+        }
+    }
+    let status = node.0.wait().expect("waiting for node");
     assert!(status.success(), "{script} failed: {status}");
+}
+
+/// One HTTP/1.1 request on its own connection (`Connection: close`, so the body is whatever
+/// follows the head; the website answers with `Content-Length`, never chunked).
+pub(crate) struct HttpAnswer {
+    /// Status code (0 when the answer had none).
+    pub(crate) status: u16,
+    /// Status line and headers.
+    pub(crate) head: String,
+    /// The body, as sent.
+    pub(crate) body: Vec<u8>,
+}
+
+impl HttpAnswer {
+    /// The body as (lossy) UTF-8.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON.
+    pub(crate) fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+}
+
+/// Sends `method path` with `headers` and `body` to `addr`.
+pub(crate) fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<HttpAnswer> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(k);
+        req.push_str(": ");
+        req.push_str(v);
+        req.push_str("\r\n");
+    }
+    req += "\r\n";
+    req += body;
+    s.write_all(req.as_bytes())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(raw.get(..split).unwrap_or_default()).into_owned();
+    let body = raw.get(split + 4..).unwrap_or_default().to_vec();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok(HttpAnswer { status, head, body })
+}
+
+/// `POST /api/v1/login` with `password`: the session cookie (`kec_session=…`) when it logs in.
+pub(crate) fn login(addr: SocketAddr, password: &str) -> Option<String> {
+    let body = serde_json::json!({ "password": password }).to_string();
+    let answer = http(
+        addr,
+        "POST",
+        "/api/v1/login",
+        &[("Content-Type", "application/json")],
+        &body,
+    )
+    .ok()?;
+    if answer.status != 200 {
+        return None;
+    }
+    answer
+        .head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .find_map(|(_, v)| v.trim().split(';').next().map(str::to_owned))
+}
+
+/// `GET path` with the session `cookie`: the JSON answer, if 200.
+pub(crate) fn get_json(addr: SocketAddr, path: &str, cookie: &str) -> Option<serde_json::Value> {
+    let answer = http(addr, "GET", path, &[("Cookie", cookie)], "").ok()?;
+    if answer.status == 200 {
+        answer.json()
+    } else {
+        None
+    }
 }
 
 /// Waits until the file at `path` (a process's captured log) contains `needle`; returns the

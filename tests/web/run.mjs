@@ -1,17 +1,28 @@
 // Browser tests of the knx-echarge device website in headless Chromium (playwright-core with
-// the Debian chromium). Started by tests/web_browser.rs, which runs the gateway and passes:
-//   BASE_URL, PASSWORD, NEW_PASSWORD, OLD_FIRMWARE (a firmware file older than installed),
-//   ARTEFACTS (directory for screenshots and the downloaded ZIP), CHROMIUM (executable).
+// the Debian chromium), against the running gateway binary. Started by tests/web_browser.rs,
+// which runs `knx-echarge run` with five simulated charging points (Modbus TCP) and a smart
+// meter on its KNX tunnelling server, and passes:
+//   BASE_URL, PASSWORD (the initial password the gateway printed at its first start),
+//   NEW_PASSWORD, WRONG_PASSWORD, DNS and NTP_SERVERS (settings to save), OLD_FIRMWARE (a
+//   firmware file older than installed), ARTEFACTS (directory for screenshots and the
+//   downloaded ZIP), CHROMIUM (executable).
+// The script changes the charging points through the test: it prints `SIM <verb> <cp> [arg]`
+// (plug, unplug, error <hex code>, offline, clear) and waits for `OK <same>` on its stdin, then
+// waits for the page to show the change.
 // Prints "N passed, M failed" and exits non-zero on any failure.
 import { chromium } from 'playwright-core';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import fs from 'node:fs';
+import readline from 'node:readline';
 
 const env = (k) => { const v = process.env[k]; if (!v) throw new Error(`${k} not set`); return v; };
 const BASE = env('BASE_URL');
 const PASSWORD = env('PASSWORD');
 const NEW_PASSWORD = env('NEW_PASSWORD');
+const WRONG_PASSWORD = env('WRONG_PASSWORD');
+const DNS = env('DNS');
+const NTP_SERVERS = env('NTP_SERVERS');
 const OLD_FIRMWARE = env('OLD_FIRMWARE');
 const ARTEFACTS = env('ARTEFACTS');
 fs.mkdirSync(ARTEFACTS, { recursive: true });
@@ -29,6 +40,25 @@ page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text(
 page.on('pageerror', (e) => consoleErrors.push(String(e)));
 const notFound = [];
 page.on('response', (r) => { if (r.status() === 404) notFound.push(r.url()); });
+
+// The test's answers to `SIM …` lines, in order.
+const answers = readline.createInterface({ input: process.stdin });
+const waiting = [];
+answers.on('line', (line) => { const w = waiting.shift(); if (w) w(line); });
+async function sim(...args) {
+  const command = args.join(' ');
+  const answer = new Promise((resolve) => { waiting.push(resolve); });
+  console.log(`SIM ${command}`);
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer to SIM ${command}`)), 10000);
+  });
+  const line = await Promise.race([answer, timeout]).finally(() => clearTimeout(timer));
+  assert.equal(line, `OK ${command}`);
+}
+// How long a change at a charging point may take to reach the page (polls, retries, SSE).
+const SIM_WAIT = { timeout: 45000 };
+const text = (id) => page.evaluate((i) => document.getElementById(i).textContent, id);
 
 let passed = 0;
 let failed = 0;
@@ -60,7 +90,7 @@ await step('an unauthenticated visit is redirected to the login page', async () 
 });
 
 await step('a wrong password is refused, the right one logs in', async () => {
-  await page.fill('#password', 'wrong-password-1');
+  await page.fill('#password', WRONG_PASSWORD);
   await page.click('#login-button');
   await page.waitForFunction(() => document.getElementById('login-error').textContent.length > 0);
   assert.equal(new URL(page.url()).pathname, '/login');
@@ -80,6 +110,12 @@ await step('status page shows device, DLM and five charging points', async () =>
   assert.match(await page.textContent('#fw-version'), /^\d+\.\d+\.\d+/);
   await page.waitForFunction(() => /Charge/.test(document.getElementById('cp-1-state').textContent));
   assert.match(await page.textContent('#cp-1-model'), /\S/);
+  // What the simulators report: vehicles at 1 and 2, none at 3, no fault.
+  assert.equal(await text('cp-2-connected'), 'yes');
+  assert.equal(await text('cp-3-connected'), 'no');
+  assert.equal(await text('fault-general'), 'No fault present');
+  assert.equal(await page.locator('#fault-list li').count(), 0);
+  assert.equal(await text('cp-1-fault'), 'No error');
 });
 
 await step('live values change without reload (server-sent events)', async () => {
@@ -109,18 +145,71 @@ await step('the per-phase load-vs-budget chart draws and grows live', async () =
   await page.screenshot({ path: path.join(ARTEFACTS, 'status.png'), fullPage: true });
 });
 
+const amps = (id) => page.evaluate((i) => document.getElementById(i).textContent.split('/')
+  .map((x) => Number.parseFloat(x)).filter((x) => Number.isFinite(x)), id);
+
+await step('a vehicle plugged in at charging point 3 shows live, and so does its leaving', async () => {
+  await sim('plug', 3);
+  await page.waitForFunction(() => document.getElementById('cp-3-connected').textContent === 'yes', null, SIM_WAIT);
+  await page.waitForFunction(() => /Charg/.test(document.getElementById('cp-3-state').textContent)
+    && document.getElementById('cp-3-currents').textContent.split('/').some((x) => Number.parseFloat(x) > 0), null, SIM_WAIT);
+  assert.ok((await amps('cp-3-currents')).every((a) => a >= 6), 'at least the minimum current on every phase');
+  await sim('unplug', 3);
+  await page.waitForFunction(() => document.getElementById('cp-3-connected').textContent === 'no'
+    && document.getElementById('cp-3-charging').textContent === 'no', null, SIM_WAIT);
+  assert.doesNotMatch(await text('cp-3-state'), /Charg/);
+  assert.equal(await page.evaluate(() => window.__noReload), 'still here', 'the page was not reloaded');
+});
+
+await step('faults of charging points show in their areas and in the fault list', async () => {
+  await sim('error', 2, '0x0A05');
+  await sim('offline', 4);
+  // The ABB's error register is a bit field: one fault info per bit set.
+  await page.waitForFunction(() => document.getElementById('cp-2-fault').className === 'badge bad', null, SIM_WAIT);
+  assert.equal(await text('cp-2-fault'), 'ChargerError (50): The charging point reports an internal fault (see fault info 1-4). '
+    + '[0x00000001 0x00000004 0x00000200 0x00000800]');
+  await page.waitForFunction(() => document.getElementById('cp-4-fault').className === 'badge bad', null, SIM_WAIT);
+  assert.match(await text('cp-4-fault'), /^NotReachable \(80\): The charging point cannot be reached\./);
+  // The general fault is the device's own (objects 8/9): it has none, but says so differently.
+  assert.equal(await text('fault-general'), 'None (charging-point faults below)');
+  assert.equal(await page.getAttribute('#fault-general', 'class'), 'badge warn');
+  const list = await page.locator('#fault-list li').allTextContents();
+  assert.ok(list.some((f) => /^ChargerError \(50\) CP2: /.test(f)), list.join(' | '));
+  assert.ok(list.some((f) => /^NotReachable \(80\) CP4: /.test(f)), list.join(' | '));
+  // The others go on: charging point 1 still charges, 3 and 5 show no fault.
+  assert.match(await text('cp-1-state'), /Charg/);
+  for (const n of [1, 3, 5]) assert.notEqual(await page.getAttribute(`#cp-${n}-fault`, 'class'), 'badge bad', `CP${n}`);
+});
+
 await step('German and English switch', async () => {
   await page.click('#lang');
   await page.waitForFunction(() => document.getElementById('nav-settings').textContent === 'Einstellungen');
   assert.equal(await page.getAttribute('html', 'lang'), 'de');
   assert.match(await page.textContent('#dlm h2'), /Lastmanagement/);
   // Fault descriptions come in German by fault code; the server's English is the fallback.
-  assert.equal(await page.evaluate(() => faultDescription({ code: 'NotReachable', description: 'en' })),
-    'Der Ladepunkt ist nicht erreichbar.');
+  assert.equal(await text('cp-2-fault'), 'ChargerError (50): Der Ladepunkt meldet einen internen Fehler (siehe Fehlerinfo 1–4). '
+    + '[0x00000001 0x00000004 0x00000200 0x00000800]');
+  assert.match(await text('cp-4-fault'), /^NotReachable \(80\): Der Ladepunkt ist nicht erreichbar\./);
+  assert.equal(await text('fault-general'), 'Keine (Störungen der Ladepunkte unten)');
+  assert.equal(await text('cp-1-fault'), 'Keine Störung');
   assert.equal(await page.evaluate(() => faultDescription({ code: 'Unknown', description: 'en' })), 'en');
   await page.screenshot({ path: path.join(ARTEFACTS, 'status-de.png'), fullPage: true });
   await page.click('#lang');
   await page.waitForFunction(() => document.getElementById('nav-settings').textContent === 'Settings');
+  assert.match(await text('cp-4-fault'), /^NotReachable \(80\): The charging point cannot be reached\./);
+});
+
+await step('faults clear when the charging points recover', async () => {
+  await sim('clear', 2);
+  await sim('clear', 4);
+  await page.waitForFunction(() => document.querySelectorAll('#fault-list li').length === 0, null, SIM_WAIT);
+  assert.equal(await text('fault-general'), 'No fault present');
+  for (const n of [2, 4]) {
+    assert.notEqual(await page.getAttribute(`#cp-${n}-fault`, 'class'), 'badge bad', `CP${n}`);
+  }
+  // The last fault stays shown (object 95: last or current fault).
+  assert.match(await text('cp-2-fault'), /ChargerError/);
+  await page.waitForFunction(() => /Charg/.test(document.getElementById('cp-2-state').textContent), null, SIM_WAIT);
 });
 
 await step('programming mode on and off from the settings page', async () => {
@@ -177,10 +266,10 @@ await step('the German page shows the refusal of the server in German', async ()
 });
 
 await step('DNS and NTP settings are saved', async () => {
-  await page.fill('#dns', '192.168.1.1');
+  await page.fill('#dns', DNS);
   await page.click('#dns-save');
   await page.waitForFunction(() => document.getElementById('net-msg').textContent === 'Saved.');
-  await page.fill('#ntp-servers', 'ntp.example.org, 10.0.0.1');
+  await page.fill('#ntp-servers', NTP_SERVERS);
   await page.click('#ntp-save');
   await page.waitForFunction(() => document.getElementById('net-msg').className === 'notice');
 });
@@ -217,5 +306,6 @@ await step('no script errors in the pages', async () => {
 });
 
 await browser.close();
+answers.close();
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed === 0 ? 0 : 1);

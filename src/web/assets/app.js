@@ -91,6 +91,10 @@ function buildStatus(view) {
   main.append(el('h2', {}), cps);
 }
 
+// Object 95's "no fault" text (the server's `faults::NO_ERROR`) in the page's language; a
+// fault code stays as it is.
+const lastFault = (text) => (text === 'No error' ? t('fault.no_error') : text || '–');
+
 function renderStatus(view) {
   lastView = view;
   if (!document.getElementById('device')) buildStatus(view);
@@ -106,7 +110,11 @@ function renderStatus(view) {
   set('dev-link', t(`link.${d.knx_link}`), linkBadge);
   set('dev-telegrams', `${d.telegrams_sent} / ${d.telegrams_rejected}`);
   const f = view.faults;
-  set('fault-general', f.present ? f.last : t('fault.none'), f.present ? 'badge bad' : 'badge ok');
+  // The general fault (objects 8/9) is the device's; charging points have their own (94/95).
+  // With none of its own but faults of charging points, it does not say "no fault".
+  if (f.present) set('fault-general', f.last, 'badge bad');
+  else if (f.list.length) set('fault-general', t('fault.none_device'), 'badge warn');
+  else set('fault-general', t('fault.none'), 'badge ok');
   const list = document.getElementById('fault-list');
   list.replaceChildren(...f.list.map((x) => el('li', {},
     el('strong', { text: x.code }), ` (${x.severity})${x.charging_point ? ` CP${x.charging_point}` : ''}: `,
@@ -139,7 +147,7 @@ function renderStatus(view) {
     const sess = [cp.session_start, cp.session_end].filter(Boolean).join(' – ');
     set(`cp-${n}-session`, (sess || '–') + (cp.session_duration_s != null ? ` (${duration(cp.session_duration_s)})` : ''));
     set(`cp-${n}-limited`, t(`lim.${cp.limited_by || 'none'}`), cp.limited_by ? 'badge warn' : 'badge');
-    const fault = cp.fault ? `${cp.fault.code} (${cp.fault.severity}): ${faultDescription(cp.fault)}` : (cp.last_fault || '–');
+    const fault = cp.fault ? `${cp.fault.code} (${cp.fault.severity}): ${faultDescription(cp.fault)}` : lastFault(cp.last_fault);
     set(`cp-${n}-fault`, fault + (cp.fault_info.length ? ` [${cp.fault_info.join(' ')}]` : ''), cp.fault_present ? 'badge bad' : '');
   }
   if (c) addSample({ t: Date.now(), load: c.meter, budget: c.budget });
