@@ -327,7 +327,8 @@ impl FaultBoard {
         Self::default()
     }
 
-    /// Raises `fault`. Returns true when what the scope displays changed.
+    /// Raises `fault`. Returns true when what the scope displays changed. A fault is logged
+    /// (warning) when it begins; clearing it is logged too, so the log ZIP shows both.
     ///
     /// The fault becomes the displayed one unless a present fault of higher severity is shown.
     /// Information-only faults (40) are displayed but are never present.
@@ -340,10 +341,21 @@ impl FaultBoard {
         if !outranked {
             state.last = Some(fault.clone());
         }
-        if !fault.severity.is_information() {
+        let changed;
+        if fault.severity.is_information() {
+            changed = state.display() != before;
+            if changed {
+                tracing::info!("information: {fault}");
+            }
+        } else {
+            // Logged when it begins, not at each poll that still finds it.
+            if !state.present.contains_key(&fault.code) {
+                tracing::warn!("fault raised: {fault}");
+            }
             state.present.insert(fault.code, fault);
+            changed = state.display() != before;
         }
-        state.display() != before
+        changed
     }
 
     /// Clears `code` in `scope` (the condition went away). Returns true when the display changed.
@@ -355,10 +367,11 @@ impl FaultBoard {
             return false;
         };
         let before = state.display();
-        if state.present.remove(&code).is_some()
-            && let Some(next) = state.highest_present().cloned()
-        {
-            state.last = Some(next);
+        if let Some(gone) = state.present.remove(&code) {
+            tracing::info!("fault cleared: {gone}");
+            if let Some(next) = state.highest_present().cloned() {
+                state.last = Some(next);
+            }
         }
         state.display() != before
     }

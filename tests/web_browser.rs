@@ -468,7 +468,18 @@ async fn device_website_of_the_running_gateway_in_headless_chromium() {
         support::http(http, "GET", "/api/v1/logs.zip", &[("Cookie", &cookie)], "").unwrap();
     assert_eq!(answer.status, 200, "{}", answer.head);
     let later_zip = unzip(&answer.body);
-    assert!(file(&later_zip, "knx-echarge.log").contains("device password changed"));
+    let later_log = file(&later_zip, "knx-echarge.log");
+    assert!(later_log.contains("device password changed"));
+    // The charging-point faults the browser saw begin and end are in the log with their
+    // charging point.
+    for line in [
+        "fault raised: ChargerError (50) at charging point 2",
+        "fault cleared: ChargerError (50) at charging point 2",
+        "fault raised: NotReachable (80) at charging point 4",
+        "fault cleared: NotReachable (80) at charging point 4",
+    ] {
+        assert!(later_log.contains(line), "`{line}` not in the log ZIP");
+    }
     // Passwords are never logged: in neither ZIP.
     for (name, text) in browser_zip.iter().chain(&later_zip) {
         for secret in secrets {
