@@ -88,7 +88,7 @@ fn start_demo() -> Demo {
     let http_addr = free_tcp();
     let knx = free_udp();
     let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_knx-echarge"))
+    let child = Command::new(support::gateway_bin())
         .args(["demo", "--knx-server", &knx.to_string()])
         .args(["--http", &http_addr.to_string()])
         .arg("--data-dir")

@@ -96,7 +96,7 @@ async fn xknx_drives_five_charging_points_end_to_end() {
     std::fs::write(&config_path, config(&ports)).unwrap();
     let port = free_udp().port();
     let _gateway = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_knx-echarge"))
+        Command::new(support::gateway_bin())
             .arg("run")
             .arg("--config")
             .arg(&config_path)

@@ -1254,13 +1254,7 @@ async fn the_gateway_binary_tunnels_to_knxd_and_knxtool_reaches_its_objects() {
     let config = dir.path().join("gateway.toml");
     fs::write(&config, example.replacen("[knx]\n", &link, 1)).unwrap();
     let log = dir.path().join("gateway.log");
-    // As tests/support's `gateway_bin`: `$KNX_ECHARGE_BIN` pins the binary of this tree when
-    // the target directory is shared between worktrees.
-    let bin = std::env::var_os("KNX_ECHARGE_BIN").map_or_else(
-        || PathBuf::from(env!("CARGO_BIN_EXE_knx-echarge")),
-        PathBuf::from,
-    );
-    let gateway = Command::new(bin)
+    let gateway = Command::new(support::gateway_bin())
         .arg("run")
         .arg("--config")
         .arg(&config)

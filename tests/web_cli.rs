@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use support::{KillOnDrop, free_tcp};
 
-const BIN: &str = env!("CARGO_BIN_EXE_knx-echarge");
 
 /// The arguments of the unit file's `ExecStart` (after the program).
 fn unit_exec_start() -> Vec<String> {
@@ -46,7 +45,7 @@ fn the_shipped_unit_serves_the_website_with_flags_the_cli_accepts() {
     let http: SocketAddr = value("--http").parse().unwrap();
     assert_eq!(http, SocketAddr::from(([0, 0, 0, 0], 80)));
     // Every flag of the unit is one `run` knows.
-    let help = Command::new(BIN).args(["run", "--help"]).output().unwrap();
+    let help = Command::new(support::gateway_bin()).args(["run", "--help"]).output().unwrap();
     let help = String::from_utf8(help.stdout).unwrap();
     for flag in args.iter().filter(|a| a.starts_with("--")) {
         assert!(
@@ -63,7 +62,7 @@ fn the_shipped_unit_serves_the_website_with_flags_the_cli_accepts() {
     let (d, b) = (at("--data-dir"), at("--board"));
     run[d] = dir.path().join("data").display().to_string();
     run[b] = board.display().to_string();
-    let out = Command::new(BIN).args(&run).output().unwrap();
+    let out = Command::new(support::gateway_bin()).args(&run).output().unwrap();
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{text}");
@@ -83,7 +82,7 @@ struct Gateway {
 
 impl Gateway {
     fn start(data: &std::path::Path, http: SocketAddr) -> Self {
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(support::gateway_bin())
             .args([
                 "run",
                 "--config",
