@@ -250,6 +250,7 @@ pub fn spawn_with_store(
             };
             for event in events_in {
                 first_cycle.observe(&event);
+                trace_event(&event);
                 let now = tokio::time::Instant::now().into_std();
                 let actions = core.handle(event, now);
                 apply(
@@ -320,6 +321,26 @@ impl FirstPollCycle {
     }
 }
 
+/// Extended logging (debug): what each charging point reported and why a poll failed, so a
+/// log ZIP from support shows the charging points' side next to the objects and commands.
+fn trace_event(event: &Event) {
+    match event {
+        Event::ChargerPolled { cp, status } => debug!(
+            cp = cp.number(),
+            state = ?status.state,
+            connected = status.connected,
+            charging = status.charging,
+            setpoint = ?status.setpoint,
+            currents = ?status.currents,
+            "charging point polled"
+        ),
+        Event::ChargerFailed { cp, error } => {
+            debug!(cp = cp.number(), "charging point poll failed: {error}");
+        }
+        _ => {}
+    }
+}
+
 /// How soon the shell retries commands a charger task had no room for.
 const PENDING_RETRY: Duration = Duration::from_millis(5);
 
@@ -337,6 +358,7 @@ struct Outlets {
 
 impl Outlets {
     fn send(&mut self, cp: ChargePointId, command: ChargerCommand) {
+        debug!(cp = cp.number(), ?command, "charger command");
         let queue = self.pending.entry(cp).or_default();
         if let (ChargerCommand::SetCurrent(_), Some(ChargerCommand::SetCurrent(_))) =
             (command, queue.back())

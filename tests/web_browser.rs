@@ -459,6 +459,14 @@ async fn device_website_of_the_running_gateway_in_headless_chromium() {
         "log lines in the ZIP"
     );
     assert!(zip_log.contains("logging mode changed"));
+    // Extended logging: what the charging points reported, line by line, only after the switch
+    // (Simple mode logs no polls).
+    let extended_from = zip_log.find("logging mode changed").unwrap_or(usize::MAX);
+    let first_poll = zip_log.find("charging point polled").unwrap_or(0);
+    assert!(
+        first_poll > extended_from,
+        "no poll lines after the switch to extended logging, or some before it"
+    );
     assert!(
         file(&browser_zip, "system.txt").contains("Extended"),
         "system.txt reports the logging mode"

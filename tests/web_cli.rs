@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use support::{KillOnDrop, free_tcp};
 
-
 /// The arguments of the unit file's `ExecStart` (after the program).
 fn unit_exec_start() -> Vec<String> {
     let unit = std::fs::read_to_string("hw/knx-echarge.service").unwrap();
@@ -45,7 +44,10 @@ fn the_shipped_unit_serves_the_website_with_flags_the_cli_accepts() {
     let http: SocketAddr = value("--http").parse().unwrap();
     assert_eq!(http, SocketAddr::from(([0, 0, 0, 0], 80)));
     // Every flag of the unit is one `run` knows.
-    let help = Command::new(support::gateway_bin()).args(["run", "--help"]).output().unwrap();
+    let help = Command::new(support::gateway_bin())
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
     let help = String::from_utf8(help.stdout).unwrap();
     for flag in args.iter().filter(|a| a.starts_with("--")) {
         assert!(
@@ -62,7 +64,10 @@ fn the_shipped_unit_serves_the_website_with_flags_the_cli_accepts() {
     let (d, b) = (at("--data-dir"), at("--board"));
     run[d] = dir.path().join("data").display().to_string();
     run[b] = board.display().to_string();
-    let out = Command::new(support::gateway_bin()).args(&run).output().unwrap();
+    let out = Command::new(support::gateway_bin())
+        .args(&run)
+        .output()
+        .unwrap();
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{text}");

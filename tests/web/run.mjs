@@ -230,6 +230,8 @@ await step('programming mode on and off from the settings page', async () => {
 await step('extended logging and the log ZIP download', async () => {
   await page.click('#log-extended');
   await page.waitForSelector('#log-extended.on');
+  // A few poll cycles (1 s each) in extended logging, so the ZIP holds their debug lines.
+  await page.waitForTimeout(3000);
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#log-download button')]);
   assert.match(download.suggestedFilename(), /^knx-echarge-logs-.*\.zip$/);
   const file = path.join(ARTEFACTS, 'logs.zip');
