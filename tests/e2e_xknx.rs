@@ -20,17 +20,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use knx_echarge::sim::{self, SimHandle, SimModel, Vehicle};
+use knx_echarge::sim::{SimHandle, Vehicle};
 use serde_json::Value;
 use support::{KillOnDrop, free_udp};
 
-const MODELS: [(SimModel, &str); 5] = [
-    (SimModel::KebaP30, "keba-p30"),
-    (SimModel::AbbTerraAc, "abb-terra-ac"),
-    (SimModel::BenderCc, "bender-cc612"),
-    (SimModel::AlfenEve, "alfen-eve"),
-    (SimModel::WebastoNext, "webasto-next"),
-];
+use support::FIVE_MODELS as MODELS;
 
 /// The charging point whose simulator goes offline and comes back.
 const VANISHING: usize = 3;
@@ -44,7 +38,8 @@ fn config(ports: &[u16]) -> String {
          [dlm.monitoring]\ninterval = 5\ntolerance = 3\n\
          [modbus]\npoll_interval = 500\n",
     );
-    for (i, ((_, id), port)) in MODELS.iter().zip(ports).enumerate() {
+    for (i, (model, port)) in MODELS.iter().zip(ports).enumerate() {
+        let id = model.id();
         let _ = write!(
             text,
             "[charging_point.{n}]\nenabled = true\nmodel = \"{id}\"\nip = \"127.0.0.1\"\n\
@@ -78,18 +73,9 @@ async fn xknx_drives_five_charging_points_end_to_end() {
     };
     let started = Instant::now();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut sims = Vec::new();
-    let mut servers = Vec::new();
-    let mut ports = Vec::new();
-    for (model, _) in MODELS {
-        let handle = SimHandle::new(model);
-        handle.plug_in(Vehicle::three_phase());
-        let server = sim::serve_tcp(handle.clone(), "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        ports.push(server.addr.unwrap().port());
-        sims.push(handle);
-        servers.push(server);
+    let (sims, servers, ports) = support::tcp_simulators(MODELS).await;
+    for sim in &sims {
+        sim.plug_in(Vehicle::three_phase());
     }
     let data = tempfile::tempdir().unwrap();
     let config_path = data.path().join("e2e.toml");

@@ -42,7 +42,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use knx_echarge::faults::FaultCode;
-use knx_echarge::sim::{self, SimHandle, SimModel, Vehicle};
+use knx_echarge::sim::{SimHandle, SimModel, Vehicle};
 use knx_echarge::units::Current;
 use serde_json::{Value, json};
 use support::{KillOnDrop, LinePeer, free_udp, wait_for_log};
@@ -229,20 +229,10 @@ async fn every_dpt_over_the_wire_with_range_edges_and_latin1_texts() {
     let Some(faketime) = support::libfaketime() else {
         return;
     };
-    let mut sims = Vec::new();
-    let mut servers = Vec::new();
-    let mut ports = Vec::new();
-    for (model, ..) in POINTS {
-        let handle = SimHandle::new(model);
-        if model == SimModel::AlfenEve {
-            handle.plug_in(Vehicle::three_phase());
-        }
-        let server = sim::serve_tcp(handle.clone(), "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        ports.push(server.addr.unwrap().port());
-        sims.push(handle);
-        servers.push(server);
+    let (sims, servers, ports) =
+        support::tcp_simulators(POINTS.iter().map(|(model, ..)| *model)).await;
+    for sim in &sims[..3] {
+        sim.plug_in(Vehicle::three_phase());
     }
     // The first readings, at the low edges (and up to the high edge on single phases).
     force(

@@ -58,7 +58,7 @@ use knx_echarge::knx::link::{self, LinkEvent, LinkSpec, LinkState};
 use knx_echarge::knx::wire::apdu::{Apdu, Tpdu};
 use knx_echarge::knx::wire::cemi::{Destination, LData, LDataService};
 use knx_echarge::knx::{GroupAddress, IndividualAddress};
-use knx_echarge::sim::{self, Faults, SimHandle, SimModel, SimServer, Vehicle};
+use knx_echarge::sim::{Faults, SimHandle, Vehicle};
 use knx_echarge::store::DataDir;
 use knx_echarge::units::{Current, GoNumber};
 use knx_echarge::web::firmware;
@@ -75,24 +75,18 @@ const NTP: [&str; 2] = ["ntp.example.org", "10.0.0.1"];
 
 /// The simulated charging points 1–5: the example's models, a Webasto Next in place of the
 /// example's RS485 Heidelberg.
-const MODELS: [(SimModel, &str); 5] = [
-    (SimModel::KebaP30, "keba-p30"),
-    (SimModel::AbbTerraAc, "abb-terra-ac"),
-    (SimModel::BenderCc, "bender-cc612"),
-    (SimModel::AlfenEve, "alfen-eve"),
-    (SimModel::WebastoNext, "webasto-next"),
-];
+use support::FIVE_MODELS as MODELS;
 
 /// `examples/five-chargers.toml` with every charging point at its simulator on loopback.
 fn config(ports: &[u16]) -> Config {
     let text = std::fs::read_to_string("examples/five-chargers.toml").unwrap();
     let mut config = file::parse(&text, "five-chargers.toml").unwrap();
-    for (p, ((_, model), port)) in config
+    for (p, (model, port)) in config
         .charging_points
         .iter_mut()
         .zip(MODELS.iter().zip(ports))
     {
-        p.model = Some(charger_model(model).unwrap());
+        p.model = Some(charger_model(model.id()).unwrap());
         p.interface = Interface::Tcp;
         p.ip = Ipv4Addr::LOCALHOST;
         p.port = *port;
@@ -314,18 +308,7 @@ async fn device_website_of_the_running_gateway_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
 
     // The charging points: vehicles at 1 and 2, none at 3–5.
-    let mut sims = Vec::new();
-    let mut servers: Vec<SimServer> = Vec::new();
-    let mut ports = Vec::new();
-    for (model, _) in MODELS {
-        let sim = SimHandle::new(model);
-        let server = sim::serve_tcp(sim.clone(), "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        ports.push(server.addr.unwrap().port());
-        sims.push(sim);
-        servers.push(server);
-    }
+    let (sims, servers, ports) = support::tcp_simulators(MODELS).await;
     for sim in &sims[..2] {
         sim.plug_in(Vehicle::three_phase());
     }

@@ -369,6 +369,42 @@ impl LinePeer {
     }
 }
 
+/// The five models of the end-to-end tests: the example's models, with a Webasto Next (Modbus
+/// TCP) in place of the example's RS485 Heidelberg.
+pub(crate) const FIVE_MODELS: [knx_echarge::sim::SimModel; 5] = {
+    use knx_echarge::sim::SimModel;
+    [
+        SimModel::KebaP30,
+        SimModel::AbbTerraAc,
+        SimModel::BenderCc,
+        SimModel::AlfenEve,
+        SimModel::WebastoNext,
+    ]
+};
+
+/// Simulated charging points of `models`, each serving Modbus TCP on a loopback port of its
+/// own: (handles, servers — stopped when dropped —, ports), in the order of `models`.
+pub(crate) async fn tcp_simulators(
+    models: impl IntoIterator<Item = knx_echarge::sim::SimModel>,
+) -> (
+    Vec<knx_echarge::sim::SimHandle>,
+    Vec<knx_echarge::sim::SimServer>,
+    Vec<u16>,
+) {
+    use knx_echarge::sim::{self, SimHandle};
+    let (mut sims, mut servers, mut ports) = (Vec::new(), Vec::new(), Vec::new());
+    for model in models {
+        let handle = SimHandle::new(model);
+        let server = sim::serve_tcp(handle.clone(), SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("a simulator on loopback");
+        ports.push(server.addr.expect("a TCP simulator's address").port());
+        sims.push(handle);
+        servers.push(server);
+    }
+    (sims, servers, ports)
+}
+
 /// The xknx tunnel peer of `tests/interop/xknx_peer.py`, connected to a gateway's built-in
 /// server on 127.0.0.1:`port`: (peer, the individual address the tunnel got).
 pub(crate) fn xknx_tunnel(python: &Path, port: u16) -> (LinePeer, String) {
