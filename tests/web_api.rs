@@ -731,3 +731,65 @@ async fn status_shows_the_knx_link_state() {
         );
     }
 }
+
+/// The status API shows why each charging point gets its current as the DLM decided it (not
+/// guessed from the objects): a house load that uses up L2 holds the one vehicle at what L2
+/// leaves, and the page's key for that reason is `phase_l2`.
+#[tokio::test]
+async fn status_carries_the_reason_the_dlm_recorded_for_each_charging_point() {
+    use knx_echarge::chargers::{ChargerStatus, CpState};
+    use knx_echarge::core::Event;
+    use knx_echarge::dlm::Limit;
+    use knx_echarge::objects::Value;
+    use knx_echarge::units::{ChargePointId, Current, GoNumber, PerPhase, Phase};
+    let gw = gateway();
+    let (cookie, _) = login(&gw, PASSWORD).await;
+    let cp2 = ChargePointId::new(2).unwrap();
+    let status = ChargerStatus {
+        state: Some(CpState::Connected),
+        connected: true,
+        currents: Some(PerPhase::splat(Current::ZERO)),
+        ..ChargerStatus::default()
+    };
+    gw.shell
+        .events
+        .send(Event::ChargerPolled { cp: cp2, status })
+        .await
+        .unwrap();
+    // Fuse 35 A, reserve 3 A: 32 A budget; the house takes 24 A on L2, 8 A are left there.
+    for (object, amps) in [(10, 5), (11, 24), (12, 5)] {
+        gw.shell
+            .events
+            .send(Event::ObjectWritten {
+                object: GoNumber(object),
+                value: Value::Current(Current::from_amps(amps)),
+            })
+            .await
+            .unwrap();
+    }
+    let mut snapshot = gw.shell.snapshot.clone();
+    tokio::time::timeout(
+        Duration::from_secs(15),
+        snapshot.wait_for(|s| s.limits.get(cp2) == Some(Limit::Phase(Phase::L2))),
+    )
+    .await
+    .expect("the DLM records that L2 limits charging point 2")
+    .unwrap();
+    let res = send(&gw, authed("GET", "/api/v1/status", &cookie, None, None)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let status = body_json(res).await;
+    let point = |n: u64| {
+        status["charging_points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(point(2)["limited_by"], "phase_l2", "{}", point(2));
+    assert_eq!(point(2)["limited"], true);
+    assert_eq!(point(3)["limited_by"], "no_vehicle");
+    assert_eq!(point(3)["limited"], false);
+    gw.shell.shutdown().await;
+}

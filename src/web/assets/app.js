@@ -138,7 +138,8 @@ function renderStatus(view) {
     set(`cp-${n}-energy-total`, cp.energy_total == null ? '–' : num(cp.energy_total / 1000, 'kWh', 1));
     const sess = [cp.session_start, cp.session_end].filter(Boolean).join(' – ');
     set(`cp-${n}-session`, (sess || '–') + (cp.session_duration_s != null ? ` (${duration(cp.session_duration_s)})` : ''));
-    set(`cp-${n}-limited`, t(`lim.${cp.limited_by || 'none'}`), cp.limited_by ? 'badge warn' : 'badge');
+    // Why it gets this current, as the gateway's DLM decided it (not guessed here).
+    set(`cp-${n}-limited`, cp.limited_by ? t(`lim.${cp.limited_by}`) : '–', cp.limited ? 'badge warn' : 'badge');
     const fault = cp.fault ? `${cp.fault.code} (${cp.fault.severity}): ${faultDescription(cp.fault)}` : (cp.last_fault || '–');
     set(`cp-${n}-fault`, fault + (cp.fault_info.length ? ` [${cp.fault_info.join(' ')}]` : ''), cp.fault_present ? 'badge bad' : '');
   }
