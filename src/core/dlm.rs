@@ -844,7 +844,8 @@ impl Core {
         let (Some(currents), Some(polled)) = (status.currents, self.dlm.last_poll.get(&cp)) else {
             return false;
         };
-        if !status.connected {
+        let drawn = currents.0.into_iter().max().unwrap_or(Current::ZERO);
+        if !status.connected || drawn + DRAWS_LESS > target {
             return false;
         }
         let Some(from) = polled.checked_sub(REACTION) else {
@@ -853,9 +854,7 @@ impl Core {
         // The history must reach back to `from`: a current first commanded after it (at
         // start-up) gave the vehicle no time to follow before the poll.
         let known = self.dlm.commanded.front().is_some_and(|(t, _)| *t <= from);
-        let steady = known && !self.commanded_during(cp, from, now).changed;
-        let drawn = currents.0.into_iter().max().unwrap_or(Current::ZERO);
-        steady && drawn + DRAWS_LESS <= target
+        known && !self.commanded_during(cp, from, now).changed
     }
 
     /// Whether a vehicle at `cp` may draw current: one is connected, or current flows. (A
