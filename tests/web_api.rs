@@ -31,6 +31,11 @@ struct Gw {
 }
 
 fn gateway() -> Gw {
+    gateway_with(|_| {})
+}
+
+/// [`gateway`] with the website's context adjusted by `adjust`.
+fn gateway_with(adjust: impl FnOnce(&mut Context)) -> Gw {
     let text = std::fs::read_to_string("examples/five-chargers.toml").unwrap();
     let config = file::parse(&text, "five-chargers.toml").unwrap();
     let shell = shell::spawn(config.clone(), true, None);
@@ -43,6 +48,7 @@ fn gateway() -> Gw {
         shell.snapshot.clone(),
     );
     ctx.initial_password = Some(PASSWORD.to_owned());
+    adjust(&mut ctx);
     let (state, fresh) = AppState::new(ctx, std::sync::Arc::new(LogControl::detached())).unwrap();
     assert_eq!(fresh.as_deref(), Some(PASSWORD));
     Gw {
@@ -791,5 +797,55 @@ async fn status_carries_the_reason_the_dlm_recorded_for_each_charging_point() {
     assert_eq!(point(2)["limited"], true);
     assert_eq!(point(3)["limited_by"], "no_vehicle");
     assert_eq!(point(3)["limited"], false);
+    gw.shell.shutdown().await;
+}
+
+/// The status page shows the address the gateway uses, not the configured one: the
+/// listener's own address when it is bound to one, else an address of the machine's
+/// interfaces; the configured address (192.168.1.10 in the example) follows, labelled, when
+/// it differs.
+#[tokio::test]
+async fn status_shows_the_address_in_use_and_the_configured_one_when_it_differs() {
+    let status = |gw: &Gw, cookie: &str| {
+        let req = authed("GET", "/api/v1/status", cookie, None, None);
+        let app = app(gw);
+        async move { body_json(app.oneshot(req).await.unwrap()).await }
+    };
+    // Listening on every interface: the address comes from the interfaces.
+    let gw = gateway_with(|ctx| ctx.listen = Some("0.0.0.0:8080".parse().unwrap()));
+    let (cookie, _) = login(&gw, PASSWORD).await;
+    let device = status(&gw, &cookie).await["device"].clone();
+    let machine = web::network::interfaces();
+    let ip = device["ip"].as_str().unwrap();
+    let carrier = machine
+        .iter()
+        .find(|i| i.addresses.iter().any(|a| a.to_string() == ip))
+        .unwrap_or_else(|| panic!("{ip} is on no interface: {machine:?}"));
+    assert_eq!(device["ip_source"], "interface");
+    assert_eq!(device["interface"], carrier.name.as_str());
+    assert_eq!(
+        device["mac"].as_str(),
+        carrier.mac.as_deref(),
+        "the MAC of that interface"
+    );
+    let has_ipv4 = machine
+        .iter()
+        .any(|i| i.up && !i.loopback && i.addresses.iter().any(std::net::IpAddr::is_ipv4));
+    if has_ipv4 {
+        let ip: std::net::IpAddr = ip.parse().unwrap();
+        assert!(
+            ip.is_ipv4() && !carrier.loopback,
+            "a non-loopback IPv4 address is preferred: {ip}"
+        );
+    }
+    assert_eq!(device["configured_ip"], "192.168.1.10");
+    gw.shell.shutdown().await;
+    // Bound to loopback: that is the address in use.
+    let gw = gateway_with(|ctx| ctx.listen = Some("127.0.0.1:8080".parse().unwrap()));
+    let (cookie, _) = login(&gw, PASSWORD).await;
+    let device = status(&gw, &cookie).await["device"].clone();
+    assert_eq!(device["ip"], "127.0.0.1");
+    assert_eq!(device["ip_source"], "listener");
+    assert_eq!(device["configured_ip"], "192.168.1.10");
     gw.shell.shutdown().await;
 }

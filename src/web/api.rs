@@ -21,7 +21,8 @@ use tracing::{info, warn};
 use super::auth::{self, Admission};
 use super::logs::LogMode;
 use super::{
-    Access, AppState, ClientAddr, ErrorKey, Routes, SessionInfo, error, firmware, keyed, status,
+    Access, AppState, ClientAddr, ErrorKey, Routes, SessionInfo, error, firmware, keyed, network,
+    status,
 };
 use crate::core::Event;
 
@@ -160,7 +161,19 @@ async fn session(State(state): State<AppState>, Extension(s): Extension<SessionI
 
 fn current_view(state: &AppState) -> status::StatusView {
     let snap = state.inner.snapshot.borrow().clone();
-    status::view(&state.inner.config, &snap, state.inner.started.elapsed())
+    let ip = &state.inner.config.ip;
+    let network = network::view(
+        state.inner.listen,
+        ip.dhcp,
+        ip.address,
+        &network::interfaces(),
+    );
+    status::view(
+        &state.inner.config,
+        &snap,
+        state.inner.started.elapsed(),
+        network,
+    )
 }
 
 async fn status_json(State(state): State<AppState>) -> Response {

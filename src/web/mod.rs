@@ -20,6 +20,7 @@ pub mod api;
 pub mod auth;
 pub mod firmware;
 pub mod logs;
+pub mod network;
 pub mod pages;
 pub mod settings;
 pub mod status;
@@ -76,6 +77,9 @@ pub struct Context {
     pub policy: auth::Policy,
     /// How often the DLM chart takes a sample.
     pub sample_every: Duration,
+    /// The address the website listens on ([`spawn`] sets it once bound): the status page
+    /// shows it as the address in use when it is not the wildcard address.
+    pub listen: Option<SocketAddr>,
 }
 
 impl Context {
@@ -94,6 +98,7 @@ impl Context {
             initial_password: None,
             policy: auth::Policy::default(),
             sample_every: Duration::from_secs(5),
+            listen: None,
         }
     }
 }
@@ -117,6 +122,7 @@ struct Inner {
     settings: settings::SettingsStore,
     history: status::History,
     started: Instant,
+    listen: Option<SocketAddr>,
     restart: watch::Sender<bool>,
     /// A factory reset was done: the gateway erases its state again once it has stopped.
     factory_reset: std::sync::atomic::AtomicBool,
@@ -149,6 +155,7 @@ impl AppState {
                     settings,
                     history,
                     started: Instant::now(),
+                    listen: ctx.listen,
                     restart,
                     factory_reset: std::sync::atomic::AtomicBool::new(false),
                 }),
@@ -570,7 +577,14 @@ impl WebHandle {
 }
 
 /// Starts the website on `addr` (loopback or the building network).
-pub async fn spawn(addr: SocketAddr, ctx: Context) -> Result<WebHandle, WebError> {
+pub async fn spawn(addr: SocketAddr, mut ctx: Context) -> Result<WebHandle, WebError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| WebError::Bind { addr, source })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| WebError::Bind { addr, source })?;
+    ctx.listen = Some(local_addr);
     let (state, fresh) = AppState::new(ctx, logs::LogControl::global())?;
     if let Some(password) = fresh {
         // On the console only: never through tracing, so it is in no log file or ZIP.
@@ -578,12 +592,6 @@ pub async fn spawn(addr: SocketAddr, ctx: Context) -> Result<WebHandle, WebError
             "\n  Device website: initial password (shown once, at first start): {password}\n"
         );
     }
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| WebError::Bind { addr, source })?;
-    let local_addr = listener
-        .local_addr()
-        .map_err(|source| WebError::Bind { addr, source })?;
     info!(%local_addr, "device website on http://{local_addr}/");
     let restart = state.restart_requested();
     let (stop, mut stop_rx) = watch::channel(false);

@@ -44,10 +44,16 @@ pub struct DeviceView {
     pub uptime_s: u64,
     /// DHCP on.
     pub dhcp: bool,
-    /// Static IP address (when DHCP is off).
+    /// The IP address the gateway uses (see [`super::network`]).
     pub ip: String,
-    /// MAC address of the first network interface, if readable.
+    /// Where `ip` comes from: "listener", "interface" or "configured".
+    pub ip_source: &'static str,
+    /// The network interface carrying `ip`, if known.
+    pub interface: Option<String>,
+    /// MAC address of that interface, where it has one.
     pub mac: Option<String>,
+    /// The static address configured in the ETS, when it differs from `ip`.
+    pub configured_ip: Option<String>,
     /// KNX individual address.
     pub individual_address: String,
     /// Programming mode.
@@ -215,23 +221,13 @@ fn text(v: Option<&Value>) -> Option<String> {
     }
 }
 
-fn mac_address() -> Option<String> {
-    let dir = std::fs::read_dir("/sys/class/net").ok()?;
-    let mut names: Vec<_> = dir
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "lo")
-        .collect();
-    names.sort();
-    names.into_iter().find_map(|n| {
-        let mac = std::fs::read_to_string(format!("/sys/class/net/{n}/address")).ok()?;
-        let mac = mac.trim().to_owned();
-        (mac != "00:00:00:00:00:00" && !mac.is_empty()).then_some(mac)
-    })
-}
-
-/// Builds the view.
-pub fn view(config: &Config, snap: &Snapshot, uptime: Duration) -> StatusView {
+/// Builds the view; `network` is what [`super::network::view`] found.
+pub fn view(
+    config: &Config,
+    snap: &Snapshot,
+    uptime: Duration,
+    network: super::network::NetworkView,
+) -> StatusView {
     let obj = |n: u16| snap.objects.get(&GoNumber(n));
     let knx_link = match snap.knx_link {
         LinkState::Connected if snap.leds.is_some_and(|l| l.com == ComLed::Traffic) => "traffic",
@@ -245,8 +241,11 @@ pub fn view(config: &Config, snap: &Snapshot, uptime: Duration) -> StatusView {
         application_version: env!("CARGO_PKG_VERSION_MAJOR").to_owned() + ".0",
         uptime_s: uptime.as_secs(),
         dhcp: config.ip.dhcp,
-        ip: config.ip.address.to_string(),
-        mac: mac_address(),
+        ip: network.ip,
+        ip_source: network.ip_source,
+        interface: network.interface,
+        mac: network.mac,
+        configured_ip: network.configured_ip,
         individual_address: config.knx.individual_address.to_string(),
         programming_mode: snap.programming_mode,
         knx_link,

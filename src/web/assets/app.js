@@ -61,7 +61,7 @@ function buildStatus(view) {
   const grid = el('div', { class: 'grid' });
   grid.append(card('dev.title', 'device', dl([
     ['dev.firmware', 'dev-firmware'], ['dev.app', 'dev-app'], ['dev.uptime', 'dev-uptime'],
-    ['dev.ip', 'dev-ip'], ['dev.mac', 'dev-mac'], ['dev.ia', 'dev-ia'], ['dev.prog', 'dev-prog'],
+    ['dev.ip', 'dev-ip'], ['dev.ip_configured', 'dev-ip-configured'], ['dev.mac', 'dev-mac'], ['dev.ia', 'dev-ia'], ['dev.prog', 'dev-prog'],
     ['dev.link', 'dev-link'], ['dev.telegrams', 'dev-telegrams']])));
   grid.append(card('fault.title', 'faults', dl([['fault.general', 'fault-general']]), el('ul', { id: 'fault-list' })));
   const phases = el('div', { class: 'phases', id: 'dlm-phases' });
@@ -98,8 +98,16 @@ function renderStatus(view) {
   set('dev-firmware', d.firmware);
   set('dev-app', d.application_version);
   set('dev-uptime', duration(d.uptime_s));
-  set('dev-ip', d.dhcp ? t('dhcp') : d.ip);
-  set('dev-mac', d.mac || '–');
+  // The address the gateway uses (its interface's), and the one configured in the ETS only
+  // where it differs.
+  set('dev-ip', d.dhcp ? `${d.ip} (${t('dhcp')})` : d.ip);
+  const configured = document.getElementById('dev-ip-configured');
+  if (configured) {
+    configured.hidden = !d.configured_ip;
+    if (configured.previousElementSibling) configured.previousElementSibling.hidden = !d.configured_ip;
+    set('dev-ip-configured', d.configured_ip || '');
+  }
+  set('dev-mac', d.mac ? (d.interface ? `${d.mac} (${d.interface})` : d.mac) : '–');
   set('dev-ia', d.individual_address);
   set('dev-prog', d.programming_mode ? t('on') : t('off'), d.programming_mode ? 'badge bad' : 'badge');
   const linkBadge = { down: 'badge bad', reconnecting: 'badge warn' }[d.knx_link] || 'badge ok';
