@@ -849,3 +849,49 @@ async fn status_shows_the_address_in_use_and_the_configured_one_when_it_differs(
     assert_eq!(device["configured_ip"], "192.168.1.10");
     gw.shell.shutdown().await;
 }
+
+/// The licences API the page uses carries the licence texts (each once) and every package's
+/// copyright notices: MIT and Apache-2.0 in full, axum's notice, and each package's licences
+/// linked to a text.
+#[tokio::test]
+async fn licences_api_carries_the_licence_texts_and_the_copyright_notices() {
+    let gw = gateway();
+    let (cookie, _) = login(&gw, PASSWORD).await;
+    let res = send(&gw, authed("GET", "/api/v1/licences", &cookie, None, None)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()[header::CONTENT_TYPE], "application/json");
+    let lic = body_json(res).await;
+    let text = |id: &str| {
+        let found: Vec<&serde_json::Value> = lic["texts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["id"] == id)
+            .collect();
+        assert_eq!(found.len(), 1, "{id} once");
+        found[0]["text"].as_str().unwrap().to_owned()
+    };
+    let mit = text("MIT");
+    assert!(mit.contains("Permission is hereby granted, free of charge"));
+    assert!(mit.contains("THE SOFTWARE IS PROVIDED \"AS IS\""));
+    let apache = text("Apache-2.0");
+    assert!(apache.contains("Version 2.0, January 2004"));
+    assert!(apache.contains("END OF TERMS AND CONDITIONS"));
+    let packages = lic["packages"].as_array().unwrap();
+    let axum = packages.iter().find(|p| p["name"] == "axum").unwrap();
+    assert_eq!(axum["spdx"], serde_json::json!(["MIT"]));
+    assert!(
+        axum["notices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "Copyright (c) 2019 axum Contributors"),
+        "{axum}"
+    );
+    for p in packages {
+        for id in p["spdx"].as_array().unwrap() {
+            let _ = text(id.as_str().unwrap());
+        }
+    }
+    gw.shell.shutdown().await;
+}

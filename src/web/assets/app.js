@@ -292,17 +292,48 @@ async function settingsPage() {
 }
 
 // ---------- licences page ----------
+// Each package with its licence expression (every licence linked to its text below) and the
+// copyright notices of its licence files; then every licence text once, expandable.
+function openLicence(id) {
+  const d = document.getElementById(`licence-${id}`);
+  if (!d) return;
+  d.open = true;
+  d.scrollIntoView({ block: 'start' });
+}
 async function licencesPage() {
   const lic = await api('GET', '/api/v1/licences');
+  const texts = new Set((lic.texts || []).map((x) => x.id));
+  const users = {};
   const body = el('tbody');
   for (const p of lic.packages) {
-    body.append(el('tr', {}, el('td', { text: p.name }), el('td', { text: p.version }),
-      el('td', { text: p.license || '–' }), el('td', { text: p.repository || '' })));
+    const licence = el('td', {});
+    const ids = p.spdx || [];
+    // The expression as the package states it, with each licence that has a text as a link.
+    for (const part of (p.license || '–').split(/([A-Za-z0-9.+-]+)/)) {
+      if (ids.includes(part) && texts.has(part)) {
+        licence.append(el('a', { href: `#licence-${part}`, class: 'licence-link', 'data-licence': part,
+          onclick: (ev) => { ev.preventDefault(); openLicence(part); } }, part));
+      } else if (part) licence.append(part);
+    }
+    for (const id of ids) (users[id] = users[id] || []).push(p.name);
+    const notices = el('td', { class: 'notice-cell' });
+    for (const n of p.notices || []) notices.append(el('div', { text: n }));
+    body.append(el('tr', { id: `package-${p.name}-${p.version}` }, el('td', { text: p.name }), el('td', { text: p.version }),
+      licence, notices, el('td', { text: p.repository || '' })));
+  }
+  const textList = el('div', { id: 'licence-texts' });
+  for (const x of lic.texts || []) {
+    const count = (users[x.id] || []).length;
+    textList.append(el('details', { id: `licence-${x.id}`, class: 'licence-text' },
+      el('summary', {}, el('strong', { text: x.id }), ` · ${count} `, el('span', { i18n: count === 1 ? 'lic.package' : 'lic.packages' })),
+      el('pre', { text: x.text })));
   }
   const main = document.getElementById('main');
   main.replaceChildren(card('lic.title', 'licences', el('p', { i18n: 'lic.intro' }),
     el('table', { id: 'licence-table' }, el('thead', {}, el('tr', {}, el('th', { i18n: 'lic.name' }), el('th', { i18n: 'lic.version' }),
-      el('th', { i18n: 'lic.license' }), el('th', { i18n: 'lic.repo' }))), body)));
+      el('th', { i18n: 'lic.license' }), el('th', { i18n: 'lic.notice' }), el('th', { i18n: 'lic.repo' }))), body)),
+  card('lic.texts', 'licence-texts-card', el('p', { class: 'muted', i18n: 'lic.texts_intro' }), textList));
+  if (location.hash.startsWith('#licence-')) openLicence(location.hash.slice('#licence-'.length));
 }
 
 document.addEventListener('DOMContentLoaded', async () => {

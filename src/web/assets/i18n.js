@@ -47,6 +47,8 @@ const I18N = {
     'set.upload': 'Upload firmware', 'set.upload_ok': 'Firmware verified and staged:',
     'lic.title': 'Open-source licences', 'lic.intro': 'This firmware is built from these open-source packages.',
     'lic.name': 'Package', 'lic.version': 'Version', 'lic.license': 'Licence', 'lic.repo': 'Source',
+    'lic.notice': 'Copyright notice', 'lic.texts': 'Licence texts', 'lic.package': 'package', 'lic.packages': 'packages',
+    'lic.texts_intro': 'The full text of every licence named above, taken from the packages\' own licence files. Open a licence to read it.',
   },
   de: {
     'nav.status': 'Status', 'nav.settings': 'Einstellungen', 'nav.logout': 'Abmelden',
@@ -93,6 +95,8 @@ const I18N = {
     'set.upload': 'Firmware hochladen', 'set.upload_ok': 'Firmware geprüft und bereitgestellt:',
     'lic.title': 'Open-Source-Lizenzen', 'lic.intro': 'Diese Firmware ist aus diesen Open-Source-Paketen gebaut.',
     'lic.name': 'Paket', 'lic.version': 'Version', 'lic.license': 'Lizenz', 'lic.repo': 'Quelle',
+    'lic.notice': 'Urheberrechtsvermerk', 'lic.texts': 'Lizenztexte', 'lic.package': 'Paket', 'lic.packages': 'Pakete',
+    'lic.texts_intro': 'Der vollständige Text jeder oben genannten Lizenz, aus den Lizenzdateien der Pakete. Eine Lizenz öffnen, um sie zu lesen.',
     // Fault descriptions by fault code (the API's `code`; English comes with the API's `description`).
     'fault.desc.ContactSupport': 'Ein schwerer Fehler liegt vor. Logdateien erzeugen und den Support kontaktieren.',
     'fault.desc.Conf NoCharger': 'Kein Ladepunkt ist vollständig konfiguriert (Hersteller, Modell und Adresse).',
