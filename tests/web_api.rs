@@ -895,3 +895,163 @@ async fn licences_api_carries_the_licence_texts_and_the_copyright_notices() {
     }
     gw.shell.shutdown().await;
 }
+
+/// Asserts an API error: `status`, JSON, and `key` next to a non-empty `error`.
+async fn check(res: axum::response::Response, status: StatusCode, key: &str, what: &str) {
+    assert_eq!(res.status(), status, "{what}");
+    assert_eq!(
+        res.headers()[header::CONTENT_TYPE],
+        "application/json",
+        "{what}"
+    );
+    let body = body_json(res).await;
+    assert_eq!(body["key"], key, "{what}: {body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{what}: {body}"
+    );
+}
+
+/// Every API error has the same shape, `{"error": "...", "key": "..."}`, with the key the page
+/// translates: an unknown route (404), a wrong method (405), a body that is not JSON (400),
+/// not sent as JSON (415), JSON without the expected fields or types (422), a file too large
+/// (413) and a factory reset without its confirmation (400).
+#[tokio::test]
+async fn api_errors_carry_the_error_shape_with_a_key() {
+    let gw = gateway();
+    let (cookie, csrf) = login(&gw, PASSWORD).await;
+    let raw = |method: &str, path: &str, content_type: Option<&str>, body: &str| {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::COOKIE, &cookie)
+            .header("x-csrf-token", &csrf);
+        if let Some(t) = content_type {
+            b = b.header(header::CONTENT_TYPE, t);
+        }
+        b.body(Body::from(body.to_owned())).unwrap()
+    };
+    let json = Some("application/json");
+    for (req, status, key, what) in [
+        (
+            authed("GET", "/api/v1/no-such-route", &cookie, None, None),
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "unknown route with a session",
+        ),
+        (
+            Request::get("/api/v1/no-such-route")
+                .body(Body::empty())
+                .unwrap(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "unknown route without a session",
+        ),
+        (
+            raw("DELETE", "/api/v1/status", None, ""),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "wrong method",
+        ),
+        (
+            raw("POST", "/api/v1/programming-mode", json, "{not json"),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "malformed JSON",
+        ),
+        (
+            raw("POST", "/api/v1/programming-mode", None, "{\"on\": true}"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_json",
+            "JSON without its content type",
+        ),
+        (
+            raw(
+                "POST",
+                "/api/v1/programming-mode",
+                json,
+                "{\"on\": \"yes\"}",
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "wrong type",
+        ),
+        (
+            raw(
+                "PUT",
+                "/api/v1/settings/logging",
+                json,
+                "{\"mode\": \"loud\"}",
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "unknown logging mode",
+        ),
+        (
+            raw("PUT", "/api/v1/settings/ntp", json, "{}"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "missing fields",
+        ),
+        (
+            raw("POST", "/api/v1/password", json, "[]"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "password change with an array",
+        ),
+        (
+            json_req(
+                "POST",
+                "/api/v1/factory-reset",
+                &serde_json::json!({"confirm": "yes"}),
+            ),
+            StatusCode::UNAUTHORIZED,
+            "login_required",
+            "factory reset without a session",
+        ),
+        (
+            raw(
+                "POST",
+                "/api/v1/factory-reset",
+                json,
+                "{\"confirm\": \"yes\"}",
+            ),
+            StatusCode::BAD_REQUEST,
+            "confirm_reset",
+            "factory reset without the confirmation",
+        ),
+    ] {
+        check(send(&gw, req).await, status, key, what).await;
+    }
+    // The login is public: a malformed body there too.
+    let res = send(
+        &gw,
+        Request::post("/api/v1/login")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("password=x"))
+            .unwrap(),
+    )
+    .await;
+    check(res, StatusCode::BAD_REQUEST, "invalid_json", "login body").await;
+    // A firmware file above the limit.
+    let big = vec![0u8; web::api::MAX_FIRMWARE_BYTES + 1];
+    let res = send(
+        &gw,
+        raw(
+            "POST",
+            "/api/v1/firmware",
+            Some("application/octet-stream"),
+            "",
+        )
+        .map(|_| Body::from(big)),
+    )
+    .await;
+    check(
+        res,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        "firmware too large",
+    )
+    .await;
+    gw.shell.shutdown().await;
+}

@@ -222,15 +222,6 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-/// A JSON error body `{"error": "..."}` with `status`.
-pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (
-        status,
-        axum::Json(serde_json::json!({ "error": message.into() })),
-    )
-        .into_response()
-}
-
 /// A stable name for an error the pages show: the API sends it as `key` next to the English
 /// `error` text, and `i18n.js` holds the German text as `err.<key>` (English comes from the
 /// server; one source per language).
@@ -274,11 +265,23 @@ pub enum ErrorKey {
     CrossOrigin,
     /// No session.
     LoginRequired,
+    /// No such route (or asset).
+    NotFound,
+    /// The route exists, but not for this method.
+    MethodNotAllowed,
+    /// The body is not JSON (or not sent as JSON).
+    InvalidJson,
+    /// The body is JSON, but not what the route expects (missing field, wrong type).
+    InvalidBody,
+    /// The body is larger than the route accepts.
+    TooLarge,
+    /// Factory reset without `{"confirm": "RESET"}`.
+    ConfirmReset,
 }
 
 impl ErrorKey {
     /// Every key.
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 25] = [
         Self::WrongPassword,
         Self::Locked,
         Self::Busy,
@@ -298,6 +301,12 @@ impl ErrorKey {
         Self::Csrf,
         Self::CrossOrigin,
         Self::LoginRequired,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::InvalidJson,
+        Self::InvalidBody,
+        Self::TooLarge,
+        Self::ConfirmReset,
     ];
 
     /// The key as sent (`snake_case`).
@@ -322,6 +331,12 @@ impl ErrorKey {
             Self::Csrf => "csrf",
             Self::CrossOrigin => "cross_origin",
             Self::LoginRequired => "login_required",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidBody => "invalid_body",
+            Self::TooLarge => "too_large",
+            Self::ConfirmReset => "confirm_reset",
         }
     }
 
@@ -349,7 +364,8 @@ impl ErrorKey {
     }
 }
 
-/// [`error`] with the [`ErrorKey`] the page translates: `{"error": "...", "key": "..."}`.
+/// Every error of the website and its API: `{"error": "...", "key": "..."}` with `status`,
+/// the English text and the [`ErrorKey`] the page translates.
 pub fn keyed(status: StatusCode, key: ErrorKey, message: impl Into<String>) -> Response {
     (
         status,
@@ -540,7 +556,14 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(public_pages)
         .merge(public_api)
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })
+        .fallback(|| async { keyed(StatusCode::NOT_FOUND, ErrorKey::NotFound, "not found") })
+        .method_not_allowed_fallback(|| async {
+            keyed(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorKey::MethodNotAllowed,
+                "method not allowed for this route",
+            )
+        })
         .layer(middleware::from_fn(harden))
         .with_state(state)
 }

@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
-use super::{Access, Routes, error};
+use super::{Access, ErrorKey, Routes, keyed};
 
 const APP_HTML: &str = include_str!("assets/app.html");
 const LOGIN_HTML: &str = include_str!("assets/login.html");
@@ -60,7 +60,7 @@ async fn asset(Path(name): Path<String>) -> Response {
             *body,
         )
             .into_response(),
-        None => error(StatusCode::NOT_FOUND, "no such asset"),
+        None => keyed(StatusCode::NOT_FOUND, ErrorKey::NotFound, "no such asset"),
     }
 }
 

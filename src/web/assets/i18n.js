@@ -135,6 +135,12 @@ const I18N = {
     'err.csrf': 'Die Sitzung ist ungültig. Bitte die Seite neu laden.',
     'err.cross_origin': 'Anfrage von einer fremden Seite abgelehnt.',
     'err.login_required': 'Anmeldung erforderlich.',
+    'err.not_found': 'Nicht gefunden.',
+    'err.method_not_allowed': 'Diese Aktion ist hier nicht möglich.',
+    'err.invalid_json': 'Die Anfrage ist kein gültiges JSON.',
+    'err.invalid_body': 'Die Anfrage enthält nicht die erwarteten Felder.',
+    'err.too_large': 'Die Datei ist zu groß.',
+    'err.confirm_reset': 'Das Zurücksetzen muss bestätigt werden.',
   },
 };
 const STATE_DE = ['Unzulässig', 'Startet', 'Fehler', 'Nicht verfügbar', 'Abgebrochen', 'Verfügbar', 'Verbunden',
