@@ -56,6 +56,8 @@ pub struct Snapshot {
     pub telegrams_rejected: u64,
     /// What the DLM saw and decided in its last cycle (`None`: DLM off or no cycle yet).
     pub dlm: Option<crate::core::DlmCycle>,
+    /// Why each charging point gets its current, as the core decided it.
+    pub limits: crate::dlm::Limits,
 }
 
 /// A running shell.
@@ -524,6 +526,7 @@ fn apply(
     image.programming_mode = core.programming_mode();
     image.knx_link = core.link_state();
     image.dlm = core.dlm_cycle();
+    image.limits = core.limits();
     publish(image, engine, tx);
 }
 
@@ -540,7 +543,8 @@ fn publish(image: &mut Snapshot, engine: &Engine, tx: &watch::Sender<Snapshot>) 
             || current.init_reads != image.init_reads
             || current.telegrams_sent != image.telegrams_sent
             || current.telegrams_rejected != image.telegrams_rejected
-            || current.dlm != image.dlm;
+            || current.dlm != image.dlm
+            || current.limits != image.limits;
         if changed {
             *current = image.clone();
         }

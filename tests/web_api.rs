@@ -31,6 +31,11 @@ struct Gw {
 }
 
 fn gateway() -> Gw {
+    gateway_with(|_| {})
+}
+
+/// [`gateway`] with the website's context adjusted by `adjust`.
+fn gateway_with(adjust: impl FnOnce(&mut Context)) -> Gw {
     let text = std::fs::read_to_string("examples/five-chargers.toml").unwrap();
     let config = file::parse(&text, "five-chargers.toml").unwrap();
     let shell = shell::spawn(config.clone(), true, None);
@@ -43,6 +48,7 @@ fn gateway() -> Gw {
         shell.snapshot.clone(),
     );
     ctx.initial_password = Some(PASSWORD.to_owned());
+    adjust(&mut ctx);
     let (state, fresh) = AppState::new(ctx, std::sync::Arc::new(LogControl::detached())).unwrap();
     assert_eq!(fresh.as_deref(), Some(PASSWORD));
     Gw {
@@ -730,4 +736,322 @@ async fn status_shows_the_knx_link_state() {
             "{key} in EN and DE"
         );
     }
+}
+
+/// The status API shows why each charging point gets its current as the DLM decided it (not
+/// guessed from the objects): a house load that uses up L2 holds the one vehicle at what L2
+/// leaves, and the page's key for that reason is `phase_l2`.
+#[tokio::test]
+async fn status_carries_the_reason_the_dlm_recorded_for_each_charging_point() {
+    use knx_echarge::chargers::{ChargerStatus, CpState};
+    use knx_echarge::core::Event;
+    use knx_echarge::dlm::Limit;
+    use knx_echarge::objects::Value;
+    use knx_echarge::units::{ChargePointId, Current, GoNumber, PerPhase, Phase};
+    let gw = gateway();
+    let (cookie, _) = login(&gw, PASSWORD).await;
+    let cp2 = ChargePointId::new(2).unwrap();
+    let status = ChargerStatus {
+        state: Some(CpState::Connected),
+        connected: true,
+        currents: Some(PerPhase::splat(Current::ZERO)),
+        ..ChargerStatus::default()
+    };
+    gw.shell
+        .events
+        .send(Event::ChargerPolled { cp: cp2, status })
+        .await
+        .unwrap();
+    // Fuse 35 A, reserve 3 A: 32 A budget; the house takes 24 A on L2, 8 A are left there.
+    for (object, amps) in [(10, 5), (11, 24), (12, 5)] {
+        gw.shell
+            .events
+            .send(Event::ObjectWritten {
+                object: GoNumber(object),
+                value: Value::Current(Current::from_amps(amps)),
+            })
+            .await
+            .unwrap();
+    }
+    let mut snapshot = gw.shell.snapshot.clone();
+    tokio::time::timeout(
+        Duration::from_secs(15),
+        snapshot.wait_for(|s| s.limits.get(cp2) == Some(Limit::Phase(Phase::L2))),
+    )
+    .await
+    .expect("the DLM records that L2 limits charging point 2")
+    .unwrap();
+    let res = send(&gw, authed("GET", "/api/v1/status", &cookie, None, None)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let status = body_json(res).await;
+    let point = |n: u64| {
+        status["charging_points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(point(2)["limited_by"], "phase_l2", "{}", point(2));
+    assert_eq!(point(2)["limited"], true);
+    assert_eq!(point(3)["limited_by"], "no_vehicle");
+    assert_eq!(point(3)["limited"], false);
+    gw.shell.shutdown().await;
+}
+
+/// The status page shows the address the gateway uses, not the configured one: the
+/// listener's own address when it is bound to one, else an address of the machine's
+/// interfaces; the configured address (192.168.1.10 in the example) follows, labelled, when
+/// it differs.
+#[tokio::test]
+async fn status_shows_the_address_in_use_and_the_configured_one_when_it_differs() {
+    let status = |gw: &Gw, cookie: &str| {
+        let req = authed("GET", "/api/v1/status", cookie, None, None);
+        let app = app(gw);
+        async move { body_json(app.oneshot(req).await.unwrap()).await }
+    };
+    // Listening on every interface: the address comes from the interfaces.
+    let gw = gateway_with(|ctx| ctx.listen = Some("0.0.0.0:8080".parse().unwrap()));
+    let (cookie, _) = login(&gw, PASSWORD).await;
+    let device = status(&gw, &cookie).await["device"].clone();
+    let machine = web::network::interfaces();
+    let ip = device["ip"].as_str().unwrap();
+    let carrier = machine
+        .iter()
+        .find(|i| i.addresses.iter().any(|a| a.to_string() == ip))
+        .unwrap_or_else(|| panic!("{ip} is on no interface: {machine:?}"));
+    assert_eq!(device["ip_source"], "interface");
+    assert_eq!(device["interface"], carrier.name.as_str());
+    assert_eq!(
+        device["mac"].as_str(),
+        carrier.mac.as_deref(),
+        "the MAC of that interface"
+    );
+    let has_ipv4 = machine
+        .iter()
+        .any(|i| i.up && !i.loopback && i.addresses.iter().any(std::net::IpAddr::is_ipv4));
+    if has_ipv4 {
+        let ip: std::net::IpAddr = ip.parse().unwrap();
+        assert!(
+            ip.is_ipv4() && !carrier.loopback,
+            "a non-loopback IPv4 address is preferred: {ip}"
+        );
+    }
+    assert_eq!(device["configured_ip"], "192.168.1.10");
+    gw.shell.shutdown().await;
+    // Bound to loopback: that is the address in use.
+    let gw = gateway_with(|ctx| ctx.listen = Some("127.0.0.1:8080".parse().unwrap()));
+    let (cookie, _) = login(&gw, PASSWORD).await;
+    let device = status(&gw, &cookie).await["device"].clone();
+    assert_eq!(device["ip"], "127.0.0.1");
+    assert_eq!(device["ip_source"], "listener");
+    assert_eq!(device["configured_ip"], "192.168.1.10");
+    gw.shell.shutdown().await;
+}
+
+/// The licences API the page uses carries the licence texts (each once) and every package's
+/// copyright notices: MIT and Apache-2.0 in full, axum's notice, and each package's licences
+/// linked to a text.
+#[tokio::test]
+async fn licences_api_carries_the_licence_texts_and_the_copyright_notices() {
+    let gw = gateway();
+    let (cookie, _) = login(&gw, PASSWORD).await;
+    let res = send(&gw, authed("GET", "/api/v1/licences", &cookie, None, None)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()[header::CONTENT_TYPE], "application/json");
+    let lic = body_json(res).await;
+    let text = |id: &str| {
+        let found: Vec<&serde_json::Value> = lic["texts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["id"] == id)
+            .collect();
+        assert_eq!(found.len(), 1, "{id} once");
+        found[0]["text"].as_str().unwrap().to_owned()
+    };
+    let mit = text("MIT");
+    assert!(mit.contains("Permission is hereby granted, free of charge"));
+    assert!(mit.contains("THE SOFTWARE IS PROVIDED \"AS IS\""));
+    let apache = text("Apache-2.0");
+    assert!(apache.contains("Version 2.0, January 2004"));
+    assert!(apache.contains("END OF TERMS AND CONDITIONS"));
+    let packages = lic["packages"].as_array().unwrap();
+    let axum = packages.iter().find(|p| p["name"] == "axum").unwrap();
+    assert_eq!(axum["spdx"], serde_json::json!(["MIT"]));
+    assert!(
+        axum["notices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "Copyright (c) 2019 axum Contributors"),
+        "{axum}"
+    );
+    for p in packages {
+        for id in p["spdx"].as_array().unwrap() {
+            let _ = text(id.as_str().unwrap());
+        }
+    }
+    gw.shell.shutdown().await;
+}
+
+/// Asserts an API error: `status`, JSON, and `key` next to a non-empty `error`.
+async fn check(res: axum::response::Response, status: StatusCode, key: &str, what: &str) {
+    assert_eq!(res.status(), status, "{what}");
+    assert_eq!(
+        res.headers()[header::CONTENT_TYPE],
+        "application/json",
+        "{what}"
+    );
+    let body = body_json(res).await;
+    assert_eq!(body["key"], key, "{what}: {body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{what}: {body}"
+    );
+}
+
+/// Every API error has the same shape, `{"error": "...", "key": "..."}`, with the key the page
+/// translates: an unknown route (404), a wrong method (405), a body that is not JSON (400),
+/// not sent as JSON (415), JSON without the expected fields or types (422), a file too large
+/// (413) and a factory reset without its confirmation (400).
+#[tokio::test]
+async fn api_errors_carry_the_error_shape_with_a_key() {
+    let gw = gateway();
+    let (cookie, csrf) = login(&gw, PASSWORD).await;
+    let raw = |method: &str, path: &str, content_type: Option<&str>, body: &str| {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::COOKIE, &cookie)
+            .header("x-csrf-token", &csrf);
+        if let Some(t) = content_type {
+            b = b.header(header::CONTENT_TYPE, t);
+        }
+        b.body(Body::from(body.to_owned())).unwrap()
+    };
+    let json = Some("application/json");
+    for (req, status, key, what) in [
+        (
+            authed("GET", "/api/v1/no-such-route", &cookie, None, None),
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "unknown route with a session",
+        ),
+        (
+            Request::get("/api/v1/no-such-route")
+                .body(Body::empty())
+                .unwrap(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "unknown route without a session",
+        ),
+        (
+            raw("DELETE", "/api/v1/status", None, ""),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "wrong method",
+        ),
+        (
+            raw("POST", "/api/v1/programming-mode", json, "{not json"),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "malformed JSON",
+        ),
+        (
+            raw("POST", "/api/v1/programming-mode", None, "{\"on\": true}"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_json",
+            "JSON without its content type",
+        ),
+        (
+            raw(
+                "POST",
+                "/api/v1/programming-mode",
+                json,
+                "{\"on\": \"yes\"}",
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "wrong type",
+        ),
+        (
+            raw(
+                "PUT",
+                "/api/v1/settings/logging",
+                json,
+                "{\"mode\": \"loud\"}",
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "unknown logging mode",
+        ),
+        (
+            raw("PUT", "/api/v1/settings/ntp", json, "{}"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "missing fields",
+        ),
+        (
+            raw("POST", "/api/v1/password", json, "[]"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "password change with an array",
+        ),
+        (
+            json_req(
+                "POST",
+                "/api/v1/factory-reset",
+                &serde_json::json!({"confirm": "yes"}),
+            ),
+            StatusCode::UNAUTHORIZED,
+            "login_required",
+            "factory reset without a session",
+        ),
+        (
+            raw(
+                "POST",
+                "/api/v1/factory-reset",
+                json,
+                "{\"confirm\": \"yes\"}",
+            ),
+            StatusCode::BAD_REQUEST,
+            "confirm_reset",
+            "factory reset without the confirmation",
+        ),
+    ] {
+        check(send(&gw, req).await, status, key, what).await;
+    }
+    // The login is public: a malformed body there too.
+    let res = send(
+        &gw,
+        Request::post("/api/v1/login")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("password=x"))
+            .unwrap(),
+    )
+    .await;
+    check(res, StatusCode::BAD_REQUEST, "invalid_json", "login body").await;
+    // A firmware file above the limit.
+    let big = vec![0u8; web::api::MAX_FIRMWARE_BYTES + 1];
+    let res = send(
+        &gw,
+        raw(
+            "POST",
+            "/api/v1/firmware",
+            Some("application/octet-stream"),
+            "",
+        )
+        .map(|_| Body::from(big)),
+    )
+    .await;
+    check(
+        res,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        "firmware too large",
+    )
+    .await;
+    gw.shell.shutdown().await;
 }

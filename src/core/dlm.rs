@@ -37,13 +37,19 @@
 //!   is given less, the others on its phases are not raised for the reaction time.
 //! * A charging point with invalid currents (DLM InvCurrent) is excluded and gets 0 A;
 //!   the device fault DLM InvCurrent (70) shows while any charging point has it.
+//! * Every cycle records why each charging point gets its current ([`Limit`]): the
+//!   allocation's reason, replaced by the step that lowered or held the current after it
+//!   (unbalance, power cap, shortage check, emergency, high-power wait, ramp, minimum on/off
+//!   time, break before make), or why it was left out (no vehicle, interrupted, invalid
+//!   currents, not reachable). [`Core::limit_of`] adds what the core decides outside the DLM
+//!   (interruption, grid-supporting control) and a vehicle drawing less than it may.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::{Action, Core};
 use crate::config::{MeterConnection, MonitoringMode, OvercurrentStrategy, PhaseCount};
-use crate::dlm::{Demand, Mode, Shortage, allocate};
+use crate::dlm::{Demand, Limit, Limits, Mode, Shortage, allocate};
 use crate::faults::{Fault, FaultCode, Scope};
 use crate::objects::Value;
 use crate::units::{ChargePointId, Current, GoNumber, PerPhase, Phase};
@@ -72,6 +78,10 @@ const BURST: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Current above which a charging-point phase counts as used by the vehicle.
 const PHASE_DETECTION: Current = Current::from_milliamps(1_000);
+
+/// A vehicle that draws at least this much less than it was told (on its most loaded phase),
+/// with time to follow, draws less than it may ([`Limit::VehicleDrawsLess`]).
+const DRAWS_LESS: Current = Current::from_milliamps(1_000);
 
 /// DLM state kept by the core.
 #[derive(Debug, Default)]
@@ -129,6 +139,10 @@ pub(super) struct DlmState {
     /// The charging load the core had commanded per charging point (grid phases) over the
     /// last seconds.
     commanded: std::collections::VecDeque<(Instant, Loads)>,
+    /// Why each charging point got its DLM current in the last cycle.
+    pub(super) limits: Limits,
+    /// Per charging point (index 0..=4): its vehicle drew less than it may at its last poll.
+    pub(super) draws_less: [bool; ChargePointId::COUNT as usize],
 }
 
 /// Charging load per charging point, on grid phases.
@@ -594,6 +608,7 @@ impl Core {
             })
             .collect();
         let mut raw: BTreeMap<ChargePointId, Current> = BTreeMap::new();
+        let mut limits = Limits::default();
         let mut cycle = Cycle {
             budget,
             meter: reading.unwrap_or_default(),
@@ -617,14 +632,23 @@ impl Core {
                     Some(prev) => (*prev).min(min),
                     None => min,
                 };
-                raw.insert(
-                    *cp,
-                    if invalid.contains(cp) {
-                        Current::ZERO
-                    } else {
-                        reduced
-                    },
-                );
+                let reduced = if invalid.contains(cp) {
+                    Current::ZERO
+                } else {
+                    reduced
+                };
+                raw.insert(*cp, reduced);
+                let fallback = if emergency {
+                    Limit::Emergency
+                } else {
+                    Limit::HighPower
+                };
+                let limit = if reduced == Current::ZERO {
+                    self.excluded(*cp, &invalid).unwrap_or(fallback)
+                } else {
+                    fallback
+                };
+                limits.set(*cp, limit);
             }
         } else if let Some(meter) = reading {
             // Polls just after a meter value refine the other-load estimate; later ones do not.
@@ -653,13 +677,22 @@ impl Core {
             };
             let mut result = allocate(available, &demands, mode, shortage);
             let mut currents = result.currents.clone();
+            limits = result.limits;
+            for cp in &active {
+                if !demands.iter().any(|d| d.cp == *cp) {
+                    limits.set(
+                        *cp,
+                        self.excluded(*cp, &invalid).unwrap_or(Limit::NoVehicle),
+                    );
+                }
+            }
             if let Some(limit) = dlm.unbalanced_load_limit {
                 // Cap, then let the others use what the capped points left: re-allocate with
                 // the capped points' maxima lowered, until nothing changes.
                 let mut capped = demands.clone();
                 for _ in 0..3 {
                     let before = currents.clone();
-                    crate::dlm::limit_unbalance(&mut currents, &capped, limit);
+                    crate::dlm::limit_unbalance(&mut currents, &capped, limit, &mut limits);
                     if currents == before {
                         break;
                     }
@@ -679,13 +712,28 @@ impl Core {
                             result.currents.get(&d.cp).copied().unwrap_or(Current::ZERO),
                         );
                     }
+                    // A point at the maximum the cap lowered is held by the cap.
+                    for d in &capped {
+                        let lowered = demands.iter().any(|o| o.cp == d.cp && o.max > d.max);
+                        match result.limits.get(d.cp) {
+                            Some(Limit::OwnMax) if lowered => limits.set(d.cp, Limit::Unbalance),
+                            Some(l) => limits.set(d.cp, l),
+                            None => {}
+                        }
+                    }
                 }
-                crate::dlm::limit_unbalance(&mut currents, &capped, limit);
+                crate::dlm::limit_unbalance(&mut currents, &capped, limit, &mut limits);
             }
             if self.grid_control
                 && let Some(watts) = dlm.grid_control_power_w
             {
-                crate::dlm::limit_power(&mut currents, &demands, watts, dlm.meter.nominal_voltage);
+                crate::dlm::limit_power(
+                    &mut currents,
+                    &demands,
+                    watts,
+                    dlm.meter.nominal_voltage,
+                    &mut limits,
+                );
             }
             for cp in &active {
                 raw.insert(*cp, currents.get(cp).copied().unwrap_or(Current::ZERO));
@@ -714,6 +762,7 @@ impl Core {
                         .get(&d.cp)
                         .is_some_and(|c| *c > Current::ZERO);
                     raw.insert(d.cp, if charging { d.min } else { Current::ZERO });
+                    limits.set(d.cp, Limit::ShortagePending);
                 }
                 result.overcurrent = false;
             }
@@ -744,12 +793,68 @@ impl Core {
             }
         }
         self.dlm.last = Some(cycle);
-        self.ramp(&raw, now, &dlm);
+        self.ramp(&raw, now, &dlm, &mut limits);
+        self.dlm.limits = limits;
         self.remember_commanded(now);
         self.dlm.last_update = Some(now);
+        for cp in &active {
+            let less = self.vehicle_draws_less(*cp, now);
+            if let Some(slot) = self.dlm.draws_less.get_mut(cp.index()) {
+                *slot = less;
+            }
+        }
         for cp in active {
             self.apply_target(cp, out);
         }
+    }
+
+    /// Why a charging point is left out of the allocation, if it is: interrupted (object
+    /// 55), not reachable, invalid currents, or no vehicle.
+    fn excluded(&self, cp: ChargePointId, invalid: &[ChargePointId]) -> Option<Limit> {
+        let point = self.points.get(&cp);
+        if point.is_some_and(|p| p.interrupted) {
+            return Some(Limit::Interrupted);
+        }
+        if self
+            .faults
+            .is_present(Scope::ChargingPoint(cp), FaultCode::NotReachable)
+        {
+            return Some(Limit::NotReachable);
+        }
+        if invalid.contains(&cp) {
+            return Some(Limit::InvalidCurrents);
+        }
+        let connected = point
+            .and_then(|p| p.status.as_ref())
+            .is_some_and(|s| s.connected);
+        (!connected).then_some(Limit::NoVehicle)
+    }
+
+    /// Whether the vehicle at `cp` draws less than it may: at its last poll it drew, on its
+    /// most loaded phase, at least [`DRAWS_LESS`] below its current, and that current had
+    /// then been in force for the reaction time (a vehicle still following a change is not
+    /// counted).
+    fn vehicle_draws_less(&self, cp: ChargePointId, now: Instant) -> bool {
+        let Some(target) = self.target(cp).filter(|t| *t > Current::ZERO) else {
+            return false;
+        };
+        let Some(status) = self.points.get(&cp).and_then(|p| p.status.as_ref()) else {
+            return false;
+        };
+        let (Some(currents), Some(polled)) = (status.currents, self.dlm.last_poll.get(&cp)) else {
+            return false;
+        };
+        let drawn = currents.0.into_iter().max().unwrap_or(Current::ZERO);
+        if !status.connected || drawn + DRAWS_LESS > target {
+            return false;
+        }
+        let Some(from) = polled.checked_sub(REACTION) else {
+            return false;
+        };
+        // The history must reach back to `from`: a current first commanded after it (at
+        // start-up) gave the vehicle no time to follow before the poll.
+        let known = self.dlm.commanded.front().is_some_and(|(t, _)| *t <= from);
+        known && !self.commanded_during(cp, from, now).changed
     }
 
     /// Whether a vehicle at `cp` may draw current: one is connected, or current flows. (A
@@ -872,6 +977,7 @@ impl Core {
         raw: &BTreeMap<ChargePointId, Current>,
         now: Instant,
         dlm: &crate::config::DlmConfig,
+        limits: &mut Limits,
     ) {
         let dt = self
             .dlm
@@ -902,6 +1008,7 @@ impl Core {
             if next > prev && lowered_nearby {
                 next = prev;
                 self.dlm.raw_wants_more = true;
+                limits.set(*cp, Limit::BreakBeforeMake);
             } else if next > prev {
                 if prev < cfg.min_current {
                     // Switching on: not sooner than the minimum on/off time after the last switch.
@@ -910,6 +1017,7 @@ impl Core {
                             now.saturating_duration_since(*t) < dlm.min_switch_time
                         });
                     next = if recently {
+                        limits.set(*cp, Limit::MinSwitchTime);
                         Current::ZERO
                     } else {
                         cfg.min_current.min(next)
@@ -923,6 +1031,9 @@ impl Core {
                 }
                 if next < *want {
                     self.dlm.raw_wants_more = true;
+                    if next > Current::ZERO {
+                        limits.set(*cp, Limit::Ramp);
+                    }
                 }
             }
             let vehicle = self

@@ -12,7 +12,8 @@
 //!
 //! Owned so far: faults and their display (objects 8/9, 94/95 + offset, the APP LED),
 //! grid-supporting control and interruption state (objects 1/2, 55/56 + offset),
-//! programming mode and the LED states. Load management and charging-point control extend
+//! programming mode and the LED states, and why each charging point gets its current
+//! ([`Core::limits`]). Load management and charging-point control extend
 //! this type in later work.
 
 use std::collections::BTreeMap;
@@ -233,6 +234,8 @@ pub struct Core {
     clock: Option<points::ClockAnchor>,
     dlm: dlm::DlmState,
     values: BTreeMap<GoNumber, Value>,
+    /// Why each charging point gets its current now.
+    limits: crate::dlm::Limits,
 }
 
 impl Core {
@@ -260,6 +263,7 @@ impl Core {
             clock: None,
             dlm: dlm::DlmState::default(),
             values: BTreeMap::new(),
+            limits: crate::dlm::Limits::default(),
         }
     }
 
@@ -459,6 +463,13 @@ impl Core {
     /// What the DLM saw and decided in its last cycle.
     pub fn dlm_cycle(&self) -> Option<DlmCycle> {
         self.dlm.last
+    }
+
+    /// Why each charging point gets the current it is told now (`None` for inactive ones):
+    /// recorded by the DLM's cycle and by the core's own steps (interruption, grid-supporting
+    /// control, the setpoint of object 60 with the DLM off).
+    pub fn limits(&self) -> crate::dlm::Limits {
+        self.limits
     }
 
     fn compute_leds(&self) -> Leds {

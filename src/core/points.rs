@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use super::{Action, Core, Event, Persisted};
 use crate::chargers::{ChargerCommand, ChargerStatus, CommandOutcome, CpState, DriverError};
 use crate::config::{ChargePointConfig, PhaseCount, PhaseRotation};
+use crate::dlm::Limit;
 use crate::faults::{Fault, FaultCode, Scope};
 use crate::knx::dpt::{TimeOfDay, Weekday};
 use crate::objects::Value;
@@ -213,8 +214,76 @@ impl Core {
         Some(target.clamp_to(cfg.min_current, cfg.max_current))
     }
 
-    /// Sends the target current if it changed.
+    /// Why `cp` gets [`Self::target`], following the same steps: interruption (object 55),
+    /// grid-supporting control at 0 A, the DLM's reason (DLM on) or the setpoint of object 60
+    /// (DLM off), the grid-control cap where it is lower, and a vehicle drawing less than
+    /// it may where a ceiling is the reason (DLM on; it needs the DLM's command history).
+    pub(super) fn limit_of(&self, cp: ChargePointId) -> Option<Limit> {
+        let cfg = self.config.charging_point(cp).filter(|c| c.is_active())?;
+        let point = self.points.get(&cp)?;
+        let grid = self.config.dlm.grid_control_current;
+        if point.interrupted {
+            return Some(Limit::Interrupted);
+        }
+        if self.grid_control && grid == Current::ZERO {
+            return Some(Limit::GridControl);
+        }
+        let dlm = self.config.dlm.enabled;
+        let (base, uncapped) = if dlm {
+            let target = self
+                .dlm
+                .targets
+                .get(&cp)
+                .copied()
+                .unwrap_or(cfg.min_current);
+            // Before the DLM's first decision: the minimum, as in emergency mode.
+            (self.dlm.limits.get(cp).unwrap_or(Limit::Emergency), target)
+        } else {
+            let setpoint = point.setpoint.unwrap_or(cfg.max_current);
+            let connected = point.status.as_ref().map(|s| s.connected);
+            let base = if connected == Some(false) {
+                Limit::NoVehicle
+            } else if setpoint < cfg.max_current {
+                Limit::Setpoint
+            } else {
+                Limit::OwnMax
+            };
+            (base, setpoint)
+        };
+        if uncapped == Current::ZERO || base == Limit::NoVehicle {
+            return Some(base);
+        }
+        let uncapped = uncapped.clamp_to(cfg.min_current, cfg.max_current);
+        let limit = if self.grid_control && grid.max(cfg.min_current) < uncapped {
+            Limit::GridControl
+        } else {
+            base
+        };
+        let ceiling = matches!(
+            limit,
+            Limit::OwnMax
+                | Limit::FairShare
+                | Limit::Phase(_)
+                | Limit::Prioritised
+                | Limit::Unbalance
+                | Limit::GridControl
+                | Limit::Emergency
+                | Limit::HighPower
+                | Limit::Setpoint
+        );
+        let draws_less = self.dlm.draws_less.get(cp.index()).copied() == Some(true);
+        if dlm && ceiling && draws_less {
+            return Some(Limit::VehicleDrawsLess);
+        }
+        Some(limit)
+    }
+
+    /// Sends the target current if it changed, and records why it is what it is.
     pub(super) fn apply_target(&mut self, cp: ChargePointId, out: &mut Vec<Action>) {
+        match self.limit_of(cp) {
+            Some(limit) => self.limits.set(cp, limit),
+            None => self.limits.clear(cp),
+        }
         let Some(target) = self.target(cp) else {
             return;
         };

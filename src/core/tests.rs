@@ -779,6 +779,27 @@ mod points {
         assert_eq!(sets(&a).get(&50), Some(&Value::U8(11)));
     }
 
+    /// With the DLM off the core records why a charging point gets its current: the
+    /// setpoint of object 60, its own maximum, interruption, grid-supporting control.
+    #[test]
+    fn without_dlm_the_reason_follows_setpoint_interruption_and_grid_control() {
+        use crate::dlm::Limit;
+        let (mut core, t0) = started(DLM_OFF);
+        let _ = poll(&mut core, t0, CpState::Charging, true);
+        assert_eq!(core.limits().get(cp(1)), Some(Limit::OwnMax));
+        let _ = write(&mut core, t0, 60, Value::Current(amps(12)));
+        assert_eq!(core.limits().get(cp(1)), Some(Limit::Setpoint));
+        let _ = write(&mut core, t0, 1, Value::Bool(true));
+        assert_eq!(core.limits().get(cp(1)), Some(Limit::GridControl));
+        let _ = write(&mut core, t0, 55, Value::Bool(true));
+        assert_eq!(core.limits().get(cp(1)), Some(Limit::Interrupted));
+        let _ = write(&mut core, t0, 55, Value::Bool(false));
+        let _ = write(&mut core, t0, 1, Value::Bool(false));
+        assert_eq!(core.limits().get(cp(1)), Some(Limit::Setpoint));
+        let _ = poll(&mut core, t0, CpState::Available, false);
+        assert_eq!(core.limits().get(cp(1)), Some(Limit::NoVehicle));
+    }
+
     /// Table 28: "If the charging process was previously controlled without DLM, the charging
     /// process is continued with the previous setpoint current."
     #[test]
@@ -2629,6 +2650,196 @@ max_current = 16
             "the DLM raises it again to the even share"
         );
     }
+
+    // Why each charging point gets its current: every reason the DLM cycle records comes
+    // from the situation that causes it.
+
+    use crate::dlm::Limit;
+
+    fn limit(core: &Core, n: u8) -> Option<Limit> {
+        core.limits().get(cp(n))
+    }
+
+    #[test]
+    fn reason_own_maximum_when_the_budget_is_ample() {
+        let (mut core, t0) = running(HOUSE, 0);
+        let _ = no_vehicle(&mut core, 2, t0);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        assert_eq!(target(&core, 1), a(16));
+        assert_eq!(limit(&core, 1), Some(Limit::OwnMax));
+        assert_eq!(limit(&core, 2), Some(Limit::NoVehicle));
+        assert_eq!(limit(&core, 3), Some(Limit::NoVehicle));
+        assert_eq!(core.limits().get(cp(4)), None, "not configured");
+    }
+
+    #[test]
+    fn reason_fair_share_when_two_cars_share_the_budget_and_ramp_while_rising() {
+        let (mut core, t0) = running(HOUSE, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_millis(100));
+        assert_eq!(limit(&core, 1), Some(Limit::Ramp), "{}", target(&core, 1));
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        assert_eq!((target(&core, 1), target(&core, 2)), (a(10), a(10)));
+        assert_eq!(limit(&core, 1), Some(Limit::FairShare));
+        assert_eq!(limit(&core, 2), Some(Limit::FairShare));
+    }
+
+    #[test]
+    fn reason_phase_when_the_house_uses_up_one_phase() {
+        let (mut core, t0) = running(HOUSE, 10);
+        let _ = no_vehicle(&mut core, 2, t0);
+        let _ = meter(&mut core, t0, [5, 20, 5]);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(3));
+        assert_eq!(target(&core, 1), a(10), "30 A budget − 20 A on L2");
+        assert_eq!(limit(&core, 1), Some(Limit::Phase(crate::units::Phase::L2)));
+    }
+
+    #[test]
+    fn reason_prioritised_for_the_others_when_the_prioritised_point_takes_the_rest() {
+        let text = HOUSE.replace(
+            "load_reserve = 2",
+            "load_reserve = 2\nprioritised_charging_point = 2",
+        );
+        let (mut core, t0) = running(&text, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        assert_eq!((target(&core, 1), target(&core, 2)), (a(6), a(14)));
+        assert_eq!(limit(&core, 1), Some(Limit::Prioritised));
+        assert!(matches!(limit(&core, 2), Some(Limit::Phase(_))));
+    }
+
+    #[test]
+    fn reason_emergency_when_the_smart_meter_is_silent() {
+        let (mut core, t0) = running(HOUSE, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(15));
+        assert_eq!(target(&core, 1), a(6));
+        assert_eq!(limit(&core, 1), Some(Limit::Emergency));
+        assert_eq!(limit(&core, 3), Some(Limit::NoVehicle), "0 A, no vehicle");
+    }
+
+    #[test]
+    fn reason_high_power_during_the_wait() {
+        let (mut core, t0) = running(HOUSE, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        let _ = core.handle(
+            Event::ObjectWritten {
+                object: GoNumber(13),
+                value: Value::Bool(true),
+            },
+            t0 + Duration::from_secs(3),
+        );
+        assert_eq!(limit(&core, 1), Some(Limit::HighPower));
+        assert_eq!(limit(&core, 2), Some(Limit::HighPower));
+    }
+
+    #[test]
+    fn reason_shortage_pending_then_overcurrent_when_the_minimums_do_not_fit() {
+        let (mut core, t0) = running(HOUSE, 10);
+        let _ = meter(&mut core, t0 + Duration::from_secs(1), [25, 25, 25]);
+        assert_eq!(limit(&core, 1), Some(Limit::ShortagePending));
+        let _ = settle(&mut core, t0 + Duration::from_secs(1));
+        assert_eq!(limit(&core, 1), Some(Limit::OverCurrent));
+        assert_eq!(limit(&core, 2), Some(Limit::OverCurrent));
+    }
+
+    #[test]
+    fn reason_queued_for_the_point_waiting_for_its_turn() {
+        let text = HOUSE.replace(
+            "ramp_up_rate = 32.0",
+            "ramp_up_rate = 32.0\novercurrent_strategy = \"queue\"\nrotation_interval = 900",
+        );
+        let (mut core, t0) = running(&text, 10);
+        let _ = meter(&mut core, t0 + Duration::from_secs(1), [22, 22, 22]);
+        let _ = settle(&mut core, t0 + Duration::from_secs(1));
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(6));
+        assert_eq!((target(&core, 1), target(&core, 2)), (a(8), Current::ZERO));
+        assert_eq!(limit(&core, 2), Some(Limit::Queued));
+        assert!(matches!(limit(&core, 1), Some(Limit::Phase(_))));
+    }
+
+    #[test]
+    fn reason_minimum_on_off_time_holds_switching_on() {
+        let text = HOUSE.replace("min_switch_time = 0", "min_switch_time = 300");
+        let (mut core, t0) = running(&text, 10);
+        let _ = meter(&mut core, t0 + Duration::from_secs(1), [25, 25, 25]);
+        let _ = settle(&mut core, t0 + Duration::from_secs(1));
+        let _ = meter(&mut core, t0 + Duration::from_secs(6), [5, 5, 5]);
+        assert_eq!(target(&core, 1), Current::ZERO);
+        assert_eq!(limit(&core, 1), Some(Limit::MinSwitchTime));
+    }
+
+    #[test]
+    fn reason_break_before_make_and_interrupted_by_object_55() {
+        let (mut core, t0) = running(HOUSE, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        let _ = core.handle(
+            Event::ObjectWritten {
+                object: GoNumber(55),
+                value: Value::Bool(true),
+            },
+            t0 + Duration::from_secs(3),
+        );
+        assert_eq!(limit(&core, 1), Some(Limit::Interrupted));
+        assert_eq!(target(&core, 2), a(10));
+        assert_eq!(limit(&core, 2), Some(Limit::BreakBeforeMake));
+    }
+
+    #[test]
+    fn reason_invalid_currents_and_not_reachable() {
+        let (mut core, t0) = running(HOUSE, 10);
+        let t = t0 + Duration::from_secs(1);
+        let _ = core.handle(
+            Event::ChargerFailed {
+                cp: cp(1),
+                error: DriverError::InvalidCurrent("0xFFFFFFFF".into()),
+            },
+            t,
+        );
+        let _ = core.handle(
+            Event::ChargerFailed {
+                cp: cp(2),
+                error: DriverError::NotReachable("timeout".into()),
+            },
+            t,
+        );
+        let _ = meter(&mut core, t, [10, 10, 10]);
+        assert_eq!(limit(&core, 1), Some(Limit::InvalidCurrents));
+        assert_eq!(limit(&core, 2), Some(Limit::NotReachable));
+    }
+
+    #[test]
+    fn reason_vehicle_draws_less_once_it_had_time_to_follow() {
+        let (mut core, t0) = running(HOUSE, 0);
+        let _ = no_vehicle(&mut core, 2, t0);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        assert_eq!(target(&core, 1), a(16));
+        // A poll right after the raise: the vehicle is still following.
+        let _ = vehicle(&mut core, 1, t0 + Duration::from_millis(2_100), [9, 9, 9]);
+        assert_eq!(limit(&core, 1), Some(Limit::OwnMax));
+        // The current has been 16 A for longer than the reaction time: the vehicle takes 9 A.
+        let _ = vehicle(&mut core, 1, t0 + Duration::from_secs(6), [9, 9, 9]);
+        assert_eq!(limit(&core, 1), Some(Limit::VehicleDrawsLess));
+        let _ = vehicle(&mut core, 1, t0 + Duration::from_secs(7), [16, 16, 16]);
+        assert_eq!(limit(&core, 1), Some(Limit::OwnMax));
+    }
+
+    #[test]
+    fn reason_grid_control_when_its_current_caps_the_allocation() {
+        let text = HOUSE.replace(
+            "high_power_waiting_time = 60",
+            "high_power_waiting_time = 60\ngrid_control_current = 8",
+        );
+        let (mut core, t0) = running(&text, 10);
+        let _ = core.handle(Event::Tick, t0 + Duration::from_secs(2));
+        let _ = core.handle(
+            Event::ObjectWritten {
+                object: GoNumber(1),
+                value: Value::Bool(true),
+            },
+            t0 + Duration::from_secs(3),
+        );
+        assert_eq!(target(&core, 1), a(8));
+        assert_eq!(limit(&core, 1), Some(Limit::GridControl));
+    }
 }
 
 mod dlm_limits {
@@ -2727,6 +2938,27 @@ max_current = 32
         let three = core.target(ChargePointId::new(2).unwrap()).unwrap();
         let watts = (one.milliamps() + 3 * three.milliamps()) * 230 / 1000;
         assert!(watts <= 4_200, "{one} + 3 × {three} = {watts} W");
+        // The power cap is the reason for the points it lowered.
+        let limits = core.limits();
+        let capped = ChargePointId::all()
+            .filter(|cp| limits.get(*cp) == Some(crate::dlm::Limit::GridControl))
+            .count();
+        assert!(capped >= 1, "{limits:?}");
+    }
+
+    #[test]
+    fn the_unbalance_cap_is_the_reason_for_the_single_phase_car() {
+        let (core, _) = setup();
+        let one = core.target(ChargePointId::new(1).unwrap()).unwrap();
+        assert!(one < a(32), "capped: {one}");
+        assert_eq!(
+            core.limits().get(ChargePointId::new(1).unwrap()),
+            Some(crate::dlm::Limit::Unbalance)
+        );
+        assert_eq!(
+            core.limits().get(ChargePointId::new(2).unwrap()),
+            Some(crate::dlm::Limit::OwnMax)
+        );
     }
 }
 

@@ -16,9 +16,14 @@
 //! interrupted) or [`Shortage::Queue`] (the ones that fit, in queue order, charge; the rest
 //! wait). Results are whole amperes rounded down, so an allocation never exceeds the
 //! budget on any phase.
+//!
+//! The allocation records why each charging point got what it got ([`Allocation::limits`]):
+//! its own maximum, its fair share of a phase it shares, the budget of one phase, the
+//! prioritised charging point, the queue, or OverCurrent.
 
 use std::collections::BTreeMap;
 
+use super::{Limit, Limits};
 use crate::units::{ChargePointId, Current, PerPhase, Phase};
 
 /// How a charging point is booked against the phases.
@@ -73,6 +78,8 @@ pub struct Allocation {
     pub overcurrent: bool,
     /// Charging points waiting in the queue (only with [`Shortage::Queue`]).
     pub waiting: Vec<ChargePointId>,
+    /// Why each charging point of the demands got its current.
+    pub limits: Limits,
 }
 
 impl Allocation {
@@ -115,11 +122,15 @@ pub fn allocate(
             alloc.overcurrent = true;
             if shortage == Shortage::Queue {
                 alloc.waiting.push(d.cp);
+                alloc.limits.set(d.cp, Limit::Queued);
             }
         }
     }
     if alloc.overcurrent && shortage == Shortage::InterruptAll {
         alloc.currents = demands.iter().map(|d| (d.cp, Current::ZERO)).collect();
+        for d in demands {
+            alloc.limits.set(d.cp, Limit::OverCurrent);
+        }
         return alloc;
     }
     let mut current: BTreeMap<ChargePointId, Current> =
@@ -134,15 +145,27 @@ pub fn allocate(
         available.get(p).saturating_sub(used)
     };
     // 2. The prioritised charging point, up to its maximum.
+    // The phase the prioritised point used up by rising above its minimum, if it did.
+    let mut prioritised_took: Option<Phase> = None;
     for d in admitted.iter().filter(|d| d.prioritised) {
-        let room = Phase::ALL
+        let tightest = Phase::ALL
             .iter()
             .filter(|p| d.uses(**p, mode))
-            .map(|p| headroom(&current, *p))
-            .min()
-            .unwrap_or(Current::ZERO);
+            .map(|p| (headroom(&current, *p), *p))
+            .min_by_key(|(room, _)| *room);
+        let room = tightest.map_or(Current::ZERO, |(room, _)| room);
         let now = current.get(&d.cp).copied().unwrap_or(d.min);
-        current.insert(d.cp, (now + room).min(d.max));
+        let next = (now + room).min(d.max);
+        current.insert(d.cp, next);
+        match tightest {
+            Some((_, p)) if next < d.max => {
+                alloc.limits.set(d.cp, Limit::Phase(p));
+                if next > d.min {
+                    prioritised_took = Some(p);
+                }
+            }
+            _ => alloc.limits.set(d.cp, Limit::OwnMax),
+        }
     }
     // 3. Max-min fair filling of the others.
     let mut rising: Vec<Demand> = admitted
@@ -151,7 +174,13 @@ pub fn allocate(
         .copied()
         .collect();
     for _ in 0..=admitted.len() * 3 + 3 {
-        rising.retain(|d| current.get(&d.cp).copied().unwrap_or(d.max) < d.max);
+        rising.retain(|d| {
+            let below = current.get(&d.cp).copied().unwrap_or(d.max) < d.max;
+            if !below {
+                alloc.limits.set(d.cp, Limit::OwnMax);
+            }
+            below
+        });
         if rising.is_empty() {
             break;
         }
@@ -170,17 +199,34 @@ pub fn allocate(
         }
         if step <= 0 {
             // Some phase is exhausted: freeze the points on it and let the others go on.
-            let exhausted: Vec<Phase> = Phase::ALL
-                .into_iter()
-                .filter(|p| {
-                    let n = rising.iter().filter(|d| d.uses(*p, mode)).count();
+            let mut exhausted = PerPhase::splat(false);
+            for p in Phase::ALL {
+                let n = rising.iter().filter(|d| d.uses(p, mode)).count();
+                exhausted.set(
+                    p,
                     n > 0
-                        && headroom(&current, *p).milliamps() / i32::try_from(n).unwrap_or(i32::MAX)
-                            == 0
-                })
-                .collect();
+                        && headroom(&current, p).milliamps() / i32::try_from(n).unwrap_or(i32::MAX)
+                            == 0,
+                );
+            }
+            let frozen_by = |d: &Demand| {
+                Phase::ALL
+                    .into_iter()
+                    .find(|p| exhausted.get(*p) && d.uses(*p, mode))
+            };
+            for d in &rising {
+                let Some(p) = frozen_by(d) else { continue };
+                let limit = if prioritised_took == Some(p) {
+                    Limit::Prioritised
+                } else if rising.iter().any(|e| e.cp != d.cp && e.uses(p, mode)) {
+                    Limit::FairShare
+                } else {
+                    Limit::Phase(p)
+                };
+                alloc.limits.set(d.cp, limit);
+            }
             let before = rising.len();
-            rising.retain(|d| !exhausted.iter().any(|p| d.uses(*p, mode)));
+            rising.retain(|d| frozen_by(d).is_none());
             if rising.len() == before {
                 break;
             }
@@ -191,6 +237,18 @@ pub fn allocate(
                 *c += Current::from_milliamps(step);
             }
         }
+    }
+    // Points still rising when the filling stopped share what is left evenly.
+    for d in &rising {
+        let at_max = current.get(&d.cp).is_some_and(|c| *c >= d.max);
+        alloc.limits.set(
+            d.cp,
+            if at_max {
+                Limit::OwnMax
+            } else {
+                Limit::FairShare
+            },
+        );
     }
     // Whole amperes, rounded down: what a charging point is told must never exceed the budget.
     for d in demands {
@@ -398,6 +456,127 @@ mod tests {
         assert_eq!(r.currents[&cp(1)], Current::ZERO);
     }
 
+    // Why each charging point got its current: every reason the allocation records comes
+    // from the situation that causes it.
+
+    #[test]
+    fn a_point_at_its_maximum_is_limited_by_its_own_maximum_and_the_others_share_fairly() {
+        let demands = [
+            demand(1, 6, 10, ALL3),
+            demand(2, 6, 32, ALL3),
+            demand(3, 6, 32, ALL3),
+        ];
+        let r = allocate(
+            PerPhase::splat(a(50)),
+            &demands,
+            Mode::Symmetric,
+            Shortage::InterruptAll,
+        );
+        assert_eq!(r.limits.get(cp(1)), Some(Limit::OwnMax));
+        assert_eq!(r.limits.get(cp(2)), Some(Limit::FairShare));
+        assert_eq!(r.limits.get(cp(3)), Some(Limit::FairShare));
+    }
+
+    #[test]
+    fn enough_for_everyone_is_own_maximum_for_everyone() {
+        let demands = [demand(1, 6, 16, ALL3), demand(2, 6, 16, ALL3)];
+        let r = allocate(
+            PerPhase::splat(a(63)),
+            &demands,
+            Mode::PerPhase,
+            Shortage::InterruptAll,
+        );
+        assert_eq!(r.currents[&cp(1)], a(16));
+        assert_eq!(r.limits.get(cp(1)), Some(Limit::OwnMax));
+        assert_eq!(r.limits.get(cp(2)), Some(Limit::OwnMax));
+    }
+
+    #[test]
+    fn a_phase_used_up_by_the_house_limits_the_points_on_it_by_that_phase() {
+        // L1 is loaded by the house: the 3-phase car stops at L1's budget; the L2 car takes
+        // the rest of L2 (the 3-phase car, held lower, takes its part of L2).
+        let demands = [
+            demand(1, 6, 32, ALL3),
+            demand(2, 6, 32, [false, true, false]),
+        ];
+        let r = allocate(
+            PerPhase([a(10), a(30), a(30)]),
+            &demands,
+            Mode::PerPhase,
+            Shortage::InterruptAll,
+        );
+        assert_eq!(r.limits.get(cp(1)), Some(Limit::Phase(Phase::L1)));
+        assert_eq!(r.limits.get(cp(2)), Some(Limit::Phase(Phase::L2)));
+        // The same on L3 for a single-phase car on L3.
+        let demands = [demand(1, 6, 32, [false, false, true])];
+        let r = allocate(
+            PerPhase([a(30), a(30), a(12)]),
+            &demands,
+            Mode::PerPhase,
+            Shortage::InterruptAll,
+        );
+        assert_eq!(r.currents[&cp(1)], a(12));
+        assert_eq!(r.limits.get(cp(1)), Some(Limit::Phase(Phase::L3)));
+    }
+
+    #[test]
+    fn the_prioritised_point_taking_the_rest_limits_the_others() {
+        let mut demands = [
+            demand(1, 6, 16, ALL3),
+            demand(2, 6, 32, ALL3),
+            demand(3, 6, 16, ALL3),
+        ];
+        demands[1].prioritised = true;
+        let r = allocate(
+            PerPhase::splat(a(40)),
+            &demands,
+            Mode::Symmetric,
+            Shortage::InterruptAll,
+        );
+        assert_eq!(r.limits.get(cp(2)), Some(Limit::Phase(Phase::L1)));
+        assert_eq!(r.limits.get(cp(1)), Some(Limit::Prioritised));
+        assert_eq!(r.limits.get(cp(3)), Some(Limit::Prioritised));
+        // With room for the prioritised point's maximum the others share the rest.
+        let r = allocate(
+            PerPhase::splat(a(60)),
+            &demands,
+            Mode::Symmetric,
+            Shortage::InterruptAll,
+        );
+        assert_eq!(r.limits.get(cp(2)), Some(Limit::OwnMax));
+        assert_eq!(r.limits.get(cp(1)), Some(Limit::FairShare));
+    }
+
+    #[test]
+    fn a_point_that_does_not_fit_waits_in_the_queue() {
+        let demands = [
+            demand(1, 6, 16, ALL3),
+            demand(2, 6, 16, ALL3),
+            demand(3, 6, 16, ALL3),
+        ];
+        let r = allocate(
+            PerPhase::splat(a(17)),
+            &demands,
+            Mode::Symmetric,
+            Shortage::Queue,
+        );
+        assert_eq!(r.limits.get(cp(3)), Some(Limit::Queued));
+        assert_eq!(r.limits.get(cp(1)), Some(Limit::FairShare));
+    }
+
+    #[test]
+    fn minimums_not_fitting_with_interrupt_all_record_overcurrent() {
+        let demands = [demand(1, 6, 16, ALL3), demand(2, 6, 16, ALL3)];
+        let r = allocate(
+            PerPhase::splat(a(11)),
+            &demands,
+            Mode::Symmetric,
+            Shortage::InterruptAll,
+        );
+        assert_eq!(r.limits.get(cp(1)), Some(Limit::OverCurrent));
+        assert_eq!(r.limits.get(cp(2)), Some(Limit::OverCurrent));
+    }
+
     fn arb_demands() -> impl Strategy<Value = Vec<Demand>> {
         proptest::collection::vec(
             (6i32..=16, 0i32..=26, any::<[bool; 3]>(), any::<bool>()),
@@ -442,6 +621,10 @@ mod tests {
             for d in &demands {
                 let c = r.currents[&d.cp];
                 prop_assert!(c == Current::ZERO || (c >= d.min && c <= d.max), "{d:?} got {c}");
+                let limit = r.limits.get(d.cp);
+                prop_assert!(limit.is_some(), "{d:?} has no reason: {r:?}");
+                // Its own maximum is the reason exactly when it got its maximum.
+                prop_assert_eq!(limit == Some(Limit::OwnMax), c == d.max, "{:?} {:?} got {}", d, limit, c);
             }
         }
 

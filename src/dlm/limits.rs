@@ -10,11 +10,13 @@
 //!   below a minimum. Points are paused from the end of the queue if the minimums alone
 //!   exceed the power.
 //!
-//! Both only ever lower currents, so they keep every guarantee of the allocation.
+//! Both only ever lower currents, so they keep every guarantee of the allocation, and both
+//! record the reason ([`Limit::Unbalance`], [`Limit::GridControl`]) for every charging point
+//! they lower.
 
 use std::collections::BTreeMap;
 
-use super::Demand;
+use super::{Demand, Limit, Limits};
 use crate::units::{ChargePointId, Current, Phase, Voltage};
 
 fn phase_load(
@@ -35,6 +37,7 @@ pub fn limit_unbalance(
     currents: &mut BTreeMap<ChargePointId, Current>,
     demands: &[Demand],
     limit: Current,
+    limits: &mut Limits,
 ) {
     for _ in 0..=demands.len() * 4 {
         let loads: Vec<(Phase, Current)> = Phase::ALL
@@ -63,6 +66,7 @@ pub fn limit_unbalance(
         let Some(d) = culprit else { return };
         let now = currents.get(&d.cp).copied().unwrap_or(Current::ZERO);
         let reduced = Current::from_amps(now.saturating_sub(excess).whole_amps_floor());
+        limits.set(d.cp, Limit::Unbalance);
         currents.insert(
             d.cp,
             if reduced < d.min {
@@ -80,6 +84,7 @@ pub fn limit_power(
     demands: &[Demand],
     watts: u32,
     voltage: Voltage,
+    limits: &mut Limits,
 ) {
     let power = |currents: &BTreeMap<ChargePointId, Current>| -> i64 {
         demands
@@ -110,6 +115,7 @@ pub fn limit_power(
         if let Some(d) = reducible {
             let now = currents.get(&d.cp).copied().unwrap_or(Current::ZERO);
             currents.insert(d.cp, (now - Current::from_amps(1)).max(d.min));
+            limits.set(d.cp, Limit::GridControl);
         } else {
             // Every point at its minimum and still too much: pause from the end of the queue.
             let Some(last) = demands
@@ -120,6 +126,7 @@ pub fn limit_power(
                 return;
             };
             currents.insert(last.cp, Current::ZERO);
+            limits.set(last.cp, Limit::GridControl);
         }
     }
 }
@@ -150,7 +157,7 @@ mod tests {
     fn unbalance_is_capped_by_reducing_the_single_phase_load() {
         let demands = [d(1, [true, false, false]), d(2, [true, true, true])];
         let mut c: BTreeMap<_, _> = [(cp(1), a(32)), (cp(2), a(10))].into();
-        limit_unbalance(&mut c, &demands, a(20));
+        limit_unbalance(&mut c, &demands, a(20), &mut Limits::default());
         assert_eq!(c[&cp(1)], a(20), "L1 = 30, L2/L3 = 10: difference 20");
         assert_eq!(c[&cp(2)], a(10));
     }
@@ -159,7 +166,7 @@ mod tests {
     fn unbalance_pauses_a_point_that_would_go_below_its_minimum() {
         let demands = [d(1, [true, false, false])];
         let mut c: BTreeMap<_, _> = [(cp(1), a(10))].into();
-        limit_unbalance(&mut c, &demands, a(5));
+        limit_unbalance(&mut c, &demands, a(5), &mut Limits::default());
         assert_eq!(c[&cp(1)], Current::ZERO);
     }
 
@@ -168,7 +175,13 @@ mod tests {
         let demands = [d(1, [true, true, true]), d(2, [true, false, false])];
         let mut c: BTreeMap<_, _> = [(cp(1), a(16)), (cp(2), a(16))].into();
         // 4.2 kW at 230 V.
-        limit_power(&mut c, &demands, 4_200, Voltage::from_volts(230));
+        limit_power(
+            &mut c,
+            &demands,
+            4_200,
+            Voltage::from_volts(230),
+            &mut Limits::default(),
+        );
         assert_eq!(c[&cp(1)], a(6), "3 × 6 A × 230 V = 4140 W");
         assert_eq!(c[&cp(2)], Current::ZERO, "no room left for the second car");
         let total = 6 * 3 * 230;
@@ -176,10 +189,47 @@ mod tests {
     }
 
     #[test]
+    fn the_unbalance_cap_records_its_reason_for_the_points_it_lowers() {
+        let demands = [d(1, [true, false, false]), d(2, [true, true, true])];
+        let mut c: BTreeMap<_, _> = [(cp(1), a(32)), (cp(2), a(10))].into();
+        let mut limits = Limits::default();
+        limits.set(cp(1), Limit::OwnMax);
+        limits.set(cp(2), Limit::FairShare);
+        limit_unbalance(&mut c, &demands, a(20), &mut limits);
+        assert_eq!(limits.get(cp(1)), Some(Limit::Unbalance));
+        assert_eq!(limits.get(cp(2)), Some(Limit::FairShare), "not lowered");
+    }
+
+    #[test]
+    fn the_grid_control_power_cap_records_its_reason_for_the_points_it_lowers() {
+        let demands = [d(1, [true, true, true]), d(2, [true, false, false])];
+        let mut c: BTreeMap<_, _> = [(cp(1), a(16)), (cp(2), a(6))].into();
+        let mut limits = Limits::default();
+        limits.set(cp(2), Limit::OwnMax);
+        // 3 × 10 A + 6 A = 36 A · 230 V = 8280 W.
+        limit_power(
+            &mut c,
+            &demands,
+            8_300,
+            Voltage::from_volts(230),
+            &mut limits,
+        );
+        assert_eq!(c[&cp(1)], a(10));
+        assert_eq!(limits.get(cp(1)), Some(Limit::GridControl));
+        assert_eq!(limits.get(cp(2)), Some(Limit::OwnMax), "not lowered");
+    }
+
+    #[test]
     fn power_limit_leaves_fitting_allocations_alone() {
         let demands = [d(1, [true, false, false])];
         let mut c: BTreeMap<_, _> = [(cp(1), a(16))].into();
-        limit_power(&mut c, &demands, 11_000, Voltage::from_volts(230));
+        limit_power(
+            &mut c,
+            &demands,
+            11_000,
+            Voltage::from_volts(230),
+            &mut Limits::default(),
+        );
         assert_eq!(c[&cp(1)], a(16));
     }
 }

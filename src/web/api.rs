@@ -1,12 +1,16 @@
 //! The JSON API under `/api/v1/` (documented in README "Website").
 //!
 //! Every route but `POST /api/v1/login` needs a session; every `POST`/`PUT` needs the CSRF
-//! token of the session in `X-CSRF-Token` (see [`super`]). Errors are `{"error": "..."}`.
+//! token of the session in `X-CSRF-Token` (see [`super`]). Every error, including an unknown
+//! route (404), a wrong method (405) and a body that is not the JSON a route expects (400 not
+//! JSON, 415 not sent as JSON, 422 wrong fields or types), is `{"error": "...", "key": "..."}`
+//! ([`super::keyed`]).
 
 use std::convert::Infallible;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -21,7 +25,7 @@ use tracing::{info, warn};
 use super::auth::{self, Admission};
 use super::logs::LogMode;
 use super::{
-    Access, AppState, ClientAddr, ErrorKey, Routes, SessionInfo, error, firmware, keyed, status,
+    Access, AppState, ClientAddr, ErrorKey, Routes, SessionInfo, firmware, keyed, network, status,
 };
 use crate::core::Event;
 
@@ -64,6 +68,21 @@ pub fn protected() -> Routes {
         .add(Method::GET, "/api/v1/licences", get(licences))
 }
 
+/// A body that is not the JSON the route expects: the rejection's status (400 not JSON, 415
+/// not sent as JSON, 422 wrong fields or types) in the usual error shape; `expected` says what
+/// the route takes.
+fn bad_body(rejection: &JsonRejection, expected: &str) -> Response {
+    let key = match rejection {
+        JsonRejection::JsonDataError(_) => ErrorKey::InvalidBody,
+        _ => ErrorKey::InvalidJson,
+    };
+    keyed(
+        rejection.status(),
+        key,
+        format!("expected {expected}: {}", rejection.body_text()),
+    )
+}
+
 fn session_cookie_header(id: &str, max_age: Duration) -> HeaderValue {
     let value = format!(
         "{}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
@@ -87,10 +106,11 @@ pub struct Login {
 async fn login(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
-    body: Result<Json<Login>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<Login>, JsonRejection>,
 ) -> Response {
-    let Ok(Json(body)) = body else {
-        return error(StatusCode::BAD_REQUEST, "expected JSON {\"password\": …}");
+    let body = match body {
+        Ok(Json(body)) => body,
+        Err(e) => return bad_body(&e, "{\"password\": …}"),
     };
     let sessions = &state.inner.sessions;
     if let Admission::Locked(wait) = sessions.admit(client, Instant::now()) {
@@ -160,7 +180,19 @@ async fn session(State(state): State<AppState>, Extension(s): Extension<SessionI
 
 fn current_view(state: &AppState) -> status::StatusView {
     let snap = state.inner.snapshot.borrow().clone();
-    status::view(&state.inner.config, &snap, state.inner.started.elapsed())
+    let ip = &state.inner.config.ip;
+    let network = network::view(
+        state.inner.listen,
+        ip.dhcp,
+        ip.address,
+        &network::interfaces(),
+    );
+    status::view(
+        &state.inner.config,
+        &snap,
+        state.inner.started.elapsed(),
+        network,
+    )
 }
 
 async fn status_json(State(state): State<AppState>) -> Response {
@@ -245,13 +277,11 @@ struct LoggingBody {
 
 async fn set_logging(
     State(state): State<AppState>,
-    body: Result<Json<LoggingBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<LoggingBody>, JsonRejection>,
 ) -> Response {
-    let Ok(Json(body)) = body else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "expected {\"mode\": \"simple\"|\"extended\"}",
-        );
+    let body = match body {
+        Ok(Json(body)) => body,
+        Err(e) => return bad_body(&e, "{\"mode\": \"simple\"|\"extended\"}"),
     };
     match state.inner.settings.update(|s| s.logging = body.mode) {
         Ok(_) => {
@@ -274,10 +304,11 @@ struct NetworkBody {
 
 async fn set_network(
     State(state): State<AppState>,
-    body: Result<Json<NetworkBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<NetworkBody>, JsonRejection>,
 ) -> Response {
-    let Ok(Json(body)) = body else {
-        return error(StatusCode::BAD_REQUEST, "expected {\"dns\": \"a.b.c.d\"}");
+    let body = match body {
+        Ok(Json(body)) => body,
+        Err(e) => return bad_body(&e, "{\"dns\": \"a.b.c.d\"}"),
     };
     let dns = if body.dns.trim().is_empty() {
         None
@@ -304,13 +335,11 @@ async fn set_network(
 
 async fn set_ntp(
     State(state): State<AppState>,
-    body: Result<Json<super::settings::Ntp>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<super::settings::Ntp>, JsonRejection>,
 ) -> Response {
-    let Ok(Json(ntp)) = body else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "expected {\"enabled\": bool, \"servers\": [..]}",
-        );
+    let ntp = match body {
+        Ok(Json(ntp)) => ntp,
+        Err(e) => return bad_body(&e, "{\"enabled\": bool, \"servers\": [..]}"),
     };
     match state.inner.settings.update(|s| s.ntp = ntp) {
         Ok(s) => {
@@ -328,10 +357,11 @@ struct ProgBody {
 
 async fn programming_mode(
     State(state): State<AppState>,
-    body: Result<Json<ProgBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<ProgBody>, JsonRejection>,
 ) -> Response {
-    let Ok(Json(body)) = body else {
-        return error(StatusCode::BAD_REQUEST, "expected {\"on\": bool}");
+    let body = match body {
+        Ok(Json(body)) => body,
+        Err(e) => return bad_body(&e, "{\"on\": bool}"),
     };
     if state
         .inner
@@ -360,13 +390,11 @@ struct PasswordBody {
 async fn change_password(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
-    body: Result<Json<PasswordBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<PasswordBody>, JsonRejection>,
 ) -> Response {
-    let Ok(Json(body)) = body else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "expected {\"current\": …, \"new\": …}",
-        );
+    let body = match body {
+        Ok(Json(body)) => body,
+        Err(e) => return bad_body(&e, "{\"current\": …, \"new\": …}"),
     };
     if let Err(e) = auth::check_strength(&body.new) {
         return keyed(
@@ -440,16 +468,18 @@ struct ResetBody {
 
 async fn factory_reset(
     State(state): State<AppState>,
-    body: Result<Json<ResetBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<ResetBody>, JsonRejection>,
 ) -> Response {
     match body {
         Ok(Json(b)) if b.confirm == "RESET" => {}
-        _ => {
-            return error(
+        Ok(_) => {
+            return keyed(
                 StatusCode::BAD_REQUEST,
+                ErrorKey::ConfirmReset,
                 "confirm the reset with {\"confirm\": \"RESET\"}",
             );
         }
+        Err(e) => return bad_body(&e, "{\"confirm\": \"RESET\"}"),
     }
     // State of delivery (spec 8.3.5): no configuration, settings, counters or staged
     // firmware; the initial password. The gateway erases again once the shell has stopped.
@@ -538,7 +568,22 @@ async fn logs_zip(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn upload_firmware(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
+async fn upload_firmware(
+    State(state): State<AppState>,
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => {
+            let status = e.status();
+            let key = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                ErrorKey::TooLarge
+            } else {
+                ErrorKey::InvalidBody
+            };
+            return keyed(status, key, format!("firmware file: {}", e.body_text()));
+        }
+    };
     let installed = env!("CARGO_PKG_VERSION");
     match firmware::stage(&state.inner.data, &body, installed) {
         Ok(m) => {

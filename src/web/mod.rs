@@ -20,6 +20,7 @@ pub mod api;
 pub mod auth;
 pub mod firmware;
 pub mod logs;
+pub mod network;
 pub mod pages;
 pub mod settings;
 pub mod status;
@@ -76,6 +77,9 @@ pub struct Context {
     pub policy: auth::Policy,
     /// How often the DLM chart takes a sample.
     pub sample_every: Duration,
+    /// The address the website listens on ([`spawn`] sets it once bound): the status page
+    /// shows it as the address in use when it is not the wildcard address.
+    pub listen: Option<SocketAddr>,
 }
 
 impl Context {
@@ -94,6 +98,7 @@ impl Context {
             initial_password: None,
             policy: auth::Policy::default(),
             sample_every: Duration::from_secs(5),
+            listen: None,
         }
     }
 }
@@ -117,6 +122,7 @@ struct Inner {
     settings: settings::SettingsStore,
     history: status::History,
     started: Instant,
+    listen: Option<SocketAddr>,
     restart: watch::Sender<bool>,
     /// A factory reset was done: the gateway erases its state again once it has stopped.
     factory_reset: std::sync::atomic::AtomicBool,
@@ -149,6 +155,7 @@ impl AppState {
                     settings,
                     history,
                     started: Instant::now(),
+                    listen: ctx.listen,
                     restart,
                     factory_reset: std::sync::atomic::AtomicBool::new(false),
                 }),
@@ -215,15 +222,6 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-/// A JSON error body `{"error": "..."}` with `status`.
-pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (
-        status,
-        axum::Json(serde_json::json!({ "error": message.into() })),
-    )
-        .into_response()
-}
-
 /// A stable name for an error the pages show: the API sends it as `key` next to the English
 /// `error` text, and `i18n.js` holds the German text as `err.<key>` (English comes from the
 /// server; one source per language).
@@ -267,11 +265,23 @@ pub enum ErrorKey {
     CrossOrigin,
     /// No session.
     LoginRequired,
+    /// No such route (or asset).
+    NotFound,
+    /// The route exists, but not for this method.
+    MethodNotAllowed,
+    /// The body is not JSON (or not sent as JSON).
+    InvalidJson,
+    /// The body is JSON, but not what the route expects (missing field, wrong type).
+    InvalidBody,
+    /// The body is larger than the route accepts.
+    TooLarge,
+    /// Factory reset without `{"confirm": "RESET"}`.
+    ConfirmReset,
 }
 
 impl ErrorKey {
     /// Every key.
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 25] = [
         Self::WrongPassword,
         Self::Locked,
         Self::Busy,
@@ -291,6 +301,12 @@ impl ErrorKey {
         Self::Csrf,
         Self::CrossOrigin,
         Self::LoginRequired,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::InvalidJson,
+        Self::InvalidBody,
+        Self::TooLarge,
+        Self::ConfirmReset,
     ];
 
     /// The key as sent (`snake_case`).
@@ -315,6 +331,12 @@ impl ErrorKey {
             Self::Csrf => "csrf",
             Self::CrossOrigin => "cross_origin",
             Self::LoginRequired => "login_required",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidBody => "invalid_body",
+            Self::TooLarge => "too_large",
+            Self::ConfirmReset => "confirm_reset",
         }
     }
 
@@ -342,7 +364,8 @@ impl ErrorKey {
     }
 }
 
-/// [`error`] with the [`ErrorKey`] the page translates: `{"error": "...", "key": "..."}`.
+/// Every error of the website and its API: `{"error": "...", "key": "..."}` with `status`,
+/// the English text and the [`ErrorKey`] the page translates.
 pub fn keyed(status: StatusCode, key: ErrorKey, message: impl Into<String>) -> Response {
     (
         status,
@@ -533,7 +556,14 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(public_pages)
         .merge(public_api)
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })
+        .fallback(|| async { keyed(StatusCode::NOT_FOUND, ErrorKey::NotFound, "not found") })
+        .method_not_allowed_fallback(|| async {
+            keyed(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorKey::MethodNotAllowed,
+                "method not allowed for this route",
+            )
+        })
         .layer(middleware::from_fn(harden))
         .with_state(state)
 }
@@ -570,7 +600,14 @@ impl WebHandle {
 }
 
 /// Starts the website on `addr` (loopback or the building network).
-pub async fn spawn(addr: SocketAddr, ctx: Context) -> Result<WebHandle, WebError> {
+pub async fn spawn(addr: SocketAddr, mut ctx: Context) -> Result<WebHandle, WebError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| WebError::Bind { addr, source })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| WebError::Bind { addr, source })?;
+    ctx.listen = Some(local_addr);
     let (state, fresh) = AppState::new(ctx, logs::LogControl::global())?;
     if let Some(password) = fresh {
         // On the console only: never through tracing, so it is in no log file or ZIP.
@@ -578,12 +615,6 @@ pub async fn spawn(addr: SocketAddr, ctx: Context) -> Result<WebHandle, WebError
             "\n  Device website: initial password (shown once, at first start): {password}\n"
         );
     }
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| WebError::Bind { addr, source })?;
-    let local_addr = listener
-        .local_addr()
-        .map_err(|source| WebError::Bind { addr, source })?;
     info!(%local_addr, "device website on http://{local_addr}/");
     let restart = state.restart_requested();
     let (stop, mut stop_rx) = watch::channel(false);

@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
-use super::{Access, Routes, error};
+use super::{Access, ErrorKey, Routes, keyed};
 
 const APP_HTML: &str = include_str!("assets/app.html");
 const LOGIN_HTML: &str = include_str!("assets/login.html");
@@ -60,7 +60,7 @@ async fn asset(Path(name): Path<String>) -> Response {
             *body,
         )
             .into_response(),
-        None => error(StatusCode::NOT_FOUND, "no such asset"),
+        None => keyed(StatusCode::NOT_FOUND, ErrorKey::NotFound, "no such asset"),
     }
 }
 
@@ -113,5 +113,21 @@ mod tests {
         // English comes from the server: no English copies to drift apart.
         let en = &i18n[..i18n.find("  de: {").unwrap()];
         assert!(!en.contains("'fault.desc.") && !en.contains("'err."));
+    }
+
+    /// Every reason the DLM can record for a charging point's current has a text in both
+    /// languages, and the page has no text for a reason that no longer exists.
+    #[test]
+    fn every_current_reason_has_an_english_and_a_german_text() {
+        let i18n = include_str!("assets/i18n.js");
+        let at = i18n.find("  de: {").unwrap();
+        let (en, de) = i18n.split_at(at);
+        for limit in crate::dlm::Limit::ALL {
+            let entry = format!("'lim.{}': '", limit.key());
+            assert!(en.contains(&entry), "no English text for {limit:?}");
+            assert!(de.contains(&entry), "no German text for {limit:?}");
+        }
+        let keys = i18n.matches("'lim.").count();
+        assert_eq!(keys, 2 * crate::dlm::Limit::ALL.len(), "stale lim.* texts");
     }
 }

@@ -3,7 +3,8 @@
 //! load-vs-budget chart.
 //!
 //! The view is derived, never stored: every field comes from an object value of the snapshot
-//! (the same values KNX sees), the present faults, the DLM cycle or the configuration.
+//! (the same values KNX sees), the present faults, the DLM cycle, the reasons the core
+//! recorded for each charging point's current, or the configuration.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -17,7 +18,7 @@ use crate::core::{ComLed, DlmCycle, LinkState};
 use crate::faults::Fault;
 use crate::objects::Value;
 use crate::shell::Snapshot;
-use crate::units::{ChargePointId, GoNumber};
+use crate::units::GoNumber;
 
 /// The whole status page.
 #[derive(Debug, Clone, Serialize)]
@@ -43,10 +44,16 @@ pub struct DeviceView {
     pub uptime_s: u64,
     /// DHCP on.
     pub dhcp: bool,
-    /// Static IP address (when DHCP is off).
+    /// The IP address the gateway uses (see [`super::network`]).
     pub ip: String,
-    /// MAC address of the first network interface, if readable.
+    /// Where `ip` comes from: "listener", "interface" or "configured".
+    pub ip_source: &'static str,
+    /// The network interface carrying `ip`, if known.
+    pub interface: Option<String>,
+    /// MAC address of that interface, where it has one.
     pub mac: Option<String>,
+    /// The static address configured in the ETS, when it differs from `ip`.
+    pub configured_ip: Option<String>,
     /// KNX individual address.
     pub individual_address: String,
     /// Programming mode.
@@ -156,8 +163,13 @@ pub struct ChargePointView {
     pub fault: Option<FaultView>,
     /// Manufacturer fault info 1–4.
     pub fault_info: Vec<String>,
-    /// Why the current is limited (key for the page's translations), if it is.
+    /// Why the charging point gets the current it gets, as the core and the DLM decided it
+    /// (key for the page's translations: `own_max`, `fair_share`, `phase_l1`, `queued`, …;
+    /// see [`crate::dlm::Limit`]). `None` before the core decided.
     pub limited_by: Option<&'static str>,
+    /// Whether that reason holds the current below what the charging point could take
+    /// (`false` for its own maximum and for no vehicle).
+    pub limited: bool,
 }
 
 /// English text of a state value (spec table 23).
@@ -209,23 +221,13 @@ fn text(v: Option<&Value>) -> Option<String> {
     }
 }
 
-fn mac_address() -> Option<String> {
-    let dir = std::fs::read_dir("/sys/class/net").ok()?;
-    let mut names: Vec<_> = dir
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "lo")
-        .collect();
-    names.sort();
-    names.into_iter().find_map(|n| {
-        let mac = std::fs::read_to_string(format!("/sys/class/net/{n}/address")).ok()?;
-        let mac = mac.trim().to_owned();
-        (mac != "00:00:00:00:00:00" && !mac.is_empty()).then_some(mac)
-    })
-}
-
-/// Builds the view.
-pub fn view(config: &Config, snap: &Snapshot, uptime: Duration) -> StatusView {
+/// Builds the view; `network` is what [`super::network::view`] found.
+pub fn view(
+    config: &Config,
+    snap: &Snapshot,
+    uptime: Duration,
+    network: super::network::NetworkView,
+) -> StatusView {
     let obj = |n: u16| snap.objects.get(&GoNumber(n));
     let knx_link = match snap.knx_link {
         LinkState::Connected if snap.leds.is_some_and(|l| l.com == ComLed::Traffic) => "traffic",
@@ -239,8 +241,11 @@ pub fn view(config: &Config, snap: &Snapshot, uptime: Duration) -> StatusView {
         application_version: env!("CARGO_PKG_VERSION_MAJOR").to_owned() + ".0",
         uptime_s: uptime.as_secs(),
         dhcp: config.ip.dhcp,
-        ip: config.ip.address.to_string(),
-        mac: mac_address(),
+        ip: network.ip,
+        ip_source: network.ip_source,
+        interface: network.interface,
+        mac: network.mac,
+        configured_ip: network.configured_ip,
         individual_address: config.knx.individual_address.to_string(),
         programming_mode: snap.programming_mode,
         knx_link,
@@ -282,12 +287,12 @@ pub fn view(config: &Config, snap: &Snapshot, uptime: Duration) -> StatusView {
             };
             let setpoint = amps(o(11)).or_else(|| amps(o(10)));
             let charging = flag(o(2));
+            let limit = snap.limits.get(c.id);
             let fault = snap
                 .faults
                 .iter()
                 .find(|f| f.charging_point == Some(c.id))
                 .map(FaultView::from);
-            let limited_by = limited_by(config, snap, c.id, state, setpoint, charging);
             ChargePointView {
                 id: c.id.number(),
                 model: c.model.map_or_else(|| "—".to_owned(), |m| m.name.clone()),
@@ -312,7 +317,8 @@ pub fn view(config: &Config, snap: &Snapshot, uptime: Duration) -> StatusView {
                 last_fault: text(o(45)),
                 fault,
                 fault_info: (46..=49).filter_map(|off| text(o(off))).collect(),
-                limited_by,
+                limited_by: limit.map(crate::dlm::Limit::key),
+                limited: limit.is_some_and(crate::dlm::Limit::limits),
             }
         })
         .collect();
@@ -321,37 +327,6 @@ pub fn view(config: &Config, snap: &Snapshot, uptime: Duration) -> StatusView {
         faults,
         dlm,
         charging_points,
-    }
-}
-
-/// Why a charging point gets less than its maximum (a translation key), if it does.
-fn limited_by(
-    config: &Config,
-    snap: &Snapshot,
-    cp: ChargePointId,
-    state: Option<u8>,
-    setpoint: Option<f64>,
-    charging: bool,
-) -> Option<&'static str> {
-    let c = config.charging_points.iter().find(|c| c.id == cp)?;
-    if state == Some(11) {
-        return Some("interrupted");
-    }
-    if flag(snap.objects.get(&GoNumber(2))) {
-        return Some("grid_control");
-    }
-    if let Some(cycle) = snap.dlm {
-        if cycle.emergency {
-            return Some("dlm_emergency");
-        }
-        if cycle.high_power {
-            return Some("high_power");
-        }
-    }
-    let max = c.max_current.as_amps_f64();
-    match setpoint {
-        Some(s) if charging && config.dlm.enabled && s + 0.05 < max => Some("dlm_budget"),
-        _ => None,
     }
 }
 

@@ -61,7 +61,7 @@ function buildStatus(view) {
   const grid = el('div', { class: 'grid' });
   grid.append(card('dev.title', 'device', dl([
     ['dev.firmware', 'dev-firmware'], ['dev.app', 'dev-app'], ['dev.uptime', 'dev-uptime'],
-    ['dev.ip', 'dev-ip'], ['dev.mac', 'dev-mac'], ['dev.ia', 'dev-ia'], ['dev.prog', 'dev-prog'],
+    ['dev.ip', 'dev-ip'], ['dev.ip_configured', 'dev-ip-configured'], ['dev.mac', 'dev-mac'], ['dev.ia', 'dev-ia'], ['dev.prog', 'dev-prog'],
     ['dev.link', 'dev-link'], ['dev.telegrams', 'dev-telegrams']])));
   grid.append(card('fault.title', 'faults', dl([['fault.general', 'fault-general']]), el('ul', { id: 'fault-list' })));
   const phases = el('div', { class: 'phases', id: 'dlm-phases' });
@@ -102,8 +102,16 @@ function renderStatus(view) {
   set('dev-firmware', d.firmware);
   set('dev-app', d.application_version);
   set('dev-uptime', duration(d.uptime_s));
-  set('dev-ip', d.dhcp ? t('dhcp') : d.ip);
-  set('dev-mac', d.mac || '–');
+  // The address the gateway uses (its interface's), and the one configured in the ETS only
+  // where it differs.
+  set('dev-ip', d.dhcp ? `${d.ip} (${t('dhcp')})` : d.ip);
+  const configured = document.getElementById('dev-ip-configured');
+  if (configured) {
+    configured.hidden = !d.configured_ip;
+    if (configured.previousElementSibling) configured.previousElementSibling.hidden = !d.configured_ip;
+    set('dev-ip-configured', d.configured_ip || '');
+  }
+  set('dev-mac', d.mac ? (d.interface ? `${d.mac} (${d.interface})` : d.mac) : '–');
   set('dev-ia', d.individual_address);
   set('dev-prog', d.programming_mode ? t('on') : t('off'), d.programming_mode ? 'badge bad' : 'badge');
   const linkBadge = { down: 'badge bad', reconnecting: 'badge warn' }[d.knx_link] || 'badge ok';
@@ -146,7 +154,8 @@ function renderStatus(view) {
     set(`cp-${n}-energy-total`, cp.energy_total == null ? '–' : num(cp.energy_total / 1000, 'kWh', 1));
     const sess = [cp.session_start, cp.session_end].filter(Boolean).join(' – ');
     set(`cp-${n}-session`, (sess || '–') + (cp.session_duration_s != null ? ` (${duration(cp.session_duration_s)})` : ''));
-    set(`cp-${n}-limited`, t(`lim.${cp.limited_by || 'none'}`), cp.limited_by ? 'badge warn' : 'badge');
+    // Why it gets this current, as the gateway's DLM decided it (not guessed here).
+    set(`cp-${n}-limited`, cp.limited_by ? t(`lim.${cp.limited_by}`) : '–', cp.limited ? 'badge warn' : 'badge');
     const fault = cp.fault ? `${cp.fault.code} (${cp.fault.severity}): ${faultDescription(cp.fault)}` : lastFault(cp.last_fault);
     set(`cp-${n}-fault`, fault + (cp.fault_info.length ? ` [${cp.fault_info.join(' ')}]` : ''), cp.fault_present ? 'badge bad' : '');
   }
@@ -291,17 +300,48 @@ async function settingsPage() {
 }
 
 // ---------- licences page ----------
+// Each package with its licence expression (every licence linked to its text below) and the
+// copyright notices of its licence files; then every licence text once, expandable.
+function openLicence(id) {
+  const d = document.getElementById(`licence-${id}`);
+  if (!d) return;
+  d.open = true;
+  d.scrollIntoView({ block: 'start' });
+}
 async function licencesPage() {
   const lic = await api('GET', '/api/v1/licences');
+  const texts = new Set((lic.texts || []).map((x) => x.id));
+  const users = {};
   const body = el('tbody');
   for (const p of lic.packages) {
-    body.append(el('tr', {}, el('td', { text: p.name }), el('td', { text: p.version }),
-      el('td', { text: p.license || '–' }), el('td', { text: p.repository || '' })));
+    const licence = el('td', {});
+    const ids = p.spdx || [];
+    // The expression as the package states it, with each licence that has a text as a link.
+    for (const part of (p.license || '–').split(/([A-Za-z0-9.+-]+)/)) {
+      if (ids.includes(part) && texts.has(part)) {
+        licence.append(el('a', { href: `#licence-${part}`, class: 'licence-link', 'data-licence': part,
+          onclick: (ev) => { ev.preventDefault(); openLicence(part); } }, part));
+      } else if (part) licence.append(part);
+    }
+    for (const id of ids) (users[id] = users[id] || []).push(p.name);
+    const notices = el('td', { class: 'notice-cell' });
+    for (const n of p.notices || []) notices.append(el('div', { text: n }));
+    body.append(el('tr', { id: `package-${p.name}-${p.version}` }, el('td', { text: p.name }), el('td', { text: p.version }),
+      licence, notices, el('td', { text: p.repository || '' })));
+  }
+  const textList = el('div', { id: 'licence-texts' });
+  for (const x of lic.texts || []) {
+    const count = (users[x.id] || []).length;
+    textList.append(el('details', { id: `licence-${x.id}`, class: 'licence-text' },
+      el('summary', {}, el('strong', { text: x.id }), ` · ${count} `, el('span', { i18n: count === 1 ? 'lic.package' : 'lic.packages' })),
+      el('pre', { text: x.text })));
   }
   const main = document.getElementById('main');
   main.replaceChildren(card('lic.title', 'licences', el('p', { i18n: 'lic.intro' }),
     el('table', { id: 'licence-table' }, el('thead', {}, el('tr', {}, el('th', { i18n: 'lic.name' }), el('th', { i18n: 'lic.version' }),
-      el('th', { i18n: 'lic.license' }), el('th', { i18n: 'lic.repo' }))), body)));
+      el('th', { i18n: 'lic.license' }), el('th', { i18n: 'lic.notice' }), el('th', { i18n: 'lic.repo' }))), body)),
+  card('lic.texts', 'licence-texts-card', el('p', { class: 'muted', i18n: 'lic.texts_intro' }), textList));
+  if (location.hash.startsWith('#licence-')) openLicence(location.hash.slice('#licence-'.length));
 }
 
 document.addEventListener('DOMContentLoaded', async () => {

@@ -1,0 +1,304 @@
+//! The gateway's network as the status page shows it: the IP address the gateway actually
+//! uses and the MAC of that interface, next to the address configured in the ETS.
+//!
+//! The address in use is the website listener's own address when it is bound to one; when
+//! it listens on every interface (`0.0.0.0` / `::`), it is read from the interfaces
+//! (`getifaddrs`): the interface carrying the configured address if one does, else the first
+//! interface (by name) that is up, not loopback and has an IPv4 address, else one with a
+//! global IPv6 address, else loopback. The choice ([`choose`]) is a pure function of the
+//! interface list, so it is tested without the machine's interfaces.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use serde::Serialize;
+
+/// One network interface with its addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Interface {
+    /// Name (`eth0`).
+    pub name: String,
+    /// Its IP addresses.
+    pub addresses: Vec<IpAddr>,
+    /// Its MAC address (`aa:bb:cc:dd:ee:ff`), if it has one other than all zeros.
+    pub mac: Option<String>,
+    /// The loopback interface.
+    pub loopback: bool,
+    /// The interface is up.
+    pub up: bool,
+}
+
+/// What the status page shows of the network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkView {
+    /// The IP address the gateway uses (the configured one if none could be read).
+    pub ip: String,
+    /// Where `ip` comes from: `"listener"` (the website's bound address), `"interface"`
+    /// (read from the interfaces) or `"configured"` (nothing could be read).
+    pub ip_source: &'static str,
+    /// The interface carrying `ip`, if known.
+    pub interface: Option<String>,
+    /// That interface's MAC address, where it has one.
+    pub mac: Option<String>,
+    /// The static address configured in the ETS, when it differs from `ip` (DHCP off).
+    pub configured_ip: Option<String>,
+}
+
+fn usable_v6(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V6(v6) => !v6.is_loopback() && !v6.is_unspecified() && !v6.is_unicast_link_local(),
+        IpAddr::V4(_) => false,
+    }
+}
+
+/// The address in use and its interface: the listener's address if it is bound to one; else
+/// the interface carrying `configured` (if given); else the first up, non-loopback interface
+/// with IPv4, then with a global IPv6 address, then a loopback IPv4. Interfaces are taken in
+/// name order, so the choice does not depend on the order the system lists them in.
+pub fn choose(
+    listen: Option<SocketAddr>,
+    configured: Option<IpAddr>,
+    interfaces: &[Interface],
+) -> Option<(IpAddr, Option<&Interface>)> {
+    let carrying = |ip: IpAddr| interfaces.iter().find(|i| i.addresses.contains(&ip));
+    if let Some(addr) = listen.filter(|a| !a.ip().is_unspecified()) {
+        return Some((addr.ip(), carrying(addr.ip())));
+    }
+    if let Some(ip) = configured.filter(|ip| !ip.is_unspecified())
+        && let Some(i) = carrying(ip)
+    {
+        return Some((ip, Some(i)));
+    }
+    let mut sorted: Vec<&Interface> = interfaces.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let pick = |wanted: &dyn Fn(&Interface, &IpAddr) -> bool| {
+        sorted.iter().find_map(|i| {
+            i.addresses
+                .iter()
+                .find(|ip| wanted(i, ip))
+                .map(|ip| (*ip, Some(*i)))
+        })
+    };
+    pick(&|i, ip| i.up && !i.loopback && ip.is_ipv4() && !ip.is_loopback())
+        .or_else(|| pick(&|i, ip| i.up && !i.loopback && usable_v6(ip)))
+        .or_else(|| pick(&|_, ip| ip.is_ipv4() && ip.is_loopback()))
+}
+
+/// The view for the status page from the listener's address, the configuration and the
+/// interfaces.
+pub fn view(
+    listen: Option<SocketAddr>,
+    dhcp: bool,
+    configured: Ipv4Addr,
+    interfaces: &[Interface],
+) -> NetworkView {
+    let configured_ip = (!dhcp).then_some(IpAddr::V4(configured));
+    let chosen = choose(listen, configured_ip, interfaces);
+    let listener = listen.is_some_and(|a| !a.ip().is_unspecified());
+    let (ip, ip_source, interface) = match chosen {
+        Some((ip, interface)) => (
+            ip,
+            if listener { "listener" } else { "interface" },
+            interface,
+        ),
+        None => (IpAddr::V4(configured), "configured", None),
+    };
+    NetworkView {
+        ip: ip.to_string(),
+        ip_source,
+        interface: interface.map(|i| i.name.clone()),
+        mac: interface.and_then(|i| i.mac.clone()),
+        configured_ip: configured_ip.filter(|c| *c != ip).map(|c| c.to_string()),
+    }
+}
+
+/// The machine's network interfaces (empty where they cannot be read).
+#[cfg(target_os = "linux")]
+pub fn interfaces() -> Vec<Interface> {
+    use nix::net::if_::InterfaceFlags;
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    let mut out: Vec<Interface> = Vec::new();
+    for a in addrs {
+        if !out.iter().any(|i| i.name == a.interface_name) {
+            out.push(Interface {
+                name: a.interface_name.clone(),
+                ..Interface::default()
+            });
+        }
+        let Some(entry) = out.iter_mut().find(|i| i.name == a.interface_name) else {
+            continue;
+        };
+        entry.loopback |= a.flags.contains(InterfaceFlags::IFF_LOOPBACK);
+        entry.up |= a.flags.contains(InterfaceFlags::IFF_UP);
+        let Some(address) = a.address else { continue };
+        if let Some(v4) = address.as_sockaddr_in() {
+            entry.addresses.push(IpAddr::V4(v4.ip()));
+        } else if let Some(v6) = address.as_sockaddr_in6() {
+            entry.addresses.push(IpAddr::V6(v6.ip()));
+        } else if let Some(mac) = address
+            .as_link_addr()
+            .and_then(nix::sys::socket::LinkAddr::addr)
+            && mac != [0; 6]
+        {
+            entry.mac = Some(
+                mac.iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(":"),
+            );
+        }
+    }
+    out
+}
+
+/// The machine's network interfaces (not readable on this platform).
+#[cfg(not(target_os = "linux"))]
+pub fn interfaces() -> Vec<Interface> {
+    Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iface(name: &str, addrs: &[&str], mac: Option<&str>, loopback: bool) -> Interface {
+        Interface {
+            name: name.to_owned(),
+            addresses: addrs.iter().map(|a| a.parse().unwrap()).collect(),
+            mac: mac.map(str::to_owned),
+            loopback,
+            up: true,
+        }
+    }
+
+    fn machine() -> Vec<Interface> {
+        vec![
+            iface("lo", &["127.0.0.1", "::1"], None, true),
+            iface(
+                "eth1",
+                &["fe80::1", "2001:db8::10"],
+                Some("02:00:00:00:00:02"),
+                false,
+            ),
+            iface(
+                "eth0",
+                &["192.168.1.77", "fe80::2"],
+                Some("02:00:00:00:00:01"),
+                false,
+            ),
+        ]
+    }
+
+    #[test]
+    fn a_listener_bound_to_an_address_is_the_address_in_use() {
+        let m = machine();
+        let v = view(
+            Some("192.168.1.77:80".parse().unwrap()),
+            false,
+            Ipv4Addr::new(192, 168, 1, 10),
+            &m,
+        );
+        assert_eq!(v.ip, "192.168.1.77");
+        assert_eq!(v.ip_source, "listener");
+        assert_eq!(v.interface.as_deref(), Some("eth0"));
+        assert_eq!(v.mac.as_deref(), Some("02:00:00:00:00:01"));
+        assert_eq!(
+            v.configured_ip.as_deref(),
+            Some("192.168.1.10"),
+            "the configured address differs: shown, labelled"
+        );
+    }
+
+    #[test]
+    fn listening_everywhere_prefers_a_non_loopback_ipv4_interface() {
+        let m = machine();
+        let v = view(
+            Some("0.0.0.0:8080".parse().unwrap()),
+            true,
+            Ipv4Addr::UNSPECIFIED,
+            &m,
+        );
+        assert_eq!(
+            (v.ip.as_str(), v.ip_source, v.interface.as_deref()),
+            ("192.168.1.77", "interface", Some("eth0"))
+        );
+        assert_eq!(v.mac.as_deref(), Some("02:00:00:00:00:01"));
+        assert_eq!(v.configured_ip, None, "DHCP: nothing configured");
+    }
+
+    #[test]
+    fn the_interface_carrying_the_configured_address_wins_and_then_it_is_not_repeated() {
+        let mut m = machine();
+        m.push(iface(
+            "br0",
+            &["10.0.0.5"],
+            Some("02:00:00:00:00:03"),
+            false,
+        ));
+        m.push(iface(
+            "eth2",
+            &["192.168.1.10"],
+            Some("02:00:00:00:00:04"),
+            false,
+        ));
+        let v = view(None, false, Ipv4Addr::new(192, 168, 1, 10), &m);
+        assert_eq!(v.ip, "192.168.1.10");
+        assert_eq!(v.mac.as_deref(), Some("02:00:00:00:00:04"));
+        assert_eq!(v.configured_ip, None, "same as in use");
+        // Without it, the first interface by name with IPv4 (br0 before eth0).
+        let v = view(None, false, Ipv4Addr::new(192, 168, 9, 9), &m[..4]);
+        assert_eq!(v.interface.as_deref(), Some("br0"));
+        assert_eq!(v.configured_ip.as_deref(), Some("192.168.9.9"));
+    }
+
+    #[test]
+    fn without_ipv4_a_global_ipv6_then_loopback_then_the_configured_address() {
+        let m = vec![
+            iface("lo", &["127.0.0.1"], None, true),
+            iface(
+                "eth1",
+                &["fe80::1", "2001:db8::10"],
+                Some("02:00:00:00:00:02"),
+                false,
+            ),
+        ];
+        let v = view(None, true, Ipv4Addr::UNSPECIFIED, &m);
+        assert_eq!(v.ip, "2001:db8::10");
+        let lo = &m[..1];
+        let v = view(None, true, Ipv4Addr::UNSPECIFIED, lo);
+        assert_eq!((v.ip.as_str(), v.mac), ("127.0.0.1", None));
+        let v = view(None, false, Ipv4Addr::new(192, 168, 1, 10), &[]);
+        assert_eq!((v.ip.as_str(), v.ip_source), ("192.168.1.10", "configured"));
+        assert_eq!(v.configured_ip, None);
+    }
+
+    #[test]
+    fn a_down_interface_is_not_the_one_in_use() {
+        let mut m = machine();
+        if let Some(eth0) = m.iter_mut().find(|i| i.name == "eth0") {
+            eth0.up = false;
+        }
+        let v = view(None, true, Ipv4Addr::UNSPECIFIED, &m);
+        assert_eq!(v.ip, "2001:db8::10");
+    }
+
+    /// The machine's own interfaces are read: there is at least loopback, and the choice
+    /// finds an address on them.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_machines_interfaces_are_read() {
+        let list = interfaces();
+        assert!(
+            list.iter()
+                .any(|i| i.loopback && i.addresses.contains(&IpAddr::V4(Ipv4Addr::LOCALHOST))),
+            "{list:?}"
+        );
+        let v = view(None, true, Ipv4Addr::UNSPECIFIED, &list);
+        assert_eq!(v.ip_source, "interface", "{list:?}");
+        assert!(
+            list.iter()
+                .any(|i| i.addresses.iter().any(|a| a.to_string() == v.ip))
+        );
+    }
+}
