@@ -116,6 +116,11 @@ await step('status page shows device, DLM and five charging points', async () =>
   assert.equal(await text('fault-general'), 'No fault present');
   assert.equal(await page.locator('#fault-list li').count(), 0);
   assert.equal(await text('cp-1-fault'), 'No error');
+  // Why each point gets its current, as the DLM recorded it: no vehicle at 3; a reason of the
+  // DLM's (not the placeholder) for the charging point 1.
+  assert.equal(await text('cp-3-limited'), 'no vehicle connected');
+  assert.notEqual(await text('cp-1-limited'), '–');
+  assert.notEqual(await text('cp-1-limited'), 'no vehicle connected');
 });
 
 await step('live values change without reload (server-sent events)', async () => {
