@@ -279,8 +279,12 @@ async fn every_dpt_over_the_wire_with_range_edges_and_latin1_texts() {
             .spawn()
             .unwrap(),
     );
-    // The gateway's clock at `t`, in seconds since Sunday 00:00 (its start may lag the spawn).
+    // The gateway's clock starts at FAKE_START when the process starts, some time between
+    // the spawn (`t0`) and its first log line: at `t` it reads at most `clock_at(t)` and at
+    // least `clock_at(t) − lag`, in seconds since Sunday 00:00.
     let clock_at = |t: Instant| FAKE_START_S + t.saturating_duration_since(t0).as_secs();
+    wait_for_log(&log, "KNX link open", Duration::from_secs(60));
+    let lag = t0.elapsed().as_secs() + 1;
     wait_for_log(&log, "first poll cycle complete", Duration::from_secs(60));
 
     // The Vestel's vehicle plugs in on Sunday evening, just before midnight.
@@ -320,7 +324,7 @@ async fn every_dpt_over_the_wire_with_range_edges_and_latin1_texts() {
     let started_seen = Instant::now();
     let (payload, decoded) = x.read(&ga(v, 26), "10.001").expect("a start time");
     let (start, as_json) = week_seconds(&decoded);
-    let window = clock_at(resumed).saturating_sub(1)..=clock_at(started_seen) + 1;
+    let window = clock_at(resumed).saturating_sub(lag)..=clock_at(started_seen) + 1;
     assert!(
         window.contains(&start),
         "start time {decoded} ({start} s into the week) outside {window:?}"
@@ -404,7 +408,7 @@ async fn every_dpt_over_the_wire_with_range_edges_and_latin1_texts() {
     a(3, 44, "1.002", json!(false), &mut x);
 
     // After midnight the vehicle leaves: end time on Monday, the duration.
-    while clock_at(Instant::now()) < DAY_S + 3 {
+    while clock_at(Instant::now()) < DAY_S + 2 + lag {
         std::thread::sleep(Duration::from_millis(200));
     }
     let unplugged = Instant::now();
@@ -414,7 +418,7 @@ async fn every_dpt_over_the_wire_with_range_edges_and_latin1_texts() {
     let ended_seen = Instant::now();
     let (payload, decoded) = x.read(&ga(v, 27), "10.001").expect("an end time");
     let (end, as_json) = week_seconds(&decoded);
-    let window = clock_at(unplugged).saturating_sub(1)..=clock_at(ended_seen) + 1;
+    let window = clock_at(unplugged).saturating_sub(lag)..=clock_at(ended_seen) + 1;
     assert!(
         window.contains(&end) && end >= DAY_S,
         "end time {decoded} ({end} s into the week) outside {window:?}, or not on Monday"
