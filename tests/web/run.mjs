@@ -113,6 +113,9 @@ await step('status page shows device, DLM and five charging points', async () =>
   // What the simulators report: vehicles at 1 and 2, none at 3, no fault.
   assert.equal(await text('cp-2-connected'), 'yes');
   assert.equal(await text('cp-3-connected'), 'no');
+  // The big figure is per phase: "3 × 8.9 A" for a three-phase vehicle, "0.0 A" without one.
+  assert.match(await text('cp-1-current'), /^3 × \d+\.\d A$/);
+  assert.equal(await text('cp-3-current'), '0.0 A');
   assert.equal(await text('fault-general'), 'No fault present');
   assert.equal(await page.locator('#fault-list li').count(), 0);
   assert.equal(await text('cp-1-fault'), 'No error');

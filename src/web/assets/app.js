@@ -95,6 +95,17 @@ function buildStatus(view) {
 // fault code stays as it is.
 const lastFault = (text) => (text === 'No error' ? t('fault.no_error') : text || '–');
 
+// The big figure of a charging point: the current per phase as an electrician reads it —
+// "3 × 16.0 A" when the phases that draw carry the same current, else the largest phase.
+function headlineCurrent(currents) {
+  const known = currents.filter((a) => a != null);
+  if (!known.length) return '';
+  const drawing = known.filter((a) => a >= 0.05);
+  const max = Math.max(...known);
+  const even = drawing.length > 1 && drawing.every((a) => Math.abs(a - max) < 0.15);
+  return even ? `${drawing.length} × ${num(max, 'A')}` : num(max, 'A');
+}
+
 function renderStatus(view) {
   lastView = view;
   if (!document.getElementById('device')) buildStatus(view);
@@ -141,8 +152,7 @@ function renderStatus(view) {
     const n = cp.id;
     if (!document.getElementById(`cp-${n}`)) { buildStatus(view); return renderStatus(view); }
     set(`cp-${n}-state`, stateText(cp), cp.charging ? 'badge ok' : cp.fault_present ? 'badge bad' : 'badge');
-    const sum = cp.currents.reduce((a, b) => (b == null ? a : (a || 0) + b), null);
-    set(`cp-${n}-current`, sum == null ? '' : num(sum, 'A'));
+    set(`cp-${n}-current`, headlineCurrent(cp.currents));
     set(`cp-${n}-model`, cp.model);
     set(`cp-${n}-address`, cp.address);
     set(`cp-${n}-connected`, cp.connected ? t('yes') : t('no'));
