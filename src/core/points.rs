@@ -108,6 +108,9 @@ pub(super) struct Point {
     /// Stopped via object 54: `Some(false)` until the vehicle has left, then `Some(true)`
     /// (a reconnected vehicle needs a manual start, state 7); `None` when not stopped.
     stopped: Option<bool>,
+    /// The last poll failed with no answer: object 50 shows "not available" (3) until a
+    /// poll answers again; the state of the last answer is not published meanwhile.
+    unreachable: bool,
 }
 
 /// The wall-clock anchor: a time of day at an instant.
@@ -400,12 +403,21 @@ impl Core {
                 self.publish_faults(out);
             }
             Event::ChargerFailed { cp, error } => {
-                tracing::warn!(cp = cp.number(), "charging point: {error}");
+                // The fault board logs the fault when it begins and when it clears; each
+                // failed poll in between only in extended logging.
+                tracing::debug!(cp = cp.number(), "charging point: {error}");
                 if matches!(error, DriverError::NotReachable(_)) {
                     // After a loss the charging point must be told its current again.
-                    if let Some(p) = self.points.get_mut(&cp) {
-                        p.commanded = None;
-                    }
+                    let point = self.points.entry(cp).or_default();
+                    point.commanded = None;
+                    point.unreachable = true;
+                    // What it last reported ("Available", "Charge") no longer holds: it is not
+                    // available (table 23: 3) until a poll shows its own state again.
+                    self.set(
+                        obj(cp, off::STATE),
+                        Value::U8(CpState::NotAvailable.value()),
+                        out,
+                    );
                 }
                 self.faults.raise(Fault::charging_point(
                     error.fault_code(),
@@ -469,6 +481,7 @@ impl Core {
         let Some(cfg) = self.point_config(cp) else {
             return;
         };
+        self.points.entry(cp).or_default().unreachable = false;
         if status.currents.is_none() {
             status.currents = Some(self.setpoint_as_current(cp, &cfg, &status));
         }
@@ -550,6 +563,9 @@ impl Core {
     }
 
     fn publish_state(&mut self, cp: ChargePointId, status: &ChargerStatus, out: &mut Vec<Action>) {
+        if self.points.get(&cp).is_some_and(|p| p.unreachable) {
+            return;
+        }
         if !status.connected
             && let Some(p) = self.points.get_mut(&cp)
             && p.stopped == Some(false)

@@ -576,6 +576,8 @@ mod points {
             )
         );
         assert_eq!(core.leds().app, AppLed::ThreeFlashes);
+        // Unreachable: its state is "not available" (3), not what it last reported.
+        assert_eq!(s.get(&150), Some(&Value::U8(3)));
         let mut status = charging(6, 6, 6, 100);
         status.error = Some(ManufacturerError { parts: vec![0x1A] });
         let a = core.handle(Event::ChargerPolled { cp: cp(3), status }, t0);
@@ -592,6 +594,8 @@ mod points {
         let s = sets(&a);
         assert_eq!(s.get(&194), Some(&Value::Bool(false)));
         assert_eq!(s.get(&196), Some(&Value::Text(String::new())));
+        // Back: the state is its own again.
+        assert_eq!(core.value(GoNumber(150)), Some(&Value::U8(8)));
         // Other charging points are untouched.
         assert_eq!(core.value(GoNumber(144)), Some(&Value::Bool(false)));
         let a = core.handle(
@@ -614,6 +618,45 @@ mod points {
             t0,
         );
         assert_eq!(sets(&a).get(&80), Some(&Value::Text("17123456".into())));
+    }
+
+    #[test]
+    fn an_unreachable_charging_point_is_not_available_until_it_answers() {
+        let (mut core, t0) = started(FIVE);
+        let _ = core.handle(
+            Event::ChargerPolled {
+                cp: cp(3),
+                status: charging(6, 6, 6, 100),
+            },
+            t0,
+        );
+        assert_eq!(core.value(GoNumber(150)), Some(&Value::U8(8)));
+        let _ = core.handle(
+            Event::ChargerFailed {
+                cp: cp(3),
+                error: DriverError::NotReachable("timeout".into()),
+            },
+            t0,
+        );
+        assert_eq!(core.value(GoNumber(150)), Some(&Value::U8(3)));
+        // A new setpoint (object 60) re-applies the target and re-publishes states: the
+        // last answer's "Charge" must not come back while it is unreachable.
+        let _ = core.handle(
+            Event::ObjectWritten {
+                object: GoNumber(160),
+                value: Value::Current(Current::from_amps(10)),
+            },
+            t0,
+        );
+        assert_eq!(core.value(GoNumber(150)), Some(&Value::U8(3)));
+        let _ = core.handle(
+            Event::ChargerPolled {
+                cp: cp(3),
+                status: charging(6, 6, 6, 100),
+            },
+            t0,
+        );
+        assert_eq!(core.value(GoNumber(150)), Some(&Value::U8(8)));
     }
 
     #[test]

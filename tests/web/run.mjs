@@ -178,6 +178,8 @@ await step('faults of charging points show in their areas and in the fault list'
     + '[0x00000001 0x00000004 0x00000200 0x00000800]');
   await page.waitForFunction(() => document.getElementById('cp-4-fault').className === 'badge bad', null, SIM_WAIT);
   assert.match(await text('cp-4-fault'), /^NotReachable \(80\): The charging point cannot be reached\./);
+  // What it reported before ("Available") no longer holds.
+  assert.equal(await text('cp-4-state'), 'Not available');
   // The general fault is the device's own (objects 8/9): it has none, but says so differently.
   assert.equal(await text('fault-general'), 'None (charging-point faults below)');
   assert.equal(await page.getAttribute('#fault-general', 'class'), 'badge warn');
@@ -217,6 +219,7 @@ await step('faults clear when the charging points recover', async () => {
   }
   // The last fault stays shown (object 95: last or current fault).
   assert.match(await text('cp-2-fault'), /ChargerError/);
+  await page.waitForFunction(() => document.getElementById('cp-4-state').textContent === 'Available', null, SIM_WAIT);
   await page.waitForFunction(() => /Charg/.test(document.getElementById('cp-2-state').textContent), null, SIM_WAIT);
 });
 
