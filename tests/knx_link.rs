@@ -1199,6 +1199,58 @@ async fn our_client_and_our_server_talk_and_close_in_order() {
     drop((to_bus, from_bus));
 }
 
+/// The control endpoint in the SEARCH_RESPONSE to a unicast SEARCH_REQUEST sent to `to`.
+async fn searched_endpoint(to: SocketAddr) -> SocketAddrV4 {
+    use knx_echarge::knx::wire::knxip::{Hpai, KnxIpFrame};
+    let sock = tokio::net::UdpSocket::bind((to.ip(), 0)).await.unwrap();
+    let SocketAddr::V4(local) = sock.local_addr().unwrap() else {
+        unreachable!()
+    };
+    let search = KnxIpFrame::SearchRequest {
+        discovery_endpoint: Hpai::udp(*local.ip(), local.port()),
+    };
+    sock.send_to(&search.to_bytes().unwrap(), to).await.unwrap();
+    let mut buf = [0u8; 512];
+    let (n, _) = tokio::time::timeout(FRAME_TIMEOUT, sock.recv_from(&mut buf))
+        .await
+        .expect("a SEARCH_RESPONSE")
+        .unwrap();
+    match KnxIpFrame::parse(&buf[..n]).unwrap() {
+        KnxIpFrame::SearchResponse {
+            control_endpoint, ..
+        } => SocketAddrV4::new(control_endpoint.address, control_endpoint.port),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A server on 0.0.0.0 tells each client the address the client reached it at (IP_PKTINFO),
+/// not 0.0.0.0: 127.0.0.1 over loopback, the machine's own address over that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_on_every_interface_names_the_address_it_was_reached_at() {
+    init_tracing();
+    let spec = LinkSpec::Server {
+        bind: "0.0.0.0:0".parse().unwrap(),
+    };
+    let link = spawn(spec, ia("1.1.10")).await.unwrap();
+    let port = link.local_addr().port();
+    let mut addresses = vec![Ipv4Addr::LOCALHOST];
+    addresses.extend(
+        knx_echarge::netif::interfaces()
+            .iter()
+            .filter(|i| i.up && !i.loopback)
+            .flat_map(|i| i.addresses.iter())
+            .filter_map(|a| match a {
+                std::net::IpAddr::V4(v4) => Some(*v4),
+                std::net::IpAddr::V6(_) => None,
+            }),
+    );
+    for ip in addresses {
+        let to = SocketAddrV4::new(ip, port);
+        assert_eq!(searched_endpoint(to.into()).await, to, "reached at {to}");
+    }
+    link.shutdown().await;
+}
+
 // ---------------------------------------------------------------------------------------
 // (e) the gateway binary as a tunnelling client of knxd
 // ---------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 //! The async shell of a link: one tokio task that runs one sans-IO [`Protocol`] machine on one
 //! UDP socket.
 //!
-//! This file owns the I/O: socket creation and options (multicast interface, loop, reuse),
-//! receiving and sending datagrams, the one timer the machine asks for, and the channels to
+//! This file owns the I/O: socket creation and options (multicast interface, loop, reuse,
+//! the interfaces the server's discovery joins on), receiving datagrams with their arrival
+//! address and sending them, the one timer the machine asks for, and the channels to
 //! the gateway. It makes no protocol decision. Every send has a timeout
 //! ([`SEND_TIMEOUT`]); receiving waits alongside the machine's timer, so no await on the
 //! network can block the machine's timeouts.
@@ -181,7 +182,9 @@ fn discovery_socket(group: SocketAddrV4, on: &JoinOn) -> Result<(UdpSocket, Stri
     let socket = group_socket(group, GroupSocket::Discovery)?;
     let joined = join_group(&socket, group, on, GroupSocket::Discovery)?;
     only_joined(&socket, group)?;
-    Ok((into_tokio(socket.into(), SocketAddr::V4(group))?, joined))
+    let socket = into_tokio(socket.into(), SocketAddr::V4(group))?;
+    report_arrival(&socket);
+    Ok((socket, joined))
 }
 
 /// Joins `group` on `socket` as `on` says; returns what was joined, for the log
@@ -323,12 +326,74 @@ pub(crate) async fn run<P: Protocol + Send>(machine: P, socket: UdpSocket, chann
     run_with_discovery(machine, socket, None, channels).await;
 }
 
-async fn recv_discovery(
-    socket: Option<&UdpSocket>,
-    buf: &mut [u8],
-) -> std::io::Result<(usize, SocketAddr)> {
+/// One datagram: its length, its sender and the local address it arrived at, where the
+/// socket reports it ([`report_arrival`]).
+type Received = (usize, SocketAddr, Option<Ipv4Addr>);
+
+/// Asks the OS to report the local address each datagram arrives at (Linux: IP_PKTINFO).
+/// The built-in server on 0.0.0.0 names that address in its answers, so that a client on
+/// one network is not told the gateway's address on another. Without it (other systems, or
+/// the option refused) the server sends 0.0.0.0:0, "use the sender's".
+pub(crate) fn report_arrival(socket: &UdpSocket) {
+    #[cfg(target_os = "linux")]
+    if let Err(e) =
+        nix::sys::socket::setsockopt(socket, nix::sys::socket::sockopt::Ipv4PacketInfo, &true)
+    {
+        tracing::warn!(
+            "IP_PKTINFO refused ({e}); answers name 0.0.0.0:0 instead of the arrival address"
+        );
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = socket;
+}
+
+/// Receives one datagram with its arrival address (`ipi_spec_dst` of IP_PKTINFO: the
+/// address it was sent to, or for multicast and broadcast the address the kernel answers
+/// the sender from, on the interface it came in on). Cancel-safe, as `recv_from`.
+#[cfg(target_os = "linux")]
+async fn recv(socket: &UdpSocket, buf: &mut [u8]) -> std::io::Result<Received> {
+    use std::os::fd::AsRawFd;
+
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrIn, recvmsg};
+
+    let mut cmsg = nix::cmsg_space!(nix::libc::in_pktinfo);
+    socket
+        .async_io(tokio::io::Interest::READABLE, || {
+            let mut iov = [std::io::IoSliceMut::new(&mut *buf)];
+            let msg = recvmsg::<SockaddrIn>(
+                socket.as_raw_fd(),
+                &mut iov,
+                Some(cmsg.as_mut_slice()),
+                MsgFlags::empty(),
+            )
+            .map_err(std::io::Error::from)?;
+            let from = msg
+                .address
+                .map(|a| SocketAddr::V4(a.into()))
+                .ok_or_else(|| std::io::Error::other("datagram without an IPv4 sender"))?;
+            let local = msg.cmsgs().ok().and_then(|mut cmsgs| {
+                cmsgs.find_map(|c| match c {
+                    ControlMessageOwned::Ipv4PacketInfo(info) => {
+                        Some(Ipv4Addr::from(u32::from_be(info.ipi_spec_dst.s_addr)))
+                    }
+                    _ => None,
+                })
+            });
+            Ok((msg.bytes, from, local))
+        })
+        .await
+}
+
+/// Receives one datagram (the arrival address is not available here).
+#[cfg(not(target_os = "linux"))]
+async fn recv(socket: &UdpSocket, buf: &mut [u8]) -> std::io::Result<Received> {
+    let (n, from) = socket.recv_from(buf).await?;
+    Ok((n, from, None))
+}
+
+async fn recv_discovery(socket: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<Received> {
     match socket {
-        Some(s) => s.recv_from(buf).await,
+        Some(s) => recv(s, buf).await,
         None => std::future::pending().await,
     }
 }
@@ -389,10 +454,10 @@ pub(crate) async fn run_with_discovery<P: Protocol + Send>(
                     machine.close(Instant::now());
                 }
             }
-            received = socket.recv_from(&mut buf) => match received {
-                Ok((n, from)) => {
+            received = recv(&socket, &mut buf) => match received {
+                Ok((n, from, local)) => {
                     let data = buf.get(..n).unwrap_or_default();
-                    machine.handle_datagram(Instant::now(), from, data);
+                    machine.handle_datagram_at(Instant::now(), from, local, data);
                 }
                 // The machine's timeouts deal with lost datagrams; the pause keeps a
                 // persistent socket error from spinning.
@@ -402,9 +467,9 @@ pub(crate) async fn run_with_discovery<P: Protocol + Send>(
                 }
             },
             received = recv_discovery(discovery.as_ref(), &mut discovery_buf) => match received {
-                Ok((n, from)) => {
+                Ok((n, from, local)) => {
                     let data = discovery_buf.get(..n).unwrap_or_default();
-                    machine.handle_discovery_datagram(Instant::now(), from, data);
+                    machine.handle_discovery_datagram(Instant::now(), from, local, data);
                 }
                 Err(e) => {
                     tracing::debug!("receive error on the discovery socket: {e}");
