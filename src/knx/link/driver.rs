@@ -105,7 +105,7 @@ pub(crate) async fn server_socket(bind: SocketAddrV4) -> Result<UdpSocket, LinkE
 
 /// On which interfaces a socket joins a multicast group.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum JoinOn {
+enum JoinOn {
     /// The interface with this address (routing's, or the one a server is bound to); failure
     /// to join is final.
     One(Ipv4Addr),
@@ -120,7 +120,7 @@ pub(crate) enum JoinOn {
 /// nor unspecified; link-local counts, a service port without DHCP may have only that), by
 /// name. A pure function of the list, so that the choice is tested without the machine's
 /// interfaces.
-pub(crate) fn discovery_interfaces(list: &[Interface]) -> Vec<(String, Ipv4Addr)> {
+fn discovery_interfaces(list: &[Interface]) -> Vec<(String, Ipv4Addr)> {
     let mut out: Vec<(String, Ipv4Addr)> = list
         .iter()
         .filter(|i| i.up && i.multicast && !i.loopback)

@@ -461,9 +461,14 @@ impl Protocol for TunnelServer {
         match frame {
             KnxIpFrame::SearchRequest { discovery_endpoint } => {
                 let to = endpoint_or(discovery_endpoint.address, discovery_endpoint.port, from);
-                tracing::debug!(%to, "SEARCH_REQUEST answered");
+                let control_endpoint = self.endpoint(local);
+                tracing::debug!(
+                    %to,
+                    control = %SocketAddrV4::new(control_endpoint.address, control_endpoint.port),
+                    "SEARCH_REQUEST answered"
+                );
                 let response = KnxIpFrame::SearchResponse {
-                    control_endpoint: self.endpoint(local),
+                    control_endpoint,
                     description: self.description(),
                 };
                 self.send(to, &response);
