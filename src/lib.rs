@@ -18,6 +18,7 @@
 //! * [`shell`]: the async shell that hosts the core and, later, the links and the web server.
 //! * [`sim`] and [`demo`]: simulated charging points and the `knx-echarge demo` around them.
 //! * [`store`]: the data directory (atomic writes) and [`hw`]: the board as data.
+//! * [`netif`]: the machine's network interfaces as data (status page, KNXnet/IP discovery).
 //!
 //! The core never reads a clock or touches a socket: time comes in as an argument, outputs are
 //! values. See `README.md` for the architecture in brief.
@@ -32,6 +33,7 @@ pub mod faults;
 pub mod hw;
 pub mod knx;
 pub mod meters;
+pub mod netif;
 pub mod objects;
 pub mod shell;
 pub mod sim;

@@ -8,6 +8,8 @@
 //! * `client_*`: the tunnelling client against knxd in a namespace (knxd does not serve
 //!   tunnels on loopback), with xknx as a second knxd client; link cut and knxd restart.
 //! * `routing_*`: the routing link and knxd's router exchanging multicast over the veth pair.
+//! * `discovery_*`: the gateway binary's server on 0.0.0.0 in a namespace on two networks,
+//!   found by xknx's `GatewayScanner` and tunnelled to from each.
 
 #![allow(
     clippy::unwrap_used,
@@ -91,15 +93,18 @@ fn need_xknx() -> Option<PathBuf> {
     require("xknx in .venv", python.is_some()).then_some(python?)
 }
 
-fn need_netns() -> Option<PathBuf> {
+/// xknx, `ip` and root: what a test with its own network namespaces needs.
+fn need_namespaces() -> Option<PathBuf> {
     let python = need_xknx()?;
-    if !require("knxd (Debian package knxd)", have("knxd"))
-        || !require("ip (iproute2)", have("ip"))
-        || !require("root (network namespaces)", is_root())
-    {
+    if !require("ip (iproute2)", have("ip")) || !require("root (network namespaces)", is_root()) {
         return None;
     }
     Some(python)
+}
+
+fn need_netns() -> Option<PathBuf> {
+    let python = need_namespaces()?;
+    require("knxd (Debian package knxd)", have("knxd")).then_some(python)
 }
 
 /// Logs of the link go to the test output (`RUST_LOG` to change the level).
@@ -1199,6 +1204,58 @@ async fn our_client_and_our_server_talk_and_close_in_order() {
     drop((to_bus, from_bus));
 }
 
+/// The control endpoint in the SEARCH_RESPONSE to a unicast SEARCH_REQUEST sent to `to`.
+async fn searched_endpoint(to: SocketAddr) -> SocketAddrV4 {
+    use knx_echarge::knx::wire::knxip::{Hpai, KnxIpFrame};
+    let sock = tokio::net::UdpSocket::bind((to.ip(), 0)).await.unwrap();
+    let SocketAddr::V4(local) = sock.local_addr().unwrap() else {
+        unreachable!()
+    };
+    let search = KnxIpFrame::SearchRequest {
+        discovery_endpoint: Hpai::udp(*local.ip(), local.port()),
+    };
+    sock.send_to(&search.to_bytes().unwrap(), to).await.unwrap();
+    let mut buf = [0u8; 512];
+    let (n, _) = tokio::time::timeout(FRAME_TIMEOUT, sock.recv_from(&mut buf))
+        .await
+        .expect("a SEARCH_RESPONSE")
+        .unwrap();
+    match KnxIpFrame::parse(&buf[..n]).unwrap() {
+        KnxIpFrame::SearchResponse {
+            control_endpoint, ..
+        } => SocketAddrV4::new(control_endpoint.address, control_endpoint.port),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A server on 0.0.0.0 tells each client the address the client reached it at (IP_PKTINFO),
+/// not 0.0.0.0: 127.0.0.1 over loopback, the machine's own address over that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_on_every_interface_names_the_address_it_was_reached_at() {
+    init_tracing();
+    let spec = LinkSpec::Server {
+        bind: "0.0.0.0:0".parse().unwrap(),
+    };
+    let link = spawn(spec, ia("1.1.10")).await.unwrap();
+    let port = link.local_addr().port();
+    let mut addresses = vec![Ipv4Addr::LOCALHOST];
+    addresses.extend(
+        knx_echarge::netif::interfaces()
+            .iter()
+            .filter(|i| i.up && !i.loopback)
+            .flat_map(|i| i.addresses.iter())
+            .filter_map(|a| match a {
+                std::net::IpAddr::V4(v4) => Some(*v4),
+                std::net::IpAddr::V6(_) => None,
+            }),
+    );
+    for ip in addresses {
+        let to = SocketAddrV4::new(ip, port);
+        assert_eq!(searched_endpoint(to.into()).await, to, "reached at {to}");
+    }
+    link.shutdown().await;
+}
+
 // ---------------------------------------------------------------------------------------
 // (e) the gateway binary as a tunnelling client of knxd
 // ---------------------------------------------------------------------------------------
@@ -1314,6 +1371,271 @@ async fn the_gateway_binary_tunnels_to_knxd_and_knxtool_reaches_its_objects() {
     }
     eprintln!(
         "the_gateway_binary_tunnels_to_knxd_and_knxtool_reaches_its_objects took {:?}",
+        started.elapsed()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// (f) discovery of the gateway binary on two networks
+// ---------------------------------------------------------------------------------------
+
+/// One of the gateway's two networks: a namespace with a veth link to the gateway's.
+struct Side {
+    ns: String,
+    /// The gateway's end of the link (in the gateway's namespace).
+    gateway_if: String,
+    gateway_ip: Ipv4Addr,
+    client_ip: Ipv4Addr,
+}
+
+/// The gateway's namespace `kxd<k>g`, linked by veth pairs to two client namespaces:
+/// `kxd<k>a` on 10.213.k.0/25 (gateway .1, client .2) and `kxd<k>b` on 10.213.k.128/25
+/// (gateway .129, client .130). `k` is reserved as for [`Netns`]; nothing is connected to
+/// the host's own network stack, so no test traffic can leave the machine. The gateway's
+/// namespace has neither a default route nor a multicast route, as a gateway on two local
+/// networks without a router: the kernel has no interface of its own choice for the
+/// discovery group there. The clients have the multicast route of the knxd tests. Dropping
+/// it removes the namespaces (with the veths inside), any veth left on the host by a failed
+/// set-up, and the lock, also when the test failed.
+struct TwoNetworks {
+    gateway: String,
+    sides: [Side; 2],
+    lock: PathBuf,
+}
+
+impl TwoNetworks {
+    fn new() -> Self {
+        let (k, lock) = reserve_subnet();
+        let side = |name: char, low: u8| Side {
+            ns: format!("kxd{k}{name}"),
+            gateway_if: format!("kxd{k}g{name}"),
+            gateway_ip: Ipv4Addr::new(10, 213, k, low + 1),
+            client_ip: Ipv4Addr::new(10, 213, k, low + 2),
+        };
+        let nets = Self {
+            gateway: format!("kxd{k}g"),
+            sides: [side('a', 0), side('b', 128)],
+            lock,
+        };
+        nets.remove();
+        let gateway = nets.gateway.as_str();
+        must(&["ip", "netns", "add", gateway]);
+        must(&[
+            "ip", "netns", "exec", gateway, "ip", "link", "set", "lo", "up",
+        ]);
+        for side in &nets.sides {
+            let (ns, gw_if) = (side.ns.as_str(), side.gateway_if.as_str());
+            let client_if = ns;
+            must(&["ip", "netns", "add", ns]);
+            must(&[
+                "ip", "link", "add", gw_if, "type", "veth", "peer", "name", client_if,
+            ]);
+            must(&["ip", "link", "set", gw_if, "netns", gateway]);
+            must(&["ip", "link", "set", client_if, "netns", ns]);
+            let gw_cidr = format!("{}/25", side.gateway_ip);
+            let client_cidr = format!("{}/25", side.client_ip);
+            for args in [
+                &["ip", "addr", "add", &gw_cidr, "dev", gw_if][..],
+                &["ip", "link", "set", gw_if, "up"],
+            ] {
+                let mut all = vec!["ip", "netns", "exec", gateway];
+                all.extend_from_slice(args);
+                must(&all);
+            }
+            for args in [
+                &["ip", "addr", "add", &client_cidr, "dev", client_if][..],
+                &["ip", "link", "set", client_if, "up"],
+                &["ip", "link", "set", "lo", "up"],
+                &["ip", "route", "add", "224.0.0.0/4", "dev", client_if],
+            ] {
+                let mut all = vec!["ip", "netns", "exec", ns];
+                all.extend_from_slice(args);
+                must(&all);
+            }
+        }
+        nets
+    }
+
+    /// Removes what this set of names may have left (a crashed run with the same `k`).
+    fn remove(&self) {
+        let _ = sh(&["ip", "netns", "del", &self.gateway]);
+        for side in &self.sides {
+            let _ = sh(&["ip", "netns", "del", &side.ns]);
+            let _ = sh(&["ip", "link", "del", &side.gateway_if]);
+            let _ = sh(&["ip", "link", "del", &side.ns]);
+        }
+    }
+}
+
+impl Drop for TwoNetworks {
+    fn drop(&mut self) {
+        self.remove();
+        let _ = fs::remove_file(&self.lock);
+    }
+}
+
+/// The gateway binary in a namespace, killed when dropped; its log is printed if the test
+/// failed.
+struct GatewayIn {
+    child: Kill,
+    log: PathBuf,
+}
+
+impl GatewayIn {
+    fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn wait_for_log(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + PEER_TIMEOUT;
+        loop {
+            let text = self.log_text();
+            if text.contains(needle) {
+                return text;
+            }
+            if let Some(status) = self.child.0.try_wait().ok().flatten() {
+                panic!("the gateway exited with {status}");
+            }
+            assert!(Instant::now() < deadline, "`{needle}` not logged");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for GatewayIn {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- gateway log ----\n{}", self.log_text());
+        }
+    }
+}
+
+/// xknx's `GatewayScanner` (tests/interop/gateway_discovery.py) in `ns`, searching from
+/// `local_ip`: every gateway that answered, as JSON.
+fn scan(python: &Path, ns: &str, local_ip: Ipv4Addr) -> serde_json::Value {
+    let script = Path::new(CRATE).join("tests/interop/gateway_discovery.py");
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .arg(python)
+        .arg(script)
+        .arg(local_ip.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "scanner in {ns} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The gateway binary with `--knx server://0.0.0.0:3671`, in a namespace on two networks
+/// (two veth links, two subnets, no default route): it joins the discovery group on both
+/// interfaces, xknx's `GatewayScanner` on each network finds it at its address on *that*
+/// network (the SEARCH_RESPONSE's control endpoint), and an xknx tunnel from each network to
+/// the address it was given reads an R object (0/0/9, the last fault, "No error").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_finds_the_gateway_on_each_of_its_two_networks() {
+    discovery_on_two_networks(3671).await;
+}
+
+/// The same with the server on 0.0.0.0:3700: a second socket, bound to the discovery
+/// address, joins the group on both interfaces, and the answers name port 3700.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_finds_the_gateway_on_each_of_its_two_networks_on_another_port() {
+    discovery_on_two_networks(3700).await;
+}
+
+async fn discovery_on_two_networks(port: u16) {
+    init_tracing();
+    let Some(python) = need_namespaces() else {
+        return;
+    };
+    let started = Instant::now();
+    let nets = TwoNetworks::new();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("gateway.log");
+    let child = Command::new("ip")
+        .args(["netns", "exec", &nets.gateway])
+        .arg(support::gateway_bin())
+        .args([
+            "run",
+            "--config",
+            "examples/five-chargers.toml",
+            "--no-chargers",
+            "--knx",
+            &format!("server://0.0.0.0:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .current_dir(CRATE)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut gateway = GatewayIn {
+        child: Kill(child),
+        log,
+    };
+    gateway.wait_for_log("KNX link open").await;
+    let text = gateway.wait_for_log("KNXnet/IP discovery").await;
+    let [a, b] = &nets.sides;
+    let joined = format!(
+        "interfaces={} {}, {} {}",
+        a.gateway_if, a.gateway_ip, b.gateway_if, b.gateway_ip
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("answering SEARCH_REQUESTs") && l.contains(&joined)),
+        "discovery not joined on both interfaces ({joined})"
+    );
+
+    // Each network finds the gateway at its address there.
+    for side in &nets.sides {
+        let found = scan(&python, &side.ns, side.client_ip);
+        eprintln!("scan from {}: {found}", side.client_ip);
+        assert_eq!(
+            found,
+            serde_json::json!([{
+                "ip": side.gateway_ip.to_string(),
+                "port": port,
+                "name": "knx-echarge",
+                "individual_address": "1.1.10",
+                "tunnelling": true,
+                "routing": false,
+            }]),
+            "search from {} ({})",
+            side.client_ip,
+            side.ns
+        );
+    }
+
+    // A tunnel from each network to the address it was given; both open at once.
+    let mut peers = Vec::new();
+    for (side, address) in nets.sides.iter().zip(["1.1.11", "1.1.12"]) {
+        let args = tunnel_args(
+            &side.gateway_ip.to_string(),
+            port,
+            &side.client_ip.to_string(),
+        );
+        let mut peer = Peer::start(&python, &side.ns, &strs(&args), Some(&side.ns));
+        assert_eq!(ready(&mut peer).await, address, "tunnel from {}", side.ns);
+        peers.push(peer);
+    }
+    for peer in &mut peers {
+        peer.send("read 0/0/9 16.001");
+        let line = peer.expect("VALUE 0/0/9").await;
+        assert!(line.ends_with("\"No error\""), "{}: {line}", peer.name);
+    }
+    for peer in peers {
+        peer.quit().await;
+    }
+    eprintln!(
+        "discovery on two networks, server on 0.0.0.0:{port}, took {:?}",
         started.elapsed()
     );
 }

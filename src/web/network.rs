@@ -6,26 +6,14 @@
 //! (`getifaddrs`): the interface carrying the configured address if one does, else the first
 //! interface (by name) that is up, not loopback and has an IPv4 address, else one with a
 //! global IPv6 address, else loopback. The choice ([`choose`]) is a pure function of the
-//! interface list, so it is tested without the machine's interfaces.
+//! interface list, so it is tested without the machine's interfaces; reading the list is
+//! [`crate::netif`]'s.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use serde::Serialize;
 
-/// One network interface with its addresses.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Interface {
-    /// Name (`eth0`).
-    pub name: String,
-    /// Its IP addresses.
-    pub addresses: Vec<IpAddr>,
-    /// Its MAC address (`aa:bb:cc:dd:ee:ff`), if it has one other than all zeros.
-    pub mac: Option<String>,
-    /// The loopback interface.
-    pub loopback: bool,
-    /// The interface is up.
-    pub up: bool,
-}
+pub use crate::netif::{Interface, interfaces};
 
 /// What the status page shows of the network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -111,53 +99,6 @@ pub fn view(
     }
 }
 
-/// The machine's network interfaces (empty where they cannot be read).
-#[cfg(target_os = "linux")]
-pub fn interfaces() -> Vec<Interface> {
-    use nix::net::if_::InterfaceFlags;
-    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
-        return Vec::new();
-    };
-    let mut out: Vec<Interface> = Vec::new();
-    for a in addrs {
-        if !out.iter().any(|i| i.name == a.interface_name) {
-            out.push(Interface {
-                name: a.interface_name.clone(),
-                ..Interface::default()
-            });
-        }
-        let Some(entry) = out.iter_mut().find(|i| i.name == a.interface_name) else {
-            continue;
-        };
-        entry.loopback |= a.flags.contains(InterfaceFlags::IFF_LOOPBACK);
-        entry.up |= a.flags.contains(InterfaceFlags::IFF_UP);
-        let Some(address) = a.address else { continue };
-        if let Some(v4) = address.as_sockaddr_in() {
-            entry.addresses.push(IpAddr::V4(v4.ip()));
-        } else if let Some(v6) = address.as_sockaddr_in6() {
-            entry.addresses.push(IpAddr::V6(v6.ip()));
-        } else if let Some(mac) = address
-            .as_link_addr()
-            .and_then(nix::sys::socket::LinkAddr::addr)
-            && mac != [0; 6]
-        {
-            entry.mac = Some(
-                mac.iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<Vec<_>>()
-                    .join(":"),
-            );
-        }
-    }
-    out
-}
-
-/// The machine's network interfaces (not readable on this platform).
-#[cfg(not(target_os = "linux"))]
-pub fn interfaces() -> Vec<Interface> {
-    Vec::new()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +110,7 @@ mod tests {
             mac: mac.map(str::to_owned),
             loopback,
             up: true,
+            multicast: !loopback,
         }
     }
 

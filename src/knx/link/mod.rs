@@ -244,11 +244,32 @@ pub struct Transmit {
 pub trait Protocol {
     /// A datagram arrived from `from`.
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]);
+    /// A datagram arrived from `from` at the local address `local`, where the driver knows
+    /// it: the address it was sent to, for multicast the gateway's address on the interface
+    /// it came in on. Only the server bound to 0.0.0.0 needs it (it names its endpoint in
+    /// answers); the default ignores it.
+    fn handle_datagram_at(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        local: Option<Ipv4Addr>,
+        data: &[u8],
+    ) {
+        let _ = local;
+        self.handle_datagram(now, from, data);
+    }
     /// A datagram arrived on the multicast discovery socket (224.0.23.12:3671) that the
-    /// driver opens for the built-in server. Anyone on the network may send there (routers'
+    /// driver opens for the built-in server, at `local` as in
+    /// [`Protocol::handle_datagram_at`]. Anyone on the network may send there (routers'
     /// ROUTING_INDICATIONs too), so the default ignores it.
-    fn handle_discovery_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        let _ = (now, from, data);
+    fn handle_discovery_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        local: Option<Ipv4Addr>,
+        data: &[u8],
+    ) {
+        let _ = (now, from, local, data);
     }
     /// The gateway wants `frame` sent on the bus.
     fn handle_frame(&mut self, now: Instant, frame: LData);
@@ -373,6 +394,7 @@ pub async fn spawn(
             let socket = driver::server_socket(bind).await?;
             let local = v4(driver::local_addr(&socket, bind.into())?)?;
             tracing::info!(%local, %own_address, "KNXnet/IP tunnelling server listening");
+            driver::report_arrival(&socket);
             let discovery = driver::join_discovery(&socket, local);
             let machine = server::TunnelServer::new(own_address, local);
             (

@@ -10,6 +10,10 @@
 //!   `GatewayScanner`) arrive through [`Protocol::handle_discovery_datagram`], where anything
 //!   else (ROUTING_INDICATIONs of KNX IP routers, SEARCH_REQUEST_EXTENDED of core v2
 //!   clients, which also send the plain request) is ignored without a warning;
+//! * the control endpoint (HPAI) in SEARCH_RESPONSE and CONNECT_RESPONSE, and in the
+//!   DISCONNECT_REQUEST of a tunnel, is the address the server is bound to; bound to 0.0.0.0
+//!   (every interface), it is the address the request arrived at, so that a client on each
+//!   of the gateway's networks is given the gateway's address on that network;
 //! * up to [`MAX_TUNNELS`] tunnel connections (link layer), each with its own channel id,
 //!   individual address (the gateway's address with device +1, +2, … skipping its own),
 //!   sequence counters and ACKs; a connection without a CONNECTIONSTATE_REQUEST for
@@ -57,6 +61,8 @@ struct Outstanding {
 #[derive(Debug)]
 struct Tunnel {
     address: IndividualAddress,
+    /// Our control endpoint as told in the CONNECT_RESPONSE (named again when we disconnect).
+    endpoint: Hpai,
     control: SocketAddr,
     data: SocketAddr,
     send_seq: u8,
@@ -80,7 +86,9 @@ pub struct TunnelServer {
 
 impl TunnelServer {
     /// A server for the gateway with individual address `own`, listening on `local` (named
-    /// in HPAIs; an unspecified address is sent as 0.0.0.0:0, "use the sender's").
+    /// in HPAIs; for an unspecified address the HPAIs name the address each request arrived
+    /// at, see [`Protocol::handle_datagram_at`], or 0.0.0.0:0, "use the sender's", where it
+    /// is not known).
     pub fn new(own: IndividualAddress, local: SocketAddrV4) -> Self {
         Self {
             own,
@@ -112,11 +120,16 @@ impl TunnelServer {
             .take(MAX_TUNNELS)
     }
 
-    fn hpai(&self) -> Hpai {
-        if self.local.ip().is_unspecified() {
-            Hpai::unspecified(HostProtocol::Udp)
-        } else {
-            Hpai::udp(*self.local.ip(), self.local.port())
+    /// Our control endpoint in answers to a datagram that arrived at `local`: the address we
+    /// are bound to; bound to 0.0.0.0, the arrival address (a client on one network must not
+    /// be told the gateway's address on another), else 0.0.0.0:0.
+    fn endpoint(&self, local: Option<Ipv4Addr>) -> Hpai {
+        let bound = Some(*self.local.ip()).filter(|ip| !ip.is_unspecified());
+        let arrival =
+            local.filter(|ip| !ip.is_unspecified() && !ip.is_multicast() && !ip.is_broadcast());
+        match bound.or(arrival) {
+            Some(ip) => Hpai::udp(ip, self.local.port()),
+            None => Hpai::unspecified(HostProtocol::Udp),
         }
     }
 
@@ -178,6 +191,7 @@ impl TunnelServer {
         &mut self,
         now: Instant,
         from: SocketAddr,
+        endpoint: Hpai,
         control: Hpai,
         data: Hpai,
         cri: &Cri,
@@ -225,6 +239,7 @@ impl TunnelServer {
             channel,
             Tunnel {
                 address,
+                endpoint,
                 control: control_addr,
                 data: data_addr,
                 send_seq: 0,
@@ -238,7 +253,7 @@ impl TunnelServer {
             channel_id: channel,
             status: Status::NoError,
             endpoint: Some((
-                self.hpai(),
+                endpoint,
                 Crd::Tunnel {
                     individual_address: address,
                 },
@@ -253,7 +268,7 @@ impl TunnelServer {
             tracing::warn!(channel, address = %tunnel.address, "tunnel connection dropped: {reason}");
             let frame = KnxIpFrame::DisconnectRequest {
                 channel_id: channel,
-                control_endpoint: self.hpai(),
+                control_endpoint: tunnel.endpoint,
             };
             self.send(tunnel.control, &frame);
         }
@@ -423,6 +438,16 @@ impl TunnelServer {
 
 impl Protocol for TunnelServer {
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.handle_datagram_at(now, from, None, data);
+    }
+
+    fn handle_datagram_at(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        local: Option<Ipv4Addr>,
+        data: &[u8],
+    ) {
         if self.closed {
             return;
         }
@@ -436,9 +461,14 @@ impl Protocol for TunnelServer {
         match frame {
             KnxIpFrame::SearchRequest { discovery_endpoint } => {
                 let to = endpoint_or(discovery_endpoint.address, discovery_endpoint.port, from);
-                tracing::debug!(%to, "SEARCH_REQUEST answered");
+                let control_endpoint = self.endpoint(local);
+                tracing::debug!(
+                    %to,
+                    control = %SocketAddrV4::new(control_endpoint.address, control_endpoint.port),
+                    "SEARCH_REQUEST answered"
+                );
                 let response = KnxIpFrame::SearchResponse {
-                    control_endpoint: self.hpai(),
+                    control_endpoint,
                     description: self.description(),
                 };
                 self.send(to, &response);
@@ -453,7 +483,10 @@ impl Protocol for TunnelServer {
                 control_endpoint,
                 data_endpoint,
                 cri,
-            } => self.on_connect_request(now, from, control_endpoint, data_endpoint, &cri),
+            } => {
+                let endpoint = self.endpoint(local);
+                self.on_connect_request(now, from, endpoint, control_endpoint, data_endpoint, &cri);
+            }
             KnxIpFrame::ConnectionStateRequest {
                 channel_id,
                 control_endpoint,
@@ -510,9 +543,15 @@ impl Protocol for TunnelServer {
         }
     }
 
-    fn handle_discovery_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+    fn handle_discovery_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        local: Option<Ipv4Addr>,
+        data: &[u8],
+    ) {
         match KnxIpFrame::parse(data) {
-            Ok(KnxIpFrame::SearchRequest { .. }) => self.handle_datagram(now, from, data),
+            Ok(KnxIpFrame::SearchRequest { .. }) => self.handle_datagram_at(now, from, local, data),
             Ok(other) => {
                 tracing::trace!(%from, "{} on the discovery address ignored", other.service_type());
             }
@@ -561,7 +600,7 @@ impl Protocol for TunnelServer {
                 tracing::info!(channel, "tunnel connection closed (server shutdown)");
                 let frame = KnxIpFrame::DisconnectRequest {
                     channel_id: channel,
-                    control_endpoint: self.hpai(),
+                    control_endpoint: tunnel.endpoint,
                 };
                 self.send(tunnel.control, &frame);
             }

@@ -454,7 +454,7 @@ fn the_discovery_address_answers_search_only() {
     let search = bytes(&KnxIpFrame::SearchRequest {
         discovery_endpoint: hpai_of(client_addr(1)),
     });
-    s.handle_discovery_datagram(now, client_addr(9), &search);
+    s.handle_discovery_datagram(now, client_addr(9), None, &search);
     let out = sent(&mut s);
     assert!(
         matches!(out.as_slice(), [(to, KnxIpFrame::SearchResponse { .. })] if *to == client_addr(1)),
@@ -470,9 +470,99 @@ fn the_discovery_address_answers_search_only() {
         1,
     ))));
     for datagram in [connect, routing, vec![0x06, 0x10, 0x02]] {
-        s.handle_discovery_datagram(now, client_addr(2), &datagram);
+        s.handle_discovery_datagram(now, client_addr(2), None, &datagram);
         assert!(sent(&mut s).is_empty());
         assert!(events(&mut s).is_empty());
     }
     assert!(s.tunnels().is_empty());
+}
+
+/// A server bound to 0.0.0.0 (every interface) names, in SEARCH_RESPONSE, CONNECT_RESPONSE
+/// and its DISCONNECT_REQUEST, the address each request arrived at: a client on the second
+/// network is told the gateway's address there, not on the first.
+#[test]
+fn bound_to_every_interface_the_endpoint_is_the_arrival_address() {
+    let mut s = TunnelServer::new(ia("1.1.10"), SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 3671));
+    assert_eq!(events(&mut s), [LinkEvent::State(LinkState::Connected)]);
+    let now = Instant::now();
+    let (net_a, net_b) = (Ipv4Addr::new(10, 0, 1, 1), Ipv4Addr::new(10, 0, 2, 1));
+    let client_a = SocketAddr::from(([10, 0, 1, 7], 50001));
+    let client_b = SocketAddr::from(([10, 0, 2, 7], 50002));
+    let search = |client| {
+        bytes(&KnxIpFrame::SearchRequest {
+            discovery_endpoint: hpai_of(client),
+        })
+    };
+    let search_answer = |s: &mut TunnelServer| match sent(s).as_slice() {
+        [
+            (
+                to,
+                KnxIpFrame::SearchResponse {
+                    control_endpoint, ..
+                },
+            ),
+        ] => (*to, *control_endpoint),
+        other => panic!("{other:?}"),
+    };
+    // Multicast on the server socket (0.0.0.0:3671) and on a discovery socket.
+    s.handle_datagram_at(now, client_a, Some(net_a), &search(client_a));
+    assert_eq!(search_answer(&mut s), (client_a, Hpai::udp(net_a, 3671)));
+    s.handle_discovery_datagram(now, client_b, Some(net_b), &search(client_b));
+    assert_eq!(search_answer(&mut s), (client_b, Hpai::udp(net_b, 3671)));
+    // Unknown arrival (or a group address reported as such): "use the sender's".
+    for local in [None, Some(Ipv4Addr::new(224, 0, 23, 12))] {
+        s.handle_datagram_at(now, client_a, local, &search(client_a));
+        assert_eq!(
+            search_answer(&mut s),
+            (client_a, Hpai::unspecified(HostProtocol::Udp))
+        );
+    }
+
+    // A tunnel from network B is told B's address, now and when the server closes.
+    s.handle_datagram_at(now, client_b, Some(net_b), &connect_request(client_b));
+    match sent(&mut s).as_slice() {
+        [
+            (
+                to,
+                KnxIpFrame::ConnectResponse {
+                    status: Status::NoError,
+                    endpoint: Some((hpai, _)),
+                    ..
+                },
+            ),
+        ] => assert_eq!((*to, *hpai), (client_b, Hpai::udp(net_b, 3671))),
+        other => panic!("{other:?}"),
+    }
+    s.close(now);
+    match sent(&mut s).as_slice() {
+        [
+            (
+                to,
+                KnxIpFrame::DisconnectRequest {
+                    control_endpoint, ..
+                },
+            ),
+        ] => assert_eq!((*to, *control_endpoint), (client_b, Hpai::udp(net_b, 3671))),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A server bound to one address names that address, wherever a request arrived.
+#[test]
+fn bound_to_one_address_the_endpoint_is_that_address() {
+    let mut s = server();
+    let now = Instant::now();
+    let search = bytes(&KnxIpFrame::SearchRequest {
+        discovery_endpoint: hpai_of(client_addr(1)),
+    });
+    s.handle_discovery_datagram(
+        now,
+        client_addr(1),
+        Some(Ipv4Addr::new(10, 0, 2, 1)),
+        &search,
+    );
+    assert!(matches!(
+        sent(&mut s).as_slice(),
+        [(_, KnxIpFrame::SearchResponse { control_endpoint, .. })] if *control_endpoint == hpai_of(addr(LOCAL))
+    ));
 }
