@@ -1,7 +1,7 @@
 //! Charging points: the model registry ([`registry`]), the types between drivers and the
 //! core ([`status`]: [`ChargerStatus`], [`ChargerCommand`], [`DriverError`], the
 //! [`ChargePoint`] trait), the Modbus client interface ([`modbus`]) with its hand-written
-//! serial framings ([`frame`]) and the shared RS485 line ([`line`]), the model drivers and
+//! serial framings ([`frame`]) and the shared RS485 line ([`mod@line`]), the model drivers and
 //! their factory ([`drivers`], [`driver_for`]), the charger tasks ([`task`]) and the model
 //! catalogue of `knx-echarge models` ([`catalog`]).
 

@@ -11,7 +11,7 @@
 //! * Budget per phase = overcurrent protection − load reserve. Other load = meter − what
 //!   the charging points drew at the reading's moment, at least 0; that draw is estimated
 //!   never too high (see [`Core::estimate_other`] and `docs/dlm.md`), so a lagging
-//!   measurement never frees budget. Available = budget − other load. [`crate::dlm::allocate`] shares it among the charging
+//!   measurement never frees budget. Available = budget − other load. [`crate::dlm::allocate()`] shares it among the charging
 //!   points with a vehicle connected. A charging point without a vehicle gets 0 A, and gets
 //!   its minimum on the next cycle after a vehicle arrives.
 //! * Every supervised object must deliver on its own within interval + tolerance: with

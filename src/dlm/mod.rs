@@ -1,7 +1,7 @@
 //! Dynamic load management: how much current each charging point may draw so that the fuse
 //! protecting the house connection is never overloaded.
 //!
-//! * [`allocate`]: the allocation rule (pure function): minimums first, then the
+//! * [`allocate()`]: the allocation rule (pure function): minimums first, then the
 //!   prioritised charging point, then max-min fair sharing; symmetric (spec) or per phase.
 //! * [`limits`]: the unbalanced-load cap and the power cap during grid-supporting control.
 //! * [`reason`]: why each charging point gets its current ([`Limit`], one per charging point

@@ -486,7 +486,7 @@ pub struct RouteInfo {
 }
 
 /// A router under construction together with the table of its routes: routes are added only
-/// through [`Routes::add`], so the table cannot miss one.
+/// through `Routes::add`, so the table cannot miss one.
 #[derive(Debug)]
 pub struct Routes {
     router: Router<AppState>,
