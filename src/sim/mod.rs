@@ -143,6 +143,8 @@ pub struct SimState {
     pub meter_fitted: bool,
     /// Readings forced by a test.
     pub forced: Forced,
+    /// A manufacturer error is shown ([`Faults::error_code`]): nothing is offered.
+    pub in_error: bool,
     last_keepalive: Instant,
     last_step: Instant,
     session_start: Option<Instant>,
@@ -167,6 +169,7 @@ impl SimState {
             extra: std::collections::BTreeMap::new(),
             meter_fitted: true,
             forced: Forced::default(),
+            in_error: false,
             last_keepalive: now,
             last_step: now,
             session_start: None,
@@ -175,7 +178,9 @@ impl SimState {
 
     /// The current the box offers the vehicle now.
     pub fn offered(&self) -> Current {
-        if self.in_failsafe {
+        if self.in_error {
+            Current::ZERO
+        } else if self.in_failsafe {
             self.failsafe_current.min(self.hw_max)
         } else if !self.started {
             Current::ZERO
@@ -313,6 +318,8 @@ impl SimCharger {
             return Some(Err(code));
         }
         let now = Instant::now();
+        // A box that shows a manufacturer error stops charging, as real ones do.
+        self.state.in_error = self.faults.error_code != 0;
         self.state.step(now);
         self.requests += 1;
         let result = self

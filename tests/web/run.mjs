@@ -176,6 +176,8 @@ await step('faults of charging points show in their areas and in the fault list'
   await page.waitForFunction(() => document.getElementById('cp-2-fault').className === 'badge bad', null, SIM_WAIT);
   assert.equal(await text('cp-2-fault'), 'ChargerError (50): The charging point reports an internal fault (see fault info 1-4). '
     + '[0x00000001 0x00000004 0x00000200 0x00000800]');
+  // A box that reports an error stops charging.
+  await page.waitForFunction(() => document.getElementById('cp-2-charging').textContent === 'no', null, SIM_WAIT);
   await page.waitForFunction(() => document.getElementById('cp-4-fault').className === 'badge bad', null, SIM_WAIT);
   assert.match(await text('cp-4-fault'), /^NotReachable \(80\): The charging point cannot be reached\./);
   // What it reported before ("Available") no longer holds.
