@@ -118,14 +118,35 @@ pub struct ParamSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawModel {
+    application: Application,
     memory: MemoryLayout,
     param: Vec<ParamSpec>,
     charging_point_param: Vec<ParamSpec>,
 }
 
+/// The application program (`[application]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Application {
+    /// Version as ETS shows it, `major.minor` with 0..=15 each.
+    pub version: String,
+}
+
+impl Application {
+    /// The version as ETS stores it: major in the high nibble, minor in the low one; `None`
+    /// when it is not `major.minor` with 0..=15 each.
+    pub fn version_byte(&self) -> Option<u8> {
+        let (major, minor) = self.version.split_once('.')?;
+        let nibble = |s: &str| s.parse::<u8>().ok().filter(|n| *n <= 15);
+        Some((nibble(major)? << 4) | nibble(minor)?)
+    }
+}
+
 /// The whole parameter model.
 #[derive(Debug)]
 pub struct ParamModel {
+    /// The application program.
+    pub application: Application,
     /// Memory layout.
     pub memory: MemoryLayout,
     /// Device-wide parameters.
@@ -168,7 +189,17 @@ impl ParamModel {
             .enumerate()
             .map(|(i, p)| (p.key.clone(), i))
             .collect();
+        if raw.application.version_byte().is_none() {
+            return Err(ModelError::Param {
+                key: "application.version".to_owned(),
+                reason: format!(
+                    "`{}` is not major.minor with 0..15 each",
+                    raw.application.version
+                ),
+            });
+        }
         let model = Self {
+            application: raw.application,
             memory: raw.memory,
             general: raw.param,
             charging_point: raw.charging_point_param,

@@ -9,6 +9,26 @@ fn embedded_model_loads() {
     assert!(m.charging_point.len() >= 40);
 }
 
+#[test]
+fn application_version_is_major_minor_in_nibbles() {
+    assert_eq!(ParamModel::get().application.version_byte(), Some(0x10));
+    let v = |s: &str| {
+        Application {
+            version: s.to_owned(),
+        }
+        .version_byte()
+    };
+    assert_eq!(v("15.3"), Some(0xF3));
+    for bad in ["16.0", "1", "1.x", "", "1.2.3", "-1.0"] {
+        assert_eq!(v(bad), None, "{bad}");
+    }
+    let broken = PARAMETERS_TOML.replacen("version = \"1.0\"", "version = \"1.16\"", 1);
+    assert!(matches!(
+        ParamModel::parse(&broken),
+        Err(ModelError::Param { key, .. }) if key == "application.version"
+    ));
+}
+
 /// Every parameter lies inside its region and no two overlap: the layout ETS writes is sound.
 #[test]
 fn memory_layout_has_no_overlaps() {

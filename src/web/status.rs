@@ -238,7 +238,7 @@ pub fn view(
     let grid_control = flag(obj(2));
     let device = DeviceView {
         firmware: env!("CARGO_PKG_VERSION"),
-        application_version: env!("CARGO_PKG_VERSION_MAJOR").to_owned() + ".0",
+        application_version: crate::etsdb::ParamModel::get().application.version.clone(),
         uptime_s: uptime.as_secs(),
         dhcp: config.ip.dhcp,
         ip: network.ip,
