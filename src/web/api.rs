@@ -29,6 +29,9 @@ use super::{
 };
 use crate::core::Event;
 
+/// The firmware upload's route.
+pub const FIRMWARE_PATH: &str = "/api/v1/firmware";
+
 /// Largest firmware file accepted.
 pub const MAX_FIRMWARE_BYTES: usize = 64 * 1024 * 1024;
 
@@ -62,7 +65,7 @@ pub fn protected() -> Routes {
         .add(Method::GET, "/api/v1/logs.zip", get(logs_zip))
         .add(
             Method::POST,
-            "/api/v1/firmware",
+            FIRMWARE_PATH,
             post(upload_firmware).layer(DefaultBodyLimit::max(MAX_FIRMWARE_BYTES)),
         )
         .add(Method::GET, "/api/v1/licences", get(licences))

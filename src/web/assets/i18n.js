@@ -143,6 +143,8 @@ const I18N = {
     'err.invalid_body': 'Die Anfrage enthält nicht die erwarteten Felder.',
     'err.too_large': 'Die Datei ist zu groß.',
     'err.confirm_reset': 'Das Zurücksetzen muss bestätigt werden.',
+    'err.wrong_host': 'Dieses Gerät antwortet nicht unter diesem Namen; bitte seine Adresse verwenden.',
+    'err.upload_running': 'Es läuft bereits ein Firmware-Upload; bitte warten.',
   },
 };
 const STATE_DE = ['Unzulässig', 'Startet', 'Fehler', 'Nicht verfügbar', 'Abgebrochen', 'Verfügbar', 'Verbunden',

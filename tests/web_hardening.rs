@@ -1,0 +1,298 @@
+//! Issue 17, point 1: the running gateway's website under hostile traffic, end to end
+//! against the binary.
+//!
+//! * 300 half-sent requests held open, the gateway under `prlimit --nofile=256`: the web
+//!   connections are capped below the descriptor limit, so the Modbus TCP connection to a
+//!   simulated charging point still reconnects (before, it failed with `EMFILE` and the
+//!   charging point went "not reachable"); a new web client is served or cleanly refused.
+//! * The half-sent requests are closed after the header timeout; `Content-Length: 10 GB`
+//!   with no body is closed after the body timeout.
+//! * DNS rebinding: a request for `Host: evil.example` with a matching `Origin` is answered
+//!   `421`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod support;
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use knx_echarge::sim::SimModel;
+use support::{KillOnDrop, free_tcp, free_udp};
+
+/// The example's one KEBA P30, at the simulator on `port`.
+fn config(dir: &Path, port: u16) -> std::path::PathBuf {
+    let text = std::fs::read_to_string("examples/single-charger.toml").unwrap();
+    let text = text.replace(
+        "ip = \"192.168.1.101\"",
+        &format!("ip = \"127.0.0.1\"\nport = {port}"),
+    );
+    assert!(text.contains(&format!("port = {port}")));
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `knx-echarge run` with `config`, its stderr to `log`; `prefix` runs it under another
+/// program (`prlimit …`).
+fn start(prefix: &[&str], config: &Path, dir: &Path, http: SocketAddr) -> KillOnDrop {
+    let log = dir.join("gateway.log");
+    let bin = support::gateway_bin();
+    let mut cmd = if let Some((program, args)) = prefix.split_first() {
+        let mut c = Command::new(program);
+        c.args(args).arg(&bin);
+        c
+    } else {
+        Command::new(&bin)
+    };
+    cmd.arg("run")
+        .arg("--config")
+        .arg(config)
+        .args(["--knx", &format!("server://{}", free_udp())])
+        .args(["--http", &http.to_string()])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let child = KillOnDrop(cmd.spawn().unwrap());
+    support::wait_for_log(&log, "device website on http://", Duration::from_secs(60));
+    child
+}
+
+/// A TCP connection to `to` from the loopback address `from`.
+fn connect_from(from: [u8; 4], to: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.bind(&SocketAddr::from((from, 0)).into())?;
+    socket.connect_timeout(&to.into(), Duration::from_secs(2))?;
+    Ok(socket.into())
+}
+
+/// `GET /login` from `from`: the status code, or the error when there was no answer.
+fn get_login_from(from: [u8; 4], http: SocketAddr) -> Result<u16, String> {
+    let mut s = connect_from(from, http).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET /login HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("send: {e}"))?;
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer)
+        .map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8_lossy(&answer);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no status line: {text:?}"))
+}
+
+/// Whether the server closed `s` (EOF or reset) within `limit`; an answer before the close
+/// is read and ignored.
+fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut buf = [0u8; 512];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Requests the simulator answered so far.
+fn requests(sim: &knx_echarge::sim::SimHandle) -> u64 {
+    sim.lock().requests
+}
+
+/// Waits until the simulator answered more than `after` requests.
+fn polled_after(sim: &knx_echarge::sim::SimHandle, after: u64, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if requests(sim) > after {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_flood_under_256_descriptors_never_starves_charging_point_polling() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sims, _servers, ports) = support::tcp_simulators([SimModel::KebaP30]).await;
+    let sim = sims[0].clone();
+    let config = config(dir.path(), ports[0]);
+    let http = free_tcp();
+    tokio::task::block_in_place(|| {
+        let _gateway = start(&["prlimit", "--nofile=256"], &config, dir.path(), http);
+        let log = dir.path().join("gateway.log");
+        assert!(
+            polled_after(&sim, 0, Duration::from_secs(30)),
+            "the charging point is polled"
+        );
+
+        // 300 half-sent requests, held open.
+        let mut held = Vec::new();
+        // From 30 addresses, 10 each: more than the website's cap in total.
+        for i in 0..300u16 {
+            let from = [127, 0, 1, u8::try_from(1 + i / 10).unwrap()];
+            let Ok(mut s) = connect_from(from, http) else {
+                continue;
+            };
+            let _ = write!(
+                s,
+                "POST /api/v1/login HTTP/1.1\r\nHost: {http}\r\nContent-Type: application/json\r\nContent-Le"
+            );
+            held.push(s);
+        }
+        let flood_started = Instant::now();
+        eprintln!("{} half-sent requests open", held.len());
+
+        // The charging point goes silent, so the gateway drops its Modbus connection; when it
+        // is back, the gateway must open a new one — a new file descriptor — during the flood.
+        sim.lock().faults.offline = true;
+        std::thread::sleep(Duration::from_secs(4));
+        let before = requests(&sim);
+        sim.lock().faults.offline = false;
+        assert!(
+            polled_after(&sim, before, Duration::from_secs(5)),
+            "the Modbus connection came back during the web flood:\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            !text.contains("Too many open files"),
+            "descriptors ran out:\n{text}"
+        );
+
+        // A new web client is served or refused with an answer — never left hanging.
+        for from in [[127, 0, 0, 2], [127, 0, 1, 1]] {
+            let answer = get_login_from(from, http);
+            assert!(matches!(answer, Ok(200 | 503)), "{from:?}: {answer:?}");
+        }
+
+        // The half-sent requests are closed after the header timeout (10 s).
+        let limit = Duration::from_secs(20).saturating_sub(flood_started.elapsed());
+        let open = held
+            .iter_mut()
+            .filter_map(|s| (!closed_within(s, limit)).then_some(()))
+            .count();
+        assert_eq!(
+            open, 0,
+            "half-sent requests still open after the header timeout"
+        );
+        assert!(
+            flood_started.elapsed() >= Duration::from_secs(8),
+            "closed before the header timeout"
+        );
+        assert_eq!(get_login_from([127, 0, 0, 1], http), Ok(200));
+    });
+}
+
+#[test]
+fn a_bodyless_10_gb_request_is_closed_and_a_foreign_host_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // No charging point needed: the example's is unreachable, which is fine here.
+    let config = config(dir.path(), 9);
+    let http = free_tcp();
+    let _gateway = start(&[], &config, dir.path(), http);
+
+    // Content-Length: 10 GB, then nothing: refused as too large at once, and closed.
+    let mut s = TcpStream::connect(http).unwrap();
+    write!(
+        s,
+        "POST /api/v1/login HTTP/1.1\r\nHost: {http}\r\nContent-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n{{\"pass"
+    )
+    .unwrap();
+    let sent = Instant::now();
+    assert!(
+        closed_within(&mut s, Duration::from_secs(5)),
+        "a 10 GB request whose body never comes is held open"
+    );
+    eprintln!("10 GB request closed after {:?}", sent.elapsed());
+
+    // A body that stops half-way is given up after the body timeout (10 s).
+    let mut s = TcpStream::connect(http).unwrap();
+    write!(
+        s,
+        "POST /api/v1/login HTTP/1.1\r\nHost: {http}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"pass"
+    )
+    .unwrap();
+    let sent = Instant::now();
+    assert!(
+        closed_within(&mut s, Duration::from_secs(25)),
+        "a request whose body stops is held open"
+    );
+    let took = sent.elapsed();
+    assert!(
+        took >= Duration::from_secs(9),
+        "closed after {took:?}, before the body timeout"
+    );
+    eprintln!("stalled body closed after {took:?}");
+
+    // DNS rebinding: the page on evil.example, re-pointed at the device, is refused, also
+    // with a matching Origin and on pages that need no session.
+    let body = r#"{"password":"x"}"#;
+    for request in [
+        format!(
+            "POST /api/v1/login HTTP/1.1\r\nHost: evil.example\r\nOrigin: http://evil.example\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+        "GET /login HTTP/1.1\r\nHost: evil.example:80\r\nConnection: close\r\n\r\n".to_owned(),
+        // A second Host header does not smuggle a foreign name past the check.
+        format!(
+            "GET /login HTTP/1.1\r\nHost: {http}\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
+        ),
+    ] {
+        let answer = raw(http, &request);
+        assert!(answer.starts_with("HTTP/1.1 421 "), "{request}\n→ {answer}");
+        assert!(
+            answer.contains("wrong_host") || !answer.contains('{'),
+            "{answer}"
+        );
+    }
+    // Its own address and localhost are answered.
+    let answer = raw(
+        http,
+        &format!(
+            "GET /login HTTP/1.1\r\nHost: localhost:{}\r\nConnection: close\r\n\r\n",
+            http.port()
+        ),
+    );
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+}
+
+/// Sends `request` as is; the whole answer.
+fn raw(http: SocketAddr, request: &str) -> String {
+    let mut s = TcpStream::connect(http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
