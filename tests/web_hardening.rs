@@ -25,6 +25,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use knx_echarge::sim::SimModel;
+use knx_echarge::web::firmware;
 use support::{KillOnDrop, free_tcp, free_udp};
 
 /// The example's one KEBA P30, at the simulator on `port`.
@@ -295,4 +296,186 @@ fn raw(http: SocketAddr, request: &str) -> String {
     let mut answer = Vec::new();
     let _ = s.read_to_end(&mut answer);
     String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The initial password the gateway printed on its first start.
+fn initial_password(dir: &Path) -> String {
+    const SHOWN: &str = "initial password (shown once, at first start): ";
+    let text = std::fs::read_to_string(dir.join("gateway.log")).unwrap();
+    text.lines()
+        .find_map(|l| l.split_once(SHOWN).map(|(_, p)| p.trim().to_owned()))
+        .unwrap_or_else(|| panic!("no initial password printed:\n{text}"))
+}
+
+/// Logs in: (cookie, CSRF token).
+fn session(http: SocketAddr, password: &str) -> (String, String) {
+    let body = serde_json::json!({ "password": password }).to_string();
+    let answer = support::http(
+        http,
+        "POST",
+        "/api/v1/login",
+        &[("Content-Type", "application/json")],
+        &body,
+    )
+    .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.head);
+    let cookie = answer
+        .head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .find_map(|(_, v)| v.trim().split(';').next().map(str::to_owned))
+        .unwrap();
+    let csrf = answer.json().unwrap()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (cookie, csrf)
+}
+
+/// The head of a firmware upload of `len` bytes.
+fn upload_head(http: SocketAddr, cookie: &str, csrf: &str, len: usize) -> String {
+    format!(
+        "POST /api/v1/firmware HTTP/1.1\r\nHost: {http}\r\nCookie: {cookie}\r\nX-CSRF-Token: {csrf}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+    )
+}
+
+/// Uploads `file`: (status, body).
+fn upload(http: SocketAddr, cookie: &str, csrf: &str, file: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(upload_head(http, cookie, csrf, file.len()).as_bytes())
+        .unwrap();
+    // The server may answer (409, 422) and close before the whole file is sent.
+    let _ = s.write_all(file);
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .fold(String::new(), |mut s, b| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// The staged manifest and image agree (or neither is there).
+fn staged_pair_agrees(data: &Path) -> Option<String> {
+    let json = std::fs::read(data.join(firmware::STAGED_MANIFEST)).ok()?;
+    let manifest: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let image = std::fs::read(data.join(firmware::STAGED_IMAGE)).unwrap();
+    assert_eq!(
+        manifest["sha256"].as_str().unwrap(),
+        sha256_hex(&image),
+        "firmware-staged.json names another image than firmware-staged.bin"
+    );
+    Some(manifest["version"].as_str().unwrap().to_owned())
+}
+
+/// Issue 17, point 2: uploads are streamed to a temporary file of their own, one at a time;
+/// the staged manifest and image always agree; strict versions; leftovers cleaned at start.
+#[test]
+fn firmware_uploads_run_one_at_a_time_and_the_staged_pair_always_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    // What a crash during staging left behind.
+    std::fs::write(
+        data.join(".firmware-upload-crashed.part"),
+        vec![0u8; 1 << 20],
+    )
+    .unwrap();
+    std::fs::write(data.join(".firmware-staged.bin.tmp-4242"), b"old").unwrap();
+    let config = config(dir.path(), 9);
+    let http = free_tcp();
+    let _gateway = start(&[], &config, dir.path(), http);
+    let leftovers = |data: &Path| -> Vec<String> {
+        std::fs::read_dir(data)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".firmware"))
+            .collect()
+    };
+    assert_eq!(leftovers(&data), Vec::<String>::new(), "cleaned at start");
+    let (cookie, csrf) = session(http, &initial_password(dir.path()));
+
+    // A second upload while one is running is answered 409.
+    let image_a: Vec<u8> = (0..4_000_000u32).map(|i| (i % 253) as u8).collect();
+    let file_a = firmware::package("1.0.0", &image_a);
+    let mut a = TcpStream::connect(http).unwrap();
+    a.write_all(upload_head(http, &cookie, &csrf, file_a.len()).as_bytes())
+        .unwrap();
+    a.write_all(&file_a[..file_a.len() / 2]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let file_b = firmware::package("2.0.0", b"image b");
+    let (status, text) = upload(http, &cookie, &csrf, &file_b);
+    assert_eq!(status, 409, "{text}");
+    assert!(text.contains("upload_running"), "{text}");
+    let parts = leftovers(&data);
+    assert_eq!(
+        parts.len(),
+        1,
+        "one temporary file while one upload runs: {parts:?}"
+    );
+    a.write_all(&file_a[file_a.len() / 2..]).unwrap();
+    a.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut answer = String::new();
+    let _ = a.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    assert_eq!(staged_pair_agrees(&data).as_deref(), Some("1.0.0"));
+
+    // Rounds of two uploads at once: whatever is staged, manifest and image agree.
+    for round in 0..6u32 {
+        let files: Vec<(String, Vec<u8>)> = (0..2u32)
+            .map(|k| {
+                let version = format!("3.{round}.{k}");
+                let image: Vec<u8> = (0..1_000_000u32)
+                    .map(|i| ((i + k * 7 + round) % 251) as u8)
+                    .collect();
+                (version.clone(), firmware::package(&version, &image))
+            })
+            .collect();
+        let statuses: Vec<u16> = std::thread::scope(|scope| {
+            let uploads: Vec<_> = files
+                .iter()
+                .map(|(_, f)| scope.spawn(|| upload(http, &cookie, &csrf, f).0))
+                .collect();
+            uploads.into_iter().map(|u| u.join().unwrap()).collect()
+        });
+        assert!(
+            statuses.iter().all(|s| matches!(s, 200 | 409)) && statuses.contains(&200),
+            "round {round}: {statuses:?}"
+        );
+        let staged = staged_pair_agrees(&data).unwrap();
+        assert!(files.iter().any(|(v, _)| *v == staged), "{staged}");
+    }
+
+    // Versions are parsed strictly; unknown manifest keys are refused.
+    for version in ["18446744073709551615.0.0", "1.0.0-../../etc/passwd", "9.0"] {
+        let (status, text) = upload(http, &cookie, &csrf, &firmware::package(version, b"x"));
+        assert_eq!(status, 422, "{version}: {text}");
+        assert!(text.contains("firmware_manifest"), "{version}: {text}");
+    }
+    let sneaky = String::from_utf8(firmware::package("9.0.0", b"x"))
+        .unwrap()
+        .replacen("{\"product\"", "{\"install_to\":\"/etc\",\"product\"", 1);
+    let (status, text) = upload(http, &cookie, &csrf, sneaky.as_bytes());
+    assert_eq!(status, 422, "{text}");
+    assert_eq!(
+        leftovers(&data),
+        Vec::<String>::new(),
+        "no temporary files left"
+    );
 }

@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
-use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -66,7 +66,7 @@ pub fn protected() -> Routes {
         .add(
             Method::POST,
             FIRMWARE_PATH,
-            post(upload_firmware).layer(DefaultBodyLimit::max(MAX_FIRMWARE_BYTES)),
+            post(upload_firmware).layer(DefaultBodyLimit::disable()),
         )
         .add(Method::GET, "/api/v1/licences", get(licences))
 }
@@ -571,24 +571,16 @@ async fn logs_zip(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn upload_firmware(
-    State(state): State<AppState>,
-    body: Result<axum::body::Bytes, BytesRejection>,
-) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(e) => {
-            let status = e.status();
-            let key = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                ErrorKey::TooLarge
-            } else {
-                ErrorKey::InvalidBody
-            };
-            return keyed(status, key, format!("firmware file: {}", e.body_text()));
-        }
+async fn upload_firmware(State(state): State<AppState>, body: axum::body::Body) -> Response {
+    let Ok(_running) = state.inner.firmware_upload.clone().try_lock_owned() else {
+        return keyed(
+            StatusCode::CONFLICT,
+            ErrorKey::UploadRunning,
+            "another firmware upload is running; try again when it is done",
+        );
     };
     let installed = env!("CARGO_PKG_VERSION");
-    match firmware::stage(&state.inner.data, &body, installed) {
+    match receive_firmware(&state.inner.data, body, installed).await {
         Ok(m) => {
             info!(version = %m.version, sha256 = %m.sha256, "firmware verified and staged");
             Json(json!({
@@ -598,7 +590,17 @@ async fn upload_firmware(
             }))
             .into_response()
         }
-        Err(e) => {
+        Err(Upload::TooLarge) => keyed(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKey::TooLarge,
+            format!("firmware file: larger than {MAX_FIRMWARE_BYTES} bytes"),
+        ),
+        Err(Upload::Body(e)) => keyed(
+            StatusCode::BAD_REQUEST,
+            ErrorKey::InvalidBody,
+            format!("firmware file: {e}"),
+        ),
+        Err(Upload::Firmware(e)) => {
             warn!("firmware upload refused: {e}");
             let status = match e {
                 firmware::FirmwareError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -607,6 +609,50 @@ async fn upload_firmware(
             keyed(status, ErrorKey::of_firmware(&e), e.to_string())
         }
     }
+}
+
+/// Why an upload ended without staging.
+enum Upload {
+    Firmware(firmware::FirmwareError),
+    TooLarge,
+    Body(String),
+}
+
+/// Streams `body` through a [`firmware::Receiver`] (file writes off the async threads).
+async fn receive_firmware(
+    data: &crate::store::DataDir,
+    body: axum::body::Body,
+    installed: &'static str,
+) -> Result<firmware::Manifest, Upload> {
+    use futures_util::StreamExt as _;
+    fn blocking<T>(r: Result<T, tokio::task::JoinError>) -> Result<T, Upload> {
+        r.map_err(|e| Upload::Firmware(firmware::FirmwareError::Store(e.to_string())))
+    }
+    let data = data.clone();
+    let mut receiver = blocking(
+        tokio::task::spawn_blocking(move || firmware::Receiver::new(&data, installed)).await,
+    )?
+    .map_err(Upload::Firmware)?;
+    let mut stream = body.into_data_stream();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Upload::Body(e.to_string()))?;
+        total += chunk.len();
+        if total > MAX_FIRMWARE_BYTES {
+            return Err(Upload::TooLarge);
+        }
+        let (r, pushed) = blocking(
+            tokio::task::spawn_blocking(move || {
+                let pushed = receiver.push(&chunk);
+                (receiver, pushed)
+            })
+            .await,
+        )?;
+        receiver = r;
+        pushed.map_err(Upload::Firmware)?;
+    }
+    blocking(tokio::task::spawn_blocking(move || receiver.finish()).await)?
+        .map_err(Upload::Firmware)
 }
 
 /// The open-source licences of the firmware's dependencies (generated, see README).

@@ -130,6 +130,8 @@ struct Inner {
     listen: Option<SocketAddr>,
     hosts: hosts::OwnHosts,
     limits: serve::Limits,
+    /// Held while a firmware upload runs: one at a time.
+    firmware_upload: Arc<tokio::sync::Mutex<()>>,
     restart: watch::Sender<bool>,
     /// A factory reset was done: the gateway erases its state again once it has stopped.
     factory_reset: std::sync::atomic::AtomicBool,
@@ -145,6 +147,10 @@ impl AppState {
         let (passwords, fresh) =
             auth::PasswordStore::open(ctx.data.clone(), ctx.initial_password.as_deref())?;
         let settings = settings::SettingsStore::open(ctx.data.clone());
+        let leftovers = firmware::clean_leftovers(&ctx.data);
+        if leftovers > 0 {
+            warn!("deleted {leftovers} temporary files of interrupted firmware uploads");
+        }
         logs.set_mode(settings.get().logging, true);
         let history = status::History::spawn(ctx.snapshot.clone(), ctx.sample_every);
         let (restart, _) = watch::channel(false);
@@ -164,6 +170,7 @@ impl AppState {
                     started: Instant::now(),
                     hosts: hosts::OwnHosts::new(ctx.listen),
                     limits: ctx.limits,
+                    firmware_upload: Arc::default(),
                     listen: ctx.listen,
                     restart,
                     factory_reset: std::sync::atomic::AtomicBool::new(false),
