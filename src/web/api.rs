@@ -117,7 +117,7 @@ async fn login(
     };
     let sessions = &state.inner.sessions;
     if let Admission::Locked(wait) = sessions.admit(client, Instant::now()) {
-        warn!(client = ?client, "login refused: locked out after repeated wrong passwords");
+        warn!(target: crate::web::logs::SECURITY, client = ?client, "login refused: locked out after repeated wrong passwords");
         let mut res = keyed(
             StatusCode::TOO_MANY_REQUESTS,
             ErrorKey::Locked,
@@ -139,7 +139,7 @@ async fn login(
         .run(move || st.inner.passwords.verify(&body.password))
         .await
     else {
-        warn!(client = ?client, "login refused: password check busy");
+        warn!(target: crate::web::logs::SECURITY, client = ?client, "login refused: password check busy");
         return keyed(
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorKey::Busy,
@@ -148,7 +148,7 @@ async fn login(
     };
     if !ok {
         sessions.failed(client, Instant::now());
-        warn!(client = ?client, "login failed: wrong password");
+        warn!(target: crate::web::logs::SECURITY, client = ?client, "login failed: wrong password");
         return keyed(
             StatusCode::UNAUTHORIZED,
             ErrorKey::WrongPassword,
@@ -157,7 +157,7 @@ async fn login(
     }
     sessions.succeeded(client);
     let (id, csrf) = sessions.create(Instant::now());
-    info!(client = ?client, "login");
+    info!(target: crate::web::logs::SECURITY, client = ?client, "login");
     let mut res = Json(json!({ "csrf_token": csrf })).into_response();
     res.headers_mut().insert(
         header::SET_COOKIE,
@@ -436,14 +436,14 @@ async fn change_password(
         Ok(()) => {
             state.inner.sessions.succeeded(client);
             state.inner.sessions.clear();
-            info!("device password changed; all sessions ended");
+            info!(target: crate::web::logs::SECURITY, "device password changed; all sessions ended");
             let mut res = Json(json!({ "ok": true, "login_again": true })).into_response();
             res.headers_mut().insert(header::SET_COOKIE, clear_cookie());
             res
         }
         Err(None) => {
             state.inner.sessions.failed(client, Instant::now());
-            warn!("password change refused: wrong current password");
+            warn!(target: crate::web::logs::SECURITY, "password change refused: wrong current password");
             keyed(
                 StatusCode::FORBIDDEN,
                 ErrorKey::WrongCurrent,
@@ -511,6 +511,7 @@ async fn factory_reset(
     }
     state.inner.sessions.clear();
     warn!(
+        target: crate::web::logs::SECURITY,
         "factory reset from the website: configuration, settings, counters and staged firmware deleted, initial password restored"
     );
     state.inner.restart.send_replace(true);
