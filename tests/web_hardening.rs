@@ -571,3 +571,48 @@ fn post_from(from: [u8; 4], http: SocketAddr, path: &str, body: &str) -> u16 {
         .and_then(|c| c.parse().ok())
         .unwrap_or(0)
 }
+
+/// Issue 17, point 4: under 1,000 wrong logins from 200 addresses, the right password from
+/// another address logs in within 5 s.
+#[test]
+fn a_login_flood_from_200_addresses_does_not_starve_the_real_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), 9);
+    let http = free_tcp();
+    let _gateway = start(&[], &config, dir.path(), http);
+    let password = initial_password(dir.path());
+    let wrong = serde_json::json!({ "password": "Not-The-Password-1" }).to_string();
+    let right = serde_json::json!({ "password": password }).to_string();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let statuses = std::sync::Mutex::new(std::collections::BTreeMap::<u16, usize>::new());
+    let (took, status) = std::thread::scope(|scope| {
+        // 40 attackers at a time, each taking 5 addresses × 5 attempts.
+        for t in 0..40u8 {
+            let (wrong, stop, statuses) = (&wrong, &stop, &statuses);
+            scope.spawn(move || {
+                for a in 0..5u8 {
+                    for _ in 0..5 {
+                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            return;
+                        }
+                        let s = post_from([127, 0, 2, 1 + t * 5 + a], http, "/api/v1/login", wrong);
+                        *statuses.lock().unwrap().entry(s).or_default() += 1;
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+        let asked = Instant::now();
+        let status = post_from([127, 0, 0, 9], http, "/api/v1/login", &right);
+        let took = asked.elapsed();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (took, status)
+    });
+    eprintln!("flood answers: {:?}", statuses.lock().unwrap());
+    assert_eq!(status, 200, "the real user's login");
+    assert!(
+        took < Duration::from_secs(5),
+        "the real user waited {took:?}"
+    );
+    eprintln!("the real user logged in after {took:?}");
+}

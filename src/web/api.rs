@@ -131,12 +131,14 @@ async fn login(
         }
         return res;
     }
-    // The attempt is counted now; only then is the password checked, one Argon2 at a time.
+    // The attempt is counted now; only then is the password checked, one Argon2 at a time,
+    // first attempts before repeated ones.
+    let strikes = sessions.attempts(client, Instant::now()).saturating_sub(1);
     let st = state.clone();
     let Ok(ok) = state
         .inner
         .hashes
-        .run(move || st.inner.passwords.verify(&body.password))
+        .run(strikes, move || st.inner.passwords.verify(&body.password))
         .await
     else {
         warn!(target: crate::web::logs::SECURITY, client = ?client, "login refused: password check busy");
@@ -414,11 +416,16 @@ async fn change_password(
             "too many wrong passwords",
         );
     }
+    let strikes = state
+        .inner
+        .sessions
+        .attempts(client, Instant::now())
+        .saturating_sub(1);
     let st = state.clone();
     let Ok(result) = state
         .inner
         .hashes
-        .run(move || {
+        .run(strikes, move || {
             if !st.inner.passwords.verify(&body.current) {
                 return Err(None);
             }
