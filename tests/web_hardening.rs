@@ -616,3 +616,80 @@ fn a_login_flood_from_200_addresses_does_not_starve_the_real_user() {
     );
     eprintln!("the real user logged in after {took:?}");
 }
+
+/// Issue 17, point 6: damaged data files. A corrupt password file leaves the website running
+/// and saying what is damaged and how to recover; a corrupt settings file is logged and kept
+/// aside; an oversized or non-UTF-8 config file is refused with a clear message.
+#[test]
+fn damaged_data_files_are_reported_and_the_website_still_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("web-password.json"),
+        b"{\"initial\": \"$argon2id$v=19$tru",
+    )
+    .unwrap();
+    std::fs::write(data.join("web-settings.json"), b"{\"logging\": 17").unwrap();
+    let config = config(dir.path(), 9);
+    let http = free_tcp();
+    let _gateway = start(&[], &config, dir.path(), http);
+    let body = serde_json::json!({ "password": "Whatever-Pass-1" }).to_string();
+    let answer = support::http(
+        http,
+        "POST",
+        "/api/v1/login",
+        &[("Content-Type", "application/json")],
+        &body,
+    )
+    .unwrap();
+    assert_eq!(answer.status, 503, "{}", answer.head);
+    let json = answer.json().unwrap();
+    assert_eq!(json["key"], "password_damaged");
+    let text = json["error"].as_str().unwrap();
+    assert!(
+        text.contains("web-password.json") && text.contains("delete it"),
+        "{text}"
+    );
+    let login = support::http(http, "GET", "/login", &[], "").unwrap();
+    assert_eq!(login.status, 200, "the login page is served");
+    assert!(data.join("web-settings.json.bad").exists(), "kept aside");
+    assert!(!data.join("web-settings.json").exists());
+    let log = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap();
+    assert!(log.contains("web-settings.json is damaged"), "{log}");
+    // The password file is left as it was, for the owner to inspect.
+    assert!(data.join("web-password.json").exists());
+
+    // Config files: too large, not UTF-8.
+    let big = dir.path().join("big.toml");
+    let mut text = std::fs::read_to_string("examples/single-charger.toml").unwrap();
+    while text.len() <= 2 * 1024 * 1024 {
+        text.push_str("# padding padding padding padding padding padding padding padding\n");
+    }
+    std::fs::write(&big, text).unwrap();
+    let out = Command::new(support::gateway_bin())
+        .arg("check-config")
+        .arg(&big)
+        .output()
+        .unwrap();
+    let err =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(err.contains("larger than 1048576 bytes"), "{err}");
+    let latin1 = dir.path().join("latin1.toml");
+    let mut bytes = b"[knx]\nindividual_address = \"1.1.20\"\n# Geb\xe4ude\n".to_vec();
+    bytes.extend_from_slice(b"\n");
+    std::fs::write(&latin1, bytes).unwrap();
+    let out = Command::new(support::gateway_bin())
+        .arg("check-config")
+        .arg(&latin1)
+        .output()
+        .unwrap();
+    let err =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("latin1.toml:3:6") && err.contains("not UTF-8"),
+        "{err}"
+    );
+}

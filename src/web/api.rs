@@ -115,6 +115,13 @@ async fn login(
         Ok(Json(body)) => body,
         Err(e) => return bad_body(&e, "{\"password\": …}"),
     };
+    if let Some(damage) = state.inner.passwords.damage() {
+        return keyed(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKey::PasswordDamaged,
+            damage,
+        );
+    }
     let sessions = &state.inner.sessions;
     if let Admission::Locked(wait) = sessions.admit(client, Instant::now()) {
         warn!(target: crate::web::logs::SECURITY, client = ?client, "login refused: locked out after repeated wrong passwords");

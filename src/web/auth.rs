@@ -194,6 +194,7 @@ fn verify(password: &str, phc: &str) -> bool {
 pub struct PasswordStore {
     data: DataDir,
     hashes: Mutex<HashFile>,
+    damaged: Option<String>,
 }
 
 impl PasswordStore {
@@ -202,11 +203,11 @@ impl PasswordStore {
     /// the console once.
     pub fn open(data: DataDir, initial: Option<&str>) -> Result<(Self, Option<String>), AuthError> {
         let (file, fresh) = if let Some(bytes) = data.read(PASSWORD_FILE)? {
-            (
-                serde_json::from_slice::<HashFile>(&bytes)
-                    .map_err(|e| AuthError::Corrupt(e.to_string()))?,
-                None,
-            )
+            match serde_json::from_slice::<HashFile>(&bytes) {
+                Ok(file) if PasswordHash::new(&file.current).is_ok() => (file, None),
+                Ok(_) => return Ok((Self::damaged(data, "its hash is not valid"), None)),
+                Err(e) => return Ok((Self::damaged(data, &e.to_string()), None)),
+            }
         } else {
             {
                 let password = initial.map_or_else(generate_password, str::to_owned);
@@ -223,9 +224,32 @@ impl PasswordStore {
             Self {
                 data,
                 hashes: Mutex::new(file),
+                damaged: None,
             },
             fresh,
         ))
+    }
+
+    /// A store whose file is damaged: nobody can log in; the website says why and how to
+    /// recover ([`Self::damage`]).
+    fn damaged(data: DataDir, why: &str) -> Self {
+        let message = format!(
+            "the password file {PASSWORD_FILE} in the data directory is damaged ({why}); nobody can log in until it is replaced: delete it (the next start sets a new initial password and prints it on the console) or restore it from a backup"
+        );
+        tracing::error!("{message}");
+        Self {
+            data,
+            hashes: Mutex::new(HashFile {
+                initial: String::new(),
+                current: String::new(),
+            }),
+            damaged: Some(message),
+        }
+    }
+
+    /// What is damaged and how to recover, when the password file could not be read.
+    pub fn damage(&self) -> Option<&str> {
+        self.damaged.as_deref()
     }
 
     fn current(&self) -> String {
@@ -242,6 +266,9 @@ impl PasswordStore {
 
     /// Sets a new password after checking the strength rule.
     pub fn set(&self, password: &str) -> Result<(), AuthError> {
+        if let Some(d) = &self.damaged {
+            return Err(AuthError::Corrupt(d.clone()));
+        }
         check_strength(password)?;
         let h = hash(password)?;
         let mut guard = self
@@ -257,6 +284,9 @@ impl PasswordStore {
 
     /// Restores the initial password (factory reset).
     pub fn reset_to_initial(&self) -> Result<(), AuthError> {
+        if let Some(d) = &self.damaged {
+            return Err(AuthError::Corrupt(d.clone()));
+        }
         let mut guard = self
             .hashes
             .lock()

@@ -297,11 +297,13 @@ pub enum ErrorKey {
     WrongHost,
     /// Another firmware upload is running (409).
     UploadRunning,
+    /// The password file is damaged: nobody can log in (503).
+    PasswordDamaged,
 }
 
 impl ErrorKey {
     /// Every key.
-    pub const ALL: [Self; 27] = [
+    pub const ALL: [Self; 28] = [
         Self::WrongPassword,
         Self::Locked,
         Self::Busy,
@@ -329,6 +331,7 @@ impl ErrorKey {
         Self::ConfirmReset,
         Self::WrongHost,
         Self::UploadRunning,
+        Self::PasswordDamaged,
     ];
 
     /// The key as sent (`snake_case`).
@@ -361,6 +364,7 @@ impl ErrorKey {
             Self::ConfirmReset => "confirm_reset",
             Self::WrongHost => "wrong_host",
             Self::UploadRunning => "upload_running",
+            Self::PasswordDamaged => "password_damaged",
         }
     }
 
