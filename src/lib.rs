@@ -24,13 +24,14 @@
 //!    its validation into faults.
 //! 5. **core** — [`mod@core`]: the sans-IO core, `Core::handle(event, now) -> actions`.
 //! 6. **gateway** — [`gateway`]: the async shell around the core and the charger tasks.
-//! 7. **edges** — [`web`] (the device website), [`sim`] (simulated charging points; imports only
+//! 7. **edges** — [`app`] (the binary's application: gateway, website, demo), [`web`] (the device website), [`sim`] (simulated charging points; imports only
 //!    `modbus`, `catalog` and `units`), [`simulate`] (the DLM simulator), [`demo`]; the binary
 //!    (`main.rs`) stays thin.
 //!
 //! The core never reads a clock or touches a socket: time comes in as an argument, outputs are
 //! values. See `README.md` for the architecture in brief.
 
+pub mod app;
 pub mod catalog;
 pub mod chargers;
 pub mod config;

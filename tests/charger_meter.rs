@@ -21,7 +21,8 @@ use std::time::Duration;
 use knx_echarge::catalog::{self, Interface};
 use knx_echarge::chargers::drivers::{self, DriverSettings, Transport};
 use knx_echarge::core::Event;
-use knx_echarge::gateway::tasks::{self, AnyMeter, TaskTiming, run_with_meter};
+use knx_echarge::gateway::start::{Chargers, Gateway, Options};
+use knx_echarge::gateway::tasks::{AnyMeter, TaskTiming, run_with_meter};
 use knx_echarge::meters::MeterError;
 use knx_echarge::meters::meter_for;
 use knx_echarge::meters::sim::{MeterSim, SimModel as MeterModelSim, SimValues};
@@ -204,12 +205,16 @@ async fn retrofit_meter_end_to_end_from_the_configuration_to_the_objects() {
             .contains(&catalog::Capability::EnergySession)
     );
 
-    let prepared = tasks::prepare_with(&config, None, shell_timing());
-    let shell =
-        knx_echarge::gateway::shell::spawn_with_chargers(config, true, None, prepared.commands());
-    let fleet = prepared.start(&shell.events);
+    let gateway = Gateway::start(Options {
+        chargers: Chargers::Poll { rs485: None },
+        task_timing: Some(shell_timing()),
+        ..Options::new(config)
+    })
+    .await
+    .unwrap();
+    let shell = &gateway.shell;
     let amps = |ma: i32| Value::Current(Current::from_milliamps(ma));
-    let objects = objects_until(&shell, |o| {
+    let objects = objects_until(shell, |o| {
         o.get(&obj(62)) == Some(&amps(21_750)) && o.contains_key(&obj(75))
     })
     .await;
@@ -230,8 +235,7 @@ async fn retrofit_meter_end_to_end_from_the_configuration_to_the_objects() {
     // The box itself charges at the configured maximum (it measures nothing of it).
     assert!(ev_cc.state().charging());
     assert_eq!(ev_cc.state().setpoint, Current::from_amps(10));
-    fleet.shutdown().await;
-    shell.shutdown().await;
+    gateway.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,12 +243,16 @@ async fn without_any_meter_the_setpoint_is_the_actual_current_end_to_end() {
     let (ev_cc, server) = ev_cc_without_own_meter().await;
     let config = shell_config(server.addr.unwrap());
     assert!(knx_echarge::config::validate::validate(&config).is_empty());
-    let prepared = tasks::prepare_with(&config, None, shell_timing());
-    let shell =
-        knx_echarge::gateway::shell::spawn_with_chargers(config, true, None, prepared.commands());
-    let fleet = prepared.start(&shell.events);
+    let gateway = Gateway::start(Options {
+        chargers: Chargers::Poll { rs485: None },
+        task_timing: Some(shell_timing()),
+        ..Options::new(config)
+    })
+    .await
+    .unwrap();
+    let shell = &gateway.shell;
     let ten = Value::Current(Current::from_amps(10));
-    let objects = objects_until(&shell, |o| o.get(&obj(63)) == Some(&ten)).await;
+    let objects = objects_until(shell, |o| o.get(&obj(63)) == Some(&ten)).await;
     for n in 63..=65 {
         assert_eq!(objects.get(&obj(n)), Some(&ten), "object {n}");
     }
@@ -257,10 +265,9 @@ async fn without_any_meter_the_setpoint_is_the_actual_current_end_to_end() {
     // Unplugged: nothing drawn.
     ev_cc.unplug();
     let zero = Value::Current(Current::ZERO);
-    let objects = objects_until(&shell, |o| o.get(&obj(62)) == Some(&zero)).await;
+    let objects = objects_until(shell, |o| o.get(&obj(62)) == Some(&zero)).await;
     assert_eq!(objects.get(&obj(62)), Some(&zero));
-    fleet.shutdown().await;
-    shell.shutdown().await;
+    gateway.shutdown().await;
 }
 
 fn shell_timing() -> TaskTiming {

@@ -19,6 +19,7 @@ use knx_echarge::chargers::{ChargerCommand, CommandOutcome, DriverError};
 use knx_echarge::config::{Config, Parity};
 use knx_echarge::core::Event;
 use knx_echarge::faults::FaultCode;
+use knx_echarge::gateway::start::{Chargers, Gateway, Options};
 use knx_echarge::gateway::tasks::{self, TaskTiming};
 use knx_echarge::sim::pty::PtyPair;
 use knx_echarge::sim::{self, SimHandle, SimModel, Vehicle};
@@ -259,10 +260,14 @@ async fn faults_reach_the_core_and_clear_on_recovery() {
     let foreign_server = sim::serve_tcp(foreign, loopback).await.unwrap();
     tcp_point(&mut config, 2, "keba-p30", foreign_server.addr.unwrap());
 
-    let prepared = tasks::prepare_with(&config, None, timing());
-    let shell =
-        knx_echarge::gateway::shell::spawn_with_chargers(config, true, None, prepared.commands());
-    let fleet = prepared.start(&shell.events);
+    let gateway = Gateway::start(Options {
+        chargers: Chargers::Poll { rs485: None },
+        task_timing: Some(timing()),
+        ..Options::new(config)
+    })
+    .await
+    .unwrap();
+    let shell = &gateway.shell;
     let mut snap = shell.snapshot.clone();
     let has = |s: &knx_echarge::gateway::shell::Snapshot, n: u8, code: FaultCode| {
         s.faults
@@ -306,8 +311,7 @@ async fn faults_reach_the_core_and_clear_on_recovery() {
     let st = keba.state();
     assert_eq!(st.failsafe_current, Current::from_amps(6));
     assert!(!st.failsafe_timeout.is_zero());
-    fleet.shutdown().await;
-    shell.shutdown().await;
+    gateway.shutdown().await;
 }
 
 /// A model listed without a driver is a configuration fault (Conf Charger, from validation),

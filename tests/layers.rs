@@ -25,7 +25,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("config", &["config"]),
     ("core", &["core"]),
     ("gateway", &["gateway"]),
-    ("edges", &["web", "sim", "simulate", "demo"]),
+    ("edges", &["web", "sim", "simulate", "demo", "app"]),
 ];
 
 /// Imports inside one layer that the rule allows (importer, imported).
@@ -38,6 +38,8 @@ const SAME_LAYER: &[(&str, &str)] = &[
     ("simulate", "sim"),
     ("demo", "sim"),
     ("demo", "simulate"),
+    ("app", "web"),
+    ("app", "demo"),
 ];
 
 /// Modules whose imports are restricted beyond their layer: (module, the only ones allowed).
