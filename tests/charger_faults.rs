@@ -42,14 +42,10 @@ use tokio::task::JoinHandle;
 mod support;
 use support::{MeterAt, model_meter};
 
-/// Offsets in a charging point's block of 50 objects (object = 50·n + offset).
-const CONNECTED: u16 = 1;
-const CHARGING: u16 = 2;
-const CURRENT_SUM: u16 = 12;
-const SERIAL: u16 = 30;
-const FAULT: u16 = 44;
-const LAST_FAULT: u16 = 45;
-const FAULT_INFO_1: u16 = 46;
+/// Offsets in a charging point's block of 50 objects (object = 50·n + offset), from the table.
+use knx_echarge::objects::number::cp::{
+    CHARGING, CONNECTED, CURRENT_SUM, FAULT, FAULT_INFO_1, LAST_FAULT, SERIAL,
+};
 
 const WITHIN: Duration = Duration::from_secs(10);
 

@@ -36,21 +36,17 @@ mod points;
 
 pub use dlm::Cycle as DlmCycle;
 
-/// Offsets of charging-point objects used by the core (object = 50·n + offset).
-mod offset {
-    pub(super) const INTERRUPTION_STATE: u16 = 6;
-    pub(super) const FAULT: u16 = 44;
-    pub(super) const LAST_FAULT: u16 = 45;
-}
+use crate::objects::number::{cp as offset, device as object};
 
-/// Objects of the device used by the core.
-mod object {
-    use crate::units::GoNumber;
-    pub(super) const GRID_CONTROL: GoNumber = GoNumber(1);
-    pub(super) const GRID_CONTROL_STATE: GoNumber = GoNumber(2);
-    pub(super) const FAULT: GoNumber = GoNumber(8);
-    pub(super) const LAST_FAULT: GoNumber = GoNumber(9);
-}
+/// The device objects that feed the DLM: the smart-meter values and the high-power and
+/// "In operation" inputs.
+const DLM_INPUTS: [GoNumber; 5] = [
+    object::METER_VALUE_1,
+    object::METER_VALUE_2,
+    object::METER_VALUE_3,
+    object::HIGH_POWER_DEVICES,
+    object::IN_OPERATION,
+];
 
 /// Something that happened outside the core.
 #[derive(Debug, Clone, PartialEq)]
@@ -435,7 +431,7 @@ impl Core {
             }
             return;
         }
-        if matches!(object.0, 10..=13 | 20) {
+        if DLM_INPUTS.contains(&object) {
             self.dlm_written(object, value, now, out);
             return;
         }
