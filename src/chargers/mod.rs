@@ -1,7 +1,8 @@
 //! Charging points: the types between drivers and the rest of the gateway ([`status`]:
 //! [`ChargerStatus`], [`ChargerCommand`], [`DriverError`], the [`ChargePoint`] trait) and the
 //! model drivers with their factory ([`drivers`], [`build`]) and the rule of how commands wait
-//! for a busy charger task ([`CommandQueue`]).
+//! for a busy charger task ([`CommandQueue`]), and the protocol of a charger session — identify,
+//! back-off, replay, poll, re-identify — as a sans-IO machine ([`session`]).
 //!
 //! A driver speaks one model's register map over any [`crate::modbus::Modbus`] transport. The
 //! model registry and capabilities live in [`crate::catalog`]; the charger tasks that poll the
@@ -9,6 +10,7 @@
 
 pub mod drivers;
 pub mod queue;
+pub mod session;
 pub mod status;
 
 pub use drivers::{

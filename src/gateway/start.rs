@@ -130,7 +130,7 @@ impl Gateway {
         let prepared = match &chargers {
             Chargers::None => None,
             Chargers::Poll { rs485 } => {
-                let timing = task_timing.unwrap_or_else(|| TaskTiming::from_config(&config));
+                let timing = task_timing.unwrap_or_else(|| tasks::timing_from_config(&config));
                 Some(tasks::prepare_with(&config, rs485.as_deref(), timing))
             }
         };
