@@ -2,7 +2,7 @@
 //!
 //! Owns the description only: serial devices for the TP-UART and RS485, the GPIO lines of the
 //! three LEDs (Programming red, APP green, COM yellow), the programming button and the RS485
-//! termination, and the data directory. The hardware layer that drives them is a later issue.
+//! termination, and the data directory. Nothing here drives the hardware.
 
 use std::path::{Path, PathBuf};
 

@@ -52,7 +52,15 @@ use crate::config::{MeterConnection, MonitoringMode, OvercurrentStrategy, PhaseC
 use crate::dlm::{Demand, Limit, Limits, Mode, Shortage, allocate};
 use crate::faults::{Fault, FaultCode, Scope};
 use crate::objects::Value;
+use crate::objects::number::device as object;
 use crate::units::{ChargePointId, Current, GoNumber, PerPhase, Phase};
+
+/// The smart meter's value objects (L1 or the total, L2, L3).
+const METER_VALUES: [GoNumber; 3] = [
+    object::METER_VALUE_1,
+    object::METER_VALUE_2,
+    object::METER_VALUE_3,
+];
 
 /// How often increases are re-evaluated while ramping (the step follows the elapsed time).
 const RAMP_STEP: std::time::Duration = std::time::Duration::from_millis(250);
@@ -418,9 +426,9 @@ impl Core {
     /// with "values and In operation", the trigger on object 20 (the values then come only
     /// on change and cannot be required).
     fn supervised(&self) -> &'static [GoNumber] {
-        const ONE: [GoNumber; 1] = [GoNumber(10)];
-        const THREE: [GoNumber; 3] = [GoNumber(10), GoNumber(11), GoNumber(12)];
-        const TRIGGER: [GoNumber; 1] = [GoNumber(20)];
+        const ONE: [GoNumber; 1] = [object::METER_VALUE_1];
+        const THREE: [GoNumber; 3] = METER_VALUES;
+        const TRIGGER: [GoNumber; 1] = [object::IN_OPERATION];
         let m = &self.config.dlm.meter;
         match (m.monitoring, m.connection) {
             (MonitoringMode::ValuesAndInOperation, _) => &TRIGGER,
@@ -448,12 +456,12 @@ impl Core {
     /// What the smart meter left silent at `now`, for the fault message.
     fn silence(&self, now: Instant) -> String {
         let silent = |o: &GoNumber| self.object_deadline(*o).is_some_and(|d| now >= d);
-        let name = |o: GoNumber| match o.0 {
-            10 if self.config.dlm.meter.connection == MeterConnection::OnePhase => {
-                "no smart-meter value (object 10)".to_owned()
+        let name = |o: GoNumber| match METER_VALUES.iter().position(|m| *m == o) {
+            Some(0) if self.config.dlm.meter.connection == MeterConnection::OnePhase => {
+                format!("no smart-meter value (object {})", o.0)
             }
-            10..=12 => format!("no smart-meter value L{} (object {})", o.0 - 9, o.0),
-            _ => "no \"In operation\" trigger (object 20)".to_owned(),
+            Some(i) => format!("no smart-meter value L{} (object {})", i + 1, o.0),
+            None => format!("no \"In operation\" trigger (object {})", o.0),
         };
         let mut parts: Vec<String> = self
             .supervised()
@@ -462,7 +470,7 @@ impl Core {
             .map(|o| name(*o))
             .collect();
         if self.config.dlm.meter.monitoring == MonitoringMode::ValuesAndInOperation
-            && [10, 11, 12].iter().all(|o| silent(&GoNumber(*o)))
+            && METER_VALUES.iter().all(silent)
         {
             parts.push("no smart-meter value either".to_owned());
         }

@@ -10,11 +10,11 @@
 //! 2. [`Event::Started`] once; then every event as it happens, in order;
 //! 3. after each call, [`Core::poll_timeout`] says when to deliver [`Event::Tick`] next.
 //!
-//! Owned so far: faults and their display (objects 8/9, 94/95 + offset, the APP LED),
+//! Owns: faults and their display (objects 8/9, 94/95 + offset, the APP LED),
 //! grid-supporting control and interruption state (objects 1/2, 55/56 + offset),
-//! programming mode and the LED states, and why each charging point gets its current
-//! ([`Core::limits`]). Load management and charging-point control extend
-//! this type in later work.
+//! per-charging-point control (start/stop, setpoints, session values), the dynamic load
+//! management's state and cycle, programming mode and the LED states, and why each charging
+//! point gets its current ([`Core::limits`]).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

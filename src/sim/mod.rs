@@ -11,7 +11,7 @@
 //! truncated replies, delayed replies, the identity of another model, invalid current values,
 //! a manufacturer error code.
 //!
-//! The register maps here are written from `shared/reference/charger_register_maps.md`, on
+//! The register maps here are written from `docs/register-maps.md`, on
 //! their own, not from the drivers.
 
 pub mod models;

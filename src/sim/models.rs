@@ -2,7 +2,7 @@
 //! state into the model's registers, `write` applies a register write to the state (or
 //! refuses it with the exception the model would give).
 //!
-//! Written from `shared/reference/charger_register_maps.md` (§1 KEBA, §2 ABB, §3 Bender,
+//! Written from `docs/register-maps.md` (§1 KEBA, §2 ABB, §3 Bender,
 //! §4 Alfen, §5 Heidelberg, §6b Phoenix Contact EV Charge Control, §7 Webasto Next, §8 Vestel,
 //! §10a MENNEKES AMTRON Compact), not from the drivers.
 //! Reads of undefined registers inside a read return 0; a read that touches no defined

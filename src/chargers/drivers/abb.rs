@@ -3,7 +3,7 @@
 //! Source: ABB "Terra AC Charger Modbus Communication" v1.11 (library.e.abb.com,
 //! ABB_Terra_AC_Charger_ModbusCommunication_v1.11.pdf), as cited chapter by chapter by OpenEMS
 //! `io.openems.edge.evcs.abb.terraac`; cross-checked against evcc `charger/abb.go` (facts
-//! only). Register map: `shared/reference/charger_register_maps.md` §2.
+//! only). Register map: `docs/register-maps.md` §2.
 //!
 //! | what | register | notes |
 //! | --- | --- | --- |

@@ -2,7 +2,7 @@
 //!
 //! Source: Alfen "Implementation of Modbus Slave TCP/IP for Alfen NG9xx platform" v2.3
 //! (2020-10-30, firmware 4.10; wire addresses, big-endian); cross-checked against evcc
-//! `charger/alfen.go` (facts only). Register map: `shared/reference/charger_register_maps.md`
+//! `charger/alfen.go` (facts only). Register map: `docs/register-maps.md`
 //! §4.
 //!
 //! Two unit ids over one connection (Alfen allows two masters only): 200 = station, the

@@ -4,7 +4,7 @@
 //! Source: Bender "Charge Controller Modbus TCP API" v5.32 (bender.de/docs/charge-controller/
 //! 5.32/APIs/Modbus-API) and the CC613 configuration-interface register list (registers
 //! 100–138); cross-checked against evcc `charger/bender.go` and the Tinkerforge Bender
-//! emulation (facts only). Register map: `shared/reference/charger_register_maps.md` §3.
+//! emulation (facts only). Register map: `docs/register-maps.md` §3.
 //!
 //! | what | register | notes |
 //! | --- | --- | --- |

@@ -4,7 +4,7 @@
 //! Source: Heidelberg/Amperfied "ModBus-Register-Tabelle" register layout 1.0.x (2021-02-22),
 //! via the faithful listings cited in the reference; cross-checked against evcc
 //! `charger/heidelberg-ec.go` (facts only). Register map:
-//! `shared/reference/charger_register_maps.md` §5.
+//! `docs/register-maps.md` §5.
 //!
 //! | what | FC | register | notes |
 //! | --- | --- | --- | --- |

@@ -3,7 +3,7 @@
 //!
 //! Source: the register list as used by evcc `charger/mennekes-compact.go` and nymea
 //! `mennekes/amtron-compact20-registers.json` (facts only; no manufacturer document was found).
-//! Register map: `shared/reference/charger_register_maps.md` §10a.
+//! Register map: `docs/register-maps.md` §10a.
 //!
 //! | what | register | notes |
 //! | --- | --- | --- |

@@ -6,7 +6,7 @@
 //! Source: the Phoenix Contact EV-CC-AC1-M3 Modbus register table as used by evcc
 //! `charger/phoenix-ev-eth.go` and nymea `phoenixconnect/phoenixconnect-registers.json`
 //! (facts only; no manufacturer document was at hand). Register map:
-//! `shared/reference/charger_register_maps.md` §6b. 32-bit values are **low word first**.
+//! `docs/register-maps.md` §6b. 32-bit values are **low word first**.
 //!
 //! | what | register | notes |
 //! | --- | --- | --- |

@@ -4,7 +4,7 @@
 //! Source: Vestel "EVC04 Modbus TCP/IP Specification" v1.8 (attached to evcc issues as
 //! EVC04_Modbus_TCP_Specification.v1.8.pdf); cross-checked against evcc `charger/vestel.go` and
 //! nymea `vestel/evc04-registers.json` (facts only). Register map:
-//! `shared/reference/charger_register_maps.md` §8.
+//! `docs/register-maps.md` §8.
 //!
 //! | what | FC | register | notes |
 //! | --- | --- | --- | --- |

@@ -4,7 +4,7 @@
 //! Source: "Modbus Specification Webasto NEXT", register list rev 3.00 (2022-04-27), as
 //! summarised in the reference; cross-checked against evcc `charger/webasto-next.go` and the
 //! nymea `webasto-next-registers.json` (facts only). Register map:
-//! `shared/reference/charger_register_maps.md` §7.
+//! `docs/register-maps.md` §7.
 //!
 //! | what | register | notes |
 //! | --- | --- | --- |

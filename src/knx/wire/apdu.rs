@@ -7,7 +7,7 @@
 //! bits of that octet and [`Apdu::emit`] writes them as zero; [`Tpdu`] adds them.
 //!
 //! Codes and layouts (sources: KNX 03.03.04 transport layer §2, 03.03.07 application layer
-//! §3; summarised in `shared/reference/knx_device_mgmt.md` §1.4–1.5, which took them from
+//! §3; summarised in `docs/knx-wire.md` §1.4–1.5, which took them from
 //! thelsing/knx `knx_types.h`):
 //!
 //! * TPCI: unnumbered data `000000xx` (T_Data_Group/Broadcast/Individual), tag group
