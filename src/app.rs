@@ -3,17 +3,19 @@
 //! charging points and house — on one tokio runtime, until a signal or a restart request from
 //! the website; then the orderly shutdown, the factory reset's last erase and the re-exec.
 
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::demo;
 use crate::gateway::shell::{self, ShellHandle};
 use crate::gateway::start::{Chargers, Gateway, Options};
 use crate::knx::link::LinkHandle;
+use crate::ssdp;
 use crate::store::DataDir;
 use crate::web;
 
@@ -100,7 +102,28 @@ impl App {
             }
         };
         let web_addr = self.web.as_ref().map(|(addr, _)| *addr);
-        let mut website = start_web(self.web, web_config, &self.data_dir, &gateway.shell).await;
+        let upnp = web_addr
+            .filter(|a| !a.ip().is_loopback())
+            .and_then(|_| upnp_device(&web_config, &self.data_dir));
+        let mut website = start_web(
+            self.web,
+            web_config,
+            &self.data_dir,
+            &gateway.shell,
+            upnp.clone(),
+        )
+        .await;
+        let ssdp = match (upnp, website.as_ref()) {
+            (Some(mut device), Some(site)) => {
+                device.http_port = site.local_addr.port();
+                ssdp::driver::spawn(device, ssdp::MULTICAST.port())
+                    .map_err(|e| {
+                        warn!("SSDP discovery unavailable (the website works without it): {e}");
+                    })
+                    .ok()
+            }
+            _ => None,
+        };
         if let (Some(sims), Some(meter)) = (sims.as_mut(), gateway.bus_input.clone()) {
             sims.run(meter, gateway.to_bus.clone());
             print_demo_banner(
@@ -117,6 +140,9 @@ impl App {
         let factory_reset = website
             .as_ref()
             .is_some_and(web::WebHandle::factory_reset_requested);
+        if let Some(ssdp) = ssdp {
+            ssdp.shutdown().await;
+        }
         if let Some(website) = website {
             website.shutdown().await;
         }
@@ -146,6 +172,7 @@ async fn start_web(
     config: Config,
     data_dir: &Path,
     shell: &ShellHandle,
+    upnp: Option<ssdp::Device>,
 ) -> Option<web::WebHandle> {
     let (addr, initial) = web?;
     let data = DataDir::open(data_dir)
@@ -153,6 +180,7 @@ async fn start_web(
         .ok()?;
     let mut ctx = web::Context::new(config, data, shell.events.clone(), shell.snapshot.clone());
     ctx.initial_password = initial;
+    ctx.upnp = upnp;
     web::spawn(addr, ctx)
         .await
         .map_err(|e| error!("device website not started: {e}"))
@@ -204,4 +232,56 @@ fn print_demo_banner(demo: &demo::Demo, knx: Option<SocketAddr>, web: Option<Soc
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
+}
+
+/// The file in the data directory that keeps the gateway's UPnP identity across restarts.
+const UPNP_UUID_FILE: &str = "upnp-uuid";
+
+/// What the gateway announces over SSDP: a stable uuid (made once, kept in the data
+/// directory), its individual address in the name, the firmware version.
+fn upnp_device(config: &Config, data_dir: &Path) -> Option<ssdp::Device> {
+    let data = DataDir::open(data_dir)
+        .map_err(|e| warn!("SSDP: {e}"))
+        .ok()?;
+    let stored = data
+        .read(UPNP_UUID_FILE)
+        .ok()
+        .flatten()
+        .and_then(|b| String::from_utf8(b).ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| s.len() == 36 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-'));
+    let uuid = if let Some(uuid) = stored {
+        uuid
+    } else {
+        let b: [u8; 16] = rand::random();
+        let hex: String = b.iter().fold(String::new(), |mut h, x| {
+            let _ = write!(h, "{x:02x}");
+            h
+        });
+        // RFC 4122 version 4 layout.
+        let uuid = format!(
+            "{}-{}-4{}-{}{}-{}",
+            hex.get(0..8)?,
+            hex.get(8..12)?,
+            hex.get(13..16)?,
+            ["8", "9", "a", "b"].get(usize::from(b.get(8).copied().unwrap_or(0) & 3))?,
+            hex.get(17..20)?,
+            hex.get(20..32)?
+        );
+        if let Err(e) = data.write(UPNP_UUID_FILE, uuid.as_bytes()) {
+            warn!("SSDP: the device's uuid will change at the next start: {e}");
+        }
+        uuid
+    };
+    let boot_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+    Some(ssdp::Device {
+        uuid,
+        friendly_name: format!("knx-echarge {}", config.knx.individual_address),
+        model_number: env!("CARGO_PKG_VERSION").to_owned(),
+        serial: None,
+        http_port: 0,
+        boot_id,
+    })
 }

@@ -16,7 +16,8 @@
 //!    charging-point and meter model registry, capabilities, interfaces).
 //! 2. **protocols** — [`knx`] (addresses, wire formats, DPT codecs, links; owns the link
 //!    state), [`modbus`] (the client interface, Modbus TCP, the shared RS485 line and its
-//!    RTU/ASCII framing), [`dlm`] (the pure load-management allocation).
+//!    RTU/ASCII framing), [`dlm`] (the pure load-management allocation), [`ssdp`] (UPnP
+//!    discovery: the gateway in the Windows network environment).
 //! 3. **devices** — [`chargers`] (model drivers over any Modbus transport), [`meters`]
 //!    (retrofit meters), [`objects`] (the numbered group-object table and its engine),
 //!    [`etsdb`] (the parameter model and its ETS memory layout).
@@ -49,6 +50,7 @@ pub mod netif;
 pub mod objects;
 pub mod sim;
 pub mod simulate;
+pub mod ssdp;
 pub mod store;
 pub mod units;
 pub mod web;

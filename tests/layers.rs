@@ -20,7 +20,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "base",
         &["units", "faults", "store", "netif", "hw", "catalog"],
     ),
-    ("protocols", &["knx", "modbus", "dlm"]),
+    ("protocols", &["knx", "modbus", "dlm", "ssdp"]),
     ("devices", &["chargers", "meters", "objects", "etsdb"]),
     ("config", &["config"]),
     ("core", &["core"]),

@@ -215,6 +215,7 @@ fn the_route_lists_match_the_routers_route_table() {
     let public: BTreeSet<(String, String)> = [
         ("GET", "/login"),
         ("GET", "/assets/{name}"),
+        ("GET", "/upnp/device.xml"),
         ("POST", "/api/v1/login"),
     ]
     .into_iter()
