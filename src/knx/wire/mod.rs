@@ -160,17 +160,6 @@ impl<'a> Writer<'a> {
         self.bytes(&value.to_be_bytes())
     }
 
-    /// Writes the low 24 bits of `value`, big-endian.
-    pub(crate) fn u24(&mut self, value: u32) -> Option<()> {
-        let [_, a, b, c] = value.to_be_bytes();
-        self.bytes(&[a, b, c])
-    }
-
-    /// Writes a big-endian `u32`.
-    pub(crate) fn u32(&mut self, value: u32) -> Option<()> {
-        self.bytes(&value.to_be_bytes())
-    }
-
     /// Writes a byte slice.
     pub(crate) fn bytes(&mut self, data: &[u8]) -> Option<()> {
         let end = self.pos.checked_add(data.len())?;
