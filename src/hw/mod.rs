@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod button;
 pub mod leds;
 
 /// The embedded default board description.
