@@ -26,13 +26,13 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use knx_echarge::chargers::task;
 use knx_echarge::config::file;
+use knx_echarge::gateway::shell;
+use knx_echarge::gateway::tasks;
 use knx_echarge::knx::link::{self, LinkEvent, LinkSpec};
 use knx_echarge::knx::wire::apdu::{Apdu, Payload, Tpdu};
 use knx_echarge::knx::wire::cemi::{Destination, LData, LDataService};
 use knx_echarge::knx::{GroupAddress, IndividualAddress};
-use knx_echarge::shell;
 use knx_echarge::sim::{self, SimHandle, SimModel, Vehicle};
 use knx_echarge::units::Current;
 
@@ -127,7 +127,7 @@ fn main() {
         let server_addr = server_link.local_addr();
         let (_, dummy) = tokio::sync::mpsc::channel::<LinkEvent>(1);
         let from_bus = std::mem::replace(&mut server_link.from_bus, dummy);
-        let prepared = task::prepare(&config, None);
+        let prepared = tasks::prepare(&config, None);
         let senders = prepared.commands();
         let gateway = shell::spawn_with_chargers(config, true, Some(shell::Bus { to_bus: server_link.to_bus.clone(), from_bus }), senders);
         let fleet = prepared.start(&gateway.events);

@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::chargers::registry::Interface;
+use crate::catalog::Interface;
 use crate::config::{Config, OvercurrentStrategy, PhaseRotation};
 use crate::knx::dpt::{self, Dpt, DptValue};
 use crate::knx::link::LinkEvent;

@@ -9,10 +9,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use knx_echarge::config::{Config, file, validate};
+use knx_echarge::gateway::shell;
 use knx_echarge::hw::Board;
 use knx_echarge::knx::link::{self, LinkSpec};
 use knx_echarge::store::DataDir;
-use knx_echarge::{demo, shell, units::ChargePointId};
+use knx_echarge::{demo, units::ChargePointId};
 use tracing::{error, info, warn};
 
 /// Fixes glibc's mmap threshold at its default (128 KiB), which also switches off its dynamic
@@ -409,7 +410,7 @@ fn run(
 
 fn models(json: bool) -> ExitCode {
     let text = if json {
-        match serde_json::to_string_pretty(&knx_echarge::chargers::catalog::models()) {
+        match serde_json::to_string_pretty(&knx_echarge::config::models::models()) {
             Ok(text) => text + "\n",
             Err(e) => {
                 eprintln!("cannot encode models: {e}");
@@ -417,7 +418,7 @@ fn models(json: bool) -> ExitCode {
             }
         }
     } else {
-        knx_echarge::chargers::catalog::text()
+        knx_echarge::config::models::text()
     };
     // A closed pipe (`| head`) ends the listing quietly.
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
@@ -524,16 +525,16 @@ fn serve(
         let prepared = match (chargers, &sims) {
             (Chargers::None, _) => None,
             (Chargers::Line(rs485), _) => {
-                Some(knx_echarge::chargers::task::prepare(&config, Some(rs485)))
+                Some(knx_echarge::gateway::tasks::prepare(&config, Some(rs485)))
             }
-            (Chargers::Demo, sims) => Some(knx_echarge::chargers::task::prepare(
+            (Chargers::Demo, sims) => Some(knx_echarge::gateway::tasks::prepare(
                 &config,
                 sims.as_ref().and_then(|d| d.rs485.as_deref()),
             )),
         };
         let senders = prepared
             .as_ref()
-            .map(knx_echarge::chargers::task::Prepared::commands)
+            .map(knx_echarge::gateway::tasks::Prepared::commands)
             .unwrap_or_default();
         let web_config = config.clone();
         let store = DataDir::open(data_dir)

@@ -2,7 +2,7 @@
 //!
 //! The core owns the gateway's decisions and nothing else. It does no I/O and reads no
 //! clock: time comes in as `now`, outputs are [`Action`] values, and the same events at the
-//! same instants always give the same actions. The async shell ([`crate::shell`]) feeds it
+//! same instants always give the same actions. The async shell ([`crate::gateway::shell`]) feeds it
 //! events from the KNX link, the charger tasks and the website and carries out its actions.
 //!
 //! Calling protocol:
@@ -28,6 +28,7 @@ use crate::config::{Config, validate};
 use crate::faults::{Fault, FaultBoard, FaultLed, Scope};
 pub use crate::hw::leds::{AppLed, ComLed, Leds};
 use crate::knx::dpt::TimeOfDay;
+pub use crate::knx::link::LinkState;
 use crate::objects::{ObjectTable, Value};
 use crate::units::{ChargePointId, GoNumber};
 
@@ -50,19 +51,6 @@ mod object {
     pub(super) const GRID_CONTROL_STATE: GoNumber = GoNumber(2);
     pub(super) const FAULT: GoNumber = GoNumber(8);
     pub(super) const LAST_FAULT: GoNumber = GoNumber(9);
-}
-
-/// State of the KNX link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LinkState {
-    /// Connected to the bus.
-    Connected,
-    /// Trying to (re)connect.
-    Reconnecting,
-    /// No connection (also before the link reported anything).
-    #[default]
-    Down,
 }
 
 /// Something that happened outside the core.

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 pub use spec::{Condition, Flags, Priority, TableSpec};
 
-use crate::chargers::Capability;
+use crate::catalog::Capability;
 use crate::knx::GroupAddress;
 use crate::units::{ChargePointId, Current, Energy, GoNumber, Power, Temperature};
 

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::chargers::Capability;
+use crate::catalog::Capability;
 
 /// The table as written in `group-objects/objects.toml`.
 pub const OBJECTS_TOML: &str = include_str!("../../group-objects/objects.toml");

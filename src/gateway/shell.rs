@@ -22,7 +22,7 @@ use crate::faults::Fault;
 use crate::knx::link::LinkEvent;
 use crate::knx::wire::cemi::LData;
 use crate::objects::Value;
-use crate::objects::engine::{Engine, SendPolicy};
+use crate::objects::engine::Engine;
 use crate::store::DataDir;
 use crate::units::{ChargePointId, GoNumber};
 
@@ -117,7 +117,7 @@ pub fn spawn(config: Config, configured: bool, bus: Option<Bus>) -> ShellHandle 
 }
 
 /// Command senders of the charger tasks, per charging point
-/// ([`crate::chargers::task::Prepared::commands`]).
+/// ([`crate::gateway::tasks::Prepared::commands`]).
 pub type ChargerSenders = BTreeMap<ChargePointId, mpsc::Sender<ChargerCommand>>;
 
 /// [`spawn`], routing `Action::Charger` to the charger tasks' command channels.
@@ -154,7 +154,7 @@ pub fn spawn_with_store(
     let (events, mut rx) = mpsc::channel::<Event>(256);
     let (snap_tx, snapshot) = watch::channel(Snapshot::default());
     let (stop, mut stop_rx) = watch::channel(false);
-    let policy = SendPolicy::from_config(&config);
+    let policy = config.send_policy();
     let own = config.knx.individual_address;
     let mut first_cycle = FirstPollCycle::new(&config);
     let mut core = Core::new(config, configured);
