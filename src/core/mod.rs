@@ -26,6 +26,7 @@ use crate::chargers::{
 };
 use crate::config::{Config, validate};
 use crate::faults::{Fault, FaultBoard, FaultLed, Scope};
+pub use crate::hw::leds::{AppLed, ComLed, Leds};
 use crate::knx::dpt::TimeOfDay;
 pub use crate::knx::link::LinkState;
 use crate::objects::{ObjectTable, Value};
@@ -128,43 +129,6 @@ pub enum Event {
 pub struct Persisted {
     /// Charging point number → lifetime counter at plug-in, in Wh·1000 (mWh).
     pub plug_in_mwh: BTreeMap<u8, i64>,
-}
-
-/// The APP LED (spec ch. 8.1–8.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AppLed {
-    /// Steady green: normal operation.
-    On,
-    /// Slow flashing: started but not configured.
-    Unconfigured,
-    /// Three slow flashes: a fault of severity 60–110.
-    ThreeFlashes,
-    /// Five slow flashes: a fault of severity 120–130.
-    FiveFlashes,
-}
-
-/// The COM LED.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ComLed {
-    /// Off: no KNX connection.
-    Off,
-    /// Steady yellow: connected, no traffic.
-    On,
-    /// Rapid flashing: telegram traffic.
-    Traffic,
-}
-
-/// All three front LEDs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Leds {
-    /// Programming LED (red).
-    pub prog: bool,
-    /// APP LED (green).
-    pub app: AppLed,
-    /// COM LED (yellow).
-    pub com: ComLed,
 }
 
 /// What the core asks the shell to do.

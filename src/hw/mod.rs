@@ -8,8 +8,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod button;
+pub mod leds;
+
 /// The embedded default board description.
-pub const BOARD_TOML: &str = include_str!("../hw/board.toml");
+pub const BOARD_TOML: &str = include_str!("../../hw/board.toml");
 
 /// Board identity.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
