@@ -33,6 +33,7 @@ use crate::knx::wire::knxip::{DEFAULT_PORT, ROUTING_MULTICAST};
 pub mod driver;
 pub mod routing;
 pub mod server;
+pub mod tpuart;
 pub mod tunnel;
 
 #[cfg(test)]
