@@ -32,6 +32,7 @@ use crate::knx::wire::knxip::{DEFAULT_PORT, ROUTING_MULTICAST};
 pub mod driver;
 pub mod routing;
 pub mod server;
+pub mod tpuart;
 pub mod tunnel;
 
 /// State of the KNX link.
