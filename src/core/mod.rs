@@ -35,7 +35,7 @@ use crate::units::{ChargePointId, GoNumber};
 mod dlm;
 mod points;
 
-pub use dlm::Cycle as DlmCycle;
+pub use crate::dlm::Cycle as DlmCycle;
 
 use crate::objects::number::{cp as offset, device as object};
 
@@ -180,7 +180,7 @@ pub struct Core {
     grid_control: bool,
     points: BTreeMap<ChargePointId, points::Point>,
     clock: Option<points::ClockAnchor>,
-    dlm: dlm::DlmState,
+    dlm: crate::dlm::Controller,
     values: BTreeMap<GoNumber, Value>,
     /// Why each charging point gets its current now.
     limits: crate::dlm::Limits,
@@ -196,6 +196,7 @@ impl Core {
             Vec::new()
         };
         let table = config.object_table();
+        let dlm = dlm::controller(&config);
         Self {
             config,
             table,
@@ -209,7 +210,7 @@ impl Core {
             grid_control: false,
             points: BTreeMap::new(),
             clock: None,
-            dlm: dlm::DlmState::default(),
+            dlm,
             values: BTreeMap::new(),
             limits: crate::dlm::Limits::default(),
         }
@@ -249,9 +250,8 @@ impl Core {
                 let dlm_input = !matches!(event, Event::ChargerCommandDone { .. });
                 self.charger_event(event, now, &mut out);
                 if let Some(cp) = polled {
-                    self.dlm_polled(cp, now);
-                }
-                if dlm_input {
+                    self.dlm_polled(cp, now, &mut out);
+                } else if dlm_input {
                     self.dlm_update(now, &mut out);
                 }
             }
@@ -410,7 +410,7 @@ impl Core {
 
     /// What the DLM saw and decided in its last cycle.
     pub fn dlm_cycle(&self) -> Option<DlmCycle> {
-        self.dlm.last
+        self.dlm.cycle()
     }
 
     /// Why each charging point gets the current it is told now (`None` for inactive ones):

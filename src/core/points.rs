@@ -168,11 +168,7 @@ impl Core {
         }
         let mut target = if self.config.dlm.enabled {
             // Until the DLM's first cycle: the minimum (the safe side that still charges).
-            self.dlm
-                .targets
-                .get(&cp)
-                .copied()
-                .unwrap_or(cfg.min_current)
+            self.dlm.target(cp).unwrap_or(cfg.min_current)
         } else {
             point.setpoint.unwrap_or(cfg.max_current)
         };
@@ -203,14 +199,9 @@ impl Core {
         }
         let dlm = self.config.dlm.enabled;
         let (base, uncapped) = if dlm {
-            let target = self
-                .dlm
-                .targets
-                .get(&cp)
-                .copied()
-                .unwrap_or(cfg.min_current);
+            let target = self.dlm.target(cp).unwrap_or(cfg.min_current);
             // Before the DLM's first decision: the minimum, as in emergency mode.
-            (self.dlm.limits.get(cp).unwrap_or(Limit::Emergency), target)
+            (self.dlm.limit(cp).unwrap_or(Limit::Emergency), target)
         } else {
             let setpoint = point.setpoint.unwrap_or(cfg.max_current);
             let connected = point.status.as_ref().map(|s| s.connected);
@@ -244,7 +235,7 @@ impl Core {
                 | Limit::HighPower
                 | Limit::Setpoint
         );
-        let draws_less = self.dlm.draws_less.get(cp.index()).copied() == Some(true);
+        let draws_less = self.dlm.draws_less(cp);
         if dlm && ceiling && draws_less {
             return Some(Limit::VehicleDrawsLess);
         }
