@@ -2,7 +2,7 @@
 //!
 //! The core owns the gateway's decisions and nothing else. It does no I/O and reads no
 //! clock: time comes in as `now`, outputs are [`Action`] values, and the same events at the
-//! same instants always give the same actions. The async shell ([`crate::shell`]) feeds it
+//! same instants always give the same actions. The async shell ([`crate::gateway::shell`]) feeds it
 //! events from the KNX link, the charger tasks and the website and carries out its actions.
 //!
 //! Calling protocol:
@@ -27,6 +27,7 @@ use crate::chargers::{
 use crate::config::{Config, validate};
 use crate::faults::{Fault, FaultBoard, FaultLed, Scope};
 use crate::knx::dpt::TimeOfDay;
+pub use crate::knx::link::LinkState;
 use crate::objects::{ObjectTable, Value};
 use crate::units::{ChargePointId, GoNumber};
 
@@ -35,34 +36,17 @@ mod points;
 
 pub use dlm::Cycle as DlmCycle;
 
-/// Offsets of charging-point objects used by the core (object = 50·n + offset).
-mod offset {
-    pub(super) const INTERRUPTION_STATE: u16 = 6;
-    pub(super) const FAULT: u16 = 44;
-    pub(super) const LAST_FAULT: u16 = 45;
-}
+use crate::objects::number::{cp as offset, device as object};
 
-/// Objects of the device used by the core.
-mod object {
-    use crate::units::GoNumber;
-    pub(super) const GRID_CONTROL: GoNumber = GoNumber(1);
-    pub(super) const GRID_CONTROL_STATE: GoNumber = GoNumber(2);
-    pub(super) const FAULT: GoNumber = GoNumber(8);
-    pub(super) const LAST_FAULT: GoNumber = GoNumber(9);
-}
-
-/// State of the KNX link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LinkState {
-    /// Connected to the bus.
-    Connected,
-    /// Trying to (re)connect.
-    Reconnecting,
-    /// No connection (also before the link reported anything).
-    #[default]
-    Down,
-}
+/// The device objects that feed the DLM: the smart-meter values and the high-power and
+/// "In operation" inputs.
+const DLM_INPUTS: [GoNumber; 5] = [
+    object::METER_VALUE_1,
+    object::METER_VALUE_2,
+    object::METER_VALUE_3,
+    object::HIGH_POWER_DEVICES,
+    object::IN_OPERATION,
+];
 
 /// Something that happened outside the core.
 #[derive(Debug, Clone, PartialEq)]
@@ -447,7 +431,7 @@ impl Core {
             }
             return;
         }
-        if matches!(object.0, 10..=13 | 20) {
+        if DLM_INPUTS.contains(&object) {
             self.dlm_written(object, value, now, out);
             return;
         }

@@ -26,7 +26,7 @@
 //!   P L1..L3 at 0x000C/0E/10 (W), P Σ at 0x0034 (W), import kWh at 0x0048, import kWh per
 //!   phase at 0x015A/5C/5E (kWh). At most 40 values (80 registers) per request.
 
-use crate::chargers::Interface;
+use crate::catalog::Interface;
 
 use super::map::{Field, Format, MeterMap, Table, WordOrder};
 

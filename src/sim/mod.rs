@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 pub use models::{SimModel, Variant};
 pub use server::{SimServer, serve_ascii, serve_line, serve_rtu, serve_tcp};
 
-use crate::chargers::frame::{Request, Response};
+use crate::modbus::frame::{Request, Response};
 use crate::units::{Current, Energy};
 
 /// A simulated vehicle.

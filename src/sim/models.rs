@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use super::{Faults, SimState};
-use crate::chargers::frame::{Request, Response};
+use crate::modbus::frame::{Request, Response};
 use crate::units::Current;
 
 /// Exception: illegal function.

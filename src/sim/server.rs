@@ -22,8 +22,8 @@ use tokio_modbus::{ExceptionCode, SlaveRequest};
 use tracing::debug;
 
 use super::SimHandle;
-use crate::chargers::Rs485Framing;
-use crate::chargers::frame::{self, Request, Response};
+use crate::catalog::Rs485Framing;
+use crate::modbus::frame::{self, Request, Response};
 
 /// A running simulator server; dropping it stops it.
 #[derive(Debug)]

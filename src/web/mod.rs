@@ -41,7 +41,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::core::Event;
-use crate::shell::Snapshot;
+use crate::gateway::shell::Snapshot;
 use crate::store::DataDir;
 
 /// The website could not start.
@@ -655,7 +655,7 @@ pub fn factory_reset_files() -> [&'static str; 5] {
     [
         crate::store::CONFIG_FILE,
         settings::SETTINGS_FILE,
-        crate::shell::PERSISTED_FILE,
+        crate::gateway::shell::PERSISTED_FILE,
         firmware::STAGED_IMAGE,
         firmware::STAGED_MANIFEST,
     ]

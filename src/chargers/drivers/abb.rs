@@ -25,12 +25,12 @@ use super::common::{
     DriverSettings, WriteCache, check_setpoint, check_timeout, currents_ma, identity_error, reg,
     regs, split_bits, u32_at,
 };
-use crate::chargers::modbus::Modbus;
-use crate::chargers::registry::Capability;
+use crate::catalog::Capability;
 use crate::chargers::status::{
     ChargePoint, ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, CpState,
     DriverError, ManufacturerError,
 };
+use crate::modbus::Modbus;
 use crate::units::{Current, Energy, Power};
 
 const MIN: Current = Current::from_amps(6);

@@ -30,12 +30,12 @@ use super::common::{
     DriverSettings, Enable, WriteCache, check_setpoint, currents_f32, f32_at, identity_error,
     non_empty, reg, regs,
 };
-use crate::chargers::modbus::{Modbus, ModbusError, decode};
-use crate::chargers::registry::Capability;
+use crate::catalog::Capability;
 use crate::chargers::status::{
     ChargePoint, ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, CpState,
     DriverError, ManufacturerError,
 };
+use crate::modbus::{Modbus, ModbusError, decode};
 use crate::units::{Current, Energy, PerPhase, Power, Temperature};
 
 const MIN: Current = Current::from_amps(6);

@@ -29,12 +29,12 @@ use super::common::{
     DriverSettings, WriteCache, amps_u16, check_setpoint, check_timeout, currents_ma, id_read,
     identity_error, non_empty, reg, regs, u32_at,
 };
-use crate::chargers::modbus::{Modbus, decode};
-use crate::chargers::registry::Capability;
+use crate::catalog::Capability;
 use crate::chargers::status::{
     ChargePoint, ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, CpState,
     DriverError, ManufacturerError,
 };
+use crate::modbus::{Modbus, decode};
 use crate::units::{Current, Energy, PerPhase, Power};
 
 const MIN: Current = Current::from_amps(6);

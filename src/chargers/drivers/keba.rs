@@ -30,12 +30,12 @@ use super::common::{
     DriverSettings, Enable, WriteCache, check_setpoint, check_timeout, currents_ma, id_read,
     identity_error, milliamps_u16,
 };
-use crate::chargers::modbus::{Modbus, decode};
-use crate::chargers::registry::Capability;
+use crate::catalog::Capability;
 use crate::chargers::status::{
     ChargePoint, ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, CpState,
     DriverError, ManufacturerError,
 };
+use crate::modbus::{Modbus, decode};
 use crate::units::{Current, Energy, Power};
 
 /// Slow data is read every this many polls.

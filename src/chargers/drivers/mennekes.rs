@@ -32,12 +32,12 @@ use std::time::Duration;
 use super::common::{
     DriverSettings, WriteCache, check_setpoint, currents_f32, f32_at, id_read, non_empty, reg,
 };
-use crate::chargers::modbus::{Modbus, decode};
-use crate::chargers::registry::Capability;
+use crate::catalog::Capability;
 use crate::chargers::status::{
     ChargePoint, ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, CpState,
     DriverError, ManufacturerError,
 };
+use crate::modbus::{Modbus, decode};
 use crate::units::{Current, Energy, Power};
 
 const MIN: Current = Current::from_amps(6);

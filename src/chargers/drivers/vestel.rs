@@ -26,12 +26,12 @@ use super::common::{
     DriverSettings, Enable, WriteCache, amps_u16, check_setpoint, check_timeout, currents_ma,
     id_read, identity_error, non_empty, reg, utf16_text,
 };
-use crate::chargers::modbus::{Modbus, decode};
-use crate::chargers::registry::Capability;
+use crate::catalog::Capability;
 use crate::chargers::status::{
     ChargePoint, ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, CpState,
     DriverError, ManufacturerError,
 };
+use crate::modbus::{Modbus, decode};
 use crate::units::{Current, Energy, Power};
 
 const MIN: Current = Current::from_amps(6);

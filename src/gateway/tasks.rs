@@ -21,14 +21,15 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, info, warn};
 
-use super::drivers::{AnyDriver, FactoryError, driver_for};
-use super::line::{Line, LineModbus};
-use super::modbus::TcpModbus;
-use super::registry::Interface;
-use super::status::{ChargePoint, ChargerCommand, CommandOutcome, DriverError};
+use crate::catalog::Interface;
+use crate::chargers::{
+    AnyDriver, ChargePoint, ChargerCommand, CommandOutcome, DriverError, FactoryError,
+};
 use crate::config::Config;
 use crate::core::Event;
 use crate::meters::{self, MeterEndpoint, MeterError, MeterReader, MeterReading};
+use crate::modbus::TcpModbus;
+use crate::modbus::line::{Line, LineModbus};
 use crate::units::ChargePointId;
 
 /// Timing of a charger task.
@@ -83,7 +84,7 @@ fn meter_of(
 ) -> Option<AnyMeter> {
     let takes_meter = cp
         .model
-        .is_some_and(|m| m.metering == super::registry::Metering::Optional);
+        .is_some_and(|m| m.metering == crate::catalog::Metering::Optional);
     if !takes_meter || !cp.meter.is_configured() {
         return None;
     }
@@ -202,12 +203,7 @@ pub fn prepare_with(config: &Config, rs485_device: Option<&Path>, timing: TaskTi
         let (tx, rx) = mpsc::channel(16);
         commands.insert(cp.id, tx);
         let meter = meter_of(cp, config, line.as_ref());
-        points.push((
-            cp.id,
-            driver_for(cp, &config.modbus, line.as_ref()),
-            rx,
-            meter,
-        ));
+        points.push((cp.id, cp.driver(&config.modbus, line.as_ref()), rx, meter));
     }
     Prepared {
         commands,

@@ -7,6 +7,9 @@
 //! timeouts included) versus it answers wrongly ([`ModbusError::Exception`],
 //! [`ModbusError::Malformed`]).
 
+pub mod frame;
+pub mod line;
+
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
