@@ -145,6 +145,9 @@ impl<M: Modbus> ChargePoint for AbbTerraAc<M> {
                 1 => CpState::ManualStartRequired,
                 4 if reduced => CpState::ChargingReduced,
                 4 => CpState::Charging,
+                // "Session stopped" outlives the vehicle: the socket lock tells whether one is
+                // still there (evcc abb.go:130–138).
+                5 if !connected => CpState::Available,
                 2 | 3 | 5 if self.stopped => CpState::Cancelled,
                 2 | 3 | 5 if limit == 0 => CpState::Interrupted,
                 2 | 3 | 5 => CpState::Connected,
