@@ -12,10 +12,10 @@
 
 use std::time::Duration;
 
+use knx_echarge::catalog as registry;
 use knx_echarge::chargers::drivers::{self, AnyDriver, DriverSettings, Transport};
-use knx_echarge::chargers::modbus::{Modbus, ModbusError, TcpModbus};
-use knx_echarge::chargers::registry;
 use knx_echarge::chargers::{ChargePoint, ChargerCommand, CommandOutcome, CpState, DriverError};
+use knx_echarge::modbus::{Modbus, ModbusError, TcpModbus};
 use knx_echarge::sim::{self, SimHandle, SimModel, Variant, Vehicle};
 use knx_echarge::units::{Current, Energy, PerPhase};
 

@@ -114,7 +114,9 @@ impl Core {
                     None => return,
                 }
             }
-            (None, Value::Bool(on)) if object == object::HIGH_POWER_DEVICES => Input::HighPower(*on),
+            (None, Value::Bool(on)) if object == object::HIGH_POWER_DEVICES => {
+                Input::HighPower(*on)
+            }
             // Table 21: DPT 1.017 trigger, both 0 and 1 are a trigger.
             (None, Value::Bool(_)) if object == object::IN_OPERATION => Input::Trigger,
             _ => return,
