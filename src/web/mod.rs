@@ -43,7 +43,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::core::Event;
-use crate::shell::Snapshot;
+use crate::gateway::shell::Snapshot;
 use crate::store::DataDir;
 
 /// The website could not start.
@@ -84,6 +84,9 @@ pub struct Context {
     pub listen: Option<SocketAddr>,
     /// Timeouts and connection caps of the server.
     pub limits: serve::Limits,
+    /// What the UPnP device description (`/upnp/device.xml`, no session needed) says; `None`:
+    /// no description is served.
+    pub upnp: Option<crate::ssdp::Device>,
 }
 
 impl Context {
@@ -104,6 +107,7 @@ impl Context {
             sample_every: Duration::from_secs(5),
             listen: None,
             limits: serve::Limits::default(),
+            upnp: None,
         }
     }
 }
@@ -132,6 +136,7 @@ struct Inner {
     limits: serve::Limits,
     /// Held while a firmware upload runs: one at a time.
     firmware_upload: Arc<tokio::sync::Mutex<()>>,
+    upnp: Option<crate::ssdp::Device>,
     restart: watch::Sender<bool>,
     /// A factory reset was done: the gateway erases its state again once it has stopped.
     factory_reset: std::sync::atomic::AtomicBool,
@@ -172,12 +177,23 @@ impl AppState {
                     limits: ctx.limits,
                     firmware_upload: Arc::default(),
                     listen: ctx.listen,
+                    upnp: ctx.upnp,
                     restart,
                     factory_reset: std::sync::atomic::AtomicBool::new(false),
                 }),
             },
             fresh,
         ))
+    }
+
+    /// What the UPnP device description says, if one is served.
+    pub fn upnp(&self) -> Option<&crate::ssdp::Device> {
+        self.inner.upnp.as_ref()
+    }
+
+    /// The address the website listens on.
+    pub fn listen(&self) -> Option<SocketAddr> {
+        self.inner.listen
     }
 
     /// The most Argon2 computations (logins, password changes) that ran at the same time so
@@ -748,7 +764,7 @@ pub fn factory_reset_files() -> [&'static str; 5] {
     [
         crate::store::CONFIG_FILE,
         settings::SETTINGS_FILE,
-        crate::shell::PERSISTED_FILE,
+        crate::gateway::shell::PERSISTED_FILE,
         firmware::STAGED_IMAGE,
         firmware::STAGED_MANIFEST,
     ]
