@@ -693,3 +693,58 @@ fn damaged_data_files_are_reported_and_the_website_still_starts() {
         "{err}"
     );
 }
+
+/// Resident memory of process `pid`, kB.
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// Issue 17: memory under login floods (a benchmark, not a timed test: it prints the figures
+/// for BENCHMARKS.md). Three rounds of 1,000 wrong logins from 200 addresses and 100 right
+/// ones; RSS after each round. Run with
+/// `cargo test --release --test web_hardening -- --ignored --nocapture login_flood_memory`.
+#[test]
+#[ignore = "benchmark: prints RSS figures"]
+fn login_flood_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), 9);
+    let http = free_tcp();
+    let gateway = start(&[], &config, dir.path(), http);
+    let pid = gateway.0.id();
+    let password = initial_password(dir.path());
+    let wrong = serde_json::json!({ "password": "Not-The-Password-1" }).to_string();
+    let right = serde_json::json!({ "password": password }).to_string();
+    std::thread::sleep(Duration::from_secs(2));
+    println!("RSS at start: {} kB", rss_kb(pid));
+    for round in 0..3u8 {
+        std::thread::scope(|scope| {
+            for t in 0..40u8 {
+                let wrong = &wrong;
+                scope.spawn(move || {
+                    for a in 0..5u8 {
+                        for _ in 0..5 {
+                            post_from(
+                                [127, 1 + round, 2, 1 + t * 5 + a],
+                                http,
+                                "/api/v1/login",
+                                wrong,
+                            );
+                        }
+                    }
+                });
+            }
+        });
+        for i in 0..100u8 {
+            let status = post_from([127, 0, 3, 1 + i], http, "/api/v1/login", &right);
+            assert!(matches!(status, 200 | 503), "{status}");
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        println!("RSS after round {}: {} kB", round + 1, rss_kb(pid));
+    }
+}

@@ -323,6 +323,9 @@ pub enum Admission {
     Locked(Duration),
 }
 
+/// Most sessions at once; a login beyond ends the least recently used one.
+pub const MAX_SESSIONS: usize = 32;
+
 /// Sessions and login failures (in memory: a restart logs everybody out).
 #[derive(Debug)]
 pub struct Sessions {
@@ -637,6 +640,17 @@ impl Sessions {
         let csrf = token();
         if let Ok(mut all) = self.live.lock() {
             all.retain(|_, s| self.alive(s, now));
+            // Bounded: the least recently used session goes when the table is full.
+            while all.len() >= MAX_SESSIONS {
+                let Some(oldest) = all
+                    .iter()
+                    .min_by_key(|(_, s)| s.last)
+                    .map(|(k, _)| k.clone())
+                else {
+                    break;
+                };
+                all.remove(&oldest);
+            }
             all.insert(
                 id.clone(),
                 Session {
@@ -887,5 +901,20 @@ mod tests {
         let order = order.lock().unwrap();
         assert_eq!(order[..2], [0, 999], "the newcomer went next: {order:?}");
         assert_eq!(gate.peak(), PARALLEL_HASHES);
+    }
+
+    #[test]
+    fn the_session_table_is_bounded() {
+        let s = Sessions::new(Policy::default());
+        let t0 = Instant::now();
+        let (first, _) = s.create(t0);
+        for i in 1..=MAX_SESSIONS as u64 {
+            s.create(t0 + Duration::from_millis(i));
+        }
+        assert!(
+            !s.is_alive(&first, t0 + Duration::from_secs(1)),
+            "the oldest went"
+        );
+        assert_eq!(s.live.lock().unwrap().len(), MAX_SESSIONS);
     }
 }
