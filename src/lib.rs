@@ -39,5 +39,6 @@ pub mod shell;
 pub mod sim;
 pub mod simulate;
 pub mod store;
+pub mod tpline;
 pub mod units;
 pub mod web;
