@@ -26,13 +26,12 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use knx_echarge::chargers::task;
 use knx_echarge::config::file;
+use knx_echarge::gateway::start::{Chargers, Gateway, Options};
 use knx_echarge::knx::link::{self, LinkEvent, LinkSpec};
 use knx_echarge::knx::wire::apdu::{Apdu, Payload, Tpdu};
 use knx_echarge::knx::wire::cemi::{Destination, LData, LDataService};
 use knx_echarge::knx::{GroupAddress, IndividualAddress};
-use knx_echarge::shell;
 use knx_echarge::sim::{self, SimHandle, SimModel, Vehicle};
 use knx_echarge::units::Current;
 
@@ -122,15 +121,16 @@ fn main() {
             + &cps
             + "[group_addresses]\n10 = [\"0/0/10\"]\n11 = [\"0/0/11\"]\n12 = [\"0/0/12\"]\n";
         let config = file::parse(&text, "reaction bench").unwrap();
-        // The gateway: KNXnet/IP server, shell, charger tasks.
-        let mut server_link = link::spawn(LinkSpec::Server { bind: "127.0.0.1:0".parse().unwrap() }, config.knx.individual_address).await.unwrap();
-        let server_addr = server_link.local_addr();
-        let (_, dummy) = tokio::sync::mpsc::channel::<LinkEvent>(1);
-        let from_bus = std::mem::replace(&mut server_link.from_bus, dummy);
-        let prepared = task::prepare(&config, None);
-        let senders = prepared.commands();
-        let gateway = shell::spawn_with_chargers(config, true, Some(shell::Bus { to_bus: server_link.to_bus.clone(), from_bus }), senders);
-        let fleet = prepared.start(&gateway.events);
+        // The gateway: KNXnet/IP server, shell, charger tasks — started as the binary does.
+        let mut config = config;
+        config.knx.link = Some(LinkSpec::Server { bind: "127.0.0.1:0".parse().unwrap() });
+        let gateway = Gateway::start(Options {
+            chargers: Chargers::Poll { rs485: None },
+            ..Options::new(config)
+        })
+        .await
+        .unwrap();
+        let server_addr = gateway.link.as_ref().unwrap().local_addr();
         // The smart meter: a tunnelling client over UDP.
         let meter_link = link::spawn(LinkSpec::Tunnel { remote: server_addr }, IndividualAddress::from_raw(0x1164)).await.unwrap();
         let mut meter_events = meter_link.from_bus;
@@ -209,7 +209,6 @@ fn main() {
             times.len()
         );
         println!("  median {:.2} ms   p99 {:.2} ms   max {:.2} ms   missed {missed}", pick(0.5).as_secs_f64() * 1e3, pick(0.99).as_secs_f64() * 1e3, times.last().unwrap().as_secs_f64() * 1e3);
-        fleet.shutdown().await;
         gateway.shutdown().await;
         drop(servers);
     });

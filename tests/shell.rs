@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use knx_echarge::config::file;
 use knx_echarge::core::{AppLed, Event};
+use knx_echarge::gateway::shell;
 use knx_echarge::objects::Value;
-use knx_echarge::shell;
 use knx_echarge::units::GoNumber;
 
 async fn wait_for(

@@ -16,7 +16,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt as _;
 use knx_echarge::config::file;
-use knx_echarge::shell::{self, ShellHandle};
+use knx_echarge::gateway::shell::{self, ShellHandle};
 use knx_echarge::store::DataDir;
 use knx_echarge::web::{self, AppState, Context, firmware, logs::LogControl};
 use tower::ServiceExt as _;
@@ -215,6 +215,7 @@ fn the_route_lists_match_the_routers_route_table() {
     let public: BTreeSet<(String, String)> = [
         ("GET", "/login"),
         ("GET", "/assets/{name}"),
+        ("GET", "/upnp/device.xml"),
         ("POST", "/api/v1/login"),
     ]
     .into_iter()

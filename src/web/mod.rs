@@ -41,7 +41,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::core::Event;
-use crate::shell::Snapshot;
+use crate::gateway::shell::Snapshot;
 use crate::store::DataDir;
 
 /// The website could not start.
@@ -80,6 +80,9 @@ pub struct Context {
     /// The address the website listens on ([`spawn`] sets it once bound): the status page
     /// shows it as the address in use when it is not the wildcard address.
     pub listen: Option<SocketAddr>,
+    /// What the UPnP device description (`/upnp/device.xml`, no session needed) says; `None`:
+    /// no description is served.
+    pub upnp: Option<crate::ssdp::Device>,
 }
 
 impl Context {
@@ -99,6 +102,7 @@ impl Context {
             policy: auth::Policy::default(),
             sample_every: Duration::from_secs(5),
             listen: None,
+            upnp: None,
         }
     }
 }
@@ -123,6 +127,7 @@ struct Inner {
     history: status::History,
     started: Instant,
     listen: Option<SocketAddr>,
+    upnp: Option<crate::ssdp::Device>,
     restart: watch::Sender<bool>,
     /// A factory reset was done: the gateway erases its state again once it has stopped.
     factory_reset: std::sync::atomic::AtomicBool,
@@ -156,12 +161,23 @@ impl AppState {
                     history,
                     started: Instant::now(),
                     listen: ctx.listen,
+                    upnp: ctx.upnp,
                     restart,
                     factory_reset: std::sync::atomic::AtomicBool::new(false),
                 }),
             },
             fresh,
         ))
+    }
+
+    /// What the UPnP device description says, if one is served.
+    pub fn upnp(&self) -> Option<&crate::ssdp::Device> {
+        self.inner.upnp.as_ref()
+    }
+
+    /// The address the website listens on.
+    pub fn listen(&self) -> Option<SocketAddr> {
+        self.inner.listen
     }
 
     /// The most Argon2 computations (logins, password changes) that ran at the same time so
@@ -655,7 +671,7 @@ pub fn factory_reset_files() -> [&'static str; 5] {
     [
         crate::store::CONFIG_FILE,
         settings::SETTINGS_FILE,
-        crate::shell::PERSISTED_FILE,
+        crate::gateway::shell::PERSISTED_FILE,
         firmware::STAGED_IMAGE,
         firmware::STAGED_MANIFEST,
     ]

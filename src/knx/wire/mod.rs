@@ -18,8 +18,9 @@
 //! management services belongs to other layers.
 //!
 //! Sources: the byte codes are those of the KNX standard (03.06.03 EMI/IMI for cEMI, 03.03.04
-//! transport layer, 03.03.07 application layer, 03.08.0x KNXnet/IP), cross-checked against
-//! the layouts used by independent open-source stacks (xknx, thelsing/knx). No code was copied.
+//! transport layer, 03.03.07 application layer, 03.08.0x KNXnet/IP) as summarised in
+//! `docs/knx-wire.md` §1.4–1.5 and §5, cross-checked against the layouts
+//! used by independent open-source stacks (xknx, thelsing/knx). No code was copied.
 
 // Must come before the submodules so that they can use it (textual macro scope).
 /// Defines a `u8`/`u16` code enum with an `Unknown` variant, lossless `From` conversions both
