@@ -25,7 +25,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("config", &["config"]),
     ("core", &["core"]),
     ("gateway", &["gateway"]),
-    ("edges", &["web", "sim", "simulate", "demo", "app"]),
+    (
+        "edges",
+        &["web", "sim", "simulate", "demo", "app", "tpline"],
+    ),
 ];
 
 /// Imports inside one layer that the rule allows (importer, imported).
@@ -40,6 +43,8 @@ const SAME_LAYER: &[(&str, &str)] = &[
     ("demo", "simulate"),
     ("app", "web"),
     ("app", "demo"),
+    ("demo", "tpline"),
+    ("app", "tpline"),
 ];
 
 /// Modules whose imports are restricted beyond their layer: (module, the only ones allowed).
