@@ -22,12 +22,13 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use knx_echarge::catalog;
+use knx_echarge::catalog::Rs485Framing;
+use knx_echarge::chargers::ChargePoint;
 use knx_echarge::chargers::drivers::{self, AnyDriver, DriverSettings, Transport};
-use knx_echarge::chargers::line::Line;
-use knx_echarge::chargers::modbus::TcpModbus;
-use knx_echarge::chargers::registry;
-use knx_echarge::chargers::{ChargePoint, Rs485Framing};
 use knx_echarge::config::{Parity, Rs485Config};
+use knx_echarge::modbus::TcpModbus;
+use knx_echarge::modbus::line::Line;
 use knx_echarge::sim::pty::PtyPair;
 use knx_echarge::sim::{self, SimHandle, SimModel, Vehicle};
 
@@ -82,7 +83,7 @@ fn start_sims(tcp_models: &[SimModel], with_rtu: bool) -> Sims {
 }
 
 fn tcp_driver(model: SimModel, addr: SocketAddr) -> AnyDriver {
-    let unit = registry::charger_model(model.id()).unwrap().unit_id;
+    let unit = catalog::charger_model(model.id()).unwrap().unit_id;
     let t = Transport::Tcp(TcpModbus::new(addr, unit, Duration::from_secs(1)));
     drivers::build(model.id(), t, unit, DriverSettings::default()).unwrap()
 }

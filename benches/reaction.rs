@@ -28,13 +28,12 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use knx_echarge::chargers::task;
 use knx_echarge::config::file;
+use knx_echarge::gateway::start::{Chargers, Gateway, Options};
 use knx_echarge::knx::link::{self, LinkEvent, LinkSpec};
 use knx_echarge::knx::wire::apdu::{Apdu, Payload, Tpdu};
 use knx_echarge::knx::wire::cemi::{Destination, LData, LDataService};
 use knx_echarge::knx::{GroupAddress, IndividualAddress};
-use knx_echarge::shell;
 use knx_echarge::sim::{self, SimHandle, SimModel, Vehicle};
 use knx_echarge::tpline::{LineOptions, TpLine};
 use knx_echarge::units::Current;
@@ -127,7 +126,7 @@ fn main() {
         let config = file::parse(&text, "reaction bench").unwrap();
         // The gateway's link and the smart meter's: the built-in KNXnet/IP server with a
         // tunnelling client over UDP, or (REACTION_LINK=tp) two TP-UART links on the
-        // emulated TP line.
+        // emulated TP line. The gateway is started as the binary does.
         let tp = std::env::var("REACTION_LINK").is_ok_and(|v| v == "tp");
         let tp1_timing = std::env::var("TP1_TIMING").is_ok_and(|v| v == "1");
         let line = if tp { Some(TpLine::start(2, LineOptions { tp1_timing, ..LineOptions::default() }).unwrap()) } else { None };
@@ -138,14 +137,15 @@ fn main() {
             ),
             None => (LinkSpec::Server { bind: "127.0.0.1:0".parse().unwrap() }, None),
         };
-        let mut server_link = link::spawn(gateway_spec, config.knx.individual_address).await.unwrap();
-        let server_addr = server_link.local_addr();
-        let (_, dummy) = tokio::sync::mpsc::channel::<LinkEvent>(1);
-        let from_bus = std::mem::replace(&mut server_link.from_bus, dummy);
-        let prepared = task::prepare(&config, None);
-        let senders = prepared.commands();
-        let gateway = shell::spawn_with_chargers(config, true, Some(shell::Bus { to_bus: server_link.to_bus.clone(), from_bus }), senders);
-        let fleet = prepared.start(&gateway.events);
+        let mut config = config;
+        config.knx.link = Some(gateway_spec);
+        let gateway = Gateway::start(Options {
+            chargers: Chargers::Poll { rs485: None },
+            ..Options::new(config)
+        })
+        .await
+        .unwrap();
+        let server_addr = gateway.link.as_ref().unwrap().local_addr();
         let meter_spec = meter_spec.unwrap_or(LinkSpec::Tunnel { remote: server_addr });
         let meter_link = link::spawn(meter_spec, IndividualAddress::from_raw(0x1164)).await.unwrap();
         let mut meter_events = meter_link.from_bus;
@@ -225,7 +225,6 @@ fn main() {
             times.len()
         );
         println!("  median {:.2} ms   p99 {:.2} ms   max {:.2} ms   missed {missed}", pick(0.5).as_secs_f64() * 1e3, pick(0.99).as_secs_f64() * 1e3, times.last().unwrap().as_secs_f64() * 1e3);
-        fleet.shutdown().await;
         gateway.shutdown().await;
         drop(servers);
         drop(line);

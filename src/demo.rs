@@ -13,7 +13,7 @@
 //!   [`METER_INTERVAL`] as GroupValue_Write telegrams (DPT 14.019 on objects 10–12, then the
 //!   "In operation" trigger, object 20, when it has a group address) from individual address
 //!   [`METER_ADDRESS`]. The frames go into the shell's bus input, merged with the link's frames
-//!   ([`merge_bus_input`]), so they travel the path of real telegrams; they are also handed
+//!   (the gateway's bus input, [`crate::gateway::start::Options::inject`]), so they travel the path of real telegrams; they are also handed
 //!   to the link, so tunnelling clients of the built-in server see them.
 //!
 //! Everything ticks at most once a second (vehicles) or every five seconds (meter): no busy
@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::chargers::registry::Interface;
+use crate::catalog::Interface;
 use crate::config::{Config, OvercurrentStrategy, PhaseRotation};
 use crate::knx::dpt::{self, Dpt, DptValue};
 use crate::knx::link::LinkEvent;
@@ -499,23 +499,4 @@ async fn meter_loop(
             }
         }
     }
-}
-
-/// Merges the link's frames (`from_link`, may be `None`) into one bus input with an extra
-/// frame source: returns the shell's receiver and the sender for the extra frames.
-pub fn merge_bus_input(
-    from_link: Option<mpsc::Receiver<LinkEvent>>,
-) -> (mpsc::Receiver<LinkEvent>, mpsc::Sender<LinkEvent>) {
-    let (tx, rx) = mpsc::channel(256);
-    if let Some(mut from_link) = from_link {
-        let forward = tx.clone();
-        tokio::spawn(async move {
-            while let Some(ev) = from_link.recv().await {
-                if forward.send(ev).await.is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    (rx, tx)
 }

@@ -8,12 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use knx_echarge::app::{App, Ended};
 use knx_echarge::config::{Config, file, validate};
+use knx_echarge::gateway::start::{Chargers, load_config};
 use knx_echarge::hw::Board;
-use knx_echarge::knx::link::{self, LinkSpec};
+use knx_echarge::knx::link::LinkSpec;
 use knx_echarge::store::DataDir;
-use knx_echarge::{demo, shell, units::ChargePointId};
-use tracing::{error, info, warn};
+use knx_echarge::{demo, units::ChargePointId};
+use tracing::{error, info};
 
 /// Fixes glibc's mmap threshold at its default (128 KiB), which also switches off its dynamic
 /// growth. Without this, freeing the 19 MiB Argon2 block of the first password hash raised the
@@ -218,8 +220,17 @@ fn main() -> ExitCode {
                 Ok(mut config) => {
                     config.knx.link = Some(knx.unwrap_or(LinkSpec::Server { bind: knx_server }));
                     // The simulators replace the example's charging-point addresses at start.
-                    let web = Some((http, Some(knx_echarge::web::DEMO_PASSWORD)));
-                    serve(config, true, &data_dir, Chargers::Demo, web)
+                    exit_code(
+                        App {
+                            config,
+                            configured: true,
+                            data_dir,
+                            chargers: Chargers::None,
+                            demo: true,
+                            web: Some((http, Some(knx_echarge::web::DEMO_PASSWORD.to_owned()))),
+                        }
+                        .run(),
+                    )
                 }
                 Err(e) => {
                     error!("{e}");
@@ -445,53 +456,47 @@ fn run(
             return ExitCode::from(2);
         }
     };
-    let (config, configured) = if let Some(path) = config_path {
-        match file::load(path) {
-            Ok(c) => (c, true),
-            Err(e) => {
-                error!("{e}");
-                return ExitCode::from(2);
-            }
-        }
-    } else {
-        let saved = data.config_path();
-        if saved.exists() {
-            match file::load(&saved) {
-                Ok(c) => (c, true),
-                Err(e) => {
-                    // Never lose the configuration: keep the file, run unconfigured.
-                    error!("saved configuration is unusable, running unconfigured: {e}");
-                    (Config::defaults(), false)
-                }
-            }
-        } else {
-            warn!(
-                "no configuration: running unconfigured (APP LED flashes slowly); pass --config FILE"
-            );
-            (Config::defaults(), false)
+    let (mut config, configured) = match load_config(config_path, &data) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::from(2);
         }
     };
-    let mut config = config;
     if knx.is_some() {
         config.knx.link = knx;
     }
     let chargers = if no_chargers {
         Chargers::None
     } else {
-        Chargers::Line(board.serial.rs485.device.as_path())
+        Chargers::Poll {
+            rs485: Some(board.serial.rs485.device.clone()),
+        }
     };
-    serve(
-        config,
-        configured,
-        data.path(),
-        chargers,
-        http.map(|a| (a, None)),
+    exit_code(
+        App {
+            config,
+            configured,
+            data_dir: data.path().to_path_buf(),
+            chargers,
+            demo: false,
+            web: http.map(|a| (a, None)),
+        }
+        .run(),
     )
+}
+
+/// The process's exit code for how the application ended.
+fn exit_code(ended: Ended) -> ExitCode {
+    match ended {
+        Ended::Stopped => ExitCode::SUCCESS,
+        Ended::Failed | Ended::RestartFailed => ExitCode::from(2),
+    }
 }
 
 fn models(json: bool) -> ExitCode {
     let text = if json {
-        match serde_json::to_string_pretty(&knx_echarge::chargers::catalog::models()) {
+        match serde_json::to_string_pretty(&knx_echarge::config::models::models()) {
             Ok(text) => text + "\n",
             Err(e) => {
                 eprintln!("cannot encode models: {e}");
@@ -499,248 +504,9 @@ fn models(json: bool) -> ExitCode {
             }
         }
     } else {
-        knx_echarge::chargers::catalog::text()
+        knx_echarge::config::models::text()
     };
     // A closed pipe (`| head`) ends the listing quietly.
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
     ExitCode::SUCCESS
-}
-
-/// Which charging points the gateway polls.
-#[derive(Clone, Copy)]
-enum Chargers<'a> {
-    /// None (bus-only commissioning and tests).
-    None,
-    /// The configured ones, RS485 on this device.
-    Line(&'a Path),
-    /// The demo's simulated ones ([`demo::Demo`]), with the simulated house.
-    Demo,
-}
-
-/// `web`: `Some((address, initial password))` = serve the device website.
-fn serve(
-    config: Config,
-    configured: bool,
-    data_dir: &Path,
-    chargers: Chargers<'_>,
-    web: Option<(std::net::SocketAddr, Option<&str>)>,
-) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            error!("cannot start the runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    info!(data_dir = %data_dir.display(), individual_address = %config.knx.individual_address, "knx-echarge {} starting", env!("CARGO_PKG_VERSION"));
-    let objects = config.object_table().objects().len();
-    let active: Vec<String> = config
-        .charging_points
-        .iter()
-        .filter(|c| c.is_active())
-        .map(|c| c.id.to_string())
-        .collect();
-    info!(objects, charging_points = %active.join(","), dlm = config.dlm.enabled, "configuration loaded");
-    runtime.block_on(async {
-        let mut config = config;
-        let mut sims = None;
-        if let Chargers::Demo = chargers {
-            match demo::Demo::start(config.clone()).await {
-                Ok(d) => {
-                    config = d.config.clone();
-                    sims = Some(d);
-                }
-                Err(e) => {
-                    error!("{e}");
-                    return ExitCode::from(2);
-                }
-            }
-        }
-        let own = config.knx.individual_address;
-        let link = if let Some(spec) = config.knx.link.clone() {
-            match link::spawn(spec.clone(), own).await {
-                Ok(link) => {
-                    info!(%spec, local = %link.local_addr(), "KNX link open");
-                    Some(link)
-                }
-                Err(e) => {
-                    error!(%spec, "cannot open the KNX link: {e}");
-                    return ExitCode::from(2);
-                }
-            }
-        } else {
-            warn!("no KNX link configured (knx.link or --knx): the gateway runs without a bus");
-            None
-        };
-        let (bus, link) = match link {
-            Some(mut link) => {
-                let (_, dummy) = tokio::sync::mpsc::channel(1);
-                let from_bus = std::mem::replace(&mut link.from_bus, dummy);
-                (
-                    Some(shell::Bus {
-                        to_bus: link.to_bus.clone(),
-                        from_bus,
-                    }),
-                    Some(link),
-                )
-            }
-            None => (None, None),
-        };
-        // The demo's smart meter: its frames join the link's on the way into the shell.
-        let (bus, meter_input) = match (&sims, bus) {
-            (Some(_), bus) => {
-                let (to_bus, from_bus) = match bus {
-                    Some(b) => (Some(b.to_bus), Some(b.from_bus)),
-                    None => (None, None),
-                };
-                let (from_bus, meter) = demo::merge_bus_input(from_bus);
-                let bus = to_bus.clone().map(|to_bus| shell::Bus { to_bus, from_bus });
-                (bus, Some((meter, to_bus)))
-            }
-            (None, bus) => (bus, None),
-        };
-        let prepared = match (chargers, &sims) {
-            (Chargers::None, _) => None,
-            (Chargers::Line(rs485), _) => {
-                Some(knx_echarge::chargers::task::prepare(&config, Some(rs485)))
-            }
-            (Chargers::Demo, sims) => Some(knx_echarge::chargers::task::prepare(
-                &config,
-                sims.as_ref().and_then(|d| d.rs485.as_deref()),
-            )),
-        };
-        let senders = prepared
-            .as_ref()
-            .map(knx_echarge::chargers::task::Prepared::commands)
-            .unwrap_or_default();
-        let web_config = config.clone();
-        let store = DataDir::open(data_dir)
-            .map_err(|e| error!("energy counters will not be kept across restarts: {e}"))
-            .ok();
-        let handle = shell::spawn_with_store(config, configured, bus, senders, store);
-        let fleet = prepared.map(|p| p.start(&handle.events));
-        let web_addr = web.map(|(addr, _)| addr);
-        let mut web = start_web(web, web_config, data_dir, &handle).await;
-        if let (Some(sims), Some((meter, to_bus))) = (sims.as_mut(), meter_input) {
-            sims.run(meter, to_bus);
-            print_demo_banner(
-                sims,
-                link.as_ref().map(link::LinkHandle::local_addr),
-                web_addr,
-            );
-        }
-        let restart = tokio::select! {
-            () = shell::shutdown_signal() => false,
-            () = knx_echarge::web::restart_wanted(&mut web) => true,
-        };
-        info!(restart, "shutting down");
-        let factory_reset = web
-            .as_ref()
-            .is_some_and(knx_echarge::web::WebHandle::factory_reset_requested);
-        if let Some(web) = web {
-            web.shutdown().await;
-        }
-        if let Some(fleet) = fleet {
-            fleet.shutdown().await;
-        }
-        if let Some(sims) = sims {
-            sims.shutdown().await;
-        }
-        handle.shutdown().await;
-        if let Some(link) = link {
-            link.shutdown().await;
-        }
-        if factory_reset {
-            // The shell may have stored its counters after the website erased them.
-            match DataDir::open(data_dir).and_then(|d| knx_echarge::web::erase_state(&d)) {
-                Ok(()) => info!("factory reset: data directory back to the state of delivery"),
-                Err(e) => error!("factory reset incomplete: {e}"),
-            }
-        }
-        if restart {
-            let e = knx_echarge::web::reexec();
-            error!("restart failed: {e}");
-            return ExitCode::from(2);
-        }
-        ExitCode::SUCCESS
-    })
-}
-
-/// Prints, once, where to look at the running demo.
-fn print_demo_banner(
-    demo: &demo::Demo,
-    knx: Option<std::net::SocketAddr>,
-    web: Option<std::net::SocketAddr>,
-) {
-    use std::fmt::Write as _;
-    let mut text = String::from("\nknx-echarge demo is running (Ctrl-C stops it).\n");
-    if let Some(knx) = knx {
-        let _ = writeln!(text, "  KNXnet/IP tunnelling server: {knx} (UDP)");
-    }
-    if let Some(web) = web {
-        let _ = writeln!(
-            text,
-            "  website: http://{web}/  password: {}",
-            knx_echarge::web::DEMO_PASSWORD
-        );
-    }
-    text += "  simulated charging points:\n";
-    for (i, a) in demo.addresses.iter().enumerate() {
-        let model = demo
-            .config
-            .charging_points
-            .get(i)
-            .and_then(|p| p.model)
-            .map_or("-", |m| m.id.as_str());
-        let at = match a {
-            demo::SimAddress::Tcp(addr) => format!("Modbus TCP {addr}"),
-            demo::SimAddress::Rtu(unit) => format!(
-                "Modbus RTU address {unit} on {}",
-                demo.rs485
-                    .as_deref()
-                    .map_or_else(String::new, |p| p.display().to_string())
-            ),
-            demo::SimAddress::Off => "left out (no socat)".to_owned(),
-        };
-        let _ = writeln!(text, "    CP{}: {model}, {at}", i + 1);
-    }
-    let _ = write!(
-        text,
-        "  smart meter {} sends objects 10-12 (0/0/10..12, DPT 14.019) and 20 every {} s\n\
-         \x20 group addresses: object N < 50 -> 0/0/N; charging point n, object 50n+k -> n/0/k\n\
-         \x20 full configuration: knx-echarge demo --print-config\n",
-        demo::METER_ADDRESS,
-        demo::METER_INTERVAL.as_secs()
-    );
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
-}
-
-/// Starts the device website; a website that cannot start is logged, the gateway runs on.
-async fn start_web(
-    web: Option<(std::net::SocketAddr, Option<&str>)>,
-    config: Config,
-    data_dir: &Path,
-    handle: &shell::ShellHandle,
-) -> Option<knx_echarge::web::WebHandle> {
-    let (addr, initial) = web?;
-    let data = DataDir::open(data_dir)
-        .map_err(|e| error!("device website: {e}"))
-        .ok()?;
-    let mut ctx = knx_echarge::web::Context::new(
-        config,
-        data,
-        handle.events.clone(),
-        handle.snapshot.clone(),
-    );
-    ctx.initial_password = initial.map(str::to_owned);
-    knx_echarge::web::spawn(addr, ctx)
-        .await
-        .map_err(|e| error!("device website not started: {e}"))
-        .ok()
 }

@@ -361,6 +361,45 @@ impl Phase {
     }
 }
 
+/// Number of phases a charging point is connected with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhaseCount {
+    /// One phase.
+    One,
+    /// Three phases.
+    Three,
+}
+
+/// Which grid phase each of the charging point's phases 1, 2, 3 is wired to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhaseRotation(pub [Phase; 3]);
+
+impl PhaseRotation {
+    /// The six orders, in parameter code order.
+    pub const ALL: [Self; 6] = [
+        Self([Phase::L1, Phase::L2, Phase::L3]),
+        Self([Phase::L2, Phase::L3, Phase::L1]),
+        Self([Phase::L3, Phase::L1, Phase::L2]),
+        Self([Phase::L1, Phase::L3, Phase::L2]),
+        Self([Phase::L3, Phase::L2, Phase::L1]),
+        Self([Phase::L2, Phase::L1, Phase::L3]),
+    ];
+
+    /// The grid phase of the charging point's phase `index` (0..3).
+    pub fn grid_phase(self, index: usize) -> Option<Phase> {
+        self.0.get(index).copied()
+    }
+
+    /// "L1-L2-L3" notation.
+    pub fn label(self) -> String {
+        self.0
+            .iter()
+            .map(|p| format!("{p:?}"))
+            .collect::<Vec<_>>()
+            .join("-")
+    }
+}
+
 /// A value per phase (L1, L2, L3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash, serde::Serialize)]
 pub struct PerPhase<T>(pub [T; 3]);

@@ -26,14 +26,14 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use knx_echarge::chargers::registry::{self, Interface};
-use knx_echarge::chargers::task::{self, AnyMeter, Fleet, TaskTiming};
-use knx_echarge::chargers::{Rs485Framing, driver_for};
+use knx_echarge::catalog::Rs485Framing;
+use knx_echarge::catalog::{self, Interface};
 use knx_echarge::config::{Config, Parity, Rs485Config};
+use knx_echarge::gateway::shell::{self, ShellHandle, Snapshot};
+use knx_echarge::gateway::tasks::{self, AnyMeter, Fleet, TaskTiming};
 use knx_echarge::meters::meter_for;
 use knx_echarge::meters::sim::{MeterSim, SimModel as MeterModel, SimValues};
 use knx_echarge::objects::Value;
-use knx_echarge::shell::{self, ShellHandle, Snapshot};
 use knx_echarge::sim::{self, Faults, SimHandle, SimModel, SimServer, Vehicle};
 use knx_echarge::units::{ChargePointId, Current, GoNumber};
 use tokio::sync::mpsc;
@@ -42,14 +42,10 @@ use tokio::task::JoinHandle;
 mod support;
 use support::{MeterAt, model_meter};
 
-/// Offsets in a charging point's block of 50 objects (object = 50·n + offset).
-const CONNECTED: u16 = 1;
-const CHARGING: u16 = 2;
-const CURRENT_SUM: u16 = 12;
-const SERIAL: u16 = 30;
-const FAULT: u16 = 44;
-const LAST_FAULT: u16 = 45;
-const FAULT_INFO_1: u16 = 46;
+/// Offsets in a charging point's block of 50 objects (object = 50·n + offset), from the table.
+use knx_echarge::objects::number::cp::{
+    CHARGING, CONNECTED, CURRENT_SUM, FAULT, FAULT_INFO_1, LAST_FAULT, SERIAL,
+};
 
 const WITHIN: Duration = Duration::from_secs(10);
 
@@ -96,7 +92,7 @@ fn tcp_point(c: &mut Config, n: u8, model: &str, addr: SocketAddr) {
         .find(|p| p.id == cp(n))
         .unwrap();
     p.enabled = true;
-    p.model = registry::charger_model(model);
+    p.model = catalog::charger_model(model);
     p.interface = Interface::Tcp;
     p.ip = Ipv4Addr::LOCALHOST;
     p.port = addr.port();
@@ -153,7 +149,7 @@ impl Gateway {
 
     /// [`Gateway::start`] with the RS485 line on the serial port `rs485`.
     fn start_on(config: Config, rs485: Option<&std::path::Path>) -> Self {
-        let prepared = task::prepare_with(&config, rs485, timing());
+        let prepared = tasks::prepare_with(&config, rs485, timing());
         let shell = shell::spawn_with_chargers(config, true, None, prepared.commands());
         let fleet = prepared.start(&shell.events);
         Self {
@@ -392,7 +388,7 @@ async fn injected_fault_on_rs485(fault: fn(&mut Faults), code: &str, severity: u
         .find(|p| p.id == cp(1))
         .unwrap();
     p.enabled = true;
-    p.model = registry::charger_model("abb-terra-ac");
+    p.model = catalog::charger_model("abb-terra-ac");
     p.interface = Interface::Rs485;
     p.rs485_address = 2;
     let healthy = Healthy::add_to(&mut config).await;
@@ -516,7 +512,7 @@ fn meter_values() -> SimValues {
 /// The gateway with charging point 1 (a KEBA P30, whose polls `meter` completes) and the
 /// healthy charging point 2, each in its own charger task on the shell. No model of the
 /// catalogue takes a retrofit meter and has a simulator yet, so the meter is attached to the
-/// task directly, as `task::prepare` does for a model with optional metering.
+/// task directly, as `tasks::prepare` does for a model with optional metering.
 fn start_with_meter(config: Config, meter: AnyMeter) -> Gateway {
     let (tx1, rx1) = mpsc::channel(16);
     let (tx2, rx2) = mpsc::channel(16);
@@ -527,12 +523,12 @@ fn start_with_meter(config: Config, meter: AnyMeter) -> Gateway {
             .iter()
             .find(|p| p.id == cp(n))
             .unwrap();
-        driver_for(point, &config.modbus, None).unwrap()
+        point.driver(&config.modbus, None).unwrap()
     };
     let (d1, d2) = (driver(1), driver(2));
     let shell = shell::spawn_with_chargers(config, true, None, senders);
     let tasks = vec![
-        tokio::spawn(task::run_with_meter(
+        tokio::spawn(tasks::run_with_meter(
             cp(1),
             d1,
             Some(meter),
@@ -540,7 +536,7 @@ fn start_with_meter(config: Config, meter: AnyMeter) -> Gateway {
             shell.events.clone(),
             timing(),
         )),
-        tokio::spawn(task::run(cp(2), d2, rx2, shell.events.clone(), timing())),
+        tokio::spawn(tasks::run(cp(2), d2, rx2, shell.events.clone(), timing())),
     ];
     Gateway {
         shell,
@@ -633,7 +629,7 @@ async fn retrofit_meter_unreachable_on_rs485_is_emeter_not_reach_30_and_recovers
     // An Eastron SDM630 (RS485 only) at address 7 on the line.
     let sdm = MeterSim::start_rtu(&pty.b, 19200, Some(MeterModel::Sdm630), 7).unwrap();
     sdm.set_values(&meter_values());
-    let line = knx_echarge::chargers::line::Line::open(
+    let line = knx_echarge::modbus::line::Line::open(
         &pty.a,
         &config.rs485,
         config.modbus.response_timeout,
@@ -662,7 +658,7 @@ async fn retrofit_meter_unreachable_on_rs485_is_emeter_not_reach_30_and_recovers
 /// write is too short is an erroneous answer (Comm), not a lost connection (NotReachable).
 #[tokio::test]
 async fn a_truncated_write_echo_is_malformed_not_unreachable() {
-    use knx_echarge::chargers::modbus::{Modbus, ModbusError, TcpModbus};
+    use knx_echarge::modbus::{Modbus, ModbusError, TcpModbus};
     let keba = SimHandle::new(SimModel::KebaP30);
     let server = sim::serve_tcp(keba.clone(), loopback()).await.unwrap();
     let mut m = TcpModbus::new(server.addr.unwrap(), 255, Duration::from_millis(300));

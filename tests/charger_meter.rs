@@ -5,7 +5,7 @@
 //!
 //! End to end (spec 2.3, 9.3): a configuration with a model without integrated metering
 //! (Phoenix Contact EV Charge Control, no meter at the controller) and a retrofit meter passes
-//! validation, goes through `task::prepare()` and the shell, and the charging point's current,
+//! validation, goes through `tasks::prepare()` and the shell, and the charging point's current,
 //! power and energy objects carry the meter's values; without any meter the setpoint is
 //! shown as the actual current.
 #![allow(
@@ -18,14 +18,15 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use knx_echarge::catalog::{self, Interface};
 use knx_echarge::chargers::drivers::{self, DriverSettings, Transport};
-use knx_echarge::chargers::modbus::TcpModbus;
-use knx_echarge::chargers::registry::{self, Interface};
-use knx_echarge::chargers::task::{self, AnyMeter, TaskTiming, run_with_meter};
 use knx_echarge::core::Event;
+use knx_echarge::gateway::start::{Chargers, Gateway, Options};
+use knx_echarge::gateway::tasks::{AnyMeter, TaskTiming, run_with_meter};
 use knx_echarge::meters::MeterError;
 use knx_echarge::meters::meter_for;
 use knx_echarge::meters::sim::{MeterSim, SimModel as MeterModelSim, SimValues};
+use knx_echarge::modbus::TcpModbus;
 use knx_echarge::objects::Value;
 use knx_echarge::sim::{self, SimHandle, SimModel, Vehicle};
 use knx_echarge::units::{ChargePointId, Current, Energy, PerPhase, Power};
@@ -44,7 +45,7 @@ async fn retrofit_meter_values_replace_the_charging_points_and_its_faults_reach_
         .await
         .unwrap();
     keba.plug_in(Vehicle::three_phase());
-    let unit = registry::charger_model("keba-p30").unwrap().unit_id;
+    let unit = catalog::charger_model("keba-p30").unwrap().unit_id;
     let driver = drivers::build(
         "keba-p30",
         Transport::Tcp(TcpModbus::new(server.addr.unwrap(), unit, TIMEOUT)),
@@ -139,7 +140,7 @@ fn shell_config(ev_cc: SocketAddr) -> knx_echarge::config::Config {
     c.modbus.response_timeout = TIMEOUT;
     let p = &mut c.charging_points[0];
     p.enabled = true;
-    p.model = registry::charger_model("phoenix-ev-cc");
+    p.model = catalog::charger_model("phoenix-ev-cc");
     p.interface = Interface::Tcp;
     p.ip = std::net::Ipv4Addr::LOCALHOST;
     p.port = ev_cc.port();
@@ -150,7 +151,7 @@ fn shell_config(ev_cc: SocketAddr) -> knx_echarge::config::Config {
 
 /// Waits until the snapshot's objects satisfy `pred`; returns the objects then (or last seen).
 async fn objects_until(
-    shell: &knx_echarge::shell::ShellHandle,
+    shell: &knx_echarge::gateway::shell::ShellHandle,
     pred: impl Fn(&std::collections::BTreeMap<knx_echarge::units::GoNumber, Value>) -> bool,
 ) -> std::collections::BTreeMap<knx_echarge::units::GoNumber, Value> {
     let mut snap = shell.snapshot.clone();
@@ -201,14 +202,19 @@ async fn retrofit_meter_end_to_end_from_the_configuration_to_the_objects() {
     assert!(
         config.charging_points[0]
             .capabilities()
-            .contains(&registry::Capability::EnergySession)
+            .contains(&catalog::Capability::EnergySession)
     );
 
-    let prepared = task::prepare_with(&config, None, shell_timing());
-    let shell = knx_echarge::shell::spawn_with_chargers(config, true, None, prepared.commands());
-    let fleet = prepared.start(&shell.events);
+    let gateway = Gateway::start(Options {
+        chargers: Chargers::Poll { rs485: None },
+        task_timing: Some(shell_timing()),
+        ..Options::new(config)
+    })
+    .await
+    .unwrap();
+    let shell = &gateway.shell;
     let amps = |ma: i32| Value::Current(Current::from_milliamps(ma));
-    let objects = objects_until(&shell, |o| {
+    let objects = objects_until(shell, |o| {
         o.get(&obj(62)) == Some(&amps(21_750)) && o.contains_key(&obj(75))
     })
     .await;
@@ -229,8 +235,7 @@ async fn retrofit_meter_end_to_end_from_the_configuration_to_the_objects() {
     // The box itself charges at the configured maximum (it measures nothing of it).
     assert!(ev_cc.state().charging());
     assert_eq!(ev_cc.state().setpoint, Current::from_amps(10));
-    fleet.shutdown().await;
-    shell.shutdown().await;
+    gateway.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,11 +243,16 @@ async fn without_any_meter_the_setpoint_is_the_actual_current_end_to_end() {
     let (ev_cc, server) = ev_cc_without_own_meter().await;
     let config = shell_config(server.addr.unwrap());
     assert!(knx_echarge::config::validate::validate(&config).is_empty());
-    let prepared = task::prepare_with(&config, None, shell_timing());
-    let shell = knx_echarge::shell::spawn_with_chargers(config, true, None, prepared.commands());
-    let fleet = prepared.start(&shell.events);
+    let gateway = Gateway::start(Options {
+        chargers: Chargers::Poll { rs485: None },
+        task_timing: Some(shell_timing()),
+        ..Options::new(config)
+    })
+    .await
+    .unwrap();
+    let shell = &gateway.shell;
     let ten = Value::Current(Current::from_amps(10));
-    let objects = objects_until(&shell, |o| o.get(&obj(63)) == Some(&ten)).await;
+    let objects = objects_until(shell, |o| o.get(&obj(63)) == Some(&ten)).await;
     for n in 63..=65 {
         assert_eq!(objects.get(&obj(n)), Some(&ten), "object {n}");
     }
@@ -255,10 +265,9 @@ async fn without_any_meter_the_setpoint_is_the_actual_current_end_to_end() {
     // Unplugged: nothing drawn.
     ev_cc.unplug();
     let zero = Value::Current(Current::ZERO);
-    let objects = objects_until(&shell, |o| o.get(&obj(62)) == Some(&zero)).await;
+    let objects = objects_until(shell, |o| o.get(&obj(62)) == Some(&zero)).await;
     assert_eq!(objects.get(&obj(62)), Some(&zero));
-    fleet.shutdown().await;
-    shell.shutdown().await;
+    gateway.shutdown().await;
 }
 
 fn shell_timing() -> TaskTiming {

@@ -14,15 +14,14 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use knx_echarge::catalog::Rs485Framing;
+use knx_echarge::catalog::{self, Capability, Interface};
 use knx_echarge::chargers::drivers::{
     self, AnyDriver, DriverSettings, SUPPORTED_MODELS, Transport,
 };
-use knx_echarge::chargers::line::{Line, LineTiming};
-use knx_echarge::chargers::modbus::TcpModbus;
-use knx_echarge::chargers::registry::{self, Capability, Interface};
-use knx_echarge::chargers::{
-    ChargePoint, ChargerCommand, CommandOutcome, CpState, DriverError, Rs485Framing,
-};
+use knx_echarge::chargers::{ChargePoint, ChargerCommand, CommandOutcome, CpState, DriverError};
+use knx_echarge::modbus::TcpModbus;
+use knx_echarge::modbus::line::{Line, LineTiming};
 use knx_echarge::sim::pty::PtyPair;
 use knx_echarge::sim::{self, SimHandle, SimModel, Vehicle};
 use knx_echarge::units::Current;
@@ -34,7 +33,7 @@ fn loopback() -> SocketAddr {
 }
 
 fn unit_of(model: SimModel) -> u8 {
-    registry::charger_model(model.id()).unwrap().unit_id
+    catalog::charger_model(model.id()).unwrap().unit_id
 }
 
 async fn tcp_pair(model: SimModel) -> (SimHandle, sim::SimServer, AnyDriver) {
@@ -343,13 +342,13 @@ async fn capabilities_equal_the_model_list() {
         },
     );
     for id in SUPPORTED_MODELS {
-        let model = registry::charger_model(id).unwrap();
+        let model = catalog::charger_model(id).unwrap();
         let t = Transport::Line(line.device(1));
         let d = drivers::build(id, t, 1, DriverSettings::default()).unwrap();
         assert_eq!(d.capabilities(), model.capabilities, "{id}");
         assert!(SimModel::from_id(id).is_some(), "{id} has a simulator");
     }
-    let ids: BTreeSet<_> = registry::charger_models()
+    let ids: BTreeSet<_> = catalog::charger_models()
         .iter()
         .map(|m| m.id.as_str())
         .collect();
@@ -628,7 +627,7 @@ async fn unreachable_host_and_wrong_models() {
 fn rtu_models_have_rtu_interfaces() {
     for id in ["heidelberg-ec", "abb-terra-ac"] {
         assert!(
-            registry::charger_model(id)
+            catalog::charger_model(id)
                 .unwrap()
                 .interfaces
                 .contains(&Interface::Rs485)

@@ -13,12 +13,14 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use knx_echarge::chargers::registry::{self, Interface};
-use knx_echarge::chargers::task::{self, TaskTiming};
-use knx_echarge::chargers::{ChargerCommand, CommandOutcome, DriverError, Rs485Framing};
+use knx_echarge::catalog::Rs485Framing;
+use knx_echarge::catalog::{self, Interface};
+use knx_echarge::chargers::{ChargerCommand, CommandOutcome, DriverError};
 use knx_echarge::config::{Config, Parity};
 use knx_echarge::core::Event;
 use knx_echarge::faults::FaultCode;
+use knx_echarge::gateway::start::{Chargers, Gateway, Options};
+use knx_echarge::gateway::tasks::{self, TaskTiming};
 use knx_echarge::sim::pty::PtyPair;
 use knx_echarge::sim::{self, SimHandle, SimModel, Vehicle};
 use knx_echarge::units::{ChargePointId, Current};
@@ -56,7 +58,7 @@ fn tcp_point(c: &mut Config, n: u8, model: &str, addr: SocketAddr) {
         .find(|p| p.id == cp(n))
         .unwrap();
     p.enabled = true;
-    p.model = registry::charger_model(model);
+    p.model = catalog::charger_model(model);
     p.interface = Interface::Tcp;
     p.ip = Ipv4Addr::LOCALHOST;
     p.port = addr.port();
@@ -70,7 +72,7 @@ fn rtu_point(c: &mut Config, n: u8, model: &str, address: u8) {
         .find(|p| p.id == cp(n))
         .unwrap();
     p.enabled = true;
-    p.model = registry::charger_model(model);
+    p.model = catalog::charger_model(model);
     p.interface = Interface::Rs485;
     p.rs485_address = address;
 }
@@ -151,7 +153,7 @@ async fn three_tcp_and_two_rtu_charging_points_at_once() {
         h.plug_in(Vehicle::three_phase());
     }
 
-    let prepared = task::prepare_with(&config, Some(&pty.a), timing());
+    let prepared = tasks::prepare_with(&config, Some(&pty.a), timing());
     let commands = prepared.commands();
     assert_eq!(commands.len(), 5);
     let (tx, mut rx) = mpsc::channel(256);
@@ -206,7 +208,7 @@ async fn a_dead_charging_point_neither_stalls_the_others_nor_stays_dead() {
     tcp_point(&mut config, 3, "keba-p30", silent_server.addr.unwrap());
     silent.set_faults(|f| f.delay = Duration::from_secs(5));
 
-    let prepared = task::prepare_with(&config, None, timing());
+    let prepared = tasks::prepare_with(&config, None, timing());
     let (tx, mut rx) = mpsc::channel(1024);
     let fleet = prepared.start(&tx);
     let start = tokio::time::Instant::now();
@@ -258,16 +260,21 @@ async fn faults_reach_the_core_and_clear_on_recovery() {
     let foreign_server = sim::serve_tcp(foreign, loopback).await.unwrap();
     tcp_point(&mut config, 2, "keba-p30", foreign_server.addr.unwrap());
 
-    let prepared = task::prepare_with(&config, None, timing());
-    let shell = knx_echarge::shell::spawn_with_chargers(config, true, None, prepared.commands());
-    let fleet = prepared.start(&shell.events);
+    let gateway = Gateway::start(Options {
+        chargers: Chargers::Poll { rs485: None },
+        task_timing: Some(timing()),
+        ..Options::new(config)
+    })
+    .await
+    .unwrap();
+    let shell = &gateway.shell;
     let mut snap = shell.snapshot.clone();
-    let has = |s: &knx_echarge::shell::Snapshot, n: u8, code: FaultCode| {
+    let has = |s: &knx_echarge::gateway::shell::Snapshot, n: u8, code: FaultCode| {
         s.faults
             .iter()
             .any(|f| f.code == code && f.charging_point == Some(cp(n)))
     };
-    let wait = |pred: Box<dyn Fn(&knx_echarge::shell::Snapshot) -> bool + Send>| {
+    let wait = |pred: Box<dyn Fn(&knx_echarge::gateway::shell::Snapshot) -> bool + Send>| {
         let mut snap = snap.clone();
         async move {
             tokio::time::timeout(Duration::from_secs(10), async {
@@ -304,8 +311,7 @@ async fn faults_reach_the_core_and_clear_on_recovery() {
     let st = keba.state();
     assert_eq!(st.failsafe_current, Current::from_amps(6));
     assert!(!st.failsafe_timeout.is_zero());
-    fleet.shutdown().await;
-    shell.shutdown().await;
+    gateway.shutdown().await;
 }
 
 /// A model listed without a driver is a configuration fault (Conf Charger, from validation),
@@ -328,7 +334,7 @@ async fn a_model_without_driver_is_a_configuration_fault_not_a_runtime_one() {
     assert_eq!(faults[0].code, FaultCode::ConfCharger);
     assert_eq!(faults[0].charging_point, Some(cp(2)));
 
-    let prepared = task::prepare_with(&config, None, timing());
+    let prepared = tasks::prepare_with(&config, None, timing());
     let (tx, mut rx) = mpsc::channel(1024);
     let fleet = prepared.start(&tx);
     let events = collect_until(&mut rx, Duration::from_secs(5), |ev| {

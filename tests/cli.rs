@@ -391,7 +391,7 @@ fn objects_json_lists_what_exists_with_group_addresses() {
 
 /// The acceptance check: with the five-charger example the table holds exactly the
 /// spec's objects for that config. Expected sets are derived by hand from the spec's
-/// conditions and the capability matrix of each model (shared/reference/charger_register_maps.md §0).
+/// conditions and the capability matrix of each model (docs/register-maps.md §0).
 #[test]
 fn five_chargers_table_is_exactly_the_specs_objects() {
     let out = knx_echarge(&[

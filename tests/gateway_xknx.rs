@@ -350,7 +350,7 @@ fn demo_answers_reads_of_r_objects_of_every_dpt_as_xknx_decodes_them() {
             ])
             .arg(dir.path().join("data"))
             .current_dir(dir.path())
-            .env("RUST_LOG", "info,knx_echarge::shell=debug")
+            .env("RUST_LOG", "info,knx_echarge::gateway::shell=debug")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

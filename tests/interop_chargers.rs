@@ -33,12 +33,12 @@ use std::time::Duration;
 
 use knx_echarge::chargers::drivers::keba::KebaP30;
 use knx_echarge::chargers::drivers::webasto::WebastoNext;
-use knx_echarge::chargers::modbus::TcpModbus;
 use knx_echarge::chargers::{
     ChargePoint, ChargerCommand, CommandOutcome, CpState, DriverSettings, ManufacturerError,
 };
 use knx_echarge::config::{ManualMeter, MeterDataType, RetrofitKind};
 use knx_echarge::meters::meter_for;
+use knx_echarge::modbus::TcpModbus;
 use knx_echarge::units::{Current, Energy, PerPhase, Power};
 
 mod support;

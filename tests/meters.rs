@@ -14,14 +14,14 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use knx_echarge::chargers::Interface;
-use knx_echarge::chargers::modbus::TcpModbus;
-use knx_echarge::chargers::registry::meter_model;
+use knx_echarge::catalog::Interface;
+use knx_echarge::catalog::meter_model;
 use knx_echarge::config::{ManualMeter, MeterDataType, RetrofitKind, RetrofitMeter};
 use knx_echarge::faults::FaultCode;
 use knx_echarge::meters::models::{Em24Variant, em24};
 use knx_echarge::meters::sim::{MeterSim, SimModel, SimValues};
 use knx_echarge::meters::{MeterError, MeterReader, MeterReading, Table, meter_for};
+use knx_echarge::modbus::TcpModbus;
 use knx_echarge::units::{Current, Energy, PerPhase, Power};
 
 mod support;

@@ -13,12 +13,12 @@
 
 use std::time::{Duration, Instant};
 
-use knx_echarge::chargers::Rs485Framing;
-use knx_echarge::chargers::line::{Line, LineModbus};
+use knx_echarge::catalog::Rs485Framing;
 use knx_echarge::config::{Parity, Rs485Config};
 use knx_echarge::faults::FaultCode;
 use knx_echarge::meters::sim::{MeterSim, SimModel, SimValues};
 use knx_echarge::meters::{MeterEndpoint, MeterError, MeterReader, MeterReading, meter_for};
+use knx_echarge::modbus::line::{Line, LineModbus};
 use knx_echarge::sim::pty::PtyPair;
 use knx_echarge::units::{Current, Energy, PerPhase, Power};
 

@@ -16,7 +16,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt as _;
 use knx_echarge::config::file;
-use knx_echarge::shell::{self, ShellHandle};
+use knx_echarge::gateway::shell::{self, ShellHandle};
 use knx_echarge::store::DataDir;
 use knx_echarge::web::{self, AppState, Context, firmware, logs::LogControl};
 use tower::ServiceExt as _;
@@ -215,6 +215,7 @@ fn the_route_lists_match_the_routers_route_table() {
     let public: BTreeSet<(String, String)> = [
         ("GET", "/login"),
         ("GET", "/assets/{name}"),
+        ("GET", "/upnp/device.xml"),
         ("POST", "/api/v1/login"),
     ]
     .into_iter()
@@ -343,7 +344,7 @@ async fn state_changing_requests_without_the_csrf_token_are_refused() {
     req.headers_mut()
         .insert(header::ORIGIN, "http://evil.example".parse().unwrap());
     req.headers_mut()
-        .insert(header::HOST, "192.168.1.50".parse().unwrap());
+        .insert(header::HOST, "127.0.0.1".parse().unwrap());
     assert_eq!(send(&gw, req).await.status(), StatusCode::FORBIDDEN);
     // With the token the same request works.
     let res = send(

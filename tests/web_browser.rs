@@ -51,7 +51,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use knx_echarge::chargers::registry::{Interface, charger_model};
+use knx_echarge::catalog::{Interface, charger_model};
 use knx_echarge::config::{Config, PhaseRotation, file};
 use knx_echarge::knx::dpt::{self, Dpt, DptValue};
 use knx_echarge::knx::link::{self, LinkEvent, LinkSpec, LinkState};

@@ -13,7 +13,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt as _;
 use knx_echarge::config::file;
-use knx_echarge::shell;
+use knx_echarge::gateway::shell;
 use knx_echarge::store::DataDir;
 use knx_echarge::web::{self, AppState, Context, logs};
 use tower::ServiceExt as _;

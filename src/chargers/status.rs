@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::modbus::ModbusError;
-use super::registry::Capability;
+use crate::catalog::Capability;
 use crate::faults::FaultCode;
+use crate::modbus::ModbusError;
 use crate::units::{Current, Energy, PerPhase, Power, Temperature};
 
 /// The charging-point state values of the spec (object 50 + offset, table 23).
@@ -202,7 +202,7 @@ impl From<ModbusError> for DriverError {
     }
 }
 
-/// A charging-point driver for one model, over any [`super::modbus::Modbus`] transport.
+/// A charging-point driver for one model, over any [`crate::modbus::Modbus`] transport.
 ///
 /// The charger task calls [`ChargePoint::identify`] first (a wrong device gives
 /// `WrongCharger`), then [`ChargePoint::poll`] every poll interval,

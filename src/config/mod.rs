@@ -12,20 +12,24 @@
 //! chosen). Nothing a user entered is lost on save.
 
 pub mod file;
+pub mod models;
 pub mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use crate::chargers::Capability;
-use crate::chargers::registry::{
-    self, ChargerModel, Interface, MeterModel, Metering, Rs485Framing,
-};
+use crate::catalog::{self, Capability, ChargerModel, Interface, Metering, Rs485Framing};
+use crate::chargers::{self, AnyDriver, DriverSettings, Endpoint, FactoryError};
 use crate::etsdb::{ParamError, ParamSet, ParamValue};
 use crate::knx::{GroupAddress, IndividualAddress};
+pub use crate::meters::settings::{ManualMeter, MeterDataType, RetrofitKind, RetrofitMeter};
+use crate::modbus::line::Line;
+pub use crate::modbus::line::{Parity, Rs485Config};
+use crate::objects::engine::SendPolicy;
 use crate::objects::{ChargePointContext, Context, ObjectTable, TableSpec};
-use crate::units::{ChargePointId, Current, GoNumber, Phase, Temperature, Voltage};
+use crate::units::{ChargePointId, Current, Energy, GoNumber, Power, Temperature, Voltage};
+pub use crate::units::{PhaseCount, PhaseRotation};
 
 /// The complete configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,34 +171,6 @@ impl DlmConfig {
     }
 }
 
-/// Parity on RS485.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Parity {
-    /// None.
-    None,
-    /// Even.
-    Even,
-    /// Odd.
-    Odd,
-}
-
-/// The RS485 line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rs485Config {
-    /// Baud rate.
-    pub baud: u32,
-    /// Data bits (7 or 8).
-    pub data_bits: u8,
-    /// Parity.
-    pub parity: Parity,
-    /// Stop bits (1 or 2).
-    pub stop_bits: u8,
-    /// RTU or ASCII.
-    pub framing: Rs485Framing,
-    /// 120 Ω termination on.
-    pub termination: bool,
-}
-
 /// Modbus timing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModbusConfig {
@@ -219,45 +195,6 @@ pub struct IpConfig {
     pub dns: Ipv4Addr,
 }
 
-/// Number of phases a charging point is connected with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PhaseCount {
-    /// One phase.
-    One,
-    /// Three phases.
-    Three,
-}
-
-/// Which grid phase each of the charging point's phases 1, 2, 3 is wired to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PhaseRotation(pub [Phase; 3]);
-
-impl PhaseRotation {
-    /// The six orders, in parameter code order.
-    pub const ALL: [Self; 6] = [
-        Self([Phase::L1, Phase::L2, Phase::L3]),
-        Self([Phase::L2, Phase::L3, Phase::L1]),
-        Self([Phase::L3, Phase::L1, Phase::L2]),
-        Self([Phase::L1, Phase::L3, Phase::L2]),
-        Self([Phase::L3, Phase::L2, Phase::L1]),
-        Self([Phase::L2, Phase::L1, Phase::L3]),
-    ];
-
-    /// The grid phase of the charging point's phase `index` (0..3).
-    pub fn grid_phase(self, index: usize) -> Option<Phase> {
-        self.0.get(index).copied()
-    }
-
-    /// "L1-L2-L3" notation.
-    pub fn label(self) -> String {
-        self.0
-            .iter()
-            .map(|p| format!("{p:?}"))
-            .collect::<Vec<_>>()
-            .join("-")
-    }
-}
-
 /// When temperature values are sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TemperatureSending {
@@ -269,115 +206,6 @@ pub enum TemperatureSending {
     Cyclic,
     /// On change and cyclically.
     OnChangeAndCyclic,
-}
-
-/// The kind of retrofit meter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetrofitKind {
-    /// No retrofit meter.
-    None,
-    /// A pre-configured model.
-    Model,
-    /// Manual register configuration.
-    Manual,
-}
-
-/// Modbus data types of a manual meter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MeterDataType {
-    /// IEEE 754 float (32 bit with 2 registers, 64 bit with 4).
-    Float,
-    /// Unsigned integer.
-    Unsigned,
-    /// Signed integer.
-    Signed,
-}
-
-/// A manually configured meter (spec ch. 2.3).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManualMeter {
-    /// 3 (holding) or 4 (input).
-    pub function_code: u8,
-    /// 1, 2 or 4 registers per value.
-    pub register_count: u8,
-    /// Encoding of the values.
-    pub data_type: MeterDataType,
-    /// High word first.
-    pub high_word_first: bool,
-    /// Value × 10^scale = A.
-    pub current_scale: i8,
-    /// Value × 10^scale = W.
-    pub power_scale: i8,
-    /// Value × 10^scale = Wh.
-    pub energy_scale: i8,
-    /// Current registers L1..L3.
-    pub current: [Option<u16>; 3],
-    /// Power registers L1..L3.
-    pub power: [Option<u16>; 3],
-    /// Energy registers L1..L3.
-    pub energy: [Option<u16>; 3],
-    /// Energy register (sum of phases).
-    pub energy_total: Option<u16>,
-    /// Fault state register (integer, 0 = fine).
-    pub fault_register: Option<u16>,
-}
-
-/// A retrofit electricity meter at a charging point.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetrofitMeter {
-    /// None, model or manual.
-    pub kind: RetrofitKind,
-    /// The chosen model (kept while `kind` is not `Model`).
-    pub model: Option<&'static MeterModel>,
-    /// How it is reached.
-    pub interface: Interface,
-    /// Modbus TCP unit id.
-    pub unit_id: u8,
-    /// IP address (TCP).
-    pub ip: Ipv4Addr,
-    /// TCP port.
-    pub port: u16,
-    /// RS485 client address (0 = not set).
-    pub rs485_address: u8,
-    /// Manual register configuration.
-    pub manual: ManualMeter,
-}
-
-impl RetrofitMeter {
-    /// Capabilities the meter gives its charging point.
-    pub fn capabilities(&self) -> BTreeSet<Capability> {
-        match self.kind {
-            RetrofitKind::None => BTreeSet::new(),
-            RetrofitKind::Model => self
-                .model
-                .map(|m| m.capabilities.clone())
-                .unwrap_or_default(),
-            RetrofitKind::Manual => {
-                let m = &self.manual;
-                let mut caps = BTreeSet::new();
-                if m.current.iter().any(Option::is_some) {
-                    caps.insert(Capability::Current);
-                }
-                if m.power.iter().any(Option::is_some) {
-                    caps.insert(Capability::Power);
-                    caps.insert(Capability::PowerPhases);
-                }
-                if m.energy.iter().any(Option::is_some) || m.energy_total.is_some() {
-                    caps.insert(Capability::EnergyTotal);
-                    caps.insert(Capability::EnergySession);
-                }
-                if m.energy.iter().all(Option::is_some) {
-                    caps.insert(Capability::EnergyPhases);
-                }
-                caps
-            }
-        }
-    }
-
-    /// Whether a meter is configured.
-    pub fn is_configured(&self) -> bool {
-        self.kind != RetrofitKind::None
-    }
 }
 
 /// One charging point.
@@ -452,6 +280,39 @@ impl ChargePointConfig {
     /// The Modbus unit id in use over TCP.
     pub fn effective_unit_id(&self) -> Option<u8> {
         self.unit_id.or_else(|| self.model.map(|m| m.unit_id))
+    }
+
+    /// What a driver takes from this charging point's configuration.
+    pub fn driver_settings(&self) -> DriverSettings {
+        DriverSettings {
+            phases: self.phases,
+            temperature_warning: self.temperature_warning,
+            failsafe_current: self.failsafe_current,
+            failsafe_timeout: self.failsafe_timeout,
+        }
+    }
+
+    /// Where and how this charging point's driver reaches the box.
+    pub fn endpoint(&self, modbus: &ModbusConfig) -> Endpoint {
+        Endpoint {
+            number: self.id.number(),
+            model: self.model,
+            interface: self.interface,
+            tcp: SocketAddr::from((self.ip, self.port)),
+            unit_id: self.unit_id,
+            rs485_address: self.rs485_address,
+            response_timeout: modbus.response_timeout,
+            settings: self.driver_settings(),
+        }
+    }
+
+    /// This charging point's driver over TCP or `line` (see [`chargers::driver_for`]).
+    pub fn driver(
+        &self,
+        modbus: &ModbusConfig,
+        line: Option<&Line>,
+    ) -> Result<AnyDriver, FactoryError> {
+        chargers::driver_for(&self.endpoint(modbus), line)
     }
 }
 
@@ -934,7 +795,7 @@ fn charge_point_from_params(
             "manual" => RetrofitKind::Manual,
             _ => return Err(invalid("meter.kind", &p.cp_choice(cp, "meter.kind")?)),
         },
-        model: registry::meter_model_by_code(p.cp_code(cp, "meter.model")?),
+        model: catalog::meter_model_by_code(p.cp_code(cp, "meter.model")?),
         interface: interface_from("meter.interface", &p.cp_choice(cp, "meter.interface")?)?,
         unit_id: narrow("meter.unit_id", p.cp_int(cp, "meter.unit_id")?)?,
         ip: p.cp_ipv4(cp, "meter.ip")?,
@@ -946,7 +807,7 @@ fn charge_point_from_params(
     Ok(ChargePointConfig {
         id: cp,
         enabled: p.cp_bool(cp, "enabled")?,
-        model: registry::charger_model_by_code(p.cp_code(cp, "model")?),
+        model: catalog::charger_model_by_code(p.cp_code(cp, "model")?),
         interface: interface_from("interface", &p.cp_choice(cp, "interface")?)?,
         unit_id: (unit_id != 0).then_some(unit_id),
         ip: p.cp_ipv4(cp, "ip")?,
@@ -1120,3 +981,18 @@ fn charge_point_to_params(p: &mut ParamSet, c: &ChargePointConfig) -> Result<(),
 
 #[cfg(test)]
 mod tests;
+
+impl Config {
+    /// The group-object engine's send policy of this configuration.
+    pub fn send_policy(&self) -> SendPolicy {
+        let k = &self.knx;
+        SendPolicy {
+            min_change_current: k.min_change_current,
+            min_change_power: Power::from_watts(i32::from(k.min_change_power_w)),
+            min_change_energy: Energy::from_watt_hours(i32::from(k.min_change_energy_wh)),
+            min_change_temperature: Temperature::from_centi_celsius(50),
+            cyclic: k.cyclic_interval,
+            max_rate: k.max_telegram_rate.max(1),
+        }
+    }
+}

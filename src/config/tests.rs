@@ -1,6 +1,7 @@
 use super::*;
 use crate::etsdb::tests::arb_param_set;
 use crate::faults::FaultCode;
+use crate::units::Phase;
 use proptest::prelude::*;
 
 const FIVE: &str = include_str!("../../examples/five-chargers.toml");

@@ -17,8 +17,8 @@ use std::net::Ipv4Addr;
 use super::{
     ChargePointConfig, Config, MeterConnection, MeterDataType, MonitoringMode, RetrofitKind,
 };
+use crate::catalog::{Interface, Metering, Rs485Framing};
 use crate::chargers::drivers::SUPPORTED_MODELS;
-use crate::chargers::registry::{Interface, Metering, Rs485Framing};
 use crate::faults::{Fault, FaultCode};
 use crate::units::GoNumber;
 

@@ -2,7 +2,7 @@
 //!
 //! The core owns the gateway's decisions and nothing else. It does no I/O and reads no
 //! clock: time comes in as `now`, outputs are [`Action`] values, and the same events at the
-//! same instants always give the same actions. The async shell ([`crate::shell`]) feeds it
+//! same instants always give the same actions. The async shell ([`crate::gateway::shell`]) feeds it
 //! events from the KNX link, the charger tasks and the website and carries out its actions.
 //!
 //! Calling protocol:
@@ -10,11 +10,11 @@
 //! 2. [`Event::Started`] once; then every event as it happens, in order;
 //! 3. after each call, [`Core::poll_timeout`] says when to deliver [`Event::Tick`] next.
 //!
-//! Owned so far: faults and their display (objects 8/9, 94/95 + offset, the APP LED),
+//! Owns: faults and their display (objects 8/9, 94/95 + offset, the APP LED),
 //! grid-supporting control and interruption state (objects 1/2, 55/56 + offset),
-//! programming mode and the LED states, and why each charging point gets its current
-//! ([`Core::limits`]). Load management and charging-point control extend
-//! this type in later work.
+//! per-charging-point control (start/stop, setpoints, session values), the dynamic load
+//! management's state and cycle, programming mode and the LED states, and why each charging
+//! point gets its current ([`Core::limits`]).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -25,44 +25,29 @@ use crate::chargers::{
     ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, DriverError,
 };
 use crate::config::{Config, validate};
-use crate::faults::{Fault, FaultBoard, FaultLed, Scope};
+use crate::faults::{Fault, FaultBoard, FaultCode, FaultLed, Scope};
+pub use crate::hw::leds::{AppLed, ComLed, Leds};
 use crate::knx::dpt::TimeOfDay;
+pub use crate::knx::link::LinkState;
 use crate::objects::{ObjectTable, Value};
 use crate::units::{ChargePointId, GoNumber};
 
 mod dlm;
 mod points;
 
-pub use dlm::Cycle as DlmCycle;
+pub use crate::dlm::Cycle as DlmCycle;
 
-/// Offsets of charging-point objects used by the core (object = 50·n + offset).
-mod offset {
-    pub(super) const INTERRUPTION_STATE: u16 = 6;
-    pub(super) const FAULT: u16 = 44;
-    pub(super) const LAST_FAULT: u16 = 45;
-}
+use crate::objects::number::{cp as offset, device as object};
 
-/// Objects of the device used by the core.
-mod object {
-    use crate::units::GoNumber;
-    pub(super) const GRID_CONTROL: GoNumber = GoNumber(1);
-    pub(super) const GRID_CONTROL_STATE: GoNumber = GoNumber(2);
-    pub(super) const FAULT: GoNumber = GoNumber(8);
-    pub(super) const LAST_FAULT: GoNumber = GoNumber(9);
-}
-
-/// State of the KNX link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LinkState {
-    /// Connected to the bus.
-    Connected,
-    /// Trying to (re)connect.
-    Reconnecting,
-    /// No connection (also before the link reported anything).
-    #[default]
-    Down,
-}
+/// The device objects that feed the DLM: the smart-meter values and the high-power and
+/// "In operation" inputs.
+const DLM_INPUTS: [GoNumber; 5] = [
+    object::METER_VALUE_1,
+    object::METER_VALUE_2,
+    object::METER_VALUE_3,
+    object::HIGH_POWER_DEVICES,
+    object::IN_OPERATION,
+];
 
 /// Something that happened outside the core.
 #[derive(Debug, Clone, PartialEq)]
@@ -146,43 +131,6 @@ pub struct Persisted {
     pub plug_in_mwh: BTreeMap<u8, i64>,
 }
 
-/// The APP LED (spec ch. 8.1–8.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AppLed {
-    /// Steady green: normal operation.
-    On,
-    /// Slow flashing: started but not configured.
-    Unconfigured,
-    /// Three slow flashes: a fault of severity 60–110.
-    ThreeFlashes,
-    /// Five slow flashes: a fault of severity 120–130.
-    FiveFlashes,
-}
-
-/// The COM LED.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ComLed {
-    /// Off: no KNX connection.
-    Off,
-    /// Steady yellow: connected, no traffic.
-    On,
-    /// Rapid flashing: telegram traffic.
-    Traffic,
-}
-
-/// All three front LEDs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Leds {
-    /// Programming LED (red).
-    pub prog: bool,
-    /// APP LED (green).
-    pub app: AppLed,
-    /// COM LED (yellow).
-    pub com: ComLed,
-}
-
 /// What the core asks the shell to do.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -232,7 +180,7 @@ pub struct Core {
     grid_control: bool,
     points: BTreeMap<ChargePointId, points::Point>,
     clock: Option<points::ClockAnchor>,
-    dlm: dlm::DlmState,
+    dlm: crate::dlm::Controller,
     values: BTreeMap<GoNumber, Value>,
     /// Why each charging point gets its current now.
     limits: crate::dlm::Limits,
@@ -248,6 +196,7 @@ impl Core {
             Vec::new()
         };
         let table = config.object_table();
+        let dlm = dlm::controller(&config);
         Self {
             config,
             table,
@@ -261,7 +210,7 @@ impl Core {
             grid_control: false,
             points: BTreeMap::new(),
             clock: None,
-            dlm: dlm::DlmState::default(),
+            dlm,
             values: BTreeMap::new(),
             limits: crate::dlm::Limits::default(),
         }
@@ -301,9 +250,8 @@ impl Core {
                 let dlm_input = !matches!(event, Event::ChargerCommandDone { .. });
                 self.charger_event(event, now, &mut out);
                 if let Some(cp) = polled {
-                    self.dlm_polled(cp, now);
-                }
-                if dlm_input {
+                    self.dlm_polled(cp, now, &mut out);
+                } else if dlm_input {
                     self.dlm_update(now, &mut out);
                 }
             }
@@ -381,6 +329,14 @@ impl Core {
 
     fn start(&mut self, now: Instant, out: &mut Vec<Action>) {
         for fault in self.config_faults.clone() {
+            // Table 62: a charging point's (or its meter's) configuration fault is a general
+            // fault too, so objects 8/9 show it; a later, lower one cannot overwrite it there.
+            if matches!(fault.code, FaultCode::ConfCharger | FaultCode::ConfEMeter)
+                && fault.scope() != Scope::Device
+            {
+                self.faults
+                    .raise(Fault::device(fault.code, fault.message.clone()));
+            }
             self.faults.raise(fault);
         }
         self.set(object::GRID_CONTROL_STATE, Value::Bool(false), out);
@@ -447,7 +403,7 @@ impl Core {
             }
             return;
         }
-        if matches!(object.0, 10..=13 | 20) {
+        if DLM_INPUTS.contains(&object) {
             self.dlm_written(object, value, now, out);
             return;
         }
@@ -462,7 +418,7 @@ impl Core {
 
     /// What the DLM saw and decided in its last cycle.
     pub fn dlm_cycle(&self) -> Option<DlmCycle> {
-        self.dlm.last
+        self.dlm.cycle()
     }
 
     /// Why each charging point gets the current it is told now (`None` for inactive ones):

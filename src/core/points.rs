@@ -38,37 +38,7 @@ use crate::knx::dpt::{TimeOfDay, Weekday};
 use crate::objects::Value;
 use crate::units::{ChargePointId, Current, Energy, GoNumber, PerPhase, Phase, Power};
 
-/// Object offsets inside a charging point's block.
-mod off {
-    pub(super) const STATE: u16 = 0;
-    pub(super) const CONNECTED: u16 = 1;
-    pub(super) const CHARGING: u16 = 2;
-    pub(super) const COMPLETE: u16 = 3;
-    pub(super) const START_STOP: u16 = 4;
-    pub(super) const INTERRUPTION: u16 = 5;
-    pub(super) const INTERRUPTION_STATE: u16 = 6;
-    pub(super) const UNLOCK: u16 = 9;
-    pub(super) const SETPOINT: u16 = 10;
-    pub(super) const SETPOINT_STATE: u16 = 11;
-    pub(super) const CURRENT_SUM: u16 = 12;
-    pub(super) const CURRENT_L1: u16 = 13;
-    pub(super) const POWER_SUM: u16 = 16;
-    pub(super) const POWER_L1: u16 = 17;
-    pub(super) const ENERGY_SUM: u16 = 20;
-    pub(super) const ENERGY_L1: u16 = 21;
-    pub(super) const ENERGY_LAST: u16 = 24;
-    pub(super) const ENERGY_TOTAL: u16 = 25;
-    pub(super) const START_TIME: u16 = 26;
-    pub(super) const END_TIME: u16 = 27;
-    pub(super) const DURATION: u16 = 28;
-    pub(super) const EVCCID: u16 = 29;
-    pub(super) const SERIAL: u16 = 30;
-    pub(super) const FIRMWARE: u16 = 31;
-    pub(super) const TEMPERATURE: u16 = 32;
-    pub(super) const TEMPERATURE_WARNING: u16 = 33;
-    pub(super) const RFID: u16 = 34;
-    pub(super) const FAULT_INFO_1: u16 = 46;
-}
+use crate::objects::number::cp as off;
 
 /// How often the duration object is refreshed while charging.
 const DURATION_REFRESH: Duration = Duration::from_secs(60);
@@ -198,11 +168,7 @@ impl Core {
         }
         let mut target = if self.config.dlm.enabled {
             // Until the DLM's first cycle: the minimum (the safe side that still charges).
-            self.dlm
-                .targets
-                .get(&cp)
-                .copied()
-                .unwrap_or(cfg.min_current)
+            self.dlm.target(cp).unwrap_or(cfg.min_current)
         } else {
             point.setpoint.unwrap_or(cfg.max_current)
         };
@@ -233,14 +199,9 @@ impl Core {
         }
         let dlm = self.config.dlm.enabled;
         let (base, uncapped) = if dlm {
-            let target = self
-                .dlm
-                .targets
-                .get(&cp)
-                .copied()
-                .unwrap_or(cfg.min_current);
+            let target = self.dlm.target(cp).unwrap_or(cfg.min_current);
             // Before the DLM's first decision: the minimum, as in emergency mode.
-            (self.dlm.limits.get(cp).unwrap_or(Limit::Emergency), target)
+            (self.dlm.limit(cp).unwrap_or(Limit::Emergency), target)
         } else {
             let setpoint = point.setpoint.unwrap_or(cfg.max_current);
             let connected = point.status.as_ref().map(|s| s.connected);
@@ -274,7 +235,7 @@ impl Core {
                 | Limit::HighPower
                 | Limit::Setpoint
         );
-        let draws_less = self.dlm.draws_less.get(cp.index()).copied() == Some(true);
+        let draws_less = self.dlm.draws_less(cp);
         if dlm && ceiling && draws_less {
             return Some(Limit::VehicleDrawsLess);
         }

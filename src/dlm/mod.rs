@@ -6,14 +6,22 @@
 //! * [`limits`]: the unbalanced-load cap and the power cap during grid-supporting control.
 //! * [`reason`]: why each charging point gets its current ([`Limit`], one per charging point
 //!   in [`Limits`]), recorded by the decision that set it.
+//! * [`controller`]: the sans-IO controller around them ([`Controller`]: meter supervision,
+//!   emergency mode, high-power devices, the other-load estimate, ramps, minimum on/off
+//!   times, queue rotation), driven by [`Input`]s at injected instants.
 //!
-//! The controller around it (meter supervision, emergency mode, high-power devices, ramps,
-//! minimum on/off times, queue rotation) runs inside the sans-IO core.
+//! The DLM imports only `units` and `faults`; it knows no group-object numbers and no
+//! configuration file. The core owns a [`Controller`] and carries out its decisions.
 
 pub mod allocate;
+pub mod controller;
 pub mod limits;
 pub mod reason;
 
 pub use allocate::{Allocation, Demand, Mode, Shortage, allocate};
+pub use controller::{
+    Controller, Cycle, Decision, Env, FaultChange, Input, MeterSettings, PointInput, PointSettings,
+    Settings, Supervision,
+};
 pub use limits::{limit_power, limit_unbalance};
 pub use reason::{Limit, Limits};

@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 
-use crate::chargers::registry;
+use crate::catalog;
 
 /// The parameter model as written in `etsdb/parameters.toml`.
 pub const PARAMETERS_TOML: &str = include_str!("../../etsdb/parameters.toml");
@@ -335,10 +335,10 @@ impl ParamSpec {
                 if id == "none" {
                     return Ok(ParamValue::Code(0));
                 }
-                registry::charger_model(id)
+                catalog::charger_model(id)
                     .map(|m| ParamValue::Code(m.code))
                     .ok_or_else(|| {
-                        let ids: Vec<&str> = registry::charger_models()
+                        let ids: Vec<&str> = catalog::charger_models()
                             .iter()
                             .map(|m| m.id.as_str())
                             .collect();
@@ -355,10 +355,10 @@ impl ParamSpec {
                 if id == "none" {
                     return Ok(ParamValue::Code(0));
                 }
-                registry::meter_model(id)
+                catalog::meter_model(id)
                     .map(|m| ParamValue::Code(m.code))
                     .ok_or_else(|| {
-                        let ids: Vec<&str> = registry::meter_models()
+                        let ids: Vec<&str> = catalog::meter_models()
                             .iter()
                             .map(|m| m.id.as_str())
                             .collect();
@@ -449,11 +449,11 @@ impl ParamSpec {
                 .find(|i| i.code == *code)
                 .map_or_else(|| self.default.clone(), |i| i.value.clone()),
             (ParamKind::ChargerModel, ParamValue::Code(code)) => toml::Value::String(
-                registry::charger_model_by_code(*code)
+                catalog::charger_model_by_code(*code)
                     .map_or_else(|| "none".to_owned(), |m| m.id.clone()),
             ),
             (ParamKind::MeterModel, ParamValue::Code(code)) => toml::Value::String(
-                registry::meter_model_by_code(*code)
+                catalog::meter_model_by_code(*code)
                     .map_or_else(|| "none".to_owned(), |m| m.id.clone()),
             ),
             (ParamKind::Ipv4, ParamValue::Ipv4(ip)) => toml::Value::String(ip.to_string()),

@@ -174,7 +174,7 @@ fn arb_value(spec: &'static ParamSpec) -> BoxedStrategy<ParamValue> {
                 .boxed()
         }
         ParamKind::ChargerModel => {
-            let mut codes: Vec<u8> = crate::chargers::registry::charger_models()
+            let mut codes: Vec<u8> = crate::catalog::charger_models()
                 .iter()
                 .map(|m| m.code)
                 .collect();
@@ -184,7 +184,7 @@ fn arb_value(spec: &'static ParamSpec) -> BoxedStrategy<ParamValue> {
                 .boxed()
         }
         ParamKind::MeterModel => {
-            let mut codes: Vec<u8> = crate::chargers::registry::meter_models()
+            let mut codes: Vec<u8> = crate::catalog::meter_models()
                 .iter()
                 .map(|m| m.code)
                 .collect();

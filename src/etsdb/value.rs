@@ -3,7 +3,7 @@
 use std::net::Ipv4Addr;
 
 use super::{ParamKind, ParamModel, ParamSpec};
-use crate::chargers::registry;
+use crate::catalog;
 use crate::units::ChargePointId;
 
 /// The value of one parameter, in its raw (memory) form.
@@ -421,14 +421,14 @@ fn check_value(spec: &ParamSpec, value: ParamValue) -> Result<(), String> {
             }
         }
         (ParamKind::ChargerModel, ParamValue::Code(c)) => {
-            if c == 0 || registry::charger_model_by_code(c).is_some() {
+            if c == 0 || catalog::charger_model_by_code(c).is_some() {
                 Ok(())
             } else {
                 Err(format!("charging-point model code {c} is unknown"))
             }
         }
         (ParamKind::MeterModel, ParamValue::Code(c)) => {
-            if c == 0 || registry::meter_model_by_code(c).is_some() {
+            if c == 0 || catalog::meter_model_by_code(c).is_some() {
                 Ok(())
             } else {
                 Err(format!("electricity-meter model code {c} is unknown"))

@@ -9,7 +9,7 @@
 //! The meter is unknown, so only registers that are actually configured are read: requests
 //! merge fields that touch or overlap, never bridge a gap.
 
-use crate::config::{ManualMeter, MeterDataType};
+use super::settings::{ManualMeter, MeterDataType};
 
 use super::MeterConfigError;
 use super::map::{Field, Format, MeterMap, Table, WordOrder};

@@ -9,7 +9,7 @@
 //! This module owns:
 //! * [`MeterReading`], what one read gives, and [`MeterError`] with its mapping to the spec's
 //!   faults EMeterNotReach (30), EMeter Comm (20) and EMeter Error (10);
-//! * [`meter_for`], which turns a charging point's [`config::RetrofitMeter`] into a
+//! * [`meter_for`], which turns a charging point's [`RetrofitMeter`] into a
 //!   [`MeterPlan`] (register map, endpoint), and [`MeterReader`], which reads a plan over any
 //!   [`Modbus`] transport (TCP here, RTU/ASCII over the RS485 line) with as few requests as
 //!   the register map allows;
@@ -19,17 +19,18 @@
 pub mod manual;
 pub mod map;
 pub mod models;
+pub mod settings;
 pub mod sim;
 
 use std::net::{SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
+use crate::catalog::Interface;
 use crate::chargers::ChargerStatus;
-use crate::chargers::Interface;
-use crate::chargers::modbus::{Modbus, ModbusError, TcpModbus};
-use crate::config::{self, RetrofitKind};
 use crate::faults::FaultCode;
+use crate::modbus::{Modbus, ModbusError, TcpModbus};
 use crate::units::{Current, Energy, PerPhase, Power};
+use settings::{RetrofitKind, RetrofitMeter};
 
 pub use map::{Block, Field, Format, MeterMap, Table, WordOrder};
 
@@ -156,7 +157,7 @@ impl MeterPlan {
 }
 
 /// The plan for a charging point's retrofit meter; `Ok(None)` when it has none.
-pub fn meter_for(cfg: &config::RetrofitMeter) -> Result<Option<MeterPlan>, MeterConfigError> {
+pub fn meter_for(cfg: &RetrofitMeter) -> Result<Option<MeterPlan>, MeterConfigError> {
     let (name, map) = match cfg.kind {
         RetrofitKind::None => return Ok(None),
         RetrofitKind::Model => {

@@ -4,7 +4,7 @@
 //!
 //! * **Carlo Gavazzi EM24** — Carlo Gavazzi "EM24-DIN communication protocol" (V3R1) and
 //!   "EM24_E1 (Ethernet) communication protocol" (V0R1.2); transcribed in
-//!   `shared/reference/charger_register_maps.md` §11b (cross-checked with TF
+//!   `docs/register-maps.md` §11b (cross-checked with TF
 //!   `meters_modbus_tcp/carlo_gavazzi.py`, openWB `carlo_gavazzi/counter.py`, evcc
 //!   `cg-em24.yaml`). FC 0x04 (0x03 answers the same), INT32 **low word first**. I L1..L3
 //!   at 12/14/16 (0.001 A), P L1..L3 at 18/20/22 (0.1 W), P Σ at 40 (0.1 W), kWh(+) total at
@@ -26,7 +26,7 @@
 //!   P L1..L3 at 0x000C/0E/10 (W), P Σ at 0x0034 (W), import kWh at 0x0048, import kWh per
 //!   phase at 0x015A/5C/5E (kWh). At most 40 values (80 registers) per request.
 
-use crate::chargers::Interface;
+use crate::catalog::Interface;
 
 use super::map::{Field, Format, MeterMap, Table, WordOrder};
 

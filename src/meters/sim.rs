@@ -8,7 +8,7 @@
 //! [`SimModel`] it zero-fills the register ranges the manufacturer documents (reads outside
 //! them get exception 0x02, as a real meter answers) and [`MeterSim::set_values`] writes
 //! currents, powers and energies in that model's encoding. The encoders here are written
-//! from the register facts in `shared/reference/charger_register_maps.md` §11, separately
+//! from the register facts in `docs/register-maps.md` §11, separately
 //! from the decoders in [`super::models`]. Without a model, tests lay out registers
 //! themselves ([`MeterSim::set_registers`]), e.g. for a manual configuration.
 //!

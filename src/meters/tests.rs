@@ -16,9 +16,9 @@ use std::net::Ipv4Addr;
 use proptest::prelude::*;
 
 use super::models::{Em24Variant, em24, m4m, pac2200, sdm630};
+use super::settings::{ManualMeter, MeterDataType, RetrofitMeter};
 use super::*;
-use crate::chargers::registry::meter_model;
-use crate::config::{ManualMeter, MeterDataType, RetrofitMeter};
+use crate::catalog::meter_model;
 
 /// An in-memory Modbus device that records its requests.
 #[derive(Default)]
@@ -260,7 +260,7 @@ async fn sdm630_golden() {
 
 #[test]
 fn every_registered_meter_model_has_a_map() {
-    for model in crate::chargers::registry::meter_models() {
+    for model in crate::catalog::meter_models() {
         for iface in &model.interfaces {
             let (name, map) = models::map_for(&model.id, *iface).unwrap();
             assert!(!name.is_empty());

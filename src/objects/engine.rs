@@ -61,21 +61,6 @@ impl Default for SendPolicy {
     }
 }
 
-impl SendPolicy {
-    /// The policy of a configuration.
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        let k = &config.knx;
-        Self {
-            min_change_current: k.min_change_current,
-            min_change_power: Power::from_watts(i32::from(k.min_change_power_w)),
-            min_change_energy: Energy::from_watt_hours(i32::from(k.min_change_energy_wh)),
-            min_change_temperature: Temperature::from_centi_celsius(50),
-            cyclic: k.cyclic_interval,
-            max_rate: k.max_telegram_rate.max(1),
-        }
-    }
-}
-
 /// A value received for an object (to hand to the core as `Event::ObjectWritten`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Received {

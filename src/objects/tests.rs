@@ -2,7 +2,7 @@
 //! (ch. 10): number, DPTs and flags of every object, and which objects exist for a config.
 
 use super::*;
-use crate::chargers::Capability;
+use crate::catalog::Capability;
 
 /// Spec ch. 10.1/10.2: (number, DPTs, flags).
 const SPEC_GENERAL: &[(u16, &[&str], &str)] = &[

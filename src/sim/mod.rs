@@ -11,7 +11,7 @@
 //! truncated replies, delayed replies, the identity of another model, invalid current values,
 //! a manufacturer error code.
 //!
-//! The register maps here are written from `shared/reference/charger_register_maps.md`, on
+//! The register maps here are written from `docs/register-maps.md`, on
 //! their own, not from the drivers.
 
 pub mod models;
@@ -21,10 +21,10 @@ pub mod server;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-pub use models::SimModel;
+pub use models::{SimModel, Variant};
 pub use server::{SimServer, serve_ascii, serve_line, serve_rtu, serve_tcp};
 
-use crate::chargers::frame::{Request, Response};
+use crate::modbus::frame::{Request, Response};
 use crate::units::{Current, Energy};
 
 /// A simulated vehicle.
@@ -145,6 +145,15 @@ pub struct SimState {
     pub forced: Forced,
     /// A manufacturer error is shown ([`Faults::error_code`]): nothing is offered.
     pub in_error: bool,
+    /// The firmware variant or installation quirk the box shows ([`Variant`]).
+    pub variant: Variant,
+    /// A session ended since the last plug-in (the vehicle left after charging).
+    pub after_session: bool,
+    /// MENNEKES AMTRON Compact: an error state latched until the recovery writes.
+    pub error_latched: bool,
+    /// Heidelberg Energy Control: in standby (answers nothing).
+    pub standby: bool,
+    created: Instant,
     last_keepalive: Instant,
     last_step: Instant,
     session_start: Option<Instant>,
@@ -170,6 +179,11 @@ impl SimState {
             meter_fitted: true,
             forced: Forced::default(),
             in_error: false,
+            variant: Variant::Standard,
+            after_session: false,
+            error_latched: false,
+            standby: false,
+            created: now,
             last_keepalive: now,
             last_step: now,
             session_start: None,
@@ -294,18 +308,28 @@ pub struct SimCharger {
     pub faults: Faults,
     /// Requests answered.
     pub requests: u64,
+    /// The last request made the box close the TCP connection (the server does so before
+    /// reading the next request).
+    pub close_connection: bool,
 }
 
 impl SimCharger {
     /// A simulated `model` with no vehicle.
     pub fn new(model: SimModel) -> Self {
+        Self::with_variant(model, Variant::Standard)
+    }
+
+    /// A simulated `model` in firmware variant `variant`, with no vehicle.
+    pub fn with_variant(model: SimModel, variant: Variant) -> Self {
         let mut state = SimState::new(Instant::now());
+        state.variant = variant;
         model.init(&mut state);
         Self {
             model,
             state,
             faults: Faults::default(),
             requests: 0,
+            close_connection: false,
         }
     }
 
@@ -318,9 +342,16 @@ impl SimCharger {
             return Some(Err(code));
         }
         let now = Instant::now();
+        if !self.model.tick(&mut self.state, &self.faults, now) {
+            return None;
+        }
         // A box that shows a manufacturer error stops charging, as real ones do.
-        self.state.in_error = self.faults.error_code != 0;
+        self.state.in_error = self.faults.error_code != 0 || self.state.error_latched;
         self.state.step(now);
+        if self.model.closes_on(&self.state, request) {
+            self.close_connection = true;
+            return None;
+        }
         self.requests += 1;
         let result = self
             .model
@@ -345,7 +376,14 @@ pub struct SimHandle(Arc<Mutex<SimCharger>>);
 impl SimHandle {
     /// A new simulated `model`.
     pub fn new(model: SimModel) -> Self {
-        Self(Arc::new(Mutex::new(SimCharger::new(model))))
+        Self::with_variant(model, Variant::Standard)
+    }
+
+    /// A new simulated `model` in firmware variant `variant`.
+    pub fn with_variant(model: SimModel, variant: Variant) -> Self {
+        Self(Arc::new(Mutex::new(SimCharger::with_variant(
+            model, variant,
+        ))))
     }
 
     /// Locks the simulator (never across an await).
@@ -363,6 +401,7 @@ impl SimHandle {
         s.state.vehicle = Some(vehicle);
         s.state.session_wh = 0.0;
         s.state.unlocked = false;
+        s.state.after_session = false;
         s.state.session_start = Some(Instant::now());
     }
 
@@ -372,6 +411,7 @@ impl SimHandle {
         s.state.step(Instant::now());
         s.state.vehicle = None;
         s.state.session_start = None;
+        s.state.after_session = true;
     }
 
     /// Changes the injected faults.

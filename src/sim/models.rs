@@ -2,16 +2,20 @@
 //! state into the model's registers, `write` applies a register write to the state (or
 //! refuses it with the exception the model would give).
 //!
-//! Written from `shared/reference/charger_register_maps.md` (§1 KEBA, §2 ABB, §3 Bender,
+//! Written from `docs/register-maps.md` (§1 KEBA, §2 ABB, §3 Bender,
 //! §4 Alfen, §5 Heidelberg, §6b Phoenix Contact EV Charge Control, §7 Webasto Next, §8 Vestel,
 //! §10a MENNEKES AMTRON Compact), not from the drivers.
 //! Reads of undefined registers inside a read return 0; a read that touches no defined
 //! register gets exception 2 (illegal data address), like the devices do for foreign maps.
+//! The boxes' behaviour beyond their documents (NaN phases, SuspendedEV, legacy firmware that
+//! lacks registers or drops the connection, standby, exceptions on undocumented registers
+//! inside a block read, the Wallbe energy layout, state F on lock) is selectable as
+//! [`Variant`]s; `docs/chargers.md` gives the sources.
 
 use std::collections::BTreeMap;
 
 use super::{Faults, SimState};
-use crate::chargers::frame::{Request, Response};
+use crate::modbus::frame::{Request, Response};
 use crate::units::Current;
 
 /// Exception: illegal function.
@@ -43,6 +47,39 @@ pub enum SimModel {
     /// Phoenix Contact EV Charge Control ETH (optional metering: see
     /// [`SimState::meter_fitted`]).
     PhoenixEvCc,
+}
+
+/// Firmware variants and installation quirks of the real boxes, from field knowledge
+/// (`docs/chargers.md` names the sources: evcc, nymea, vendor documents). `Standard` is the
+/// documented behaviour; each model's variants are in [`SimModel::variants`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Variant {
+    /// The documented behaviour.
+    #[default]
+    Standard,
+    /// Alfen Eve on a 1-phase installation: L2 and L3 read NaN in normal operation.
+    AlfenSinglePhase,
+    /// Alfen Eve reporting mode-3 state "E" with no vehicle (evcc takes E as A).
+    AlfenIdleE,
+    /// Bender CC without a meter: the meter registers 200–227 read 0xFFFFFFFF.
+    BenderNoMeter,
+    /// Bender legacy firmware: no model text (142), session energy and duration at 705/709
+    /// only, and a read of 730–746 closes the TCP connection.
+    BenderLegacy,
+    /// MENNEKES AMTRON 4You (Bender inside): model text "AMTRON 4You"; a read of 730–746
+    /// closes the TCP connection.
+    Bender4You,
+    /// MENNEKES-branded Bender firmware ≥ 5.22: register 124 with the other polarity
+    /// (0 = inoperative).
+    BenderMennekes522,
+    /// Heidelberg Energy Control that goes into standby (answers nothing) after 1 s without a
+    /// vehicle unless register 258 holds 4 (the real box takes minutes).
+    HeidelbergStandby,
+    /// Vestel EVC04 firmware before 3.156: no RFID register (1516 answers exception 2).
+    VestelBefore3156,
+    /// Phoenix EV Charge Control with Wallbe firmware: setpoint 528 in 0.1 A, firmware at
+    /// 149, total energy u64 low word first at 2980, and 904 only 16 bits wide.
+    PhoenixWallbe,
 }
 
 /// Registers of one request: holding and input tables.
@@ -187,8 +224,86 @@ impl SimModel {
         Self::ALL.into_iter().find(|m| m.id() == id)
     }
 
+    /// The firmware variants and quirks this model's simulator can show (`Standard` first).
+    pub const fn variants(self) -> &'static [Variant] {
+        use Variant as V;
+        match self {
+            Self::AlfenEve => &[V::Standard, V::AlfenSinglePhase, V::AlfenIdleE],
+            Self::BenderCc => &[
+                V::Standard,
+                V::BenderNoMeter,
+                V::BenderLegacy,
+                V::Bender4You,
+                V::BenderMennekes522,
+            ],
+            Self::HeidelbergEc => &[V::Standard, V::HeidelbergStandby],
+            Self::VestelEvc04 => &[V::Standard, V::VestelBefore3156],
+            Self::PhoenixEvCc => &[V::Standard, V::PhoenixWallbe],
+            _ => &[V::Standard],
+        }
+    }
+
+    /// Whether the box answers at all now; puts a Heidelberg into standby and latches an
+    /// AMTRON error.
+    pub(super) fn tick(self, s: &mut SimState, f: &Faults, now: std::time::Instant) -> bool {
+        match self {
+            Self::HeidelbergEc if s.variant == Variant::HeidelbergStandby => {
+                let standby_off = s.extra.get(&258) == Some(&4);
+                if !standby_off
+                    && !s.connected()
+                    && now.saturating_duration_since(s.created) > std::time::Duration::from_secs(1)
+                {
+                    s.standby = true;
+                }
+                // Only a vehicle wakes it (or a power cycle).
+                if s.connected() {
+                    s.standby = false;
+                }
+                !s.standby
+            }
+            Self::AmtronCompact => {
+                // State 6 stays until the energy manager resets it (0x0302 = 0, 0x0D05 = 1).
+                if f.error_code != 0 {
+                    s.error_latched = true;
+                }
+                true
+            }
+            _ => true,
+        }
+    }
+
+    /// Whether `request` makes the box close the TCP connection.
+    pub(super) fn closes_on(self, s: &SimState, request: &Request) -> bool {
+        let reads = |lo: u16, hi: u16| match request {
+            Request::ReadHolding(a, n) | Request::ReadInput(a, n) => {
+                *a <= hi && a.saturating_add(*n) > lo
+            }
+            _ => false,
+        };
+        self == Self::BenderCc
+            && matches!(s.variant, Variant::BenderLegacy | Variant::Bender4You)
+            && reads(730, 746)
+    }
+
+    /// Undocumented registers inside a block read give an exception instead of 0.
+    fn holes(self, addr: u16, n: u16, table: &BTreeMap<u16, u16>) -> bool {
+        let range = addr..addr.saturating_add(n);
+        match self {
+            // Webasto Next: only the listed registers exist.
+            Self::WebastoNext => range.clone().any(|a| !table.contains_key(&a)),
+            // AMTRON Compact: 0x050C–0x0511 are not in the map.
+            Self::AmtronCompact => range.clone().any(|a| (0x050C..=0x0511).contains(&a)),
+            _ => false,
+        }
+    }
+
     pub(super) fn init(self, s: &mut SimState) {
         match self {
+            Self::AlfenEve if s.variant == Variant::AlfenSinglePhase => s.phases = 1,
+            Self::PhoenixEvCc if s.variant == Variant::PhoenixWallbe => {
+                // Wallbe boxes have their meter; lifetime counters beyond 16 bits.
+                s.energy_phases_wh = [40_000.0; 3];
+            }
             Self::HeidelbergEc => {
                 s.hw_max = Current::from_amps(16);
                 s.setpoint = Current::from_amps(16);
@@ -243,7 +358,7 @@ impl SimModel {
                     (true, _) => &bank.input,
                 };
                 let range = *addr..addr.saturating_add(*n);
-                if table.range(range.clone()).next().is_none() {
+                if table.range(range.clone()).next().is_none() || self.holes(*addr, *n, table) {
                     return Err(ILLEGAL_ADDRESS);
                 }
                 Ok(Response::Registers(
@@ -448,8 +563,10 @@ fn abb(s: &SimState, f: &Faults, b: &mut Bank) {
         (true, true) => 0x0101,
     };
     put(h, 0x400A, &u32w(lock));
+    // State 5 "session stopped" stays after the vehicle left, until the next plug-in; only
+    // the socket lock tells that nobody is there.
     let code: u16 = if !s.connected() {
-        0
+        if s.after_session { 5 } else { 0 }
     } else if s.charging() {
         let reduced = s
             .currents()
@@ -515,13 +632,35 @@ fn abb_write(s: &mut SimState, addr: u16, values: &[u16]) -> Result<(), u8> {
 // §3 Bender CC612/613: holding registers, u32 high word first, FC 03 / FC 16 (FC 06 accepted).
 fn bender(s: &SimState, f: &Faults, b: &mut Bank) {
     let h = &mut b.holding;
-    put(h, 100, &ascii("5.33", 2));
+    let v = s.variant;
+    put(
+        h,
+        100,
+        &ascii(
+            if v == Variant::BenderMennekes522 {
+                "5.22"
+            } else {
+                "5.33"
+            },
+            2,
+        ),
+    );
+    // OCPP 1.6 ChargePointStatus numbering (0 Available … 4 Faulted, 5 Preparing, 6 Charging,
+    // 7 SuspendedEVSE, 8 SuspendedEV, 9 Finishing).
     let ocpp = if f.error_code != 0 {
-        8
+        4
+    } else if !s.started {
+        3
+    } else if !s.connected() {
+        0
     } else if s.charging() {
-        2
+        6
+    } else if s.full() {
+        8
+    } else if s.offered() < Current::from_amps(6) {
+        7
     } else {
-        u16::from(s.connected())
+        5
     };
     put(h, 104, &[ocpp]);
     put(h, 105, &u32w(f.error_code));
@@ -543,7 +682,9 @@ fn bender(s: &SimState, f: &Faults, b: &mut Bank) {
         1
     };
     put(h, 122, &[vehicle, 0x0A + vehicle - 1]);
-    put(h, 124, &[u16::from(!s.started)]);
+    // 0 operative, 1 inoperative; the other way round on MENNEKES firmware ≥ 5.22.
+    let flipped = v == Variant::BenderMennekes522;
+    put(h, 124, &[u16::from(s.started == flipped)]);
     put(h, 131, &[amps_u16(s.failsafe_current)]);
     put(
         h,
@@ -552,10 +693,22 @@ fn bender(s: &SimState, f: &Faults, b: &mut Bank) {
     );
     put(h, 133, &[amps_u16(s.hw_max), amps_u16(s.hw_max)]);
     put(h, 140, &[u16::from(s.charging())]);
-    put(h, 142, &ascii("CC613-ELPU", 10));
+    match v {
+        Variant::BenderLegacy => {}
+        Variant::Bender4You => put(h, 142, &ascii("AMTRON 4You 500", 10)),
+        _ => put(h, 142, &ascii("CC613-ELPU", 10)),
+    }
     let e = s.energy_phases_wh;
     let p = s.power_phases_w();
+    if v == Variant::BenderNoMeter {
+        for a in (200..228).step_by(2) {
+            put(h, a, &u32w(u32::MAX));
+        }
+    }
     for i in 0..3u16 {
+        if v == Variant::BenderNoMeter {
+            break;
+        }
         let idx = usize::from(i);
         put(
             h,
@@ -574,13 +727,17 @@ fn bender(s: &SimState, f: &Faults, b: &mut Bank) {
         );
         put(h, 222 + 2 * i, &u32w(230));
     }
-    put(h, 218, &u32w(uint(s.energy_wh())));
-    put(h, 220, &u32w(uint(s.power_w())));
+    if v != Variant::BenderNoMeter {
+        put(h, 218, &u32w(uint(s.energy_wh())));
+        put(h, 220, &u32w(uint(s.power_w())));
+    }
     put(h, 705, &u32w(uint(s.session_wh)));
     put(h, 706, &[amps_u16(s.offered())]);
     put(h, 709, &u32w(s.session_secs()));
-    put(h, 716, &u32w(uint(s.session_wh)));
-    put(h, 718, &u32w(s.session_secs()));
+    if v != Variant::BenderLegacy {
+        put(h, 716, &u32w(uint(s.session_wh)));
+        put(h, 718, &u32w(s.session_secs()));
+    }
     let v = s.vehicle.as_ref();
     put(
         h,
@@ -601,7 +758,7 @@ fn bender_write(s: &mut SimState, addr: u16, values: &[u16]) -> Result<(), u8> {
     let v = one(values)?;
     match addr {
         124 => match v {
-            0 | 1 => s.started = v == 0,
+            0 | 1 => s.started = (v == 0) != (s.variant == Variant::BenderMennekes522),
             _ => return Err(ILLEGAL_VALUE),
         },
         131 => s.failsafe_current = setpoint(u32::from(v), 1000, 6, 80)?,
@@ -649,9 +806,13 @@ fn alfen(s: &SimState, f: &Faults, unit: u8, b: &mut Bank) -> Result<(), u8> {
             #[allow(clippy::cast_possible_truncation, reason = "display values")]
             let fl = |v: f64| f32w(v as f32);
             put(h, 300, &[if f.error_code != 0 { 0x08 } else { 0x03 }]);
+            let one_phase = s.variant == Variant::AlfenSinglePhase;
             for i in 0..3u16 {
                 let idx = usize::from(i);
-                put(h, 306 + 2 * i, &fl(230.0));
+                // A 1-phase installation measures nothing on L2 and L3: NaN.
+                let unused = one_phase && i > 0;
+                let nan_or = |v: f64| if unused { f32w(f32::NAN) } else { fl(v) };
+                put(h, 306 + 2 * i, &nan_or(230.0));
                 let c = s.currents().get(idx).map_or(0.0, |c| c.as_amps_f64());
                 put(
                     h,
@@ -659,13 +820,13 @@ fn alfen(s: &SimState, f: &Faults, unit: u8, b: &mut Bank) -> Result<(), u8> {
                     &if f.invalid_currents {
                         f32w(f32::NAN)
                     } else {
-                        fl(c)
+                        nan_or(c)
                     },
                 );
                 put(
                     h,
                     338 + 2 * i,
-                    &fl(s.power_phases_w().get(idx).copied().unwrap_or(0.0)),
+                    &nan_or(s.power_phases_w().get(idx).copied().unwrap_or(0.0)),
                 );
                 put(
                     h,
@@ -681,6 +842,8 @@ fn alfen(s: &SimState, f: &Faults, unit: u8, b: &mut Bank) -> Result<(), u8> {
             put(h, 1200, &[1]);
             let mode3 = if f.error_code != 0 {
                 "F"
+            } else if !s.connected() && s.variant == Variant::AlfenIdleE {
+                "E"
             } else if !s.connected() {
                 "A"
             } else if s.charging() {
@@ -727,13 +890,16 @@ fn heidelberg(s: &SimState, f: &Faults, b: &mut Bank) {
     let i = &mut b.input;
     let locked = s.extra.get(&259).copied().unwrap_or(1) == 0;
     put(i, 4, &[if f.wrong_identity { 0x0200 } else { 0x0108 }]);
+    // The remote lock (259 = 0) forces state F (evcc heidelberg-ec.go).
     let state = if f.error_code != 0 {
         11
+    } else if locked {
+        10
     } else if !s.connected() {
-        if locked { 2 } else { 3 }
+        3
     } else if s.charging() {
         7
-    } else if locked || s.offered() < Current::from_amps(6) {
+    } else if s.offered() < Current::from_amps(6) {
         4
     } else {
         5
@@ -837,7 +1003,11 @@ fn webasto(s: &SimState, f: &Faults, b: &mut Bank) {
     } else {
         amps_u16(s.hw_max)
     };
-    put(h, 1100, &[hw, 0, 6, 0, amps_u16(s.hw_max), 0, 32, 0, 32]);
+    put(h, 1100, &[hw]);
+    put(h, 1102, &[6]);
+    put(h, 1104, &[amps_u16(s.hw_max)]);
+    put(h, 1106, &[32]);
+    put(h, 1108, &[32]);
     put(h, 1502, &[low(uint(s.session_wh))]);
     put(h, 1508, &u32w(s.session_secs()));
     put(
@@ -858,9 +1028,7 @@ fn webasto(s: &SimState, f: &Faults, b: &mut Bank) {
         2002,
         &[u16::try_from(s.failsafe_timeout.as_secs()).unwrap_or(0)],
     );
-    put(h, 5004, &[amps_u16(s.setpoint)]);
-    put(h, 5006, &[0]);
-    put(h, 6000, &[0]);
+    // 5000–5006 and 6000 are write-only (nymea's register file).
 }
 
 fn webasto_write(s: &mut SimState, addr: u16, values: &[u16]) -> Result<(), u8> {
@@ -893,7 +1061,12 @@ fn vestel(s: &SimState, f: &Faults, b: &mut Bank) {
     put(i, 130, &utf16("CP-0001", 50));
     put(i, 190, &utf16("Vestel", 10));
     put(i, 210, &utf16(if ident { "EVC04" } else { "" }, 5));
-    put(i, 230, &utf16("v3.187.0", 50));
+    let old = s.variant == Variant::VestelBefore3156;
+    put(
+        i,
+        230,
+        &utf16(if old { "v3.150.0" } else { "v3.187.0" }, 50),
+    );
     put(i, 400, &u32w(22_000));
     put(i, 404, &[1]);
     let state = if f.error_code != 0 {
@@ -930,17 +1103,19 @@ fn vestel(s: &SimState, f: &Faults, b: &mut Bank) {
     );
     put(i, 1502, &u32w(uint(s.session_wh)));
     put(i, 1508, &u32w(s.session_secs()));
-    put(
-        i,
-        1516,
-        &utf16(
-            s.vehicle
-                .as_ref()
-                .and_then(|v| v.rfid.as_deref())
-                .unwrap_or(""),
-            15,
-        ),
-    );
+    if !old {
+        put(
+            i,
+            1516,
+            &utf16(
+                s.vehicle
+                    .as_ref()
+                    .and_then(|v| v.rfid.as_deref())
+                    .unwrap_or(""),
+                15,
+            ),
+        );
+    }
     let h = &mut b.holding;
     put(h, 2000, &[amps_u16(s.failsafe_current)]);
     put(
@@ -984,7 +1159,7 @@ fn amtron(s: &SimState, f: &Faults, b: &mut Bank) {
         0x0013,
         &ascii(if f.wrong_identity { "" } else { "1201234567" }, 8),
     );
-    let state = if f.error_code != 0 {
+    let state = if f.error_code != 0 || s.error_latched {
         6
     } else if !s.connected() {
         1
@@ -1065,7 +1240,13 @@ fn amtron_write(s: &mut SimState, addr: u16, values: &[u16]) -> Result<(), u8> {
             _ => return Err(ILLEGAL_VALUE),
         },
         0x0D05 => match one(values)? {
-            v @ (0 | 1) => s.started = v == 1,
+            v @ (0 | 1) => {
+                s.started = v == 1;
+                // The recovery from state 6: 0 A, then the release.
+                if v == 1 && s.setpoint == Current::ZERO {
+                    s.error_latched = false;
+                }
+            }
             _ => return Err(ILLEGAL_VALUE),
         },
         _ => return Err(ILLEGAL_ADDRESS),
@@ -1109,6 +1290,10 @@ fn phoenix(s: &SimState, f: &Faults, b: &mut Bank) {
     put(i, 102, &lsw(s.session_secs()));
     put(i, 104, &[0x0200]);
     put(i, 105, &ascii_low_first("1.04", 2));
+    let wallbe = s.variant == Variant::PhoenixWallbe;
+    if wallbe {
+        put(i, 149, &ascii_low_first("WB-1.04", 6));
+    }
     put(i, 107, &[low(f.error_code)]);
     let metered = s.meter_fitted;
     for (k, addr) in [108u16, 110, 112].into_iter().enumerate() {
@@ -1130,7 +1315,15 @@ fn phoenix(s: &SimState, f: &Faults, b: &mut Bank) {
     let h = &mut b.holding;
     put(h, 304, &ascii("EVCC0012345", 6));
     put(h, 310, &ascii("EV-CC-ETH", 5));
-    put(h, 528, &[amps_u16(s.setpoint)]);
+    put(
+        h,
+        528,
+        &[if wallbe {
+            u16::try_from(s.setpoint.milliamps() / 100).unwrap_or(0)
+        } else {
+            amps_u16(s.setpoint)
+        }],
+    );
     put(
         h,
         606,
@@ -1142,7 +1335,14 @@ fn phoenix(s: &SimState, f: &Faults, b: &mut Bank) {
             16,
         ),
     );
-    put(h, 904, &lsw(if metered { uint(s.energy_wh()) } else { 0 }));
+    let wh = if metered { uint(s.energy_wh()) } else { 0 };
+    if wallbe {
+        // Wallbe: 904 is one 16-bit register; the total is a u64 at 2980, low word first.
+        put(h, 904, &[low(wh)]);
+        put(h, 2980, &[low(wh), low(wh >> 16), 0, 0]);
+    } else {
+        put(h, 904, &lsw(wh));
+    }
     b.coils.insert(400, s.started);
     b.coils.insert(419, true);
 }
@@ -1155,7 +1355,13 @@ fn phoenix_write(s: &mut SimState, addr: u16, values: &[u16]) -> Result<(), u8> 
             if v == 0 {
                 return Err(ILLEGAL_VALUE);
             }
-            s.setpoint = setpoint(u32::from(v), 1000, 6, 80)?;
+            // Wallbe firmware counts 0.1 A.
+            let unit = if s.variant == Variant::PhoenixWallbe {
+                100
+            } else {
+                1000
+            };
+            s.setpoint = setpoint(u32::from(v), unit, 6, 80)?;
         }
         _ => return Err(ILLEGAL_ADDRESS),
     }

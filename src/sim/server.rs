@@ -22,8 +22,8 @@ use tokio_modbus::{ExceptionCode, SlaveRequest};
 use tracing::debug;
 
 use super::SimHandle;
-use crate::chargers::Rs485Framing;
-use crate::chargers::frame::{self, Request, Response};
+use crate::catalog::Rs485Framing;
+use crate::modbus::frame::{self, Request, Response};
 
 /// A running simulator server; dropping it stops it.
 #[derive(Debug)]
@@ -344,6 +344,11 @@ impl AsyncRead for FaultyStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        // The box closes the connection after a request it does not survive (Bender 4You and
+        // legacy firmware on 730–746): the server sees the end of the stream and drops it.
+        if std::mem::take(&mut self.sim.lock().close_connection) {
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }

@@ -4,14 +4,22 @@
 //!
 //! * [`scenario`]: the scenario file (TOML) and the gateway configuration it implies;
 //! * [`run`]: one run per allocation mode (physics, the core, the metrics);
+//! * [`vehicle`], [`meter`]: what cars and smart meters really do (reaction, ramp, taper,
+//!   self-pause, phases; period, noise, latency, phase spread, 1-phase and power meters);
+//! * [`protection`]: the fuse or breaker's time-current curve and trip integral;
+//! * [`bound`]: the energy upper bound, a linear program per step;
 //! * [`output`]: CSV, JSON, SVG and the text summary.
 //!
 //! The format is documented in README.md ("Simulation"); the reference scenarios are in
 //! `scenarios/`. Everything is deterministic: the same scenario gives the same figures.
 
+pub mod bound;
+pub mod meter;
 pub mod output;
+pub mod protection;
 pub mod run;
 pub mod scenario;
+pub mod vehicle;
 
 use std::path::{Path, PathBuf};
 

@@ -1,4 +1,5 @@
-//! What a simulation writes: `timeseries.csv`, `summary.json`, `plot.svg` per run,
+//! What a simulation writes: `timeseries.csv`, `summary.json`, `plot.svg` and
+//! `timeline.csv` (faults, limit reasons, events as they changed) per run,
 //! `comparison.json` when several modes ran, and the one-screen text summary.
 //!
 //! The SVG is written by hand: one panel per grid phase (true current against the fuse and
@@ -22,6 +23,10 @@ pub fn csv(result: &RunResult, point_ids: &[u8]) -> String {
     for id in point_ids {
         let _ = write!(out, ",cp{id}_setpoint_a,cp{id}_actual_a");
     }
+    for id in point_ids {
+        let _ = write!(out, ",cp{id}_l1_a,cp{id}_l2_a,cp{id}_l3_a");
+    }
+    out.push_str(",charging_over_fuse_l1_a,charging_over_fuse_l2_a,charging_over_fuse_l3_a");
     out.push('\n');
     let a = |c: Current| c.as_amps_f64();
     for r in &result.rows {
@@ -40,6 +45,14 @@ pub fn csv(result: &RunResult, point_ids: &[u8]) -> String {
         );
         for (s, c) in r.setpoints.iter().zip(&r.actual) {
             let _ = write!(out, ",{:.3},{:.3}", a(*s), a(*c));
+        }
+        for g in &r.actual_phases {
+            for p in Phase::ALL {
+                let _ = write!(out, ",{:.3}", a(g.get(p)));
+            }
+        }
+        for p in Phase::ALL {
+            let _ = write!(out, ",{:.3}", a(r.charging_over_fuse.get(p)));
         }
         out.push('\n');
     }
@@ -221,6 +234,17 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// The fault/limit timeline as CSV.
+pub fn timeline_csv(result: &RunResult) -> String {
+    let mut out = String::from("t_s,kind,charging_point,what\n");
+    for e in &result.timeline {
+        let cp = e.charging_point.map_or(String::new(), |c| c.to_string());
+        let what = e.what.replace('"', "'");
+        let _ = writeln!(out, "{},{},{cp},\"{what}\"", e.t_s, e.kind);
+    }
+    out
+}
+
 /// Writes one run's files into `dir`.
 pub fn write_run(dir: &Path, result: &RunResult, point_ids: &[u8]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
@@ -228,6 +252,7 @@ pub fn write_run(dir: &Path, result: &RunResult, point_ids: &[u8]) -> std::io::R
     let json = serde_json::to_string_pretty(&result.summary).map_err(std::io::Error::other)?;
     std::fs::write(dir.join("summary.json"), json + "\n")?;
     std::fs::write(dir.join("plot.svg"), svg(result, point_ids))?;
+    std::fs::write(dir.join("timeline.csv"), timeline_csv(result))?;
     Ok(())
 }
 
@@ -269,6 +294,50 @@ pub fn text(summaries: &[&Summary]) -> String {
             s.switch_events,
             s.emergency_s,
             max
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{:<10} {:>22} {:>22} {:>11} {:>8} {:>7} {:>8} {:>6} {:>8} {:>6}",
+        "mode",
+        "over fuse A·s all/chg",
+        "protection (used)",
+        "LP bound",
+        "eff LP",
+        "chg/h",
+        "rev/h",
+        "flaps",
+        "wait s",
+        "bad KNX"
+    );
+    for s in summaries {
+        let p = &s.protection;
+        let used = p.max_integral_used.max();
+        let trip = p
+            .tripped_at_s
+            .map_or_else(|| format!("{used:.2}"), |at| format!("TRIP {at:.0} s"));
+        let max_rev = s
+            .points
+            .iter()
+            .map(|p| p.reversals_per_hour)
+            .fold(0.0f64, f64::max);
+        let _ = writeln!(
+            out,
+            "{:<10} {:>22} {:>22} {:>11.2} {:>8.3} {:>7.0} {:>8.0} {:>6} {:>8.0} {:>6}",
+            s.mode.name(),
+            format!(
+                "{:.1}/{:.1}",
+                s.over_fuse_amp_seconds.sum(),
+                s.over_fuse_charging_amp_seconds.sum()
+            ),
+            format!("{} {trip}", p.device),
+            s.energy_bound_lp_kwh,
+            s.efficiency_lp,
+            s.max_setpoint_changes_per_hour,
+            max_rev,
+            s.short_on_off_periods,
+            s.longest_wait_s,
+            s.implausible_values_published
         );
     }
     if let Some(gain) = super::per_phase_gain(summaries) {

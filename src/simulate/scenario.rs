@@ -97,6 +97,48 @@ pub enum Interpolation {
     Step,
 }
 
+/// The protective device upstream of the installation (the "fuse" whose rating the DLM
+/// protects).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+pub enum DeviceKind {
+    /// gG fuse-link (IEC 60269), the usual house connection fuse.
+    #[default]
+    #[serde(rename = "gG")]
+    Gg,
+    /// Miniature circuit breaker, type B (IEC 60898-1).
+    B,
+    /// Miniature circuit breaker, type C (IEC 60898-1).
+    C,
+}
+
+/// What the smart meter measures and sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MeterKind {
+    /// Current per phase on objects 10, 11, 12.
+    #[default]
+    #[serde(rename = "3-phase")]
+    ThreePhase,
+    /// The current of one phase on object 10 (the gateway counts it on every phase).
+    #[serde(rename = "1-phase")]
+    OnePhase,
+    /// Active power per phase on objects 10, 11, 12 (DPT 14.056); the gateway converts at
+    /// its nominal voltage while the grid runs at the meter's `voltage`.
+    Power,
+}
+
+/// How a charging point reports currents that cannot be right.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InvalidKind {
+    /// The poll carries the raw value as a current on every phase (e.g. 0x7FFFFFFF mA, which
+    /// KEBA's register map marks invalid only from 2³¹ on).
+    #[default]
+    Value,
+    /// The driver recognises it and reports DLM InvCurrent.
+    Flagged,
+}
+
 // ---------------------------------------------------------------------------------------
 // The file as written.
 
@@ -128,6 +170,9 @@ struct GridFile {
     fuse: Spanned<u32>,
     #[serde(default)]
     reserve: Option<Spanned<u32>>,
+    #[serde(default)]
+    protection: DeviceKind,
+    protection_rating: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -142,6 +187,8 @@ struct DlmFile {
     grid_control_current: Option<Spanned<u32>>,
     rotation_interval: Option<Spanned<u32>>,
     prioritised_charging_point: Option<Spanned<u32>>,
+    grid_control_power: Option<Spanned<f64>>,
+    unbalanced_load: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -149,6 +196,27 @@ struct DlmFile {
 struct MeterFile {
     interval: Option<Spanned<u32>>,
     tolerance: Option<Spanned<u32>>,
+    #[serde(default)]
+    kind: MeterKind,
+    #[serde(default)]
+    phase: Option<Spanned<String>>,
+    #[serde(default)]
+    noise: f64,
+    #[serde(default = "one_u64")]
+    seed: u64,
+    #[serde(default)]
+    latency: f64,
+    #[serde(default)]
+    spread: f64,
+    #[serde(default = "nominal_volts")]
+    voltage: f64,
+}
+
+const fn one_u64() -> u64 {
+    1
+}
+const fn nominal_volts() -> f64 {
+    230.0
 }
 
 #[derive(Deserialize)]
@@ -201,6 +269,28 @@ struct VehicleFile {
     energy: f64,
     #[serde(default = "two")]
     reaction: f64,
+    #[serde(default)]
+    ramp: f64,
+    taper_from: Option<f64>,
+    #[serde(default = "two")]
+    taper_to: f64,
+    #[serde(default)]
+    pauses: Vec<WindowFile>,
+    #[serde(default)]
+    phase_switch: Vec<PhaseSwitchFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PhaseSwitchFile {
+    at: u32,
+    phases: u8,
+    #[serde(default = "default_switch_pause")]
+    pause: u32,
+}
+
+const fn default_switch_pause() -> u32 {
+    60
 }
 
 #[derive(Deserialize, Default)]
@@ -230,6 +320,36 @@ struct EventsFile {
     high_power: Vec<Spanned<HighPowerFile>>,
     #[serde(default)]
     load_step: Vec<Spanned<LoadStepFile>>,
+    #[serde(default)]
+    unreachable: Vec<Spanned<PointWindowFile>>,
+    #[serde(default)]
+    invalid_current: Vec<Spanned<InvalidFile>>,
+    #[serde(default)]
+    interruption: Vec<Spanned<PointWindowFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PointWindowFile {
+    charging_point: u8,
+    from: u32,
+    to: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InvalidFile {
+    charging_point: u8,
+    from: u32,
+    to: u32,
+    #[serde(default)]
+    kind: InvalidKind,
+    #[serde(default = "i32_max")]
+    milliamps: i64,
+}
+
+const fn i32_max() -> i64 {
+    2_147_483_647
 }
 
 #[derive(Deserialize)]
@@ -298,7 +418,8 @@ pub struct VehicleSpec {
     pub arrival: Duration,
     /// Unplug time.
     pub departure: Duration,
-    /// Phases it draws on (1 or 3; a 3-phase car on a 1-phase point uses one).
+    /// Phases it draws on at arrival (1, 2 or 3; mapped through the point's rotation; a
+    /// 3-phase car on a 1-phase point uses one).
     pub phases: u8,
     /// Most it draws per phase.
     pub max_current: Current,
@@ -306,6 +427,82 @@ pub struct VehicleSpec {
     pub energy: Energy,
     /// Delay between a new setpoint and the vehicle drawing it.
     pub reaction: Duration,
+    /// How fast it rises towards a higher target, A/s (`None` = at once).
+    pub ramp: Option<f64>,
+    /// Tapering: from this fraction of `energy` on, its ceiling falls linearly to
+    /// `taper_to` at full.
+    pub taper_from: Option<f64>,
+    /// Current at the end of the taper.
+    pub taper_to: Current,
+    /// Windows in which it pauses on its own (SuspendedEV: plugged, draws 0 A).
+    pub pauses: Vec<Window>,
+    /// Phase switches: from `at`, it draws on `phases`, after `pause` at 0 A.
+    pub phase_switches: Vec<PhaseSwitch>,
+}
+
+/// A 1↔3-phase switch of a vehicle (by the box or the vehicle).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhaseSwitch {
+    /// When it starts.
+    pub at: Duration,
+    /// Phases after it.
+    pub phases: u8,
+    /// Time at 0 A while the contactors change over.
+    pub pause: Duration,
+}
+
+/// The smart meter as it behaves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MeterSpec {
+    /// What it sends.
+    pub kind: MeterKind,
+    /// The phase a 1-phase meter measures.
+    pub phase: Phase,
+    /// Noise: each value is off by up to ± this many amperes (uniform).
+    pub noise: f64,
+    /// Seed of the noise (the same seed gives the same run).
+    pub seed: u64,
+    /// Time from measuring to the value's arrival at the gateway.
+    pub latency: Duration,
+    /// L2 is measured this long after L1, L3 twice as long.
+    pub spread: Duration,
+    /// The grid's real voltage (a power meter's values are converted back at the gateway's
+    /// nominal 230 V).
+    pub voltage: f64,
+}
+
+impl Default for MeterSpec {
+    fn default() -> Self {
+        Self {
+            kind: MeterKind::ThreePhase,
+            phase: Phase::L1,
+            noise: 0.0,
+            seed: 1,
+            latency: Duration::ZERO,
+            spread: Duration::ZERO,
+            voltage: 230.0,
+        }
+    }
+}
+
+/// A window at one charging point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PointWindow {
+    /// Which charging point.
+    pub cp: ChargePointId,
+    /// When.
+    pub window: Window,
+}
+
+/// A charging point reporting invalid currents for a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidCurrent {
+    /// Which charging point, when.
+    pub at: PointWindow,
+    /// As a raw value or flagged by the driver.
+    pub kind: InvalidKind,
+    /// The raw value in milliamperes (kind `value`).
+    pub milliamps: i32,
 }
 
 /// A time window `[from, to)`.
@@ -344,6 +541,12 @@ pub struct Events {
     pub high_power: Vec<Duration>,
     /// Sudden extra loads.
     pub load_steps: Vec<LoadStep>,
+    /// Charging points that do not answer (their box keeps its last setpoint).
+    pub unreachable: Vec<PointWindow>,
+    /// Charging points reporting invalid currents.
+    pub invalid_current: Vec<InvalidCurrent>,
+    /// Interruption (object 55 + 50 × (n − 1)) on in these windows.
+    pub interruption: Vec<PointWindow>,
 }
 
 /// The house load per phase over time.
@@ -408,6 +611,10 @@ pub struct Scenario {
     pub modes: Vec<AllocationMode>,
     /// When minimums do not fit.
     pub strategy: Strategy,
+    /// The protective device and its rating.
+    pub protection: (DeviceKind, Current),
+    /// The meter's behaviour.
+    pub meter: MeterSpec,
     /// Meter sending interval.
     pub meter_interval: Duration,
     /// Tolerance before the meter counts as silent.
@@ -579,6 +786,18 @@ impl Scenario {
             "overcurrent_strategy = \"{}\"",
             d.overcurrent_strategy.name()
         );
+        if let Some(v) = &d.grid_control_power {
+            let kw = *v.get_ref();
+            if !kw.is_finite() {
+                return Err(c.err(v.span(), "dlm.grid_control_power: not a number"));
+            }
+            params.set(
+                "grid_control_power",
+                &format!("{kw:.1}"),
+                v.span(),
+                "dlm.grid_control_power",
+            );
+        }
         let modes = match &d.modes {
             None => vec![AllocationMode::PerPhase],
             Some(m) => {
@@ -595,9 +814,14 @@ impl Scenario {
                 list
             }
         };
+        let (connection, measurement) = match file.meter.kind {
+            MeterKind::ThreePhase => ("3-phase", "current"),
+            MeterKind::OnePhase => ("1-phase", "current"),
+            MeterKind::Power => ("3-phase", "power"),
+        };
         let _ = writeln!(
             params.lines,
-            "[dlm.meter]\nconnection = \"3-phase\"\nmeasurement = \"current\"\n[dlm.monitoring]\nmode = \"values\""
+            "[dlm.meter]\nconnection = \"{connection}\"\nmeasurement = \"{measurement}\"\n[dlm.monitoring]\nmode = \"values\""
         );
         let interval = file.meter.interval.as_ref().map_or(10, |v| *v.get_ref());
         let tolerance = file.meter.tolerance.as_ref().map_or(5, |v| *v.get_ref());
@@ -623,6 +847,61 @@ impl Scenario {
                 let _ = writeln!(params.lines, "tolerance = {tolerance}");
             }
         }
+
+        if let Some(v) = &d.unbalanced_load {
+            let _ = writeln!(params.lines, "[dlm.unbalanced_load]\nenabled = true");
+            params.set(
+                "limit",
+                &v.get_ref().to_string(),
+                v.span(),
+                "dlm.unbalanced_load",
+            );
+        }
+        let m = &file.meter;
+        let meter_span = m.phase.as_ref().map_or(0..0, Spanned::span);
+        let phase = match m.phase.as_ref().map(|p| p.get_ref().as_str()) {
+            None | Some("L1") => Phase::L1,
+            Some("L2") => Phase::L2,
+            Some("L3") => Phase::L3,
+            Some(other) => {
+                return Err(c.err(
+                    meter_span,
+                    format!("meter.phase: \"{other}\" is not L1, L2 or L3"),
+                ));
+            }
+        };
+        if !(0.0..=50.0).contains(&m.noise) {
+            return Err(c.err(0..0, "meter.noise: 0 to 50 A"));
+        }
+        if !(100.0..=300.0).contains(&m.voltage) {
+            return Err(c.err(0..0, "meter.voltage: 100 to 300 V"));
+        }
+        let meter = MeterSpec {
+            kind: m.kind,
+            phase,
+            noise: m.noise,
+            seed: m.seed,
+            latency: float_secs(&c, &(0..0), "meter.latency", m.latency, 60.0)?,
+            spread: float_secs(&c, &(0..0), "meter.spread", m.spread, 10.0)?,
+            voltage: m.voltage,
+        };
+        let rating = file
+            .grid
+            .protection_rating
+            .as_ref()
+            .map_or(*file.grid.fuse.get_ref(), |r| *r.get_ref());
+        if !(1..=1000).contains(&rating) {
+            let span = file
+                .grid
+                .protection_rating
+                .as_ref()
+                .map_or(0..0, Spanned::span);
+            return Err(c.err(span, "grid.protection_rating: 1 to 1000 A"));
+        }
+        let protection = (
+            file.grid.protection,
+            Current::from_amps(i32::try_from(rating).unwrap_or(1000)),
+        );
 
         // Time.
         let duration = *file.time.duration.get_ref();
@@ -728,9 +1007,38 @@ impl Scenario {
             if f.arrival >= f.departure {
                 return Err(c.err(span, "vehicle: arrival must be before departure"));
             }
-            if !matches!(f.phases, 1 | 3) {
-                return Err(c.err(span, "vehicle.phases: 1 or 3"));
+            if !matches!(f.phases, 1..=3) {
+                return Err(c.err(span, "vehicle.phases: 1, 2 or 3"));
             }
+            if !(f.ramp.is_finite() && (0.0..=1000.0).contains(&f.ramp)) {
+                return Err(c.err(span, "vehicle.ramp: 0 (at once) to 1000 A/s"));
+            }
+            if f.taper_from.is_some_and(|x| !(0.0..1.0).contains(&x)) {
+                return Err(c.err(span, "vehicle.taper_from: a fraction 0 to below 1"));
+            }
+            let taper_to = c.amps(&span, "vehicle.taper_to", f.taper_to)?;
+            let mut pauses = Vec::new();
+            for w in &f.pauses {
+                if w.from >= w.to {
+                    return Err(c.err(span, "vehicle.pauses: from must be before to"));
+                }
+                pauses.push(Window {
+                    from: secs(w.from),
+                    to: secs(w.to),
+                });
+            }
+            let mut phase_switches = Vec::new();
+            for w in &f.phase_switch {
+                if !matches!(w.phases, 1..=3) {
+                    return Err(c.err(span, "vehicle.phase_switch.phases: 1, 2 or 3"));
+                }
+                phase_switches.push(PhaseSwitch {
+                    at: secs(w.at),
+                    phases: w.phases,
+                    pause: secs(w.pause),
+                });
+            }
+            phase_switches.sort_by_key(|p| p.at);
             let max_current = c.amps(&span, "vehicle.max_current", f.max_current)?;
             if !(0.0..=1000.0).contains(&f.energy) {
                 return Err(c.err(span, "vehicle.energy: 0 to 1000 kWh"));
@@ -761,6 +1069,11 @@ impl Scenario {
                 max_current,
                 energy,
                 reaction,
+                ramp: (f.ramp > 0.0).then_some(f.ramp),
+                taper_from: f.taper_from,
+                taper_to,
+                pauses,
+                phase_switches,
             });
         }
 
@@ -838,6 +1151,61 @@ impl Scenario {
             });
         }
 
+        let point_window = |f: &PointWindowFile, span: Range<usize>, what: &str| {
+            let cp = ChargePointId::new(f.charging_point)
+                .filter(|cp| points.iter().any(|p| p.id == *cp))
+                .ok_or_else(|| {
+                    c.err(
+                        span.clone(),
+                        format!(
+                            "{what}.charging_point: there is no [[charging_point]] with id {}",
+                            f.charging_point
+                        ),
+                    )
+                })?;
+            if f.from >= f.to {
+                return Err(c.err(span, format!("{what}: from must be before to")));
+            }
+            Ok(PointWindow {
+                cp,
+                window: Window {
+                    from: secs(f.from),
+                    to: secs(f.to),
+                },
+            })
+        };
+        for w in &file.events.unreachable {
+            let pw = point_window(w.get_ref(), w.span(), "events.unreachable")?;
+            events.unreachable.push(pw);
+        }
+        for w in &file.events.interruption {
+            let pw = point_window(w.get_ref(), w.span(), "events.interruption")?;
+            events.interruption.push(pw);
+        }
+        for w in &file.events.invalid_current {
+            let f = w.get_ref();
+            let at = point_window(
+                &PointWindowFile {
+                    charging_point: f.charging_point,
+                    from: f.from,
+                    to: f.to,
+                },
+                w.span(),
+                "events.invalid_current",
+            )?;
+            let Ok(milliamps) = i32::try_from(f.milliamps) else {
+                return Err(c.err(
+                    w.span(),
+                    "events.invalid_current.milliamps: a 32-bit signed value",
+                ));
+            };
+            events.invalid_current.push(InvalidCurrent {
+                at,
+                kind: f.kind,
+                milliamps,
+            });
+        }
+
         let scenario = Self {
             name: file.name.unwrap_or_default(),
             description: file.description,
@@ -845,6 +1213,8 @@ impl Scenario {
             reserve: Current::from_amps(i32::try_from(reserve).unwrap_or(i32::MAX).min(100_000)),
             modes,
             strategy: d.overcurrent_strategy,
+            protection,
+            meter,
             meter_interval: secs(interval),
             meter_tolerance: secs(tolerance),
             duration: secs(duration),
@@ -874,6 +1244,10 @@ impl Scenario {
         text.push_str(
             "[group_addresses]\n1 = [\"0/0/1\"]\n10 = [\"0/0/10\"]\n11 = [\"0/0/11\"]\n12 = [\"0/0/12\"]\n13 = [\"0/0/13\"]\n",
         );
+        for p in &self.points {
+            let o = p.id.object_base() + 5;
+            let _ = writeln!(text, "{o} = [\"0/1/{o}\"]");
+        }
         text
     }
 

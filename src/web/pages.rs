@@ -73,6 +73,43 @@ pub fn public() -> Routes {
             get(|| async { page(LOGIN_HTML, "login") }),
         )
         .add(Method::GET, "/assets/{name}", get(asset))
+        .add(
+            Method::GET,
+            crate::ssdp::DESCRIPTION_PATH,
+            get(upnp_description),
+        )
+}
+
+/// The UPnP device description (spec 7.1: the gateway in the Windows network environment),
+/// with the website as its presentation URL, as reached by the requester (its `Host`).
+async fn upnp_description(
+    axum::extract::State(state): axum::extract::State<super::AppState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let Some(device) = state.upnp() else {
+        return keyed(
+            StatusCode::NOT_FOUND,
+            ErrorKey::NotFound,
+            "no UPnP description",
+        );
+    };
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        })
+        .map(str::to_owned)
+        .or_else(|| state.listen().map(|a| a.to_string()))
+        .unwrap_or_default();
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        device.description_xml(&format!("http://{host}")),
+    )
+        .into_response()
 }
 
 /// Pages that need a session.

@@ -16,8 +16,8 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::core::{ComLed, DlmCycle, LinkState};
 use crate::faults::Fault;
+use crate::gateway::shell::Snapshot;
 use crate::objects::Value;
-use crate::shell::Snapshot;
 use crate::units::GoNumber;
 
 /// The whole status page.
@@ -280,8 +280,8 @@ pub fn view(
                 _ => None,
             };
             let address = match c.interface {
-                crate::chargers::registry::Interface::Tcp => format!("{}:{}", c.ip, c.port),
-                crate::chargers::registry::Interface::Rs485 => {
+                crate::catalog::Interface::Tcp => format!("{}:{}", c.ip, c.port),
+                crate::catalog::Interface::Rs485 => {
                     format!("RS485 {}", c.rs485_address)
                 }
             };

@@ -471,7 +471,7 @@ pub(crate) enum MeterAt {
 /// A retrofit meter of the pre-configured `model` (unit id 1) at `at`; everything else (the
 /// manual register layout, unused with a model) at the parameter model's defaults.
 pub(crate) fn model_meter(model: &str, at: MeterAt) -> knx_echarge::config::RetrofitMeter {
-    use knx_echarge::chargers::registry::{Interface, meter_model};
+    use knx_echarge::catalog::{Interface, meter_model};
     use knx_echarge::config::RetrofitKind;
     let mut meter = default_meter();
     meter.kind = RetrofitKind::Model;

@@ -3,7 +3,7 @@
 //! Source: ABB "Terra AC Charger Modbus Communication" v1.11 (library.e.abb.com,
 //! ABB_Terra_AC_Charger_ModbusCommunication_v1.11.pdf), as cited chapter by chapter by OpenEMS
 //! `io.openems.edge.evcs.abb.terraac`; cross-checked against evcc `charger/abb.go` (facts
-//! only). Register map: `shared/reference/charger_register_maps.md` §2.
+//! only). Register map: `docs/register-maps.md` §2.
 //!
 //! | what | register | notes |
 //! | --- | --- | --- |
@@ -25,12 +25,12 @@ use super::common::{
     DriverSettings, WriteCache, check_setpoint, check_timeout, currents_ma, identity_error, reg,
     regs, split_bits, u32_at,
 };
-use crate::chargers::modbus::Modbus;
-use crate::chargers::registry::Capability;
+use crate::catalog::Capability;
 use crate::chargers::status::{
     ChargePoint, ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, CpState,
     DriverError, ManufacturerError,
 };
+use crate::modbus::Modbus;
 use crate::units::{Current, Energy, Power};
 
 const MIN: Current = Current::from_amps(6);
@@ -145,6 +145,9 @@ impl<M: Modbus> ChargePoint for AbbTerraAc<M> {
                 1 => CpState::ManualStartRequired,
                 4 if reduced => CpState::ChargingReduced,
                 4 => CpState::Charging,
+                // "Session stopped" outlives the vehicle: the socket lock tells whether one is
+                // still there (evcc abb.go:130–138).
+                5 if !connected => CpState::Available,
                 2 | 3 | 5 if self.stopped => CpState::Cancelled,
                 2 | 3 | 5 if limit == 0 => CpState::Interrupted,
                 2 | 3 | 5 => CpState::Connected,

@@ -2,7 +2,7 @@
 //!
 //! Source: Alfen "Implementation of Modbus Slave TCP/IP for Alfen NG9xx platform" v2.3
 //! (2020-10-30, firmware 4.10; wire addresses, big-endian); cross-checked against evcc
-//! `charger/alfen.go` (facts only). Register map: `shared/reference/charger_register_maps.md`
+//! `charger/alfen.go` (facts only). Register map: `docs/register-maps.md`
 //! §4.
 //!
 //! Two unit ids over one connection (Alfen allows two masters only): 200 = station, the
@@ -30,12 +30,12 @@ use super::common::{
     DriverSettings, Enable, WriteCache, check_setpoint, currents_f32, f32_at, identity_error,
     non_empty, reg, regs,
 };
-use crate::chargers::modbus::{Modbus, ModbusError, decode};
-use crate::chargers::registry::Capability;
+use crate::catalog::Capability;
 use crate::chargers::status::{
     ChargePoint, ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, CpState,
     DriverError, ManufacturerError,
 };
+use crate::modbus::{Modbus, ModbusError, decode};
 use crate::units::{Current, Energy, PerPhase, Power, Temperature};
 
 const MIN: Current = Current::from_amps(6);
@@ -152,12 +152,19 @@ impl<M: Modbus> ChargePoint for AlfenEve<M> {
     async fn poll(&mut self) -> Result<ChargerStatus, DriverError> {
         let m = self.m.read_holding(300, 78).await?;
         let meter_state = reg(&m, 300, 300)?;
-        let currents = currents_f32([
+        let currents = currents_f32(single_phase_nan([
             f32_at(&m, 300, 320)?,
             f32_at(&m, 300, 322)?,
             f32_at(&m, 300, 324)?,
-        ])?;
-        let watts = |v: f32| Power::from_watts_f64(f64::from(v)).ok();
+        ]))?;
+        // On a 1-phase installation L2 and L3 read NaN (power as the currents).
+        let watts = |v: f32| {
+            if v.is_nan() {
+                Some(Power::ZERO)
+            } else {
+                Power::from_watts_f64(f64::from(v)).ok()
+            }
+        };
         let power_phases = match (
             watts(f32_at(&m, 300, 338)?),
             watts(f32_at(&m, 300, 340)?),
@@ -183,16 +190,18 @@ impl<M: Modbus> ChargePoint for AlfenEve<M> {
         let t = self.station(1102, 2).await?;
         let temperature =
             decode::f32_be(&t).and_then(|v| Temperature::from_celsius_f64(f64::from(v)).ok());
-        let connected = mode3 != "A" && !mode3.is_empty();
+        // Mode-3 state E (no pilot: no vehicle, or the box waking up) is state A, as evcc
+        // takes it; only F is the box's error.
+        let connected = !matches!(mode3.as_str(), "A" | "E" | "");
         let charging = mode3 == "C2" || mode3 == "D2";
-        let faulted = mode3 == "E" || mode3 == "F";
+        let faulted = mode3 == "F";
         let state = if faulted || meter_state & 0x08 != 0 {
             CpState::Error
         } else if !operative {
             CpState::NotAvailable
         } else {
             match mode3.as_str() {
-                "A" => CpState::Available,
+                "A" | "E" => CpState::Available,
                 "C2" => CpState::Charging,
                 "D2" => CpState::ChargingVentilation,
                 "B1" | "B2" | "C1" | "D1" if !self.enable.started => CpState::Cancelled,
@@ -265,5 +274,30 @@ impl<M: Modbus> ChargePoint for AlfenEve<M> {
             }
         }
         Ok(CommandOutcome::Done)
+    }
+}
+
+/// The three currents of a 1-phase installation: NaN on L2 and L3 is "not connected" and
+/// reads 0 A (evcc "fix NaN values in 1p connection", #4578). NaN on L1 stays invalid.
+fn single_phase_nan(values: [f32; 3]) -> [f32; 3] {
+    match values {
+        [l1, l2, l3] if l1.is_finite() => [l1, zero_if_nan(l2), zero_if_nan(l3)],
+        other => other,
+    }
+}
+
+fn zero_if_nan(v: f32) -> f32 {
+    if v.is_nan() { 0.0 } else { v }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nan_on_unused_phases_is_zero_but_not_on_l1() {
+        let [a, b, c] = single_phase_nan([16.0, f32::NAN, f32::NAN]);
+        assert_eq!((a, b, c), (16.0, 0.0, 0.0));
+        assert!(single_phase_nan([f32::NAN, 1.0, 1.0])[0].is_nan());
     }
 }

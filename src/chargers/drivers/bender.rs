@@ -4,21 +4,23 @@
 //! Source: Bender "Charge Controller Modbus TCP API" v5.32 (bender.de/docs/charge-controller/
 //! 5.32/APIs/Modbus-API) and the CC613 configuration-interface register list (registers
 //! 100–138); cross-checked against evcc `charger/bender.go` and the Tinkerforge Bender
-//! emulation (facts only). Register map: `shared/reference/charger_register_maps.md` §3.
+//! emulation (facts only). Register map: `docs/register-maps.md` §3.
 //!
 //! | what | register | notes |
 //! | --- | --- | --- |
 //! | firmware / protocol version | 100 (2) / 120 (2) ASCII | identity: protocol "x.yy" |
-//! | OCPP status / error codes 1–4 | 104 / 105, 107, 109, 111 (u32 each) | errors → fault info 1–4 |
-//! | vehicle state / availability | 122 (1 A … 5 E) / 124 (0 operative, 1 inoperative) | 124 = start/stop |
+//! | OCPP status / error codes 1–4 | 104 (OCPP 1.6 numbering: 3 Unavailable, 4 Faulted, 8 SuspendedEV) / 105, 107, 109, 111 (u32 each) | errors → fault info 1–4 |
+//! | vehicle state / availability | 122 (1 A … 5 E) / 124 | 124 is neither read nor written: its polarity flips on MENNEKES firmware ≥ 5.22 |
 //! | safe current / comm timeout | 131 A / 132 s | failsafe |
 //! | hardware current limit | 133 A | setpoint range |
 //! | model text | 142 (10) ASCII | missing on legacy firmware |
 //! | energy L1–L3 / power L1–L3 / currents | 200.. Wh / 206.. W / 212.. mA (u32) | 0xFFFFFFFF = invalid |
-//! | total energy / total power | 218 Wh / 220 W | |
-//! | session energy | 716 (705 legacy) u32 Wh | unreliable: the core computes sessions from 218 |
-//! | RFID / EVCCID | 720 (10) / 741 (6) ASCII | 730/740 are never read (4You closes the connection) |
-//! | HEMS current limit | 1000 A | setpoint; 0 pauses; rewritten as heartbeat |
+//! | total energy / total power | 218 Wh / 220 W | 220 = 0xFFFFFFFF: no meter fitted, nothing metered |
+//! | session energy | 716 (705 on legacy firmware) u32 Wh | unreliable: the core computes sessions from 218 |
+//! | RFID / EVCCID | 720 (10) / 741 (6) ASCII | 741 not on legacy firmware nor 4You/4Business (they close the connection); 730/740 never |
+//! | HEMS current limit | 1000 A | setpoint; 0 pauses and stops; rewritten as heartbeat |
+//!
+//! Field behaviour: `docs/chargers.md` (Bender).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -27,12 +29,12 @@ use super::common::{
     DriverSettings, WriteCache, amps_u16, check_setpoint, check_timeout, currents_ma, id_read,
     identity_error, non_empty, reg, regs, u32_at,
 };
-use crate::chargers::modbus::{Modbus, decode};
-use crate::chargers::registry::Capability;
+use crate::catalog::Capability;
 use crate::chargers::status::{
     ChargePoint, ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, CpState,
     DriverError, ManufacturerError,
 };
+use crate::modbus::{Modbus, decode};
 use crate::units::{Current, Energy, PerPhase, Power};
 
 const MIN: Current = Current::from_amps(6);
@@ -45,6 +47,9 @@ pub struct BenderCc<M> {
     cache: WriteCache,
     max: Current,
     setpoint: u16,
+    started: bool,
+    legacy: bool,
+    no_iso15118: bool,
     heartbeat: Option<Duration>,
 }
 
@@ -56,8 +61,16 @@ impl<M: Modbus> BenderCc<M> {
             cache: WriteCache::default(),
             max: Current::from_amps(32),
             setpoint: 6,
+            started: true,
+            legacy: false,
+            no_iso15118: false,
             heartbeat: None,
         }
+    }
+
+    /// The HEMS limit to write: the setpoint while started, else 0 (stop).
+    fn effective(&self) -> u16 {
+        if self.started { self.setpoint } else { 0 }
     }
 }
 
@@ -119,11 +132,17 @@ impl<M: Modbus> ChargePoint for BenderCc<M> {
         if (6..=80).contains(&hw) {
             self.max = Current::from_amps(i32::from(hw));
         }
-        // The model text is missing on legacy firmware.
+        // The model text is missing on legacy firmware. Legacy firmware and the MENNEKES
+        // 4You/4Business close the connection on a read of 730–746 (evcc bender.go).
         let model = match self.m.read_holding(142, 10).await {
             Ok(r) => non_empty(decode::ascii(&r)),
             Err(_) => None,
         };
+        self.legacy = model.is_none();
+        self.no_iso15118 = self.legacy
+            || model
+                .as_deref()
+                .is_some_and(|m| m.contains("4You") || m.contains("4Business"));
         Ok(ChargerIdentity {
             serial: None,
             firmware: non_empty(firmware),
@@ -141,16 +160,22 @@ impl<M: Modbus> ChargePoint for BenderCc<M> {
             u32_at(&s, 104, 111)?,
         ];
         let vehicle = reg(&s, 104, 122)?;
-        let inoperative = reg(&s, 104, 124)? == 1;
         let m = self.m.read_holding(200, 22).await?;
-        let currents = currents_ma(
-            [
-                u32_at(&m, 200, 212)?,
-                u32_at(&m, 200, 214)?,
-                u32_at(&m, 200, 216)?,
-            ],
-            &[INVALID],
-        )?;
+        // Total power 0xFFFFFFFF: no meter fitted; nothing is metered (evcc uses the meter
+        // only when 220 is valid). A single invalid current with a meter stays invalid.
+        let metered = u32_at(&m, 200, 220)? != INVALID;
+        let currents = if metered {
+            Some(currents_ma(
+                [
+                    u32_at(&m, 200, 212)?,
+                    u32_at(&m, 200, 214)?,
+                    u32_at(&m, 200, 216)?,
+                ],
+                &[INVALID],
+            )?)
+        } else {
+            None
+        };
         let phase = |a: u16| u32_at(&m, 200, a);
         let power_phases = match (watts(phase(206)?), watts(phase(208)?), watts(phase(210)?)) {
             (Some(a), Some(b), Some(c)) => Some(PerPhase([a, b, c])),
@@ -160,22 +185,32 @@ impl<M: Modbus> ChargePoint for BenderCc<M> {
             (Some(a), Some(b), Some(c)) => Some(PerPhase([a, b, c])),
             _ => None,
         };
-        let session = self.m.read_holding(716, 2).await?;
+        let session = self
+            .m
+            .read_holding(if self.legacy { 705 } else { 716 }, 2)
+            .await?;
         let rfid = decode::ascii(&self.m.read_holding(720, 10).await?);
-        let evccid = decode::ascii(&self.m.read_holding(741, 6).await?);
+        let evccid = if self.no_iso15118 {
+            String::new()
+        } else {
+            decode::ascii(&self.m.read_holding(741, 6).await?)
+        };
         let hems = self.m.read_holding(1000, 1).await?;
         let connected = (2..=4).contains(&vehicle);
         let charging = vehicle == 3 || vehicle == 4;
         let error = errors.iter().any(|e| *e != 0);
         let setpoint = reg(&hems, 1000, 1000)?;
-        let state = if vehicle == 5 || ocpp == 8 {
+        // OCPP 4 = Faulted; 8 = SuspendedEV is a vehicle pausing itself (battery full).
+        let state = if vehicle == 5 || ocpp == 4 {
             CpState::Error
-        } else if inoperative {
+        } else if !self.started {
             if connected {
                 CpState::Cancelled
             } else {
-                CpState::NotAvailable
+                CpState::Available
             }
+        } else if ocpp == 3 {
+            CpState::NotAvailable
         } else {
             match vehicle {
                 1 => CpState::Available,
@@ -191,7 +226,7 @@ impl<M: Modbus> ChargePoint for BenderCc<M> {
             connected,
             charging,
             setpoint: Some(Current::from_amps(i32::from(setpoint))),
-            currents: Some(currents),
+            currents,
             power: watts(phase(220)?),
             power_phases,
             energy_total: wh(phase(218)?),
@@ -208,7 +243,7 @@ impl<M: Modbus> ChargePoint for BenderCc<M> {
 
     async fn heartbeat(&mut self) -> Result<(), DriverError> {
         // The HEMS limit must be rewritten within the communication timeout.
-        self.m.write_multiple(1000, &[self.setpoint]).await?;
+        self.m.write_multiple(1000, &[self.effective()]).await?;
         Ok(())
     }
 
@@ -224,12 +259,16 @@ impl<M: Modbus> ChargePoint for BenderCc<M> {
                     Err(o) => return Ok(o),
                 };
                 self.setpoint = amps;
-                self.cache.write(&mut self.m, 1000, &[amps], true).await?;
+                let v = self.effective();
+                self.cache.write(&mut self.m, 1000, &[v], true).await?;
             }
             ChargerCommand::StartStop(start) => {
-                self.cache
-                    .write(&mut self.m, 124, &[u16::from(!start)], true)
-                    .await?;
+                // Stop = HEMS limit 0, as evcc does, not register 124 (whose polarity
+                // differs between firmware lines): safe on every firmware.
+                self.started = start;
+                let v = self.effective();
+                self.m.write_multiple(1000, &[v]).await?;
+                self.cache.known(1000, &[v]);
             }
             ChargerCommand::Unlock => {
                 return Ok(CommandOutcome::NotPossible(

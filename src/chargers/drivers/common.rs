@@ -1,15 +1,14 @@
 //! What every driver shares: the per-charging-point limits a driver gets from the
 //! configuration, write-on-change bookkeeping (EEPROM wear), the setpoint checks that give
 //! `OutOfRange`, the start/stop-versus-pause bookkeeping for models that stop by 0 A, and
-//! register decoding beyond [`crate::chargers::modbus::decode`].
+//! register decoding beyond [`crate::modbus::decode`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::chargers::modbus::{Modbus, ModbusError, decode};
 use crate::chargers::status::{CommandOutcome, DriverError};
-use crate::config::{ChargePointConfig, PhaseCount};
-use crate::units::{Current, PerPhase, Temperature};
+use crate::modbus::{Modbus, ModbusError, decode};
+use crate::units::{Current, PerPhase, PhaseCount, Temperature};
 
 /// What a driver takes from the charging point's configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,18 +21,6 @@ pub struct DriverSettings {
     pub failsafe_current: Current,
     /// Failsafe timeout written at start.
     pub failsafe_timeout: Duration,
-}
-
-impl DriverSettings {
-    /// From a charging point's configuration.
-    pub fn from_config(c: &ChargePointConfig) -> Self {
-        Self {
-            phases: c.phases,
-            temperature_warning: c.temperature_warning,
-            failsafe_current: c.failsafe_current,
-            failsafe_timeout: c.failsafe_timeout,
-        }
-    }
 }
 
 impl Default for DriverSettings {

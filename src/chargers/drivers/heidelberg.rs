@@ -4,7 +4,7 @@
 //! Source: Heidelberg/Amperfied "ModBus-Register-Tabelle" register layout 1.0.x (2021-02-22),
 //! via the faithful listings cited in the reference; cross-checked against evcc
 //! `charger/heidelberg-ec.go` (facts only). Register map:
-//! `shared/reference/charger_register_maps.md` §5.
+//! `docs/register-maps.md` §5.
 //!
 //! | what | FC | register | notes |
 //! | --- | --- | --- | --- |
@@ -18,6 +18,10 @@
 //! | standby control | 03/06 | 258 | 4 = standby off (else the box stops answering) |
 //! | remote lock | 03/06 | 259 | 0 locked, 1 unlocked: start/stop |
 //! | max current / failsafe current | 03/06 | 261 / 262 (0.1 A) | 0 or 60–160 |
+//!
+//! Field behaviour (`docs/chargers.md`, Heidelberg): standby is disabled (258 = 4) at every
+//! start, whatever else is configured; every write uses FC 16, as evcc does; the remote lock
+//! (259 = 0) shows state F, and a box found locked while it should charge is unlocked again.
 
 use std::collections::BTreeSet;
 
@@ -25,12 +29,12 @@ use super::common::{
     DriverSettings, WriteCache, check_setpoint, deciamps_u16, id_read, identity_error, non_empty,
     reg, regs, u32_at,
 };
-use crate::chargers::modbus::{Modbus, decode};
-use crate::chargers::registry::Capability;
+use crate::catalog::Capability;
 use crate::chargers::status::{
     ChargePoint, ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, CpState,
     DriverError, ManufacturerError,
 };
+use crate::modbus::{Modbus, decode};
 use crate::units::{Current, Energy, PerPhase, Power, Temperature};
 
 const MIN: Current = Current::from_amps(6);
@@ -42,7 +46,11 @@ pub struct HeidelbergEc<M> {
     settings: DriverSettings,
     cache: WriteCache,
     max: Current,
+    started: bool,
 }
+
+/// The watchdog register counts milliseconds in 16 bits: at most 65.535 s.
+const WATCHDOG_MAX_MS: u16 = u16::MAX;
 
 impl<M: Modbus> HeidelbergEc<M> {
     /// A driver over `m` (an RS485 device, with 100 ms spacing).
@@ -52,6 +60,7 @@ impl<M: Modbus> HeidelbergEc<M> {
             settings,
             cache: WriteCache::default(),
             max: Current::from_amps(16),
+            started: true,
         }
     }
 }
@@ -98,6 +107,10 @@ impl<M: Modbus> ChargePoint for HeidelbergEc<M> {
         }
         let serial = decode::ascii(regs(&l, 100, 102, 32)?);
         let f = id_read(&mut self.m, "Heidelberg Energy Control", true, 200, 4).await?;
+        // Standby off, unconditionally: in standby the box stops answering (evcc writes it at
+        // start, heidelberg-ec.go:99).
+        self.m.write_multiple(258, &[4]).await?;
+        self.cache.known(258, &[4]);
         let firmware = format!(
             "HW {:X} / SW {:X} (layout {}.{}.{})",
             reg(&f, 200, 200)?,
@@ -125,6 +138,11 @@ impl<M: Modbus> ChargePoint for HeidelbergEc<M> {
         let total = u32_at(&b, 4, 17)?;
         let h = self.m.read_holding(257, 6).await?;
         let unlocked = reg(&h, 257, 259)? == 1;
+        if !unlocked && self.started {
+            // Locked (state F) although it should charge: unlock, as evcc does on F.
+            self.m.write_multiple(259, &[1]).await?;
+            self.cache.known(259, &[1]);
+        }
         let setpoint = reg(&h, 257, 261)?;
         let connected = (4..=8).contains(&code);
         let charging = code == 7 || code == 8;
@@ -137,6 +155,7 @@ impl<M: Modbus> ChargePoint for HeidelbergEc<M> {
             7 => CpState::Charging,
             8 => CpState::ChargingReduced,
             9 | 11 => CpState::Error,
+            10 if !self.started => CpState::Cancelled,
             10 => CpState::NotAvailable,
             _ => CpState::Illegal,
         };
@@ -172,11 +191,12 @@ impl<M: Modbus> ChargePoint for HeidelbergEc<M> {
                     Ok(s) => s.map_or(0, deciamps_u16),
                     Err(o) => return Ok(o),
                 };
-                self.cache.write(&mut self.m, 261, &[deci], false).await?;
+                self.cache.write(&mut self.m, 261, &[deci], true).await?;
             }
             ChargerCommand::StartStop(start) => {
+                self.started = start;
                 self.cache
-                    .write(&mut self.m, 259, &[u16::from(start)], false)
+                    .write(&mut self.m, 259, &[u16::from(start)], true)
                     .await?;
             }
             ChargerCommand::Unlock => {
@@ -189,21 +209,19 @@ impl<M: Modbus> ChargePoint for HeidelbergEc<M> {
                     Ok(s) => s.map_or(0, deciamps_u16),
                     Err(o) => return Ok(o),
                 };
-                let ms = match u16::try_from(timeout.as_millis()) {
-                    Ok(ms) if ms > 0 => ms,
-                    _ => {
-                        return Ok(CommandOutcome::OutOfRange(format!(
-                            "watchdog timeout {timeout:?} is outside 1 ms..65.535 s"
-                        )));
-                    }
-                };
+                // A longer timeout than the register holds is shortened to its maximum (the
+                // safe side: the box falls back sooner, and polls keep it alive anyway).
+                let ms = u16::try_from(timeout.as_millis()).unwrap_or(WATCHDOG_MAX_MS);
+                if ms == 0 {
+                    return Ok(CommandOutcome::OutOfRange(format!(
+                        "watchdog timeout {timeout:?} is below 1 ms"
+                    )));
+                }
                 let back = self.m.read_holding(257, 6).await?;
                 self.cache.known(257, &[reg(&back, 257, 257)?]);
-                self.cache.known(258, &[reg(&back, 257, 258)?]);
                 self.cache.known(262, &[reg(&back, 257, 262)?]);
-                self.cache.write(&mut self.m, 258, &[4], false).await?;
-                self.cache.write(&mut self.m, 262, &[deci], false).await?;
-                self.cache.write(&mut self.m, 257, &[ms], false).await?;
+                self.cache.write(&mut self.m, 262, &[deci], true).await?;
+                self.cache.write(&mut self.m, 257, &[ms], true).await?;
             }
         }
         Ok(CommandOutcome::Done)

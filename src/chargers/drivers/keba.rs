@@ -5,7 +5,7 @@
 //! in 0.1 Wh although V1.02 says Wh — evcc, Tinkerforge and SmartApplianceEnabler all scale
 //! by 0.1 Wh), KEBA UDP Programmers Guide V2.01 (failsafe semantics, 5020 stores the failsafe
 //! settings in EEPROM); cross-checked against evcc `charger/keba-modbus.go` (facts only).
-//! Register map: `shared/reference/charger_register_maps.md` §1.
+//! Register map: `docs/register-maps.md` §1.
 //!
 //! | what | register | notes |
 //! | --- | --- | --- |
@@ -30,12 +30,12 @@ use super::common::{
     DriverSettings, Enable, WriteCache, check_setpoint, check_timeout, currents_ma, id_read,
     identity_error, milliamps_u16,
 };
-use crate::chargers::modbus::{Modbus, decode};
-use crate::chargers::registry::Capability;
+use crate::catalog::Capability;
 use crate::chargers::status::{
     ChargePoint, ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, CpState,
     DriverError, ManufacturerError,
 };
+use crate::modbus::{Modbus, decode};
 use crate::units::{Current, Energy, Power};
 
 /// Slow data is read every this many polls.

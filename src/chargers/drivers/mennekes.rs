@@ -3,7 +3,7 @@
 //!
 //! Source: the register list as used by evcc `charger/mennekes-compact.go` and nymea
 //! `mennekes/amtron-compact20-registers.json` (facts only; no manufacturer document was found).
-//! Register map: `shared/reference/charger_register_maps.md` §10a.
+//! Register map: `docs/register-maps.md` §10a.
 //!
 //! | what | register | notes |
 //! | --- | --- | --- |
@@ -18,6 +18,11 @@
 //! | charging release | 0x0D05 | 1 allowed, 0 not: start/stop |
 //! | energy total | 0x1000 f32 kWh | |
 //!
+//! Field behaviour (`docs/chargers.md`, MENNEKES): state 6 (error) stays until the energy
+//! manager resets it — 0.0 A to 0x0302, then 1 to 0x0D05 (evcc mennekes-compact.go:146–154);
+//! the driver does so, restores its setpoint and release and reads the state again.
+//! 0x050C–0x0511 are not in the map: currents (0x0500) and power (0x0512) are read apart.
+//!
 //! There is no failsafe current register: without heartbeat the box stops charging, so a
 //! failsafe of 0 A is what it does anyway and any other current is `NotPossible`.
 
@@ -27,12 +32,12 @@ use std::time::Duration;
 use super::common::{
     DriverSettings, WriteCache, check_setpoint, currents_f32, f32_at, id_read, non_empty, reg,
 };
-use crate::chargers::modbus::{Modbus, decode};
-use crate::chargers::registry::Capability;
+use crate::catalog::Capability;
 use crate::chargers::status::{
     ChargePoint, ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, CpState,
     DriverError, ManufacturerError,
 };
+use crate::modbus::{Modbus, decode};
 use crate::units::{Current, Energy, Power};
 
 const MIN: Current = Current::from_amps(6);
@@ -46,6 +51,8 @@ pub struct AmtronCompact<M> {
     cache: WriteCache,
     max: Current,
     released: bool,
+    started: bool,
+    setpoint: [u16; 2],
 }
 
 impl<M: Modbus> AmtronCompact<M> {
@@ -56,7 +63,23 @@ impl<M: Modbus> AmtronCompact<M> {
             cache: WriteCache::default(),
             max: Current::from_amps(16),
             released: true,
+            started: true,
+            setpoint: f32_words(6.0),
         }
+    }
+
+    /// Leaves state 6: 0 A, release, then the driver's own setpoint and release again.
+    async fn recover(&mut self) -> Result<(), DriverError> {
+        self.m.write_multiple(0x0302, &f32_words(0.0)).await?;
+        self.m.write_single(0x0D05, 1).await?;
+        let words = self.setpoint;
+        self.m.write_multiple(0x0302, &words).await?;
+        self.cache.known(0x0302, &words);
+        if !self.started {
+            self.m.write_single(0x0D05, 0).await?;
+        }
+        self.cache.known(0x0D05, &[u16::from(self.started)]);
+        Ok(())
     }
 }
 
@@ -115,16 +138,22 @@ impl<M: Modbus> ChargePoint for AmtronCompact<M> {
 
     async fn poll(&mut self) -> Result<ChargerStatus, DriverError> {
         let s = self.m.read_holding(0x0100, 1).await?;
-        let state = reg(&s, 0x0100, 0x0100)?;
+        let mut state = reg(&s, 0x0100, 0x0100)?;
+        if state == 6 {
+            self.recover().await?;
+            let s = self.m.read_holding(0x0100, 1).await?;
+            state = reg(&s, 0x0100, 0x0100)?;
+        }
         let set = self.m.read_holding(0x0302, 2).await?;
         let setpoint = decode::f32_be(&set).unwrap_or(f32::NAN);
-        let m = self.m.read_holding(0x0500, 20).await?;
+        let m = self.m.read_holding(0x0500, 6).await?;
         let currents = currents_f32([
             f32_at(&m, 0x0500, 0x0500)?,
             f32_at(&m, 0x0500, 0x0502)?,
             f32_at(&m, 0x0500, 0x0504)?,
         ])?;
-        let power = Power::from_watts_f64(f64::from(f32_at(&m, 0x0500, 0x0512)?)).ok();
+        let p = self.m.read_holding(0x0512, 2).await?;
+        let power = Power::from_watts_f64(f64::from(f32_at(&p, 0x0512, 0x0512)?)).ok();
         let session = self.m.read_holding(0x0B02, 2).await?;
         let total = self.m.read_holding(0x1000, 2).await?;
         let r = self.m.read_holding(0x0D05, 1).await?;
@@ -176,9 +205,11 @@ impl<M: Modbus> ChargePoint for AmtronCompact<M> {
                 };
                 #[allow(clippy::cast_possible_truncation, reason = "amperes fit an f32")]
                 let words = f32_words(amps.as_amps_f64() as f32);
+                self.setpoint = words;
                 self.cache.write(&mut self.m, 0x0302, &words, true).await?;
             }
             ChargerCommand::StartStop(start) => {
+                self.started = start;
                 self.cache
                     .write(&mut self.m, 0x0D05, &[u16::from(start)], false)
                     .await?;

@@ -1,5 +1,5 @@
 //! The model drivers, one module per model, and the factory that builds the right driver over
-//! the right transport for a charging point's configuration ([`driver_for`]).
+//! the right transport for a charging point's [`Endpoint`] ([`driver_for`]).
 //!
 //! [`Transport`] is Modbus TCP or a device on the RS485 line; [`AnyDriver`] is any driver over
 //! either, so that the charger tasks are not generic (their futures stay `Send`).
@@ -21,13 +21,12 @@ use std::time::Duration;
 
 pub use common::DriverSettings;
 
-use super::line::{Line, LineModbus};
-use super::modbus::{Modbus, ModbusError, TcpModbus};
-use super::registry::{Capability, Interface};
 use super::status::{
     ChargePoint, ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, DriverError,
 };
-use crate::config::{ChargePointConfig, ModbusConfig};
+use crate::catalog::{Capability, ChargerModel, Interface};
+use crate::modbus::line::{Line, LineModbus};
+use crate::modbus::{Modbus, ModbusError, TcpModbus};
 
 /// Models with a driver, by config id.
 pub const SUPPORTED_MODELS: [&str; 9] = [
@@ -186,43 +185,59 @@ pub fn line_spacing(model_id: &str) -> Duration {
     }
 }
 
-/// The driver for a charging point: its model over TCP (address from the configuration) or
-/// over `line` (address `rs485_address`, else the model's default unit id).
-pub fn driver_for(
-    cp: &ChargePointConfig,
-    modbus: &ModbusConfig,
-    line: Option<&Line>,
-) -> Result<AnyDriver, FactoryError> {
-    let n = cp.id.number();
-    let model = cp.model.ok_or(FactoryError::NoModel(n))?;
-    if !model.interfaces.contains(&cp.interface) {
+/// Where and how a charging point's driver reaches its box, and what it takes from the
+/// configuration (the configuration layer fills it in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Charging point number 1..=5 (for errors and logs).
+    pub number: u8,
+    /// The model, if one is chosen.
+    pub model: Option<&'static ChargerModel>,
+    /// Modbus TCP or RS485.
+    pub interface: Interface,
+    /// Modbus TCP address.
+    pub tcp: SocketAddr,
+    /// Modbus TCP unit id (`None` = the model's default).
+    pub unit_id: Option<u8>,
+    /// RS485 client address (0 = the model's default unit id).
+    pub rs485_address: u8,
+    /// Response timeout of every Modbus TCP call.
+    pub response_timeout: Duration,
+    /// The limits a driver takes from the configuration.
+    pub settings: DriverSettings,
+}
+
+/// The driver for a charging point: its model over TCP (address from the endpoint) or over
+/// `line` (address `rs485_address`, else the model's default unit id).
+pub fn driver_for(ep: &Endpoint, line: Option<&Line>) -> Result<AnyDriver, FactoryError> {
+    let n = ep.number;
+    let model = ep.model.ok_or(FactoryError::NoModel(n))?;
+    if !model.interfaces.contains(&ep.interface) {
         return Err(FactoryError::WrongInterface(
             n,
             model.id.clone(),
-            cp.interface,
+            ep.interface,
         ));
     }
-    let settings = DriverSettings::from_config(cp);
-    let (transport, unit) = match cp.interface {
+    let (transport, unit) = match ep.interface {
         Interface::Tcp => {
-            let unit = cp.effective_unit_id().unwrap_or(model.unit_id);
-            let addr = SocketAddr::from((cp.ip, cp.port));
+            let unit = ep.unit_id.unwrap_or(model.unit_id);
             (
-                Transport::Tcp(TcpModbus::new(addr, unit, modbus.response_timeout)),
+                Transport::Tcp(TcpModbus::new(ep.tcp, unit, ep.response_timeout)),
                 unit,
             )
         }
         Interface::Rs485 => {
             let line = line.ok_or(FactoryError::NoLine(n))?;
-            let unit = if cp.rs485_address == 0 {
+            let unit = if ep.rs485_address == 0 {
                 model.unit_id
             } else {
-                cp.rs485_address
+                ep.rs485_address
             };
             let device = line.device(unit).with_spacing(line_spacing(&model.id));
             (Transport::Line(device), unit)
         }
     };
-    build(&model.id, transport, unit, settings)
+    build(&model.id, transport, unit, ep.settings)
         .ok_or_else(|| FactoryError::Unsupported(n, model.id.clone()))
 }

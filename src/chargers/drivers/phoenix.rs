@@ -6,7 +6,7 @@
 //! Source: the Phoenix Contact EV-CC-AC1-M3 Modbus register table as used by evcc
 //! `charger/phoenix-ev-eth.go` and nymea `phoenixconnect/phoenixconnect-registers.json`
 //! (facts only; no manufacturer document was at hand). Register map:
-//! `shared/reference/charger_register_maps.md` §6b. 32-bit values are **low word first**.
+//! `docs/register-maps.md` §6b. 32-bit values are **low word first**.
 //!
 //! | what | register | notes |
 //! | --- | --- | --- |
@@ -22,7 +22,7 @@
 //! | RFID reader enabled | coil 419 | |
 //! | max current | holding 528 | A; Wallbe firmware: 0.1 A (the register then reads ≥ 60) |
 //! | RFID UID | holding 606 (16) ASCII | |
-//! | total energy | holding 904 u32 LSW Wh | only with a meter |
+//! | total energy | holding 904 u32 LSW Wh | only with a meter; Wallbe firmware: u64 LSW at 2980 (904 is 16-bit there; evcc phoenix-ev-eth.go:58–59, 199–206) |
 //!
 //! Without a meter at the controller the driver reports no currents, powers or energies: they
 //! come from a retrofit meter at the charging point (spec 2.3, 9.3) or, without one, the core
@@ -38,12 +38,12 @@ use super::common::{
     DriverSettings, Enable, WriteCache, check_setpoint, id_read, identity_error, non_empty, reg,
     regs,
 };
-use crate::chargers::modbus::{Modbus, decode};
-use crate::chargers::registry::Capability;
+use crate::catalog::Capability;
 use crate::chargers::status::{
     ChargePoint, ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, CpState,
     DriverError, ManufacturerError,
 };
+use crate::modbus::{Modbus, decode};
 use crate::units::{Current, Energy, PerPhase, Power};
 
 const MIN: Current = Current::from_amps(6);
@@ -241,12 +241,23 @@ impl<M: Modbus> ChargePoint for PhoenixEvCc<M> {
                 *slot = Current::from_amps(a);
             }
             let w = s32_lsw(&b, STATUS, 120)?;
-            let e = self.m.read_holding(904, 2).await?;
-            let wh = decode::u32_le(&e).ok_or_else(|| DriverError::Comm("energy at 904".into()))?;
+            let wh = if self.deci {
+                let e = self.m.read_holding(2980, 4).await?;
+                u64_le(&e).ok_or_else(|| DriverError::Comm("energy at 2980".into()))?
+            } else {
+                let e = self.m.read_holding(904, 2).await?;
+                u64::from(
+                    decode::u32_le(&e).ok_or_else(|| DriverError::Comm("energy at 904".into()))?,
+                )
+            };
+            let wh = i64::try_from(wh)
+                .ok()
+                .and_then(|wh| wh.checked_mul(1000))
+                .ok_or_else(|| DriverError::Comm(format!("energy of {wh} Wh")))?;
             (
                 Some(c),
                 Some(Power::from_watts(w)),
-                Some(Energy::from_milliwatt_hours(i64::from(wh) * 1000)),
+                Some(Energy::from_milliwatt_hours(wh)),
             )
         } else {
             (None, None, None)
@@ -306,6 +317,16 @@ impl<M: Modbus> ChargePoint for PhoenixEvCc<M> {
             }
         }
         Ok(CommandOutcome::Done)
+    }
+}
+
+/// Four registers, lowest word first, as u64 (Wallbe energy at 2980).
+fn u64_le(r: &[u16]) -> Option<u64> {
+    match r {
+        [a, b, c, d] => {
+            Some(u64::from(*d) << 48 | u64::from(*c) << 32 | u64::from(*b) << 16 | u64::from(*a))
+        }
+        _ => None,
     }
 }
 

@@ -4,7 +4,7 @@
 //! Source: Vestel "EVC04 Modbus TCP/IP Specification" v1.8 (attached to evcc issues as
 //! EVC04_Modbus_TCP_Specification.v1.8.pdf); cross-checked against evcc `charger/vestel.go` and
 //! nymea `vestel/evc04-registers.json` (facts only). Register map:
-//! `shared/reference/charger_register_maps.md` §8.
+//! `docs/register-maps.md` §8.
 //!
 //! | what | FC | register | notes |
 //! | --- | --- | --- | --- |
@@ -14,7 +14,7 @@
 //! | EVSE fault code | 04 | 1006 u32 | |
 //! | currents L1–L3 | 04 | 1008 / 1010 / 1012 u16 mA | read one by one |
 //! | power / energy | 04 | 1020 u32 W / 1036 u32 0.1 kWh | |
-//! | session energy / RFID | 04 | 1502 u32 Wh / 1516 (15) | |
+//! | session energy / RFID | 04 | 1502 u32 Wh / 1516 (15) | RFID only on firmware ≥ 3.156 (evcc vestel.go:114–126; older firmware answers an exception) |
 //! | failsafe current / timeout | 03/06 | 2000 A / 2002 s | |
 //! | charging current | 03/06 | 5004 A | 0 pauses: start/stop |
 //! | alive register | 06 | 6000 | write 1 every timeout/4 (≥ 1 s) |
@@ -26,12 +26,12 @@ use super::common::{
     DriverSettings, Enable, WriteCache, amps_u16, check_setpoint, check_timeout, currents_ma,
     id_read, identity_error, non_empty, reg, utf16_text,
 };
-use crate::chargers::modbus::{Modbus, decode};
-use crate::chargers::registry::Capability;
+use crate::catalog::Capability;
 use crate::chargers::status::{
     ChargePoint, ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, CpState,
     DriverError, ManufacturerError,
 };
+use crate::modbus::{Modbus, decode};
 use crate::units::{Current, Energy, Power};
 
 const MIN: Current = Current::from_amps(6);
@@ -49,6 +49,7 @@ pub struct VestelEvc04<M> {
     connected: bool,
     charging: bool,
     heartbeat: Option<Duration>,
+    rfid: bool,
 }
 
 impl<M: Modbus> VestelEvc04<M> {
@@ -63,6 +64,7 @@ impl<M: Modbus> VestelEvc04<M> {
             connected: false,
             charging: false,
             heartbeat: None,
+            rfid: false,
         }
     }
 
@@ -120,6 +122,7 @@ impl<M: Modbus> ChargePoint for VestelEvc04<M> {
                 "no serial number or model text in the EVC04 identity registers".into(),
             ));
         }
+        self.rfid = has_rfid(&firmware);
         Ok(ChargerIdentity {
             serial: Some(serial),
             firmware: non_empty(firmware),
@@ -144,7 +147,11 @@ impl<M: Modbus> ChargePoint for VestelEvc04<M> {
         if self.polls % SLOW_EVERY == 0 || connected != self.connected || charging != self.charging
         {
             let session = self.u32(1502).await?;
-            let rfid = utf16_text(&self.m.read_input(1516, 15).await?);
+            let rfid = if self.rfid {
+                utf16_text(&self.m.read_input(1516, 15).await?)
+            } else {
+                String::new()
+            };
             self.slow = (
                 Some(Energy::from_milliwatt_hours(i64::from(session) * 1000)),
                 non_empty(rfid),
@@ -232,5 +239,32 @@ impl<M: Modbus> ChargePoint for VestelEvc04<M> {
             }
         }
         Ok(CommandOutcome::Done)
+    }
+}
+
+/// Whether firmware `text` ("v3.187.0-…") has the RFID register: 3.156 and later. A
+/// version that cannot be read is taken as older (no RFID read rather than a failing poll).
+fn has_rfid(text: &str) -> bool {
+    let mut parts = text
+        .trim_start_matches(|c: char| !c.is_ascii_digit())
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor) >= (3, 156),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfid_from_firmware_3_156() {
+        assert!(has_rfid("v3.187.0-abc"));
+        assert!(has_rfid("3.156.0"));
+        assert!(!has_rfid("v3.150.0"));
+        assert!(!has_rfid("v2.999.9"));
+        assert!(!has_rfid(""));
     }
 }

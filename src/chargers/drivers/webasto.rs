@@ -4,7 +4,7 @@
 //! Source: "Modbus Specification Webasto NEXT", register list rev 3.00 (2022-04-27), as
 //! summarised in the reference; cross-checked against evcc `charger/webasto-next.go` and the
 //! nymea `webasto-next-registers.json` (facts only). Register map:
-//! `shared/reference/charger_register_maps.md` §7.
+//! `docs/register-maps.md` §7.
 //!
 //! | what | register | notes |
 //! | --- | --- | --- |
@@ -30,12 +30,12 @@ use super::common::{
     DriverSettings, Enable, WriteCache, amps_u16, check_setpoint, check_timeout, currents_ma,
     id_read, identity_error, non_empty, reg, u32_at,
 };
-use crate::chargers::modbus::{Modbus, decode};
-use crate::chargers::registry::Capability;
+use crate::catalog::Capability;
 use crate::chargers::status::{
     ChargePoint, ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, CpState,
     DriverError, ManufacturerError,
 };
+use crate::modbus::{Modbus, decode};
 use crate::units::{Current, Energy, PerPhase, Power};
 
 const MIN: Current = Current::from_amps(6);
@@ -60,6 +60,13 @@ impl<M: Modbus> WebastoNext<M> {
             max: Current::from_amps(32),
             heartbeat: None,
         }
+    }
+}
+
+impl<M: Modbus> WebastoNext<M> {
+    async fn u16(&mut self, addr: u16) -> Result<u16, DriverError> {
+        let r = self.m.read_holding(addr, 1).await?;
+        reg(&r, addr, addr)
     }
 }
 
@@ -91,11 +98,12 @@ impl<M: Modbus> ChargePoint for WebastoNext<M> {
         self.cache.clear();
         let l = self
             .m
-            .read_holding(1100, 9)
+            .read_holding(1100, 1)
             .await
             .map_err(|e| identity_error("Webasto Next", e))?;
         let hw_max = reg(&l, 1100, 1100)?;
-        let hw_min = reg(&l, 1100, 1102)?;
+        let l = id_read(&mut self.m, "Webasto Next", false, 1102, 1).await?;
+        let hw_min = reg(&l, 1102, 1102)?;
         if !(6..=80).contains(&hw_max) || !(1..=hw_max).contains(&hw_min) {
             return Err(DriverError::WrongCharger(format!(
                 "current limits {hw_min}..{hw_max} A are not a Webasto Next's"
@@ -114,21 +122,30 @@ impl<M: Modbus> ChargePoint for WebastoNext<M> {
     }
 
     async fn poll(&mut self) -> Result<ChargerStatus, DriverError> {
-        let s = self.m.read_holding(1000, 14).await?;
+        // Each register on its own: the gaps between them are not in the register list, and
+        // evcc and nymea read singly too.
+        let s = self.m.read_holding(1000, 3).await?;
         let cp = reg(&s, 1000, 1000)?;
         let charge = reg(&s, 1000, 1001)?;
         let evse = reg(&s, 1000, 1002)?;
-        let cable = reg(&s, 1000, 1004)?;
-        let error = reg(&s, 1000, 1006)?;
+        let cable = self.u16(1004).await?;
+        let error = self.u16(1006).await?;
         let currents = currents_ma(
             [
-                u32::from(reg(&s, 1000, 1008)?),
-                u32::from(reg(&s, 1000, 1010)?),
-                u32::from(reg(&s, 1000, 1012)?),
+                u32::from(self.u16(1008).await?),
+                u32::from(self.u16(1010).await?),
+                u32::from(self.u16(1012).await?),
             ],
             &[0xFFFF],
         )?;
-        let p = self.m.read_holding(1020, 18).await?;
+        let mut p = vec![0u16; 18];
+        for a in [1020u16, 1024, 1028, 1032, 1036] {
+            let r = self.m.read_holding(a, 2).await?;
+            let at = usize::from(a - 1020);
+            if let (Some(slot), Some(words)) = (p.get_mut(at..at + 2), r.get(..2)) {
+                slot.copy_from_slice(words);
+            }
+        }
         let session = self.m.read_holding(1502, 1).await?;
         let rfid = decode::ascii(&self.m.read_holding(1600, 10).await?);
         let connected = cable >= 2;
@@ -198,8 +215,18 @@ impl<M: Modbus> ChargePoint for WebastoNext<M> {
             ChargerCommand::StartStop(start) => {
                 // Not cached: start and cancel are actions, not settings (a start after
                 // re-plugging must reach the box even if the last command was a start too).
-                self.m.write_single(5006, if start { 1 } else { 2 }).await?;
+                // The current (5004) follows: a setpoint that came while stopped was written
+                // as 0 and must be there when the session starts again.
                 self.enable.started = start;
+                let amps = amps_u16(self.enable.effective());
+                if start {
+                    self.m.write_single(5006, 1).await?;
+                    self.m.write_single(5004, amps).await?;
+                } else {
+                    self.m.write_single(5004, amps).await?;
+                    self.m.write_single(5006, 2).await?;
+                }
+                self.cache.known(5004, &[amps]);
             }
             ChargerCommand::Unlock => {
                 return Ok(CommandOutcome::NotPossible(
@@ -215,9 +242,10 @@ impl<M: Modbus> ChargePoint for WebastoNext<M> {
                     Ok(s) => s,
                     Err(o) => return Ok(o),
                 };
-                let back = self.m.read_holding(2000, 3).await?;
-                self.cache.known(2000, &[reg(&back, 2000, 2000)?]);
-                self.cache.known(2002, &[reg(&back, 2000, 2002)?]);
+                let safe = self.u16(2000).await?;
+                let secs_now = self.u16(2002).await?;
+                self.cache.known(2000, &[safe]);
+                self.cache.known(2002, &[secs_now]);
                 self.cache.write(&mut self.m, 2000, &[amps], true).await?;
                 self.cache.write(&mut self.m, 2002, &[secs], true).await?;
                 self.heartbeat = Some((timeout / 2).max(Duration::from_secs(1)));

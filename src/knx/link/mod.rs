@@ -29,7 +29,6 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-pub use crate::core::LinkState;
 use crate::knx::address::IndividualAddress;
 use crate::knx::wire::cemi::LData;
 use crate::knx::wire::knxip::{DEFAULT_PORT, ROUTING_MULTICAST};
@@ -40,6 +39,19 @@ pub mod serial;
 pub mod server;
 pub mod tpuart;
 pub mod tunnel;
+
+/// State of the KNX link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    /// Connected to the bus.
+    Connected,
+    /// Trying to (re)connect.
+    Reconnecting,
+    /// No connection (also before the link reported anything).
+    #[default]
+    Down,
+}
 
 #[cfg(test)]
 pub(crate) mod testkit;

@@ -4,7 +4,7 @@
 //!
 //! This file owns the host side of the TP-UART protocol (facts and sources in
 //! `docs/tpuart.md`); the byte layouts live in [`crate::knx::wire::tpuart`], the serial port
-//! in [`super::serial`].
+//! in `super::serial`.
 //!
 //! * **Start and recovery**: U_Reset.req `01`, wait for U_Reset.ind `03` ([`RESET_TIMEOUT`]);
 //!   then U_SetAddress `28 hh ll` (the chip acknowledges frames to our individual address

@@ -19,7 +19,7 @@
 //!
 //! Sources: the byte codes are those of the KNX standard (03.06.03 EMI/IMI for cEMI, 03.03.04
 //! transport layer, 03.03.07 application layer, 03.08.0x KNXnet/IP) as summarised in
-//! `shared/reference/knx_device_mgmt.md` §1.4–1.5 and §5, cross-checked against the layouts
+//! `docs/knx-wire.md` §1.4–1.5 and §5, cross-checked against the layouts
 //! used by independent open-source stacks (xknx, thelsing/knx). No code was copied.
 
 // Must come before the submodules so that they can use it (textual macro scope).
@@ -157,17 +157,6 @@ impl<'a> Writer<'a> {
 
     /// Writes a big-endian `u16`.
     pub(crate) fn u16(&mut self, value: u16) -> Option<()> {
-        self.bytes(&value.to_be_bytes())
-    }
-
-    /// Writes the low 24 bits of `value`, big-endian.
-    pub(crate) fn u24(&mut self, value: u32) -> Option<()> {
-        let [_, a, b, c] = value.to_be_bytes();
-        self.bytes(&[a, b, c])
-    }
-
-    /// Writes a big-endian `u32`.
-    pub(crate) fn u32(&mut self, value: u32) -> Option<()> {
         self.bytes(&value.to_be_bytes())
     }
 

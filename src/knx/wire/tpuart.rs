@@ -1,6 +1,6 @@
 //! TP1 frames and the TP-UART host protocol bytes, parsed and emitted without panics.
 //!
-//! This module owns two byte layouts (source: `shared/reference/knx_device_mgmt.md` §5, which
+//! This module owns two byte layouts (source: `docs/knx-wire.md` §5, which
 //! took them from thelsing/knx `tpuart_data_link_layer.cpp`/`tp_frame.h` and knxd
 //! `tpuart.cpp`; KNX 03.02.02 TP1 communication medium):
 //!

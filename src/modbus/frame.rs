@@ -7,7 +7,7 @@
 //! parsing, response encoding) for the ASCII line. Every decoder returns an error on bad input
 //! and never panics.
 
-use super::modbus::ModbusError;
+use super::ModbusError;
 
 /// A request the drivers send.
 #[derive(Debug, Clone, PartialEq, Eq)]

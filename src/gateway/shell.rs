@@ -3,11 +3,11 @@
 //! The shell owns the tasks and the clock. It feeds [`Event`]s into [`Core::handle`] with
 //! `tokio::time::Instant::now()`, arms one timer from [`Core::poll_timeout`] and carries out
 //! the returned [`Action`]s. It keeps the object value image and publishes a [`Snapshot`] on a
-//! `watch` channel for the website. It keeps no decision logic of its own. Later work plugs
-//! the KNX link, the charger tasks and the web server in here: they send events through
-//! [`ShellHandle::events`] and read the snapshot.
+//! `watch` channel for the website. It keeps no decision logic of its own. The KNX link, the
+//! charger tasks and the website are wired to it by [`crate::gateway::start`]: they send
+//! events through [`ShellHandle::events`] and read the snapshot.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -15,14 +15,14 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::chargers::ChargerCommand;
+use crate::chargers::{ChargerCommand, CommandQueue};
 use crate::config::Config;
 use crate::core::{Action, Core, Event, Leds, Persisted};
 use crate::faults::Fault;
 use crate::knx::link::LinkEvent;
 use crate::knx::wire::cemi::LData;
 use crate::objects::Value;
-use crate::objects::engine::{Engine, SendPolicy};
+use crate::objects::engine::Engine;
 use crate::store::DataDir;
 use crate::units::{ChargePointId, GoNumber};
 
@@ -36,7 +36,7 @@ pub struct Bus {
 }
 
 /// What the website and tests see of the running gateway.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Snapshot {
     /// Current object values (object number → value).
     pub objects: BTreeMap<GoNumber, Value>,
@@ -117,7 +117,7 @@ pub fn spawn(config: Config, configured: bool, bus: Option<Bus>) -> ShellHandle 
 }
 
 /// Command senders of the charger tasks, per charging point
-/// ([`crate::chargers::task::Prepared::commands`]).
+/// ([`crate::gateway::tasks::Prepared::commands`]).
 pub type ChargerSenders = BTreeMap<ChargePointId, mpsc::Sender<ChargerCommand>>;
 
 /// [`spawn`], routing `Action::Charger` to the charger tasks' command channels.
@@ -154,7 +154,7 @@ pub fn spawn_with_store(
     let (events, mut rx) = mpsc::channel::<Event>(256);
     let (snap_tx, snapshot) = watch::channel(Snapshot::default());
     let (stop, mut stop_rx) = watch::channel(false);
-    let policy = SendPolicy::from_config(&config);
+    let policy = config.send_policy();
     let own = config.knx.individual_address;
     let mut first_cycle = FirstPollCycle::new(&config);
     let mut core = Core::new(config, configured);
@@ -351,23 +351,15 @@ struct Outlets {
     chargers: ChargerSenders,
     /// The newest state to persist; [`persist_writer`] stores it.
     persist: watch::Sender<Option<Persisted>>,
-    /// Commands a charger task had no room for yet, in order, per charging point. A command
-    /// is never dropped while its task runs: a lost reduction could overload the fuse. A newer
-    /// setpoint replaces a waiting one (only the newest counts); start, stop and unlock keep
-    /// their place.
-    pending: BTreeMap<ChargePointId, VecDeque<ChargerCommand>>,
+    /// Commands a charger task had no room for yet, per charging point; how they wait is the
+    /// chargers' rule ([`CommandQueue`]).
+    pending: BTreeMap<ChargePointId, CommandQueue>,
 }
 
 impl Outlets {
     fn send(&mut self, cp: ChargePointId, command: ChargerCommand) {
         debug!(cp = cp.number(), ?command, "charger command");
-        let queue = self.pending.entry(cp).or_default();
-        if let (ChargerCommand::SetCurrent(_), Some(ChargerCommand::SetCurrent(_))) =
-            (command, queue.back())
-        {
-            queue.pop_back();
-        }
-        queue.push_back(command);
+        self.pending.entry(cp).or_default().push(command);
         self.flush_one(cp);
     }
 
@@ -382,10 +374,10 @@ impl Outlets {
         let (Some(queue), Some(tx)) = (self.pending.get_mut(&cp), self.chargers.get(&cp)) else {
             return;
         };
-        while let Some(command) = queue.front().copied() {
+        while let Some(command) = queue.front() {
             match tx.try_send(command) {
                 Ok(()) => {
-                    queue.pop_front();
+                    queue.pop();
                 }
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     debug!(
@@ -535,16 +527,7 @@ fn publish(image: &mut Snapshot, engine: &Engine, tx: &watch::Sender<Snapshot>) 
     image.telegrams_sent = engine.stats().sent;
     image.telegrams_rejected = engine.stats().rejected;
     tx.send_if_modified(|current| {
-        let changed = current.objects != image.objects
-            || current.faults != image.faults
-            || current.leds != image.leds
-            || current.programming_mode != image.programming_mode
-            || current.knx_link != image.knx_link
-            || current.init_reads != image.init_reads
-            || current.telegrams_sent != image.telegrams_sent
-            || current.telegrams_rejected != image.telegrams_rejected
-            || current.dlm != image.dlm
-            || current.limits != image.limits;
+        let changed = *current != *image;
         if changed {
             *current = image.clone();
         }

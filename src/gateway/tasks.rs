@@ -1,4 +1,6 @@
-//! The charger tasks: one tokio task per active charging point, all concurrent.
+//! The charger tasks: one tokio task per active charging point, all concurrent. Each moves
+//! bytes for its charging point's [`Session`] (the protocol rules, sans-IO, in
+//! [`crate::chargers::session`]) and turns what the session reports into core [`Event`]s.
 //!
 //! Each task identifies its charging point (at start and after every loss), polls it every
 //! `modbus.poll_interval`, re-reads its identity now and then, keeps the model's heartbeat
@@ -18,41 +20,29 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, MissedTickBehavior};
-use tracing::{debug, info, warn};
+use tokio::time::Instant;
+use tracing::{info, warn};
 
-use super::drivers::{AnyDriver, FactoryError, driver_for};
-use super::line::{Line, LineModbus};
-use super::modbus::TcpModbus;
-use super::registry::Interface;
-use super::status::{ChargePoint, ChargerCommand, CommandOutcome, DriverError};
+use crate::catalog::Interface;
+use crate::chargers::session::{Op, OpResult, Report, Session, Timing};
+use crate::chargers::{AnyDriver, ChargePoint, ChargerCommand, DriverError, FactoryError};
 use crate::config::Config;
 use crate::core::Event;
 use crate::meters::{self, MeterEndpoint, MeterError, MeterReader, MeterReading};
+use crate::modbus::TcpModbus;
+use crate::modbus::line::{Line, LineModbus};
 use crate::units::ChargePointId;
 
-/// Timing of a charger task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TaskTiming {
-    /// State and currents.
-    pub poll: Duration,
-    /// Identity (serial, firmware) re-read.
-    pub identify_every: Duration,
-    /// First retry delay after a failure.
-    pub backoff_min: Duration,
-    /// Longest retry delay.
-    pub backoff_max: Duration,
-}
+/// Timing of a charger task (the session's).
+pub type TaskTiming = Timing;
 
-impl TaskTiming {
-    /// From the configuration's poll interval.
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            poll: config.modbus.poll_interval.max(Duration::from_millis(100)),
-            identify_every: Duration::from_secs(600),
-            backoff_min: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(30),
-        }
+/// The timing of the charger tasks from the configuration's poll interval.
+pub fn timing_from_config(config: &Config) -> TaskTiming {
+    Timing {
+        poll: config.modbus.poll_interval.max(Duration::from_millis(100)),
+        identify_every: Duration::from_secs(600),
+        backoff_min: Duration::from_secs(1),
+        backoff_max: Duration::from_secs(30),
     }
 }
 
@@ -83,7 +73,7 @@ fn meter_of(
 ) -> Option<AnyMeter> {
     let takes_meter = cp
         .model
-        .is_some_and(|m| m.metering == super::registry::Metering::Optional);
+        .is_some_and(|m| m.metering == crate::catalog::Metering::Optional);
     if !takes_meter || !cp.meter.is_configured() {
         return None;
     }
@@ -164,7 +154,7 @@ impl Fleet {
 /// the serial port `rs485_device` (opened once, shared); if it cannot be opened their tasks
 /// report NotReachable. Must run inside a tokio runtime.
 pub fn prepare(config: &Config, rs485_device: Option<&Path>) -> Prepared {
-    prepare_with(config, rs485_device, TaskTiming::from_config(config))
+    prepare_with(config, rs485_device, timing_from_config(config))
 }
 
 /// [`prepare`] with explicit timing (tests run faster).
@@ -202,12 +192,7 @@ pub fn prepare_with(config: &Config, rs485_device: Option<&Path>, timing: TaskTi
         let (tx, rx) = mpsc::channel(16);
         commands.insert(cp.id, tx);
         let meter = meter_of(cp, config, line.as_ref());
-        points.push((
-            cp.id,
-            driver_for(cp, &config.modbus, line.as_ref()),
-            rx,
-            meter,
-        ));
+        points.push((cp.id, cp.driver(&config.modbus, line.as_ref()), rx, meter));
     }
     Prepared {
         commands,
@@ -281,31 +266,6 @@ async fn no_driver(
     }
 }
 
-/// The last command of each kind, replayed after a recovery.
-#[derive(Debug, Default)]
-struct Desired {
-    failsafe: Option<ChargerCommand>,
-    start_stop: Option<ChargerCommand>,
-    current: Option<ChargerCommand>,
-}
-
-impl Desired {
-    fn remember(&mut self, command: ChargerCommand) {
-        match command {
-            ChargerCommand::Failsafe { .. } => self.failsafe = Some(command),
-            ChargerCommand::StartStop(_) => self.start_stop = Some(command),
-            ChargerCommand::SetCurrent(_) => self.current = Some(command),
-            ChargerCommand::Unlock => {}
-        }
-    }
-
-    fn all(&self) -> impl Iterator<Item = ChargerCommand> + '_ {
-        [self.failsafe, self.start_stop, self.current]
-            .into_iter()
-            .flatten()
-    }
-}
-
 /// The next command; pends forever once every sender is gone (the task then just polls, and
 /// ends with the event channel or [`Fleet::shutdown`]).
 async fn next_command(rx: &mut mpsc::Receiver<ChargerCommand>, open: &mut bool) -> ChargerCommand {
@@ -316,14 +276,6 @@ async fn next_command(rx: &mut mpsc::Receiver<ChargerCommand>, open: &mut bool) 
         *open = false;
     }
     std::future::pending().await
-}
-
-/// Whether an error means the charging point must be identified again.
-fn lost(e: &DriverError) -> bool {
-    matches!(
-        e,
-        DriverError::NotReachable(_) | DriverError::WrongCharger(_)
-    )
 }
 
 /// One charging point's task (without a retrofit meter).
@@ -337,9 +289,23 @@ pub async fn run(
     run_with_meter(cp, driver, None, rx, events, timing).await;
 }
 
-/// One charging point's task. A retrofit meter is read after every successful poll; its
-/// values replace the charging point's own, and its health goes to the core as
-/// [`Event::MeterStatus`].
+/// The core's event for what the session reports.
+fn event(cp: ChargePointId, report: Report) -> Event {
+    match report {
+        Report::Identified(identity) => Event::ChargerIdentified { cp, identity },
+        Report::Polled(status) => Event::ChargerPolled { cp, status },
+        Report::Failed(error) => Event::ChargerFailed { cp, error },
+        Report::CommandDone { command, outcome } => Event::ChargerCommandDone {
+            cp,
+            command,
+            outcome,
+        },
+    }
+}
+
+/// One charging point's task: moves bytes for its [`Session`], which decides what to do when.
+/// A retrofit meter is read after every successful poll; its values replace the charging
+/// point's own, and its health goes to the core as [`Event::MeterStatus`].
 pub async fn run_with_meter(
     cp: ChargePointId,
     mut driver: AnyDriver,
@@ -348,126 +314,34 @@ pub async fn run_with_meter(
     events: mpsc::Sender<Event>,
     timing: TaskTiming,
 ) {
-    let n = cp.number();
-    let mut desired = Desired::default();
-    let mut backoff = timing.backoff_min;
+    let now = || Instant::now().into_std();
+    let mut session = Session::new(cp.number(), timing, now());
     let mut open = true;
-    'outer: loop {
-        // Identify, retrying with back-off; commands meanwhile are kept for later.
-        let mut unreported: Vec<ChargerCommand> = Vec::new();
-        loop {
-            match driver.identify().await {
-                Ok(identity) => {
-                    info!(cp = n, ?identity, "charging point identified");
-                    if events
-                        .send(Event::ChargerIdentified { cp, identity })
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    backoff = timing.backoff_min;
-                    break;
-                }
-                Err(error) => {
-                    debug!(cp = n, "identify: {error}");
-                    if events
-                        .send(Event::ChargerFailed { cp, error })
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    let until = Instant::now() + backoff;
-                    backoff = (backoff * 2).min(timing.backoff_max);
-                    loop {
-                        tokio::select! {
-                            cmd = next_command(&mut rx, &mut open) => match cmd {
-                                ChargerCommand::Unlock => {
-                                    let error = DriverError::NotReachable("charging point not identified".into());
-                                    if events.send(Event::ChargerFailed { cp, error }).await.is_err() {
-                                        return;
-                                    }
-                                }
-                                c => {
-                                    desired.remember(c);
-                                    unreported.push(c);
-                                }
-                            },
-                            () = tokio::time::sleep_until(until) => break,
-                        }
-                    }
-                }
+    loop {
+        // Commands first: take what has arrived before deciding.
+        let mut reports = Vec::new();
+        while open {
+            match rx.try_recv() {
+                Ok(command) => reports.extend(session.command(command)),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => open = false,
             }
         }
-        // Bring the box to what the core asked for (it may have rebooted).
-        for command in desired.all().collect::<Vec<_>>() {
-            match driver.command(command).await {
-                Ok(outcome) => {
-                    if unreported.contains(&command) {
-                        if events
-                            .send(Event::ChargerCommandDone {
-                                cp,
-                                command,
-                                outcome,
-                            })
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                    } else if outcome != CommandOutcome::Done {
-                        warn!(cp = n, ?command, ?outcome, "replayed command refused");
-                    }
-                }
-                Err(error) => {
-                    let relost = lost(&error);
-                    if events
-                        .send(Event::ChargerFailed { cp, error })
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    if relost {
-                        continue 'outer;
-                    }
-                }
-            }
-        }
-        let mut poll = tokio::time::interval(timing.poll);
-        poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut identify = tokio::time::interval_at(
-            Instant::now() + timing.identify_every,
-            timing.identify_every,
-        );
-        let mut heartbeat_at = driver.heartbeat_interval().map(|d| Instant::now() + d);
-        let mut failures = 0u32;
-        loop {
-            let hb = async {
-                match heartbeat_at {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let result: Result<Option<Event>, DriverError> = tokio::select! {
-                biased;
-                command = next_command(&mut rx, &mut open) => {
-                    desired.remember(command);
-                    driver.command(command).await.map(|outcome| {
-                        Some(Event::ChargerCommandDone { cp, command, outcome })
-                    })
-                }
-                () = hb => {
-                    let r = driver.heartbeat().await.map(|()| None);
-                    heartbeat_at = driver.heartbeat_interval().map(|d| Instant::now() + d);
-                    r
-                }
-                _ = identify.tick() => driver
+        if let Some(op) = session.next_op(now()) {
+            let result = match op {
+                Op::Identify => driver
                     .identify()
                     .await
-                    .map(|identity| Some(Event::ChargerIdentified { cp, identity })),
-                _ = poll.tick() => match driver.poll().await {
+                    .map_or_else(OpResult::Failed, OpResult::Identified),
+                Op::Replay(command) | Op::Command(command) => driver
+                    .command(command)
+                    .await
+                    .map_or_else(OpResult::Failed, OpResult::Commanded),
+                Op::Heartbeat => driver
+                    .heartbeat()
+                    .await
+                    .map_or_else(OpResult::Failed, |()| OpResult::Beat),
+                Op::Poll => match driver.poll().await {
                     Ok(mut status) => {
                         if let Some(m) = meter.as_mut() {
                             let error = match m.read().await {
@@ -481,44 +355,32 @@ pub async fn run_with_meter(
                                 return;
                             }
                         }
-                        Ok(Some(Event::ChargerPolled { cp, status }))
+                        OpResult::Polled(status)
                     }
-                    Err(e) => Err(e),
+                    Err(e) => OpResult::Failed(e),
                 },
             };
-            // A failsafe command may have switched the heartbeat on.
-            if heartbeat_at.is_none() {
-                heartbeat_at = driver.heartbeat_interval().map(|d| Instant::now() + d);
-            }
-            match result {
-                Ok(None) => {}
-                Ok(Some(event)) => {
-                    if matches!(event, Event::ChargerPolled { .. }) {
-                        failures = 0;
-                    }
-                    if events.send(event).await.is_err() {
-                        return;
-                    }
+            reports.extend(session.done(result, driver.heartbeat_interval(), now()));
+        } else {
+            let wake = session.poll_timeout().map(Instant::from_std);
+            tokio::select! {
+                command = next_command(&mut rx, &mut open) => {
+                    reports.extend(session.command(command));
                 }
-                Err(error) => {
-                    failures += 1;
-                    let relost = lost(&error) || failures >= 3;
-                    debug!(cp = n, failures, "{error}");
-                    if events
-                        .send(Event::ChargerFailed { cp, error })
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    if relost {
-                        // Wait before identifying again; the next identify reports recovery.
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(timing.backoff_max);
-                        continue 'outer;
-                    }
-                }
+                () = sleep_until_or_forever(wake) => {}
             }
         }
+        for report in reports {
+            if events.send(event(cp, report)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+async fn sleep_until_or_forever(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

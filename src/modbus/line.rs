@@ -23,9 +23,36 @@ use tokio::time::Instant;
 use tracing::{debug, trace};
 
 use super::frame::{self, Request, Response};
-use super::modbus::{Modbus, ModbusError};
-use crate::chargers::Rs485Framing;
-use crate::config::{Parity, Rs485Config};
+use super::{Modbus, ModbusError};
+use crate::catalog::Rs485Framing;
+
+/// Parity on RS485.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parity {
+    /// None.
+    None,
+    /// Even.
+    Even,
+    /// Odd.
+    Odd,
+}
+
+/// The RS485 line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rs485Config {
+    /// Baud rate.
+    pub baud: u32,
+    /// Data bits (7 or 8).
+    pub data_bits: u8,
+    /// Parity.
+    pub parity: Parity,
+    /// Stop bits (1 or 2).
+    pub stop_bits: u8,
+    /// RTU or ASCII.
+    pub framing: Rs485Framing,
+    /// 120 Ω termination on.
+    pub termination: bool,
+}
 
 /// Opening the serial port failed.
 #[derive(Debug, thiserror::Error)]

@@ -6,8 +6,8 @@
 
 use serde::Serialize;
 
-use super::drivers::SUPPORTED_MODELS;
-use super::registry::{Capability, Interface, Metering, Rs485Framing, charger_models};
+use crate::catalog::{Capability, Interface, Metering, Rs485Framing, charger_models};
+use crate::chargers::drivers::SUPPORTED_MODELS;
 use crate::objects::{Condition, TableSpec};
 
 /// One model-dependent object.

@@ -7,8 +7,18 @@
 //! timeouts included) versus it answers wrongly ([`ModbusError::Exception`],
 //! [`ModbusError::Malformed`]).
 
+pub mod frame;
+pub mod line;
+
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 
 use tokio_modbus::client::{Client, Context, Writer};
 use tokio_modbus::slave::{Slave, SlaveContext};
@@ -63,6 +73,50 @@ pub struct TcpModbus {
     unit: u8,
     timeout: Duration,
     ctx: Option<Context>,
+    closed: Arc<AtomicBool>,
+}
+
+/// A TCP stream that notes when the device closes the connection: tokio-modbus reports the
+/// end of the stream as "the last OS error", whose text is whatever errno held ("Operation
+/// now in progress").
+#[derive(Debug)]
+struct Watched {
+    inner: TcpStream,
+    closed: Arc<AtomicBool>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() == before && buf.remaining() > 0 {
+            self.closed.store(true, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 impl std::fmt::Debug for TcpModbus {
@@ -72,6 +126,7 @@ impl std::fmt::Debug for TcpModbus {
             .field("unit", &self.unit)
             .field("timeout", &self.timeout)
             .field("connected", &self.ctx.is_some())
+            .field("closed", &self.closed)
             .finish()
     }
 }
@@ -84,6 +139,7 @@ impl TcpModbus {
             unit,
             timeout,
             ctx: None,
+            closed: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -94,14 +150,21 @@ impl TcpModbus {
 
     async fn context(&mut self) -> Result<&mut Context, ModbusError> {
         if self.ctx.is_none() {
-            let connect = tokio_modbus::client::tcp::connect_slave(self.addr, Slave(self.unit));
-            let ctx = tokio::time::timeout(self.timeout, connect)
+            let stream = tokio::time::timeout(self.timeout, TcpStream::connect(self.addr))
                 .await
                 .map_err(|_| {
                     ModbusError::NotReachable(format!("{}: connect timed out", self.addr))
                 })?
                 .map_err(|e| ModbusError::NotReachable(format!("{}: {e}", self.addr)))?;
-            self.ctx = Some(ctx);
+            self.closed = Arc::new(AtomicBool::new(false));
+            let watched = Watched {
+                inner: stream,
+                closed: Arc::clone(&self.closed),
+            };
+            self.ctx = Some(tokio_modbus::client::tcp::attach_slave(
+                watched,
+                Slave(self.unit),
+            ));
         }
         match self.ctx.as_mut() {
             Some(ctx) => {
@@ -142,6 +205,11 @@ impl TcpModbus {
                 ) =>
             {
                 Err(ModbusError::Malformed(format!("{addr}: {what}: {e}")))
+            }
+            Ok(Err(tokio_modbus::Error::Transport(_))) if self.closed.load(Ordering::Relaxed) => {
+                Err(ModbusError::NotReachable(format!(
+                    "{addr}: {what}: the device closed the connection"
+                )))
             }
             Ok(Err(tokio_modbus::Error::Transport(e))) => {
                 Err(ModbusError::NotReachable(format!("{addr}: {what}: {e}")))

@@ -2,14 +2,17 @@
 //!
 //! Owns the description only: serial devices for the TP-UART and RS485, the GPIO lines of the
 //! three LEDs (Programming red, APP green, COM yellow), the programming button and the RS485
-//! termination, and the data directory. The hardware layer that drives them is a later issue.
+//! termination, and the data directory. Nothing here drives the hardware.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod button;
+pub mod leds;
+
 /// The embedded default board description.
-pub const BOARD_TOML: &str = include_str!("../hw/board.toml");
+pub const BOARD_TOML: &str = include_str!("../../hw/board.toml");
 
 /// Board identity.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //! It says which models exist, how they are reached (Modbus TCP and/or RS485, the framing they
 //! speak there, default port and unit id) and which model-dependent functions
 //! ([`Capability`]) they offer. The group-object table uses the capabilities to decide which
-//! objects exist. The drivers (a later issue) declare the same capabilities. A test keeps the
+//! objects exist. The drivers (`crate::chargers::drivers`) declare the same capabilities. A test keeps the
 //! two in step.
 
 use std::collections::BTreeSet;

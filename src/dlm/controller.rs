@@ -1,0 +1,1165 @@
+//! The DLM controller: a sans-IO state machine that turns smart-meter values, the charging
+//! points' polls and timers into a current per charging point, with the reason for each and
+//! the device faults of the DLM (SmartMeterTOut, OverCurrent, DLM InvCurrent).
+//!
+//! It owns meter supervision, emergency mode, high-power devices, the other-load estimate,
+//! the allocation (through [`crate::dlm::allocate()`] and the limits after it), ramps,
+//! minimum on/off times, break before make and queue rotation. It knows no group-object
+//! numbers, no configuration file and no charger driver: the core gives it [`Settings`]
+//! once, an [`Env`] (what each charging point reported, what the core decided outside the
+//! DLM) with every call, and carries out what it returns.
+//!
+//! Calling protocol: [`Controller::handle`] with each [`Input`] at its instant `now`; after
+//! each call, [`Controller::poll_timeout`] says when to send [`Input::Tick`] next. The same
+//! inputs at the same instants always give the same decisions.
+//!
+//! Rules:
+//! * Budget per phase = overcurrent protection − load reserve. Other load = meter − what
+//!   the charging points drew at the reading's moment, at least 0; that draw is estimated
+//!   never too high (see `Controller::estimate_other` and `docs/dlm.md`), so a lagging
+//!   measurement never frees budget. Available = budget − other load.
+//!   [`crate::dlm::allocate()`] shares it among the charging points with a vehicle
+//!   connected. A charging point without a vehicle gets 0 A, and gets its minimum on the
+//!   next cycle after a vehicle arrives.
+//! * Every supervised meter source must deliver on its own within interval + tolerance: with
+//!   monitoring "values" each phase value of the meter (L1; L1, L2, L3 with a 3-phase
+//!   meter), with "values and In operation" the trigger (values then come only on change;
+//!   they never stand in for a missing trigger). A silent one → SmartMeterTOut (90) and
+//!   emergency mode: every charging point reduced to its minimum until values return. The
+//!   same holds before the first value arrives and while DLMAssociation (120) is present.
+//! * A high-power device reporting 1 → every charging point reduced to its minimum at once;
+//!   the waiting time restarts with every report; afterwards normal allocation.
+//! * "Reduced to the minimum" only lowers: a charging point at 0 A (no vehicle, waiting in
+//!   the queue, interrupted by OverCurrent) stays at 0 A, and OverCurrent stays until the
+//!   normal allocation finds that the minimums fit. Only at start-up, before the DLM's first
+//!   decision, does every charging point get its minimum.
+//! * Minimums not fitting → OverCurrent (80): all interrupted (spec), or, as a parameter,
+//!   a queue that rotates every rotation interval, but never before every charging point
+//!   with a vehicle has kept its last switch (on or off) for the minimum on/off time.
+//! * Reductions apply at once. Increases ramp at the configured rate, starting from the
+//!   minimum. A vehicle is switched on no sooner than the minimum on/off time after it was
+//!   switched off (safety reductions are never delayed). Break before make: after a vehicle
+//!   is given less, the others on its phases are not raised for the reaction time.
+//! * A charging point with invalid currents (DLM InvCurrent) is excluded and gets 0 A;
+//!   the device fault DLM InvCurrent (70) shows while any charging point has it.
+//! * Every cycle records why each charging point gets its current ([`Limit`]).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use super::{Demand, Limit, Limits, Mode, Shortage, allocate};
+use crate::faults::{Fault, FaultCode};
+use crate::units::{ChargePointId, Current, PerPhase, Phase};
+
+/// How often increases are re-evaluated while ramping (the step follows the elapsed time).
+const RAMP_STEP: Duration = Duration::from_millis(250);
+
+/// The least reduction that holds raises nearby for [`REACTION`] (break before make). The
+/// other-load estimate moves by a few hundred milliamperes from reading to reading; when
+/// every such wobble held the raises of all charging points on the same phases, a point
+/// waiting below its share could wait for tens of seconds (the reaction bench saw 20 s and
+/// more). A smaller reduction in flight overlaps a raise by less than this for at most the
+/// reaction time, well inside the load reserve and the fuse's tolerance.
+const MAKE_AFTER_BREAK_STEP: Current = Current::from_milliamps(1_000);
+
+/// How long a vehicle may take to follow a new current (for the other-load estimate).
+const REACTION: Duration = Duration::from_secs(2);
+
+/// How long after a meter value polls may refine the other-load estimate; a shortage seen in
+/// this window is tentative (charging points are held at their minimum, not interrupted).
+const REFINE: Duration = Duration::from_secs(3);
+
+/// Meter values closer together than this belong to one reading (a KNX meter sends its
+/// phases as separate telegrams, milliseconds apart).
+const BURST: Duration = Duration::from_millis(500);
+
+/// Current above which a charging-point phase counts as used by the vehicle.
+const PHASE_DETECTION: Current = Current::from_milliamps(1_000);
+
+/// A vehicle that draws at least this much less than it was told (on its most loaded phase),
+/// with time to follow, draws less than it may ([`Limit::VehicleDrawsLess`]).
+const DRAWS_LESS: Current = Current::from_milliamps(1_000);
+
+/// How the smart meter is supervised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Supervision {
+    /// Every phase value must arrive within interval + tolerance.
+    Values,
+    /// The "In operation" trigger must arrive within interval + tolerance (values come on
+    /// change only).
+    Trigger,
+}
+
+/// What the smart meter sends and how it is supervised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeterSettings {
+    /// A 3-phase meter (one value per phase); otherwise one value counts on every phase.
+    pub three_phase: bool,
+    /// How it is supervised.
+    pub supervision: Supervision,
+    /// Its sending interval.
+    pub interval: Duration,
+    /// Grace time on top of the interval.
+    pub tolerance: Duration,
+    /// How the fault message names a silent source: L1, L2, L3 values, then the trigger.
+    pub names: [String; 4],
+}
+
+/// One charging point as the DLM sees its configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PointSettings {
+    /// Configured and enabled (only active points are allocated).
+    pub active: bool,
+    /// Minimum current (below it the vehicle cannot charge).
+    pub min: Current,
+    /// Maximum current.
+    pub max: Current,
+    /// Connected with three phases (else one).
+    pub three_phase: bool,
+    /// The grid phase of each of the charging point's phases 1, 2, 3.
+    pub rotation: [Phase; 3],
+}
+
+impl PointSettings {
+    /// Maps values per charging-point phase onto grid phases.
+    pub fn to_grid(&self, cp_phases: PerPhase<Current>) -> PerPhase<Current> {
+        let mut grid = PerPhase::splat(Current::ZERO);
+        for (value, phase) in cp_phases.0.into_iter().zip(self.rotation) {
+            grid.set(phase, value);
+        }
+        grid
+    }
+
+    /// The grid phases the charging point is wired to.
+    pub fn grid_phases(&self) -> Vec<Phase> {
+        if self.three_phase {
+            Phase::ALL.to_vec()
+        } else {
+            let [first, _, _] = self.rotation;
+            vec![first]
+        }
+    }
+
+    /// `current` on the charging point's wired phases, mapped to grid phases.
+    fn wired(&self, current: Current) -> PerPhase<Current> {
+        let cp_phases = if self.three_phase {
+            PerPhase::splat(current)
+        } else {
+            PerPhase([current, Current::ZERO, Current::ZERO])
+        };
+        self.to_grid(cp_phases)
+    }
+}
+
+/// The DLM's parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Rating of the overcurrent protection device, per phase.
+    pub fuse: Current,
+    /// Budget per phase: the fuse minus the load reserve.
+    pub budget: Current,
+    /// The smart meter.
+    pub meter: MeterSettings,
+    /// Waiting time after a high power-consuming device reports.
+    pub high_power_wait: Duration,
+    /// Unbalanced-load cap (`None` = off).
+    pub unbalanced_load_limit: Option<Current>,
+    /// Power cap of all charging points together during grid-supporting control, in watts.
+    pub grid_control_power_w: Option<u32>,
+    /// Nominal phase voltage (for the power cap).
+    pub nominal_voltage: crate::units::Voltage,
+    /// When the minimums do not fit.
+    pub shortage: Shortage,
+    /// Queue rotation interval.
+    pub rotation_interval: Duration,
+    /// Minimum on/off time of a vehicle.
+    pub min_switch_time: Duration,
+    /// Ramp-up rate per second.
+    pub ramp_up_per_second: Current,
+    /// Symmetric (the spec) or per-phase booking.
+    pub mode: Mode,
+    /// The prioritised charging point.
+    pub prioritised: Option<ChargePointId>,
+    /// Every configured charging point.
+    pub points: BTreeMap<ChargePointId, PointSettings>,
+}
+
+/// What a charging point reported and what the core decided about it outside the DLM, as of
+/// the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PointInput {
+    /// A vehicle is connected (false before the first poll).
+    pub connected: bool,
+    /// The vehicle charges.
+    pub charging: bool,
+    /// Measured currents per charging-point phase (`None`: not measured).
+    pub currents: Option<PerPhase<Current>>,
+    /// The current last commanded to it (`None`: not yet, or to be sent again).
+    pub commanded: Option<Current>,
+    /// Interrupted (object 55 in the core).
+    pub interrupted: bool,
+    /// Not reachable (its polls go unanswered).
+    pub unreachable: bool,
+    /// It reports invalid currents (DLM InvCurrent at the charging point).
+    pub invalid: bool,
+}
+
+/// The world outside the DLM at one call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Env {
+    /// Each charging point the core knows.
+    pub points: BTreeMap<ChargePointId, PointInput>,
+    /// Not all group objects the DLM needs are linked (DLMAssociation): emergency mode.
+    pub association_missing: bool,
+    /// Grid-supporting control is active, with its current cap (0 A = interrupt).
+    pub grid_control: Option<Current>,
+}
+
+/// Something that happened that the DLM must react to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// A smart-meter value of one grid phase (a 1-phase meter sends [`Phase::L1`]).
+    Meter(Phase, Current),
+    /// The meter's "In operation" trigger.
+    Trigger,
+    /// A high power-consuming device reports (`true` starts or restarts the wait).
+    HighPower(bool),
+    /// A charging point was polled (the [`Env`] already holds what it reported).
+    Polled(ChargePointId),
+    /// Something else changed in the [`Env`], or [`Controller::poll_timeout`] was reached.
+    Tick,
+}
+
+/// A device fault of the DLM that begins or ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultChange {
+    /// The fault begins.
+    Raise(Fault),
+    /// The fault ends.
+    Clear(FaultCode),
+}
+
+/// What the DLM decided in one call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// Device faults that begin or end.
+    pub faults: Vec<FaultChange>,
+    /// Current per active charging point (0 A = not charging now).
+    pub targets: BTreeMap<ChargePointId, Current>,
+    /// Why each gets it.
+    pub limits: Limits,
+}
+
+/// What the DLM saw and decided in one cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Cycle {
+    /// Budget per phase.
+    pub budget: PerPhase<Current>,
+    /// Meter reading per phase.
+    pub meter: PerPhase<Current>,
+    /// Available for charging per phase.
+    pub available: PerPhase<Current>,
+    /// Emergency mode (meter silent, association missing, no value yet).
+    pub emergency: bool,
+    /// High-power device wait running.
+    pub high_power: bool,
+}
+
+/// Charging load per charging point, on grid phases.
+type Loads = BTreeMap<ChargePointId, PerPhase<Current>>;
+
+/// What was commanded to one charging point over a span of time (grid phases).
+#[derive(Debug, Clone, Copy)]
+struct Commanded {
+    /// The lowest current per phase.
+    min: PerPhase<Current>,
+    /// The highest current per phase.
+    max: PerPhase<Current>,
+    /// The current changed within the span.
+    changed: bool,
+    /// The current was lowered within the span.
+    reduced: bool,
+}
+
+/// The DLM controller (see the module docs).
+#[derive(Debug)]
+pub struct Controller {
+    settings: Settings,
+    /// Device faults of the DLM now present.
+    faults: BTreeSet<FaultCode>,
+    /// Last meter reading per grid phase (current).
+    meter: PerPhase<Option<Current>>,
+    /// When each supervised source (L1, L2, L3 values; trigger) last delivered.
+    seen: PerPhase<Option<Instant>>,
+    /// When the "In operation" trigger last arrived.
+    trigger_seen: Option<Instant>,
+    /// When the controller first ran (the first meter deadline runs from here).
+    started: Option<Instant>,
+    /// High-power device wait ends at.
+    high_power_until: Option<Instant>,
+    /// Current per charging point as last decided.
+    targets: BTreeMap<ChargePointId, Current>,
+    /// When the targets were last ramped.
+    last_update: Option<Instant>,
+    /// When each charging point was last switched on or off.
+    switched: BTreeMap<ChargePointId, Instant>,
+    /// Queue order (rotates).
+    queue: Vec<ChargePointId>,
+    /// Last queue rotation.
+    rotated: Option<Instant>,
+    /// Budget, load and availability of the last cycle (for the website and simulations).
+    last: Option<Cycle>,
+    /// Other (non-charging) load per phase, estimated when a meter value arrives and held
+    /// until the next one.
+    other: PerPhase<Option<Current>>,
+    /// When the last meter reading began to arrive.
+    meter_at: Option<Instant>,
+    /// The phases whose value arrived in the last reading.
+    fresh: PerPhase<bool>,
+    /// Per charging point, the load its last poll before the last meter reading showed.
+    polled_at_meter: Loads,
+    /// Per charging point, its latest poll after the last meter reading.
+    polled_after_meter: Loads,
+    /// Per charging point, what it was commanded from a reaction time before its last poll
+    /// up to the last meter reading.
+    commanded_before_meter: BTreeMap<ChargePointId, Commanded>,
+    /// When each charging point was last polled.
+    last_poll: BTreeMap<ChargePointId, Instant>,
+    /// When each charging point with a vehicle was last given a lower current.
+    lowered_at: BTreeMap<ChargePointId, Instant>,
+    /// The last allocation wanted more than the ramp allowed (keep ticking).
+    raw_wants_more: bool,
+    /// The current shortage is still tentative (within REFINE of its first sight).
+    tentative: bool,
+    /// When the current shortage of minimum currents was first seen.
+    shortage_since: Option<Instant>,
+    /// The charging load commanded per charging point (grid phases) over the last seconds.
+    commanded: VecDeque<(Instant, Loads)>,
+    /// Why each charging point got its current in the last cycle.
+    limits: Limits,
+    /// Per charging point: its vehicle drew less than it may at its last poll.
+    draws_less: [bool; ChargePointId::COUNT as usize],
+}
+
+impl Controller {
+    /// A controller with `settings`, before any input.
+    pub fn new(settings: Settings) -> Self {
+        Self {
+            settings,
+            faults: BTreeSet::new(),
+            meter: PerPhase::splat(None),
+            seen: PerPhase::splat(None),
+            trigger_seen: None,
+            started: None,
+            high_power_until: None,
+            targets: BTreeMap::new(),
+            last_update: None,
+            switched: BTreeMap::new(),
+            queue: Vec::new(),
+            rotated: None,
+            last: None,
+            other: PerPhase::splat(None),
+            meter_at: None,
+            fresh: PerPhase::splat(false),
+            polled_at_meter: Loads::new(),
+            polled_after_meter: Loads::new(),
+            commanded_before_meter: BTreeMap::new(),
+            last_poll: BTreeMap::new(),
+            lowered_at: BTreeMap::new(),
+            raw_wants_more: false,
+            tentative: false,
+            shortage_since: None,
+            commanded: VecDeque::new(),
+            limits: Limits::default(),
+            draws_less: [false; ChargePointId::COUNT as usize],
+        }
+    }
+
+    /// The settings it runs.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The current decided for `cp` (`None` before the first decision).
+    pub fn target(&self, cp: ChargePointId) -> Option<Current> {
+        self.targets.get(&cp).copied()
+    }
+
+    /// Why `cp` got its current in the last cycle.
+    pub fn limit(&self, cp: ChargePointId) -> Option<Limit> {
+        self.limits.get(cp)
+    }
+
+    /// Whether the vehicle at `cp` drew less than it may at its last poll.
+    pub fn draws_less(&self, cp: ChargePointId) -> bool {
+        self.draws_less.get(cp.index()).copied() == Some(true)
+    }
+
+    /// What the DLM saw and decided in its last cycle.
+    pub fn cycle(&self) -> Option<Cycle> {
+        self.last
+    }
+
+    /// Handles one input at `now` and decides.
+    pub fn handle(&mut self, input: Input, now: Instant, env: &Env) -> Decision {
+        match input {
+            Input::Meter(phase, current) => {
+                self.meter_value(phase, current, now, env);
+                self.seen.set(phase, Some(now));
+            }
+            Input::Trigger => self.trigger_seen = Some(now),
+            Input::HighPower(on) => {
+                // Table 20: 1 = active starts (or restarts) the wait; 0 changes nothing.
+                if on {
+                    self.high_power_until = Some(now + self.settings.high_power_wait);
+                }
+            }
+            Input::Polled(cp) => self.polled(cp, now, env),
+            Input::Tick => {}
+        }
+        self.update(now, env)
+    }
+
+    fn point(&self, cp: ChargePointId) -> Option<&PointSettings> {
+        self.settings.points.get(&cp)
+    }
+
+    fn meter_value(&mut self, phase: Phase, current: Current, now: Instant, env: &Env) {
+        self.meter.set(phase, Some(current));
+        let new_reading = self
+            .meter_at
+            .is_none_or(|t| now.saturating_duration_since(t) > BURST);
+        if new_reading {
+            self.meter_at = Some(now);
+            self.fresh = PerPhase::splat(false);
+            self.polled_at_meter = self.charging_loads(env);
+            self.commanded_before_meter = self
+                .polled_at_meter
+                .keys()
+                .map(|cp| {
+                    let tp = self.last_poll.get(cp).copied().unwrap_or(now);
+                    let from = tp.checked_sub(REACTION).unwrap_or(tp);
+                    (*cp, self.commanded_during(*cp, from, now))
+                })
+                .collect();
+            self.polled_after_meter.clear();
+        }
+        self.fresh.set(phase, true);
+        self.estimate_other(now);
+    }
+
+    /// Estimates the other (non-charging) load from the last meter reading.
+    ///
+    /// The reading is a snapshot of house plus charging at its moment `t`. What each
+    /// charging point drew then is only known within limits, and the estimate must never be
+    /// too high: that would make the other load look smaller than it is and hand out budget
+    /// that is not there. Vehicles follow a new current within the reaction time (2 s) and
+    /// are assumed not to lower their current on their own between two polls (a vehicle
+    /// that tapers does so over minutes). Per charging point, with `p` its last poll before
+    /// `t` (taken at `tp`):
+    ///
+    /// * Its current was the same from a reaction time before `t` until now, and a poll came
+    ///   after `t`: the vehicle had time to follow, so that later poll stands for `t` (it
+    ///   catches a vehicle that started just before the reading).
+    /// * Else, if no reduction was commanded from a reaction time before `tp` up to `t`, the
+    ///   vehicle drew at least `p` at `t` (it may only have been rising): `p` counts.
+    /// * Else a reduction was under way: the smaller of `p` and the lowest current commanded
+    ///   in that time counts (the vehicle may or may not have followed it by `t`).
+    ///
+    /// A later poll never stands for `t` once the current has changed: it shows the change,
+    /// not the reading's moment. Polls within REFINE after the reading refine the estimate;
+    /// after that it is held until the next reading.
+    fn estimate_other(&mut self, now: Instant) {
+        let Some(at) = self.meter_at else { return };
+        if now.saturating_duration_since(at) > REFINE {
+            return;
+        }
+        let zero = PerPhase::splat(Current::ZERO);
+        let mut charging = zero;
+        let points: BTreeSet<ChargePointId> = self
+            .polled_at_meter
+            .keys()
+            .chain(self.polled_after_meter.keys())
+            .copied()
+            .collect();
+        for cp in points {
+            let before = self.polled_at_meter.get(&cp).copied().unwrap_or(zero);
+            let steady = self.commanded_during(cp, at.checked_sub(REACTION).unwrap_or(at), now);
+            let after = self.polled_after_meter.get(&cp).filter(|_| !steady.changed);
+            let window = self.commanded_before_meter.get(&cp).copied();
+            for p in Phase::ALL {
+                let drew = match after {
+                    Some(after) => after.get(p).min(steady.max.get(p)),
+                    None => match window {
+                        Some(w) if w.reduced => before.get(p).min(w.min.get(p)),
+                        _ => before.get(p),
+                    },
+                };
+                charging.set(p, charging.get(p) + drew);
+            }
+        }
+        for p in Phase::ALL {
+            if !self.fresh.get(p) {
+                continue;
+            }
+            let Some(meter) = self.meter.get(p) else {
+                continue;
+            };
+            self.other.set(
+                p,
+                Some(meter.saturating_sub(charging.get(p)).max(Current::ZERO)),
+            );
+        }
+    }
+
+    /// The currents commanded to `cp` (grid phases) while `[from, to]`: the entry in force at
+    /// `from` and every later one up to `to`.
+    fn commanded_during(&self, cp: ChargePointId, from: Instant, to: Instant) -> Commanded {
+        let first = self
+            .commanded
+            .iter()
+            .rposition(|(t, _)| *t <= from)
+            .unwrap_or(0);
+        let zero = PerPhase::splat(Current::ZERO);
+        let mut span = Commanded {
+            min: zero,
+            max: zero,
+            changed: false,
+            reduced: false,
+        };
+        let mut previous: Option<PerPhase<Current>> = None;
+        for (_, loads) in self
+            .commanded
+            .iter()
+            .skip(first)
+            .take_while(|(t, _)| *t <= to)
+        {
+            let load = loads.get(&cp).copied().unwrap_or(zero);
+            match previous {
+                None => {
+                    span.min = load;
+                    span.max = load;
+                }
+                Some(prev) => {
+                    for p in Phase::ALL {
+                        span.min.set(p, span.min.get(p).min(load.get(p)));
+                        span.max.set(p, span.max.get(p).max(load.get(p)));
+                        if load.get(p) < prev.get(p) {
+                            span.reduced = true;
+                        }
+                        if load.get(p) != prev.get(p) {
+                            span.changed = true;
+                        }
+                    }
+                }
+            }
+            previous = Some(load);
+        }
+        span
+    }
+
+    /// A charging point was polled: within REFINE after a meter reading the poll may stand
+    /// for the reading's moment (see [`Self::estimate_other`]).
+    fn polled(&mut self, cp: ChargePointId, now: Instant, env: &Env) {
+        self.last_poll.insert(cp, now);
+        if self
+            .meter_at
+            .is_none_or(|t| now <= t || now.saturating_duration_since(t) > REFINE)
+        {
+            return;
+        }
+        if let Some(load) = self.charging_load(cp, env) {
+            self.polled_after_meter.insert(cp, load);
+        }
+    }
+
+    /// Remembers the charging load now commanded per charging point, on grid phases.
+    fn remember_commanded(&mut self, now: Instant) {
+        let mut loads = Loads::new();
+        for (cp, target) in &self.targets {
+            let Some(cfg) = self.point(*cp) else {
+                continue;
+            };
+            loads.insert(*cp, cfg.wired(*target));
+        }
+        if self.commanded.back().is_some_and(|(_, l)| *l == loads) {
+            return;
+        }
+        self.commanded.push_back((now, loads));
+        // Keep what the estimate can still need (entries older than 10 s, but always one).
+        while self.commanded.len() > 1
+            && self
+                .commanded
+                .get(1)
+                .is_some_and(|(t, _)| now.saturating_duration_since(*t) > Duration::from_secs(10))
+        {
+            self.commanded.pop_front();
+        }
+    }
+
+    /// The sources that must each deliver within interval + tolerance (indices into `seen`).
+    fn supervised(&self) -> &'static [usize] {
+        let m = &self.settings.meter;
+        match (m.supervision, m.three_phase) {
+            (Supervision::Trigger, _) => &[3],
+            (Supervision::Values, false) => &[0],
+            (Supervision::Values, true) => &[0, 1, 2],
+        }
+    }
+
+    /// The instant by which source `i` must deliver again (from start-up until its first value).
+    fn source_deadline(&self, i: usize) -> Option<Instant> {
+        let m = &self.settings.meter;
+        let seen = match i {
+            0 => self.seen.get(Phase::L1),
+            1 => self.seen.get(Phase::L2),
+            2 => self.seen.get(Phase::L3),
+            _ => self.trigger_seen,
+        };
+        let from = seen.or(self.started)?;
+        Some(from + m.interval + m.tolerance)
+    }
+
+    /// The meter deadline: the earliest of the supervised sources' deadlines.
+    fn meter_deadline(&self) -> Option<Instant> {
+        self.supervised()
+            .iter()
+            .filter_map(|i| self.source_deadline(*i))
+            .min()
+    }
+
+    /// What the smart meter left silent at `now`, for the fault message.
+    fn silence(&self, now: Instant) -> String {
+        let silent = |i: usize| self.source_deadline(i).is_some_and(|d| now >= d);
+        let names = &self.settings.meter.names;
+        let mut parts: Vec<String> = self
+            .supervised()
+            .iter()
+            .filter(|i| silent(**i))
+            .filter_map(|i| names.get(*i).cloned())
+            .collect();
+        if self.settings.meter.supervision == Supervision::Trigger && (0..3).all(silent) {
+            parts.push("no smart-meter value either".to_owned());
+        }
+        parts.join(", ")
+    }
+
+    /// When the controller next needs [`Input::Tick`].
+    pub fn poll_timeout(&self, env: &Env) -> Option<Instant> {
+        let deadline = self
+            .meter_deadline()
+            .filter(|_| !self.faults.contains(&FaultCode::SmartMeterTOut));
+        let ramping = self
+            .last_update
+            .filter(|_| self.ramping(env))
+            .map(|t| t + RAMP_STEP);
+        let rotate = (self.settings.shortage == Shortage::Queue)
+            .then(|| self.rotation_due_at(env))
+            .flatten();
+        let refine = self
+            .shortage_since
+            .map(|t| t + REFINE)
+            .filter(|_| self.tentative);
+        [deadline, self.high_power_until, ramping, rotate, refine]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// When the queue may rotate next: a rotation interval after the last one, and not before
+    /// every charging point with a vehicle has kept its last switch (on or off) for the
+    /// minimum on/off time.
+    fn rotation_due_at(&self, env: &Env) -> Option<Instant> {
+        let s = &self.settings;
+        let interval = self.rotated.or(self.started)? + s.rotation_interval;
+        let settled = self
+            .switched
+            .iter()
+            .filter(|(cp, _)| env.points.get(cp).is_some_and(|p| p.connected))
+            .map(|(_, t)| *t + s.min_switch_time)
+            .max();
+        Some(settled.map_or(interval, |s| s.max(interval)))
+    }
+
+    fn ramping(&self, env: &Env) -> bool {
+        self.last.is_some_and(|_| {
+            env.points.iter().any(|(cp, p)| {
+                p.commanded
+                    .is_some_and(|c| self.targets.get(cp).is_some_and(|t| *t > c))
+            })
+        }) || self.raw_wants_more
+    }
+
+    fn set_fault(&mut self, code: FaultCode, present: Option<String>, out: &mut Vec<FaultChange>) {
+        match present {
+            Some(text) if !self.faults.contains(&code) => {
+                self.faults.insert(code);
+                out.push(FaultChange::Raise(Fault::device(code, text)));
+            }
+            None if self.faults.remove(&code) => out.push(FaultChange::Clear(code)),
+            _ => {}
+        }
+    }
+
+    /// Recomputes the targets.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one cycle, step by step as docs/dlm.md describes it"
+    )]
+    fn update(&mut self, now: Instant, env: &Env) -> Decision {
+        let mut faults = Vec::new();
+        self.started.get_or_insert(now);
+        let s = self.settings.clone();
+        // Meter supervision.
+        let silent = self.meter_deadline().is_some_and(|d| now >= d);
+        if silent != self.faults.contains(&FaultCode::SmartMeterTOut) {
+            let text = silent.then(|| {
+                format!(
+                    "{} for {} s (interval {} s + tolerance {} s); emergency mode: minimum current",
+                    self.silence(now),
+                    (s.meter.interval + s.meter.tolerance).as_secs(),
+                    s.meter.interval.as_secs(),
+                    s.meter.tolerance.as_secs()
+                )
+            });
+            self.set_fault(FaultCode::SmartMeterTOut, text, &mut faults);
+        }
+        let reading: Option<PerPhase<Current>> = if s.meter.three_phase {
+            match self.meter.0 {
+                [Some(a), Some(b), Some(c)] => Some(PerPhase([a, b, c])),
+                _ => None,
+            }
+        } else {
+            self.meter.get(Phase::L1).map(PerPhase::splat)
+        };
+        if self.high_power_until.is_some_and(|t| now >= t) {
+            self.high_power_until = None;
+        }
+        let high_power = self.high_power_until.is_some();
+        let emergency = silent || env.association_missing || reading.is_none();
+        let budget = PerPhase::splat(s.budget);
+        // Invalid currents exclude a charging point; the device shows DLM InvCurrent (70).
+        let invalid: Vec<ChargePointId> = ChargePointId::all()
+            .filter(|cp| env.points.get(cp).is_some_and(|p| p.invalid))
+            .collect();
+        let text = (!invalid.is_empty()).then(|| {
+            let list: Vec<String> = invalid.iter().map(ToString::to_string).collect();
+            format!(
+                "invalid currents from charging point(s) {}",
+                list.join(", ")
+            )
+        });
+        self.set_fault(FaultCode::DlmInvCurrent, text, &mut faults);
+        let active: Vec<ChargePointId> = s
+            .points
+            .iter()
+            .filter(|(_, p)| p.active)
+            .map(|(cp, _)| *cp)
+            .collect();
+        let mut raw: BTreeMap<ChargePointId, Current> = BTreeMap::new();
+        let mut limits = Limits::default();
+        let mut cycle = Cycle {
+            budget,
+            meter: reading.unwrap_or_default(),
+            available: PerPhase::splat(Current::ZERO),
+            emergency,
+            high_power,
+        };
+        if emergency || high_power {
+            // "Reduce to the minimum": a charging point above its minimum comes down to it; one
+            // at 0 A stays at 0 A. Only before the DLM's first decision (start-up) does every
+            // charging point get its minimum. OverCurrent stays as it is.
+            for cp in &active {
+                let min = self.point(*cp).map_or(Current::ZERO, |c| c.min);
+                let reduced = match self.targets.get(cp) {
+                    Some(prev) => (*prev).min(min),
+                    None => min,
+                };
+                let reduced = if invalid.contains(cp) {
+                    Current::ZERO
+                } else {
+                    reduced
+                };
+                raw.insert(*cp, reduced);
+                let fallback = if emergency {
+                    Limit::Emergency
+                } else {
+                    Limit::HighPower
+                };
+                let limit = if reduced == Current::ZERO {
+                    Self::excluded(*cp, env).unwrap_or(fallback)
+                } else {
+                    fallback
+                };
+                limits.set(*cp, limit);
+            }
+        } else if let Some(meter) = reading {
+            // Polls just after a meter value refine the other-load estimate; later ones do not.
+            self.estimate_other(now);
+            let mut available = PerPhase::splat(Current::ZERO);
+            for p in Phase::ALL {
+                let other = self.other.get(p).unwrap_or_else(|| meter.get(p));
+                available.set(p, budget.get(p).saturating_sub(other));
+            }
+            cycle.available = available;
+            let demands = self.demands(&active, env);
+            let mode = s.mode;
+            let shortage = s.shortage;
+            let mut result = allocate(available, &demands, mode, shortage);
+            let mut currents = result.currents.clone();
+            limits = result.limits;
+            for cp in &active {
+                if !demands.iter().any(|d| d.cp == *cp) {
+                    limits.set(*cp, Self::excluded(*cp, env).unwrap_or(Limit::NoVehicle));
+                }
+            }
+            if let Some(limit) = s.unbalanced_load_limit {
+                // Cap, then let the others use what the capped points left: re-allocate with
+                // the capped points' maxima lowered, until nothing changes.
+                let mut capped = demands.clone();
+                for _ in 0..3 {
+                    let before = currents.clone();
+                    super::limit_unbalance(&mut currents, &capped, limit, &mut limits);
+                    if currents == before {
+                        break;
+                    }
+                    capped.retain(|d| currents.get(&d.cp).is_some_and(|c| *c > Current::ZERO));
+                    for d in &mut capped {
+                        // Only the points the cap lowered keep their lowered maximum.
+                        if let (Some(c), Some(b)) = (currents.get(&d.cp), before.get(&d.cp))
+                            && c < b
+                        {
+                            d.max = d.max.min(*c);
+                        }
+                    }
+                    result = allocate(available, &capped, mode, shortage);
+                    for d in &demands {
+                        currents.insert(
+                            d.cp,
+                            result.currents.get(&d.cp).copied().unwrap_or(Current::ZERO),
+                        );
+                    }
+                    // A point at the maximum the cap lowered is held by the cap.
+                    for d in &capped {
+                        let lowered = demands.iter().any(|o| o.cp == d.cp && o.max > d.max);
+                        match result.limits.get(d.cp) {
+                            Some(Limit::OwnMax) if lowered => limits.set(d.cp, Limit::Unbalance),
+                            Some(l) => limits.set(d.cp, l),
+                            None => {}
+                        }
+                    }
+                }
+                super::limit_unbalance(&mut currents, &capped, limit, &mut limits);
+            }
+            if env.grid_control.is_some()
+                && let Some(watts) = s.grid_control_power_w
+            {
+                super::limit_power(
+                    &mut currents,
+                    &demands,
+                    watts,
+                    s.nominal_voltage,
+                    &mut limits,
+                );
+            }
+            for cp in &active {
+                raw.insert(*cp, currents.get(cp).copied().unwrap_or(Current::ZERO));
+            }
+            // A shortage right after a meter value may be a car that started just before the
+            // value and is not in the polls yet: hold the charging points at their minimum
+            // until the estimate is refined, instead of interrupting everyone at once.
+            // Bounded from the first sight of the shortage, not from the latest value: with a
+            // meter sending every second, a real shortage must still end in OverCurrent.
+            if result.overcurrent {
+                self.shortage_since.get_or_insert(now);
+            } else {
+                self.shortage_since = None;
+            }
+            let tentative = result.overcurrent
+                && self
+                    .shortage_since
+                    .is_some_and(|t| now.saturating_duration_since(t) < REFINE);
+            self.tentative = tentative;
+            if tentative {
+                for d in &demands {
+                    let charging = self.targets.get(&d.cp).is_some_and(|c| *c > Current::ZERO);
+                    raw.insert(d.cp, if charging { d.min } else { Current::ZERO });
+                    limits.set(d.cp, Limit::ShortagePending);
+                }
+                result.overcurrent = false;
+            }
+            let present = self.faults.contains(&FaultCode::OverCurrent);
+            if result.overcurrent != present {
+                let text = result.overcurrent.then(|| {
+                    let mins: Vec<String> = demands
+                        .iter()
+                        .map(|d| format!("{}: {}", d.cp, d.min))
+                        .collect();
+                    let what = if shortage == Shortage::Queue {
+                        "waiting charging points queue"
+                    } else {
+                        "charging is interrupted at all charging points"
+                    };
+                    format!(
+                        "minimum currents ({}) do not fit the available current; {what}",
+                        mins.join(", ")
+                    )
+                });
+                self.set_fault(FaultCode::OverCurrent, text, &mut faults);
+            }
+        }
+        self.last = Some(cycle);
+        self.ramp(&raw, now, env, &mut limits);
+        self.limits = limits;
+        self.remember_commanded(now);
+        self.last_update = Some(now);
+        for cp in &active {
+            let less = self.vehicle_draws_less(*cp, now, env);
+            if let Some(slot) = self.draws_less.get_mut(cp.index()) {
+                *slot = less;
+            }
+        }
+        Decision {
+            faults,
+            targets: active
+                .iter()
+                .filter_map(|cp| Some((*cp, self.targets.get(cp).copied()?)))
+                .collect(),
+            limits: self.limits,
+        }
+    }
+
+    /// Why a charging point is left out of the allocation, if it is: interrupted, not
+    /// reachable, invalid currents, or no vehicle.
+    fn excluded(cp: ChargePointId, env: &Env) -> Option<Limit> {
+        let point = env.points.get(&cp);
+        if point.is_some_and(|p| p.interrupted) {
+            return Some(Limit::Interrupted);
+        }
+        if point.is_some_and(|p| p.unreachable) {
+            return Some(Limit::NotReachable);
+        }
+        if point.is_some_and(|p| p.invalid) {
+            return Some(Limit::InvalidCurrents);
+        }
+        let connected = point.is_some_and(|p| p.connected);
+        (!connected).then_some(Limit::NoVehicle)
+    }
+
+    /// The current the core will command to `cp` after this decision: the DLM's target,
+    /// with the core's interruption and grid-control cap, within the point's range.
+    fn final_target(&self, cp: ChargePointId, env: &Env) -> Option<Current> {
+        let cfg = self.point(cp).filter(|c| c.active)?;
+        let point = env.points.get(&cp)?;
+        if point.interrupted || env.grid_control == Some(Current::ZERO) {
+            return Some(Current::ZERO);
+        }
+        let mut target = self.targets.get(&cp).copied().unwrap_or(cfg.min);
+        if target == Current::ZERO {
+            return Some(Current::ZERO);
+        }
+        if let Some(grid) = env.grid_control {
+            target = target.min(grid.max(cfg.min));
+        }
+        Some(target.clamp_to(cfg.min, cfg.max))
+    }
+
+    /// Whether the vehicle at `cp` draws less than it may: at its last poll it drew, on its
+    /// most loaded phase, at least [`DRAWS_LESS`] below its current, and that current had
+    /// then been in force for the reaction time.
+    fn vehicle_draws_less(&self, cp: ChargePointId, now: Instant, env: &Env) -> bool {
+        let Some(target) = self.final_target(cp, env).filter(|t| *t > Current::ZERO) else {
+            return false;
+        };
+        let Some(point) = env.points.get(&cp) else {
+            return false;
+        };
+        let (Some(currents), Some(polled)) = (point.currents, self.last_poll.get(&cp)) else {
+            return false;
+        };
+        let drawn = currents.0.into_iter().max().unwrap_or(Current::ZERO);
+        if !point.connected || drawn + DRAWS_LESS > target {
+            return false;
+        }
+        let Some(from) = polled.checked_sub(REACTION) else {
+            return false;
+        };
+        // The history must reach back to `from`: a current first commanded after it (at
+        // start-up) gave the vehicle no time to follow before the poll.
+        let known = self.commanded.front().is_some_and(|(t, _)| *t <= from);
+        known && !self.commanded_during(cp, from, now).changed
+    }
+
+    /// Whether a vehicle at `cp` may draw current: one is connected, or current flows.
+    fn vehicle_present(cp: ChargePointId, env: &Env) -> bool {
+        env.points.get(&cp).is_some_and(|s| {
+            s.connected
+                || s.charging
+                || s.currents
+                    .is_some_and(|c| c.0.iter().any(|a| *a > Current::ZERO))
+        })
+    }
+
+    /// Each charging point's own load per grid phase: measured currents, or the commanded
+    /// current where a charging point measures nothing.
+    fn charging_loads(&self, env: &Env) -> Loads {
+        env.points
+            .keys()
+            .filter_map(|cp| Some((*cp, self.charging_load(*cp, env)?)))
+            .collect()
+    }
+
+    /// One charging point's own load per grid phase (see [`Self::charging_loads`]).
+    fn charging_load(&self, cp: ChargePointId, env: &Env) -> Option<PerPhase<Current>> {
+        let point = env.points.get(&cp)?;
+        let cfg = self.point(cp)?;
+        let grid = if let Some(c) = point.currents {
+            cfg.to_grid(c)
+        } else {
+            let c = point.commanded.unwrap_or(Current::ZERO);
+            cfg.wired(if point.charging { c } else { Current::ZERO })
+        };
+        Some(grid.map(|c| c.max(Current::ZERO)))
+    }
+
+    /// Charging points with a vehicle that may charge, in queue order.
+    fn demands(&mut self, active: &[ChargePointId], env: &Env) -> Vec<Demand> {
+        for cp in active {
+            if !self.queue.contains(cp) {
+                self.queue.push(*cp);
+            }
+        }
+        self.queue.retain(|cp| active.contains(cp));
+        let mut out = Vec::new();
+        for cp in &self.queue {
+            let Some(cfg) = self.settings.points.get(cp) else {
+                continue;
+            };
+            let Some(point) = env.points.get(cp) else {
+                continue;
+            };
+            if !point.connected || point.interrupted || point.invalid || point.unreachable {
+                continue;
+            }
+            // Phases the vehicle draws on, from its currents; before it draws, as wired.
+            let mut cp_phases = [false; 3];
+            if let Some(c) = point.currents {
+                for (slot, i) in cp_phases.iter_mut().zip(c.0) {
+                    *slot = i >= PHASE_DETECTION;
+                }
+            }
+            if !cp_phases.iter().any(|x| *x) {
+                cp_phases = if cfg.three_phase {
+                    [true, true, true]
+                } else {
+                    [true, false, false]
+                };
+            }
+            let mut grid = PerPhase::splat(false);
+            for (used, p) in cp_phases.iter().zip(cfg.rotation) {
+                if *used {
+                    grid.set(p, true);
+                }
+            }
+            let grid = grid.0;
+            out.push(Demand {
+                cp: *cp,
+                min: cfg.min,
+                max: cfg.max,
+                phases: grid,
+                prioritised: self.settings.prioritised == Some(*cp),
+            });
+        }
+        out
+    }
+
+    /// Reductions at once; increases at the ramp rate, starting from the minimum; switching
+    /// on only after the minimum on/off time.
+    fn ramp(
+        &mut self,
+        raw: &BTreeMap<ChargePointId, Current>,
+        now: Instant,
+        env: &Env,
+        limits: &mut Limits,
+    ) {
+        let min_switch_time = self.settings.min_switch_time;
+        let ramp_rate = self.settings.ramp_up_per_second;
+        let dt = self
+            .last_update
+            .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
+        self.raw_wants_more = false;
+        // Break before make: a grid phase on which a current is lowered now sees no raise for
+        // a reaction time, so that a vehicle quick to rise never adds to one still slow to
+        // fall when the DLM moves current from one charging point to another.
+        for (cp, want) in raw {
+            let prev = self.targets.get(cp).copied().unwrap_or(Current::ZERO);
+            if prev.saturating_sub(*want) >= MAKE_AFTER_BREAK_STEP
+                && Self::vehicle_present(*cp, env)
+            {
+                self.lowered_at.insert(*cp, now);
+            }
+        }
+        for (cp, want) in raw {
+            let Some(cfg) = self.point(*cp).copied() else {
+                continue;
+            };
+            let prev = self.targets.get(cp).copied().unwrap_or(Current::ZERO);
+            let mut next = *want;
+            let phases = cfg.grid_phases();
+            let lowered_nearby = self.lowered_at.iter().any(|(other, t)| {
+                other != cp
+                    && now.saturating_duration_since(*t) < REACTION
+                    && self
+                        .point(*other)
+                        .is_some_and(|o| o.grid_phases().iter().any(|p| phases.contains(p)))
+            });
+            if next > prev && lowered_nearby {
+                next = prev;
+                self.raw_wants_more = true;
+                limits.set(*cp, Limit::BreakBeforeMake);
+            } else if next > prev {
+                if prev < cfg.min {
+                    // Switching on: not sooner than the minimum on/off time after the last switch.
+                    let recently = self
+                        .switched
+                        .get(cp)
+                        .is_some_and(|t| now.saturating_duration_since(*t) < min_switch_time);
+                    next = if recently {
+                        limits.set(*cp, Limit::MinSwitchTime);
+                        Current::ZERO
+                    } else {
+                        cfg.min.min(next)
+                    };
+                } else {
+                    #[allow(clippy::cast_possible_truncation, reason = "ramp steps are small")]
+                    let step =
+                        Current::from_milliamps((f64::from(ramp_rate.milliamps()) * dt) as i32);
+                    next = next.min(prev + step);
+                }
+                if next < *want {
+                    self.raw_wants_more = true;
+                    if next > Current::ZERO {
+                        limits.set(*cp, Limit::Ramp);
+                    }
+                }
+            }
+            let vehicle = env.points.get(cp).is_some_and(|p| p.connected);
+            if vehicle && (prev == Current::ZERO) != (next == Current::ZERO) {
+                self.switched.insert(*cp, now);
+            }
+            self.targets.insert(*cp, next);
+        }
+        if self.settings.shortage == Shortage::Queue {
+            let due = self.rotation_due_at(env).is_some_and(|t| now >= t);
+            if due {
+                self.rotated = Some(now);
+                if !self.queue.is_empty() {
+                    self.queue.rotate_left(1);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,163 @@
+//! The controller tested on its own, at injected time, without a core or a configuration.
+
+use super::*;
+use crate::units::Voltage;
+
+pub(super) fn cp(n: u8) -> ChargePointId {
+    ChargePointId::new(n).unwrap()
+}
+
+pub(super) fn a(n: i32) -> Current {
+    Current::from_amps(n)
+}
+
+pub(super) fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+const L123: [Phase; 3] = [Phase::L1, Phase::L2, Phase::L3];
+
+/// Two 3-phase points 6–16 A behind a 32 A fuse (budget 30 A), a 3-phase meter every 10 s.
+pub(super) fn settings(points: u8) -> Settings {
+    Settings {
+        fuse: a(32),
+        budget: a(30),
+        meter: MeterSettings {
+            three_phase: true,
+            supervision: Supervision::Values,
+            interval: secs(10),
+            tolerance: secs(5),
+            names: ["L1".into(), "L2".into(), "L3".into(), "trigger".into()],
+        },
+        high_power_wait: secs(60),
+        unbalanced_load_limit: None,
+        grid_control_power_w: None,
+        nominal_voltage: Voltage::from_volts(230),
+        shortage: Shortage::InterruptAll,
+        rotation_interval: secs(900),
+        min_switch_time: secs(300),
+        ramp_up_per_second: a(100),
+        mode: Mode::PerPhase,
+        prioritised: None,
+        points: (1..=points)
+            .map(|n| {
+                (
+                    cp(n),
+                    PointSettings {
+                        active: true,
+                        min: a(6),
+                        max: a(16),
+                        three_phase: true,
+                        rotation: L123,
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+/// A harness: the controller, what the points report, and the commands it would send.
+pub(super) struct Rig {
+    pub(super) dlm: Controller,
+    pub(super) env: Env,
+    pub(super) t0: Instant,
+    pub(super) log: Vec<Decision>,
+}
+
+impl Rig {
+    pub(super) fn new(settings: Settings) -> Self {
+        let points = settings
+            .points
+            .keys()
+            .map(|c| (*c, PointInput::default()))
+            .collect();
+        let mut rig = Self {
+            dlm: Controller::new(settings),
+            env: Env {
+                points,
+                ..Env::default()
+            },
+            t0: Instant::now(),
+            log: Vec::new(),
+        };
+        rig.run(Input::Tick, Duration::ZERO);
+        rig
+    }
+
+    pub(super) fn at(&self, t: Duration) -> Instant {
+        self.t0 + t
+    }
+
+    pub(super) fn run(&mut self, input: Input, t: Duration) -> Decision {
+        let d = self.dlm.handle(input, self.at(t), &self.env);
+        // The core commands what the controller decided.
+        for (c, target) in &d.targets {
+            if let Some(p) = self.env.points.get_mut(c) {
+                p.commanded = Some(*target);
+            }
+        }
+        self.log.push(d.clone());
+        d
+    }
+
+    pub(super) fn meter(&mut self, amps: [i32; 3], t: Duration) -> Decision {
+        let mut last = Decision::default();
+        for (p, v) in Phase::ALL.into_iter().zip(amps) {
+            last = self.run(Input::Meter(p, a(v)), t);
+        }
+        last
+    }
+
+    /// `n` reports a vehicle drawing `amps` on each of its phases.
+    pub(super) fn poll(&mut self, n: u8, amps: i32, t: Duration) -> Decision {
+        let p = self.env.points.entry(cp(n)).or_default();
+        p.connected = true;
+        p.charging = amps > 0;
+        p.currents = Some(PerPhase::splat(a(amps)));
+        self.run(Input::Polled(cp(n)), t)
+    }
+
+    pub(super) fn target(&self, n: u8) -> Current {
+        self.dlm.target(cp(n)).unwrap_or(Current::ZERO)
+    }
+}
+
+#[test]
+fn without_a_meter_value_every_point_gets_its_minimum_and_the_meter_timeout_shows() {
+    let mut rig = Rig::new(settings(2));
+    assert_eq!(rig.target(1), a(6), "start-up: the minimum");
+    assert_eq!(rig.dlm.limit(cp(1)), Some(Limit::Emergency));
+    let d = rig.run(Input::Tick, secs(15));
+    assert!(
+        d.faults.iter().any(|f| matches!(
+            f,
+            FaultChange::Raise(fault) if fault.code == FaultCode::SmartMeterTOut
+        )),
+        "{d:?}"
+    );
+    let d = rig.meter([10, 10, 10], secs(16));
+    assert_eq!(
+        d.faults,
+        vec![FaultChange::Clear(FaultCode::SmartMeterTOut)]
+    );
+}
+
+#[test]
+fn meter_values_share_the_budget_among_the_connected_points() {
+    let mut rig = Rig::new(settings(2));
+    rig.poll(1, 0, secs(1));
+    rig.poll(2, 0, secs(1));
+    rig.meter([10, 10, 10], secs(2));
+    // 30 A budget − 10 A house = 20 A: 10 A each, after the ramp.
+    rig.run(Input::Tick, secs(3));
+    assert_eq!((rig.target(1), rig.target(2)), (a(10), a(10)));
+    assert_eq!(rig.dlm.limit(cp(1)), Some(Limit::FairShare));
+    let cycle = rig.dlm.cycle().unwrap();
+    assert_eq!(cycle.available, PerPhase::splat(a(20)));
+}
+
+#[test]
+fn the_poll_timeout_asks_for_the_meter_deadline() {
+    let rig = Rig::new(settings(1));
+    assert_eq!(rig.dlm.poll_timeout(&rig.env), Some(rig.at(secs(15))));
+}
