@@ -9,7 +9,7 @@
 //! * The ring keeps three parts ([`LogRing`]): the first [`START_BYTES`] of output (the
 //!   start-up), the last [`IMPORTANT_BYTES`] of important entries (target [`SECURITY`]:
 //!   logins, lockouts, password changes, factory resets; `knx_echarge::faults`: faults raised
-//!   and cleared; errors), and the last [`RING_BYTES`] of everything else. The download
+//!   and cleared; errors), and the last `RING_BYTES` of everything else. The download
 //!   merges them in order, so routine lines are the only ones a flood pushes out.
 //!
 //! [`init`] installs the global subscriber once (the binary calls it instead of a plain
