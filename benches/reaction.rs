@@ -8,7 +8,7 @@
 //! meter is a KNXnet/IP tunnelling client (the project's own) that sends DPT 14.019
 //! GroupValue_Writes on 0/0/10..12 over UDP. With `REACTION_LINK=tp` the gateway and the
 //! meter are instead TP-UART links on two ports of the emulated TP line (`knx_echarge::tpline`):
-//! the meter's telegrams cross KNX/TP.
+//! the meter's telegrams cross KNX/TP (`TP1_TIMING=1`: at TP1's 9600 bit/s).
 //!
 //! Each step sends a load step on the meter (house load up by 8 A per phase) and measures
 //! the time from sending the three telegrams until **all five simulators have received a
@@ -128,7 +128,8 @@ fn main() {
         // tunnelling client over UDP, or (REACTION_LINK=tp) two TP-UART links on the
         // emulated TP line. The gateway is started as the binary does.
         let tp = std::env::var("REACTION_LINK").is_ok_and(|v| v == "tp");
-        let line = if tp { Some(TpLine::start(2, LineOptions::default()).unwrap()) } else { None };
+        let tp1_timing = std::env::var("TP1_TIMING").is_ok_and(|v| v == "1");
+        let line = if tp { Some(TpLine::start(2, LineOptions { tp1_timing, ..LineOptions::default() }).unwrap()) } else { None };
         let (gateway_spec, meter_spec) = match &line {
             Some(line) => (
                 LinkSpec::Tpuart { path: line.paths()[0].clone() },

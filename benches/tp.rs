@@ -8,7 +8,8 @@
 //! the next one goes: the numbers are the round trip of the host protocol on
 //! pseudo-terminals. The emulated line does not slow frames to TP1's 9600 bit/s, where a
 //! short group telegram with its acknowledgement takes about 20 ms (about 50 telegrams/s);
-//! the gateway's own bus-load limiter stays at 20/s on top of that.
+//! the gateway's own bus-load limiter stays at 20/s on top of that. `TP1_TIMING=1` makes the
+//! emulated line hold each frame for its TP1 time.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -49,7 +50,8 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let line = TpLine::start(2, LineOptions::default()).unwrap();
+        let tp1_timing = std::env::var("TP1_TIMING").is_ok_and(|v| v == "1");
+        let line = TpLine::start(2, LineOptions { tp1_timing, ..LineOptions::default() }).unwrap();
         let mut monitor = line.monitor();
         let spec = |i: usize| LinkSpec::Tpuart {
             path: line.paths()[i].clone(),
@@ -104,7 +106,8 @@ fn main() {
         latencies.sort();
         let pick = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
         println!(
-            "TP-UART link to TP-UART link on the emulated line: {got}/{n} telegrams in {:.2} s = {:.0} telegrams/s",
+            "TP-UART link to TP-UART link on the emulated line ({}): {got}/{n} telegrams in {:.2} s = {:.0} telegrams/s",
+            if tp1_timing { "TP1 timing, 9600 bit/s" } else { "as fast as the hosts answer" },
             elapsed.as_secs_f64(),
             got as f64 / elapsed.as_secs_f64()
         );

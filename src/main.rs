@@ -132,6 +132,9 @@ enum Command {
         /// Do not echo a frame to its sender.
         #[arg(long)]
         no_echo: bool,
+        /// Hold each frame for its time on TP1 (9600 bit/s, about 50 telegrams/s).
+        #[arg(long)]
+        tp1_timing: bool,
     },
     /// List the group objects that exist under a configuration.
     Objects {
@@ -200,7 +203,8 @@ fn main() -> ExitCode {
             ports,
             ack_window_ms,
             no_echo,
-        } => tp_line(ports, ack_window_ms, no_echo),
+            tp1_timing,
+        } => tp_line(ports, ack_window_ms, no_echo, tp1_timing),
         Command::Demo {
             print_config,
             data_dir,
@@ -238,7 +242,7 @@ fn main() -> ExitCode {
 }
 
 /// `knx-echarge tp-line`: the emulated TP line until Ctrl-C.
-fn tp_line(ports: usize, ack_window_ms: u64, no_echo: bool) -> ExitCode {
+fn tp_line(ports: usize, ack_window_ms: u64, no_echo: bool, tp1_timing: bool) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -253,6 +257,7 @@ fn tp_line(ports: usize, ack_window_ms: u64, no_echo: bool) -> ExitCode {
         let options = knx_echarge::tpline::LineOptions {
             ack_window: std::time::Duration::from_millis(ack_window_ms),
             echo: !no_echo,
+            tp1_timing,
         };
         let line = match knx_echarge::tpline::TpLine::start(ports, options) {
             Ok(l) => l,

@@ -53,6 +53,21 @@ pub struct LineOptions {
     pub ack_window: Duration,
     /// The sender receives its own frame before L_Data.con.
     pub echo: bool,
+    /// Hold each transmission for as long as it takes on TP1 (9600 bit/s, 13 bit times per
+    /// character, 50 bit times of idle line before a frame, the acknowledgement after 15):
+    /// about 20 ms for a short group telegram, so the line carries about 50 telegrams/s.
+    /// Off, frames cross as fast as the hosts answer.
+    pub tp1_timing: bool,
+}
+
+/// One bit on TP1 (9600 bit/s).
+pub const BIT_TIME: Duration = Duration::from_nanos(104_167);
+
+/// How long `len` frame bytes and their acknowledgement occupy TP1: 50 bit times idle, 13
+/// per character, 15 before the acknowledgement character.
+pub fn tp1_duration(len: usize) -> Duration {
+    let bits = 50 + 13 * u32::try_from(len).unwrap_or(u32::MAX / 32) + 15 + 13;
+    BIT_TIME * bits
 }
 
 impl Default for LineOptions {
@@ -60,6 +75,7 @@ impl Default for LineOptions {
         Self {
             ack_window: Duration::from_millis(20),
             echo: true,
+            tp1_timing: false,
         }
     }
 }
@@ -351,6 +367,8 @@ struct OnLine {
     /// Transmissions so far.
     sent: u8,
     window_end: Instant,
+    /// Not concluded before this instant (TP1 timing).
+    busy_until: Instant,
 }
 
 async fn write_all(fd: &AsyncFd<OwnedFd>, mut bytes: &[u8]) {
@@ -411,18 +429,28 @@ impl Bus {
             {
                 on_line = Some(self.put_on_line(sender, frame, 0).await);
             }
-            let window_end = on_line.as_ref().map(|o| o.window_end);
-            let all_answered = on_line.as_ref().is_some_and(|o| {
-                self.chips
+            // Concluded once every receiver answered (or the window is over), and not before
+            // the frame's TP1 time when that is modelled.
+            let conclude_at = on_line.as_ref().map(|o| {
+                let answered = self
+                    .chips
                     .iter()
                     .enumerate()
                     .filter(|(i, _)| *i != o.sender)
-                    .all(|(_, c)| c.answer != Answer::Waiting)
+                    .all(|(_, c)| c.answer != Answer::Waiting);
+                if answered {
+                    o.busy_until
+                } else {
+                    o.window_end.max(o.busy_until)
+                }
             });
-            if all_answered && let Some(o) = on_line.take() {
+            if conclude_at.is_some_and(|t| Instant::now() >= t)
+                && let Some(o) = on_line.take()
+            {
                 on_line = self.conclude(o).await;
                 continue;
             }
+            let window_end = conclude_at;
             let window = async {
                 match window_end {
                     Some(t) => tokio::time::sleep_until(t).await,
@@ -521,11 +549,18 @@ impl Bus {
                 self.write(port, &frame).await;
             }
         }
+        let now = Instant::now();
+        let busy_until = if self.options.tp1_timing {
+            now + tp1_duration(frame.len())
+        } else {
+            now
+        };
         OnLine {
             sender,
             frame,
             sent: sent + 1,
-            window_end: Instant::now() + self.options.ack_window,
+            window_end: now + self.options.ack_window,
+            busy_until,
         }
     }
 

@@ -7,7 +7,7 @@
 //! * knxtool's group writes from knxd's side reach the gateway's objects: interruption of
 //!   charging point 2 (its state object then answers 1), grid-supporting control (its state
 //!   object then answers 1), and the smart-meter currents of the DLM (acknowledged on the
-//!   line by the gateway's chip);
+//!   line by the gateway's chip, which leaves groups it has no object on unacknowledged);
 //! * knxtool's reads are answered over TP (the last-fault text);
 //! * xknx (Home Assistant's KNX library), tunnelling to knxd's server (in a network namespace:
 //!   knxd serves tunnels only on a non-loopback interface), reads every readable object of
@@ -199,6 +199,11 @@ async fn knxd_on_the_emulated_line_reaches_the_gateway_binary_over_tp() {
         let m = crossed(&mut monitor, 1, raw).await;
         assert_eq!(m.ack, Ack::Ack, "{m}");
     }
+    // A group the gateway has no object on is not acknowledged (nobody else listens): the
+    // sending chip repeats it and confirms negatively.
+    write(&socket, "groupswrite", &["7/7/7", "1"]).await;
+    let m = crossed(&mut monitor, 1, 0x3F07).await;
+    assert_eq!(m.ack, Ack::None, "{m}");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(!text.contains("TP-UART chip reset"), "{text}");
     eprintln!(

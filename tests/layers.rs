@@ -51,6 +51,8 @@ const SAME_LAYER: &[(&str, &str)] = &[
 const ONLY: &[(&str, &[&str])] = &[
     // Simulated charging points are independent peers: they must not see the drivers.
     ("sim", &["modbus", "catalog", "units"]),
+    // The emulated TP line is an independent peer of the TP-UART link: no KNX code of ours.
+    ("tpline", &[]),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

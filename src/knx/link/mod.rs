@@ -20,6 +20,7 @@
 //! source address 0.0.0 is replaced by the link's address. Frames from the bus and link-state
 //! changes come out of [`LinkHandle::from_bus`].
 
+use std::collections::HashSet;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
@@ -29,7 +30,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::knx::address::IndividualAddress;
+use crate::knx::address::{GroupAddress, IndividualAddress};
 use crate::knx::wire::cemi::LData;
 use crate::knx::wire::knxip::{DEFAULT_PORT, ROUTING_MULTICAST};
 
@@ -415,13 +416,25 @@ fn v4(addr: SocketAddr) -> Result<SocketAddrV4, LinkError> {
 
 /// Opens a link and starts its task. `own_address` is the gateway's individual address: the
 /// routing source, the server's device address (tunnels get the next ones); a tunnel client
-/// uses the address its server assigns.
+/// uses the address its server assigns. A TP-UART link acknowledges every group telegram;
+/// [`spawn_with_groups`] limits that to the device's group addresses.
 ///
 /// Returns once the socket is bound; connecting (tunnel) happens in the task and is reported
 /// as [`LinkEvent::State`]. Must be called inside a tokio runtime.
 pub async fn spawn(
     spec: LinkSpec,
     own_address: IndividualAddress,
+) -> Result<LinkHandle, LinkError> {
+    spawn_with_groups(spec, own_address, None).await
+}
+
+/// [`spawn`], with the group addresses of the device's objects (its address table): a TP-UART
+/// link acknowledges group telegrams only to these (and broadcast), as a KNX device does;
+/// `None` acknowledges all. The KNXnet/IP links ignore it.
+pub async fn spawn_with_groups(
+    spec: LinkSpec,
+    own_address: IndividualAddress,
+    groups: Option<Vec<GroupAddress>>,
 ) -> Result<LinkHandle, LinkError> {
     let (to_bus_tx, to_bus_rx) = mpsc::channel(TO_BUS_CAPACITY);
     let (from_bus_tx, from_bus_rx) = mpsc::channel(FROM_BUS_CAPACITY);
@@ -436,8 +449,13 @@ pub async fn spawn(
         LinkSpec::Tpuart { path } => {
             let port = serial::open_tpuart(&path)?;
             tracing::info!(path = %path.display(), %own_address, "KNX/TP link through the TP-UART starting");
-            let machine =
-                tpuart::TpUartLink::new(now, own_address, tpuart::TpUartOptions::default());
+            let options = tpuart::TpUartOptions {
+                ack_groups: groups.map_or(tpuart::AckGroups::All, |g| {
+                    tpuart::AckGroups::Only(g.into_iter().collect::<HashSet<_>>())
+                }),
+                ..tpuart::TpUartOptions::default()
+            };
+            let machine = tpuart::TpUartLink::new(now, own_address, options);
             (
                 SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
                 tokio::spawn(serial::run(
