@@ -345,3 +345,97 @@ fn issue_15_scenarios_meet_the_targets() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// Every event kind and meter kind of the scenario format runs and shows in the timeline:
+/// an unreachable point (its box keeps its last setpoint), invalid currents flagged by the
+/// driver, interruption (object 55 + 50 × (n − 1)), grid-supporting control with a power
+/// cap, the unbalanced-load cap, a phase switch, and 1-phase and power meters.
+#[test]
+fn every_event_and_meter_kind_runs_and_shows_in_the_timeline() {
+    let base = r#"
+[grid]
+fuse = 35
+reserve = 3
+protection = "B"
+protection_rating = 32
+[dlm]
+grid_control_power = 4.2
+unbalanced_load = 16
+[meter]
+interval = 2
+tolerance = 5
+kind = "KIND"
+[time]
+duration = 900
+step = 0.5
+[[charging_point]]
+id = 1
+[[charging_point]]
+id = 2
+rotation = "L2-L3-L1"
+[[vehicle]]
+charging_point = 1
+arrival = 0
+departure = 900
+max_current = 16
+energy = 20
+ramp = 3
+phase_switch = [ { at = 400, phases = 1, pause = 30 } ]
+[[vehicle]]
+charging_point = 2
+arrival = 0
+departure = 900
+phases = 2
+max_current = 16
+energy = 20
+[house]
+points = [ { t = 0, current = [5, 5, 5] } ]
+[[events.unreachable]]
+charging_point = 2
+from = 100
+to = 160
+[[events.invalid_current]]
+charging_point = 2
+from = 200
+to = 230
+kind = "flagged"
+[[events.interruption]]
+charging_point = 1
+from = 300
+to = 360
+[[events.grid_control]]
+from = 600
+to = 700
+"#;
+    for kind in ["3-phase", "1-phase", "power"] {
+        let scenario = Scenario::parse(&base.replace("KIND", kind), "all.toml").unwrap();
+        let r = simulate::run_all(&scenario).unwrap().remove(0);
+        assert_eq!(r.summary.protection.device, "B 32 A");
+        let has = |kind: &str, what: &str| {
+            r.timeline
+                .iter()
+                .any(|e| e.kind == kind && e.what.contains(what))
+        };
+        for what in [
+            "CP2 unreachable: begins",
+            "CP2 reports invalid currents: begins",
+            "CP1 interrupted (object 55): begins",
+            "grid-supporting control: ends",
+        ] {
+            assert!(has("event", what), "{kind}: no event {what}");
+        }
+        assert!(
+            r.timeline.iter().any(|e| e.kind == "fault+"),
+            "{kind}: no fault raised"
+        );
+        // Interrupted: point 1 at 0 A in the middle of its interruption.
+        assert_eq!(r.rows[330].setpoints[0].milliamps(), 0, "{kind}");
+        // After the phase switch the car at point 1 draws on one grid phase only.
+        let g = &r.rows[500].actual_phases[0];
+        let on: Vec<_> = g.0.iter().filter(|c| c.milliamps() > 0).collect();
+        assert!(on.len() <= 1, "{kind}: {g:?}");
+        // The 2-phase car draws on L2 and L3 (rotation L2-L3-L1).
+        let g = &r.rows[50].actual_phases[1];
+        assert_eq!(g.0[0].milliamps(), 0, "{kind}: {g:?}");
+    }
+}
