@@ -101,11 +101,13 @@ impl Gateway {
         } = options;
         log_configuration(&config);
         let own = config.knx.individual_address;
-        let mut link = if let Some(spec) = config.knx.link {
-            let link = link::spawn(spec, own).await.map_err(|e| StartError::Link {
-                spec: spec.to_string(),
-                reason: e.to_string(),
-            })?;
+        let mut link = if let Some(spec) = config.knx.link.clone() {
+            let link = link::spawn(spec.clone(), own)
+                .await
+                .map_err(|e| StartError::Link {
+                    spec: spec.to_string(),
+                    reason: e.to_string(),
+                })?;
             info!(%spec, local = %link.local_addr(), "KNX link open");
             Some(link)
         } else {
