@@ -43,6 +43,15 @@ fn the_shipped_unit_serves_the_website_with_flags_the_cli_accepts() {
     };
     let http: SocketAddr = value("--http").parse().unwrap();
     assert_eq!(http, SocketAddr::from(([0, 0, 0, 0], 80)));
+    // The bus: KNX/TP through the TP-UART of the built-in board description.
+    let knx: knx_echarge::knx::link::LinkSpec = value("--knx").parse().unwrap();
+    let board = knx_echarge::hw::Board::builtin().unwrap();
+    assert_eq!(
+        knx,
+        knx_echarge::knx::link::LinkSpec::Tpuart {
+            path: board.serial.tpuart.device
+        }
+    );
     // Every flag of the unit is one `run` knows.
     let help = Command::new(support::gateway_bin())
         .args(["run", "--help"])

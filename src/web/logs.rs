@@ -9,7 +9,7 @@
 //! * The ring keeps three parts ([`LogRing`]): the first [`START_BYTES`] of output (the
 //!   start-up), the last [`IMPORTANT_BYTES`] of important entries (target [`SECURITY`]:
 //!   logins, lockouts, password changes, factory resets; `knx_echarge::faults`: faults raised
-//!   and cleared; errors), and the last [`RING_BYTES`] of everything else. The download
+//!   and cleared; errors), and the last `RING_BYTES` of everything else. The download
 //!   merges them in order, so routine lines are the only ones a flood pushes out.
 //!
 //! [`init`] installs the global subscriber once (the binary calls it instead of a plain
@@ -214,7 +214,14 @@ struct RateState {
     last_sweep: Option<std::time::Instant>,
 }
 
-type RateKey = (tracing::callsite::Identifier, Option<std::net::IpAddr>);
+/// Call site, source address, and the subject the event is about (its `object`, `cp` or
+/// `channel` field): each object or charging point has its own budget, so a burst about one
+/// never hides what the gateway says about another.
+type RateKey = (
+    tracing::callsite::Identifier,
+    Option<std::net::IpAddr>,
+    Option<u64>,
+);
 
 #[derive(Debug)]
 struct Window {
@@ -226,12 +233,20 @@ struct Window {
     important: bool,
 }
 
-/// Finds the source address of an event: its `client`, `from`, `peer` or `remote` field.
+/// Finds the source address of an event (its `client`, `from`, `peer` or `remote` field) and
+/// its subject (`object`, `cp` or `channel`).
 #[derive(Default)]
-struct SourceField(Option<std::net::IpAddr>);
+struct SourceField(Option<std::net::IpAddr>, Option<u64>);
 
 impl SourceField {
     fn take(&mut self, field: &tracing::field::Field, text: &str) {
+        if self.1.is_none() && matches!(field.name(), "object" | "cp" | "channel") {
+            self.1 = text
+                .trim_start_matches("GoNumber(")
+                .trim_end_matches(')')
+                .parse()
+                .ok();
+        }
         if self.0.is_none() && matches!(field.name(), "client" | "from" | "peer" | "remote") {
             let text = text.trim_start_matches("Some(").trim_end_matches(')');
             self.0 = text
@@ -246,6 +261,12 @@ impl SourceField {
 impl tracing::field::Visit for SourceField {
     fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
         self.take(field, &format!("{value:?}"));
+    }
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.take(field, &value.to_string());
+    }
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.take(field, &value.to_string());
     }
     fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
         self.take(field, value);
@@ -267,6 +288,7 @@ impl RateLimit {
         &self,
         meta: &'static tracing::Metadata<'static>,
         source: Option<std::net::IpAddr>,
+        subject: Option<u64>,
         now: std::time::Instant,
     ) -> bool {
         let Ok(mut state) = self.state.lock() else {
@@ -278,7 +300,7 @@ impl RateLimit {
             .is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_secs(1))
         {
             state.last_sweep = Some(now);
-            state.keys.retain(|(_, src), w| {
+            state.keys.retain(|(_, src, _), w| {
                 if now.duration_since(w.started) < WINDOW {
                     return true;
                 }
@@ -289,11 +311,12 @@ impl RateLimit {
             });
         }
         let id = meta.callsite();
-        let key = if state.keys.len() >= MAX_KEYS && !state.keys.contains_key(&(id.clone(), source))
+        let key = if state.keys.len() >= MAX_KEYS
+            && !state.keys.contains_key(&(id.clone(), source, subject))
         {
-            (id, None)
+            (id, None, None)
         } else {
-            (id, source)
+            (id, source, subject)
         };
         let window = state.keys.entry(key).or_insert_with(|| Window {
             started: now,
@@ -342,7 +365,12 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for RateLimit {
     ) -> bool {
         let mut source = SourceField::default();
         event.record(&mut source);
-        self.admit(event.metadata(), source.0, std::time::Instant::now())
+        self.admit(
+            event.metadata(),
+            source.0,
+            source.1,
+            std::time::Instant::now(),
+        )
     }
 }
 
