@@ -25,7 +25,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("config", &["config"]),
     ("core", &["core"]),
     ("gateway", &["gateway"]),
-    ("edges", &["web", "sim", "simulate", "demo", "app"]),
+    (
+        "edges",
+        &["web", "sim", "simulate", "demo", "app", "knxprod"],
+    ),
 ];
 
 /// Imports inside one layer that the rule allows (importer, imported).
