@@ -41,7 +41,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use super::{LinkEvent, LinkState, Protocol, SeqVerdict, Transmit, endpoint_or, seq_verdict};
+use super::{Link, LinkEvent, LinkState, Protocol, SeqVerdict, Transmit, endpoint_or, seq_verdict};
 use crate::knx::address::IndividualAddress;
 use crate::knx::wire::cemi::{Cemi, LData, LDataService};
 use crate::knx::wire::knxip::{
@@ -701,6 +701,12 @@ impl Protocol for TunnelServer {
         }
     }
 
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+}
+
+impl Link for TunnelServer {
     fn handle_frame(&mut self, now: Instant, mut frame: LData) {
         if self.closed {
             return;
@@ -749,10 +755,6 @@ impl Protocol for TunnelServer {
         }
         self.closed = true;
         self.events.push_back(LinkEvent::State(LinkState::Down));
-    }
-
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
     }
 
     fn poll_event(&mut self) -> Option<LinkEvent> {
