@@ -26,7 +26,8 @@
 //! 5. **core** — [`mod@core`]: the sans-IO core, `Core::handle(event, now) -> actions`.
 //! 6. **gateway** — [`gateway`]: the async shell around the core and the charger tasks.
 //! 7. **edges** — [`app`] (the binary's application: gateway, website, demo), [`web`] (the device website), [`sim`] (simulated charging points; imports only
-//!    `modbus`, `catalog` and `units`), [`simulate`] (the DLM simulator), [`demo`]; the binary
+//!    `modbus`, `catalog` and `units`), [`simulate`] (the DLM simulator), [`demo`],
+//!    [`knxprod`] (the ETS product database generated from the same sources); the binary
 //!    (`main.rs`) stays thin.
 //!
 //! The core never reads a clock or touches a socket: time comes in as an argument, outputs are
@@ -44,6 +45,7 @@ pub mod faults;
 pub mod gateway;
 pub mod hw;
 pub mod knx;
+pub mod knxprod;
 pub mod meters;
 pub mod modbus;
 pub mod netif;

@@ -120,6 +120,13 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Write the ETS product database (application program, Hardware.xml, Catalog.xml; KNX
+    /// project schema 20) generated from the group-object table and the parameter model.
+    Etsdb {
+        /// Output directory (the files go to DIR/M-XXXX/).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Emulate a KNX TP line: pseudo-terminal ports answering like TP-UART chips, joined by
     /// one bus. Prints the port paths, then every frame that crosses the line.
     TpLine {
@@ -150,6 +157,38 @@ enum Command {
     },
 }
 
+/// `knx-echarge etsdb --out DIR`.
+fn etsdb(out: &Path) -> ExitCode {
+    match knx_echarge::knxprod::write_to_dir(out) {
+        Ok(paths) => {
+            let app = &knx_echarge::etsdb::ParamModel::get().application;
+            let firmware = env!("CARGO_PKG_VERSION");
+            let mut stdout = std::io::stdout().lock();
+            for p in &paths {
+                let _ = writeln!(stdout, "wrote {}", p.display());
+            }
+            let _ = writeln!(
+                stdout,
+                "application program version {} (firmware {firmware}: {}); manufacturer id \
+                 M-{:04X} is a placeholder; signing the .knxprod needs the KNX Manufacturer Tool \
+                 or the ETS DLLs (README, \"ETS product database\")",
+                app.version,
+                if app.compatible_with(firmware) {
+                    "compatible, same main version"
+                } else {
+                    "INCOMPATIBLE, main versions differ"
+                },
+                app.manufacturer_id
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn init_logging() {
     // stderr plus the ring buffer of the website's log download; the website switches the level.
     knx_echarge::web::logs::init();
@@ -162,6 +201,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { file, json } => check_config(&file, json),
         Command::Objects { config, json, lang } => objects(&config, json, &lang),
         Command::Models { json } => models(json),
+        Command::Etsdb { out } => etsdb(&out),
         Command::Simulate { scenario, out } => {
             match knx_echarge::simulate::simulate_to_dir(&scenario, &out) {
                 Ok(results) => {

@@ -27,7 +27,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("gateway", &["gateway"]),
     (
         "edges",
-        &["web", "sim", "simulate", "demo", "app", "tpline"],
+        &["web", "sim", "simulate", "demo", "app", "tpline", "knxprod"],
     ),
 ];
 

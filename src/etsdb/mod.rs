@@ -113,15 +113,93 @@ pub struct ParamSpec {
     /// Choices of an enum parameter.
     #[serde(default)]
     pub values: Vec<EnumItem>,
+    /// When ETS shows the parameter: conditions that must all hold ([`ShowIf`]).
+    #[serde(default)]
+    pub when: Vec<String>,
+}
+
+/// One condition of a parameter's `when` list: when ETS shows the parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShowIf {
+    /// Another parameter of the same scope has one of `values` (config-file values), or none
+    /// of them when `negate`.
+    Value {
+        /// Key of the other parameter.
+        key: String,
+        /// The values tested.
+        values: Vec<toml::Value>,
+        /// `!=` instead of `=`.
+        negate: bool,
+    },
+    /// (Charging point) the chosen model offers the capability.
+    Capability(catalog::Capability),
+    /// (Charging point) the chosen model allows a retrofit meter.
+    OptionalMetering,
+}
+
+impl std::str::FromStr for ShowIf {
+    type Err = String;
+
+    /// Parses `key = a | b`, `key != a`, `cap:<name>` or `metering:optional`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s == "metering:optional" {
+            return Ok(Self::OptionalMetering);
+        }
+        if let Some(cap) = s.strip_prefix("cap:") {
+            return cap.parse().map(Self::Capability);
+        }
+        let (key, rest, negate) = if let Some((k, r)) = s.split_once("!=") {
+            (k, r, true)
+        } else if let Some((k, r)) = s.split_once('=') {
+            (k, r, false)
+        } else {
+            return Err(format!(
+                "condition `{s}`: expected `key = value` or `key != value`"
+            ));
+        };
+        let values: Vec<toml::Value> = rest.split('|').map(|v| condition_value(v.trim())).collect();
+        if key.trim().is_empty() || values.iter().any(|v| v.as_str() == Some("")) {
+            return Err(format!("condition `{s}`: empty key or value"));
+        }
+        Ok(Self::Value {
+            key: key.trim().to_owned(),
+            values,
+            negate,
+        })
+    }
+}
+
+/// A condition's value as the config file would hold it: a bool, an integer or a string.
+fn condition_value(text: &str) -> toml::Value {
+    match text {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => text.parse::<i64>().map_or_else(
+            |_| toml::Value::String(text.to_owned()),
+            toml::Value::Integer,
+        ),
+    }
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawModel {
     application: Application,
+    tables: Tables,
     memory: MemoryLayout,
     param: Vec<ParamSpec>,
     charging_point_param: Vec<ParamSpec>,
+}
+
+/// Limits of the tables ETS downloads (`[tables]`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tables {
+    /// Entries of the group-address table.
+    pub max_group_addresses: u16,
+    /// Entries of the association table (object ↔ group address links).
+    pub max_associations: u16,
 }
 
 /// The application program (`[application]`).
@@ -130,9 +208,36 @@ struct RawModel {
 pub struct Application {
     /// Version as ETS shows it, `major.minor` with 0..=15 each.
     pub version: String,
+    /// KNX manufacturer id (0x00FA: placeholder for open-source builds).
+    pub manufacturer_id: u16,
+    /// Application number, chosen by the manufacturer.
+    pub application_number: u16,
 }
 
 impl Application {
+    /// The application id as ETS writes it to PID 13 (PROG_VERSION) of interface object 4:
+    /// manufacturer id, application number (both big-endian), version byte.
+    pub fn id_bytes(&self) -> Option<[u8; 5]> {
+        let [m0, m1] = self.manufacturer_id.to_be_bytes();
+        let [a0, a1] = self.application_number.to_be_bytes();
+        Some([m0, m1, a0, a1, self.version_byte()?])
+    }
+
+    /// The main (major) version, e.g. 2 for "2.0".
+    pub fn main_version(&self) -> Option<u8> {
+        self.version_byte().map(|b| b >> 4)
+    }
+
+    /// The spec's compatibility rule (ch. 8.4.2): firmware and application program are fully
+    /// compatible when their main versions are equal. `firmware` is `main.sub[.patch]`.
+    pub fn compatible_with(&self, firmware: &str) -> bool {
+        let main = firmware
+            .split('.')
+            .next()
+            .and_then(|m| m.parse::<u8>().ok());
+        main.is_some() && main == self.main_version()
+    }
+
     /// The version as ETS stores it: major in the high nibble, minor in the low one; `None`
     /// when it is not `major.minor` with 0..=15 each.
     pub fn version_byte(&self) -> Option<u8> {
@@ -147,6 +252,8 @@ impl Application {
 pub struct ParamModel {
     /// The application program.
     pub application: Application,
+    /// Table limits.
+    pub tables: Tables,
     /// Memory layout.
     pub memory: MemoryLayout,
     /// Device-wide parameters.
@@ -200,6 +307,7 @@ impl ParamModel {
         }
         let model = Self {
             application: raw.application,
+            tables: raw.tables,
             memory: raw.memory,
             general: raw.param,
             charging_point: raw.charging_point_param,
@@ -211,6 +319,14 @@ impl ParamModel {
                 key: spec.key.clone(),
                 reason,
             })?;
+        }
+        for (scope, is_cp) in [(&model.general, false), (&model.charging_point, true)] {
+            for spec in scope {
+                Self::check_when(spec, scope, is_cp).map_err(|reason| ModelError::Param {
+                    key: spec.key.clone(),
+                    reason,
+                })?;
+            }
         }
         Ok(model)
     }
@@ -225,6 +341,33 @@ impl ParamModel {
             )]
             Self::parse(PARAMETERS_TOML).expect("embedded etsdb/parameters.toml is valid")
         })
+    }
+
+    /// Checks a parameter's `when` list: every condition parses, names a parameter of the same
+    /// scope with values that parameter accepts; model conditions only per charging point.
+    fn check_when(spec: &ParamSpec, scope: &[ParamSpec], is_cp: bool) -> Result<(), String> {
+        for cond in spec.show_if()? {
+            match cond {
+                ShowIf::Value { key, values, .. } => {
+                    let other = scope
+                        .iter()
+                        .find(|p| p.key == key)
+                        .ok_or_else(|| format!("`when` names unknown parameter `{key}`"))?;
+                    for v in &values {
+                        other
+                            .from_toml(v)
+                            .map_err(|e| format!("`when` {key} = {v}: {e}"))?;
+                    }
+                }
+                ShowIf::Capability(_) | ShowIf::OptionalMetering if !is_cp => {
+                    return Err(
+                        "model conditions apply only to charging-point parameters".to_owned()
+                    );
+                }
+                ShowIf::Capability(_) | ShowIf::OptionalMetering => {}
+            }
+        }
+        Ok(())
     }
 
     /// Index of a general parameter.
@@ -464,6 +607,23 @@ impl ParamSpec {
                 toml::Value::Integer(i64::from(*r))
             }
             _ => self.default.clone(),
+        }
+    }
+
+    /// The parsed `when` conditions.
+    pub fn show_if(&self) -> Result<Vec<ShowIf>, String> {
+        self.when.iter().map(|c| c.parse()).collect()
+    }
+
+    /// The raw memory value of a parameter value: the byte of a code or bool, the integer, the
+    /// big-endian address, the register (0xFFFF = not used).
+    pub fn raw(value: &ParamValue) -> i64 {
+        match value {
+            ParamValue::Bool(b) => i64::from(*b),
+            ParamValue::Int(n) => *n,
+            ParamValue::Code(c) => i64::from(*c),
+            ParamValue::Ipv4(ip) => i64::from(u32::from(*ip)),
+            ParamValue::Register(r) => i64::from(r.unwrap_or(u16::MAX)),
         }
     }
 

@@ -11,10 +11,12 @@ fn embedded_model_loads() {
 
 #[test]
 fn application_version_is_major_minor_in_nibbles() {
-    assert_eq!(ParamModel::get().application.version_byte(), Some(0x10));
+    assert_eq!(ParamModel::get().application.version_byte(), Some(0x01));
     let v = |s: &str| {
         Application {
             version: s.to_owned(),
+            manufacturer_id: 0x00FA,
+            application_number: 1,
         }
         .version_byte()
     };
@@ -22,11 +24,71 @@ fn application_version_is_major_minor_in_nibbles() {
     for bad in ["16.0", "1", "1.x", "", "1.2.3", "-1.0"] {
         assert_eq!(v(bad), None, "{bad}");
     }
-    let broken = PARAMETERS_TOML.replacen("version = \"1.0\"", "version = \"1.16\"", 1);
+    let broken = PARAMETERS_TOML.replacen("version = \"0.1\"", "version = \"1.16\"", 1);
     assert!(matches!(
         ParamModel::parse(&broken),
         Err(ModelError::Param { key, .. }) if key == "application.version"
     ));
+}
+
+/// The spec's compatibility rule (ch. 8.4.2): the main versions of the firmware and of the
+/// application program are equal, so the product database this firmware generates fits it.
+#[test]
+fn firmware_and_application_main_versions_are_equal() {
+    let app = &ParamModel::get().application;
+    assert!(
+        app.compatible_with(env!("CARGO_PKG_VERSION")),
+        "application {} vs firmware {}",
+        app.version,
+        env!("CARGO_PKG_VERSION")
+    );
+    let v = |s: &str| Application {
+        version: s.to_owned(),
+        manufacturer_id: 0x00FA,
+        application_number: 1,
+    };
+    assert!(v("2.0").compatible_with("2.3"));
+    assert!(v("2.0").compatible_with("2.3.1"));
+    assert!(!v("2.0").compatible_with("3.0"));
+    assert!(!v("2.0").compatible_with("x"));
+}
+
+#[test]
+fn application_id_is_manufacturer_number_and_version() {
+    let app = &ParamModel::get().application;
+    assert_eq!(app.id_bytes(), Some([0x00, 0xFA, 0xEC, 0x01, 0x01]));
+}
+
+/// The `when` conditions parse and name parameters of their scope with valid values.
+#[test]
+fn when_conditions_are_checked() {
+    let ok: ShowIf = "meter.kind = model | manual".parse().unwrap();
+    assert_eq!(
+        ok,
+        ShowIf::Value {
+            key: "meter.kind".to_owned(),
+            values: vec!["model".into(), "manual".into()],
+            negate: false
+        }
+    );
+    assert_eq!(
+        "model != none"
+            .parse::<ShowIf>()
+            .map(|c| matches!(c, ShowIf::Value { negate: true, .. })),
+        Ok(true)
+    );
+    assert!("cap:flying".parse::<ShowIf>().is_err());
+    let broken = PARAMETERS_TOML.replacen(
+        "when = [\"ip.mode = static\"]",
+        "when = [\"ip.mode = sometimes\"]",
+        1,
+    );
+    assert!(
+        matches!(ParamModel::parse(&broken), Err(ModelError::Param { key, .. }) if key == "ip.address")
+    );
+    let broken =
+        PARAMETERS_TOML.replacen("when = [\"ip.mode = static\"]", "when = [\"cap:rfid\"]", 1);
+    assert!(ParamModel::parse(&broken).is_err());
 }
 
 /// Every parameter lies inside its region and no two overlap: the layout ETS writes is sound.

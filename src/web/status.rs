@@ -40,6 +40,8 @@ pub struct DeviceView {
     pub firmware: &'static str,
     /// Application program (ETS) version the firmware is compatible with (main version).
     pub application_version: String,
+    /// Firmware and application program have the same main version (spec 8.4.2).
+    pub application_compatible: bool,
     /// Seconds since the web server started with the gateway.
     pub uptime_s: u64,
     /// DHCP on.
@@ -239,6 +241,9 @@ pub fn view(
     let device = DeviceView {
         firmware: env!("CARGO_PKG_VERSION"),
         application_version: crate::etsdb::ParamModel::get().application.version.clone(),
+        application_compatible: crate::etsdb::ParamModel::get()
+            .application
+            .compatible_with(env!("CARGO_PKG_VERSION")),
         uptime_s: uptime.as_secs(),
         dhcp: config.ip.dhcp,
         ip: network.ip,

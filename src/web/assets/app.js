@@ -111,7 +111,9 @@ function renderStatus(view) {
   if (!document.getElementById('device')) buildStatus(view);
   const d = view.device;
   set('dev-firmware', d.firmware);
-  set('dev-app', d.application_version);
+  // Spec 8.4.2: compatible when firmware and application program share the main version.
+  set('dev-app', d.application_compatible ? d.application_version
+    : `${d.application_version} (${t('dev.app_incompatible')})`);
   set('dev-uptime', duration(d.uptime_s));
   // The address the gateway uses (its interface's), and the one configured in the ETS only
   // where it differs.
