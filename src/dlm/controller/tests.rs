@@ -196,9 +196,10 @@ fn emergency_with_a_high_house_load_lets_only_the_points_that_fit_charge() {
     rig.poll(2, 0, secs(1));
     rig.meter([10, 10, 10], secs(2));
     rig.run(Input::Tick, secs(3));
-    assert_eq!((rig.target(1), rig.target(2)), (a(10), a(10)));
-    rig.poll(1, 10, secs(4));
-    rig.poll(2, 10, secs(4));
+    // 20 A left: the prioritised point rises first (14 A), the other keeps its minimum.
+    assert_eq!((rig.target(1), rig.target(2)), (a(6), a(14)));
+    rig.poll(1, 6, secs(4));
+    rig.poll(2, 14, secs(4));
     // DLMAssociation: emergency, every point to its minimum.
     rig.env.association_missing = true;
     rig.run(Input::Tick, secs(5));
