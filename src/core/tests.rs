@@ -2035,6 +2035,10 @@ max_current = 16
         let t0 = Instant::now();
         let _ = core.handle(Event::Started, t0);
         let _ = vehicle(&mut core, 1, t0, [0, 0, 0]);
+        // Points 2 and 3 answer without a vehicle (a point never polled keeps its start-up
+        // minimum and is booked with it).
+        let _ = no_vehicle(&mut core, 2, t0);
+        let _ = no_vehicle(&mut core, 3, t0);
         for o in 10..=12 {
             let _ = core.handle(
                 Event::ObjectWritten {
