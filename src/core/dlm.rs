@@ -176,6 +176,7 @@ impl Core {
                 (
                     *cp,
                     PointInput {
+                        known: status.is_some(),
                         connected: status.is_some_and(|s| s.connected),
                         charging: status.is_some_and(|s| s.charging),
                         currents: status.and_then(|s| s.currents),

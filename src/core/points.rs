@@ -443,7 +443,27 @@ impl Core {
             return;
         };
         self.points.entry(cp).or_default().unreachable = false;
-        if status.currents.is_none() {
+        // With the DLM on, impossible currents are DLM InvCurrent: the charging point is
+        // excluded, and its readings are neither published nor counted (docs/dlm.md).
+        let implausible = if self.config.dlm.enabled {
+            status.currents.and_then(|c| {
+                crate::dlm::plausible::check(
+                    c,
+                    status.power,
+                    cfg.max_current,
+                    self.config.dlm.overcurrent_protection,
+                    self.config.dlm.meter.nominal_voltage,
+                )
+                .err()
+            })
+        } else {
+            None
+        };
+        if implausible.is_some() {
+            status.currents = None;
+            status.power = None;
+            status.power_phases = None;
+        } else if status.currents.is_none() {
             status.currents = Some(self.setpoint_as_current(cp, &cfg, &status));
         }
         let scope = Scope::ChargingPoint(cp);
@@ -453,7 +473,16 @@ impl Core {
             FaultCode::WrongCharger,
             FaultCode::DlmInvCurrent,
         ] {
-            self.faults.clear(scope, code);
+            if code != FaultCode::DlmInvCurrent || implausible.is_none() {
+                self.faults.clear(scope, code);
+            }
+        }
+        if let Some(why) = &implausible {
+            self.faults.raise(Fault::charging_point(
+                FaultCode::DlmInvCurrent,
+                cp,
+                format!("implausible currents: {why}"),
+            ));
         }
         match &status.error {
             Some(e) => {
@@ -481,7 +510,9 @@ impl Core {
             }
         }
         self.track_session(cp, &cfg, &status, now, out);
-        self.publish_measurements(cp, &cfg, &status, out);
+        if implausible.is_none() {
+            self.publish_measurements(cp, &cfg, &status, out);
+        }
         self.publish_state(cp, &status, out);
         self.points.entry(cp).or_default().status = Some(status);
         self.publish_faults(out);

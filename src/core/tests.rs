@@ -1926,6 +1926,65 @@ max_current = 16
         );
     }
 
+    /// Issue 15, phenomenon 8: a KEBA reporting 0x7FFFFFFF mA (2,147,483 A; KEBA marks only
+    /// values from 2³¹ as invalid) was trusted: the other load became 0, both points rose to
+    /// their maximum and the value went out on KNX. Now it is DLM InvCurrent: the point is
+    /// excluded, counted at its maximum, and nothing of that poll is published.
+    #[test]
+    fn an_impossible_current_is_dlm_invcurrent_excluded_and_not_published() {
+        let (mut core, t0) = running(HOUSE, 10);
+        let t = t0 + Duration::from_secs(1);
+        let _ = vehicle(&mut core, 1, t, [6, 6, 6]);
+        let _ = vehicle(&mut core, 2, t, [6, 6, 6]);
+        let bogus = ChargerStatus {
+            state: Some(CpState::Charging),
+            connected: true,
+            charging: true,
+            currents: Some(PerPhase([Current::from_milliamps(0x7FFF_FFFF), a(6), a(6)])),
+            energy_total: Some(crate::units::Energy::from_watt_hours(429_000_000)),
+            ..ChargerStatus::default()
+        };
+        let out = core.handle(
+            Event::ChargerPolled {
+                cp: cp(1),
+                status: bogus,
+            },
+            t,
+        );
+        let published = sets(&out);
+        for o in [62u16, 63, 64, 65, 70, 75] {
+            assert!(
+                !published.contains_key(&o),
+                "object {o} published: {published:?}"
+            );
+        }
+        assert!(
+            core.faults()
+                .is_present(Scope::ChargingPoint(cp(1)), FaultCode::DlmInvCurrent)
+        );
+        assert!(
+            core.faults()
+                .is_present(Scope::Device, FaultCode::DlmInvCurrent)
+        );
+        assert_eq!(target(&core, 1), Current::ZERO, "excluded");
+        // The house at 10 A plus point 1 at its maximum (16 A) leave 4 A of the 30 A budget:
+        // below point 2's minimum, so it may not rise; never the whole budget.
+        for s in 2..=20 {
+            let t = t + Duration::from_secs(s);
+            let _ = meter(&mut core, t, [16; 3]);
+            let _ = vehicle(&mut core, 2, t, [6, 6, 6]);
+            assert!(target(&core, 2) <= a(6), "{s} s: {}", target(&core, 2));
+        }
+        // A plausible poll clears it again.
+        let t = t + Duration::from_secs(21);
+        let _ = vehicle(&mut core, 1, t, [0, 0, 0]);
+        assert!(
+            !core
+                .faults()
+                .is_present(Scope::ChargingPoint(cp(1)), FaultCode::DlmInvCurrent)
+        );
+    }
+
     #[test]
     fn invalid_currents_exclude_the_charging_point_and_show_dlm_invcurrent() {
         let (mut core, t0) = running(HOUSE, 10);
@@ -1976,6 +2035,10 @@ max_current = 16
         let t0 = Instant::now();
         let _ = core.handle(Event::Started, t0);
         let _ = vehicle(&mut core, 1, t0, [0, 0, 0]);
+        // Points 2 and 3 answer without a vehicle (a point never polled keeps its start-up
+        // minimum and is booked with it).
+        let _ = no_vehicle(&mut core, 2, t0);
+        let _ = no_vehicle(&mut core, 3, t0);
         for o in 10..=12 {
             let _ = core.handle(
                 Event::ObjectWritten {

@@ -188,6 +188,9 @@ pub struct Settings {
 /// the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PointInput {
+    /// It answered a poll since start-up (before that, whether a vehicle is connected is
+    /// not known).
+    pub known: bool,
     /// A vehicle is connected (false before the first poll).
     pub connected: bool,
     /// The vehicle charges.
@@ -769,13 +772,24 @@ impl Controller {
             // "Reduce to the minimum": a charging point above its minimum comes down to it; one
             // at 0 A stays at 0 A. Only before the DLM's first decision (start-up) does every
             // charging point get its minimum. OverCurrent stays as it is.
+            //
+            // Beyond the spec, for safety (per-phase mode; the symmetric mode keeps the
+            // spec's rule): when the other load last estimated plus the minimums exceed the
+            // budget, the charging points that do not fit wait (0 A) instead of all running at
+            // their minimum (issue 15, phenomenon 7). The estimate goes on with every value
+            // that still arrives (one phase silent, DLMAssociation, a high-power wait).
+            let waits = if s.mode == Mode::PerPhase {
+                self.emergency_waiting(budget, &active, &invalid, env)
+            } else {
+                Vec::new()
+            };
             for cp in &active {
                 let min = self.point(*cp).map_or(Current::ZERO, |c| c.min);
                 let reduced = match self.targets.get(cp) {
                     Some(prev) => (*prev).min(min),
                     None => min,
                 };
-                let reduced = if invalid.contains(cp) {
+                let reduced = if invalid.contains(cp) || waits.contains(cp) {
                     Current::ZERO
                 } else {
                     reduced
@@ -800,6 +814,16 @@ impl Controller {
             for p in Phase::ALL {
                 let other = self.other.get(p).unwrap_or_else(|| meter.get(p));
                 available.set(p, budget.get(p).saturating_sub(other));
+            }
+            // A charging point with invalid currents is told 0 A but may not follow: it is
+            // counted at its maximum on its phases, on top of what the meter shows of it.
+            for cp in &invalid {
+                if let Some(cfg) = self.point(*cp) {
+                    let reserve = cfg.wired(cfg.max);
+                    for p in Phase::ALL {
+                        available.set(p, available.get(p).saturating_sub(reserve.get(p)));
+                    }
+                }
             }
             cycle.available = available;
             let demands = self.demands(&active, env);
@@ -929,6 +953,42 @@ impl Controller {
         }
     }
 
+    /// In emergency mode: the charging points whose minimums do not fit the budget with the
+    /// other load last estimated (and invalid points at their maximum), admitted in queue
+    /// order with the prioritised one first. Empty without an estimate (no value yet): then
+    /// the spec's rule, every point at its minimum.
+    fn emergency_waiting(
+        &mut self,
+        budget: PerPhase<Current>,
+        active: &[ChargePointId],
+        invalid: &[ChargePointId],
+        env: &Env,
+    ) -> Vec<ChargePointId> {
+        let mut available = budget;
+        for p in Phase::ALL {
+            let Some(other) = self.other.get(p) else {
+                return Vec::new();
+            };
+            available.set(p, available.get(p).saturating_sub(other));
+        }
+        for cp in invalid {
+            if let Some(cfg) = self.point(*cp) {
+                let reserve = cfg.wired(cfg.max);
+                for p in Phase::ALL {
+                    available.set(p, available.get(p).saturating_sub(reserve.get(p)));
+                }
+            }
+        }
+        // Only the points that would charge (at or above 0 A now) compete for the minimums.
+        let demands: Vec<Demand> = self
+            .demands(active, env)
+            .into_iter()
+            .filter(|d| self.targets.get(&d.cp).is_none_or(|t| *t > Current::ZERO))
+            .map(|d| Demand { max: d.min, ..d })
+            .collect();
+        allocate(available, &demands, self.settings.mode, Shortage::Queue).waiting
+    }
+
     /// Why a charging point is left out of the allocation, if it is: interrupted, not
     /// reachable, invalid currents, or no vehicle.
     fn excluded(cp: ChargePointId, env: &Env) -> Option<Limit> {
@@ -1013,6 +1073,10 @@ impl Controller {
     fn charging_load(&self, cp: ChargePointId, env: &Env) -> Option<PerPhase<Current>> {
         let point = env.points.get(&cp)?;
         let cfg = self.point(cp)?;
+        if point.invalid {
+            // Its readings cannot be trusted: what it draws stays in the other load.
+            return None;
+        }
         let grid = if let Some(c) = point.currents {
             cfg.to_grid(c)
         } else {
@@ -1038,7 +1102,13 @@ impl Controller {
             let Some(point) = env.points.get(cp) else {
                 continue;
             };
-            if !point.connected || point.interrupted || point.invalid || point.unreachable {
+            if point.interrupted || point.invalid || point.unreachable {
+                continue;
+            }
+            // Before its first poll a point keeps the minimum it got at start-up (a vehicle
+            // may be charging): it is booked at its minimum, not switched off and on again
+            // when the first meter value comes before the first poll (issue 15, phenomenon 9).
+            if !point.connected && point.known {
                 continue;
             }
             // Phases the vehicle draws on, from its currents; before it draws, as wired.
@@ -1065,11 +1135,14 @@ impl Controller {
             out.push(Demand {
                 cp: *cp,
                 min: cfg.min,
-                max: cfg.max,
+                max: if point.known { cfg.max } else { cfg.min },
                 phases: grid,
                 prioritised: self.settings.prioritised == Some(*cp),
             });
         }
+        // The prioritised charging point never waits behind others in the queue (issue 15,
+        // phenomenon 5): it is admitted first, whatever the rotation did.
+        out.sort_by_key(|d| !d.prioritised);
         out
     }
 

@@ -6,6 +6,7 @@
 //! * [`limits`]: the unbalanced-load cap and the power cap during grid-supporting control.
 //! * [`reason`]: why each charging point gets its current ([`Limit`], one per charging point
 //!   in [`Limits`]), recorded by the decision that set it.
+//! * [`plausible`]: whether a charging point's reported currents can be true (DLM InvCurrent).
 //! * [`controller`]: the sans-IO controller around them ([`Controller`]: meter supervision,
 //!   emergency mode, high-power devices, the other-load estimate, ramps, minimum on/off
 //!   times, queue rotation), driven by [`Input`]s at injected instants.
@@ -16,6 +17,7 @@
 pub mod allocate;
 pub mod controller;
 pub mod limits;
+pub mod plausible;
 pub mod reason;
 
 pub use allocate::{Allocation, Demand, Mode, Shortage, allocate};

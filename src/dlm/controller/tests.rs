@@ -111,6 +111,7 @@ impl Rig {
     /// `n` reports a vehicle drawing `amps` on each of its phases.
     pub(super) fn poll(&mut self, n: u8, amps: i32, t: Duration) -> Decision {
         let p = self.env.points.entry(cp(n)).or_default();
+        p.known = true;
         p.connected = true;
         p.charging = amps > 0;
         p.currents = Some(PerPhase::splat(a(amps)));
@@ -160,4 +161,119 @@ fn meter_values_share_the_budget_among_the_connected_points() {
 fn the_poll_timeout_asks_for_the_meter_deadline() {
     let rig = Rig::new(settings(1));
     assert_eq!(rig.dlm.poll_timeout(&rig.env), Some(rig.at(secs(15))));
+}
+
+/// Build 6: a point whose currents are invalid is told 0 A and counted at its maximum on
+/// top of the meter (it may not follow 0 A); the device shows DLM InvCurrent.
+#[test]
+fn a_point_with_invalid_currents_is_excluded_and_counted_at_its_maximum() {
+    let mut rig = Rig::new(settings(2));
+    rig.poll(1, 0, secs(1));
+    rig.poll(2, 0, secs(1));
+    rig.env.points.get_mut(&cp(1)).unwrap().invalid = true;
+    rig.meter([4, 4, 4], secs(2));
+    assert!(rig.log.iter().flat_map(|d| &d.faults).any(|f| matches!(
+        f,
+        FaultChange::Raise(fault) if fault.code == FaultCode::DlmInvCurrent
+    )));
+    rig.run(Input::Tick, secs(5));
+    assert_eq!(rig.target(1), Current::ZERO);
+    assert_eq!(rig.dlm.limit(cp(1)), Some(Limit::InvalidCurrents));
+    // 30 A − 4 A house − 16 A reserved for point 1 = 10 A.
+    assert_eq!(rig.dlm.cycle().unwrap().available, PerPhase::splat(a(10)));
+    assert_eq!(rig.target(2), a(10));
+}
+
+/// Issue 15, phenomenon 7 (Build 5): in emergency mode with a high house load last measured,
+/// the points whose minimums do not fit wait instead of all running at their minimum; the
+/// prioritised point is the one that keeps charging.
+#[test]
+fn emergency_with_a_high_house_load_lets_only_the_points_that_fit_charge() {
+    let mut s = settings(2);
+    s.prioritised = Some(cp(2));
+    let mut rig = Rig::new(s);
+    rig.poll(1, 0, secs(1));
+    rig.poll(2, 0, secs(1));
+    rig.meter([10, 10, 10], secs(2));
+    rig.run(Input::Tick, secs(3));
+    // 20 A left: the prioritised point rises first (14 A), the other keeps its minimum.
+    assert_eq!((rig.target(1), rig.target(2)), (a(6), a(14)));
+    rig.poll(1, 6, secs(4));
+    rig.poll(2, 14, secs(4));
+    // DLMAssociation: emergency, every point to its minimum.
+    rig.env.association_missing = true;
+    rig.run(Input::Tick, secs(5));
+    assert_eq!((rig.target(1), rig.target(2)), (a(6), a(6)));
+    rig.poll(1, 6, secs(7));
+    rig.poll(2, 6, secs(7));
+    // The house rises to 22 A: 22 + 6 + 6 = 34 A > 30 A budget (32 A fuse).
+    rig.meter([34, 34, 34], secs(8));
+    rig.run(Input::Tick, secs(9));
+    assert_eq!(rig.target(1), Current::ZERO, "does not fit: waits");
+    assert_eq!(
+        rig.target(2),
+        a(6),
+        "the prioritised point fits and charges"
+    );
+    assert_eq!(rig.dlm.limit(cp(1)), Some(Limit::Emergency));
+}
+
+/// The symmetric mode keeps the spec's emergency rule: every point at its minimum.
+#[test]
+fn emergency_in_symmetric_mode_keeps_the_spec_rule() {
+    let mut s = settings(2);
+    s.mode = Mode::Symmetric;
+    let mut rig = Rig::new(s);
+    rig.poll(1, 6, secs(1));
+    rig.poll(2, 6, secs(1));
+    rig.env.association_missing = true;
+    rig.meter([34, 34, 34], secs(8));
+    rig.run(Input::Tick, secs(9));
+    assert_eq!((rig.target(1), rig.target(2)), (a(6), a(6)));
+}
+
+/// Issue 15, phenomenon 9: at start-up each point got min → 0 → min within the first second
+/// (a meter value before the first poll switched the unknown points off). A point keeps its
+/// minimum until its first poll says whether a vehicle is there.
+#[test]
+fn before_its_first_poll_a_point_keeps_its_minimum() {
+    let mut rig = Rig::new(settings(2));
+    assert_eq!(rig.target(1), a(6));
+    rig.meter([10, 10, 10], Duration::from_millis(300));
+    rig.poll(1, 0, Duration::from_millis(600));
+    let p2 = rig.env.points.get_mut(&cp(2)).unwrap();
+    p2.known = true;
+    rig.run(Input::Polled(cp(2)), Duration::from_millis(700));
+    let cp1: Vec<Current> = rig
+        .log
+        .iter()
+        .filter_map(|d| d.targets.get(&cp(1)).copied())
+        .collect();
+    assert!(cp1.iter().all(|c| *c >= a(6)), "point 1: {cp1:?}");
+    assert_eq!(
+        rig.target(2),
+        Current::ZERO,
+        "no vehicle at its first poll: 0 A"
+    );
+}
+
+/// Issue 15, phenomenon 5 (Build 4): the prioritised point never waits behind others in the
+/// queue, also after rotations.
+#[test]
+fn the_prioritised_point_never_waits_in_the_queue() {
+    let mut s = settings(3);
+    s.shortage = Shortage::Queue;
+    s.prioritised = Some(cp(3));
+    let mut rig = Rig::new(s);
+    for n in 1..=3 {
+        rig.poll(n, 0, secs(1));
+    }
+    // 30 A − 20 A house: one minimum fits.
+    for k in 0..8u64 {
+        let t = secs(2 + k * 300);
+        rig.meter([20, 20, 20], t);
+        rig.run(Input::Tick, t + secs(4));
+        assert!(rig.target(3) >= a(6), "at {k}: the prioritised point waits");
+        assert_eq!(rig.target(1) + rig.target(2), Current::ZERO);
+    }
 }
