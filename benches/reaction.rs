@@ -6,7 +6,9 @@
 //! talking Modbus TCP to five charging-point simulators (KEBA P30, ABB Terra AC, Bender
 //! CC612, Alfen Eve, Webasto Next), each with a vehicle charging on three phases. The smart
 //! meter is a KNXnet/IP tunnelling client (the project's own) that sends DPT 14.019
-//! GroupValue_Writes on 0/0/10..12 over UDP.
+//! GroupValue_Writes on 0/0/10..12 over UDP. With `REACTION_LINK=tp` the gateway and the
+//! meter are instead TP-UART links on two ports of the emulated TP line (`knx_echarge::tpline`):
+//! the meter's telegrams cross KNX/TP (`TP1_TIMING=1`: at TP1's 9600 bit/s).
 //!
 //! Each step sends a load step on the meter (house load up by 8 A per phase) and measures
 //! the time from sending the three telegrams until **all five simulators have received a
@@ -33,6 +35,7 @@ use knx_echarge::knx::wire::apdu::{Apdu, Payload, Tpdu};
 use knx_echarge::knx::wire::cemi::{Destination, LData, LDataService};
 use knx_echarge::knx::{GroupAddress, IndividualAddress};
 use knx_echarge::sim::{self, SimHandle, SimModel, Vehicle};
+use knx_echarge::tpline::{LineOptions, TpLine};
 use knx_echarge::units::Current;
 
 const MODELS: [(SimModel, &str); 5] = [
@@ -121,9 +124,21 @@ fn main() {
             + &cps
             + "[group_addresses]\n10 = [\"0/0/10\"]\n11 = [\"0/0/11\"]\n12 = [\"0/0/12\"]\n";
         let config = file::parse(&text, "reaction bench").unwrap();
-        // The gateway: KNXnet/IP server, shell, charger tasks — started as the binary does.
+        // The gateway's link and the smart meter's: the built-in KNXnet/IP server with a
+        // tunnelling client over UDP, or (REACTION_LINK=tp) two TP-UART links on the
+        // emulated TP line. The gateway is started as the binary does.
+        let tp = std::env::var("REACTION_LINK").is_ok_and(|v| v == "tp");
+        let tp1_timing = std::env::var("TP1_TIMING").is_ok_and(|v| v == "1");
+        let line = if tp { Some(TpLine::start(2, LineOptions { tp1_timing, ..LineOptions::default() }).unwrap()) } else { None };
+        let (gateway_spec, meter_spec) = match &line {
+            Some(line) => (
+                LinkSpec::Tpuart { path: line.paths()[0].clone() },
+                Some(LinkSpec::Tpuart { path: line.paths()[1].clone() }),
+            ),
+            None => (LinkSpec::Server { bind: "127.0.0.1:0".parse().unwrap() }, None),
+        };
         let mut config = config;
-        config.knx.link = Some(LinkSpec::Server { bind: "127.0.0.1:0".parse().unwrap() });
+        config.knx.link = Some(gateway_spec);
         let gateway = Gateway::start(Options {
             chargers: Chargers::Poll { rs485: None },
             ..Options::new(config)
@@ -131,8 +146,8 @@ fn main() {
         .await
         .unwrap();
         let server_addr = gateway.link.as_ref().unwrap().local_addr();
-        // The smart meter: a tunnelling client over UDP.
-        let meter_link = link::spawn(LinkSpec::Tunnel { remote: server_addr }, IndividualAddress::from_raw(0x1164)).await.unwrap();
+        let meter_spec = meter_spec.unwrap_or(LinkSpec::Tunnel { remote: server_addr });
+        let meter_link = link::spawn(meter_spec, IndividualAddress::from_raw(0x1164)).await.unwrap();
         let mut meter_events = meter_link.from_bus;
         let connected = tokio::time::timeout(Duration::from_secs(10), async {
             while let Some(ev) = meter_events.recv().await {
@@ -144,7 +159,7 @@ fn main() {
         })
         .await
         .unwrap_or(false);
-        assert!(connected, "meter tunnel did not connect");
+        assert!(connected, "meter link did not connect");
         tokio::spawn(async move { while meter_events.recv().await.is_some() {} });
         let meter = meter_link.to_bus.clone();
         // Settle: house 20 A; wait until every charging point charges above its minimum.
@@ -205,12 +220,14 @@ fn main() {
         times.sort();
         let pick = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
         println!(
-            "meter telegram (UDP, KNXnet/IP tunnel) -> all five setpoints written over Modbus TCP, {} steps:",
+            "meter telegram ({}) -> all five setpoints written over Modbus TCP, {} steps:",
+            if tp { "KNX/TP, TP-UART links on the emulated line" } else { "UDP, KNXnet/IP tunnel" },
             times.len()
         );
         println!("  median {:.2} ms   p99 {:.2} ms   max {:.2} ms   missed {missed}", pick(0.5).as_secs_f64() * 1e3, pick(0.99).as_secs_f64() * 1e3, times.last().unwrap().as_secs_f64() * 1e3);
         gateway.shutdown().await;
         drop(servers);
+        drop(line);
     });
 }
 

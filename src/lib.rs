@@ -52,5 +52,6 @@ pub mod sim;
 pub mod simulate;
 pub mod ssdp;
 pub mod store;
+pub mod tpline;
 pub mod units;
 pub mod web;

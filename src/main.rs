@@ -68,8 +68,8 @@ enum Command {
         /// Board description (default: the built-in hw/board.toml).
         #[arg(long)]
         board: Option<PathBuf>,
-        /// KNX link, overriding `knx.link` of the config: tunnel://host[:port],
-        /// routing://interface-address, server://address:port.
+        /// KNX link, overriding `knx.link` of the config: tpuart:///dev/ttyS1 (KNX/TP),
+        /// tunnel://host[:port], routing://interface-address, server://address:port.
         #[arg(long)]
         knx: Option<LinkSpec>,
         /// Do not poll the charging points (bus-only commissioning and tests).
@@ -90,6 +90,10 @@ enum Command {
         /// Address of the built-in KNXnet/IP tunnelling server.
         #[arg(long, default_value = "127.0.0.1:3671")]
         knx_server: std::net::SocketAddr,
+        /// Run on this KNX link instead of the tunnelling server, e.g. tpuart:///dev/pts/5
+        /// (a port of `knx-echarge tp-line`).
+        #[arg(long)]
+        knx: Option<LinkSpec>,
         /// Address of the device website.
         #[arg(long, default_value = "127.0.0.1:8080")]
         http: std::net::SocketAddr,
@@ -129,6 +133,22 @@ enum Command {
         /// Directory for what survives a restart.
         #[arg(long, default_value = "./knx-echarge-data")]
         data_dir: PathBuf,
+    },
+    /// Emulate a KNX TP line: pseudo-terminal ports answering like TP-UART chips, joined by
+    /// one bus. Prints the port paths, then every frame that crosses the line.
+    TpLine {
+        /// Number of ports.
+        #[arg(long, default_value_t = 2)]
+        ports: usize,
+        /// Time the receivers have to acknowledge a frame, in milliseconds.
+        #[arg(long, default_value_t = 20)]
+        ack_window_ms: u64,
+        /// Do not echo a frame to its sender.
+        #[arg(long)]
+        no_echo: bool,
+        /// Hold each frame for its time on TP1 (9600 bit/s, about 50 telegrams/s).
+        #[arg(long)]
+        tp1_timing: bool,
     },
     /// List the group objects that exist under a configuration.
     Objects {
@@ -195,10 +215,17 @@ fn main() -> ExitCode {
                 http,
             )
         }
+        Command::TpLine {
+            ports,
+            ack_window_ms,
+            no_echo,
+            tp1_timing,
+        } => tp_line(ports, ack_window_ms, no_echo, tp1_timing),
         Command::Demo {
             print_config,
             data_dir,
             knx_server,
+            knx,
             http,
         } => {
             if print_config {
@@ -207,7 +234,7 @@ fn main() -> ExitCode {
             init_logging();
             match file::parse(DEMO_CONFIG, "demo configuration") {
                 Ok(mut config) => {
-                    config.knx.link = Some(LinkSpec::Server { bind: knx_server });
+                    config.knx.link = Some(knx.unwrap_or(LinkSpec::Server { bind: knx_server }));
                     // The simulators replace the example's charging-point addresses at start.
                     exit_code(
                         App {
@@ -228,6 +255,61 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `knx-echarge tp-line`: the emulated TP line until Ctrl-C.
+fn tp_line(ports: usize, ack_window_ms: u64, no_echo: bool, tp1_timing: bool) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async {
+        let options = knx_echarge::tpline::LineOptions {
+            ack_window: std::time::Duration::from_millis(ack_window_ms),
+            echo: !no_echo,
+            tp1_timing,
+        };
+        let line = match knx_echarge::tpline::TpLine::start(ports, options) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        };
+        let mut monitor = line.monitor();
+        {
+            let mut out = std::io::stdout().lock();
+            for (i, path) in line.paths().iter().enumerate() {
+                let _ = writeln!(out, "port {i}: {}", path.display());
+            }
+            let _ = out.flush();
+        }
+        let start = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
+                m = monitor.recv() => match m {
+                    Ok(m) => {
+                        let ms = m.at.duration_since(start).as_secs_f64() * 1000.0;
+                        let mut out = std::io::stdout().lock();
+                        if writeln!(out, "{ms:10.1} ms  {m}").and_then(|()| out.flush()).is_err() {
+                            return ExitCode::SUCCESS;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        eprintln!("monitor lagged, {n} frames not shown");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return ExitCode::from(1),
+                },
+            }
+        }
+    })
 }
 
 /// `knx-echarge demo --print-config`: the demo configuration as it runs when the simulators'

@@ -168,7 +168,8 @@ fn xknx_drives_the_running_gateway() {
         (json!(1), json!(0))
     );
     assert_eq!(seen["still_serving"], "No error");
-    assert_eq!(seen["setpoint_state_before_any_value"], Value::Null);
+    // Before any value an R object answers with its DPT's initial value (0.0 A).
+    assert_eq!(seen["setpoint_state_before_any_value"], json!(0.0));
     // The tunnel got its own individual address, next to the gateway's 1.1.10.
     assert_eq!(seen["address"], "1.1.11");
 }
@@ -403,13 +404,18 @@ fn demo_answers_reads_of_r_objects_of_every_dpt_as_xknx_decodes_them() {
         );
         let log_text = std::fs::read_to_string(&log).unwrap();
         let logged = logged_values(&log_text, object);
-        if line == none {
-            // No value, no answer: then the core must not have given it one either.
+        assert!(line != none, "{ga} (object {object}) did not answer");
+        if logged.is_empty() {
+            // No value yet: the DPT's initial value, every bit zero.
+            let payload = line.split_whitespace().nth(2).unwrap_or_default();
             assert!(
-                logged.is_empty(),
-                "{ga} (object {object}) has {logged:?} but did not answer"
+                payload == "bin:0"
+                    || payload
+                        .strip_prefix("arr:")
+                        .is_some_and(|hex| hex.chars().all(|c| c == '0')),
+                "{ga} (object {object}) has no value but answered {line}"
             );
-            eprintln!("{ga} {dpt}: no value yet");
+            eprintln!("{ga} {dpt}: no value yet, answered the initial value");
             continue;
         }
         let json = line

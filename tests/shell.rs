@@ -46,7 +46,12 @@ async fn faulty_configuration_is_reported_and_the_gateway_keeps_serving() {
     );
     assert_eq!(snap.objects.get(&GoNumber(144)), Some(&Value::Bool(true)));
     assert_eq!(snap.leds.unwrap().app, AppLed::FiveFlashes);
-    assert_eq!(snap.faults.len(), 1);
+    // At the charging point and, as a general fault (table 62), on objects 8/9.
+    assert_eq!(snap.faults.len(), 2);
+    assert_eq!(
+        snap.objects.get(&GoNumber(9)),
+        Some(&Value::Text("Conf Charger".into()))
+    );
     // Still serving: an interruption written on the bus reaches the core.
     handle
         .events

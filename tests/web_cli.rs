@@ -43,6 +43,15 @@ fn the_shipped_unit_serves_the_website_with_flags_the_cli_accepts() {
     };
     let http: SocketAddr = value("--http").parse().unwrap();
     assert_eq!(http, SocketAddr::from(([0, 0, 0, 0], 80)));
+    // The bus: KNX/TP through the TP-UART of the built-in board description.
+    let knx: knx_echarge::knx::link::LinkSpec = value("--knx").parse().unwrap();
+    let board = knx_echarge::hw::Board::builtin().unwrap();
+    assert_eq!(
+        knx,
+        knx_echarge::knx::link::LinkSpec::Tpuart {
+            path: board.serial.tpuart.device
+        }
+    );
     // Every flag of the unit is one `run` knows.
     let help = Command::new(support::gateway_bin())
         .args(["run", "--help"])
@@ -190,4 +199,87 @@ fn the_generated_initial_password_is_printed_at_the_first_start_only() {
         200,
         "the same password still logs in"
     );
+}
+
+/// The settings of the unit file's `[Service]` section, `key → values` (repeated keys add).
+fn unit_settings() -> Vec<(String, String)> {
+    let unit = std::fs::read_to_string("hw/knx-echarge.service").unwrap();
+    unit.lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// Issue 17: the shipped unit runs the gateway with systemd's hardening: its own user with
+/// only the capability to bind port 80, no new privileges, a read-only system, only its
+/// device nodes, and an open-file limit the website's connection cap is sized against.
+#[test]
+fn the_shipped_unit_is_hardened() {
+    let settings = unit_settings();
+    let get = |key: &str| -> Vec<&str> {
+        settings
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    let one = |key: &str| {
+        let v = get(key);
+        assert_eq!(v.len(), 1, "{key} once in the unit: {v:?}");
+        v[0].to_owned()
+    };
+    assert_eq!(one("User"), "knx-echarge");
+    assert_eq!(one("NoNewPrivileges"), "yes");
+    assert_eq!(one("ProtectSystem"), "strict");
+    assert_eq!(one("ProtectHome"), "yes");
+    assert_eq!(one("PrivateTmp"), "yes");
+    assert_eq!(one("CapabilityBoundingSet"), "CAP_NET_BIND_SERVICE");
+    assert_eq!(one("AmbientCapabilities"), "CAP_NET_BIND_SERVICE");
+    assert_eq!(one("DevicePolicy"), "closed");
+    let devices = get("DeviceAllow");
+    // The device nodes hw/board.toml names: serial ports (RS485, TP-UART) and the GPIO chip.
+    let board = std::fs::read_to_string("hw/board.toml").unwrap();
+    for node in board.lines().filter_map(|l| {
+        l.split_once("\"/dev/")
+            .map(|(_, d)| d.trim_end_matches('"'))
+    }) {
+        let group = node.trim_end_matches(|c: char| c.is_ascii_digit());
+        assert!(
+            devices.contains(&format!("char-{group} rw").as_str()),
+            "/dev/{node} not allowed: {devices:?}"
+        );
+    }
+    let nofile: usize = one("LimitNOFILE").parse().unwrap();
+    let limits = knx_echarge::web::serve::Limits::default();
+    assert!(
+        nofile >= limits.max_connections + limits.reserved_fds + 64,
+        "LimitNOFILE {nofile} leaves too little for the website's cap and the reserve"
+    );
+    assert_eq!(one("StateDirectory"), "knx-echarge");
+    // The user exists: the sysusers.d entry creates it with the groups for the devices.
+    let sysusers = std::fs::read_to_string("hw/knx-echarge.sysusers.conf").unwrap();
+    assert!(sysusers.lines().any(|l| l.starts_with("u knx-echarge ")));
+    for group in one("SupplementaryGroups").split_whitespace() {
+        assert!(
+            sysusers.contains(&format!("m knx-echarge {group}")),
+            "{group} not in the sysusers entry"
+        );
+    }
+    // systemd itself accepts the unit, where systemd-analyze is installed.
+    if let Ok(out) = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg("hw/knx-echarge.service")
+        .output()
+    {
+        let text = String::from_utf8_lossy(&out.stderr);
+        let complaints: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("knx-echarge.service:"))
+            // The binary is not installed here.
+            .filter(|l| !l.contains("is not executable"))
+            .collect();
+        assert!(complaints.is_empty(), "systemd-analyze: {text}");
+    }
 }

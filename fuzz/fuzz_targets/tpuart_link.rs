@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use knx_echarge::knx::IndividualAddress;
 use knx_echarge::knx::link::tpuart::{TpUartLink, TpUartOptions};
+use knx_echarge::knx::link::{ByteStream, Link};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -24,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
         }
         link.handle_bytes(t, chunk);
         assert!(link.poll_timeout().is_some());
-        while let Some(out) = link.poll_transmit() {
+        while let Some(out) = link.poll_write() {
             assert!(!out.is_empty());
         }
         while link.poll_event().is_some() {}

@@ -93,13 +93,56 @@ fn render_problems(path: &str, problems: &[Problem]) -> String {
     out
 }
 
-/// Reads and parses a config file.
+/// Largest config file read: a full configuration of five charging points is about 20 KiB.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Reads and parses a config file. A file above [`MAX_CONFIG_BYTES`] is refused before it is
+/// read; text that is not UTF-8 is refused with the line and column of the first bad byte.
 pub fn load(path: &Path) -> Result<Config, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
-        path: path.display().to_string(),
+    use std::io::Read as _;
+    let origin = path.display().to_string();
+    let io = |source| LoadError::Io {
+        path: origin.clone(),
         source,
-    })?;
-    parse(&text, &path.display().to_string())
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    let invalid = |line, column, message: String| LoadError::Invalid {
+        path: origin.clone(),
+        problems: vec![Problem {
+            line,
+            column,
+            key: None,
+            message,
+        }],
+    };
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(invalid(
+            1,
+            1,
+            format!("file larger than {MAX_CONFIG_BYTES} bytes; not a configuration file?"),
+        ));
+    }
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let good = e.utf8_error().valid_up_to();
+            let before = e.as_bytes().get(..good).unwrap_or_default();
+            // The prefix is valid UTF-8 by definition.
+            let prefix = std::str::from_utf8(before).unwrap_or_default();
+            let (line, column) = line_col(prefix, prefix.len());
+            let byte = e.as_bytes().get(good).copied().unwrap_or_default();
+            return Err(invalid(
+                line,
+                column,
+                format!("not UTF-8 text: byte 0x{byte:02x}; save the file as UTF-8"),
+            ));
+        }
+    };
+    parse(&text, &origin)
 }
 
 /// Parses config text; `origin` names the text in messages.

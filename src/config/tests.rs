@@ -152,7 +152,7 @@ proptest! {
 fn knx_link_is_read_checked_and_saved() {
     let c = file::parse("[knx]\nlink = \"server://127.0.0.1:3671\"\n", "f").unwrap();
     assert_eq!(
-        c.knx.link.map(|l| l.to_string()),
+        c.knx.link.as_ref().map(ToString::to_string),
         Some("server://127.0.0.1:3671".to_owned())
     );
     let saved = file::to_string(&c).unwrap();

@@ -25,7 +25,7 @@ use crate::chargers::{
     ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, DriverError,
 };
 use crate::config::{Config, validate};
-use crate::faults::{Fault, FaultBoard, FaultLed, Scope};
+use crate::faults::{Fault, FaultBoard, FaultCode, FaultLed, Scope};
 pub use crate::hw::leds::{AppLed, ComLed, Leds};
 use crate::knx::dpt::TimeOfDay;
 pub use crate::knx::link::LinkState;
@@ -329,6 +329,14 @@ impl Core {
 
     fn start(&mut self, now: Instant, out: &mut Vec<Action>) {
         for fault in self.config_faults.clone() {
+            // Table 62: a charging point's (or its meter's) configuration fault is a general
+            // fault too, so objects 8/9 show it; a later, lower one cannot overwrite it there.
+            if matches!(fault.code, FaultCode::ConfCharger | FaultCode::ConfEMeter)
+                && fault.scope() != Scope::Device
+            {
+                self.faults
+                    .raise(Fault::device(fault.code, fault.message.clone()));
+            }
             self.faults.raise(fault);
         }
         self.set(object::GRID_CONTROL_STATE, Value::Bool(false), out);

@@ -56,6 +56,13 @@ fn configuration_faults_are_shown_on_objects_and_led() {
         Scope::ChargingPoint(ChargePointId::new(2).unwrap()),
         FaultCode::ConfCharger
     ));
+    // Table 62 (general error codes): Conf Charger is a general fault too, on 8/9.
+    assert_eq!(s.get(&8), Some(&Value::Bool(true)));
+    assert_eq!(s.get(&9), Some(&Value::Text("Conf Charger".into())));
+    assert!(
+        core.faults()
+            .is_present(Scope::Device, FaultCode::ConfCharger)
+    );
 }
 
 #[test]

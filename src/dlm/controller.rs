@@ -16,7 +16,7 @@
 //! Rules:
 //! * Budget per phase = overcurrent protection − load reserve. Other load = meter − what
 //!   the charging points drew at the reading's moment, at least 0; that draw is estimated
-//!   never too high (see [`Controller::estimate_other`] and `docs/dlm.md`), so a lagging
+//!   never too high (see `Controller::estimate_other` and `docs/dlm.md`), so a lagging
 //!   measurement never frees budget. Available = budget − other load.
 //!   [`crate::dlm::allocate()`] shares it among the charging points with a vehicle
 //!   connected. A charging point without a vehicle gets 0 A, and gets its minimum on the

@@ -101,11 +101,20 @@ impl Gateway {
         } = options;
         log_configuration(&config);
         let own = config.knx.individual_address;
-        let mut link = if let Some(spec) = config.knx.link {
-            let link = link::spawn(spec, own).await.map_err(|e| StartError::Link {
-                spec: spec.to_string(),
-                reason: e.to_string(),
-            })?;
+        let mut link = if let Some(spec) = config.knx.link.clone() {
+            // The device's address table: on TP the link acknowledges these groups only.
+            let groups = config
+                .object_table()
+                .objects()
+                .iter()
+                .flat_map(|o| o.group_addresses.iter().copied())
+                .collect();
+            let link = link::spawn_with_groups(spec.clone(), own, Some(groups))
+                .await
+                .map_err(|e| StartError::Link {
+                    spec: spec.to_string(),
+                    reason: e.to_string(),
+                })?;
             info!(%spec, local = %link.local_addr(), "KNX link open");
             Some(link)
         } else {

@@ -5,7 +5,7 @@
 //! sans-IO [`Renderer`] that turns the state on show ([`Display`]) into on/off levels at a given
 //! instant: [`Renderer::levels`] says what each LED shows at `now`, [`Renderer::poll_timeout`]
 //! when the next LED changes, [`Renderer::timeline`] the on/off instants over a window. It
-//! reads no clock and drives no line: the hardware backends ([`crate::hw::backend`]) set the
+//! reads no clock and drives no line: the hardware backends (`crate::hw::backend`) set the
 //! levels it gives.
 //!
 //! Timing (the spec says "approx. 1 Hz" for slow and only "rapid" for rapid flashing):

@@ -236,11 +236,10 @@ impl Engine {
                     .filter(|o| o.flags.communication && o.flags.read)
                     .map(|o| (o.number, o.priority))
                     .collect();
+                // Answered also before any value was set: with the DPT's initial value.
                 for (object, priority) in readable {
-                    if self.values.contains_key(&object) {
-                        let item = Item::Response(object, ga);
-                        self.queue.push(Queue::class(priority, item), item);
-                    }
+                    let item = Item::Response(object, ga);
+                    self.queue.push(Queue::class(priority, item), item);
                 }
             }
             _ => {}
@@ -405,8 +404,14 @@ impl Engine {
                     Item::Response(_, ga) => ga,
                     _ => obj.sending_address()?,
                 };
-                let value = self.values.get(&object)?.clone();
                 let dpt = *self.dpts.get(&object)?;
+                let Some(value) = self.values.get(&object).cloned() else {
+                    // A read before any value: the type's initial value (all bits zero: 0,
+                    // 0.0, off, "", no day 00:00:00), as a device answers after reset.
+                    debug!(object = object.0, %dpt, "read answered with the DPT's initial value");
+                    let payload = initial_payload(dpt);
+                    return Some(self.response_frame(object, ga, payload));
+                };
                 let payload = match to_dpt(dpt, &value).and_then(|(v, fit)| {
                     dpt::encode(dpt, &v)
                         .map(|p| (p, v, fit))
@@ -441,6 +446,15 @@ impl Engine {
                 (object, ga, apdu)
             }
         };
+        Some(self.group_frame(object, ga, apdu))
+    }
+
+    fn response_frame(&self, object: GoNumber, ga: GroupAddress, payload: Payload) -> LData {
+        self.group_frame(object, ga, Apdu::GroupValueResponse(payload))
+    }
+
+    /// A group telegram of `object` with the bus priority of its object-table priority.
+    fn group_frame(&self, object: GoNumber, ga: GroupAddress, apdu: Apdu) -> LData {
         let priority = self
             .table
             .get(object)
@@ -456,7 +470,7 @@ impl Engine {
         } else {
             BusPriority::Low
         };
-        Some(frame)
+        frame
     }
 
     /// When to call [`Engine::poll_transmit`] again: when the next token arrives while frames
@@ -470,6 +484,14 @@ impl Engine {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+}
+
+/// The payload of a DPT's initial value: every bit zero (0, 0.0, off, "", 00:00:00).
+pub fn initial_payload(dpt: Dpt) -> Payload {
+    match dpt.size() {
+        crate::knx::dpt::DptSize::Bits(_) => Payload::Short(0),
+        crate::knx::dpt::DptSize::Bytes(n) => Payload::Long(vec![0; usize::from(n)]),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The most energy any load management could have delivered: a linear program per step,
 //! solved with `microlp` (pure Rust simplex).
 //!
-//! Owns [`Bound`]. Per step, each vehicle that would charge has one variable x (A per phase)
+//! Owns `Bound`. Per step, each vehicle that would charge has one variable x (A per phase)
 //! with 0 ≤ x ≤ min(its ceiling, its point's maximum, what its remaining energy allows);
 //! a vehicle drawing on several phases draws x on each, so it is held by its tightest phase;
 //! on each grid phase the vehicles on it take at most the budget less the house load. The

@@ -41,7 +41,7 @@ pub const VOLTAGE: f64 = 230.0;
 /// figure, `overload_amp_seconds`; `over_fuse_amp_seconds` has no grace).
 pub const REACTION_WINDOW: Duration = Duration::from_secs(5);
 
-/// Setpoint changes in this first part of a run count as start-up changes.
+/// On/off switches in this first part of a run count as start-up switches.
 pub const START_WINDOW: Duration = Duration::from_secs(5);
 
 /// A current published on KNX above this is implausible for any charging point.
@@ -115,8 +115,8 @@ pub struct PointSummary {
     /// On or off periods shorter than the minimum on/off time with a vehicle plugged in
     /// (flapping).
     pub short_on_off_periods: u32,
-    /// Setpoint changes in the first 5 s.
-    pub start_changes: u32,
+    /// Switches between 0 A and a current in the first 5 s (1 = switched on once).
+    pub start_switches: u32,
 }
 
 /// The protective device's figures.
@@ -262,7 +262,7 @@ struct PointSim {
     last_direction: i8,
     last_switch: Option<Duration>,
     short_periods: u32,
-    start_changes: u32,
+    start_switches: u32,
 }
 
 impl PointSim {
@@ -327,9 +327,6 @@ impl World {
                     };
                     if c != p.setpoint {
                         p.changes += 1;
-                        if t < START_WINDOW {
-                            p.start_changes += 1;
-                        }
                         let direction = if c > p.setpoint { 1 } else { -1 };
                         if p.last_direction == -direction {
                             p.reversals += 1;
@@ -338,6 +335,9 @@ impl World {
                     }
                     if (p.setpoint == Current::ZERO) != (c == Current::ZERO) {
                         self.switches += 1;
+                        if t < START_WINDOW {
+                            p.start_switches += 1;
+                        }
                         if plugged {
                             if p.last_switch
                                 .is_some_and(|l| t.saturating_sub(l) < self.min_switch)
@@ -400,7 +400,7 @@ pub fn run(scenario: &Scenario, mode: AllocationMode) -> Result<RunResult, super
                 last_direction: 0,
                 last_switch: None,
                 short_periods: 0,
-                start_changes: 0,
+                start_switches: 0,
             })
             .collect(),
         switches: 0,
@@ -773,7 +773,7 @@ pub fn run(scenario: &Scenario, mode: AllocationMode) -> Result<RunResult, super
             setpoint_changes_per_hour: per_hour(p.changes),
             reversals_per_hour: per_hour(p.reversals),
             short_on_off_periods: p.short_periods,
-            start_changes: p.start_changes,
+            start_switches: p.start_switches,
         })
         .collect();
     let vehicle_summaries: Vec<VehicleSummary> = vehicles
@@ -1025,7 +1025,7 @@ mod tests {
             last_direction: 0,
             last_switch: None,
             short_periods: 0,
-            start_changes: 0,
+            start_switches: 0,
         };
         let r = Duration::from_secs(2);
         assert_eq!(p.seen(Duration::from_secs(11), r), Current::ZERO);

@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
-use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -28,6 +28,9 @@ use super::{
     Access, AppState, ClientAddr, ErrorKey, Routes, SessionInfo, firmware, keyed, network, status,
 };
 use crate::core::Event;
+
+/// The firmware upload's route.
+pub const FIRMWARE_PATH: &str = "/api/v1/firmware";
 
 /// Largest firmware file accepted.
 pub const MAX_FIRMWARE_BYTES: usize = 64 * 1024 * 1024;
@@ -62,8 +65,8 @@ pub fn protected() -> Routes {
         .add(Method::GET, "/api/v1/logs.zip", get(logs_zip))
         .add(
             Method::POST,
-            "/api/v1/firmware",
-            post(upload_firmware).layer(DefaultBodyLimit::max(MAX_FIRMWARE_BYTES)),
+            FIRMWARE_PATH,
+            post(upload_firmware).layer(DefaultBodyLimit::disable()),
         )
         .add(Method::GET, "/api/v1/licences", get(licences))
 }
@@ -112,9 +115,16 @@ async fn login(
         Ok(Json(body)) => body,
         Err(e) => return bad_body(&e, "{\"password\": …}"),
     };
+    if let Some(damage) = state.inner.passwords.damage() {
+        return keyed(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKey::PasswordDamaged,
+            damage,
+        );
+    }
     let sessions = &state.inner.sessions;
     if let Admission::Locked(wait) = sessions.admit(client, Instant::now()) {
-        warn!(client = ?client, "login refused: locked out after repeated wrong passwords");
+        warn!(target: crate::web::logs::SECURITY, client = ?client, "login refused: locked out after repeated wrong passwords");
         let mut res = keyed(
             StatusCode::TOO_MANY_REQUESTS,
             ErrorKey::Locked,
@@ -128,15 +138,17 @@ async fn login(
         }
         return res;
     }
-    // The attempt is counted now; only then is the password checked, one Argon2 at a time.
+    // The attempt is counted now; only then is the password checked, one Argon2 at a time,
+    // first attempts before repeated ones.
+    let strikes = sessions.attempts(client, Instant::now()).saturating_sub(1);
     let st = state.clone();
     let Ok(ok) = state
         .inner
         .hashes
-        .run(move || st.inner.passwords.verify(&body.password))
+        .run(strikes, move || st.inner.passwords.verify(&body.password))
         .await
     else {
-        warn!(client = ?client, "login refused: password check busy");
+        warn!(target: crate::web::logs::SECURITY, client = ?client, "login refused: password check busy");
         return keyed(
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorKey::Busy,
@@ -145,7 +157,7 @@ async fn login(
     };
     if !ok {
         sessions.failed(client, Instant::now());
-        warn!(client = ?client, "login failed: wrong password");
+        warn!(target: crate::web::logs::SECURITY, client = ?client, "login failed: wrong password");
         return keyed(
             StatusCode::UNAUTHORIZED,
             ErrorKey::WrongPassword,
@@ -154,7 +166,7 @@ async fn login(
     }
     sessions.succeeded(client);
     let (id, csrf) = sessions.create(Instant::now());
-    info!(client = ?client, "login");
+    info!(target: crate::web::logs::SECURITY, client = ?client, "login");
     let mut res = Json(json!({ "csrf_token": csrf })).into_response();
     res.headers_mut().insert(
         header::SET_COOKIE,
@@ -411,11 +423,16 @@ async fn change_password(
             "too many wrong passwords",
         );
     }
+    let strikes = state
+        .inner
+        .sessions
+        .attempts(client, Instant::now())
+        .saturating_sub(1);
     let st = state.clone();
     let Ok(result) = state
         .inner
         .hashes
-        .run(move || {
+        .run(strikes, move || {
             if !st.inner.passwords.verify(&body.current) {
                 return Err(None);
             }
@@ -433,14 +450,14 @@ async fn change_password(
         Ok(()) => {
             state.inner.sessions.succeeded(client);
             state.inner.sessions.clear();
-            info!("device password changed; all sessions ended");
+            info!(target: crate::web::logs::SECURITY, "device password changed; all sessions ended");
             let mut res = Json(json!({ "ok": true, "login_again": true })).into_response();
             res.headers_mut().insert(header::SET_COOKIE, clear_cookie());
             res
         }
         Err(None) => {
             state.inner.sessions.failed(client, Instant::now());
-            warn!("password change refused: wrong current password");
+            warn!(target: crate::web::logs::SECURITY, "password change refused: wrong current password");
             keyed(
                 StatusCode::FORBIDDEN,
                 ErrorKey::WrongCurrent,
@@ -508,6 +525,7 @@ async fn factory_reset(
     }
     state.inner.sessions.clear();
     warn!(
+        target: crate::web::logs::SECURITY,
         "factory reset from the website: configuration, settings, counters and staged firmware deleted, initial password restored"
     );
     state.inner.restart.send_replace(true);
@@ -568,24 +586,16 @@ async fn logs_zip(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn upload_firmware(
-    State(state): State<AppState>,
-    body: Result<axum::body::Bytes, BytesRejection>,
-) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(e) => {
-            let status = e.status();
-            let key = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                ErrorKey::TooLarge
-            } else {
-                ErrorKey::InvalidBody
-            };
-            return keyed(status, key, format!("firmware file: {}", e.body_text()));
-        }
+async fn upload_firmware(State(state): State<AppState>, body: axum::body::Body) -> Response {
+    let Ok(_running) = state.inner.firmware_upload.clone().try_lock_owned() else {
+        return keyed(
+            StatusCode::CONFLICT,
+            ErrorKey::UploadRunning,
+            "another firmware upload is running; try again when it is done",
+        );
     };
     let installed = env!("CARGO_PKG_VERSION");
-    match firmware::stage(&state.inner.data, &body, installed) {
+    match receive_firmware(&state.inner.data, body, installed).await {
         Ok(m) => {
             info!(version = %m.version, sha256 = %m.sha256, "firmware verified and staged");
             Json(json!({
@@ -595,7 +605,17 @@ async fn upload_firmware(
             }))
             .into_response()
         }
-        Err(e) => {
+        Err(Upload::TooLarge) => keyed(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKey::TooLarge,
+            format!("firmware file: larger than {MAX_FIRMWARE_BYTES} bytes"),
+        ),
+        Err(Upload::Body(e)) => keyed(
+            StatusCode::BAD_REQUEST,
+            ErrorKey::InvalidBody,
+            format!("firmware file: {e}"),
+        ),
+        Err(Upload::Firmware(e)) => {
             warn!("firmware upload refused: {e}");
             let status = match e {
                 firmware::FirmwareError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -604,6 +624,50 @@ async fn upload_firmware(
             keyed(status, ErrorKey::of_firmware(&e), e.to_string())
         }
     }
+}
+
+/// Why an upload ended without staging.
+enum Upload {
+    Firmware(firmware::FirmwareError),
+    TooLarge,
+    Body(String),
+}
+
+/// Streams `body` through a [`firmware::Receiver`] (file writes off the async threads).
+async fn receive_firmware(
+    data: &crate::store::DataDir,
+    body: axum::body::Body,
+    installed: &'static str,
+) -> Result<firmware::Manifest, Upload> {
+    use futures_util::StreamExt as _;
+    fn blocking<T>(r: Result<T, tokio::task::JoinError>) -> Result<T, Upload> {
+        r.map_err(|e| Upload::Firmware(firmware::FirmwareError::Store(e.to_string())))
+    }
+    let data = data.clone();
+    let mut receiver = blocking(
+        tokio::task::spawn_blocking(move || firmware::Receiver::new(&data, installed)).await,
+    )?
+    .map_err(Upload::Firmware)?;
+    let mut stream = body.into_data_stream();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Upload::Body(e.to_string()))?;
+        total += chunk.len();
+        if total > MAX_FIRMWARE_BYTES {
+            return Err(Upload::TooLarge);
+        }
+        let (r, pushed) = blocking(
+            tokio::task::spawn_blocking(move || {
+                let pushed = receiver.push(&chunk);
+                (receiver, pushed)
+            })
+            .await,
+        )?;
+        receiver = r;
+        pushed.map_err(Upload::Firmware)?;
+    }
+    blocking(tokio::task::spawn_blocking(move || receiver.finish()).await)?
+        .map_err(Upload::Firmware)
 }
 
 /// The open-source licences of the firmware's dependencies (generated, see README).

@@ -194,6 +194,7 @@ fn verify(password: &str, phc: &str) -> bool {
 pub struct PasswordStore {
     data: DataDir,
     hashes: Mutex<HashFile>,
+    damaged: Option<String>,
 }
 
 impl PasswordStore {
@@ -202,11 +203,11 @@ impl PasswordStore {
     /// the console once.
     pub fn open(data: DataDir, initial: Option<&str>) -> Result<(Self, Option<String>), AuthError> {
         let (file, fresh) = if let Some(bytes) = data.read(PASSWORD_FILE)? {
-            (
-                serde_json::from_slice::<HashFile>(&bytes)
-                    .map_err(|e| AuthError::Corrupt(e.to_string()))?,
-                None,
-            )
+            match serde_json::from_slice::<HashFile>(&bytes) {
+                Ok(file) if PasswordHash::new(&file.current).is_ok() => (file, None),
+                Ok(_) => return Ok((Self::damaged(data, "its hash is not valid"), None)),
+                Err(e) => return Ok((Self::damaged(data, &e.to_string()), None)),
+            }
         } else {
             {
                 let password = initial.map_or_else(generate_password, str::to_owned);
@@ -223,9 +224,32 @@ impl PasswordStore {
             Self {
                 data,
                 hashes: Mutex::new(file),
+                damaged: None,
             },
             fresh,
         ))
+    }
+
+    /// A store whose file is damaged: nobody can log in; the website says why and how to
+    /// recover ([`Self::damage`]).
+    fn damaged(data: DataDir, why: &str) -> Self {
+        let message = format!(
+            "the password file {PASSWORD_FILE} in the data directory is damaged ({why}); nobody can log in until it is replaced: delete it (the next start sets a new initial password and prints it on the console) or restore it from a backup"
+        );
+        tracing::error!("{message}");
+        Self {
+            data,
+            hashes: Mutex::new(HashFile {
+                initial: String::new(),
+                current: String::new(),
+            }),
+            damaged: Some(message),
+        }
+    }
+
+    /// What is damaged and how to recover, when the password file could not be read.
+    pub fn damage(&self) -> Option<&str> {
+        self.damaged.as_deref()
     }
 
     fn current(&self) -> String {
@@ -242,6 +266,9 @@ impl PasswordStore {
 
     /// Sets a new password after checking the strength rule.
     pub fn set(&self, password: &str) -> Result<(), AuthError> {
+        if let Some(d) = &self.damaged {
+            return Err(AuthError::Corrupt(d.clone()));
+        }
         check_strength(password)?;
         let h = hash(password)?;
         let mut guard = self
@@ -257,6 +284,9 @@ impl PasswordStore {
 
     /// Restores the initial password (factory reset).
     pub fn reset_to_initial(&self) -> Result<(), AuthError> {
+        if let Some(d) = &self.damaged {
+            return Err(AuthError::Corrupt(d.clone()));
+        }
         let mut guard = self
             .hashes
             .lock()
@@ -292,6 +322,9 @@ pub enum Admission {
     /// Locked out; try again after this long.
     Locked(Duration),
 }
+
+/// Most sessions at once; a login beyond ends the least recently used one.
+pub const MAX_SESSIONS: usize = 32;
 
 /// Sessions and login failures (in memory: a restart logs everybody out).
 #[derive(Debug)]
@@ -330,54 +363,171 @@ impl Failures {
 
 /// Lets Argon2 run for one request at a time: each verification or hash takes 19 MiB and a
 /// core for a while, and the device has little of either.
-#[derive(Debug)]
+///
+/// Waiting requests form a bounded queue ([`HASH_QUEUE`]) that is fair between client
+/// addresses: the next check goes to the request whose address had the fewest attempts
+/// counted before it (its `strikes`), the earliest among equals. A flood of wrong passwords
+/// from many addresses therefore queues behind a client that tries for the first time; when
+/// the queue is full, a newcomer with fewer strikes takes the place of the one with the most
+/// (which is answered "busy"). Requests with strikes share a global budget of
+/// [`HASH_BUDGET`] checks per minute; over it they are answered "busy" at once.
+#[derive(Debug, Default)]
 pub struct HashGate {
-    permits: std::sync::Arc<tokio::sync::Semaphore>,
-    running: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    state: std::sync::Arc<Mutex<GateState>>,
     peak: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    running: usize,
+    waiting: Vec<Waiter>,
+    seq: u64,
+    budget: Option<(Instant, usize)>,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    strikes: usize,
+    seq: u64,
+    go: tokio::sync::oneshot::Sender<()>,
 }
 
 /// Argon2 computations allowed at the same time.
 pub const PARALLEL_HASHES: usize = 1;
 
+/// Most requests waiting for their turn at the [`HashGate`].
+pub const HASH_QUEUE: usize = 16;
+
+/// Checks per minute for requests from addresses with earlier attempts in the window.
+pub const HASH_BUDGET: usize = 120;
+
 /// How long a request waits for its turn at the [`HashGate`] before it is answered "busy".
-pub const HASH_WAIT: Duration = Duration::from_secs(20);
+pub const HASH_WAIT: Duration = Duration::from_secs(10);
 
 /// The gate was busy for longer than [`HASH_WAIT`] (or the computation failed to run).
 #[derive(Debug, thiserror::Error)]
 #[error("the device is busy checking other passwords; try again")]
 pub struct Busy;
 
-impl Default for HashGate {
-    fn default() -> Self {
-        Self {
-            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(PARALLEL_HASHES)),
-            running: std::sync::Arc::default(),
-            peak: std::sync::Arc::default(),
+/// A running computation's place; the next waiter gets it when this is dropped.
+struct Running(std::sync::Arc<Mutex<GateState>>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let Ok(mut st) = self.0.lock() else { return };
+        st.running = st.running.saturating_sub(1);
+        while st.running < PARALLEL_HASHES {
+            let Some(next) = st
+                .waiting
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, w)| (w.strikes, w.seq))
+                .map(|(i, _)| i)
+            else {
+                break;
+            };
+            let w = st.waiting.swap_remove(next);
+            if w.go.send(()).is_ok() {
+                st.running += 1;
+            }
+        }
+    }
+}
+
+/// A request waiting in the queue. Dropped before its turn was used (timed out, client gone),
+/// it leaves the queue, or passes on the place it was given meanwhile.
+struct Wait {
+    state: std::sync::Arc<Mutex<GateState>>,
+    seq: u64,
+    rx: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl Drop for Wait {
+    fn drop(&mut self) {
+        let Some(mut rx) = self.rx.take() else { return };
+        let granted = {
+            let Ok(mut st) = self.state.lock() else {
+                return;
+            };
+            let before = st.waiting.len();
+            st.waiting.retain(|w| w.seq != self.seq);
+            st.waiting.len() == before && rx.try_recv().is_ok()
+        };
+        if granted {
+            drop(Running(self.state.clone()));
         }
     }
 }
 
 impl HashGate {
-    /// Runs `work` (Argon2) on the blocking pool once it is its turn. The permit moves into
-    /// the blocking task, so a client that hangs up does not free it before the work ends.
+    /// Runs `work` (Argon2) on the blocking pool once it is its turn; `strikes` are the
+    /// attempts counted for the client's address before this one. The place moves into the
+    /// blocking task, so a client that hangs up does not free it before the work ends.
     pub async fn run<T: Send + 'static>(
         &self,
+        strikes: usize,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Busy> {
-        use std::sync::atomic::Ordering;
-        let permit = tokio::time::timeout(HASH_WAIT, self.permits.clone().acquire_owned())
-            .await
-            .map_err(|_| Busy)?
-            .map_err(|_| Busy)?;
-        let running = self.running.clone();
+        let rx = {
+            let mut st = self.state.lock().map_err(|_| Busy)?;
+            let now = Instant::now();
+            if strikes > 0 {
+                let (since, used) = st.budget.get_or_insert((now, 0));
+                if now.duration_since(*since) >= Duration::from_secs(60) {
+                    *since = now;
+                    *used = 0;
+                }
+                if *used >= HASH_BUDGET {
+                    return Err(Busy);
+                }
+                *used += 1;
+            }
+            if st.running < PARALLEL_HASHES && st.waiting.is_empty() {
+                st.running += 1;
+                None
+            } else {
+                if st.waiting.len() >= HASH_QUEUE {
+                    let worst = st
+                        .waiting
+                        .iter()
+                        .enumerate()
+                        .max_by_key(|(_, w)| (w.strikes, w.seq))
+                        .filter(|(_, w)| w.strikes > strikes)
+                        .map(|(i, _)| i)
+                        .ok_or(Busy)?;
+                    // Dropping its sender answers it "busy".
+                    st.waiting.swap_remove(worst);
+                }
+                st.seq += 1;
+                let seq = st.seq;
+                let (go, rx) = tokio::sync::oneshot::channel();
+                st.waiting.push(Waiter { strikes, seq, go });
+                Some((seq, rx))
+            }
+        };
+        if let Some((seq, rx)) = rx {
+            let mut wait = Wait {
+                state: self.state.clone(),
+                seq,
+                rx: Some(rx),
+            };
+            let granted = match wait.rx.as_mut() {
+                Some(rx) => matches!(tokio::time::timeout(HASH_WAIT, rx).await, Ok(Ok(()))),
+                None => false,
+            };
+            if !granted {
+                return Err(Busy);
+            }
+            // The place is ours now: `Running` below releases it.
+            wait.rx = None;
+        }
+        let place = Running(self.state.clone());
         let peak = self.peak.clone();
+        let running = self.state.lock().map_or(PARALLEL_HASHES, |st| st.running);
+        peak.fetch_max(running, std::sync::atomic::Ordering::SeqCst);
         tokio::task::spawn_blocking(move || {
-            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-            peak.fetch_max(now, Ordering::SeqCst);
             let out = work();
-            running.fetch_sub(1, Ordering::SeqCst);
-            drop(permit);
+            drop(place);
             out
         })
         .await
@@ -387,6 +537,11 @@ impl HashGate {
     /// The most Argon2 computations that ran at the same time so far (diagnostics, tests).
     pub fn peak(&self) -> usize {
         self.peak.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Requests waiting now.
+    pub fn waiting(&self) -> usize {
+        self.state.lock().map_or(0, |st| st.waiting.len())
     }
 }
 
@@ -447,6 +602,17 @@ impl Sessions {
         Admission::Allowed
     }
 
+    /// Attempts counted for `client` within the window (including one just admitted).
+    pub fn attempts(&self, client: Option<IpAddr>, now: Instant) -> usize {
+        let Ok(mut all) = self.failures.lock() else {
+            return usize::MAX;
+        };
+        all.get_mut(&client).map_or(0, |f| {
+            f.prune(now, &self.policy);
+            f.recent.len()
+        })
+    }
+
     /// Records a wrong password (the attempt itself was counted by [`Self::admit`]): once the
     /// window holds [`Policy::max_failures`] attempts the address is locked out from now on.
     pub fn failed(&self, client: Option<IpAddr>, now: Instant) {
@@ -474,6 +640,17 @@ impl Sessions {
         let csrf = token();
         if let Ok(mut all) = self.live.lock() {
             all.retain(|_, s| self.alive(s, now));
+            // Bounded: the least recently used session goes when the table is full.
+            while all.len() >= MAX_SESSIONS {
+                let Some(oldest) = all
+                    .iter()
+                    .min_by_key(|(_, s)| s.last)
+                    .map(|(k, _)| k.clone())
+                else {
+                    break;
+                };
+                all.remove(&oldest);
+            }
             all.insert(
                 id.clone(),
                 Session {
@@ -630,7 +807,7 @@ mod tests {
         for i in 0..8u64 {
             let gate = gate.clone();
             tasks.spawn(async move {
-                gate.run(move || {
+                gate.run(0, move || {
                     std::thread::sleep(Duration::from_millis(20));
                     i
                 })
@@ -685,5 +862,59 @@ mod tests {
         assert!(store.set("weak").is_err());
         store.reset_to_initial().unwrap();
         assert!(store.verify("Initial-Pass1"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_first_attempt_overtakes_a_queue_of_repeated_ones() {
+        let gate = std::sync::Arc::new(HashGate::default());
+        let order = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = tokio::task::JoinSet::new();
+        // A long first computation, then more waiters with strikes than the queue holds.
+        for i in 0..=(HASH_QUEUE + 4) {
+            let (gate, order) = (gate.clone(), order.clone());
+            tasks.spawn(async move {
+                gate.run(if i == 0 { 0 } else { 3 }, move || {
+                    std::thread::sleep(Duration::from_millis(if i == 0 { 200 } else { 5 }));
+                    order.lock().unwrap().push(i);
+                })
+                .await
+                .is_ok()
+            });
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(gate.waiting(), HASH_QUEUE, "the queue is bounded");
+        let (g, o) = (gate.clone(), order.clone());
+        let newcomer =
+            tokio::spawn(
+                async move { g.run(0, move || o.lock().unwrap().push(999)).await.is_ok() },
+            );
+        assert!(newcomer.await.unwrap(), "the first attempt is checked");
+        let mut busy = 0;
+        while let Some(ok) = tasks.join_next().await {
+            busy += usize::from(!ok.unwrap());
+        }
+        assert_eq!(
+            busy,
+            4 + 1,
+            "the overflow and the one evicted are answered busy"
+        );
+        let order = order.lock().unwrap();
+        assert_eq!(order[..2], [0, 999], "the newcomer went next: {order:?}");
+        assert_eq!(gate.peak(), PARALLEL_HASHES);
+    }
+
+    #[test]
+    fn the_session_table_is_bounded() {
+        let s = Sessions::new(Policy::default());
+        let t0 = Instant::now();
+        let (first, _) = s.create(t0);
+        for i in 1..=MAX_SESSIONS as u64 {
+            s.create(t0 + Duration::from_millis(i));
+        }
+        assert!(
+            !s.is_alive(&first, t0 + Duration::from_secs(1)),
+            "the oldest went"
+        );
+        assert_eq!(s.live.lock().unwrap().len(), MAX_SESSIONS);
     }
 }

@@ -19,9 +19,11 @@
 pub mod api;
 pub mod auth;
 pub mod firmware;
+pub mod hosts;
 pub mod logs;
 pub mod network;
 pub mod pages;
+pub mod serve;
 pub mod settings;
 pub mod status;
 
@@ -80,6 +82,8 @@ pub struct Context {
     /// The address the website listens on ([`spawn`] sets it once bound): the status page
     /// shows it as the address in use when it is not the wildcard address.
     pub listen: Option<SocketAddr>,
+    /// Timeouts and connection caps of the server.
+    pub limits: serve::Limits,
     /// What the UPnP device description (`/upnp/device.xml`, no session needed) says; `None`:
     /// no description is served.
     pub upnp: Option<crate::ssdp::Device>,
@@ -102,6 +106,7 @@ impl Context {
             policy: auth::Policy::default(),
             sample_every: Duration::from_secs(5),
             listen: None,
+            limits: serve::Limits::default(),
             upnp: None,
         }
     }
@@ -127,6 +132,10 @@ struct Inner {
     history: status::History,
     started: Instant,
     listen: Option<SocketAddr>,
+    hosts: hosts::OwnHosts,
+    limits: serve::Limits,
+    /// Held while a firmware upload runs: one at a time.
+    firmware_upload: Arc<tokio::sync::Mutex<()>>,
     upnp: Option<crate::ssdp::Device>,
     restart: watch::Sender<bool>,
     /// A factory reset was done: the gateway erases its state again once it has stopped.
@@ -143,6 +152,10 @@ impl AppState {
         let (passwords, fresh) =
             auth::PasswordStore::open(ctx.data.clone(), ctx.initial_password.as_deref())?;
         let settings = settings::SettingsStore::open(ctx.data.clone());
+        let leftovers = firmware::clean_leftovers(&ctx.data);
+        if leftovers > 0 {
+            warn!("deleted {leftovers} temporary files of interrupted firmware uploads");
+        }
         logs.set_mode(settings.get().logging, true);
         let history = status::History::spawn(ctx.snapshot.clone(), ctx.sample_every);
         let (restart, _) = watch::channel(false);
@@ -160,6 +173,9 @@ impl AppState {
                     settings,
                     history,
                     started: Instant::now(),
+                    hosts: hosts::OwnHosts::new(ctx.listen),
+                    limits: ctx.limits,
+                    firmware_upload: Arc::default(),
                     listen: ctx.listen,
                     upnp: ctx.upnp,
                     restart,
@@ -293,11 +309,17 @@ pub enum ErrorKey {
     TooLarge,
     /// Factory reset without `{"confirm": "RESET"}`.
     ConfirmReset,
+    /// The request named a host that is not this device (421).
+    WrongHost,
+    /// Another firmware upload is running (409).
+    UploadRunning,
+    /// The password file is damaged: nobody can log in (503).
+    PasswordDamaged,
 }
 
 impl ErrorKey {
     /// Every key.
-    pub const ALL: [Self; 25] = [
+    pub const ALL: [Self; 28] = [
         Self::WrongPassword,
         Self::Locked,
         Self::Busy,
@@ -323,6 +345,9 @@ impl ErrorKey {
         Self::InvalidBody,
         Self::TooLarge,
         Self::ConfirmReset,
+        Self::WrongHost,
+        Self::UploadRunning,
+        Self::PasswordDamaged,
     ];
 
     /// The key as sent (`snake_case`).
@@ -353,6 +378,9 @@ impl ErrorKey {
             Self::InvalidBody => "invalid_body",
             Self::TooLarge => "too_large",
             Self::ConfirmReset => "confirm_reset",
+            Self::WrongHost => "wrong_host",
+            Self::UploadRunning => "upload_running",
+            Self::PasswordDamaged => "password_damaged",
         }
     }
 
@@ -436,16 +464,30 @@ async fn require_session(
     next.run(req).await
 }
 
-/// Refuses unsafe requests from another origin and sets the security headers.
-async fn harden(req: Request, next: Next) -> Response {
+/// Refuses requests for a host name that is not the device's own (DNS rebinding: 421) and
+/// unsafe requests from another origin, puts the body timeout on the request body, and sets
+/// the security headers.
+async fn harden(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let hosts: Vec<&str> = req
+        .headers()
+        .get_all(header::HOST)
+        .iter()
+        .map(|h| h.to_str().unwrap_or("\u{fffd}"))
+        .collect();
+    if hosts.len() > 1 || hosts.iter().any(|h| !state.inner.hosts.allows(h)) {
+        let host = hosts.join(", ");
+        warn!(host = %host.escape_debug(), "request for a host name that is not the device's refused");
+        return keyed(
+            StatusCode::MISDIRECTED_REQUEST,
+            ErrorKey::WrongHost,
+            "this device does not answer for that host name; use its address",
+        );
+    }
+    let host = hosts.first().map(|h| (*h).to_owned());
     if !is_safe(req.method()) {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok());
         if let Some(origin) = req.headers().get(header::ORIGIN) {
             let origin = origin.to_str().unwrap_or("null");
-            let same = host.is_some_and(|h| {
+            let same = host.as_deref().is_some_and(|h| {
                 origin == format!("http://{h}") || origin == format!("https://{h}")
             });
             if !same {
@@ -457,9 +499,38 @@ async fn harden(req: Request, next: Next) -> Response {
             }
         }
     }
+    let length = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|l| l.to_str().ok())
+        .and_then(|l| l.parse::<u64>().ok());
+    if length.is_some_and(|l| l > max_body(req.uri().path())) {
+        // Refused before a byte of the body is read; the connection is closed with it.
+        let mut res = keyed(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKey::TooLarge,
+            "request body too large",
+        );
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return res;
+    }
+    let timeout = state.inner.limits.body_timeout;
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|l| l.as_bytes() != b"0");
+    let req = req.map(|b| axum::body::Body::new(serve::TimeoutBody::new(b, timeout)));
     let api = req.uri().path().starts_with("/api/");
     let mut res = next.run(req).await;
+    let failed = res.status().is_client_error() || res.status().is_server_error();
     let h = res.headers_mut();
+    if has_body && failed {
+        // The body may be unread (too large, stalled, refused before reading it): close the
+        // connection instead of waiting for the rest of it.
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
@@ -479,6 +550,17 @@ async fn harden(req: Request, next: Next) -> Response {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     res
+}
+
+/// The largest body a request to `path` may announce: the firmware upload's limit for it,
+/// axum's default (2 MiB) for every other route.
+fn max_body(path: &str) -> u64 {
+    let max = if path == api::FIRMWARE_PATH {
+        api::MAX_FIRMWARE_BYTES + 64 * 1024
+    } else {
+        2 * 1024 * 1024
+    };
+    u64::try_from(max).unwrap_or(u64::MAX)
 }
 
 /// Who may call a route.
@@ -580,7 +662,7 @@ pub fn router(state: AppState) -> Router {
                 "method not allowed for this route",
             )
         })
-        .layer(middleware::from_fn(harden))
+        .layer(middleware::from_fn_with_state(state.clone(), harden))
         .with_state(state)
 }
 
@@ -633,19 +715,30 @@ pub async fn spawn(addr: SocketAddr, mut ctx: Context) -> Result<WebHandle, WebE
     }
     info!(%local_addr, "device website on http://{local_addr}/");
     let restart = state.restart_requested();
-    let (stop, mut stop_rx) = watch::channel(false);
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let task = tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stop_rx.wait_for(|s| *s).await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            warn!("device website stopped: {e}");
-        }
-    });
+    let limits = state.inner.limits;
+    let budget = serve::Budget::new(
+        serve::connection_budget(
+            serve::fd_limit(),
+            serve::open_fds(),
+            limits.reserved_fds,
+            limits.max_connections,
+        ),
+        limits.per_client,
+    );
+    info!(
+        "device website: at most {} connections ({} per client), {} file descriptors kept for the gateway",
+        budget.max(),
+        limits.per_client,
+        limits.reserved_fds
+    );
+    let (stop, stop_rx) = watch::channel(false);
+    let server = serve::Server {
+        listener,
+        router: router(state.clone()),
+        limits,
+        budget,
+    };
+    let task = tokio::spawn(serve::run(server, stop_rx));
     Ok(WebHandle {
         local_addr,
         state,

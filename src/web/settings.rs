@@ -87,14 +87,30 @@ pub struct SettingsStore {
 }
 
 impl SettingsStore {
-    /// Reads the file (defaults if missing or unreadable).
+    /// Reads the file (defaults if missing). A damaged file is logged and kept aside as
+    /// `web-settings.json.bad`; the defaults apply until the settings are saved again.
     pub fn open(data: DataDir) -> Self {
-        let current = data
-            .read(SETTINGS_FILE)
-            .ok()
-            .flatten()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let current = match data.read(SETTINGS_FILE) {
+            Ok(None) => WebSettings::default(),
+            Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
+                Ok(settings) => settings,
+                Err(e) => {
+                    let bad = format!("{SETTINGS_FILE}.bad");
+                    let kept = std::fs::rename(data.file(SETTINGS_FILE), data.file(&bad));
+                    tracing::error!(
+                        "{SETTINGS_FILE} is damaged ({e}); kept aside as {bad}{}; the default settings apply until they are saved again",
+                        kept.err()
+                            .map(|e| format!(" (failed: {e})"))
+                            .unwrap_or_default()
+                    );
+                    WebSettings::default()
+                }
+            },
+            Err(e) => {
+                tracing::error!("cannot read {SETTINGS_FILE} ({e}); the default settings apply");
+                WebSettings::default()
+            }
+        };
         Self {
             data,
             current: Mutex::new(current),

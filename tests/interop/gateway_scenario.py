@@ -76,8 +76,9 @@ async def main(port):
     await write("0/0/10", DPTArray((0x0C, 0x1A)))
     await write("0/0/10", DPTElectricCurrent.to_knx(21.5))
     out["still_serving"] = await read("0/0/9", text)
-    # An object without a value does not answer (no made-up value).
-    out["setpoint_state_before_any_value"] = await read("1/0/11", lambda v: "answered")
+    # An R object without a value answers with its DPT's initial value (DPT 14.019: 0.0 A),
+    # as a KNX device does after reset.
+    out["setpoint_state_before_any_value"] = await read("1/0/11", DPTElectricCurrent.from_knx)
     await xknx.stop()
     print(json.dumps(out), flush=True)
 

@@ -1,36 +1,42 @@
-//! KNX bus links over KNXnet/IP: the gateway's way onto the bus.
+//! KNX bus links: the gateway's way onto the bus, over KNX/TP (TP-UART) or KNXnet/IP.
 //!
 //! This module owns the public link interface ([`LinkSpec`], [`spawn`], [`LinkHandle`],
 //! [`LinkEvent`]) and the choice of protocol machine. The protocols themselves are sans-IO
-//! state machines in the style of quinn-proto: they never read a clock or touch a socket;
-//! time comes in as `now`, datagrams come in through `handle_datagram` and go out through
-//! [`Protocol::poll_transmit`], and [`Protocol::poll_timeout`] tells when to call
-//! [`Protocol::handle_timeout`]. The thin tokio task in [`driver`] only moves datagrams and
-//! arms that one timer.
+//! state machines in the style of quinn-proto: they never read a clock or touch a socket or
+//! port; time comes in as `now`. Every machine is a [`Link`] (frames from the gateway in,
+//! [`LinkEvent`]s out, [`Link::poll_timeout`] / [`Link::handle_timeout`]) plus one transport:
+//! [`Protocol`] for UDP datagrams (`handle_datagram` / `poll_transmit`), [`ByteStream`] for
+//! a serial line (`handle_bytes` / `poll_write`). The thin tokio tasks in [`driver`] and
+//! [`serial`] only move datagrams or bytes and arm that one timer.
 //!
+//! * [`tpuart`]: KNX/TP through a TP-UART chip on a serial line.
 //! * [`tunnel`]: KNXnet/IP tunnelling client (to a KNX IP interface or router, e.g. knxd).
 //! * [`server`]: the built-in KNXnet/IP tunnelling server (visualisations, test tools, ETS).
 //! * [`routing`]: KNXnet/IP routing (multicast 224.0.23.12:3671).
-//! * [`driver`]: the async shell that runs one machine on one UDP socket.
+//! * [`driver`]: the async shell that runs one datagram machine on one UDP socket.
+//! * [`serial`]: the async shell that runs one byte-stream machine on a serial port.
 //!
 //! Frames the gateway sends go into [`LinkHandle::to_bus`] with L_Data.req semantics; a
 //! source address 0.0.0 is replaced by the link's address. Frames from the bus and link-state
 //! changes come out of [`LinkHandle::from_bus`].
 
+use std::collections::HashSet;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::knx::address::IndividualAddress;
+use crate::knx::address::{GroupAddress, IndividualAddress};
 use crate::knx::wire::cemi::LData;
 use crate::knx::wire::knxip::{DEFAULT_PORT, ROUTING_MULTICAST};
 
 pub mod driver;
 pub mod routing;
+pub mod serial;
 pub mod server;
 pub mod tpuart;
 pub mod tunnel;
@@ -52,8 +58,13 @@ pub enum LinkState {
 pub(crate) mod testkit;
 
 /// Which link to open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum LinkSpec {
+    /// KNX/TP through a TP-UART chip on a serial port (19200 8E1).
+    Tpuart {
+        /// The serial device, e.g. `/dev/ttyS1`.
+        path: PathBuf,
+    },
     /// A KNXnet/IP tunnelling client to the server at `remote` (its control endpoint).
     Tunnel {
         /// The server's control endpoint (IPv4).
@@ -78,11 +89,11 @@ pub enum LinkSpec {
 pub enum SpecError {
     /// No `scheme://`.
     #[error(
-        "link `{0}`: expected tunnel://HOST[:PORT], routing://INTERFACE-ADDRESS[:PORT][?group=MULTICAST] or server://ADDRESS[:PORT]"
+        "link `{0}`: expected tpuart:///dev/SERIAL-PORT, tunnel://HOST[:PORT], routing://INTERFACE-ADDRESS[:PORT][?group=MULTICAST] or server://ADDRESS[:PORT]"
     )]
     Syntax(String),
-    /// A scheme other than tunnel, routing or server.
-    #[error("link `{text}`: unknown scheme `{scheme}` (use tunnel, routing or server)")]
+    /// A scheme other than tpuart, tunnel, routing or server.
+    #[error("link `{text}`: unknown scheme `{scheme}` (use tpuart, tunnel, routing or server)")]
     Scheme {
         /// The whole text.
         text: String,
@@ -99,6 +110,9 @@ pub enum SpecError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// The serial device of a TP-UART link is not an absolute path.
+    #[error("link `{0}`: the TP-UART device must be an absolute path, e.g. tpuart:///dev/ttyS1")]
+    SerialPath(String),
 }
 
 fn parse_v4_with_port(
@@ -137,9 +151,21 @@ impl FromStr for LinkSpec {
 
     /// `tunnel://192.168.1.5[:3671]`, `routing://10.213.0.1[:3671][?group=224.0.23.12]` (the
     /// interface's own address; the group defaults to 224.0.23.12 and uses the same port),
-    /// `server://127.0.0.1:3671` (port optional).
+    /// `server://127.0.0.1:3671` (port optional), `tpuart:///dev/ttyS1` (also knxd's
+    /// `tpuart:/dev/ttyS1`).
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let trimmed = text.trim();
+        if let Some((scheme, rest)) = trimmed.split_once(':')
+            && scheme.eq_ignore_ascii_case("tpuart")
+        {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            if !path.starts_with('/') || path.len() < 2 {
+                return Err(SpecError::SerialPath(text.to_owned()));
+            }
+            return Ok(Self::Tpuart {
+                path: PathBuf::from(path),
+            });
+        }
         let (scheme, rest) = trimmed
             .split_once("://")
             .ok_or_else(|| SpecError::Syntax(text.to_owned()))?;
@@ -200,6 +226,7 @@ impl FromStr for LinkSpec {
 impl fmt::Display for LinkSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Tpuart { path } => write!(f, "tpuart://{}", path.display()),
             Self::Tunnel { remote } => write!(f, "tunnel://{remote}"),
             Self::Routing { interface, group } => {
                 write!(f, "routing://{interface}:{}", group.port())?;
@@ -238,6 +265,14 @@ pub enum LinkError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The serial port could not be opened.
+    #[error("serial port {}: {reason}", path.display())]
+    Serial {
+        /// The device.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// A datagram a protocol machine wants sent.
@@ -249,12 +284,40 @@ pub struct Transmit {
     pub payload: Vec<u8>,
 }
 
-/// The interface between a sans-IO protocol machine and [`driver`].
+/// The bus side of every link machine, whatever carries it (UDP datagrams, a serial byte
+/// stream): frames from the gateway in, events to the gateway out, one timer.
 ///
-/// Calling protocol: feed inputs (`handle_*`) as they happen with the current time; after
-/// each call drain [`Protocol::poll_transmit`] and [`Protocol::poll_event`], then wait until
-/// [`Protocol::poll_timeout`] (if any) and call [`Protocol::handle_timeout`].
-pub trait Protocol {
+/// Calling protocol: feed inputs (the transport's `handle_*` and [`Link::handle_frame`]) as
+/// they happen with the current time; after each call drain the transport's output and
+/// [`Link::poll_event`], then wait until [`Link::poll_timeout`] (if any) and call
+/// [`Link::handle_timeout`].
+pub trait Link {
+    /// The gateway wants `frame` sent on the bus.
+    fn handle_frame(&mut self, now: Instant, frame: LData);
+    /// The time returned by [`Link::poll_timeout`] has come.
+    fn handle_timeout(&mut self, now: Instant);
+    /// Starts an orderly close (disconnects); [`Link::is_closed`] tells when done.
+    fn close(&mut self, now: Instant);
+    /// The next event for the gateway.
+    fn poll_event(&mut self) -> Option<LinkEvent>;
+    /// When [`Link::handle_timeout`] is due next.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// False while the machine's send queue is full (the driver then stops reading frames).
+    fn wants_frames(&self) -> bool;
+    /// True once closed; the driver then ends.
+    fn is_closed(&self) -> bool;
+}
+
+/// A link machine carried by a byte stream (the TP-UART's serial line): bytes in, bytes out.
+pub trait ByteStream: Link {
+    /// Bytes arrived on the stream.
+    fn handle_bytes(&mut self, now: Instant, data: &[u8]);
+    /// The next bytes to write (one request or frame, written in one piece).
+    fn poll_write(&mut self) -> Option<Vec<u8>>;
+}
+
+/// A link machine carried by UDP datagrams (KNXnet/IP), driven by [`driver`].
+pub trait Protocol: Link {
     /// A datagram arrived from `from`.
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]);
     /// A datagram arrived from `from` at the local address `local`, where the driver knows
@@ -284,22 +347,8 @@ pub trait Protocol {
     ) {
         let _ = (now, from, local, data);
     }
-    /// The gateway wants `frame` sent on the bus.
-    fn handle_frame(&mut self, now: Instant, frame: LData);
-    /// The time returned by [`Protocol::poll_timeout`] has come.
-    fn handle_timeout(&mut self, now: Instant);
-    /// Starts an orderly close (disconnects); [`Protocol::is_closed`] tells when done.
-    fn close(&mut self, now: Instant);
     /// The next datagram to send.
     fn poll_transmit(&mut self) -> Option<Transmit>;
-    /// The next event for the gateway.
-    fn poll_event(&mut self) -> Option<LinkEvent>;
-    /// When [`Protocol::handle_timeout`] is due next.
-    fn poll_timeout(&self) -> Option<Instant>;
-    /// False while the machine's send queue is full (the driver then stops reading frames).
-    fn wants_frames(&self) -> bool;
-    /// True once closed; the driver then ends.
-    fn is_closed(&self) -> bool;
 }
 
 /// A running link: channels to and from the bus, and control of its task.
@@ -320,7 +369,8 @@ pub struct LinkHandle {
 }
 
 impl LinkHandle {
-    /// The local UDP address of the link's socket (the server's listening address).
+    /// The local UDP address of the link's socket (the server's listening address);
+    /// 0.0.0.0:0 for a serial link.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
@@ -366,13 +416,25 @@ fn v4(addr: SocketAddr) -> Result<SocketAddrV4, LinkError> {
 
 /// Opens a link and starts its task. `own_address` is the gateway's individual address: the
 /// routing source, the server's device address (tunnels get the next ones); a tunnel client
-/// uses the address its server assigns.
+/// uses the address its server assigns. A TP-UART link acknowledges every group telegram;
+/// [`spawn_with_groups`] limits that to the device's group addresses.
 ///
 /// Returns once the socket is bound; connecting (tunnel) happens in the task and is reported
 /// as [`LinkEvent::State`]. Must be called inside a tokio runtime.
 pub async fn spawn(
     spec: LinkSpec,
     own_address: IndividualAddress,
+) -> Result<LinkHandle, LinkError> {
+    spawn_with_groups(spec, own_address, None).await
+}
+
+/// [`spawn`], with the group addresses of the device's objects (its address table): a TP-UART
+/// link acknowledges group telegrams only to these (and broadcast), as a KNX device does;
+/// `None` acknowledges all. The KNXnet/IP links ignore it.
+pub async fn spawn_with_groups(
+    spec: LinkSpec,
+    own_address: IndividualAddress,
+    groups: Option<Vec<GroupAddress>>,
 ) -> Result<LinkHandle, LinkError> {
     let (to_bus_tx, to_bus_rx) = mpsc::channel(TO_BUS_CAPACITY);
     let (from_bus_tx, from_bus_rx) = mpsc::channel(FROM_BUS_CAPACITY);
@@ -384,6 +446,26 @@ pub async fn spawn(
     };
     let now = Instant::now();
     let (local_addr, task) = match spec {
+        LinkSpec::Tpuart { path } => {
+            let port = serial::open_tpuart(&path)?;
+            tracing::info!(path = %path.display(), %own_address, "KNX/TP link through the TP-UART starting");
+            let options = tpuart::TpUartOptions {
+                ack_groups: groups.map_or(tpuart::AckGroups::All, |g| {
+                    tpuart::AckGroups::Only(g.into_iter().collect::<HashSet<_>>())
+                }),
+                ..tpuart::TpUartOptions::default()
+            };
+            let machine = tpuart::TpUartLink::new(now, own_address, options);
+            (
+                SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+                tokio::spawn(serial::run(
+                    machine,
+                    port,
+                    serial::Reopen::Tpuart(path),
+                    channels,
+                )),
+            )
+        }
         LinkSpec::Tunnel { remote } => {
             let remote = v4(remote)?;
             let socket = driver::tunnel_socket(remote).await?;
@@ -505,8 +587,31 @@ mod tests {
     }
 
     #[test]
+    fn tpuart_specs() {
+        let tp = |p: &str| LinkSpec::Tpuart {
+            path: PathBuf::from(p),
+        };
+        assert_eq!(
+            "tpuart:///dev/ttyS1".parse::<LinkSpec>().unwrap(),
+            tp("/dev/ttyS1")
+        );
+        assert_eq!(
+            "tpuart:/dev/pts/3".parse::<LinkSpec>().unwrap(),
+            tp("/dev/pts/3")
+        );
+        assert_eq!(
+            "TPUART:///dev/ttyKNX".parse::<LinkSpec>().unwrap(),
+            tp("/dev/ttyKNX")
+        );
+        let err = |s: &str| s.parse::<LinkSpec>().unwrap_err().to_string();
+        assert!(err("tpuart://ttyS1").contains("absolute path"));
+        assert!(err("tpuart://").contains("absolute path"));
+    }
+
+    #[test]
     fn specs_round_trip_through_display() {
         for text in [
+            "tpuart:///dev/ttyS1",
             "tunnel://192.168.1.5:3671",
             "routing://10.213.0.1:3671",
             "routing://10.213.0.1:3700?group=239.1.2.3",
@@ -519,7 +624,7 @@ mod tests {
     #[test]
     fn bad_specs_say_what_is_wrong() {
         let err = |s: &str| s.parse::<LinkSpec>().unwrap_err().to_string();
-        assert!(err("192.168.1.5").contains("expected tunnel://"));
+        assert!(err("192.168.1.5").contains("expected tpuart:///dev/SERIAL-PORT, tunnel://"));
         assert!(err("udp://1.2.3.4").contains("unknown scheme `udp`"));
         assert!(err("tunnel://knx.local").contains("bad IPv4 address"));
         assert!(err("tunnel://1.2.3.4:x").contains("bad port"));

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use super::{LinkEvent, LinkState, Protocol, Transmit};
+use super::{Link, LinkEvent, LinkState, Protocol, Transmit};
 use crate::knx::address::IndividualAddress;
 use crate::knx::wire::cemi::{Cemi, LData, LDataService};
 use crate::knx::wire::knxip::KnxIpFrame;
@@ -196,6 +196,12 @@ impl Protocol for Router {
         }
     }
 
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+}
+
+impl Link for Router {
     fn handle_frame(&mut self, now: Instant, mut frame: LData) {
         if self.closed {
             return;
@@ -226,10 +232,6 @@ impl Protocol for Router {
         }
         self.closed = true;
         self.events.push_back(LinkEvent::State(LinkState::Down));
-    }
-
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
     }
 
     fn poll_event(&mut self) -> Option<LinkEvent> {

@@ -22,7 +22,17 @@
 //! * the server behaves like a line: an L_Data.req from a tunnel is confirmed to that tunnel
 //!   with L_Data.con, sent as L_Data.ind to every other tunnel and delivered to the gateway as
 //!   [`LinkEvent::Frame`]; a frame from the gateway goes as L_Data.ind to every tunnel;
-//! * malformed datagrams and cEMI frames are dropped with one warning each.
+//! * malformed datagrams and cEMI frames are dropped with one warning each;
+//! * requests are bound to their tunnel's owner: CONNECTIONSTATE and DISCONNECT requests for a
+//!   channel are served only from that tunnel's control endpoint, TUNNELLING requests and
+//!   ACKs only from its data endpoint; anything else is dropped and counted
+//!   ([`TunnelServer::refused`]), so nobody can close, keep alive or inject into someone
+//!   else's tunnel;
+//! * every HPAI in a request must be the sender's own address (any port) or 0.0.0.0:0 (route
+//!   back, NAT): answers go only to whoever asked, never to a third address, and a multicast
+//!   or broadcast endpoint is refused;
+//! * the answers a source can obtain without a tunnel (SEARCH, DESCRIPTION, CONNECT) are
+//!   rate-limited per source address ([`ANSWER_BURST`], [`ANSWER_RATE`]).
 //!
 //! Device-management connections are refused (E_CONNECTION_TYPE) until the management
 //! server exists.
@@ -31,7 +41,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use super::{LinkEvent, LinkState, Protocol, SeqVerdict, Transmit, endpoint_or, seq_verdict};
+use super::{Link, LinkEvent, LinkState, Protocol, SeqVerdict, Transmit, endpoint_or, seq_verdict};
 use crate::knx::address::IndividualAddress;
 use crate::knx::wire::cemi::{Cemi, LData, LDataService};
 use crate::knx::wire::knxip::{
@@ -45,6 +55,12 @@ pub const FRIENDLY_NAME: &str = "knx-echarge";
 pub const MAX_TUNNELS: usize = 8;
 /// A connection without heartbeat for this long is dropped (03.08.02: 120 s).
 pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Answers to SEARCH, DESCRIPTION and CONNECT requests one source address may have at once.
+pub const ANSWER_BURST: u32 = 10;
+/// How fast a source's answer budget refills (answers per second).
+pub const ANSWER_RATE: u32 = 5;
+/// Sources whose answer budget is tracked at most (the oldest is forgotten first).
+const TRACKED_SOURCES: usize = 256;
 /// Wait for a TUNNELLING_ACK from a client.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(1);
 /// Frames queued per tunnel; beyond this the oldest is dropped with a warning.
@@ -82,6 +98,19 @@ pub struct TunnelServer {
     transmits: VecDeque<Transmit>,
     events: VecDeque<LinkEvent>,
     closed: bool,
+    /// Answer budget per source address: tokens and when they were last refilled.
+    budgets: BTreeMap<std::net::IpAddr, (u32, Instant)>,
+    refused: u64,
+}
+
+/// Whether an HPAI in a request from `from` may be used: the sender's own address (any
+/// port), or 0.0.0.0:0 (route back to the sender). Never another host, multicast or
+/// broadcast.
+fn hpai_ok(hpai: Hpai, from: SocketAddr) -> bool {
+    if hpai.address.is_unspecified() {
+        return matches!(from, SocketAddr::V4(_));
+    }
+    from.ip() == std::net::IpAddr::V4(hpai.address)
 }
 
 impl TunnelServer {
@@ -98,6 +127,8 @@ impl TunnelServer {
             transmits: VecDeque::new(),
             events: VecDeque::from([LinkEvent::State(LinkState::Connected)]),
             closed: false,
+            budgets: BTreeMap::new(),
+            refused: 0,
         }
     }
 
@@ -157,6 +188,45 @@ impl TunnelServer {
         }
     }
 
+    /// Requests dropped because they came from someone else than the tunnel's owner, named a
+    /// foreign or multicast endpoint, or exceeded the answer rate.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    fn refuse(&mut self, from: SocketAddr, what: &str) {
+        self.refused += 1;
+        tracing::warn!(%from, refused = self.refused, "{what}: dropped");
+    }
+
+    /// Takes one answer from `from`'s budget; false when it is used up.
+    fn answer_allowed(&mut self, now: Instant, from: SocketAddr) -> bool {
+        let ip = from.ip();
+        if !self.budgets.contains_key(&ip) && self.budgets.len() >= TRACKED_SOURCES {
+            let oldest = self
+                .budgets
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(ip, _)| *ip);
+            if let Some(oldest) = oldest {
+                self.budgets.remove(&oldest);
+            }
+        }
+        let (tokens, at) = self.budgets.entry(ip).or_insert((ANSWER_BURST, now));
+        let elapsed = now.saturating_duration_since(*at);
+        let refill =
+            u32::try_from(elapsed.as_millis() * u128::from(ANSWER_RATE) / 1000).unwrap_or(u32::MAX);
+        if refill > 0 {
+            *tokens = tokens.saturating_add(refill).min(ANSWER_BURST);
+            *at = now;
+        }
+        if *tokens == 0 {
+            return false;
+        }
+        *tokens -= 1;
+        true
+    }
+
     fn send(&mut self, destination: SocketAddr, frame: &KnxIpFrame) {
         match frame.to_bytes() {
             Ok(payload) => self.transmits.push_back(Transmit {
@@ -196,6 +266,9 @@ impl TunnelServer {
         data: Hpai,
         cri: &Cri,
     ) {
+        if !hpai_ok(control, from) || !hpai_ok(data, from) {
+            return self.refuse(from, "CONNECT_REQUEST naming another host's endpoint");
+        }
         let control_addr = endpoint_or(control.address, control.port, from);
         if control.protocol != HostProtocol::Udp || data.protocol != HostProtocol::Udp {
             return self.connect_error(control_addr, Status::HostProtocolType);
@@ -328,9 +401,11 @@ impl TunnelServer {
         cemi: Cemi,
     ) {
         let Some(tunnel) = self.tunnels.get_mut(&channel) else {
-            tracing::warn!(%from, channel, "TUNNELLING_REQUEST for an unknown channel dropped");
-            return;
+            return self.refuse(from, "TUNNELLING_REQUEST for an unknown channel");
         };
+        if tunnel.data != from {
+            return self.refuse(from, "TUNNELLING_REQUEST from outside the tunnel");
+        }
         let verdict = seq_verdict(tunnel.recv_seq, sequence);
         if verdict == SeqVerdict::Wrong {
             tracing::warn!(
@@ -460,6 +535,12 @@ impl Protocol for TunnelServer {
         };
         match frame {
             KnxIpFrame::SearchRequest { discovery_endpoint } => {
+                if !hpai_ok(discovery_endpoint, from) {
+                    return self.refuse(from, "SEARCH_REQUEST for another host");
+                }
+                if !self.answer_allowed(now, from) {
+                    return self.refuse(from, "SEARCH_REQUEST above the answer rate");
+                }
                 let to = endpoint_or(discovery_endpoint.address, discovery_endpoint.port, from);
                 let control_endpoint = self.endpoint(local);
                 tracing::debug!(
@@ -474,6 +555,12 @@ impl Protocol for TunnelServer {
                 self.send(to, &response);
             }
             KnxIpFrame::DescriptionRequest { control_endpoint } => {
+                if !hpai_ok(control_endpoint, from) {
+                    return self.refuse(from, "DESCRIPTION_REQUEST for another host");
+                }
+                if !self.answer_allowed(now, from) {
+                    return self.refuse(from, "DESCRIPTION_REQUEST above the answer rate");
+                }
                 let to = endpoint_or(control_endpoint.address, control_endpoint.port, from);
                 tracing::debug!(%to, "DESCRIPTION_REQUEST answered");
                 let response = KnxIpFrame::DescriptionResponse(self.description());
@@ -484,6 +571,9 @@ impl Protocol for TunnelServer {
                 data_endpoint,
                 cri,
             } => {
+                if !self.answer_allowed(now, from) {
+                    return self.refuse(from, "CONNECT_REQUEST above the answer rate");
+                }
                 let endpoint = self.endpoint(local);
                 self.on_connect_request(now, from, endpoint, control_endpoint, data_endpoint, &cri);
             }
@@ -491,32 +581,75 @@ impl Protocol for TunnelServer {
                 channel_id,
                 control_endpoint,
             } => {
-                let to = endpoint_or(control_endpoint.address, control_endpoint.port, from);
-                let status = if let Some(tunnel) = self.tunnels.get_mut(&channel_id) {
-                    tunnel.heartbeat_deadline = now + HEARTBEAT_TIMEOUT;
-                    Status::NoError
-                } else {
-                    tracing::warn!(%from, channel_id, "CONNECTIONSTATE_REQUEST for an unknown channel");
-                    Status::ConnectionId
-                };
-                self.send(
-                    to,
-                    &KnxIpFrame::ConnectionStateResponse { channel_id, status },
-                );
+                if !hpai_ok(control_endpoint, from) {
+                    return self.refuse(from, "CONNECTIONSTATE_REQUEST naming another host");
+                }
+                let owner = self.tunnels.get(&channel_id).map(|t| t.control);
+                match owner {
+                    Some(control) if control == from => {
+                        if let Some(tunnel) = self.tunnels.get_mut(&channel_id) {
+                            tunnel.heartbeat_deadline = now + HEARTBEAT_TIMEOUT;
+                        }
+                        self.send(
+                            control,
+                            &KnxIpFrame::ConnectionStateResponse {
+                                channel_id,
+                                status: Status::NoError,
+                            },
+                        );
+                    }
+                    Some(_) => {
+                        self.refuse(from, "CONNECTIONSTATE_REQUEST for someone else's tunnel");
+                    }
+                    None => {
+                        tracing::warn!(%from, channel_id, "CONNECTIONSTATE_REQUEST for an unknown channel");
+                        let to = endpoint_or(control_endpoint.address, control_endpoint.port, from);
+                        self.send(
+                            to,
+                            &KnxIpFrame::ConnectionStateResponse {
+                                channel_id,
+                                status: Status::ConnectionId,
+                            },
+                        );
+                    }
+                }
             }
             KnxIpFrame::DisconnectRequest {
                 channel_id,
                 control_endpoint,
             } => {
-                let to = endpoint_or(control_endpoint.address, control_endpoint.port, from);
-                let status = if let Some(tunnel) = self.tunnels.remove(&channel_id) {
-                    tracing::info!(channel_id, address = %tunnel.address, "tunnel connection closed by the client");
-                    Status::NoError
-                } else {
-                    tracing::warn!(%from, channel_id, "DISCONNECT_REQUEST for an unknown channel");
-                    Status::ConnectionId
-                };
-                self.send(to, &KnxIpFrame::DisconnectResponse { channel_id, status });
+                if !hpai_ok(control_endpoint, from) {
+                    return self.refuse(from, "DISCONNECT_REQUEST naming another host");
+                }
+                let owner = self.tunnels.get(&channel_id).map(|t| t.control);
+                match owner {
+                    Some(control) if control == from => {
+                        if let Some(tunnel) = self.tunnels.remove(&channel_id) {
+                            tracing::info!(channel_id, address = %tunnel.address, "tunnel connection closed by the client");
+                        }
+                        self.send(
+                            control,
+                            &KnxIpFrame::DisconnectResponse {
+                                channel_id,
+                                status: Status::NoError,
+                            },
+                        );
+                    }
+                    Some(_) => {
+                        self.refuse(from, "DISCONNECT_REQUEST for someone else's tunnel");
+                    }
+                    None => {
+                        tracing::warn!(%from, channel_id, "DISCONNECT_REQUEST for an unknown channel");
+                        let to = endpoint_or(control_endpoint.address, control_endpoint.port, from);
+                        self.send(
+                            to,
+                            &KnxIpFrame::DisconnectResponse {
+                                channel_id,
+                                status: Status::ConnectionId,
+                            },
+                        );
+                    }
+                }
             }
             KnxIpFrame::DisconnectResponse { channel_id, .. } => {
                 tracing::debug!(channel_id, "DISCONNECT_RESPONSE");
@@ -530,7 +663,16 @@ impl Protocol for TunnelServer {
                 channel_id,
                 sequence,
                 status,
-            } => self.on_tunnelling_ack(now, channel_id, sequence, status),
+            } => {
+                if self
+                    .tunnels
+                    .get(&channel_id)
+                    .is_some_and(|t| t.data != from)
+                {
+                    return self.refuse(from, "TUNNELLING_ACK from outside the tunnel");
+                }
+                self.on_tunnelling_ack(now, channel_id, sequence, status);
+            }
             // A server on 0.0.0.0:3671 is in the discovery group and hears KNX IP routers.
             routing @ (KnxIpFrame::RoutingIndication(_)
             | KnxIpFrame::RoutingBusy { .. }
@@ -559,6 +701,12 @@ impl Protocol for TunnelServer {
         }
     }
 
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+}
+
+impl Link for TunnelServer {
     fn handle_frame(&mut self, now: Instant, mut frame: LData) {
         if self.closed {
             return;
@@ -607,10 +755,6 @@ impl Protocol for TunnelServer {
         }
         self.closed = true;
         self.events.push_back(LinkEvent::State(LinkState::Down));
-    }
-
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
     }
 
     fn poll_event(&mut self) -> Option<LinkEvent> {

@@ -4,7 +4,7 @@
 //!
 //! This file owns the host side of the TP-UART protocol (facts and sources in
 //! `docs/tpuart.md`); the byte layouts live in [`crate::knx::wire::tpuart`], the serial port
-//! in [`super::serial`].
+//! in `super::serial`.
 //!
 //! * **Start and recovery**: U_Reset.req `01`, wait for U_Reset.ind `03` ([`RESET_TIMEOUT`]);
 //!   then U_SetAddress `28 hh ll` (the chip acknowledges frames to our individual address
@@ -39,7 +39,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::{LinkEvent, LinkState};
+use super::{ByteStream, Link, LinkEvent, LinkState};
 use crate::knx::address::{GroupAddress, IndividualAddress};
 use crate::knx::wire::cemi::{FrameFormat, LData, LDataService, Priority};
 use crate::knx::wire::tpuart::{ChipByte, HostRequest, TpFrame, encode_transmit};
@@ -61,7 +61,7 @@ pub const CON_TIMEOUT: Duration = Duration::from_secs(1);
 pub const MAX_CON_TIMEOUTS: u8 = 3;
 /// Pause before the host repeats a negatively confirmed frame.
 pub const REPEAT_PAUSE: Duration = Duration::from_millis(100);
-/// Frames queued for the bus; beyond this [`TpUartLink::wants_frames`] is false.
+/// Frames queued for the bus; beyond this [`Link::wants_frames`] is false.
 pub const MAX_QUEUE: usize = 256;
 /// A repetition of the last delivered frame is dropped when it comes within this time.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(1);
@@ -317,23 +317,6 @@ impl TpUartLink {
         self.phase = Phase::AwaitState {
             deadline: now + STATE_TIMEOUT,
         };
-    }
-
-    /// Bytes arrived from the chip at `now`.
-    pub fn handle_bytes(&mut self, now: Instant, data: &[u8]) {
-        if self.phase == Phase::Closed || data.is_empty() {
-            return;
-        }
-        self.expire_rx(now, true);
-        self.last_chip_byte = now;
-        for (i, &byte) in data.iter().enumerate() {
-            self.on_byte(now, byte, Source::Live);
-            self.drain_replay(now, i + 1 < data.len());
-        }
-        if !self.rx.is_empty() {
-            self.rx_last = Some(now);
-        }
-        self.try_send(now);
     }
 
     /// Reads the bytes of a dropped frame again; `more` = live bytes follow them.
@@ -629,9 +612,11 @@ impl TpUartLink {
             }
         }
     }
+}
 
+impl Link for TpUartLink {
     /// The gateway wants `frame` sent (L_Data.req; source 0.0.0 = our address).
-    pub fn handle_frame(&mut self, now: Instant, mut frame: LData) {
+    fn handle_frame(&mut self, now: Instant, mut frame: LData) {
         if self.phase == Phase::Closed {
             return;
         }
@@ -653,8 +638,8 @@ impl TpUartLink {
         self.try_send(now);
     }
 
-    /// The time returned by [`TpUartLink::poll_timeout`] has come.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    /// The time returned by [`Link::poll_timeout`] has come.
+    fn handle_timeout(&mut self, now: Instant) {
         self.expire_rx(now, false);
         match self.phase {
             Phase::Resetting { attempt, deadline } if now >= deadline => {
@@ -714,25 +699,20 @@ impl TpUartLink {
     }
 
     /// Stops the link; nothing is sent any more.
-    pub fn close(&mut self, _now: Instant) {
+    fn close(&mut self, _now: Instant) {
         self.phase = Phase::Closed;
         self.in_flight = None;
         self.queues = Default::default();
         self.report(LinkState::Down);
     }
 
-    /// The next bytes for the serial line (one request or one frame).
-    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.out.pop_front()
-    }
-
     /// The next event for the gateway.
-    pub fn poll_event(&mut self) -> Option<LinkEvent> {
+    fn poll_event(&mut self) -> Option<LinkEvent> {
         self.events.pop_front()
     }
 
-    /// When [`TpUartLink::handle_timeout`] is due next.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    /// When [`Link::handle_timeout`] is due next.
+    fn poll_timeout(&self) -> Option<Instant> {
         let phase = match self.phase {
             Phase::Resetting { deadline, .. }
             | Phase::AwaitState { deadline }
@@ -754,13 +734,37 @@ impl TpUartLink {
     }
 
     /// False while the send queue is full.
-    pub fn wants_frames(&self) -> bool {
+    fn wants_frames(&self) -> bool {
         self.queued() < MAX_QUEUE
     }
 
     /// True once closed.
-    pub fn is_closed(&self) -> bool {
+    fn is_closed(&self) -> bool {
         self.phase == Phase::Closed
+    }
+}
+
+impl ByteStream for TpUartLink {
+    /// Bytes arrived from the chip at `now`.
+    fn handle_bytes(&mut self, now: Instant, data: &[u8]) {
+        if self.phase == Phase::Closed || data.is_empty() {
+            return;
+        }
+        self.expire_rx(now, true);
+        self.last_chip_byte = now;
+        for (i, &byte) in data.iter().enumerate() {
+            self.on_byte(now, byte, Source::Live);
+            self.drain_replay(now, i + 1 < data.len());
+        }
+        if !self.rx.is_empty() {
+            self.rx_last = Some(now);
+        }
+        self.try_send(now);
+    }
+
+    /// The next bytes for the serial line (one request or one frame).
+    fn poll_write(&mut self) -> Option<Vec<u8>> {
+        self.out.pop_front()
     }
 }
 

@@ -24,7 +24,7 @@ use std::collections::VecDeque;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use super::{LinkEvent, LinkState, Protocol, SeqVerdict, Transmit, endpoint_or, seq_verdict};
+use super::{Link, LinkEvent, LinkState, Protocol, SeqVerdict, Transmit, endpoint_or, seq_verdict};
 use crate::knx::address::IndividualAddress;
 use crate::knx::wire::cemi::{Cemi, LData, LDataService};
 use crate::knx::wire::knxip::{Crd, Cri, HostProtocol, Hpai, KnxIpFrame, Status, TunnelLayer};
@@ -536,6 +536,12 @@ impl Protocol for TunnelClient {
         }
     }
 
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+}
+
+impl Link for TunnelClient {
     fn handle_frame(&mut self, now: Instant, frame: LData) {
         if matches!(self.state, State::Disconnecting { .. } | State::Closed) {
             tracing::debug!("link closing; frame dropped: {frame}");
@@ -618,10 +624,6 @@ impl Protocol for TunnelClient {
             State::Connecting { .. } | State::Closed => {}
         }
         self.report(LinkState::Down);
-    }
-
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
     }
 
     fn poll_event(&mut self) -> Option<LinkEvent> {

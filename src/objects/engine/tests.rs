@@ -133,13 +133,34 @@ fn reads_are_answered_with_the_current_value_on_the_read_address() {
         e.on_frame(&frame("1/0/6", Apdu::GroupValueRead), t)
             .is_empty()
     );
-    assert!(sent(&mut e, t).is_empty(), "no value yet: no response");
+    assert_eq!(
+        sent(&mut e, t),
+        vec![(ga("1/0/6"), Apdu::GroupValueResponse(Payload::Short(0)))],
+        "no value yet: the DPT's initial value"
+    );
     e.set(GoNumber(56), Value::Bool(true), t);
     let _ = sent(&mut e, t);
     e.on_frame(&frame("1/0/6", Apdu::GroupValueRead), t);
     assert_eq!(
         sent(&mut e, t),
         vec![(ga("1/0/6"), Apdu::GroupValueResponse(Payload::Short(1)))]
+    );
+    // Before any value every R object answers with its DPT's initial value: "" for the
+    // last-fault text (16.001), 00:00:00 without a day for a time (10.001).
+    e.on_frame(&frame("0/0/9", Apdu::GroupValueRead), t);
+    e.on_frame(&frame("1/0/27", Apdu::GroupValueRead), t);
+    assert_eq!(
+        sent(&mut e, t),
+        vec![
+            (
+                ga("0/0/9"),
+                Apdu::GroupValueResponse(Payload::Long(vec![0; 14]))
+            ),
+            (
+                ga("1/0/27"),
+                Apdu::GroupValueResponse(Payload::Long(vec![0; 3]))
+            ),
+        ]
     );
     // Objects without R (55 is C-WTU-) do not answer.
     e.set(GoNumber(55), Value::Bool(true), t);

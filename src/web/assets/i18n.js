@@ -143,6 +143,9 @@ const I18N = {
     'err.invalid_body': 'Die Anfrage enthält nicht die erwarteten Felder.',
     'err.too_large': 'Die Datei ist zu groß.',
     'err.confirm_reset': 'Das Zurücksetzen muss bestätigt werden.',
+    'err.wrong_host': 'Dieses Gerät antwortet nicht unter diesem Namen; bitte seine Adresse verwenden.',
+    'err.upload_running': 'Es läuft bereits ein Firmware-Upload; bitte warten.',
+    'err.password_damaged': 'Die Passwortdatei web-password.json im Datenverzeichnis ist beschädigt; niemand kann sich anmelden. Datei löschen (der nächste Start setzt ein neues Initialpasswort und zeigt es auf der Konsole) oder aus einer Sicherung wiederherstellen.',
   },
 };
 const STATE_DE = ['Unzulässig', 'Startet', 'Fehler', 'Nicht verfügbar', 'Abgebrochen', 'Verfügbar', 'Verbunden',

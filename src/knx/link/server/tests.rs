@@ -566,3 +566,129 @@ fn bound_to_one_address_the_endpoint_is_that_address() {
         [(_, KnxIpFrame::SearchResponse { control_endpoint, .. })] if *control_endpoint == hpai_of(addr(LOCAL))
     ));
 }
+
+/// A tunnel belongs to the endpoints that opened it: requests for its channel from anywhere
+/// else neither close it, nor keep it alive, nor reach the bus, and are counted.
+#[test]
+fn only_the_tunnels_owner_may_use_its_channel() {
+    let mut s = server();
+    let now = Instant::now();
+    let (a, _) = connect(&mut s, now, 1);
+    let intruder = client_addr(7);
+    // DISCONNECT of a's channel from another port: refused, a stays.
+    let disconnect = bytes(&KnxIpFrame::DisconnectRequest {
+        channel_id: a,
+        control_endpoint: hpai_of(intruder),
+    });
+    s.handle_datagram(now, intruder, &disconnect);
+    assert!(sent(&mut s).is_empty(), "no answer to the intruder");
+    assert_eq!(s.tunnels().len(), 1);
+    // Its slot cannot be taken either: a new client gets another channel.
+    let (b, _) = connect(&mut s, now, 8);
+    assert_ne!(a, b);
+    // A heartbeat from the intruder does not keep a's tunnel alive.
+    let state = bytes(&KnxIpFrame::ConnectionStateRequest {
+        channel_id: a,
+        control_endpoint: hpai_of(intruder),
+    });
+    s.handle_datagram(now + Duration::from_secs(100), intruder, &state);
+    assert!(sent(&mut s).is_empty());
+    // An injected frame is neither acknowledged nor delivered.
+    let req = group_write(LDataService::Req, "0.0.0", (1, 2, 3), 1);
+    s.handle_datagram(now, intruder, &tunnelling_request(a, 0, req));
+    assert!(sent(&mut s).is_empty());
+    assert!(events(&mut s).is_empty());
+    assert_eq!(s.refused(), 3);
+    // b's heartbeats keep b; a, without its own, is dropped after 120 s.
+    s.handle_datagram(
+        now + Duration::from_secs(100),
+        client_addr(8),
+        &bytes(&KnxIpFrame::ConnectionStateRequest {
+            channel_id: b,
+            control_endpoint: hpai_of(client_addr(8)),
+        }),
+    );
+    s.handle_timeout(now + HEARTBEAT_TIMEOUT + Duration::from_secs(1));
+    assert_eq!(s.tunnels().iter().map(|(c, _)| *c).collect::<Vec<_>>(), [b]);
+    // The owner itself still can close its tunnel.
+    let _ = sent(&mut s);
+    s.handle_datagram(
+        now,
+        client_addr(8),
+        &bytes(&KnxIpFrame::DisconnectRequest {
+            channel_id: b,
+            control_endpoint: hpai_of(client_addr(8)),
+        }),
+    );
+    assert!(s.tunnels().is_empty());
+}
+
+/// Answers go only to whoever asked: an HPAI naming a third host, multicast or broadcast is
+/// refused, and route-back (0.0.0.0:0) answers the sender.
+#[test]
+fn endpoints_must_be_the_senders_own() {
+    let mut s = server();
+    let now = Instant::now();
+    let sender = client_addr(1);
+    for foreign in [
+        Hpai::udp(Ipv4Addr::new(10, 9, 8, 7), 3671),
+        Hpai::udp(Ipv4Addr::new(224, 0, 23, 12), 3671),
+        Hpai::udp(Ipv4Addr::BROADCAST, 3671),
+    ] {
+        let search = bytes(&KnxIpFrame::SearchRequest {
+            discovery_endpoint: foreign,
+        });
+        s.handle_datagram(now, sender, &search);
+        let description = bytes(&KnxIpFrame::DescriptionRequest {
+            control_endpoint: foreign,
+        });
+        s.handle_datagram(now, sender, &description);
+        let connect = bytes(&KnxIpFrame::ConnectRequest {
+            control_endpoint: foreign,
+            data_endpoint: foreign,
+            cri: Cri::Tunnel {
+                layer: TunnelLayer::LinkLayer,
+                individual_address: None,
+            },
+        });
+        s.handle_datagram(now, sender, &connect);
+        assert!(sent(&mut s).is_empty(), "{foreign}");
+    }
+    assert!(s.tunnels().is_empty());
+    let nat = bytes(&KnxIpFrame::SearchRequest {
+        discovery_endpoint: Hpai::udp(Ipv4Addr::UNSPECIFIED, 0),
+    });
+    s.handle_datagram(now, sender, &nat);
+    assert!(
+        matches!(sent(&mut s).as_slice(), [(to, KnxIpFrame::SearchResponse { .. })] if *to == sender)
+    );
+}
+
+/// One source gets a bounded number of answers: a burst, then the refill rate.
+#[test]
+fn answers_per_source_are_rate_limited() {
+    let mut s = server();
+    let now = Instant::now();
+    let search = |a: SocketAddr| {
+        bytes(&KnxIpFrame::SearchRequest {
+            discovery_endpoint: hpai_of(a),
+        })
+    };
+    for _ in 0..100 {
+        s.handle_datagram(now, client_addr(1), &search(client_addr(1)));
+    }
+    assert_eq!(sent(&mut s).len(), ANSWER_BURST as usize);
+    // Another source is not affected.
+    let other = SocketAddr::from(([127, 0, 0, 2], 40000));
+    s.handle_datagram(now, other, &search(other));
+    assert_eq!(sent(&mut s).len(), 1);
+    // After a second the first source has ANSWER_RATE answers again.
+    for _ in 0..100 {
+        s.handle_datagram(
+            now + Duration::from_secs(1),
+            client_addr(1),
+            &search(client_addr(1)),
+        );
+    }
+    assert_eq!(sent(&mut s).len(), ANSWER_RATE as usize);
+}

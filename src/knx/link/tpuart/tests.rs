@@ -14,7 +14,7 @@ fn ms(n: u64) -> Duration {
 }
 
 fn out(link: &mut TpUartLink) -> Vec<Vec<u8>> {
-    std::iter::from_fn(|| link.poll_transmit()).collect()
+    std::iter::from_fn(|| link.poll_write()).collect()
 }
 
 fn events(link: &mut TpUartLink) -> Vec<LinkEvent> {

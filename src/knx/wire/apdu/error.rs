@@ -50,7 +50,7 @@ pub enum ApduError {
         /// The offending field.
         field: &'static str,
     },
-    /// An [`Apdu::Unknown`] carries an APCI that this module parses as a known service; emit
+    /// An [`super::Apdu::Unknown`] carries an APCI that this module parses as a known service; emit
     /// refuses it because the bytes would not parse back to the same value.
     #[error("APCI {0:#05x} is a known service; use its variant")]
     KnownApci(u16),

@@ -1,0 +1,497 @@
+//! The gateway on KNX/TP: the binary's TP-UART link on one port of the emulated TP line
+//! (`knx_echarge::tpline`), knxd as an independent TP-UART host on the other.
+//!
+//! * knxd (`-b tpuart:/dev/pts/M`, its client socket for knxtool) and the gateway binary
+//!   (`run --knx tpuart:///dev/pts/N` with `examples/five-chargers.toml`) each go through the
+//!   chip handshake with their emulated chip;
+//! * knxtool's group writes from knxd's side reach the gateway's objects: interruption of
+//!   charging point 2 (its state object then answers 1), grid-supporting control (its state
+//!   object then answers 1), and the smart-meter currents of the DLM (acknowledged on the
+//!   line by the gateway's chip, which leaves groups it has no object on unacknowledged);
+//! * knxtool's reads are answered over TP (the last-fault text);
+//! * xknx (Home Assistant's KNX library), tunnelling to knxd's server (in a network namespace:
+//!   knxd serves tunnels only on a non-loopback interface), reads every readable object of
+//!   `examples/five-chargers.toml` across the TP line and decodes each answer with the
+//!   object's DPT; none stays silent, also those no value was set on yet.
+//!
+//! Needs knxd and knxtool (Debian knxd, knxd-tools), for the xknx test also xknx in `.venv`,
+//! `ip` and root. `tests/run` installs them and sets
+//! `KNX_ECHARGE_INTEROP=1`: then a missing peer is a failure, otherwise a loud SKIP.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use knx_echarge::tpline::{Ack, LineOptions, Monitored, TpLine};
+use support::KillOnDrop;
+
+const CRATE: &str = env!("CARGO_MANIFEST_DIR");
+/// Generous: the CI machine has 2 cores and runs tests in parallel.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Fails under tests/run, else prints a loud SKIP; returns false when the test must stop.
+fn require(what: &str, ok: bool) -> bool {
+    if ok {
+        return true;
+    }
+    assert!(
+        std::env::var_os("KNX_ECHARGE_INTEROP").is_none_or(|v| v != "1"),
+        "{what} is missing although tests/run should have installed it"
+    );
+    eprintln!("\n\n######## SKIP: {what} is missing; run tests/run to install it ########\n");
+    false
+}
+
+/// `knxtool <applet> local:<socket> <args…>`; `None` when it fails (knxd not ready yet).
+fn knxtool(socket: &Path, applet: &str, args: &[&str]) -> Option<String> {
+    let url = format!("local:{}", socket.display());
+    let out = Command::new("timeout")
+        .args(["10", "knxtool", applet, &url])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() {
+        Some(text)
+    } else {
+        eprintln!(
+            "knxtool {applet} {args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        None
+    }
+}
+
+fn response_line(out: &str) -> Option<&str> {
+    out.lines().find(|l| l.starts_with("Response from "))
+}
+
+/// Reads `ga` with knxtool until the answer ends with `want` (lower-case hex bytes).
+async fn expect_answer(socket: &Path, ga: &str, want: &str, what: &str) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let answer = knxtool(socket, "groupreadresponse", &[ga]).unwrap_or_default();
+        eprintln!("groupreadresponse {ga}: {answer}");
+        if response_line(&answer).is_some_and(|l| l.trim_end().to_lowercase().ends_with(want)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {ga} should answer {want}, got {answer:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Writes with knxtool, retrying while knxd is not ready.
+async fn write(socket: &Path, applet: &str, args: &[&str]) {
+    let deadline = Instant::now() + TIMEOUT;
+    while knxtool(socket, applet, args).is_none() {
+        assert!(Instant::now() < deadline, "knxtool {applet} {args:?} fails");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Waits for a transmission from `port` to the raw group address `ga` on the line.
+async fn crossed(
+    monitor: &mut tokio::sync::broadcast::Receiver<Monitored>,
+    port: usize,
+    ga: u16,
+) -> Monitored {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let m = tokio::time::timeout_at(deadline, monitor.recv())
+            .await
+            .expect("frame on the line")
+            .expect("monitor open");
+        let dst = u16::from_be_bytes([m.frame[3], m.frame[4]]);
+        if m.port == port && m.frame[0] & 0x80 != 0 && dst == ga {
+            return m;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knxd_on_the_emulated_line_reaches_the_gateway_binary_over_tp() {
+    if !require("knxd (Debian package knxd)", have("knxd"))
+        || !require("knxtool (Debian package knxd-tools)", have("knxtool"))
+    {
+        return;
+    }
+    let started = Instant::now();
+    let line = TpLine::start(2, LineOptions::default()).unwrap();
+    let mut monitor = line.monitor();
+    let [gateway_port, knxd_port] = [&line.paths()[0], &line.paths()[1]];
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("knxd.sock");
+    let knxd_log = dir.path().join("knxd.log");
+    let _knxd = KillOnDrop(
+        Command::new("knxd")
+            .args(["-e", "0.0.1", "-E", "0.0.2:8", "-u"])
+            .arg(&socket)
+            .arg("-b")
+            .arg(format!("tpuart:{}", knxd_port.display()))
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&knxd_log).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("knxd.err")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let log = dir.path().join("gateway.log");
+    let _gateway = KillOnDrop(
+        Command::new(support::gateway_bin())
+            .args(["run", "--config", "examples/five-chargers.toml", "--knx"])
+            .arg(format!("tpuart://{}", gateway_port.display()))
+            .arg("--no-chargers")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .current_dir(CRATE)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    support::wait_for_log(&log, "TP-UART online", TIMEOUT);
+
+    // An R object over TP: the last-fault text (DPT 16.001) answers "No error".
+    let no_error: String = b"No error"
+        .iter()
+        .chain(&[0u8; 6])
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    expect_answer(&socket, "0/0/9", &no_error, "last fault").await;
+
+    // Interruption of charging point 2 (2/0/5) sets its state object 2/0/6.
+    write(&socket, "groupswrite", &["2/0/5", "1"]).await;
+    let m = crossed(&mut monitor, 1, 0x1005).await;
+    assert_eq!(m.ack, Ack::Ack, "the gateway acknowledges its group: {m}");
+    expect_answer(&socket, "2/0/6", ": 01", "interruption").await;
+
+    // Grid-supporting control (0/0/1) sets its state object 0/0/2.
+    write(&socket, "groupswrite", &["0/0/1", "1"]).await;
+    expect_answer(&socket, "0/0/2", ": 01", "grid-supporting control").await;
+
+    // The smart meter's currents (DPT 14.019, 12.5 A = 0x41480000) for the DLM.
+    for ga in ["0/0/10", "0/0/11", "0/0/12"] {
+        write(&socket, "groupwrite", &[ga, "41", "48", "00", "00"]).await;
+    }
+    for raw in [10, 11, 12] {
+        let m = crossed(&mut monitor, 1, raw).await;
+        assert_eq!(m.ack, Ack::Ack, "{m}");
+    }
+    // A group the gateway has no object on is not acknowledged (nobody else listens): the
+    // sending chip repeats it and confirms negatively.
+    write(&socket, "groupswrite", &["7/7/7", "1"]).await;
+    let m = crossed(&mut monitor, 1, 0x3F07).await;
+    assert_eq!(m.ack, Ack::None, "{m}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("TP-UART chip reset"), "{text}");
+    eprintln!(
+        "knxd_on_the_emulated_line_reaches_the_gateway_binary_over_tp took {:?}",
+        started.elapsed()
+    );
+}
+
+fn sh(args: &[&str]) -> std::process::Output {
+    Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+fn must(args: &[&str]) {
+    let out = sh(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A namespace `knxtp-<k>` joined to the host by veth `kxp<k>o` (10.213.k.1) / `kxp<k>i`
+/// (10.213.k.2, inside), `k` reserved through the lock files of `tests/knx_link.rs`'s
+/// namespaces (same directory, same subnets), with an `unreachable` guard route so that no
+/// test datagram can leave the machine. Dropped: namespace, veth, route and lock removed.
+struct Netns {
+    name: String,
+    outer: String,
+    inner: String,
+    host_ip: String,
+    ns_ip: String,
+    guard_route: String,
+    lock: PathBuf,
+}
+
+fn reserve_subnet() -> (u8, PathBuf) {
+    use std::io::Write as _;
+    let dir = std::env::temp_dir().join("knx-echarge-netns");
+    std::fs::create_dir_all(&dir).unwrap();
+    let pid = std::process::id();
+    for i in 0..250 {
+        let k = u8::try_from((pid + 101 + i) % 250 + 1).unwrap();
+        let lock = dir.join(format!("{k}.lock"));
+        let take = || {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&lock)
+                .ok()?;
+            writeln!(f, "{pid}").ok()
+        };
+        if take().is_some() {
+            return (k, lock);
+        }
+        let owner = std::fs::read_to_string(&lock).unwrap_or_default();
+        let alive = owner
+            .trim()
+            .parse::<u32>()
+            .is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists());
+        if !alive && std::fs::remove_file(&lock).is_ok() && take().is_some() {
+            return (k, lock);
+        }
+    }
+    panic!("no free 10.213.x.0/24 test subnet");
+}
+
+impl Netns {
+    fn new() -> Self {
+        let (k, lock) = reserve_subnet();
+        let ns = Self {
+            name: format!("knxtp-{k}"),
+            outer: format!("kxp{k}o"),
+            inner: format!("kxp{k}i"),
+            host_ip: format!("10.213.{k}.1"),
+            ns_ip: format!("10.213.{k}.2"),
+            guard_route: format!("10.213.{k}.0/24"),
+            lock,
+        };
+        let _ = sh(&["ip", "netns", "del", &ns.name]);
+        let _ = sh(&["ip", "link", "del", &ns.outer]);
+        let guard = ["route", "unreachable", &ns.guard_route, "metric", "4000"];
+        let _ = sh(&[
+            "ip", guard[0], "del", guard[1], guard[2], guard[3], guard[4],
+        ]);
+        must(&[
+            "ip", guard[0], "add", guard[1], guard[2], guard[3], guard[4],
+        ]);
+        let (name, outer, inner) = (ns.name.as_str(), ns.outer.as_str(), ns.inner.as_str());
+        must(&["ip", "netns", "add", name]);
+        must(&[
+            "ip", "link", "add", outer, "type", "veth", "peer", "name", inner,
+        ]);
+        must(&["ip", "link", "set", inner, "netns", name]);
+        must(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/24", ns.host_ip),
+            "dev",
+            outer,
+        ]);
+        must(&["ip", "link", "set", outer, "up"]);
+        let inside = |args: &[&str]| {
+            let mut all = vec!["ip", "netns", "exec", name];
+            all.extend_from_slice(args);
+            must(&all);
+        };
+        inside(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/24", ns.ns_ip),
+            "dev",
+            inner,
+        ]);
+        inside(&["ip", "link", "set", inner, "up"]);
+        inside(&["ip", "link", "set", "lo", "up"]);
+        inside(&["ip", "route", "add", "224.0.0.0/4", "dev", inner]);
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = sh(&["ip", "netns", "del", &self.name]);
+        let _ = sh(&["ip", "link", "del", &self.outer]);
+        let _ = sh(&[
+            "ip",
+            "route",
+            "del",
+            "unreachable",
+            &self.guard_route,
+            "metric",
+            "4000",
+        ]);
+        let _ = std::fs::remove_file(&self.lock);
+    }
+}
+
+/// Every object of the five-charger example with the R flag and a group address:
+/// (number, first group address, DPT).
+fn readable_objects() -> Vec<(u64, String, String)> {
+    let out = Command::new(support::gateway_bin())
+        .args([
+            "objects",
+            "--config",
+            "examples/five-chargers.toml",
+            "--json",
+        ])
+        .current_dir(CRATE)
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["flags"].as_str().unwrap().contains('R'))
+        .filter_map(|o| {
+            let ga = o["group_addresses"]
+                .as_array()?
+                .first()?
+                .as_str()?
+                .to_owned();
+            Some((
+                o["number"].as_u64().unwrap(),
+                ga,
+                o["dpt"].as_str().unwrap().to_owned(),
+            ))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xknx_through_knxd_reads_every_readable_object_over_tp() {
+    if !require("knxd (Debian package knxd)", have("knxd"))
+        || !require("ip (iproute2)", have("ip"))
+        || !require(
+            "root (network namespaces)",
+            sh(&["id", "-u"]).stdout.starts_with(b"0"),
+        )
+    {
+        return;
+    }
+    let Some(python) = support::venv_python() else {
+        require("xknx in .venv", false);
+        return;
+    };
+    let started = Instant::now();
+    let line = TpLine::start(2, LineOptions::default()).unwrap();
+    let [gateway_port, knxd_port] = [&line.paths()[0], &line.paths()[1]];
+    let dir = tempfile::tempdir().unwrap();
+    let ns = Netns::new();
+    let knxd_log = dir.path().join("knxd.log");
+    let _knxd = KillOnDrop(
+        Command::new("ip")
+            .args(["netns", "exec", &ns.name, "knxd"])
+            .args(["-e", "0.0.1", "-E", "0.0.2:8", "-D", "-T", "-S"])
+            .args(["-I", &ns.inner, "-b"])
+            .arg(format!("tpuart:{}", knxd_port.display()))
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&knxd_log).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("knxd.err")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let log = dir.path().join("gateway.log");
+    let _gateway = KillOnDrop(
+        Command::new(support::gateway_bin())
+            .args(["run", "--config", "examples/five-chargers.toml", "--knx"])
+            .arg(format!("tpuart://{}", gateway_port.display()))
+            .arg("--no-chargers")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .current_dir(CRATE)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    support::wait_for_log(&log, "TP-UART online", TIMEOUT);
+    let script = Path::new(CRATE).join("tests/interop/xknx_peer.py");
+    // knxd's server needs a moment after its TP-UART came up.
+    let mut peer = None;
+    for _ in 0..20 {
+        let mut p = support::LinePeer::start(
+            "xknx",
+            &python,
+            &[
+                script.to_str().unwrap(),
+                "tunnel",
+                "--gateway",
+                &ns.ns_ip,
+                "--port",
+                "3671",
+                "--local-ip",
+                &ns.host_ip,
+            ],
+        );
+        let ready = p.expect_where(
+            "READY or ERR",
+            |l| l.starts_with("READY") || l.starts_with("ERR"),
+            TIMEOUT,
+        );
+        if ready.starts_with("READY") {
+            peer = Some(p);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut peer = peer.unwrap_or_else(|| {
+        panic!(
+            "xknx cannot tunnel to knxd: {}",
+            std::fs::read_to_string(&knxd_log).unwrap_or_default()
+        )
+    });
+    let objects = readable_objects();
+    assert!(objects.len() > 100, "{} readable objects", objects.len());
+    let mut silent = Vec::new();
+    for (number, ga, dpt) in &objects {
+        peer.send(&format!("read {ga} {dpt}"));
+        let answer = peer.expect_where(
+            "VALUE/NOVALUE",
+            |l| {
+                (l.starts_with("VALUE ") || l.starts_with("NOVALUE "))
+                    && l.split_whitespace().nth(1) == Some(ga.as_str())
+            },
+            TIMEOUT,
+        );
+        // VALUE <ga> <payload> <json>: decoded with the object's DPT by xknx.
+        let decoded = answer.split_whitespace().nth(3);
+        if !answer.starts_with("VALUE ") || decoded.is_none() {
+            silent.push(format!("{number} {ga} {dpt}: {answer}"));
+        }
+    }
+    peer.send("quit");
+    assert!(
+        silent.is_empty(),
+        "objects silent or undecodable over TP: {silent:#?}"
+    );
+    eprintln!(
+        "xknx read {} objects through knxd over TP in {:?}",
+        objects.len(),
+        started.elapsed()
+    );
+}
