@@ -14,10 +14,10 @@
 //!    spec's error codes and severities), [`store`] (the data directory, atomic writes),
 //!    [`netif`] (network interfaces as data), [`hw`] (the board as data), [`catalog`] (the
 //!    charging-point and meter model registry, capabilities, interfaces).
-//! 2. **protocols** — [`knx`] (addresses, wire formats, DPT codecs, links; owns the link
-//!    state), [`modbus`] (the client interface, Modbus TCP, the shared RS485 line and its
-//!    RTU/ASCII framing), [`dlm`] (the pure load-management allocation), [`ssdp`] (UPnP
-//!    discovery: the gateway in the Windows network environment).
+//! 2. **protocols** — [`knx`] (addresses, wire formats, DPT codecs, links, the
+//!    device-management stack; owns the link state), [`modbus`] (the client interface, Modbus
+//!    TCP, the shared RS485 line and its RTU/ASCII framing), [`dlm`] (the pure load-management
+//!    allocation), [`ssdp`] (UPnP discovery: the gateway in the Windows network environment).
 //! 3. **devices** — [`chargers`] (model drivers over any Modbus transport), [`meters`]
 //!    (retrofit meters), [`objects`] (the numbered group-object table and its engine),
 //!    [`etsdb`] (the parameter model and its ETS memory layout).

@@ -127,6 +127,20 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Print the configuration ETS downloaded (stored in the data directory) as TOML.
+    ExportConfig {
+        /// Directory for what survives a restart.
+        #[arg(long, default_value = "./knx-echarge-data")]
+        data_dir: PathBuf,
+    },
+    /// Store a TOML configuration in the data directory as if ETS had downloaded it.
+    ImportConfig {
+        /// Configuration file (TOML).
+        file: PathBuf,
+        /// Directory for what survives a restart.
+        #[arg(long, default_value = "./knx-echarge-data")]
+        data_dir: PathBuf,
+    },
     /// Emulate a KNX TP line: pseudo-terminal ports answering like TP-UART chips, joined by
     /// one bus. Prints the port paths, then every frame that crosses the line.
     TpLine {
@@ -202,6 +216,8 @@ fn main() -> ExitCode {
         Command::Objects { config, json, lang } => objects(&config, json, &lang),
         Command::Models { json } => models(json),
         Command::Etsdb { out } => etsdb(&out),
+        Command::ExportConfig { data_dir } => export_config(&data_dir),
+        Command::ImportConfig { file, data_dir } => import_config(&file, &data_dir),
         Command::Simulate { scenario, out } => {
             match knx_echarge::simulate::simulate_to_dir(&scenario, &out) {
                 Ok(results) => {
@@ -376,6 +392,48 @@ fn print_demo_config(knx_server: std::net::SocketAddr) -> ExitCode {
         }
         Err(e) => {
             eprintln!("cannot write the demo configuration: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn export_config(data_dir: &Path) -> ExitCode {
+    let text = DataDir::open(data_dir)
+        .map_err(knx_echarge::config::download::DownloadError::from)
+        .and_then(|data| knx_echarge::config::download::export_toml(&data));
+    match text {
+        Ok(text) => {
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn import_config(file: &Path, data_dir: &Path) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let origin = file.display().to_string();
+    let faults = DataDir::open(data_dir)
+        .map_err(knx_echarge::config::download::DownloadError::from)
+        .and_then(|data| knx_echarge::config::download::import_toml(&text, &origin, &data));
+    match faults {
+        Ok(faults) => {
+            for fault in &faults {
+                eprintln!("configuration fault: {fault}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
             ExitCode::from(2)
         }
     }

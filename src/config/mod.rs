@@ -11,6 +11,7 @@
 //! of a charging point switched to RS485, a manual meter register while a meter model is
 //! chosen). Nothing a user entered is lost on save.
 
+pub mod download;
 pub mod file;
 pub mod models;
 pub mod validate;

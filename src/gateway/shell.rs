@@ -19,6 +19,7 @@ use crate::chargers::{ChargerCommand, CommandQueue};
 use crate::config::Config;
 use crate::core::{Action, Core, Event, Leds, Persisted};
 use crate::faults::Fault;
+use crate::knx::device::{Device, DeviceEvent, DeviceState, Identity};
 use crate::knx::link::LinkEvent;
 use crate::knx::wire::cemi::LData;
 use crate::objects::Value;
@@ -144,6 +145,7 @@ pub fn spawn_with_store(
     store: Option<DataDir>,
 ) -> ShellHandle {
     let restored = store.as_ref().and_then(read_persisted);
+    let store_for_device = store.clone();
     let (persist, persist_rx) = watch::channel(None::<Persisted>);
     let writer = store.map(|store| tokio::spawn(persist_writer(store, persist_rx)));
     let mut outlets = Outlets {
@@ -162,6 +164,7 @@ pub fn spawn_with_store(
         warn!(code = %fault.code, severity = fault.severity.0, charging_point = ?fault.charging_point.map(u8::from), "configuration fault: {}", fault.message);
     }
     let engine = Engine::new(core.table().clone(), policy, own);
+    let mut device = Device::new(identity(), device_state(store_for_device.as_ref(), own));
     let task = tokio::spawn(async move {
         let mut engine = match engine {
             Ok(e) => e,
@@ -210,6 +213,24 @@ pub fn spawn_with_store(
                 );
                 next_clock += CLOCK_ANCHOR_INTERVAL;
             }
+            let device_now = tokio::time::Instant::now().into_std();
+            if device.poll_timeout().is_some_and(|t| t <= device_now) {
+                device.handle_timeout(device_now);
+            }
+            let device_events =
+                device_output(&mut device, store_for_device.as_ref(), to_bus.as_ref()).await;
+            for event in device_events {
+                let actions = core.handle(event, device_now);
+                apply(
+                    &core,
+                    &mut engine,
+                    &mut image,
+                    actions,
+                    device_now,
+                    &snap_tx,
+                    &mut outlets,
+                );
+            }
             flush(&mut engine, to_bus.as_ref()).await;
             publish(&mut image, &engine, &snap_tx);
             let now = tokio::time::Instant::now();
@@ -220,6 +241,7 @@ pub fn spawn_with_store(
             let wake = [
                 core.poll_timeout(),
                 engine.poll_timeout(now.into_std()),
+                device.poll_timeout(),
                 retry,
             ]
             .into_iter()
@@ -232,7 +254,11 @@ pub fn spawn_with_store(
                     None => break,
                 },
                 frame = recv_frame(&mut from_bus) => {
-                    if let Some(LinkEvent::Frame(frame)) = frame {
+                    if let Some(LinkEvent::Frame(frame)) = frame.as_ref().filter(|f| matches!(f, LinkEvent::Frame(fr) if device.accepts(fr))) {
+                        // Management telegrams to the gateway's own address and broadcasts.
+                        device.handle_frame(tokio::time::Instant::now().into_std(), frame);
+                        vec![Event::KnxTraffic]
+                    } else if let Some(LinkEvent::Frame(frame)) = frame {
                         let now = tokio::time::Instant::now().into_std();
                         let received = engine.on_frame(&frame, now);
                         let mut evs = vec![Event::KnxTraffic];
@@ -251,6 +277,11 @@ pub fn spawn_with_store(
                 _ = stop_rx.changed() => break,
             };
             for event in events_in {
+                if let Event::SetProgrammingMode(on) = event {
+                    // Website or button: the device stack answers ETS accordingly.
+                    device.set_programming_mode(on);
+                    while device.poll_event().is_some() {}
+                }
                 first_cycle.observe(&event);
                 trace_event(&event);
                 let now = tokio::time::Instant::now().into_std();
@@ -442,6 +473,104 @@ async fn persist_writer(store: DataDir, mut rx: watch::Receiver<Option<Persisted
             Err(e) => warn!("energy counters not stored: {e}"),
         }
     }
+}
+
+/// The gateway's identity as a KNX device (device object, `docs/device-management.md`):
+/// manufacturer id 0x00FA (KNX Association, used for self-made products) until the product has
+/// its own, serial number from it, firmware version from the crate version (PDT_VERSION: 5
+/// bits magic 0, 5 bits version, 6 bits revision).
+fn identity() -> Identity {
+    let major: u16 = env!("CARGO_PKG_VERSION_MAJOR").parse().unwrap_or(0);
+    let minor: u16 = env!("CARGO_PKG_VERSION_MINOR").parse().unwrap_or(0);
+    let version = ((major & 0x1F) << 6) | (minor & 0x3F);
+    Identity {
+        serial_number: [0x00, 0xFA, 0x00, 0x00, 0x00, 0x01],
+        manufacturer_id: 0x00FA,
+        order_info: *b"KNX-ECH-05",
+        hardware_type: [0, 0, 0, 0, 0, 1],
+        firmware_version: version.to_be_bytes(),
+    }
+}
+
+/// The device state stored by the last download, else a new one with the configured address.
+fn device_state(store: Option<&DataDir>, own: crate::knx::IndividualAddress) -> DeviceState {
+    match store.map(crate::config::download::load_device_state) {
+        Some(Ok(Some(state))) => state,
+        Some(Err(e)) => {
+            warn!("stored device state unusable, starting unloaded: {e}");
+            DeviceState {
+                address: own,
+                ..DeviceState::default()
+            }
+        }
+        _ => DeviceState {
+            address: own,
+            ..DeviceState::default()
+        },
+    }
+}
+
+/// Sends the device stack's frames, stores its state when ETS changed it and returns the
+/// events the core must see (programming mode).
+async fn device_output(
+    device: &mut Device,
+    store: Option<&DataDir>,
+    to_bus: Option<&mpsc::Sender<LData>>,
+) -> Vec<Event> {
+    while let Some(frame) = device.poll_transmit() {
+        let Some(tx) = to_bus else { continue };
+        if tokio::time::timeout(LINK_SEND_TIMEOUT, tx.send(frame))
+            .await
+            .is_err()
+        {
+            warn!("KNX link is not taking telegrams; management answer dropped");
+        }
+    }
+    let mut events = Vec::new();
+    let mut persist = false;
+    while let Some(event) = device.poll_event() {
+        match event {
+            DeviceEvent::ProgrammingMode(on) => events.push(Event::SetProgrammingMode(on)),
+            DeviceEvent::AddressChanged(address) => {
+                info!(%address, "individual address programmed");
+                persist = true;
+            }
+            DeviceEvent::MasterReset(kind) => {
+                info!(?kind, "master reset");
+                persist = true;
+            }
+            DeviceEvent::LoadCompleted(download) => {
+                match Config::from_download(&download, device.address()) {
+                    Ok(config) => {
+                        for fault in crate::config::validate::validate(&config) {
+                            warn!(code = %fault.code, "configuration fault in the download: {}", fault.message);
+                        }
+                        info!("ETS download completed; it takes effect at the next start");
+                    }
+                    Err(e) => warn!("ETS download completed but is not usable: {e}"),
+                }
+                persist = true;
+            }
+            DeviceEvent::Restart => info!("restart requested by ETS"),
+            DeviceEvent::Connected(peer) => debug!(%peer, "management connection opened"),
+            DeviceEvent::Disconnected(peer) => debug!(%peer, "management connection closed"),
+        }
+    }
+    if persist {
+        if let Some(store) = store {
+            let (store, state) = (store.clone(), device.state().clone());
+            let stored = tokio::task::spawn_blocking(move || {
+                crate::config::download::save_device_state(&store, &state)
+            })
+            .await;
+            match stored {
+                Ok(Ok(())) => debug!("device state stored"),
+                Ok(Err(e)) => warn!("device state not stored: {e}"),
+                Err(e) => warn!("device state not stored: {e}"),
+            }
+        }
+    }
+    events
 }
 
 async fn recv_frame(from_bus: &mut Option<mpsc::Receiver<LinkEvent>>) -> Option<LinkEvent> {

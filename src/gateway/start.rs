@@ -176,11 +176,17 @@ impl Gateway {
 }
 
 /// The configuration to run with: `path` if given (an unreadable file is an error), else the
-/// one saved in `data` (unusable: logged and kept, the gateway runs unconfigured), else
+/// one ETS downloaded into `data` (`device.json`), else the one saved in `data` (unusable: logged and kept, the gateway runs unconfigured), else
 /// unconfigured. Returns the configuration and whether it is a real one.
 pub fn load_config(path: Option<&Path>, data: &DataDir) -> Result<(Config, bool), file::LoadError> {
     if let Some(path) = path {
         return file::load(path).map(|c| (c, true));
+    }
+    // What ETS downloaded (or `import-config` stored) comes first.
+    match crate::config::download::downloaded_config(data) {
+        Ok(Some(config)) => return Ok((config, true)),
+        Ok(None) => {}
+        Err(e) => error!("the downloaded configuration is unusable, ignoring it: {e}"),
     }
     let saved = data.config_path();
     if saved.exists() {

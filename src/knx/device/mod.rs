@@ -70,6 +70,25 @@ pub struct DeviceState {
     pub application_id: [u8; 5],
 }
 
+impl DeviceState {
+    /// The loaded tables (what a completed download left).
+    pub fn download(&self) -> Download {
+        let loaded = |i: u8| {
+            self.memory
+                .table(i)
+                .and_then(|t| t.loaded())
+                .map(<[u8]>::to_vec)
+        };
+        Download {
+            address_table: loaded(1),
+            association_table: loaded(2),
+            group_object_table: loaded(3),
+            parameters: loaded(APPLICATION_OBJECT),
+            application_id: self.application_id,
+        }
+    }
+}
+
 impl Default for DeviceState {
     fn default() -> Self {
         Self {
@@ -209,20 +228,7 @@ impl Device {
 
     /// The loaded tables as they stand.
     pub fn download(&self) -> Download {
-        let loaded = |i: u8| {
-            self.state
-                .memory
-                .table(i)
-                .and_then(|t| t.loaded())
-                .map(<[u8]>::to_vec)
-        };
-        Download {
-            address_table: loaded(1),
-            association_table: loaded(2),
-            group_object_table: loaded(3),
-            parameters: loaded(APPLICATION_OBJECT),
-            application_id: self.state.application_id,
-        }
+        self.state.download()
     }
 
     /// Whether a frame is for the device stack: point-to-point to its address, or a

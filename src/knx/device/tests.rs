@@ -512,3 +512,29 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_interrupted_download_completes_nothing() {
+    let mut ets = Ets::new();
+    ets.connect();
+    ets.prop_write(0, pid::DEVICE_CONTROL, &[DEVICE_CONTROL_VERIFY]);
+    ets.load(4, &[1, 2, 3]);
+    ets.complete(4);
+    let before = ets.device.state().clone();
+    ets.events();
+    // The next download stops between Load and LoadCompleted: T_Disconnect.
+    ets.load(4, &[9, 9, 9]);
+    let to = Destination::Individual(ets.device.address());
+    ets.device
+        .handle_frame(ets.now, &to_device(to, Tpdu::Disconnect));
+    let events = ets.events();
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, DeviceEvent::LoadCompleted(_))),
+        "{events:?}"
+    );
+    // What was stored at the last LoadCompleted is still a complete download.
+    assert_eq!(before.download().parameters, Some(vec![1, 2, 3]));
+    assert_eq!(ets.device.download().parameters, None);
+}
