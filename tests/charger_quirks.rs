@@ -12,10 +12,10 @@
 
 use std::time::Duration;
 
+use knx_echarge::catalog;
 use knx_echarge::chargers::drivers::{self, AnyDriver, DriverSettings, Transport};
-use knx_echarge::chargers::modbus::{Modbus, ModbusError, TcpModbus};
-use knx_echarge::chargers::registry;
 use knx_echarge::chargers::{ChargePoint, ChargerCommand, CommandOutcome, CpState, DriverError};
+use knx_echarge::modbus::{Modbus, ModbusError, TcpModbus};
 use knx_echarge::sim::{self, SimHandle, SimModel, Variant, Vehicle};
 use knx_echarge::units::{Current, Energy, PerPhase};
 
@@ -26,7 +26,7 @@ async fn pair(model: SimModel, variant: Variant) -> (SimHandle, sim::SimServer, 
     let server = sim::serve_tcp(handle.clone(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let unit = registry::charger_model(model.id()).unwrap().unit_id;
+    let unit = catalog::charger_model(model.id()).unwrap().unit_id;
     let t = Transport::Tcp(TcpModbus::new(server.addr.unwrap(), unit, TIMEOUT));
     let d = drivers::build(model.id(), t, unit, DriverSettings::default()).unwrap();
     (handle, server, d)
