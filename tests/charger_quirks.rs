@@ -290,3 +290,23 @@ async fn every_variant_of_every_model_charges_stops_and_recovers() {
         }
     }
 }
+
+#[tokio::test]
+async fn abl_emh_wakes_up_on_the_repeated_request() {
+    let (sim, _s, mut d) = pair(SimModel::AblEmh, Variant::Standard).await;
+    d.identify().await.unwrap();
+    sim.plug_in(Vehicle::three_phase());
+    set(&mut d, 16).await;
+    assert!(d.poll().await.unwrap().charging);
+    // A quiet bus: the box sleeps and misses the first request.
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    let s = d.poll().await.expect("the repeated read wakes it");
+    assert!(s.charging);
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    set(&mut d, 10).await;
+    assert_eq!(
+        sim.state().setpoint,
+        Current::from_amps(10),
+        "the second write lands"
+    );
+}
