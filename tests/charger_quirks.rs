@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use knx_echarge::catalog as registry;
+use knx_echarge::catalog;
 use knx_echarge::chargers::drivers::{self, AnyDriver, DriverSettings, Transport};
 use knx_echarge::chargers::{ChargePoint, ChargerCommand, CommandOutcome, CpState, DriverError};
 use knx_echarge::modbus::{Modbus, ModbusError, TcpModbus};
@@ -26,7 +26,7 @@ async fn pair(model: SimModel, variant: Variant) -> (SimHandle, sim::SimServer, 
     let server = sim::serve_tcp(handle.clone(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let unit = registry::charger_model(model.id()).unwrap().unit_id;
+    let unit = catalog::charger_model(model.id()).unwrap().unit_id;
     let t = Transport::Tcp(TcpModbus::new(server.addr.unwrap(), unit, TIMEOUT));
     let d = drivers::build(model.id(), t, unit, DriverSettings::default()).unwrap();
     (handle, server, d)
@@ -289,4 +289,24 @@ async fn every_variant_of_every_model_charges_stops_and_recovers() {
             assert_eq!(s.state, Some(CpState::Available), "{what} {s:?}");
         }
     }
+}
+
+#[tokio::test]
+async fn abl_emh_wakes_up_on_the_repeated_request() {
+    let (sim, _s, mut d) = pair(SimModel::AblEmh, Variant::Standard).await;
+    d.identify().await.unwrap();
+    sim.plug_in(Vehicle::three_phase());
+    set(&mut d, 16).await;
+    assert!(d.poll().await.unwrap().charging);
+    // A quiet bus: the box sleeps and misses the first request.
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    let s = d.poll().await.expect("the repeated read wakes it");
+    assert!(s.charging);
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    set(&mut d, 10).await;
+    assert_eq!(
+        sim.state().setpoint,
+        Current::from_amps(10),
+        "the second write lands"
+    );
 }

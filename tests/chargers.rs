@@ -73,6 +73,9 @@ fn sim_identity(model: SimModel) -> (Option<&'static str>, Option<&'static str>)
         SimModel::VestelEvc04 => (Some("VES1234567890"), Some("v3.187.0")),
         SimModel::AmtronCompact => (Some("1201234567"), Some("5.22.3")),
         SimModel::PhoenixEvCc => (Some("EVCC0012345"), Some("1.04")),
+        SimModel::PhoenixCharx => (None, Some("1.6.3")),
+        SimModel::EvlinkProAc => (None, Some("3.4.12")),
+        SimModel::AblEmh => (None, Some("01 12 04 20")),
     }
 }
 
@@ -129,7 +132,10 @@ async fn exercise(model: SimModel, sim: &SimHandle, d: &mut AnyDriver) {
         assert_eq!(st.failsafe_current, Current::from_amps(6), "{model:?}");
     }
     // The Alfen's validity time is set in ACE; the EV Charge Control has no failsafe at all.
-    if !matches!(model, SimModel::AlfenEve | SimModel::PhoenixEvCc) {
+    if !matches!(
+        model,
+        SimModel::AlfenEve | SimModel::PhoenixEvCc | SimModel::PhoenixCharx | SimModel::AblEmh
+    ) {
         assert!(!st.failsafe_timeout.is_zero(), "{model:?} failsafe timeout");
     }
     // Writing the same failsafe again writes nothing (EEPROM); the AMTRON's is a heartbeat.
@@ -444,6 +450,31 @@ async fn amtron_compact_over_rtu_8n2() {
             .iter()
             .any(|(a, v)| *a == 0x0D00 && v == &[0x55AA])
     );
+}
+
+/// ABL eMH, the model that speaks Modbus ASCII (38400 8E1), on a pty line.
+#[tokio::test]
+async fn abl_emh_over_modbus_ascii() {
+    let Some(pty) = ptys() else { return };
+    let abl = SimHandle::new(SimModel::AblEmh);
+    let _server = sim::serve_ascii(&pty.b, 38400, vec![(1, abl.clone())]).unwrap();
+    let config = knx_echarge::config::Rs485Config {
+        baud: 38400,
+        data_bits: 8,
+        parity: knx_echarge::config::Parity::Even,
+        stop_bits: 1,
+        framing: Rs485Framing::Ascii,
+        termination: false,
+    };
+    let line = Line::open(&pty.a, &config, Duration::from_millis(500)).unwrap();
+    let mut d = drivers::build(
+        "abl-emh",
+        Transport::Line(line.device(1)),
+        1,
+        DriverSettings::default(),
+    )
+    .unwrap();
+    exercise(SimModel::AblEmh, &abl, &mut d).await;
 }
 
 #[tokio::test]

@@ -66,16 +66,15 @@ fn conf_charger_duplicate_ip_and_port() {
         "Conf Charger",
         120,
         Some(2),
-        "10.0.0.11:502 (unit id 255) is already used by charging point 1",
+        "IP address 10.0.0.11 is already used by charging point 1",
     );
 }
 
 #[test]
 fn conf_charger_rtu_and_ascii_mixed() {
-    // The only ASCII model (ABL eMH) has no driver yet: that is reported too.
     let (status, faults) = faults("tests/configs/rtu-ascii-mixed.toml");
     assert_eq!(status, 1);
-    assert_eq!(faults.len(), 2, "{faults:#?}");
+    assert_eq!(faults.len(), 1, "{faults:#?}");
     for f in &faults {
         assert_eq!(
             (f["code"].as_str(), f["charging_point"].as_u64()),
@@ -91,7 +90,6 @@ fn conf_charger_rtu_and_ascii_mixed() {
             .iter()
             .any(|m| m.contains("RTU and ASCII cannot be mixed"))
     );
-    assert!(messages.iter().any(|m| m.contains("has no driver")));
 }
 
 #[test]
@@ -197,17 +195,6 @@ fn conf_emeter_duplicate_rs485_address() {
 }
 
 #[test]
-fn conf_charger_model_without_driver() {
-    expect_fault(
-        "tests/configs/model-without-driver.toml",
-        "Conf Charger",
-        120,
-        Some(2),
-        "charging_point.2.model = \"phoenix-charx\": Phoenix Contact CHARX control modular (SEC-3xxx) is in the model list but has no driver in this firmware yet",
-    );
-}
-
-#[test]
 fn retrofit_meter_on_a_model_without_integrated_metering_is_clean() {
     let (status, faults) = faults("tests/configs/optional-metering-retrofit-meter.toml");
     assert_eq!((status, faults.len()), (0, 0), "{faults:#?}");
@@ -293,16 +280,19 @@ fn models_json_lists_transport_defaults_metering_and_objects() {
             .iter()
             .any(|o| o["capability"] == "current" && o["name"].as_str().is_some())
     );
-    // Listed without a driver: marked, and check-config rejects them (test above).
+    // Twelve models, every one with a working driver.
+    let all = &models;
+    assert_eq!(all.len(), 12);
     for id in ["phoenix-charx", "schneider-evlink-pro-ac", "abl-emh"] {
-        assert_eq!(by_id(id)["driver"], false, "{id}");
+        assert_eq!(by_id(id)["driver"], true, "{id}");
     }
+    assert!(all.iter().all(|m| m["driver"] == true));
     assert_eq!(by_id("abl-emh")["rs485_framing"], "ascii");
     // The text form says the same.
     let out = knx_echarge(&["models"]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("phoenix-charx"), "{text}");
-    assert!(text.contains("(no driver yet: check-config rejects it)"));
+    assert!(!text.contains("(no driver yet"));
 }
 
 #[test]

@@ -12,6 +12,14 @@
 //!   per phase, energy, session energy, RFID, setpoint, start/cancel, pause, safe current and
 //!   communication timeout (FC 0x10), life bit heartbeat and the station's fallback to the
 //!   safe current when the heartbeat stops, manufacturer error.
+//! * Alfen Eve (`pymodbus_alfen.py`): two unit ids (station 200, socket 1), identity, float
+//!   currents and powers, f64 energy, mode-3 states, setpoint by FC 0x10 and its validity
+//!   time, the 1-phase installation whose unused phases read NaN, state "E" without a vehicle.
+//! * Bender CC612/613 (`pymodbus_bender.py`): identity, OCPP status (SuspendedEV is no error),
+//!   HEMS limit and stop by 0 A, safe current and timeout, meter-less controllers
+//!   (0xFFFFFFFF), legacy firmware without model text and register 716.
+//! * ABB Terra AC (`pymodbus_abb.py`): identity, state and socket lock (state 5 after the car
+//!   left), current limit by FC 0x10, start/stop, unlock, communication timeout and fallback.
 //! * Carlo Gavazzi EM24_E1 (`pymodbus_em24.py`): the retrofit meter reader built from the
 //!   configuration.
 //!
@@ -31,6 +39,9 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
+use knx_echarge::chargers::drivers::abb::AbbTerraAc;
+use knx_echarge::chargers::drivers::alfen::AlfenEve;
+use knx_echarge::chargers::drivers::bender::BenderCc;
 use knx_echarge::chargers::drivers::keba::KebaP30;
 use knx_echarge::chargers::drivers::webasto::WebastoNext;
 use knx_echarge::chargers::{
@@ -434,4 +445,208 @@ async fn em24_meter_reader_against_pymodbus() {
     assert_eq!(m.power_phases, r.power_phases);
     assert_eq!(m.power, r.power);
     assert_eq!(m.energy_total, r.energy_total);
+}
+
+#[tokio::test]
+async fn alfen_eve_driver_against_pymodbus() {
+    let Some(mut sim) = PySim::start("pymodbus_alfen.py") else {
+        return;
+    };
+    let mut d = AlfenEve::new(
+        TcpModbus::new(sim.addr(), 1, TIMEOUT),
+        1,
+        DriverSettings::default(),
+    );
+    let id = d.identify().await.unwrap();
+    assert_eq!(id.serial.as_deref(), Some("ACE0654321"));
+    assert_eq!(id.firmware.as_deref(), Some("6.4.0-4210"));
+    assert_eq!(id.model.as_deref(), Some("NG910"));
+    let s = d.poll().await.unwrap();
+    assert_eq!(s.state, Some(CpState::Available));
+    assert_eq!(s.energy_total, Some(Energy::from_watt_hours(2000)));
+    assert_eq!(s.temperature.map(knx_echarge::units::Temperature::as_celsius_f64), Some(31.5));
+
+    sim.set("connected", "1");
+    d.command(ChargerCommand::SetCurrent(Current::from_amps(16)))
+        .await
+        .unwrap();
+    assert_eq!(sim.get("setpoint_a"), "16.0");
+    let s = d.poll().await.unwrap();
+    assert_eq!(s.state, Some(CpState::Charging));
+    assert_eq!(s.currents, amps3(16));
+    assert_eq!(s.power, Some(Power::from_watts(11_040)));
+
+    // Pause by 0 A (FC 0x10, one request for the float).
+    d.command(ChargerCommand::SetCurrent(Current::ZERO))
+        .await
+        .unwrap();
+    let s = d.poll().await.unwrap();
+    assert_eq!(s.state, Some(CpState::Interrupted));
+    assert!(s.connected && !s.charging);
+    d.command(ChargerCommand::SetCurrent(Current::from_amps(16)))
+        .await
+        .unwrap();
+
+    // A 1-phase installation: NaN on L2 and L3 is 0 A, not a failed poll.
+    sim.set("installation_phases", "1");
+    let s = d.poll().await.unwrap();
+    assert_eq!(
+        s.currents,
+        Some(PerPhase([
+            Current::from_amps(16),
+            Current::ZERO,
+            Current::ZERO
+        ]))
+    );
+
+    // Without the setpoint renewed, the safe current applies after the validity time; the
+    // heartbeat rewrites it.
+    sim.set("validity_s", "1");
+    sim.set("installation_phases", "3");
+    d.heartbeat().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_eq!(d.poll().await.unwrap().currents, amps3(6));
+    d.heartbeat().await.unwrap();
+    assert_eq!(d.poll().await.unwrap().currents, amps3(16));
+
+    // State "E" without a vehicle is no error; "F" is.
+    sim.set("connected", "0");
+    sim.set("idle_e", "1");
+    let s = d.poll().await.unwrap();
+    assert_eq!(s.state, Some(CpState::Available));
+    assert!(s.error.is_none());
+    sim.set("error", "1");
+    assert_eq!(d.poll().await.unwrap().state, Some(CpState::Error));
+}
+
+#[tokio::test]
+async fn bender_cc_driver_against_pymodbus() {
+    let Some(mut sim) = PySim::start("pymodbus_bender.py") else {
+        return;
+    };
+    let new = |sim: &PySim| {
+        BenderCc::new(
+            TcpModbus::new(sim.addr(), 255, TIMEOUT),
+            DriverSettings::default(),
+        )
+    };
+    let mut d = new(&sim);
+    let id = d.identify().await.unwrap();
+    assert_eq!(id.firmware.as_deref(), Some("5.33"));
+    assert_eq!(id.model.as_deref(), Some("CC613-ELPU"));
+    assert_eq!(d.poll().await.unwrap().state, Some(CpState::Available));
+
+    sim.set("connected", "1");
+    sim.set("rfid", "04A1B2C3");
+    d.command(ChargerCommand::SetCurrent(Current::from_amps(16)))
+        .await
+        .unwrap();
+    assert_eq!(sim.get_i("hems_a"), 16);
+    let s = d.poll().await.unwrap();
+    assert_eq!(s.state, Some(CpState::Charging));
+    assert_eq!(s.currents, amps3(16));
+    assert_eq!(s.energy_total, Some(Energy::from_watt_hours(4000)));
+    assert_eq!(s.rfid.as_deref(), Some("04A1B2C3"));
+
+    // The battery is full: SuspendedEV (OCPP 8) is a connected car, not an error.
+    sim.set("full", "1");
+    let s = d.poll().await.unwrap();
+    assert_eq!(s.state, Some(CpState::Connected));
+    assert!(s.error.is_none() && !s.charging);
+    sim.set("full", "0");
+
+    // Stop and start by the HEMS limit; register 124 is left alone.
+    d.command(ChargerCommand::StartStop(false)).await.unwrap();
+    assert_eq!(sim.get_i("hems_a"), 0);
+    assert_eq!(sim.get_i("writes.124"), 0);
+    assert_eq!(d.poll().await.unwrap().state, Some(CpState::Cancelled));
+    d.command(ChargerCommand::StartStop(true)).await.unwrap();
+    assert_eq!(sim.get_i("hems_a"), 16);
+    assert!(d.poll().await.unwrap().charging);
+
+    // Safe current and communication timeout.
+    let r = d
+        .command(ChargerCommand::Failsafe {
+            current: Current::from_amps(8),
+            timeout: Duration::from_secs(30),
+        })
+        .await
+        .unwrap();
+    assert_eq!(r, CommandOutcome::Done);
+    assert_eq!((sim.get_i("safe_a"), sim.get_i("timeout_s")), (8, 30));
+
+    // A controller without a meter: no metering, the poll works.
+    sim.set("metered", "0");
+    let s = d.poll().await.unwrap();
+    assert_eq!((s.currents, s.power, s.energy_total), (None, None, None));
+    sim.set("metered", "1");
+
+    // Legacy firmware: no model text, session energy at 705.
+    sim.set("firmware", "legacy");
+    let mut d = new(&sim);
+    let id = d.identify().await.unwrap();
+    assert_eq!(id.model, None);
+    let s = d.poll().await.unwrap();
+    assert!(s.energy_session.is_some() && s.evccid.is_none());
+}
+
+#[tokio::test]
+async fn abb_terra_ac_driver_against_pymodbus() {
+    let Some(mut sim) = PySim::start("pymodbus_abb.py") else {
+        return;
+    };
+    let mut d = AbbTerraAc::new(
+        TcpModbus::new(sim.addr(), 1, TIMEOUT),
+        DriverSettings::default(),
+    );
+    let id = d.identify().await.unwrap();
+    assert_eq!(id.firmware.as_deref(), Some("1.7.2"));
+    assert_eq!(id.serial.as_deref(), Some("001234567890ABCD"));
+    assert_eq!(d.poll().await.unwrap().state, Some(CpState::Available));
+
+    sim.set("connected", "1");
+    sim.set("session_wh", "1500");
+    d.command(ChargerCommand::SetCurrent(Current::from_amps(16)))
+        .await
+        .unwrap();
+    assert_eq!(sim.get_i("limit_ma"), 16_000);
+    let s = d.poll().await.unwrap();
+    assert_eq!(s.state, Some(CpState::Charging));
+    assert_eq!(s.currents, amps3(16));
+    assert_eq!(s.energy_session, Some(Energy::from_watt_hours(1500)));
+
+    // Stop, unlock while stopped, start.
+    d.command(ChargerCommand::StartStop(false)).await.unwrap();
+    assert_eq!(sim.get_i("stopped"), 1);
+    assert_eq!(d.poll().await.unwrap().state, Some(CpState::Cancelled));
+    assert_eq!(
+        d.command(ChargerCommand::Unlock).await.unwrap(),
+        CommandOutcome::Done
+    );
+    assert_eq!(sim.get_i("locked"), 0);
+    d.command(ChargerCommand::StartStop(true)).await.unwrap();
+    assert!(d.poll().await.unwrap().charging);
+
+    // Communication timeout and fallback current.
+    let r = d
+        .command(ChargerCommand::Failsafe {
+            current: Current::from_amps(6),
+            timeout: Duration::from_secs(120),
+        })
+        .await
+        .unwrap();
+    assert_eq!(r, CommandOutcome::Done);
+    assert_eq!((sim.get_i("timeout_s"), sim.get_i("fallback_a")), (120, 6));
+
+    // The car leaves: state 5 stays, the socket lock says nobody is there.
+    sim.set("connected", "0");
+    let s = d.poll().await.unwrap();
+    assert_eq!(s.state, Some(CpState::Available));
+    assert!(!s.connected);
+
+    // A box error (over-temperature) with fault info.
+    sim.set("error", "0x80");
+    let s = d.poll().await.unwrap();
+    assert_eq!(s.state, Some(CpState::Error));
+    assert_eq!(s.error, Some(ManufacturerError { parts: vec![0x80] }));
 }

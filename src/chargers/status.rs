@@ -123,6 +123,23 @@ pub struct ChargerStatus {
     pub evccid: Option<String>,
 }
 
+/// What object 84 shows of an RFID tag: "the first 4 bytes of the RFID card serial number"
+/// (spec table 55). The models report the tag differently — KEBA the first four UID bytes as a
+/// number (8 hex digits), Bender, Webasto, Phoenix and CHARX the UID as hex text of 4, 7 or 10
+/// bytes, Vestel as UTF-16 text. A hex UID (separators `:`, `-` and spaces ignored) gives its
+/// first 8 hex digits, upper case; any other tag (an OCPP id tag) its first 4 characters.
+pub fn rfid_first_4_bytes(tag: &str) -> String {
+    let hex: String = tag
+        .chars()
+        .filter(|c| !matches!(c, ':' | '-' | ' '))
+        .collect();
+    if !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        hex.chars().take(8).collect::<String>().to_ascii_uppercase()
+    } else {
+        tag.trim().chars().take(4).collect()
+    }
+}
+
 /// Slowly changing data, read at start and now and then.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct ChargerIdentity {
@@ -255,6 +272,15 @@ mod tests {
                 String::new()
             ]
         );
+    }
+
+    #[test]
+    fn rfid_object_shows_the_first_four_bytes() {
+        assert_eq!(rfid_first_4_bytes("04a1b2c3"), "04A1B2C3");
+        assert_eq!(rfid_first_4_bytes("04A1B2C3D4E5F6"), "04A1B2C3");
+        assert_eq!(rfid_first_4_bytes("04:A1:B2:C3:D4:E5:F6"), "04A1B2C3");
+        assert_eq!(rfid_first_4_bytes("USER-TAG-17"), "USER");
+        assert_eq!(rfid_first_4_bytes(""), "");
     }
 
     #[test]

@@ -172,13 +172,13 @@ mod tests {
         let keba = all.iter().find(|m| m.id == "keba-p30").unwrap();
         assert!(!keba.retrofit_meter);
         let charx = all.iter().find(|m| m.id == "phoenix-charx").unwrap();
-        assert!(!charx.driver);
-        let text = text();
-        let line = text.lines().find(|l| l.contains("phoenix-charx")).unwrap();
+        assert!(charx.driver && charx.retrofit_meter);
         assert!(
-            line.ends_with("(no driver yet: check-config rejects it)"),
-            "{line}"
+            all.iter().all(|m| m.driver),
+            "every listed model has a driver"
         );
+        let text = text();
+        assert!(!text.contains("(no driver yet"));
         assert!(text.contains("metering: optional (a retrofit electricity meter"));
     }
 }

@@ -164,15 +164,18 @@ fn knx_link_is_read_checked_and_saved() {
 }
 
 #[test]
-fn models_without_driver_are_conf_charger_and_retrofit_meters_follow_the_metering() {
+fn every_tcp_model_has_a_driver_and_retrofit_meters_follow_the_metering() {
     let faults = |text: &str| validate::validate(&file::parse(text, "t").unwrap());
     let cp = "[charging_point.1]\nenabled = true\nip = \"10.0.0.1\"\n";
     let meter = "[charging_point.1.meter]\nkind = \"model\"\nmodel = \"carlo-gavazzi-em24\"\nip = \"10.0.0.50\"\n";
-    for id in ["phoenix-charx", "schneider-evlink-pro-ac"] {
+    for id in [
+        "phoenix-charx",
+        "schneider-evlink-pro-ac",
+        "keba-p30",
+        "alfen-eve",
+    ] {
         let f = faults(&format!("{cp}model = \"{id}\"\n"));
-        assert_eq!(f.len(), 1, "{id}: {f:?}");
-        assert_eq!(f[0].code, FaultCode::ConfCharger, "{id}");
-        assert!(f[0].message.contains("has no driver"), "{f:?}");
+        assert!(f.is_empty(), "{id}: {f:?}");
     }
     // A model without integrated metering takes a retrofit meter; an integrated one does not.
     assert!(faults(&format!("{cp}model = \"phoenix-ev-cc\"\n{meter}")).is_empty());
@@ -204,4 +207,22 @@ fn dlm_parameter_defaults_are_cap_off_interrupt_all_rotation_900_s_and_min_switc
         Some(Current::from_amps(20)),
         "20 A when on"
     );
+}
+
+/// Spec ch. 11, Conf Charger: "an IP address is being used several times" — the IP alone,
+/// whatever port and unit id; loopback is exempt (only simulators live there).
+#[test]
+fn an_ip_address_used_twice_is_conf_charger_whatever_port_and_unit() {
+    let faults = |text: &str| validate::validate(&file::parse(text, "t").unwrap());
+    let two = |ip: &str, port2: u16| {
+        format!(
+            "[charging_point.1]\nenabled = true\nmodel = \"alfen-eve\"\nip = \"{ip}\"\nunit_id = 1\n\
+             [charging_point.2]\nenabled = true\nmodel = \"alfen-eve\"\nip = \"{ip}\"\nport = {port2}\nunit_id = 2\n"
+        )
+    };
+    let f = faults(&two("10.0.0.7", 503));
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0].code, FaultCode::ConfCharger);
+    assert!(f[0].message.contains("IP address 10.0.0.7"), "{f:?}");
+    assert!(faults(&two("127.0.0.1", 503)).is_empty());
 }

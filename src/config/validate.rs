@@ -3,7 +3,7 @@
 //! | code | raised when |
 //! | --- | --- |
 //! | Conf NoCharger | no charging point is enabled with a model and an address |
-//! | Conf Charger | a charging point is enabled without a model or without an address; its model has no driver in this firmware yet (listed in the catalogue, `knx-echarge models` marks it); its model cannot use the chosen connection; two charging points share a Modbus TCP endpoint (IP, port and unit id) or an RS485 client address; its model speaks another Modbus framing than the RS485 line (RTU and ASCII mixed); a second model type appears on the RS485 line; minimum above maximum current; the prioritised charging point is disabled, has no address or no model |
+//! | Conf Charger | a charging point is enabled without a model or without an address; its model has no driver in this firmware yet (listed in the catalogue, `knx-echarge models` marks it); its model cannot use the chosen connection; two charging points share an IP address (spec ch. 11 "an IP address is being used several times": the IP alone, whatever the port and unit id; loopback addresses are exempt, as only simulators live there) or an RS485 client address; a charging point shares a Modbus TCP endpoint (IP, port, unit id) with a retrofit meter; its model speaks another Modbus framing than the RS485 line (RTU and ASCII mixed); a second model type appears on the RS485 line; minimum above maximum current; the prioritised charging point is disabled, has no address or no model |
 //! | Conf EMeter | a retrofit meter has no model (kind "model") or no measurement register (kind "manual"), no address, an endpoint or RS485 address used twice, a float with one register, or sits on a model with integrated metering |
 //! | DLMAssociation | DLM is on and objects it needs have no group address: 10 always, 11 and 12 with a 3-phase meter, 20 with "In operation" monitoring. Object 13 (high power-consuming devices) is optional. |
 //!
@@ -25,6 +25,8 @@ use crate::units::GoNumber;
 /// A Modbus endpoint used by a device of the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Endpoint {
+    /// A charging point's IP address (the spec's duplicate rule for charging points).
+    Host(Ipv4Addr),
     Tcp(Ipv4Addr, u16, u8),
     Rs485(u8),
 }
@@ -32,6 +34,7 @@ enum Endpoint {
 impl Endpoint {
     fn describe(self) -> String {
         match self {
+            Self::Host(ip) => format!("IP address {ip}"),
             Self::Tcp(ip, port, unit) => format!("{ip}:{port} (unit id {unit})"),
             Self::Rs485(addr) => format!("RS485 client address {addr}"),
         }
@@ -185,12 +188,19 @@ fn check_charging_point<'c>(
                 cp.port,
                 cp.effective_unit_id().unwrap_or(model.unit_id),
             );
-            if let Some(other) = used.get(&ep) {
+            let host = Endpoint::Host(cp.ip);
+            let taken = used
+                .get(&host)
+                .filter(|_| !cp.ip.is_loopback())
+                .map(|other| (host, other))
+                .or_else(|| used.get(&ep).map(|other| (ep, other)));
+            if let Some((what, other)) = taken {
                 fault(format!(
                     "charging_point.{id}.ip: {} is already used by {other}",
-                    ep.describe()
+                    what.describe()
                 ));
             } else {
+                used.insert(host, label.clone());
                 used.insert(ep, label);
             }
         }

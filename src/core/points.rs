@@ -329,7 +329,13 @@ impl Core {
                 self.apply_target(cp, out);
             }
             (off::SETPOINT, Value::Current(requested)) => {
-                let clamped = (*requested).clamp_to(cfg.min_current, cfg.max_current);
+                // Table 31 note: "some charging points allow 0 A" — every driver pauses at
+                // 0 A, so 0 A is taken as it is, not raised to the minimum.
+                let clamped = if *requested == Current::ZERO {
+                    Current::ZERO
+                } else {
+                    (*requested).clamp_to(cfg.min_current, cfg.max_current)
+                };
                 if clamped != *requested {
                     self.faults.raise(Fault::charging_point(
                         FaultCode::ValOutOfRange,
@@ -367,18 +373,34 @@ impl Core {
                 // The fault board logs the fault when it begins and when it clears; each
                 // failed poll in between only in extended logging.
                 tracing::debug!(cp = cp.number(), "charging point: {error}");
-                if matches!(error, DriverError::NotReachable(_)) {
+                if matches!(error, DriverError::NotReachable(_) | DriverError::Comm(_)) {
                     // After a loss the charging point must be told its current again.
                     let point = self.points.entry(cp).or_default();
                     point.commanded = None;
                     point.unreachable = true;
-                    // What it last reported ("Available", "Charge") no longer holds: it is not
-                    // available (table 23: 3) until a poll shows its own state again.
+                    // What it last reported ("Available", "Charge", its currents) no longer
+                    // holds: it is not available (table 23: 3) and measures nothing until a
+                    // poll shows its own state again.
                     self.set(
                         obj(cp, off::STATE),
                         Value::U8(CpState::NotAvailable.value()),
                         out,
                     );
+                    self.set(obj(cp, off::CHARGING), Value::Bool(false), out);
+                    self.set(
+                        obj(cp, off::CURRENT_SUM),
+                        Value::Current(Current::ZERO),
+                        out,
+                    );
+                    self.set(obj(cp, off::POWER_SUM), Value::Power(Power::ZERO), out);
+                    for i in 0..3 {
+                        self.set(
+                            obj(cp, off::CURRENT_L1 + i),
+                            Value::Current(Current::ZERO),
+                            out,
+                        );
+                        self.set(obj(cp, off::POWER_L1 + i), Value::Power(Power::ZERO), out);
+                    }
                 }
                 self.faults.raise(Fault::charging_point(
                     error.fault_code(),
@@ -680,7 +702,8 @@ impl Core {
             self.set(obj(cp, off::TEMPERATURE_WARNING), Value::Bool(w), out);
         }
         if let Some(tag) = &s.rfid {
-            self.set(obj(cp, off::RFID), Value::Text(tag.clone()), out);
+            let first = crate::chargers::status::rfid_first_4_bytes(tag);
+            self.set(obj(cp, off::RFID), Value::Text(first), out);
         }
         if let Some(id) = &s.evccid {
             self.set(obj(cp, off::EVCCID), Value::Text(id.clone()), out);

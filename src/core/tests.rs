@@ -646,6 +646,16 @@ mod points {
             t0,
         );
         assert_eq!(core.value(GoNumber(150)), Some(&Value::U8(3)));
+        // No stale "charging" or currents either (objects 52 and 63–66 of charging point 3).
+        let at = |offset: u16| core.value(crate::core::points::obj(cp(3), offset)).cloned();
+        assert_eq!(
+            at(crate::objects::number::cp::CHARGING),
+            Some(Value::Bool(false))
+        );
+        assert_eq!(
+            at(crate::objects::number::cp::CURRENT_SUM),
+            Some(Value::Current(Current::ZERO))
+        );
         // A new setpoint (object 60) re-applies the target and re-publishes states: the
         // last answer's "Charge" must not come back while it is unreachable.
         let _ = core.handle(
@@ -784,6 +794,17 @@ mod points {
             Some(&Value::Bool(false)),
             "information only"
         );
+    }
+
+    /// Table 31 note: "Some charging points allow 0 A to be set" — every model here pauses
+    /// at 0 A, so 0 A is passed on (no raise to the minimum, no ValOutOfRange).
+    #[test]
+    fn setpoint_of_zero_pauses_instead_of_being_raised_to_the_minimum() {
+        let (mut core, t0) = started(DLM_OFF);
+        let _ = write(&mut core, t0, 60, Value::Current(amps(10)));
+        let a = write(&mut core, t0, 60, Value::Current(amps(0)));
+        assert_eq!(commands(&a), vec![set_current(1, 0)]);
+        assert_eq!(sets(&a).get(&95), None, "no ValOutOfRange");
     }
 
     /// Table 31 / ch. 9.2: "If the set value falls below the minimum charging current … the

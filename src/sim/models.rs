@@ -47,6 +47,12 @@ pub enum SimModel {
     /// Phoenix Contact EV Charge Control ETH (optional metering: see
     /// [`SimState::meter_fitted`]).
     PhoenixEvCc,
+    /// Phoenix Contact CHARX control modular, connector 1 (optional metering).
+    PhoenixCharx,
+    /// Schneider Electric EVlink Pro AC.
+    EvlinkProAc,
+    /// ABL eMH1/eMH2 (Modbus ASCII).
+    AblEmh,
 }
 
 /// Firmware variants and installation quirks of the real boxes, from field knowledge
@@ -192,7 +198,7 @@ fn two(values: &[u16]) -> Result<u32, u8> {
 
 impl SimModel {
     /// Every simulated model.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 12] = [
         Self::KebaP30,
         Self::AbbTerraAc,
         Self::BenderCc,
@@ -202,6 +208,9 @@ impl SimModel {
         Self::VestelEvc04,
         Self::AmtronCompact,
         Self::PhoenixEvCc,
+        Self::PhoenixCharx,
+        Self::EvlinkProAc,
+        Self::AblEmh,
     ];
 
     /// The model's config id (`etsdb/charger-models.toml`).
@@ -216,6 +225,9 @@ impl SimModel {
             Self::VestelEvc04 => "vestel-evc04",
             Self::AmtronCompact => "mennekes-amtron-compact",
             Self::PhoenixEvCc => "phoenix-ev-cc",
+            Self::PhoenixCharx => "phoenix-charx",
+            Self::EvlinkProAc => "schneider-evlink-pro-ac",
+            Self::AblEmh => "abl-emh",
         }
     }
 
@@ -261,6 +273,15 @@ impl SimModel {
                 }
                 !s.standby
             }
+            Self::AblEmh => {
+                // The eMH sleeps on a quiet bus: the first request after 2 s of silence wakes
+                // it and gets no answer (why evcc sends everything twice).
+                if now.saturating_duration_since(s.last_step) > std::time::Duration::from_secs(2) {
+                    s.last_step = now;
+                    return false;
+                }
+                true
+            }
             Self::AmtronCompact => {
                 // State 6 stays until the energy manager resets it (0x0302 = 0, 0x0D05 = 1).
                 if f.error_code != 0 {
@@ -300,6 +321,11 @@ impl SimModel {
     pub(super) fn init(self, s: &mut SimState) {
         match self {
             Self::AlfenEve if s.variant == Variant::AlfenSinglePhase => s.phases = 1,
+            Self::AblEmh => {
+                s.extra.insert(0x14, 266);
+            }
+            // The EVlink watches its lifebit from power-on (the time is the box's).
+            Self::EvlinkProAc => s.failsafe_timeout = std::time::Duration::from_secs(10),
             Self::PhoenixEvCc if s.variant == Variant::PhoenixWallbe => {
                 // Wallbe boxes have their meter; lifetime counters beyond 16 bits.
                 s.energy_phases_wh = [40_000.0; 3];
@@ -334,8 +360,9 @@ impl SimModel {
             Self::AlfenEve => write_to(1210),
             Self::WebastoNext | Self::VestelEvc04 => write_to(6000),
             Self::AmtronCompact => write_to(0x0D00),
+            Self::EvlinkProAc => write_to(4000),
             // No watchdog over Modbus.
-            Self::PhoenixEvCc => false,
+            Self::PhoenixEvCc | Self::PhoenixCharx | Self::AblEmh => false,
         }
     }
 
@@ -353,8 +380,9 @@ impl SimModel {
                 self.check_read(input, *n)?;
                 let bank = self.render(s, f, unit)?;
                 let table = match (input, self) {
-                    // ABB and Webasto answer FC 04 with the holding map.
-                    (true, Self::AbbTerraAc | Self::WebastoNext) | (false, _) => &bank.holding,
+                    // ABB, Webasto and CHARX answer FC 04 with the holding map.
+                    (true, Self::AbbTerraAc | Self::WebastoNext | Self::PhoenixCharx)
+                    | (false, _) => &bank.holding,
                     (true, _) => &bank.input,
                 };
                 let range = *addr..addr.saturating_add(*n);
@@ -420,6 +448,9 @@ impl SimModel {
             Self::VestelEvc04 => vestel(s, f, &mut b),
             Self::AmtronCompact => amtron(s, f, &mut b),
             Self::PhoenixEvCc => phoenix(s, f, &mut b),
+            Self::PhoenixCharx => charx(s, f, &mut b),
+            Self::EvlinkProAc => evlink(s, f, &mut b),
+            Self::AblEmh => abl(s, f, &mut b),
         }
         Ok(b)
     }
@@ -436,6 +467,9 @@ impl SimModel {
             Self::VestelEvc04 => vestel_write(s, addr, values),
             Self::AmtronCompact => amtron_write(s, addr, values),
             Self::PhoenixEvCc => phoenix_write(s, addr, values),
+            Self::PhoenixCharx => charx_write(s, addr, values),
+            Self::EvlinkProAc => evlink_write(s, addr, values),
+            Self::AblEmh => abl_write(s, addr, values),
         }
     }
 }
@@ -1375,5 +1409,254 @@ fn phoenix_coil(s: &mut SimState, addr: u16, on: bool) -> Result<(), u8> {
         _ => return Err(ILLEGAL_ADDRESS),
     }
     s.writes.push((addr, vec![u16::from(on)]));
+    Ok(())
+}
+
+/// A signed value as two registers, high word first.
+fn s32w(v: i64) -> [u16; 2] {
+    u32w(u32::from_ne_bytes(
+        i32::try_from(v).unwrap_or(i32::MAX).to_ne_bytes(),
+    ))
+}
+
+// Phoenix Contact CHARX control modular (evcc phoenix-charx.go): holding = input, connector 1
+// at +1000, big-endian; 1301 = 0 withdraws the release.
+fn charx(s: &SimState, f: &Faults, b: &mut Bank) {
+    let h = &mut b.holding;
+    put(h, 100, &ascii("CHARX SEC-3100", 10));
+    put(h, 110, &ascii("1.6.3", 4));
+    put(h, 114, &[u16::from(!f.wrong_identity)]);
+    put(h, 1112, &[u16::from(s.meter_fitted)]);
+    let c = currents_ma(s, f);
+    for k in 0..3u16 {
+        let idx = usize::from(k);
+        put(
+            h,
+            1232 + 2 * k,
+            &s32w(if s.meter_fitted { 230_000 } else { 0 }),
+        );
+        let ma = c.get(idx).copied().unwrap_or(0);
+        put(
+            h,
+            1238 + 2 * k,
+            &s32w(if !s.meter_fitted {
+                0
+            } else if f.invalid_currents {
+                -1
+            } else {
+                i64::from(ma)
+            }),
+        );
+    }
+    #[allow(clippy::cast_possible_truncation, reason = "simulated power fits")]
+    let mw = (s.power_w() * 1000.0) as i64;
+    put(h, 1244, &s32w(if s.meter_fitted { mw } else { 0 }));
+    let wh = u64::from(uint(s.energy_wh()));
+    let w = wh.to_be_bytes();
+    put(
+        h,
+        1250,
+        &[
+            u16::from_be_bytes([w[0], w[1]]),
+            u16::from_be_bytes([w[2], w[3]]),
+            u16::from_be_bytes([w[4], w[5]]),
+            u16::from_be_bytes([w[6], w[7]]),
+        ],
+    );
+    put(h, 1264, &[0]);
+    let v = s.vehicle.as_ref();
+    put(
+        h,
+        1265,
+        &ascii(v.and_then(|v| v.evccid.as_deref()).unwrap_or(""), 10),
+    );
+    put(
+        h,
+        1275,
+        &ascii(v.and_then(|v| v.rfid.as_deref()).unwrap_or(""), 10),
+    );
+    put(h, 1285, &u32w(s.session_secs()));
+    put(h, 1287, &u32w(s.session_secs()));
+    put(h, 1289, &u32w(uint(s.session_wh)));
+    let letter = if f.error_code != 0 {
+        b'F'
+    } else if !s.connected() {
+        b'A'
+    } else if s.charging() {
+        b'C'
+    } else {
+        b'B'
+    };
+    put(h, 1299, &[u16::from(letter) << 8]);
+    put(h, 1300, &[u16::from(s.started)]);
+    put(h, 1301, &[amps_u16(s.setpoint)]);
+}
+
+fn charx_write(s: &mut SimState, addr: u16, values: &[u16]) -> Result<(), u8> {
+    match addr {
+        // Outside 6..80 A withdraws the release (a pause).
+        1301 => {
+            let v = one(values)?;
+            s.setpoint = if (6..=80).contains(&v) {
+                Current::from_amps(i32::from(v))
+            } else {
+                Current::ZERO
+            };
+        }
+        _ => return Err(ILLEGAL_ADDRESS),
+    }
+    Ok(())
+}
+
+/// f32 as two registers, low word first.
+#[allow(clippy::cast_possible_truncation, reason = "display values")]
+fn f32_lsw(v: f64) -> [u16; 2] {
+    lsw((v as f32).to_bits())
+}
+
+// Schneider EVlink Pro AC (GEX1969300; evcc schneider-v3.go): holding registers, f32 and
+// u64 low word first; unmapped registers in 2999–3222 and 4000–4079 read 0xFFFF.
+fn evlink(s: &SimState, f: &Faults, b: &mut Bank) {
+    let h = &mut b.holding;
+    for a in (2999..3223).chain(4000..4080) {
+        h.insert(a, 0xFFFF);
+    }
+    let ev = if f.error_code != 0 {
+        10
+    } else if !s.connected() {
+        6
+    } else if s.charging() {
+        8
+    } else {
+        7
+    };
+    put(h, 1, &[ev]);
+    put(h, 150, &[if s.charging() { 3 } else { 1 }]);
+    put(h, 1150, &[u16::from(s.connected())]);
+    if f.wrong_identity {
+        put(h, 1212, &[0xFFFF, 0xFFFF, 0xFFFF]);
+    } else {
+        put(h, 1212, &[3, 4, 12]);
+    }
+    let c = s.currents();
+    for k in 0..3u16 {
+        let idx = usize::from(k);
+        let a = c.get(idx).map_or(0.0, |c| c.as_amps_f64());
+        put(
+            h,
+            2999 + 2 * k,
+            &if f.invalid_currents {
+                lsw(f32::NAN.to_bits())
+            } else {
+                f32_lsw(a)
+            },
+        );
+        put(h, 3027 + 2 * k, &f32_lsw(230.0));
+        put(
+            h,
+            3053 + 2 * k,
+            &f32_lsw(s.power_phases_w().get(idx).copied().unwrap_or(0.0) / 1000.0),
+        );
+    }
+    put(h, 3059, &f32_lsw(s.power_w() / 1000.0));
+    let [lo, hi] = lsw(uint(s.energy_wh()));
+    put(h, 3203, &[lo, hi, 0, 0]);
+    put(h, 4000, &[0]);
+    put(h, 4002, &u32w(0));
+    put(
+        h,
+        4004,
+        &[
+            amps_u16(s.setpoint),
+            amps_u16(s.failsafe_current),
+            amps_u16(s.failsafe_current),
+        ],
+    );
+    put(h, 4007, &lsw(s.session_secs()));
+    put(h, 4009, &lsw(s.session_secs()));
+    put(h, 4011, &[0]);
+    put(h, 4012, &lsw(uint(s.session_wh)));
+    put(h, 4020, &lsw(f.error_code));
+    put(h, 4022, &lsw(0));
+}
+
+fn evlink_write(s: &mut SimState, addr: u16, values: &[u16]) -> Result<(), u8> {
+    let v = one(values)?;
+    match addr {
+        4000 => match v {
+            // The lifebit: the box falls back to the degraded setpoint when it is not renewed
+            // (the time is the box's; 10 s here).
+            1 => s.failsafe_timeout = std::time::Duration::from_secs(10),
+            0 | 2 => s.failsafe_timeout = std::time::Duration::ZERO,
+            _ => return Err(ILLEGAL_VALUE),
+        },
+        4004 => s.setpoint = setpoint(u32::from(v), 1000, 6, 32)?,
+        4005 | 4006 => s.failsafe_current = setpoint(u32::from(v), 1000, 6, 32)?,
+        _ => return Err(ILLEGAL_ADDRESS),
+    }
+    Ok(())
+}
+
+// ABL eMH1/eMH2 (evcc abl.go): Modbus ASCII, holding registers, FC 16 writes; currents in
+// 0.1 A at 0x32 (L1) / 0x31 (L2) / 0x30 (L3); duty cycle = A / 0.06, 0x03E8 = disabled.
+fn abl(s: &SimState, f: &Faults, b: &mut Bank) {
+    let h = &mut b.holding;
+    // Firmware bytes; bit 5 of the last byte: a current sensor is fitted.
+    put(
+        h,
+        0x01,
+        &[0x0112, 0x0400 | if s.meter_fitted { 0x20 } else { 0 }],
+    );
+    let disabled = s.extra.get(&0x05) == Some(&0xE0E0);
+    let duty = s.extra.get(&0x14).copied().unwrap_or(0x03E8);
+    let code: u16 = if f.wrong_identity {
+        0x0000
+    } else if f.error_code != 0 {
+        0xF2
+    } else if disabled {
+        0xE0
+    } else if !s.connected() {
+        0xA1
+    } else if s.charging() {
+        0xC2
+    } else if duty == 0x03E8 {
+        0xB1
+    } else {
+        0xB2
+    };
+    put(h, 0x04, &[code]);
+    put(h, 0x0F, &[0, 0, 0, 0x1000 | duty, 0]);
+    let [l1, l2, l3] = currents_ma(s, f).map(|ma| {
+        if f.invalid_currents {
+            0xFFFF
+        } else {
+            low(ma / 100)
+        }
+    });
+    put(h, 0x2E, &[0, 0, l3, l2, l1]);
+}
+
+fn abl_write(s: &mut SimState, addr: u16, values: &[u16]) -> Result<(), u8> {
+    let v = one(values)?;
+    match addr {
+        0x05 => match v {
+            0xA1A1 | 0xE0E0 => {
+                s.extra.insert(0x05, v);
+            }
+            _ => return Err(ILLEGAL_VALUE),
+        },
+        0x14 => {
+            if v == 0x03E8 {
+                s.setpoint = Current::ZERO;
+            } else if (100..=533).contains(&v) {
+                // The pilot duty cycle: v × 0.06 A, which the car draws to 0.1 A.
+                s.setpoint = Current::from_milliamps((i32::from(v) * 60 + 50) / 100 * 100);
+            } else {
+                return Err(ILLEGAL_VALUE);
+            }
+            s.extra.insert(0x14, v);
+        }
+        _ => return Err(ILLEGAL_ADDRESS),
+    }
     Ok(())
 }

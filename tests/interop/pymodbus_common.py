@@ -32,6 +32,8 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 __all__ = ["ExcCodes", "Model", "regs", "run"]
 
+NAN32 = [0x7FC0, 0x0000]
+
 
 def regs(address: int, count: int) -> SimData:
     """``count`` registers from ``address``, initially 0."""
@@ -40,9 +42,13 @@ def regs(address: int, count: int) -> SimData:
 
 class Model:
     """A simulated device: subclasses declare ``unit``, ``blocks()``, ``render()``,
-    ``check()`` and ``write()``, and keep their state as attributes."""
+    ``check()`` and ``write()``, and keep their state as attributes. A device answering
+    several unit ids (Alfen: station 200, sockets 1 and 2) lists them in ``units``; the unit
+    of the request being served is ``self.current_unit``."""
 
     unit = 1
+    units: list[int] = []
+    current_unit = 0
 
     def blocks(self) -> list[SimData]:
         raise NotImplementedError
@@ -101,6 +107,13 @@ class Model:
     # ---- request hook -------------------------------------------------------------------
     writes: dict[int, int]
 
+    def action_for(self, unit: int):
+        async def action(fc, start_address, address, count, registers, set_values):
+            self.current_unit = unit
+            return await self.action(fc, start_address, address, count, registers, set_values)
+
+        return action
+
     async def action(self, fc, start_address, address, count, registers, set_values):
         # pymodbus reads the registers back after a write (FC 6/16) with no values: that is
         # not a request of its own.
@@ -126,6 +139,22 @@ class Model:
 def u32_be(value: int) -> list[int]:
     value &= 0xFFFF_FFFF
     return [value >> 16, value & 0xFFFF]
+
+
+def f32_be(value: float) -> list[int]:
+    import struct
+    return u32_be(struct.unpack(">I", struct.pack(">f", value))[0])
+
+
+def f64_be(value: float) -> list[int]:
+    import struct
+    raw = struct.pack(">d", value)
+    return [(raw[i] << 8) | raw[i + 1] for i in range(0, 8, 2)]
+
+
+def f32_from(words: list[int]) -> float:
+    import struct
+    return struct.unpack(">f", struct.pack(">HH", words[0] & 0xFFFF, words[1] & 0xFFFF))[0]
 
 
 def u32_le(value: int) -> list[int]:
@@ -167,8 +196,9 @@ def _free_port() -> int:
 
 async def _serve(model: Model, port: int) -> None:
     model.writes = {}
-    device = SimDevice(id=model.unit, simdata=model.blocks(), action=model.action)
-    server = ModbusTcpServer(device, address=("127.0.0.1", port))
+    units = model.units or [model.unit]
+    devices = [SimDevice(id=u, simdata=model.blocks(), action=model.action_for(u)) for u in units]
+    server = ModbusTcpServer(devices, address=("127.0.0.1", port))
     await server.serve_forever(background=True)
     print(f"READY {port}", flush=True)
     stop = asyncio.Event()

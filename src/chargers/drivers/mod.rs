@@ -5,13 +5,16 @@
 //! either, so that the charger tasks are not generic (their futures stay `Send`).
 
 pub mod abb;
+pub mod abl;
 pub mod alfen;
 pub mod bender;
+pub mod charx;
 pub mod common;
 pub mod heidelberg;
 pub mod keba;
 pub mod mennekes;
 pub mod phoenix;
+pub mod schneider;
 pub mod vestel;
 pub mod webasto;
 
@@ -29,7 +32,7 @@ use crate::modbus::line::{Line, LineModbus};
 use crate::modbus::{Modbus, ModbusError, TcpModbus};
 
 /// Models with a driver, by config id.
-pub const SUPPORTED_MODELS: [&str; 9] = [
+pub const SUPPORTED_MODELS: [&str; 12] = [
     "keba-p30",
     "abb-terra-ac",
     "bender-cc612",
@@ -39,6 +42,9 @@ pub const SUPPORTED_MODELS: [&str; 9] = [
     "vestel-evc04",
     "phoenix-ev-cc",
     "mennekes-amtron-compact",
+    charx::ID,
+    schneider::ID,
+    abl::ID,
 ];
 
 /// Modbus TCP or a device on the RS485 line.
@@ -96,6 +102,9 @@ pub enum AnyDriver {
     Vestel(vestel::VestelEvc04<Transport>),
     Amtron(mennekes::AmtronCompact<Transport>),
     PhoenixEvCc(phoenix::PhoenixEvCc<Transport>),
+    Charx(charx::PhoenixCharx<Transport>),
+    Schneider(schneider::EvlinkProAc<Transport>),
+    Abl(abl::AblEmh<Transport>),
 }
 
 macro_rules! any {
@@ -110,6 +119,9 @@ macro_rules! any {
             AnyDriver::Vestel($d) => $e,
             AnyDriver::Amtron($d) => $e,
             AnyDriver::PhoenixEvCc($d) => $e,
+            AnyDriver::Charx($d) => $e,
+            AnyDriver::Schneider($d) => $e,
+            AnyDriver::Abl($d) => $e,
         }
     };
 }
@@ -173,6 +185,9 @@ pub fn build(
             AnyDriver::Amtron(mennekes::AmtronCompact::new(transport, settings))
         }
         "phoenix-ev-cc" => AnyDriver::PhoenixEvCc(phoenix::PhoenixEvCc::new(transport, settings)),
+        charx::ID => AnyDriver::Charx(charx::PhoenixCharx::new(transport, settings)),
+        schneider::ID => AnyDriver::Schneider(schneider::EvlinkProAc::new(transport, settings)),
+        abl::ID => AnyDriver::Abl(abl::AblEmh::new(transport, settings)),
         _ => return None,
     })
 }
