@@ -233,6 +233,11 @@ async fn retrofit_meter_end_to_end_from_the_configuration_to_the_objects() {
         "energy total"
     );
     // The box itself charges at the configured maximum (it measures nothing of it).
+    // (the setpoint command may still be on its way under load: wait for it)
+    let end = tokio::time::Instant::now() + Duration::from_secs(10);
+    while ev_cc.state().setpoint != Current::from_amps(10) && tokio::time::Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(ev_cc.state().charging());
     assert_eq!(ev_cc.state().setpoint, Current::from_amps(10));
     gateway.shutdown().await;

@@ -763,6 +763,24 @@ async fn status_carries_the_reason_the_dlm_recorded_for_each_charging_point() {
         .send(Event::ChargerPolled { cp: cp2, status })
         .await
         .unwrap();
+    // The other charging points answer without a vehicle (until their first poll the DLM
+    // books each at its minimum).
+    for n in [1, 3, 4, 5] {
+        let idle = ChargerStatus {
+            state: Some(CpState::Available),
+            connected: false,
+            currents: Some(PerPhase::splat(Current::ZERO)),
+            ..ChargerStatus::default()
+        };
+        gw.shell
+            .events
+            .send(Event::ChargerPolled {
+                cp: ChargePointId::new(n).unwrap(),
+                status: idle,
+            })
+            .await
+            .unwrap();
+    }
     // Fuse 35 A, reserve 3 A: 32 A budget; the house takes 24 A on L2, 8 A are left there.
     for (object, amps) in [(10, 5), (11, 24), (12, 5)] {
         gw.shell
