@@ -162,7 +162,7 @@ pub fn spawn_with_store(
         warn!(code = %fault.code, severity = fault.severity.0, charging_point = ?fault.charging_point.map(u8::from), "configuration fault: {}", fault.message);
     }
     let engine = Engine::new(core.table().clone(), policy, own);
-    let task = tokio::spawn(async move {
+    let task = tokio::spawn(crate::hw::watchdog::watched("core", async move {
         let mut engine = match engine {
             Ok(e) => e,
             Err(e) => {
@@ -272,7 +272,7 @@ pub fn spawn_with_store(
             let _ = writer.await;
         }
         info!("core stopped");
-    });
+    }));
     ShellHandle {
         events,
         snapshot,

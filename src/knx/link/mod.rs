@@ -29,6 +29,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::hw::watchdog::watched;
 use crate::knx::address::IndividualAddress;
 use crate::knx::wire::cemi::LData;
 use crate::knx::wire::knxip::{DEFAULT_PORT, ROUTING_MULTICAST};
@@ -440,11 +441,9 @@ pub async fn spawn(
                 tpuart::TpUartLink::new(now, own_address, tpuart::TpUartOptions::default());
             (
                 SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
-                tokio::spawn(serial::run(
-                    machine,
-                    port,
-                    serial::Reopen::Tpuart(path),
-                    channels,
+                tokio::spawn(watched(
+                    "KNX link",
+                    serial::run(machine, port, serial::Reopen::Tpuart(path), channels),
                 )),
             )
         }
@@ -456,7 +455,7 @@ pub async fn spawn(
             let machine = tunnel::TunnelClient::new(now, remote, local);
             (
                 local.into(),
-                tokio::spawn(driver::run(machine, socket, channels)),
+                tokio::spawn(watched("KNX link", driver::run(machine, socket, channels))),
             )
         }
         LinkSpec::Routing { interface, group } => {
@@ -464,7 +463,10 @@ pub async fn spawn(
             let local = driver::local_addr(&socket, group.into())?;
             tracing::info!(%interface, %group, %own_address, "KNXnet/IP routing starting");
             let machine = routing::Router::new(own_address, group, driver::random_seed());
-            (local, tokio::spawn(driver::run(machine, socket, channels)))
+            (
+                local,
+                tokio::spawn(watched("KNX link", driver::run(machine, socket, channels))),
+            )
         }
         LinkSpec::Server { bind } => {
             let bind = v4(bind)?;
@@ -476,8 +478,9 @@ pub async fn spawn(
             let machine = server::TunnelServer::new(own_address, local);
             (
                 local.into(),
-                tokio::spawn(driver::run_with_discovery(
-                    machine, socket, discovery, channels,
+                tokio::spawn(watched(
+                    "KNX link",
+                    driver::run_with_discovery(machine, socket, discovery, channels),
                 )),
             )
         }
