@@ -18,6 +18,7 @@
 //! * The DNS server of the website (8.3.4) goes into the `.network` file (`DNS=`, and
 //!   `UseDNS=no` for DHCP so that it wins); NTP servers into a timesyncd drop-in (`NTP=`).
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -116,16 +117,16 @@ pub fn plan(s: &NetSettings) -> Plan {
     };
     if let Some((address, prefix, gateway)) = static_ok {
         method = "static";
-        network.push_str(&format!("Address={address}/{prefix}\n"));
+        let _ = writeln!(network, "Address={address}/{prefix}");
         if !gateway.is_unspecified() {
-            network.push_str(&format!("Gateway={gateway}\n"));
+            let _ = writeln!(network, "Gateway={gateway}");
         }
         network.push_str("LinkLocalAddressing=no\n");
     } else {
         network.push_str("DHCP=ipv4\nLinkLocalAddressing=ipv4\n");
     }
     if let Some(dns) = s.dns.filter(|d| !d.is_unspecified()) {
-        network.push_str(&format!("DNS={dns}\n"));
+        let _ = writeln!(network, "DNS={dns}");
         if method == "dhcp" {
             network.push_str("\n[DHCPv4]\nUseDNS=no\n");
         }

@@ -68,9 +68,8 @@ fn copy(ma: &OwnedFd, mb: &OwnedFd, stop: &AtomicBool) {
             PollFd::new(mb.as_fd(), PollFlags::POLLIN),
         ];
         match poll(&mut fds, PollTimeout::from(50_u8)) {
-            Ok(0) => continue,
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
             Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => return,
         }
         let ready: Vec<bool> = fds
