@@ -464,7 +464,11 @@ async fn alfen_eve_driver_against_pymodbus() {
     let s = d.poll().await.unwrap();
     assert_eq!(s.state, Some(CpState::Available));
     assert_eq!(s.energy_total, Some(Energy::from_watt_hours(2000)));
-    assert_eq!(s.temperature.map(knx_echarge::units::Temperature::as_celsius_f64), Some(31.5));
+    assert_eq!(
+        s.temperature
+            .map(knx_echarge::units::Temperature::as_celsius_f64),
+        Some(31.5)
+    );
 
     sim.set("connected", "1");
     d.command(ChargerCommand::SetCurrent(Current::from_amps(16)))
