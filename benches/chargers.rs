@@ -5,8 +5,8 @@
 //! the charger tasks do:
 //! 1. five over Modbus TCP on loopback (KEBA P30, Bender CC612, Alfen Eve, Webasto Next,
 //!    Vestel EVC04: KEBA and Vestel read register by register, the others in blocks);
-//! 2. three over TCP plus two over Modbus RTU on one socat pty line at 19200 Bd (Heidelberg
-//!    EC with its 100 ms request spacing, ABB Terra AC), when socat is installed.
+//! 2. three over TCP plus two over Modbus RTU on one pty line at 19200 Bd (Heidelberg
+//!    EC with its 100 ms request spacing, ABB Terra AC).
 //!
 //! The gateway side runs on its own single-threaded runtime on the main thread; the simulators
 //! run on another runtime. CPU time per cycle is the gateway thread's own, from
@@ -116,7 +116,7 @@ fn main() {
     bench(&rt, "5 x Modbus TCP (loopback)", tcp, 300);
 
     let Some(pty) = &sims.rtu else {
-        println!("3 x TCP + 2 x RTU: skipped (socat not installed)");
+        println!("3 x TCP + 2 x RTU: skipped (no pty pair)");
         return;
     };
     let config = Rs485Config {

@@ -2,7 +2,7 @@
 //! prints numbers).
 //!
 //! Starts the release binary as `knx-echarge demo` (five simulated charging points, one of
-//! them over an RTU pty pair when socat is present, the simulated house and smart meter, the
+//! them over an RTU pty pair (a pty pair made in-process), the simulated house and smart meter, the
 //! built-in KNXnet/IP tunnelling server and the website) on free loopback ports with a fresh
 //! data directory, and measures what issue 7 asks for:
 //!

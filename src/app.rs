@@ -12,8 +12,10 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::demo;
+use crate::gateway::device;
 use crate::gateway::shell::{self, ShellHandle};
 use crate::gateway::start::{Chargers, Gateway, Options};
+use crate::hw::Board;
 use crate::knx::link::LinkHandle;
 use crate::ssdp;
 use crate::store::DataDir;
@@ -34,6 +36,17 @@ pub struct App {
     pub demo: bool,
     /// Serve the device website at this address, with this initial password if none is set.
     pub web: Option<(SocketAddr, Option<String>)>,
+    /// The board to drive and where the OS network settings go (`None`: no board at all).
+    pub device: Option<DeviceArgs>,
+}
+
+/// The board and where the OS network settings go.
+#[derive(Debug, Clone)]
+pub struct DeviceArgs {
+    /// The board description (its backend decides what is driven).
+    pub board: Board,
+    /// Root directory for the systemd-networkd/timesyncd files (`None`: not applied).
+    pub network_root: Option<PathBuf>,
 }
 
 /// How the application ended.
@@ -85,6 +98,12 @@ impl App {
             }
         }
         let web_config = config.clone();
+        let rs485_used = matches!(&chargers, Chargers::Poll { rs485: Some(_) }) && !self.demo;
+        let active_points = config
+            .charging_points
+            .iter()
+            .filter(|c| c.is_active())
+            .count();
         let gateway = match Gateway::start(Options {
             config,
             configured: self.configured,
@@ -102,6 +121,25 @@ impl App {
             }
         };
         let web_addr = self.web.as_ref().map(|(addr, _)| *addr);
+        let mut board = self.device.as_ref().map(|d| {
+            device::start(
+                &d.board,
+                &web_config,
+                rs485_used,
+                gateway.shell.snapshot.clone(),
+                gateway.shell.events.clone(),
+            )
+        });
+        let network = self.device.as_ref().and_then(|d| {
+            d.network_root.clone().map(|root| {
+                spawn_network(
+                    web_config.clone(),
+                    &d.board.network.interface,
+                    root,
+                    &self.data_dir,
+                )
+            })
+        });
         let upnp = web_addr
             .filter(|a| !a.ip().is_loopback())
             .and_then(|_| upnp_device(&web_config, &self.data_dir));
@@ -132,14 +170,44 @@ impl App {
                 web_addr,
             );
         }
-        let restart = tokio::select! {
-            () = shell::shutdown_signal() => false,
-            () = web::restart_wanted(&mut website) => true,
+        device::notify_ready(&format!(
+            "serving: {active_points} charging point(s), KNX link {}, website {}",
+            gateway
+                .link
+                .as_ref()
+                .map_or_else(|| "none".to_owned(), |l| l.local_addr().to_string()),
+            web_addr.map_or_else(|| "off".to_owned(), |a| a.to_string())
+        ));
+        let watchdog = device::spawn_watchdog();
+        let button_reset = async {
+            match board.as_mut() {
+                Some(b) => {
+                    let _ = b.factory_reset.wait_for(|r| *r).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let (restart, by_button) = tokio::select! {
+            () = shell::shutdown_signal() => (false, false),
+            () = web::restart_wanted(&mut website) => (true, false),
+            () = button_reset => {
+                info!("factory reset from the programming button: the gateway starts again in the state of delivery");
+                (true, true)
+            }
         };
         info!(restart, "shutting down");
-        let factory_reset = website
-            .as_ref()
-            .is_some_and(web::WebHandle::factory_reset_requested);
+        device::notify_stopping();
+        if let Some(w) = watchdog {
+            w.abort();
+        }
+        if let Some(n) = network {
+            n.abort();
+        }
+        drop(board);
+        let factory_reset = by_button
+            || website
+                .as_ref()
+                .is_some_and(web::WebHandle::factory_reset_requested);
         if let Some(ssdp) = ssdp {
             ssdp.shutdown().await;
         }
@@ -164,6 +232,39 @@ impl App {
         }
         Ended::Stopped
     }
+}
+
+/// Applies the OS network settings now and whenever the website's settings change (checked
+/// every 5 s; files are rewritten and services reloaded only on a change).
+fn spawn_network(
+    config: Config,
+    interface: &str,
+    root: PathBuf,
+    data_dir: &Path,
+) -> tokio::task::JoinHandle<()> {
+    let interface = interface.to_owned();
+    let store = DataDir::open(data_dir)
+        .ok()
+        .map(web::settings::SettingsStore::open);
+    tokio::spawn(async move {
+        let mut last = None;
+        loop {
+            let site = store.as_ref().map(web::settings::SettingsStore::get);
+            let settings = device::net_settings(
+                &config,
+                &interface,
+                site.as_ref().and_then(|w| w.network.dns),
+                site.as_ref().is_none_or(|w| w.ntp.enabled),
+                site.map(|w| w.ntp.servers).unwrap_or_default(),
+            );
+            if last.as_ref() != Some(&settings) {
+                let method = device::apply_network(&root, &settings);
+                info!(method, "IP settings applied");
+                last = Some(settings);
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        }
+    })
 }
 
 /// Starts the device website; a website that cannot start is logged, the gateway runs on.
@@ -217,7 +318,7 @@ fn print_demo_banner(demo: &demo::Demo, knx: Option<SocketAddr>, web: Option<Soc
                     .as_deref()
                     .map_or_else(String::new, |p| p.display().to_string())
             ),
-            demo::SimAddress::Off => "left out (no socat)".to_owned(),
+            demo::SimAddress::Off => "left out (no pty pair)".to_owned(),
         };
         let _ = writeln!(text, "    CP{}: {model}, {at}", i + 1);
     }

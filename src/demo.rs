@@ -3,7 +3,7 @@
 //! * Five simulated charging points ([`crate::sim`]) of five models: KEBA P30, ABB Terra AC,
 //!   Bender CC612 and Alfen Eve over Modbus TCP on `127.0.0.1` (preferred ports
 //!   [`PREFERRED_PORTS`], a free port when one is taken), and a Heidelberg Energy Control over
-//!   Modbus RTU on a socat pty pair (skipped with a log line when socat is missing). The
+//!   Modbus RTU on a pty pair made in-process ([`PtyPair`], no socat needed). The
 //!   demo configuration is the embedded example with the charging points' addresses replaced by
 //!   the simulators' ([`demo_config`]); its group addresses are kept.
 //! * Vehicles that arrive, charge and leave on a loop, with different phase counts and maximum
@@ -127,7 +127,7 @@ pub fn demo_config(mut base: Config, addresses: &[SimAddress]) -> Config {
     base
 }
 
-/// The addresses the demo uses when its preferred ports are free and socat is present (what
+/// The addresses the demo uses when its preferred ports are free (what
 /// `knx-echarge demo --print-config` shows).
 pub fn planned_addresses() -> Vec<SimAddress> {
     PREFERRED_PORTS
@@ -257,7 +257,7 @@ impl Demo {
                         warn!(
                             cp = n,
                             model = model.id(),
-                            "socat is not available ({e}): the RS485 charging point is left out of the demo"
+                            "no pty pair ({e}): the RS485 charging point is left out of the demo"
                         );
                         SimAddress::Off
                     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use knx_echarge::app::{App, Ended};
+use knx_echarge::app::{App, DeviceArgs, Ended};
 use knx_echarge::config::{Config, file, validate};
 use knx_echarge::gateway::start::{Chargers, load_config};
 use knx_echarge::hw::Board;
@@ -78,6 +78,11 @@ enum Command {
         /// Serve the device website on this address (e.g. 0.0.0.0:80); without it, no website.
         #[arg(long)]
         http: Option<std::net::SocketAddr>,
+        /// Apply the IP, DNS and NTP settings to the operating system: systemd-networkd and
+        /// timesyncd files are written under this root directory (`/` on the device, which
+        /// also reloads the services). Without it, the OS network settings are left alone.
+        #[arg(long)]
+        network_root: Option<PathBuf>,
     },
     /// Run the gateway on its embedded demo configuration.
     Demo {
@@ -244,6 +249,7 @@ fn main() -> ExitCode {
             knx,
             no_chargers,
             http,
+            network_root,
         } => {
             init_logging();
             run(
@@ -253,6 +259,7 @@ fn main() -> ExitCode {
                 knx,
                 no_chargers,
                 http,
+                network_root,
             )
         }
         Command::TpLine {
@@ -284,6 +291,11 @@ fn main() -> ExitCode {
                             chargers: Chargers::None,
                             demo: true,
                             web: Some((http, Some(knx_echarge::web::DEMO_PASSWORD.to_owned()))),
+                            // The demo's board is simulated: nothing is driven.
+                            device: Board::builtin().ok().map(|b| DeviceArgs {
+                                board: b.simulated(),
+                                network_root: None,
+                            }),
                         }
                         .run(),
                     )
@@ -353,7 +365,7 @@ fn tp_line(ports: usize, ack_window_ms: u64, no_echo: bool, tp1_timing: bool) ->
 }
 
 /// `knx-echarge demo --print-config`: the demo configuration as it runs when the simulators'
-/// preferred ports are free and socat is present.
+/// preferred ports are free.
 fn print_demo_config(knx_server: std::net::SocketAddr) -> ExitCode {
     let mut config = match file::parse(DEMO_CONFIG, "demo configuration") {
         Ok(c) => c,
@@ -374,8 +386,8 @@ fn print_demo_config(knx_server: std::net::SocketAddr) -> ExitCode {
                 "# knx-echarge demo configuration: the embedded examples/five-chargers.toml with the\n\
                  # simulated charging points' addresses. Charging points 1-4 are Modbus TCP simulators\n\
                  # on 127.0.0.1 ports {} (a free port when one is taken; the log\n\
-                 # says which); charging point 5 is Modbus RTU address 1 on a socat pty pair made at\n\
-                 # start (left out without socat). The smart meter ({}) sends objects 10-12 and 20.\n\
+                 # says which); charging point 5 is Modbus RTU address 1 on a pty pair made at\n\
+                 # start (in-process, no socat). The smart meter ({}) sends objects 10-12 and 20.\n\
                  #\n\
                  # Group addresses follow one rule:\n\
                  #   object N < 50                  -> 0/0/N\n\
@@ -538,6 +550,7 @@ fn run(
     knx: Option<LinkSpec>,
     no_chargers: bool,
     http: Option<std::net::SocketAddr>,
+    network_root: Option<PathBuf>,
 ) -> ExitCode {
     let board = match board.map_or_else(Board::builtin, Board::load) {
         Ok(b) => b,
@@ -579,6 +592,10 @@ fn run(
             chargers,
             demo: false,
             web: http.map(|a| (a, None)),
+            device: Some(DeviceArgs {
+                board,
+                network_root,
+            }),
         }
         .run(),
     )

@@ -1,5 +1,5 @@
 //! Charging-point faults end to end: the real charger tasks against the charging-point and
-//! meter simulators (Modbus TCP on loopback, Modbus RTU on a socat pty pair), the real shell
+//! meter simulators (Modbus TCP on loopback, Modbus RTU on a pty pair), the real shell
 //! and core, and the group-object values the gateway would send: objects 94–99 of charging
 //! point 1 (fault present, last fault text, fault info 1–4).
 //!
@@ -373,7 +373,7 @@ fn rs485_rtu() -> Rs485Config {
 
 /// [`injected_fault`] on the RS485 line: charging point 1 is an ABB Terra AC at address 2,
 /// served over Modbus RTU by the hand-written line server (which garbles and cuts frames as
-/// told) on the far end of a socat pty pair.
+/// told) on the far end of a pty pair.
 async fn injected_fault_on_rs485(fault: fn(&mut Faults), code: &str, severity: u8) {
     let Some(pty) = support::ptys() else { return };
     let mut config = base_config();

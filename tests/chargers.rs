@@ -1,5 +1,5 @@
 //! Charging-point drivers against their simulators: every model over real Modbus TCP on
-//! loopback, the RTU models over a socat pty pair (tokio-modbus's RTU server on the far end),
+//! loopback, the RTU models over a pty pair (tokio-modbus's RTU server on the far end),
 //! Modbus ASCII over a pty, and the fault cases (unreachable, wrong model, exceptions,
 //! garbage, truncated answers, timeouts, invalid currents) with recovery.
 #![allow(
@@ -54,10 +54,10 @@ fn ptys() -> Option<PtyPair> {
     match PtyPair::open() {
         Ok(p) => Some(p),
         Err(e) if !interop_required() => {
-            eprintln!("skipping: socat not available ({e})");
+            eprintln!("skipping: no pty pair ({e})");
             None
         }
-        Err(e) => panic!("socat is required: {e}"),
+        Err(e) => panic!("a pty pair is required: {e}"),
     }
 }
 

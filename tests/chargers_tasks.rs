@@ -1,5 +1,5 @@
 //! Charger tasks: five charging points at once (three over Modbus TCP, two over Modbus RTU on
-//! a socat pty line) in one process, a dead charging point that does not stall the others and
+//! a pty line) in one process, a dead charging point that does not stall the others and
 //! recovers, and the whole path through the shell (faults on the charging point's objects).
 #![allow(
     clippy::unwrap_used,
@@ -115,10 +115,10 @@ async fn three_tcp_and_two_rtu_charging_points_at_once() {
     let pty = match PtyPair::open() {
         Ok(p) => p,
         Err(e) if !interop_required() => {
-            eprintln!("skipping: socat not available ({e})");
+            eprintln!("skipping: no pty pair ({e})");
             return;
         }
-        Err(e) => panic!("socat is required: {e}"),
+        Err(e) => panic!("a pty pair is required: {e}"),
     };
     let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let mut config = base_config();

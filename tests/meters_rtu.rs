@@ -1,6 +1,6 @@
 //! Retrofit meters on the RS485 line: `MeterReader<LineModbus>` (the reader the charger task
 //! builds for a meter with `interface = "rs485"`) against the meter simulators serving Modbus
-//! RTU on the far end of a socat pty pair. Every pre-configured model is read over the line
+//! RTU on the far end of a pty pair. Every pre-configured model is read over the line
 //! (the Eastron SDM630 is an RS485-only meter); a meter that does not answer (silent, or no
 //! device at the configured address) is EMeterNotReach (30) within the response timeout, an
 //! exception reply is EMeter Comm (20), and the reader recovers when the meter answers again.

@@ -165,7 +165,7 @@ pub fn spawn_with_store(
     }
     let engine = Engine::new(core.table().clone(), policy, own);
     let mut device = Device::new(identity(), device_state(store_for_device.as_ref(), own));
-    let task = tokio::spawn(async move {
+    let task = tokio::spawn(crate::hw::watchdog::watched("core", async move {
         let mut engine = match engine {
             Ok(e) => e,
             Err(e) => {
@@ -303,7 +303,7 @@ pub fn spawn_with_store(
             let _ = writer.await;
         }
         info!("core stopped");
-    });
+    }));
     ShellHandle {
         events,
         snapshot,

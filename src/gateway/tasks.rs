@@ -23,6 +23,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::hw::watchdog::watched;
+
 use crate::catalog::Interface;
 use crate::chargers::session::{Op, OpResult, Report, Session, Timing};
 use crate::chargers::{AnyDriver, ChargePoint, ChargerCommand, DriverError, FactoryError};
@@ -214,9 +216,13 @@ impl Prepared {
         for (cp, driver, rx, meter) in self.points {
             let events = events.clone();
             let timing = self.timing;
+            let name = format!("charging point {}", cp.number());
             tasks.push(match driver {
-                Ok(driver) => tokio::spawn(run_with_meter(cp, driver, meter, rx, events, timing)),
-                Err(e) => tokio::spawn(no_driver(cp, e, rx, events, timing)),
+                Ok(driver) => tokio::spawn(watched(
+                    &name,
+                    run_with_meter(cp, driver, meter, rx, events, timing),
+                )),
+                Err(e) => tokio::spawn(watched(&name, no_driver(cp, e, rx, events, timing))),
             });
         }
         Fleet {

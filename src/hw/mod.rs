@@ -1,15 +1,26 @@
-//! The board as data: `hw/board.toml` (embedded default, or a file given with `--board`).
+//! The board: its description (`hw/board.toml`, embedded default, or a file given with
+//! `--board`) and what drives it.
 //!
-//! Owns the description only: serial devices for the TP-UART and RS485, the GPIO lines of the
-//! three LEDs (Programming red, APP green, COM yellow), the programming button and the RS485
-//! termination, and the data directory. Nothing here drives the hardware.
+//! Owns the description (serial devices for the TP-UART and RS485, how the three LEDs —
+//! Programming red, APP green, COM yellow —, the programming button and the RS485 termination
+//! are wired, the data directory) and, in submodules, the LED patterns ([`leds`]), the
+//! programming button ([`button`]), the hardware backends ([`backend`]: simulated, or Linux
+//! GPIO character device / LED class / evdev, chosen by the board file), the RS485 mode
+//! ([`rs485`]) and the task that runs the front panel ([`panel`]).
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod backend;
 pub mod button;
 pub mod leds;
+#[cfg(target_os = "linux")]
+mod linux;
+pub mod network;
+pub mod panel;
+pub mod rs485;
+pub mod watchdog;
 
 /// The embedded default board description.
 pub const BOARD_TOML: &str = include_str!("../../hw/board.toml");
@@ -22,6 +33,20 @@ pub struct BoardInfo {
     pub name: String,
     /// Hardware revision.
     pub revision: String,
+    /// What drives the LEDs, the button and the termination line.
+    #[serde(default)]
+    pub backend: BackendKind,
+}
+
+/// The hardware backend a board file names.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    /// The kernel's GPIO character device, LED class and input devices.
+    #[default]
+    Linux,
+    /// Nothing is driven: levels are kept in memory (demo, tests, a PC).
+    Simulated,
 }
 
 /// The TP-UART serial port.
@@ -40,8 +65,24 @@ pub struct TpUartPort {
 pub struct Rs485Port {
     /// Device path.
     pub device: PathBuf,
-    /// Direction switching by the kernel's RS485 mode.
+    /// Direction switching by the kernel's RS485 mode (`TIOCSRS485`).
     pub kernel_rs485: bool,
+    /// RTS level while sending is high (`SER_RS485_RTS_ON_SEND`); otherwise low.
+    #[serde(default = "yes")]
+    pub rts_on_send: bool,
+    /// RTS level after sending is high (`SER_RS485_RTS_AFTER_SEND`).
+    #[serde(default)]
+    pub rts_after_send: bool,
+    /// Delay between RTS and the first bit, ms.
+    #[serde(default)]
+    pub delay_rts_before_send_ms: u32,
+    /// Delay between the last bit and RTS, ms.
+    #[serde(default)]
+    pub delay_rts_after_send_ms: u32,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Serial ports.
@@ -54,7 +95,9 @@ pub struct SerialPorts {
     pub rs485: Rs485Port,
 }
 
-/// One GPIO line.
+/// One LED, button or switch line: either a GPIO line (`chip` and `line`), or for an LED a
+/// kernel LED class directory (`class`, e.g. `/sys/class/leds/red:prog`), or for the button
+/// an evdev input device of `gpio-keys` (`input` and `code`).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct GpioLine {
@@ -65,11 +108,107 @@ pub struct GpioLine {
     #[serde(default)]
     pub color: Option<String>,
     /// GPIO chip device.
-    pub chip: PathBuf,
+    #[serde(default)]
+    pub chip: Option<PathBuf>,
     /// Line offset on the chip.
-    pub line: u32,
+    #[serde(default)]
+    pub line: Option<u32>,
     /// Active low.
+    #[serde(default)]
     pub active_low: bool,
+    /// LED class directory (LEDs only).
+    #[serde(default)]
+    pub class: Option<PathBuf>,
+    /// Input event device (button only).
+    #[serde(default)]
+    pub input: Option<PathBuf>,
+    /// Key code the input device reports for the button (e.g. 148, KEY_PROG1).
+    #[serde(default)]
+    pub code: Option<u16>,
+}
+
+/// How a line is wired, resolved from a [`GpioLine`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wiring {
+    /// A GPIO character device line.
+    Gpio {
+        /// Chip device.
+        chip: PathBuf,
+        /// Offset.
+        line: u32,
+        /// Active low.
+        active_low: bool,
+    },
+    /// A kernel LED class directory.
+    LedClass(PathBuf),
+    /// An evdev input device and key code.
+    Input {
+        /// Device node.
+        device: PathBuf,
+        /// Key code.
+        code: u16,
+    },
+}
+
+impl GpioLine {
+    fn empty() -> Self {
+        Self {
+            label: String::new(),
+            color: None,
+            chip: None,
+            line: None,
+            active_low: false,
+            class: None,
+            input: None,
+            code: None,
+        }
+    }
+
+    /// A GPIO character-device line.
+    pub fn for_gpio(chip: &Path, line: u32, active_low: bool) -> Self {
+        Self {
+            chip: Some(chip.to_owned()),
+            line: Some(line),
+            active_low,
+            ..Self::empty()
+        }
+    }
+
+    /// A kernel LED class directory.
+    pub fn for_class(dir: &Path) -> Self {
+        Self {
+            class: Some(dir.to_owned()),
+            ..Self::empty()
+        }
+    }
+
+    /// An evdev input device and key code.
+    pub fn for_input(device: &Path, code: u16) -> Self {
+        Self {
+            input: Some(device.to_owned()),
+            code: Some(code),
+            ..Self::empty()
+        }
+    }
+
+    /// How it is wired; `what` names it in the error.
+    pub fn wiring(&self, what: &str) -> Result<Wiring, String> {
+        match (&self.chip, self.line, &self.class, &self.input, self.code) {
+            (Some(chip), Some(line), None, None, None) => Ok(Wiring::Gpio {
+                chip: chip.clone(),
+                line,
+                active_low: self.active_low,
+            }),
+            (None, None, Some(class), None, None) => Ok(Wiring::LedClass(class.clone())),
+            (None, None, None, Some(device), Some(code)) => Ok(Wiring::Input {
+                device: device.clone(),
+                code,
+            }),
+            _ => Err(format!(
+                "{what}: give either chip and line, or class (an LED), or input and code (the button)"
+            )),
+        }
+    }
 }
 
 /// The three front-panel LEDs.
@@ -116,6 +255,25 @@ pub struct Board {
     pub rs485_termination: GpioLine,
     /// Data directory.
     pub data: DataSection,
+    /// The Ethernet interface the IP settings apply to.
+    #[serde(default)]
+    pub network: NetworkSection,
+}
+
+/// The network interface.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSection {
+    /// Interface name (systemd-networkd `[Match] Name=`, globs allowed).
+    pub interface: String,
+}
+
+impl Default for NetworkSection {
+    fn default() -> Self {
+        Self {
+            interface: "eth0".to_owned(),
+        }
+    }
 }
 
 /// A board file could not be used.
@@ -137,15 +295,48 @@ pub enum BoardError {
         /// Cause (with line and column).
         source: toml::de::Error,
     },
+    /// A line's wiring is incomplete or does not fit.
+    #[error("board file {path}: {problem}")]
+    Wiring {
+        /// Path.
+        path: String,
+        /// What is wrong.
+        problem: String,
+    },
 }
 
 impl Board {
     /// Parses a board description.
     pub fn parse(text: &str, origin: &str) -> Result<Self, BoardError> {
-        toml::from_str(text).map_err(|source| BoardError::Parse {
+        let board: Self = toml::from_str(text).map_err(|source| BoardError::Parse {
             path: origin.to_owned(),
             source,
-        })
+        })?;
+        let lines = [
+            (&board.led.prog, "led.prog", false),
+            (&board.led.app, "led.app", false),
+            (&board.led.com, "led.com", false),
+            (&board.button.prog, "button.prog", true),
+            (&board.rs485_termination, "rs485_termination", false),
+        ];
+        for (line, what, is_button) in lines {
+            let wiring = line.wiring(what);
+            let fits = match &wiring {
+                Ok(Wiring::Gpio { .. }) => true,
+                Ok(Wiring::LedClass(_)) => what.starts_with("led."),
+                Ok(Wiring::Input { .. }) => is_button,
+                Err(_) => false,
+            };
+            if !fits {
+                return Err(BoardError::Wiring {
+                    path: origin.to_owned(),
+                    problem: wiring.err().unwrap_or_else(|| {
+                        format!("{what}: this kind of wiring does not fit this line")
+                    }),
+                });
+            }
+        }
+        Ok(board)
     }
 
     /// The embedded default board.
@@ -160,6 +351,13 @@ impl Board {
             source,
         })?;
         Self::parse(&text, &path.display().to_string())
+    }
+
+    /// The same board with the simulated backend (demo, tests).
+    #[must_use]
+    pub fn simulated(mut self) -> Self {
+        self.board.backend = BackendKind::Simulated;
+        self
     }
 }
 
@@ -183,5 +381,40 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("x.toml"), "{err}");
+    }
+
+    #[test]
+    fn leds_may_be_led_class_files_and_the_button_an_input_device() {
+        let text = BOARD_TOML
+            .replace(
+                "chip = \"/dev/gpiochip0\"\nline = 18",
+                "class = \"/sys/class/leds/green:app\"",
+            )
+            .replace(
+                "chip = \"/dev/gpiochip0\"\nline = 20\nactive_low = true",
+                "input = \"/dev/input/event0\"\ncode = 148",
+            );
+        let b = Board::parse(&text, "t").unwrap();
+        assert_eq!(
+            b.led.app.wiring("app").unwrap(),
+            Wiring::LedClass("/sys/class/leds/green:app".into())
+        );
+        assert_eq!(
+            b.button.prog.wiring("b").unwrap(),
+            Wiring::Input {
+                device: "/dev/input/event0".into(),
+                code: 148
+            }
+        );
+        // An LED cannot be an input device, nor a line half given.
+        let bad = BOARD_TOML.replace(
+            "chip = \"/dev/gpiochip0\"\nline = 18",
+            "input = \"/dev/input/event0\"\ncode = 148",
+        );
+        let err = Board::parse(&bad, "t").unwrap_err().to_string();
+        assert!(err.contains("led.app"), "{err}");
+        let bad = BOARD_TOML.replace("line = 19\n", "");
+        let err = Board::parse(&bad, "t").unwrap_err().to_string();
+        assert!(err.contains("led.com"), "{err}");
     }
 }

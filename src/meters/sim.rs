@@ -1,7 +1,7 @@
 //! Modbus TCP and RTU simulators of the pre-configured retrofit meters, for tests and the demo.
 //!
 //! A [`MeterSim`] is a tokio-modbus server on its own register store: Modbus TCP on loopback
-//! ([`MeterSim::start`]) or Modbus RTU on a serial port, e.g. one end of a socat pty pair
+//! ([`MeterSim::start`]) or Modbus RTU on a serial port, e.g. one end of a pty pair
 //! standing in for the RS485 line ([`MeterSim::start_rtu`]). On TCP a request for another unit
 //! id gets exception 0x0B (gateway target failed to respond); on a serial line the meter
 //! ignores frames for other addresses, as a real RS485 device does. For a

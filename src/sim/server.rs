@@ -2,7 +2,7 @@
 //!
 //! * [`serve_tcp`]: tokio-modbus's TCP server; the connection is wrapped so that garbage and
 //!   truncated answers can be injected after tokio-modbus has framed them.
-//! * [`serve_rtu`]: tokio-modbus's RTU server on a serial port (a socat pty in tests), any
+//! * [`serve_rtu`]: tokio-modbus's RTU server on a serial port (one end of a [`crate::sim::pty::PtyPair`] in tests), any
 //!   number of simulated devices on the line, routed by address.
 //! * [`serve_ascii`] / [`serve_line`]: a hand-written serial server (ASCII, which tokio-modbus
 //!   lacks, or RTU) with every fault hook, on a port or any byte stream.

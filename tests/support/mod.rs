@@ -557,15 +557,16 @@ pub(crate) fn malformed_datagrams(channel: u8) -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-/// A socat pty pair standing in for the RS485 line; `None` (skip) when socat is missing,
-/// unless `KNX_ECHARGE_INTEROP` says the peers are installed (then it is a failure).
+/// A pty pair (made in-process) standing in for the RS485 line; `None` (skip) when the
+/// system has no ptys, unless `KNX_ECHARGE_INTEROP` says the peers are installed (then it is a
+/// failure).
 pub(crate) fn ptys() -> Option<knx_echarge::sim::pty::PtyPair> {
     match knx_echarge::sim::pty::PtyPair::open() {
         Ok(p) => Some(p),
         Err(e) if std::env::var_os("KNX_ECHARGE_INTEROP").is_none() => {
-            eprintln!("skipping: socat not available ({e})");
+            eprintln!("skipping: no pty pair ({e})");
             None
         }
-        Err(e) => panic!("socat is required: {e}"),
+        Err(e) => panic!("a pty pair is required: {e}"),
     }
 }

@@ -30,6 +30,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::hw::watchdog::watched;
 use crate::knx::address::{GroupAddress, IndividualAddress};
 use crate::knx::wire::cemi::LData;
 use crate::knx::wire::knxip::{DEFAULT_PORT, ROUTING_MULTICAST};
@@ -458,11 +459,9 @@ pub async fn spawn_with_groups(
             let machine = tpuart::TpUartLink::new(now, own_address, options);
             (
                 SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
-                tokio::spawn(serial::run(
-                    machine,
-                    port,
-                    serial::Reopen::Tpuart(path),
-                    channels,
+                tokio::spawn(watched(
+                    "KNX link",
+                    serial::run(machine, port, serial::Reopen::Tpuart(path), channels),
                 )),
             )
         }
@@ -474,7 +473,7 @@ pub async fn spawn_with_groups(
             let machine = tunnel::TunnelClient::new(now, remote, local);
             (
                 local.into(),
-                tokio::spawn(driver::run(machine, socket, channels)),
+                tokio::spawn(watched("KNX link", driver::run(machine, socket, channels))),
             )
         }
         LinkSpec::Routing { interface, group } => {
@@ -482,7 +481,10 @@ pub async fn spawn_with_groups(
             let local = driver::local_addr(&socket, group.into())?;
             tracing::info!(%interface, %group, %own_address, "KNXnet/IP routing starting");
             let machine = routing::Router::new(own_address, group, driver::random_seed());
-            (local, tokio::spawn(driver::run(machine, socket, channels)))
+            (
+                local,
+                tokio::spawn(watched("KNX link", driver::run(machine, socket, channels))),
+            )
         }
         LinkSpec::Server { bind } => {
             let bind = v4(bind)?;
@@ -494,8 +496,9 @@ pub async fn spawn_with_groups(
             let machine = server::TunnelServer::new(own_address, local);
             (
                 local.into(),
-                tokio::spawn(driver::run_with_discovery(
-                    machine, socket, discovery, channels,
+                tokio::spawn(watched(
+                    "KNX link",
+                    driver::run_with_discovery(machine, socket, discovery, channels),
                 )),
             )
         }

@@ -1,0 +1,218 @@
+//! The device around the gateway: the front panel, the RS485 mode and termination, the OS
+//! network settings and the systemd notifications.
+//!
+//! Owns the glue between the board ([`crate::hw`]) and the running gateway: LED states from
+//! the shell's snapshot go to the panel, the programming button's requests become core events
+//! or a factory-reset request; the board's problems are logged once, clearly. systemd: `READY=1`
+//! when the gateway serves ([`notify_ready`]), `STATUS=` lines, and `WATCHDOG=1` every half
+//! watchdog interval only while every watched task is alive ([`spawn_watchdog`],
+//! [`crate::hw::watchdog`]).
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::core::Event;
+use crate::gateway::shell::Snapshot;
+use crate::hw::backend::{self, Hardware};
+use crate::hw::network::{self, IpMode, NetSettings};
+use crate::hw::panel::{Panel, Request};
+use crate::hw::watchdog::{Health, Registry};
+use crate::hw::{Board, rs485};
+
+/// The running device side.
+#[derive(Debug)]
+pub struct Device {
+    /// Set when the button's factory-reset sequence was completed.
+    pub factory_reset: watch::Receiver<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Opens the board: logs what is missing, sets the RS485 mode (when `rs485_used`) and the
+/// termination switch from the configuration, starts the front panel.
+pub fn start(
+    board: &Board,
+    config: &Config,
+    rs485_used: bool,
+    snapshot: watch::Receiver<Snapshot>,
+    events: mpsc::Sender<Event>,
+) -> Device {
+    let mut hw: Hardware = backend::open(board);
+    for problem in &hw.problems {
+        error!("board: {problem}; the gateway carries on without it");
+    }
+    if rs485_used {
+        match rs485::configure(&board.serial.rs485) {
+            Ok(()) if board.serial.rs485.kernel_rs485 => {
+                info!(device = %board.serial.rs485.device.display(), "RS485 mode set (TIOCSRS485)");
+            }
+            Ok(()) => {}
+            Err(e) => error!(
+                "board: {e}; the charging points on RS485 may not answer (direction switching)"
+            ),
+        }
+    }
+    let termination = config.rs485.termination;
+    if let Err(e) = hw.set_termination(termination) {
+        error!("board: {e}");
+    } else {
+        info!(on = termination, "RS485 120 Ω termination");
+    }
+    let mut panel = Panel::spawn(hw);
+    let leds = panel.leds.clone();
+    let mut snap = snapshot;
+    let follow = tokio::spawn(async move {
+        loop {
+            let now = snap.borrow_and_update().leds;
+            leds.send_if_modified(|l| {
+                let changed = *l != now;
+                *l = now;
+                changed
+            });
+            if snap.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    let (reset_tx, reset_rx) = watch::channel(false);
+    let requests = tokio::spawn(async move {
+        while let Some(request) = panel.requests.recv().await {
+            match request {
+                Request::ToggleProgramming => {
+                    info!("programming button pressed");
+                    if events.send(Event::ProgrammingButton).await.is_err() {
+                        return;
+                    }
+                }
+                Request::FactoryReset => {
+                    let _ = reset_tx.send(true);
+                }
+            }
+        }
+    });
+    Device {
+        factory_reset: reset_rx,
+        tasks: vec![follow, requests],
+    }
+}
+
+/// The OS network settings for the configuration's IP settings and the website's DNS/NTP.
+pub fn net_settings(
+    config: &Config,
+    interface: &str,
+    dns: Option<Ipv4Addr>,
+    ntp_enabled: bool,
+    ntp_servers: Vec<String>,
+) -> NetSettings {
+    let ip = &config.ip;
+    NetSettings {
+        interface: interface.to_owned(),
+        mode: if ip.dhcp {
+            IpMode::Dhcp
+        } else {
+            IpMode::Static {
+                address: ip.address,
+                mask: ip.subnet_mask,
+                gateway: ip.gateway,
+            }
+        },
+        dns: dns.or((!ip.dns.is_unspecified()).then_some(ip.dns)),
+        ntp_enabled,
+        ntp_servers,
+    }
+}
+
+/// Writes the OS network files under `root` and, when `root` is `/` and they changed, has the
+/// services reload them. Returns how the address is obtained ("dhcp" / "static").
+pub fn apply_network(root: &Path, settings: &NetSettings) -> &'static str {
+    let plan = network::plan(settings);
+    if let Some(problem) = &plan.problem {
+        error!("configuration fault: {problem}");
+    }
+    match network::write_files(root, &plan) {
+        Ok(true) => {
+            info!(root = %root.display(), method = plan.method, "network settings written");
+            if root == Path::new("/") {
+                for cmd in network::RELOAD {
+                    if let Some((program, args)) = cmd.split_first() {
+                        match std::process::Command::new(program).args(args).status() {
+                            Ok(s) if s.success() => {}
+                            Ok(s) => warn!(command = ?cmd, "reload failed: {s}"),
+                            Err(e) => warn!(command = ?cmd, "reload failed: {e}"),
+                        }
+                    }
+                }
+            }
+        }
+        Ok(false) => {}
+        Err(e) => error!(root = %root.display(), "cannot write the network settings: {e}"),
+    }
+    plan.method
+}
+
+/// Tells systemd the gateway serves (no-op without `NOTIFY_SOCKET`).
+pub fn notify_ready(status: &str) {
+    let _ = sd_notify::notify(false, &[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+/// A `STATUS=` line for `systemctl status`.
+pub fn notify_status(status: &str) {
+    let _ = sd_notify::notify(false, &[NotifyState::Status(status)]);
+}
+
+/// Tells systemd the gateway is stopping.
+pub fn notify_stopping() {
+    let _ = sd_notify::notify(false, &[NotifyState::Stopping]);
+}
+
+/// Sends `WATCHDOG=1` every half watchdog interval (`WATCHDOG_USEC`) while every watched task
+/// is alive; none when systemd asked for no watchdog.
+pub fn spawn_watchdog() -> Option<JoinHandle<()>> {
+    // As libsystemd's sd_watchdog_enabled(): WATCHDOG_USEC names the interval; WATCHDOG_PID,
+    // when set, must be this process (systemd sets both; a supervisor may set only the first).
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.trim().parse().ok()?;
+    let for_us = std::env::var("WATCHDOG_PID")
+        .ok()
+        .is_none_or(|pid| pid.trim().parse::<u32>().ok() == Some(std::process::id()));
+    if !for_us || usec == 0 {
+        return None;
+    }
+    let every = Duration::from_micros(usec / 2).max(Duration::from_millis(100));
+    info!(interval_ms = every.as_millis(), "systemd watchdog on");
+    Some(tokio::spawn(async move {
+        let registry = Registry::global();
+        let mut tick = tokio::time::interval(every);
+        let mut failed_before = false;
+        loop {
+            tick.tick().await;
+            match registry.check(std::time::Instant::now()) {
+                Health::Alive => {
+                    failed_before = false;
+                    let _ = sd_notify::notify(false, &[NotifyState::Watchdog]);
+                }
+                Health::Failed(tasks) => {
+                    let text = format!("task not alive: {}", tasks.join(", "));
+                    if !failed_before {
+                        error!("{text}: no more watchdog pings, systemd will restart the gateway");
+                        let _ = sd_notify::notify(false, &[NotifyState::Status(&text)]);
+                    }
+                    failed_before = true;
+                }
+            }
+        }
+    }))
+}
