@@ -245,6 +245,14 @@ fn the_shipped_unit_is_hardened() {
         l.split_once("\"/dev/")
             .map(|(_, d)| d.trim_end_matches('"'))
     }) {
+        // Input devices (the gpio-keys button) are read only: class char-input.
+        if node.starts_with("input/") {
+            assert!(
+                devices.contains(&"char-input r"),
+                "/dev/{node} not allowed: {devices:?}"
+            );
+            continue;
+        }
         let group = node.trim_end_matches(|c: char| c.is_ascii_digit());
         assert!(
             devices.contains(&format!("char-{group} rw").as_str()),
