@@ -497,13 +497,18 @@ pub(crate) async fn run_with_discovery<P: Protocol + Send>(
             }
         }
     }
-    // Hand over what is left (e.g. the final Down state) without waiting for the gateway.
+    hand_over(&from_bus, pending);
+    tracing::debug!("link task ended");
+}
+
+/// Hands the events a link task still holds (e.g. the final Down state) to the gateway without
+/// waiting for room: what does not fit is dropped, the task is ending.
+pub(super) fn hand_over(from_bus: &mpsc::Sender<LinkEvent>, pending: VecDeque<LinkEvent>) {
     for event in pending {
         if from_bus.try_send(event).is_err() {
             break;
         }
     }
-    tracing::debug!("link task ended");
 }
 
 #[cfg(test)]

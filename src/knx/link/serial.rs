@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::driver::{Channels, SEND_TIMEOUT};
+use super::driver::{Channels, SEND_TIMEOUT, hand_over};
 use super::{ByteStream, LinkError, LinkEvent};
 
 /// The TP-UART's line speed.
@@ -178,11 +178,7 @@ where
             }
         }
     }
-    for event in pending {
-        if from_bus.try_send(event).is_err() {
-            break;
-        }
-    }
+    hand_over(&from_bus, pending);
     tracing::debug!("serial link task ended");
 }
 
