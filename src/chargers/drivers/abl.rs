@@ -157,10 +157,12 @@ impl<M: Modbus> ChargePoint for AblEmh<M> {
 
     async fn poll(&mut self) -> Result<ChargerStatus, DriverError> {
         let st = self.read(0x04, 1).await?;
-        let code = st.first().map_or(0, |w| w.to_be_bytes()[1]);
+        let mut code = st.first().map_or(0, |w| w.to_be_bytes()[1]);
         if code == 0xE0 && self.enable.started {
-            // The outlet woke up disabled: enable it again.
+            // The outlet woke up disabled: enable it again and report what it shows then.
             self.write(0x05, 0xA1A1).await?;
+            let st = self.read(0x04, 1).await?;
+            code = st.first().map_or(0, |w| w.to_be_bytes()[1]);
         }
         let set = self.read(0x0F, 5).await?;
         let duty_now = set.get(3).map_or(DISABLED, |w| w & 0x0FFF);
