@@ -197,9 +197,7 @@ impl App {
         };
         info!(restart, "shutting down");
         device::notify_stopping();
-        if let Some(w) = watchdog {
-            w.abort();
-        }
+        drop(watchdog);
         if let Some(n) = network {
             n.abort();
         }
