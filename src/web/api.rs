@@ -193,12 +193,9 @@ async fn session(State(state): State<AppState>, Extension(s): Extension<SessionI
 fn current_view(state: &AppState) -> status::StatusView {
     let snap = state.inner.snapshot.borrow().clone();
     let ip = &state.inner.config.ip;
-    let network = network::view(
-        state.inner.listen,
-        ip.dhcp,
-        ip.address,
-        &network::interfaces(),
-    );
+    // A static setting the device cannot use leaves it on DHCP (crate::hw::network).
+    let dhcp = ip.dhcp || crate::hw::network::static_problem(ip.address, ip.subnet_mask).is_some();
+    let network = network::view(state.inner.listen, dhcp, ip.address, &network::interfaces());
     status::view(
         &state.inner.config,
         &snap,

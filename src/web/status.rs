@@ -56,6 +56,8 @@ pub struct DeviceView {
     pub mac: Option<String>,
     /// The static address configured in the ETS, when it differs from `ip`.
     pub configured_ip: Option<String>,
+    /// How `ip` was obtained: "dhcp", "link-local", "static" or "none".
+    pub ip_obtained: &'static str,
     /// KNX individual address.
     pub individual_address: String,
     /// Programming mode.
@@ -251,6 +253,7 @@ pub fn view(
         interface: network.interface,
         mac: network.mac,
         configured_ip: network.configured_ip,
+        ip_obtained: network.ip_obtained,
         individual_address: config.knx.individual_address.to_string(),
         programming_mode: snap.programming_mode,
         knx_link,
