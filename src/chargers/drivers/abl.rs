@@ -23,8 +23,10 @@ use std::collections::BTreeSet;
 
 use tracing::warn;
 
-use super::common::{DriverSettings, Enable, WriteCache, check_setpoint, identity_error};
-use crate::catalog::{self, Capability};
+use super::common::{
+    DriverSettings, Enable, WriteCache, catalog_capabilities, check_setpoint, identity_error,
+};
+use crate::catalog::Capability;
 use crate::chargers::status::{
     ChargePoint, ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, CpState,
     DriverError, ManufacturerError,
@@ -121,7 +123,7 @@ impl<M: Modbus> Modbus for Twice<'_, M> {
 
 impl<M: Modbus> ChargePoint for AblEmh<M> {
     fn capabilities(&self) -> BTreeSet<Capability> {
-        catalog::charger_model(ID).map_or_else(BTreeSet::new, |m| m.capabilities.clone())
+        catalog_capabilities(ID)
     }
 
     async fn identify(&mut self) -> Result<ChargerIdentity, DriverError> {
@@ -240,6 +242,15 @@ impl<M: Modbus> ChargePoint for AblEmh<M> {
             }
         }
         Ok(CommandOutcome::Done)
+    }
+}
+
+/// The driver as the registry builds it (`super::Registered`).
+pub type Driver = AblEmh<super::Transport>;
+
+impl super::Registered for Driver {
+    fn open(transport: super::Transport, _unit: u8, settings: DriverSettings) -> Self {
+        Self::new(transport, settings)
     }
 }
 

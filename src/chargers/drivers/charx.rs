@@ -25,8 +25,10 @@ use std::collections::BTreeSet;
 
 use tracing::warn;
 
-use super::common::{DriverSettings, Enable, WriteCache, amps_u16, check_setpoint, non_empty};
-use crate::catalog::{self, Capability};
+use super::common::{
+    DriverSettings, Enable, WriteCache, amps_u16, catalog_capabilities, check_setpoint, non_empty,
+};
+use crate::catalog::Capability;
 use crate::chargers::status::{
     ChargePoint, ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, CpState,
     DriverError,
@@ -82,7 +84,7 @@ fn i32_be(r: &[u16]) -> Option<i32> {
 
 impl<M: Modbus> ChargePoint for PhoenixCharx<M> {
     fn capabilities(&self) -> BTreeSet<Capability> {
-        catalog::charger_model(ID).map_or_else(BTreeSet::new, |m| m.capabilities.clone())
+        catalog_capabilities(ID)
     }
 
     async fn identify(&mut self) -> Result<ChargerIdentity, DriverError> {
@@ -203,5 +205,14 @@ impl<M: Modbus> ChargePoint for PhoenixCharx<M> {
             }
         }
         Ok(CommandOutcome::Done)
+    }
+}
+
+/// The driver as the registry builds it (`super::Registered`).
+pub type Driver = PhoenixCharx<super::Transport>;
+
+impl super::Registered for Driver {
+    fn open(transport: super::Transport, _unit: u8, settings: DriverSettings) -> Self {
+        Self::new(transport, settings)
     }
 }

@@ -3,9 +3,10 @@
 //! `OutOfRange`, the start/stop-versus-pause bookkeeping for models that stop by 0 A, and
 //! register decoding beyond [`crate::modbus::decode`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use crate::catalog::{self, Capability};
 use crate::chargers::status::{CommandOutcome, DriverError};
 use crate::modbus::{Modbus, ModbusError, decode};
 use crate::units::{Current, PerPhase, PhaseCount, Temperature};
@@ -32,6 +33,13 @@ impl Default for DriverSettings {
             failsafe_timeout: Duration::from_secs(60),
         }
     }
+}
+
+/// The capabilities of model `id` as `etsdb/charger-models.toml` lists them: a driver
+/// implements what its catalog row promises (the driver tests check each capability against
+/// the simulators) instead of repeating the list.
+pub fn catalog_capabilities(id: &str) -> BTreeSet<Capability> {
+    catalog::charger_model(id).map_or_else(BTreeSet::new, |m| m.capabilities.clone())
 }
 
 /// Remembers what was written, so that registers are written only on change.

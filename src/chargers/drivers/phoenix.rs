@@ -35,8 +35,8 @@ use std::collections::BTreeSet;
 use tracing::warn;
 
 use super::common::{
-    DriverSettings, Enable, WriteCache, check_setpoint, id_read, identity_error, non_empty, reg,
-    regs,
+    DriverSettings, Enable, WriteCache, catalog_capabilities, check_setpoint, id_read,
+    identity_error, non_empty, reg, regs,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -45,6 +45,9 @@ use crate::chargers::status::{
 };
 use crate::modbus::{Modbus, decode};
 use crate::units::{Current, Energy, PerPhase, Power};
+
+/// The model's id in `etsdb/charger-models.toml`.
+pub const ID: &str = "phoenix-ev-cc";
 
 const MIN: Current = Current::from_amps(6);
 /// The driver's upper limit: above 59 A the register would be ambiguous with the Wallbe
@@ -157,21 +160,7 @@ fn state_of(letter: char, error: u16, started: bool, paused: bool) -> CpState {
 
 impl<M: Modbus> ChargePoint for PhoenixEvCc<M> {
     fn capabilities(&self) -> BTreeSet<Capability> {
-        use Capability::{
-            Current, EnergyTotal, FaultInfo, Firmware, Power, Rfid, Serial, SessionTimes, StartStop,
-        };
-        [
-            StartStop,
-            Current,
-            Power,
-            EnergyTotal,
-            SessionTimes,
-            Serial,
-            Firmware,
-            Rfid,
-            FaultInfo,
-        ]
-        .into()
+        catalog_capabilities(ID)
     }
 
     async fn identify(&mut self) -> Result<ChargerIdentity, DriverError> {
@@ -327,6 +316,15 @@ fn u64_le(r: &[u16]) -> Option<u64> {
             Some(u64::from(*d) << 48 | u64::from(*c) << 32 | u64::from(*b) << 16 | u64::from(*a))
         }
         _ => None,
+    }
+}
+
+/// The driver as the registry builds it (`super::Registered`).
+pub type Driver = PhoenixEvCc<super::Transport>;
+
+impl super::Registered for Driver {
+    fn open(transport: super::Transport, _unit: u8, settings: DriverSettings) -> Self {
+        Self::new(transport, settings)
     }
 }
 
