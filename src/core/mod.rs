@@ -72,6 +72,10 @@ pub enum Event {
     ProgrammingButton,
     /// Programming mode set explicitly (website, or ETS via the device object).
     SetProgrammingMode(bool),
+    /// Part of the board (an LED, the programming button, the RS485 port or its termination
+    /// switch) is missing or refuses: the device fault ContactSupport (130) with this
+    /// message. The gateway carries on without that part.
+    BoardFault(String),
     /// The wall-clock time of day now (from the shell, at start and now and then). The core
     /// extrapolates from it with the instants it is given; it never reads a clock.
     Clock(TimeOfDay),
@@ -234,6 +238,11 @@ impl Core {
             Event::KnxTraffic => self.traffic_until = Some(now + TRAFFIC_HOLD),
             Event::ProgrammingButton => self.programming = !self.programming,
             Event::SetProgrammingMode(on) => self.programming = on,
+            Event::BoardFault(message) => {
+                self.faults
+                    .raise(Fault::device(FaultCode::ContactSupport, message));
+                self.publish_faults(&mut out);
+            }
             Event::Restored(persisted) => self.restore(&persisted),
             Event::ChargerPolled { .. }
             | Event::ChargerIdentified { .. }

@@ -44,35 +44,56 @@ impl Drop for Device {
     }
 }
 
-/// Opens the board: logs what is missing, sets the RS485 mode (when `rs485_used`) and the
-/// termination switch from the configuration, starts the front panel.
+/// Opens the board: logs what is missing or refuses, sets the RS485 mode (when `rs485_used`)
+/// and the termination switch from the configuration, starts the front panel.
+///
+/// With `expected` (the board file was named, as on the device) every part that is missing or
+/// refuses is also the device fault ContactSupport (130, "generate the log files and contact
+/// Support"), one message naming them all; the gateway carries on without them. Without it
+/// (the built-in board file on a PC, which has none of the board's devices) they are only
+/// logged.
 pub fn start(
     board: &Board,
+    expected: bool,
     config: &Config,
     rs485_used: bool,
     snapshot: watch::Receiver<Snapshot>,
     events: mpsc::Sender<Event>,
 ) -> Device {
     let mut hw: Hardware = backend::open(board);
-    for problem in &hw.problems {
-        error!("board: {problem}; the gateway carries on without it");
-    }
+    let mut problems: Vec<String> = hw.problems.iter().map(ToString::to_string).collect();
     if rs485_used {
         match rs485::configure(&board.serial.rs485) {
             Ok(()) if board.serial.rs485.kernel_rs485 => {
                 info!(device = %board.serial.rs485.device.display(), "RS485 mode set (TIOCSRS485)");
             }
             Ok(()) => {}
-            Err(e) => error!(
-                "board: {e}; the charging points on RS485 may not answer (direction switching)"
-            ),
+            Err(e) => problems.push(format!(
+                "{e}; the charging points on RS485 may not answer (direction switching)"
+            )),
         }
     }
     let termination = config.rs485.termination;
-    if let Err(e) = hw.set_termination(termination) {
-        error!("board: {e}");
-    } else {
-        info!(on = termination, "RS485 120 Ω termination");
+    match hw.set_termination(termination) {
+        Err(e) => problems.push(e.to_string()),
+        Ok(()) if hw.termination.is_some() => info!(on = termination, "RS485 120 Ω termination"),
+        Ok(()) => {}
+    }
+    for problem in &problems {
+        if expected {
+            error!("board: {problem}; the gateway carries on without it");
+        } else {
+            warn!(
+                "board: {problem}; the gateway carries on without it (built-in board file; with --board this is a fault)"
+            );
+        }
+    }
+    if expected && !problems.is_empty() {
+        let message = format!("board: {}", problems.join("; "));
+        let events = events.clone();
+        tokio::spawn(async move {
+            let _ = events.send(Event::BoardFault(message)).await;
+        });
     }
     let mut panel = Panel::spawn(hw);
     let leds = panel.leds.clone();
