@@ -310,3 +310,98 @@ async fn abl_emh_wakes_up_on_the_repeated_request() {
         "the second write lands"
     );
 }
+
+#[tokio::test]
+async fn charx_meter_type_65535_means_no_meter() {
+    let (sim, _s, mut d) = pair(SimModel::PhoenixCharx, Variant::CHARX_NO_METER_65535).await;
+    d.identify().await.unwrap();
+    sim.plug_in(Vehicle::three_phase());
+    set(&mut d, 16).await;
+    // The meter registers hold 0xFFFF (−1 mA): a driver taking 65535 for a meter type
+    // reads them and fails every poll with an invalid current.
+    let s = d.poll().await.unwrap();
+    assert!(s.charging, "{s:?}");
+    assert_eq!((s.currents, s.power, s.energy_total), (None, None, None));
+}
+
+#[tokio::test]
+async fn charx_stops_through_1301_also_when_released_via_ocpp() {
+    let (sim, _s, mut d) = pair(SimModel::PhoenixCharx, Variant::CHARX_OCPP_RELEASE).await;
+    d.identify().await.unwrap();
+    sim.plug_in(Vehicle::three_phase());
+    set(&mut d, 16).await;
+    assert!(d.poll().await.unwrap().charging);
+    // The box ignores the release register 1300 in this mode: a stop written there leaves
+    // the car charging.
+    d.command(ChargerCommand::StartStop(false)).await.unwrap();
+    let s = d.poll().await.unwrap();
+    assert!(!s.charging && !sim.state().charging(), "{s:?}");
+    assert_eq!(s.state, Some(CpState::Cancelled));
+    d.command(ChargerCommand::StartStop(true)).await.unwrap();
+    assert!(d.poll().await.unwrap().charging);
+}
+
+#[tokio::test]
+async fn evlink_with_the_lifebit_deactivated_gets_no_lifebit() {
+    let (sim, _s, mut d) = pair(SimModel::EvlinkProAc, Variant::EVLINK_LIFEBIT_OFF).await;
+    d.identify().await.unwrap();
+    assert_eq!(d.heartbeat_interval(), None);
+    // The box refuses the lifebit in this mode: a driver that writes it fails here.
+    d.heartbeat().await.unwrap();
+    sim.plug_in(Vehicle::three_phase());
+    set(&mut d, 16).await;
+    assert!(d.poll().await.unwrap().charging);
+    assert!(
+        sim.state().writes.iter().all(|(a, _)| *a != 4000),
+        "{:?}",
+        sim.state().writes
+    );
+}
+
+#[tokio::test]
+async fn evlink_idle_state_2_is_no_vehicle() {
+    let (sim, _s, mut d) = pair(SimModel::EvlinkProAc, Variant::EVLINK_IDLE_STATE_2).await;
+    d.identify().await.unwrap();
+    let s = d.poll().await.unwrap();
+    assert_eq!(s.state, Some(CpState::Available), "{s:?}");
+    assert!(!s.connected && s.error.is_none());
+    sim.plug_in(Vehicle::three_phase());
+    set(&mut d, 16).await;
+    assert!(d.poll().await.unwrap().connected);
+}
+
+#[tokio::test]
+async fn abl_emh_outlet_disabled_after_wake_up_is_enabled_again() {
+    let (sim, _s, mut d) = pair(SimModel::AblEmh, Variant::ABL_DISABLED_AFTER_WAKE).await;
+    d.identify().await.unwrap();
+    sim.plug_in(Vehicle::three_phase());
+    set(&mut d, 16).await;
+    assert!(d.poll().await.unwrap().charging);
+    // A quiet bus: the box sleeps, misses the first request and wakes with the outlet
+    // disabled (E0). A driver that only reports E0 leaves the car without current.
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    let s = d.poll().await.expect("the repeated read wakes it");
+    assert!(s.charging, "{s:?}");
+    assert!(sim.state().charging());
+    assert!(
+        sim.state()
+            .writes
+            .iter()
+            .any(|(a, v)| *a == 0x05 && v == &[0xA1A1])
+    );
+}
+
+#[tokio::test]
+async fn abl_emh_reads_0x03e8_on_an_idle_phase_as_zero() {
+    let (sim, _s, mut d) = pair(SimModel::AblEmh, Variant::ABL_IDLE_PHASES_1000).await;
+    sim.lock().state.meter_fitted = true;
+    d.identify().await.unwrap();
+    sim.plug_in(Vehicle::single_phase());
+    set(&mut d, 16).await;
+    let s = d.poll().await.unwrap();
+    assert!(s.charging);
+    // 16 A to 0.1 A as the pilot duty cycle (266 × 0.06 A) gives it.
+    let l1 = s.currents.unwrap().0[0];
+    assert!(l1 > Current::from_amps(15), "{l1:?}");
+    assert_eq!(&s.currents.unwrap().0[1..], &[Current::ZERO; 2]);
+}

@@ -27,8 +27,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::common::{
-    DriverSettings, Enable, WriteCache, catalog_capabilities, check_setpoint, currents_f32, f32_at,
-    identity_error, non_empty, reg, regs,
+    DriverSettings, Enable, WriteCache, cannot_unlock, catalog_capabilities, check_setpoint,
+    currents_f32, f32_at, identity_error, non_empty, reg, regs,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -241,9 +241,7 @@ impl<M: Modbus> ChargePoint for AlfenEve<M> {
                 self.write_setpoint(false).await?;
             }
             ChargerCommand::Unlock => {
-                return Ok(CommandOutcome::NotPossible(
-                    "the Alfen Eve cannot unlock over Modbus".into(),
-                ));
+                return Ok(cannot_unlock("Alfen Eve"));
             }
             ChargerCommand::Failsafe { current, .. } => {
                 // The safe current is set in the ACE Service Installer; it can only be checked.

@@ -26,8 +26,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::common::{
-    DriverSettings, WriteCache, amps_u16, catalog_capabilities, check_setpoint, check_timeout,
-    currents_ma, id_read, identity_error, non_empty, reg, regs, u32_at,
+    DriverSettings, WriteCache, amps_u16, cannot_unlock, catalog_capabilities, check_setpoint,
+    check_timeout, currents_ma, id_read, identity_error, non_empty, reg, regs, u32_at,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -256,9 +256,7 @@ impl<M: Modbus> ChargePoint for BenderCc<M> {
                 self.cache.known(1000, &[v]);
             }
             ChargerCommand::Unlock => {
-                return Ok(CommandOutcome::NotPossible(
-                    "the Bender charge controller cannot unlock over Modbus".into(),
-                ));
+                return Ok(cannot_unlock("Bender charge controller"));
             }
             ChargerCommand::Failsafe { current, timeout } => {
                 let amps = match check_setpoint(current, MIN, self.max) {

@@ -23,10 +23,9 @@
 
 use std::collections::BTreeSet;
 
-use tracing::warn;
-
 use super::common::{
-    DriverSettings, Enable, WriteCache, amps_u16, catalog_capabilities, check_setpoint, non_empty,
+    DriverSettings, Enable, WriteCache, amps_u16, cannot_unlock, catalog_capabilities, no_failsafe,
+    non_empty,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -175,36 +174,18 @@ impl<M: Modbus> ChargePoint for PhoenixCharx<M> {
     }
 
     async fn command(&mut self, command: ChargerCommand) -> Result<CommandOutcome, DriverError> {
-        match command {
-            ChargerCommand::SetCurrent(c) => {
-                self.enable.setpoint = match check_setpoint(c, MIN, MAX) {
-                    Ok(s) => s.unwrap_or(Current::ZERO),
-                    Err(o) => return Ok(o),
-                };
-                self.write_setpoint().await?;
-            }
-            ChargerCommand::StartStop(start) => {
-                self.enable.started = start;
-                self.write_setpoint().await?;
-            }
-            ChargerCommand::Unlock => {
-                return Ok(CommandOutcome::NotPossible(
-                    "the CHARX control modular cannot unlock over Modbus".into(),
-                ));
-            }
-            ChargerCommand::Failsafe { current, .. } => {
-                if let Err(o) = check_setpoint(current, MIN, MAX) {
-                    return Ok(o);
-                }
-                if !self.warned {
-                    warn!(
-                        "the CHARX control modular has no failsafe current over Modbus: if the gateway falls silent it keeps its last setpoint"
-                    );
-                    self.warned = true;
-                }
-            }
+        match self.enable.take(command, MIN, MAX) {
+            Some(Ok(())) => self.write_setpoint().await?,
+            Some(Err(o)) => return Ok(o),
+            None => {}
         }
-        Ok(CommandOutcome::Done)
+        Ok(match command {
+            ChargerCommand::Unlock => cannot_unlock("CHARX control modular"),
+            ChargerCommand::Failsafe { current, .. } => {
+                no_failsafe(current, MIN, MAX, "CHARX control modular", &mut self.warned)
+            }
+            ChargerCommand::SetCurrent(_) | ChargerCommand::StartStop(_) => CommandOutcome::Done,
+        })
     }
 }
 

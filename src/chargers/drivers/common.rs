@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::catalog::{self, Capability};
-use crate::chargers::status::{CommandOutcome, DriverError};
+use crate::chargers::status::{ChargerCommand, CommandOutcome, DriverError};
 use crate::modbus::{Modbus, ModbusError, decode};
 use crate::units::{Current, PerPhase, PhaseCount, Temperature};
 
@@ -164,6 +164,56 @@ impl Enable {
             Current::ZERO
         }
     }
+}
+
+impl Enable {
+    /// Takes a setpoint or start/stop command into the bookkeeping: `Some(Ok(()))` = write
+    /// [`Enable::effective`] now, `Some(Err(outcome))` = refused (out of range), `None` = not
+    /// such a command.
+    pub fn take(
+        &mut self,
+        command: ChargerCommand,
+        min: Current,
+        max: Current,
+    ) -> Option<Result<(), CommandOutcome>> {
+        match command {
+            ChargerCommand::SetCurrent(c) => Some(
+                check_setpoint(c, min, max).map(|s| self.setpoint = s.unwrap_or(Current::ZERO)),
+            ),
+            ChargerCommand::StartStop(start) => {
+                self.started = start;
+                Some(Ok(()))
+            }
+            ChargerCommand::Unlock | ChargerCommand::Failsafe { .. } => None,
+        }
+    }
+}
+
+/// The answer of a model that has no unlock command over Modbus.
+pub fn cannot_unlock(model: &str) -> CommandOutcome {
+    CommandOutcome::NotPossible(format!("the {model} cannot unlock over Modbus"))
+}
+
+/// A failsafe command to a model without a failsafe current over Modbus: the current is
+/// checked, nothing is written (refusing would raise a fault at every start that no setting
+/// can clear), and the gap is said once in the log (`warned`).
+pub fn no_failsafe(
+    current: Current,
+    min: Current,
+    max: Current,
+    model: &str,
+    warned: &mut bool,
+) -> CommandOutcome {
+    if let Err(o) = check_setpoint(current, min, max) {
+        return o;
+    }
+    if !*warned {
+        tracing::warn!(
+            "the {model} has no failsafe current over Modbus: if the gateway falls silent it keeps its last setpoint"
+        );
+        *warned = true;
+    }
+    CommandOutcome::Done
 }
 
 /// Whole amperes of a current (rounded down), as u16.

@@ -30,8 +30,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::common::{
-    DriverSettings, WriteCache, catalog_capabilities, check_setpoint, currents_f32, f32_at,
-    id_read, non_empty, reg,
+    DriverSettings, WriteCache, cannot_unlock, catalog_capabilities, check_setpoint, currents_f32,
+    f32_at, id_read, non_empty, reg,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -204,9 +204,7 @@ impl<M: Modbus> ChargePoint for AmtronCompact<M> {
                     .await?;
             }
             ChargerCommand::Unlock => {
-                return Ok(CommandOutcome::NotPossible(
-                    "the AMTRON Compact cannot unlock over Modbus".into(),
-                ));
+                return Ok(cannot_unlock("AMTRON Compact"));
             }
             ChargerCommand::Failsafe { current, .. } => {
                 self.heartbeat().await?;

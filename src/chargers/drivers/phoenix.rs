@@ -32,11 +32,9 @@
 
 use std::collections::BTreeSet;
 
-use tracing::warn;
-
 use super::common::{
-    DriverSettings, Enable, WriteCache, catalog_capabilities, check_setpoint, id_read,
-    identity_error, non_empty, reg, regs,
+    DriverSettings, Enable, WriteCache, cannot_unlock, catalog_capabilities, id_read,
+    identity_error, no_failsafe, non_empty, reg, regs,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -274,38 +272,18 @@ impl<M: Modbus> ChargePoint for PhoenixEvCc<M> {
     }
 
     async fn command(&mut self, command: ChargerCommand) -> Result<CommandOutcome, DriverError> {
-        match command {
-            ChargerCommand::SetCurrent(c) => {
-                self.enable.setpoint = match check_setpoint(c, MIN, MAX) {
-                    Ok(s) => s.unwrap_or(Current::ZERO),
-                    Err(o) => return Ok(o),
-                };
-                self.apply().await?;
-            }
-            ChargerCommand::StartStop(start) => {
-                self.enable.started = start;
-                self.apply().await?;
-            }
-            ChargerCommand::Unlock => {
-                return Ok(CommandOutcome::NotPossible(
-                    "the EV Charge Control cannot unlock over Modbus".into(),
-                ));
-            }
-            ChargerCommand::Failsafe { current, .. } => {
-                if let Err(o) = check_setpoint(current, MIN, MAX) {
-                    return Ok(o);
-                }
-                // Nothing to write: refusing would raise a fault at every start that no
-                // setting can clear. Said once in the log instead (and in the docs).
-                if !self.warned {
-                    warn!(
-                        "the EV Charge Control has no failsafe current over Modbus: if the gateway falls silent it keeps its last setpoint"
-                    );
-                    self.warned = true;
-                }
-            }
+        match self.enable.take(command, MIN, MAX) {
+            Some(Ok(())) => self.apply().await?,
+            Some(Err(o)) => return Ok(o),
+            None => {}
         }
-        Ok(CommandOutcome::Done)
+        Ok(match command {
+            ChargerCommand::Unlock => cannot_unlock("EV Charge Control"),
+            ChargerCommand::Failsafe { current, .. } => {
+                no_failsafe(current, MIN, MAX, "EV Charge Control", &mut self.warned)
+            }
+            ChargerCommand::SetCurrent(_) | ChargerCommand::StartStop(_) => CommandOutcome::Done,
+        })
     }
 }
 

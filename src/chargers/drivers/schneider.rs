@@ -25,8 +25,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::common::{
-    DriverSettings, Enable, WriteCache, amps_u16, catalog_capabilities, check_setpoint,
-    identity_error,
+    DriverSettings, Enable, WriteCache, amps_u16, cannot_unlock, catalog_capabilities,
+    check_setpoint, identity_error,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -219,22 +219,15 @@ impl<M: Modbus> ChargePoint for EvlinkProAc<M> {
     }
 
     async fn command(&mut self, command: ChargerCommand) -> Result<CommandOutcome, DriverError> {
+        match self.enable.take(command, MIN, MAX) {
+            Some(Ok(())) => self.write_setpoint().await?,
+            Some(Err(o)) => return Ok(o),
+            None => {}
+        }
         match command {
-            ChargerCommand::SetCurrent(c) => {
-                self.enable.setpoint = match check_setpoint(c, MIN, MAX) {
-                    Ok(s) => s.unwrap_or(Current::ZERO),
-                    Err(o) => return Ok(o),
-                };
-                self.write_setpoint().await?;
-            }
-            ChargerCommand::StartStop(start) => {
-                self.enable.started = start;
-                self.write_setpoint().await?;
-            }
+            ChargerCommand::SetCurrent(_) | ChargerCommand::StartStop(_) => {}
             ChargerCommand::Unlock => {
-                return Ok(CommandOutcome::NotPossible(
-                    "the EVlink Pro AC cannot unlock over Modbus".into(),
-                ));
+                return Ok(cannot_unlock("EVlink Pro AC"));
             }
             ChargerCommand::Failsafe { current, .. } => {
                 let amps = match check_setpoint(current, MIN, MAX) {

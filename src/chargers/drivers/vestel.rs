@@ -23,8 +23,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::common::{
-    DriverSettings, Enable, WriteCache, amps_u16, catalog_capabilities, check_setpoint,
-    check_timeout, currents_ma, id_read, identity_error, non_empty, reg, utf16_text,
+    DriverSettings, Enable, WriteCache, amps_u16, cannot_unlock, catalog_capabilities,
+    check_setpoint, check_timeout, currents_ma, id_read, identity_error, non_empty, reg,
+    utf16_text,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -204,9 +205,7 @@ impl<M: Modbus> ChargePoint for VestelEvc04<M> {
                 self.apply().await?;
             }
             ChargerCommand::Unlock => {
-                return Ok(CommandOutcome::NotPossible(
-                    "the EVC04 cannot unlock over Modbus".into(),
-                ));
+                return Ok(cannot_unlock("EVC04"));
             }
             ChargerCommand::Failsafe { current, timeout } => {
                 let amps = match check_setpoint(current, MIN, MAX) {

@@ -27,8 +27,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::common::{
-    DriverSettings, Enable, WriteCache, amps_u16, catalog_capabilities, check_setpoint,
-    check_timeout, currents_ma, id_read, identity_error, non_empty, reg, u32_at,
+    DriverSettings, Enable, WriteCache, amps_u16, cannot_unlock, catalog_capabilities,
+    check_setpoint, check_timeout, currents_ma, id_read, identity_error, non_empty, reg, u32_at,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -217,9 +217,7 @@ impl<M: Modbus> ChargePoint for WebastoNext<M> {
                 self.cache.known(5004, &[amps]);
             }
             ChargerCommand::Unlock => {
-                return Ok(CommandOutcome::NotPossible(
-                    "the Webasto Next cannot unlock over Modbus".into(),
-                ));
+                return Ok(cannot_unlock("Webasto Next"));
             }
             ChargerCommand::Failsafe { current, timeout } => {
                 let amps = match check_setpoint(current, MIN, self.max) {

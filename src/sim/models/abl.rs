@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Bank, ILLEGAL_ADDRESS, ILLEGAL_VALUE, Simulated, currents_ma, low, one, put};
+use super::{Bank, ILLEGAL_ADDRESS, ILLEGAL_VALUE, Simulated, Variant, currents_ma, low, one, put};
 use crate::modbus::frame::Request;
 use crate::sim::{Faults, SimState};
 use crate::units::Current;
@@ -14,11 +14,30 @@ use crate::units::Current;
 /// The model's id in `etsdb/charger-models.toml`.
 pub const ID: &str = "abl-emh";
 
+impl Variant {
+    /// eMH whose outlet wakes up disabled (state E0) after sleeping on a quiet bus, and stays
+    /// so until 0xA1A1 is written to 0x05: evcc `charger/abl.go:159–162` ("ensure Outlet is
+    /// re-enabled after wake-up").
+    pub const ABL_DISABLED_AFTER_WAKE: Self = Self("abl-disabled-after-wake");
+
+    /// eMH reading 0x03E8 (and 1) for phases that draw nothing: evcc `charger/abl.go:236–238`
+    /// takes both as 0 A (0x03E8 would otherwise be 100 A).
+    pub const ABL_IDLE_PHASES_1000: Self = Self("abl-idle-phases-1000");
+}
+
 /// ABL eMH1/eMH2 (Modbus ASCII).
 #[derive(Debug, Clone, Copy)]
 pub struct AblEmh;
 
 impl Simulated for AblEmh {
+    fn variants(&self) -> &'static [Variant] {
+        &[
+            Variant::STANDARD,
+            Variant::ABL_DISABLED_AFTER_WAKE,
+            Variant::ABL_IDLE_PHASES_1000,
+        ]
+    }
+
     fn init(&self, s: &mut SimState) {
         s.extra.insert(0x14, 266);
     }
@@ -28,6 +47,10 @@ impl Simulated for AblEmh {
         // gets no answer (why evcc sends everything twice).
         if now.saturating_duration_since(s.last_step) > Duration::from_secs(2) {
             s.last_step = now;
+            if s.variant == Variant::ABL_DISABLED_AFTER_WAKE {
+                s.extra.insert(0x05, 0xE0E0);
+                s.started = false;
+            }
             return false;
         }
         true
@@ -65,9 +88,16 @@ impl Simulated for AblEmh {
         };
         put(h, 0x04, &[code]);
         put(h, 0x0F, &[0, 0, 0, 0x1000 | duty, 0]);
+        let idle = if s.variant == Variant::ABL_IDLE_PHASES_1000 {
+            0x03E8
+        } else {
+            0
+        };
         let [l1, l2, l3] = currents_ma(s, f).map(|ma| {
             if f.invalid_currents {
                 0xFFFF
+            } else if ma == 0 {
+                idle
             } else {
                 low(ma / 100)
             }
@@ -81,6 +111,8 @@ impl Simulated for AblEmh {
             0x05 => match v {
                 0xA1A1 | 0xE0E0 => {
                     s.extra.insert(0x05, v);
+                    // A disabled outlet offers nothing.
+                    s.started = v == 0xA1A1;
                 }
                 _ => return Err(ILLEGAL_VALUE),
             },

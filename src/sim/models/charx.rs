@@ -4,7 +4,10 @@
 //! Written from the register document and field knowledge (`docs/chargers.md`), not from
 //! the driver.
 
-use super::{Bank, ILLEGAL_ADDRESS, Simulated, amps_u16, ascii, currents_ma, one, put, u32w, uint};
+use super::{
+    Bank, ILLEGAL_ADDRESS, ILLEGAL_VALUE, Simulated, Variant, amps_u16, ascii, currents_ma, one,
+    put, u32w, uint,
+};
 use crate::modbus::frame::Request;
 use crate::sim::{Faults, SimState};
 use crate::units::Current;
@@ -12,11 +15,38 @@ use crate::units::Current;
 /// The model's id in `etsdb/charger-models.toml`.
 pub const ID: &str = "phoenix-charx";
 
+impl Variant {
+    /// CHARX without an energy meter configured: the meter type 1112 reads 65535 (not 0),
+    /// and the meter registers are unset (0xFFFF, i.e. −1 mA, −1 mW). evcc
+    /// `charger/phoenix-charx.go:78` treats 0 and 65535 alike as "no meter".
+    pub const CHARX_NO_METER_65535: Self = Self("charx-no-meter-65535");
+
+    /// CHARX whose charging release is configured "via OCPP": writes to 1300 are taken and
+    /// ignored; only 1301 outside 6–80 A withdraws the release (evcc
+    /// `charger/phoenix-charx.go:169–179` enables and disables through 1301 only; PR
+    /// #23178/#23225).
+    pub const CHARX_OCPP_RELEASE: Self = Self("charx-ocpp-release");
+}
+
 /// Phoenix Contact CHARX control modular, connector 1 (optional metering).
 #[derive(Debug, Clone, Copy)]
 pub struct PhoenixCharx;
 
 impl Simulated for PhoenixCharx {
+    fn variants(&self) -> &'static [Variant] {
+        &[
+            Variant::STANDARD,
+            Variant::CHARX_NO_METER_65535,
+            Variant::CHARX_OCPP_RELEASE,
+        ]
+    }
+
+    fn init(&self, s: &mut SimState) {
+        if s.variant == Variant::CHARX_NO_METER_65535 {
+            s.meter_fitted = false;
+        }
+    }
+
     fn keeps_alive(&self, _request: &Request) -> bool {
         // No watchdog over Modbus.
         false
@@ -31,7 +61,16 @@ impl Simulated for PhoenixCharx {
         put(h, 100, &ascii("CHARX SEC-3100", 10));
         put(h, 110, &ascii("1.6.3", 4));
         put(h, 114, &[u16::from(!f.wrong_identity)]);
-        put(h, 1112, &[u16::from(s.meter_fitted)]);
+        let unset = s.variant == Variant::CHARX_NO_METER_65535;
+        put(
+            h,
+            1112,
+            &[if unset {
+                0xFFFF
+            } else {
+                u16::from(s.meter_fitted)
+            }],
+        );
         let c = currents_ma(s, f);
         for k in 0..3u16 {
             let idx = usize::from(k);
@@ -68,6 +107,11 @@ impl Simulated for PhoenixCharx {
                 u16::from_be_bytes([w[6], w[7]]),
             ],
         );
+        if unset {
+            for a in 1232..1264 {
+                h.insert(a, 0xFFFF);
+            }
+        }
         put(h, 1264, &[0]);
         let v = s.vehicle.as_ref();
         put(
@@ -93,7 +137,11 @@ impl Simulated for PhoenixCharx {
             b'B'
         };
         put(h, 1299, &[u16::from(letter) << 8]);
-        put(h, 1300, &[u16::from(s.started)]);
+        put(
+            h,
+            1300,
+            &[u16::from(s.extra.get(&1300).is_none_or(|v| *v != 0))],
+        );
         put(h, 1301, &[amps_u16(s.setpoint)]);
     }
 
@@ -108,6 +156,17 @@ impl Simulated for PhoenixCharx {
                     Current::ZERO
                 };
             }
+            // The charging release: effective when released via Modbus, taken and ignored
+            // when the box is configured "release via OCPP".
+            1300 => match one(values)? {
+                v @ (0 | 1) => {
+                    s.extra.insert(1300, v);
+                    if s.variant != Variant::CHARX_OCPP_RELEASE {
+                        s.started = v == 1;
+                    }
+                }
+                _ => return Err(ILLEGAL_VALUE),
+            },
             _ => return Err(ILLEGAL_ADDRESS),
         }
         Ok(())

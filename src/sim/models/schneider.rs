@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use super::{
-    Bank, ILLEGAL_ADDRESS, ILLEGAL_VALUE, Simulated, amps_u16, lsw, one, put, setpoint, u32w, uint,
-    writes_to,
+    Bank, ILLEGAL_ADDRESS, ILLEGAL_VALUE, Simulated, Variant, amps_u16, lsw, one, put, setpoint,
+    u32w, uint, writes_to,
 };
 use crate::modbus::frame::Request;
 use crate::sim::{Faults, SimState};
@@ -16,14 +16,38 @@ use crate::sim::{Faults, SimState};
 /// The model's id in `etsdb/charger-models.toml`.
 pub const ID: &str = "schneider-evlink-pro-ac";
 
+impl Variant {
+    /// EVlink Pro AC whose lifebit supervision is deactivated in its set-up: 4000 reads 2
+    /// and the box does not take the lifebit (the simulator answers a write with exception 3,
+    /// so a driver that writes it anyway fails). evcc `charger/schneider-v3.go:106–113` starts
+    /// the 2 s heartbeat only when 4000 is not 2.
+    pub const EVLINK_LIFEBIT_OFF: Self = Self("evlink-lifebit-off");
+
+    /// EVlink Pro AC reporting an idle socket as EV state 0, 1 or 2 instead of 6 (after
+    /// power-on, between sessions): evcc `charger/schneider-v3.go:141–143` takes 0, 1, 2 and 6
+    /// alike as "no vehicle" (state A). The simulator shows 2.
+    pub const EVLINK_IDLE_STATE_2: Self = Self("evlink-idle-state-2");
+}
+
 /// Schneider Electric EVlink Pro AC.
 #[derive(Debug, Clone, Copy)]
 pub struct EvlinkProAc;
 
 impl Simulated for EvlinkProAc {
+    fn variants(&self) -> &'static [Variant] {
+        &[
+            Variant::STANDARD,
+            Variant::EVLINK_LIFEBIT_OFF,
+            Variant::EVLINK_IDLE_STATE_2,
+        ]
+    }
+
     fn init(&self, s: &mut SimState) {
-        // The EVlink watches its lifebit from power-on (the time is the box's).
-        s.failsafe_timeout = Duration::from_secs(10);
+        // The EVlink watches its lifebit from power-on (the time is the box's), unless the
+        // supervision is deactivated.
+        if s.variant != Variant::EVLINK_LIFEBIT_OFF {
+            s.failsafe_timeout = Duration::from_secs(10);
+        }
     }
 
     fn keeps_alive(&self, request: &Request) -> bool {
@@ -37,6 +61,8 @@ impl Simulated for EvlinkProAc {
         }
         let ev = if f.error_code != 0 {
             10
+        } else if !s.connected() && s.variant == Variant::EVLINK_IDLE_STATE_2 {
+            2
         } else if !s.connected() {
             6
         } else if s.charging() {
@@ -75,7 +101,8 @@ impl Simulated for EvlinkProAc {
         put(h, 3059, &f32_lsw(s.power_w() / 1000.0));
         let [lo, hi] = lsw(uint(s.energy_wh()));
         put(h, 3203, &[lo, hi, 0, 0]);
-        put(h, 4000, &[0]);
+        let off = s.variant == Variant::EVLINK_LIFEBIT_OFF;
+        put(h, 4000, &[if off { 2 } else { 0 }]);
         put(h, 4002, &u32w(0));
         put(
             h,
@@ -97,6 +124,7 @@ impl Simulated for EvlinkProAc {
     fn write(&self, s: &mut SimState, addr: u16, values: &[u16]) -> Result<(), u8> {
         let v = one(values)?;
         match addr {
+            4000 if s.variant == Variant::EVLINK_LIFEBIT_OFF => return Err(ILLEGAL_VALUE),
             4000 => match v {
                 // The lifebit: the box falls back to the degraded setpoint when it is not renewed
                 // (the time is the box's; 10 s here).
