@@ -26,10 +26,23 @@ use knx_echarge::config::{Config, file};
 use knx_echarge::knx::{GroupAddress, IndividualAddress};
 use knx_echarge::units::GoNumber;
 use serde_json::{Value, json};
-use support::{KillOnDrop, free_udp, wait_for_log};
+use support::{KillOnDrop, free_tcp, free_udp, wait_for_log};
 
 fn ga(text: &str) -> GroupAddress {
     text.parse().unwrap()
+}
+
+/// The tables of `config` as the stand-in sends them: object index → hex, plus `app_id`,
+/// plus the group checks the stand-in runs right after the download.
+fn tables_with_checks(config: &Config, checks: &Value) -> Value {
+    let mut t = tables(config);
+    t["checks"] = checks.clone();
+    t
+}
+
+/// A group check: write `value` to `write`, read `read`, expect `expect`.
+fn check(write: &str, value: u8, read: &str, expect: u8) -> Value {
+    json!({"write": write, "value": value, "read": read, "expect": expect})
 }
 
 /// The tables of `config` as the stand-in sends them: object index → hex, plus `app_id`.
@@ -83,12 +96,21 @@ fn ets_stand_in_commissions_the_gateway() {
     let downloads = dir.path().join("downloads.json");
     std::fs::write(
         &downloads,
-        json!({"all": tables(&all), "par": tables(&par), "grp": tables(&grp)}).to_string(),
+        json!({
+            // Object 1 (grid-supporting control) newly listens on 7/0/1; object 2 (its state)
+            // answers on 0/0/2.
+            "all": tables_with_checks(&all, &json!([check("7/0/1", 1, "0/0/2", 1)])),
+            "par": tables_with_checks(&par, &json!([check("0/0/1", 0, "0/0/2", 0)])),
+            // Object 2 newly sends on 7/2/2.
+            "grp": tables_with_checks(&grp, &json!([check("7/0/1", 1, "7/2/2", 1)])),
+        })
+        .to_string(),
     )
     .unwrap();
     let port = free_udp().port();
+    let http = free_tcp();
     let log = dir.path().join("gateway.log");
-    let _gateway = KillOnDrop(
+    let mut gateway = KillOnDrop(
         Command::new(support::gateway_bin())
             .args([
                 "run",
@@ -97,6 +119,8 @@ fn ets_stand_in_commissions_the_gateway() {
                 "--knx",
                 &format!("server://127.0.0.1:{port}"),
                 "--no-chargers",
+                "--http",
+                &http.to_string(),
                 "--data-dir",
             ])
             .arg(&data)
@@ -109,6 +133,15 @@ fn ets_stand_in_commissions_the_gateway() {
             .unwrap(),
     );
     wait_for_log(&log, "KNX link open", Duration::from_secs(20));
+    let text = wait_for_log(&log, "device website on", Duration::from_secs(20));
+    let password = text
+        .lines()
+        .find_map(|l| {
+            l.split_once("at first start): ")
+                .map(|(_, p)| p.trim().to_owned())
+        })
+        .expect("initial password on the console");
+    let pid = gateway.0.id();
 
     let out = Command::new(python)
         .arg(root.join("tests/interop/ets_standin.py"))
@@ -148,6 +181,44 @@ fn ets_stand_in_commissions_the_gateway() {
         "{stdout}"
     );
     assert_eq!(step("done")["step"], "done");
+    // Each download moved the newly linked objects at once (the stand-in's group checks).
+    let checks: Vec<&Value> = steps
+        .iter()
+        .filter(|s| s["step"] == "group_check")
+        .collect();
+    assert_eq!(checks.len(), 3, "{stdout}");
+
+    // Applied live: the same process, and its website shows the downloaded configuration.
+    assert!(
+        gateway.0.try_wait().unwrap().is_none(),
+        "the gateway restarted or died"
+    );
+    assert_eq!(gateway.0.id(), pid);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.matches("configuration applied live").count(),
+        3,
+        "{text}"
+    );
+    let started = concat!("knx-echarge ", env!("CARGO_PKG_VERSION"), " starting");
+    assert_eq!(text.matches(started).count(), 1, "{text}");
+    let cookie = support::login(http, &password).expect("login");
+    let status = support::get_json(http, "/api/v1/status", &cookie).unwrap();
+    assert_eq!(status["device"]["individual_address"], "1.1.20");
+    let objects = support::get_json(http, "/api/v1/objects", &cookie).unwrap();
+    let object = |n: u16| {
+        objects
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["number"] == n)
+            .cloned()
+            .unwrap_or_else(|| panic!("object {n} in {objects}"))
+    };
+    assert_eq!(object(2)["group_addresses"], json!(["7/2/2", "0/0/2"]));
+    assert_eq!(object(2)["value"], json!({"type": "bool", "value": true}));
+    assert_eq!(object(1)["group_addresses"], json!(["0/0/1", "7/0/1"]));
+    assert_eq!(object(51)["group_addresses"], json!([]));
 
     // From outside: what the data directory now holds is exactly the last state downloaded.
     let export = Command::new(support::gateway_bin())
