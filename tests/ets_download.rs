@@ -236,3 +236,243 @@ fn ets_stand_in_commissions_the_gateway() {
     assert_eq!(exported.group_addresses[&GoNumber(2)][0], ga("7/2/2"));
     assert_eq!(exported.knx.max_telegram_rate, 17);
 }
+
+/// The gateway binary on the data directory `data` (no `--config`: what ETS downloaded or
+/// `import-config` stored), its tunnelling server on `port`.
+fn gateway_on(root: &Path, data: &Path, port: u16, log: &Path) -> KillOnDrop {
+    let gateway = KillOnDrop(
+        Command::new(support::gateway_bin())
+            .args([
+                "run",
+                "--knx",
+                &format!("server://127.0.0.1:{port}"),
+                "--no-chargers",
+                "--data-dir",
+            ])
+            .arg(data)
+            .current_dir(root)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_log(log, "KNX link open", Duration::from_secs(20));
+    gateway
+}
+
+/// `import-config FILE` into `data`.
+fn import(root: &Path, file: &Path, data: &Path) {
+    let out = Command::new(support::gateway_bin())
+        .arg("import-config")
+        .arg(file)
+        .arg("--data-dir")
+        .arg(data)
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `export-config` of `data`: the configuration TOML, or `None` when nothing is loaded.
+fn export(data: &Path) -> Option<Config> {
+    let out = Command::new(support::gateway_bin())
+        .args(["export-config", "--data-dir"])
+        .arg(data)
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| file::parse(&String::from_utf8_lossy(&out.stdout), "export").unwrap())
+}
+
+fn steps_of(out: &std::process::Output) -> Vec<Value> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn an_interrupted_download_leaves_the_previous_configuration_running() {
+    let Some(python) = support::venv_python() else {
+        return;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = root.join("examples/five-chargers.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    import(root, &example, &data);
+    let stored = std::fs::read(data.join("device.json")).unwrap();
+    // The download that is cut short would link object 1 to 7/0/1 as well.
+    let mut next = file::load(&example).unwrap();
+    next.group_addresses
+        .entry(GoNumber(1))
+        .or_default()
+        .push(ga("7/0/1"));
+    let tables_file = dir.path().join("tables.json");
+    // Checked afterwards: the previous links work (0/0/1 moves object 2), the new one does not.
+    let checks = json!([
+        check("0/0/1", 1, "0/0/2", 1),
+        check("7/0/1", 0, "0/0/2", 1),
+        check("0/0/1", 0, "0/0/2", 0),
+    ]);
+    std::fs::write(&tables_file, tables_with_checks(&next, &checks).to_string()).unwrap();
+    let script = root.join("tests/interop/ets_interrupt.py");
+    let tables_arg = tables_file.to_str().unwrap();
+    let port = free_udp().port();
+    let log = dir.path().join("gateway.log");
+    let port_arg = port.to_string();
+    let args = |mode: &'static str| {
+        vec![
+            script.to_str().unwrap().to_owned(),
+            port_arg.clone(),
+            "1.1.10".to_owned(),
+            mode.to_owned(),
+            tables_arg.to_owned(),
+        ]
+    };
+
+    // 1. T_Disconnect between Load and LoadCompleted.
+    let mut gateway = gateway_on(root, &data, port, &log);
+    let a = args("partial");
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut standin = support::LinePeer::start("ets", &python, &a);
+    standin.expect("{\"step\": \"partial\"", Duration::from_secs(30));
+    standin.send("go");
+    standin.expect("{\"step\": \"disconnected\"", Duration::from_secs(30));
+    let line = standin.expect("{\"step\": \"done\"", Duration::from_secs(30));
+    assert!(line.contains("done"));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("applied live"), "{text}");
+    assert_eq!(std::fs::read(data.join("device.json")).unwrap(), stored);
+
+    // 2. kill -9 of the gateway in the middle of a download.
+    let mut standin = support::LinePeer::start("ets", &python, &a);
+    standin.expect("{\"step\": \"partial\"", Duration::from_secs(30));
+    gateway.0.kill().unwrap();
+    gateway.0.wait().unwrap();
+    drop(standin);
+    assert_eq!(std::fs::read(data.join("device.json")).unwrap(), stored);
+    let log2 = dir.path().join("gateway2.log");
+    let _gateway = gateway_on(root, &data, port, &log2);
+    let c = args("check");
+    let out = Command::new(&python).args(&c).output().unwrap();
+    let steps = steps_of(&out);
+    assert_eq!(
+        steps.iter().filter(|s| s["step"] == "group_check").count(),
+        3
+    );
+    assert_eq!(export(&data), Some(file::load(&example).unwrap()));
+}
+
+#[test]
+fn master_reset_erase_codes_do_what_they_say() {
+    let Some(python) = support::venv_python() else {
+        return;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = root.join("examples/five-chargers.toml");
+    let imported = file::load(&example).unwrap();
+    let script = root.join("tests/interop/ets_interrupt.py");
+    // Before and after each reset: does 0/0/1 still move object 2 (answered on 0/0/2)?
+    let dir = tempfile::tempdir().unwrap();
+    let probe = dir.path().join("probe.json");
+    std::fs::write(
+        &probe,
+        json!({"checks": [check("0/0/1", 1, "0/0/2", 1)]}).to_string(),
+    )
+    .unwrap();
+    let silent = dir.path().join("silent.json");
+    std::fs::write(
+        &silent,
+        json!({"checks": [{"write": "0/0/1", "value": 1, "read": "0/0/2", "expect": null}]})
+            .to_string(),
+    )
+    .unwrap();
+    let unconfigured = IndividualAddress::new(15, 15, 255).unwrap();
+    for code in 1u8..=8 {
+        let data = dir.path().join(format!("data{code}"));
+        import(root, &example, &data);
+        let port = free_udp().port();
+        let log = dir.path().join(format!("gateway{code}.log"));
+        let _gateway = gateway_on(root, &data, port, &log);
+        let run = |args: &[&str]| {
+            let out = Command::new(&python)
+                .arg(&script)
+                .arg(port.to_string())
+                .args(args)
+                .output()
+                .unwrap();
+            steps_of(&out)
+        };
+        let steps = run(&["1.1.10", "reset", &code.to_string()]);
+        let reset = steps.iter().find(|s| s["step"] == "reset").unwrap().clone();
+        let text = std::fs::read_to_string(&log).unwrap();
+        let exported = export(&data);
+        // What still answers on the bus, from the gateway's address after the reset.
+        let links_work = |expect_links: bool| {
+            let file = if expect_links { &probe } else { &silent };
+            run(&["0.0.0", "check", file.to_str().unwrap()]);
+        };
+        match code {
+            1 => {
+                assert_eq!(reset["error"], 0, "{reset}");
+                assert_eq!(exported, Some(imported.clone()));
+                links_work(true);
+            }
+            2 | 7 => {
+                assert_eq!(reset["error"], 0, "{reset}");
+                assert_eq!(exported, None, "factory reset: nothing loaded");
+                assert!(text.contains("configured=false"), "{text}");
+                links_work(false);
+                let state: Value =
+                    serde_json::from_slice(&std::fs::read(data.join("device.json")).unwrap())
+                        .unwrap();
+                let address = state["address"].as_str().map(str::to_owned);
+                let expected = if code == 2 {
+                    unconfigured
+                } else {
+                    imported.knx.individual_address
+                };
+                assert_eq!(address, Some(expected.to_string()), "{state}");
+            }
+            3 => {
+                assert_eq!(reset["error"], 0, "{reset}");
+                let mut expected = imported.clone();
+                expected.knx.individual_address = unconfigured;
+                assert_eq!(exported, Some(expected));
+                links_work(true);
+            }
+            4 | 5 => {
+                assert_eq!(reset["error"], 0, "{reset}");
+                assert_eq!(exported, None, "application unloaded");
+                assert!(text.contains("configured=false"), "{text}");
+                links_work(false);
+            }
+            6 => {
+                assert_eq!(reset["error"], 0, "{reset}");
+                let mut expected = imported.clone();
+                expected.group_addresses.clear();
+                assert_eq!(exported, Some(expected));
+                links_work(false);
+            }
+            _ => {
+                assert_eq!(reset["error"], "refused", "unsupported erase code: {reset}");
+                assert_eq!(exported, Some(imported.clone()));
+                links_work(true);
+            }
+        }
+    }
+}
