@@ -70,6 +70,21 @@ fn ets_stand_in_commissions_the_gateway() {
     let Some(python) = support::venv_python() else {
         return;
     };
+    let port = free_udp().port();
+    commission(
+        &python,
+        &format!("server://127.0.0.1:{port}"),
+        "KNX link open",
+        port,
+        &[],
+    );
+}
+
+/// The whole commissioning: the gateway binary on the link `knx` (ready once `ready` is
+/// logged), the stand-in tunnelling to the KNXnet/IP server on `port` (`env` says where: the
+/// gateway's own server on loopback, or knxd), then the
+/// checks from outside.
+fn commission(python: &Path, knx: &str, ready: &str, port: u16, env: &[(&str, String)]) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let new_address = IndividualAddress::new(1, 1, 20).unwrap();
     let mut base = file::load(&root.join("examples/five-chargers.toml")).unwrap();
@@ -107,7 +122,6 @@ fn ets_stand_in_commissions_the_gateway() {
         .to_string(),
     )
     .unwrap();
-    let port = free_udp().port();
     let http = free_tcp();
     let log = dir.path().join("gateway.log");
     let mut gateway = KillOnDrop(
@@ -117,7 +131,7 @@ fn ets_stand_in_commissions_the_gateway() {
                 "--config",
                 "examples/five-chargers.toml",
                 "--knx",
-                &format!("server://127.0.0.1:{port}"),
+                knx,
                 "--no-chargers",
                 "--http",
                 &http.to_string(),
@@ -132,7 +146,7 @@ fn ets_stand_in_commissions_the_gateway() {
             .spawn()
             .unwrap(),
     );
-    wait_for_log(&log, "KNX link open", Duration::from_secs(20));
+    wait_for_log(&log, ready, Duration::from_secs(30));
     let text = wait_for_log(&log, "device website on", Duration::from_secs(20));
     let password = text
         .lines()
@@ -147,6 +161,7 @@ fn ets_stand_in_commissions_the_gateway() {
         .arg(root.join("tests/interop/ets_standin.py"))
         .args([&port.to_string(), "1.1.10", "1.1.20"])
         .arg(&downloads)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -475,4 +490,97 @@ fn master_reset_erase_codes_do_what_they_say() {
             }
         }
     }
+}
+
+/// Fails under tests/run (`KNX_ECHARGE_INTEROP=1`), else prints a loud SKIP; false = stop.
+fn require(what: &str, ok: bool) -> bool {
+    if ok {
+        return true;
+    }
+    assert!(
+        std::env::var_os("KNX_ECHARGE_INTEROP").is_none_or(|v| v != "1"),
+        "{what} is missing although tests/run should have installed it"
+    );
+    eprintln!("\n\n######## SKIP: {what} is missing; run tests/run to install it ########\n");
+    false
+}
+
+/// The same commissioning over KNX/TP: the gateway's TP-UART link on one port of the
+/// emulated line (`knx_echarge::tpline`), knxd as the KNX IP interface on the other (its
+/// tunnelling server in a network namespace), the stand-in tunnelling to knxd.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ets_stand_in_commissions_the_gateway_over_tp() {
+    use knx_echarge::tpline::{LineOptions, TpLine};
+    use support::netns::{Netns, sh};
+    let have = |cmd: &str| {
+        sh(&["sh", "-c", &format!("command -v {cmd}")])
+            .status
+            .success()
+    };
+    if !require("knxd (Debian package knxd)", have("knxd"))
+        || !require("ip (iproute2)", have("ip"))
+        || !require(
+            "root (network namespaces)",
+            sh(&["id", "-u"]).stdout.starts_with(b"0"),
+        )
+    {
+        return;
+    }
+    let Some(python) = support::venv_python() else {
+        require("xknx in .venv", false);
+        return;
+    };
+    let line = TpLine::start(2, LineOptions::default()).unwrap();
+    let [gateway_port, knxd_port] = [&line.paths()[0], &line.paths()[1]];
+    let dir = tempfile::tempdir().unwrap();
+    let ns = Netns::new();
+    let _knxd = KillOnDrop(
+        Command::new("ip")
+            .args(["netns", "exec", &ns.name, "knxd"])
+            .args(["-e", "0.0.1", "-E", "0.0.2:8", "-D", "-T", "-S"])
+            .args(["-I", &ns.inner, "-b"])
+            .arg(format!("tpuart:{}", knxd_port.display()))
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.path().join("knxd.log")).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("knxd.err")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    // knxd's server needs a moment after its TP-UART came up: wait until it takes a tunnel.
+    let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/xknx_peer.py");
+    let mut up = false;
+    for _ in 0..20 {
+        let mut p = support::LinePeer::start(
+            "xknx",
+            &python,
+            &[
+                peer.to_str().unwrap(),
+                "tunnel",
+                "--gateway",
+                &ns.ns_ip,
+                "--port",
+                "3671",
+                "--local-ip",
+                &ns.host_ip,
+            ],
+        );
+        let ready = p.expect_where(
+            "READY or ERR",
+            |l| l.starts_with("READY") || l.starts_with("ERR"),
+            Duration::from_secs(30),
+        );
+        if ready.starts_with("READY") {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(up, "knxd takes no tunnel");
+    let knx = format!("tpuart://{}", gateway_port.display());
+    let env = [
+        ("ETS_GATEWAY_IP", ns.ns_ip.clone()),
+        ("ETS_LOCAL_IP", ns.host_ip.clone()),
+    ];
+    tokio::task::block_in_place(|| commission(&python, &knx, "TP-UART online", 3671, &env));
+    drop(line);
 }

@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::core::{Action, Core, Event, Leds, Persisted};
 use crate::faults::Fault;
 use crate::knx::device::{Device, DeviceEvent, DeviceState, EraseCode, Identity};
-use crate::knx::link::LinkEvent;
+use crate::knx::link::{Addressing, LinkEvent};
 use crate::knx::wire::cemi::LData;
 use crate::objects::Value;
 use crate::objects::engine::Engine;
@@ -36,6 +36,9 @@ pub struct Bus {
     pub to_bus: mpsc::Sender<LData>,
     /// Frames from the bus (L_Data.ind) and link-state changes.
     pub from_bus: mpsc::Receiver<LinkEvent>,
+    /// The device's addresses for the link when ETS changes them (`None`: the link does not
+    /// need them).
+    pub control: Option<mpsc::Sender<Addressing>>,
 }
 
 /// What the website and tests see of the running gateway.
@@ -209,10 +212,11 @@ fn spawn_inner(
                 return;
             }
         };
-        let (to_bus, mut from_bus) = match bus {
-            Some(b) => (Some(b.to_bus), Some(b.from_bus)),
-            None => (None, None),
+        let (to_bus, mut from_bus, control) = match bus {
+            Some(b) => (Some(b.to_bus), Some(b.from_bus), b.control),
+            None => (None, None, None),
         };
+        let mut link_address = own;
         let mut fleet = match (prepared, fleet_events.as_ref()) {
             (Some(p), Some(tx)) => Some(p.start(tx)),
             _ => None,
@@ -266,6 +270,7 @@ fn spawn_inner(
             .await;
             // Group telegrams go out from the address ETS programmed.
             engine.set_own_address(device.address());
+            let mut new_groups = false;
             for event in device_events {
                 let event = match event {
                     Event::Reconfigure { config, configured } => {
@@ -296,6 +301,7 @@ fn spawn_inner(
                         image.objects.retain(|o, _| engine.table().contains(*o));
                         image.init_reads.clear();
                         image.config = Some(Arc::new(config.clone()));
+                        new_groups = true;
                         Event::Reconfigure {
                             config: Box::new(config),
                             configured,
@@ -313,6 +319,10 @@ fn spawn_inner(
                     &snap_tx,
                     &mut outlets,
                 );
+            }
+            if new_groups || device.address() != link_address {
+                link_address = device.address();
+                tell_link(control.as_ref(), &engine, link_address);
             }
             flush(&mut engine, to_bus.as_ref()).await;
             publish(&mut image, &engine, &snap_tx);
@@ -706,6 +716,31 @@ fn after_reset(
         config: Box::new(config),
         configured,
     })
+}
+
+/// Tells the link the device's address and the group addresses of its objects (a TP-UART
+/// acknowledges frames to them).
+fn tell_link(
+    control: Option<&mpsc::Sender<Addressing>>,
+    engine: &Engine,
+    own: crate::knx::IndividualAddress,
+) {
+    let Some(control) = control else { return };
+    let groups = engine
+        .table()
+        .objects()
+        .iter()
+        .flat_map(|o| o.group_addresses.iter().copied())
+        .collect();
+    if control
+        .try_send(Addressing {
+            own,
+            groups: Some(groups),
+        })
+        .is_err()
+    {
+        warn!("the KNX link did not take the device's new addresses");
+    }
 }
 
 async fn recv_frame(from_bus: &mut Option<mpsc::Receiver<LinkEvent>>) -> Option<LinkEvent> {

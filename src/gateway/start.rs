@@ -121,6 +121,7 @@ impl Gateway {
             None
         };
         let to_bus = link.as_ref().map(|l| l.to_bus.clone());
+        let control = link.as_ref().map(|l| l.control.clone());
         let from_link = link.as_mut().map(|l| {
             let (_, closed) = mpsc::channel(1);
             std::mem::replace(&mut l.from_bus, closed)
@@ -132,7 +133,11 @@ impl Gateway {
             (from_link, None)
         };
         let bus = match (to_bus.clone(), from_bus) {
-            (Some(to_bus), Some(from_bus)) => Some(Bus { to_bus, from_bus }),
+            (Some(to_bus), Some(from_bus)) => Some(Bus {
+                to_bus,
+                from_bus,
+                control,
+            }),
             _ => None,
         };
         let prepared = match &chargers {

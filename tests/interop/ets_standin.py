@@ -11,11 +11,14 @@ DOWNLOAD.json: {"all": {"1": hex, "2": hex, "3": hex, "4": hex, "app_id": hex,
                 "par": {...}, "grp": {...}}  (tables as ETS would write them)
 After each download, without a restart, every check writes a switching value to a group
 address and reads another one back (a newly linked address must move its object at once).
-Prints one JSON line per step; exits non-zero on the first failure.
+Prints one JSON line per step; exits non-zero on the first failure. The KNXnet/IP server is
+at 127.0.0.1 unless ETS_GATEWAY_IP names another (knxd in a network namespace, for the TP
+line), reached from ETS_LOCAL_IP.
 """
 
 import asyncio
 import json
+import os
 import sys
 
 from xknx import XKNX
@@ -113,9 +116,9 @@ async def main():
     xknx = XKNX(
         connection_config=ConnectionConfig(
             connection_type=ConnectionType.TUNNELING,
-            gateway_ip="127.0.0.1",
+            gateway_ip=os.environ.get("ETS_GATEWAY_IP", "127.0.0.1"),
             gateway_port=port,
-            local_ip="127.0.0.1",
+            local_ip=os.environ.get("ETS_LOCAL_IP", "127.0.0.1"),
         )
     )
     await xknx.start()

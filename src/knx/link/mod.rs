@@ -307,6 +307,21 @@ pub trait Link {
     fn wants_frames(&self) -> bool;
     /// True once closed; the driver then ends.
     fn is_closed(&self) -> bool;
+    /// The device's individual address or group addresses changed (ETS programmed them):
+    /// a link that acknowledges frames for the device (TP-UART) follows them. Others ignore it.
+    fn set_addressing(&mut self, addressing: Addressing) {
+        let _ = addressing;
+    }
+}
+
+/// What a link acknowledges for the device: its individual address and the group addresses
+/// of its objects (`None`: every group).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addressing {
+    /// The device's individual address.
+    pub own: IndividualAddress,
+    /// The group addresses of its address table.
+    pub groups: Option<Vec<GroupAddress>>,
 }
 
 /// A link machine carried by a byte stream (the TP-UART's serial line): bytes in, bytes out.
@@ -364,6 +379,8 @@ pub struct LinkHandle {
     pub to_bus: mpsc::Sender<LData>,
     /// Frames from the bus (L_Data.ind) and state changes.
     pub from_bus: mpsc::Receiver<LinkEvent>,
+    /// New addresses of the device ([`Link::set_addressing`]).
+    pub control: mpsc::Sender<Addressing>,
     local_addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
@@ -440,10 +457,12 @@ pub async fn spawn_with_groups(
     let (to_bus_tx, to_bus_rx) = mpsc::channel(TO_BUS_CAPACITY);
     let (from_bus_tx, from_bus_rx) = mpsc::channel(FROM_BUS_CAPACITY);
     let (shutdown_tx, shutdown_rx) = oneshot::channel();
+    let (control_tx, control_rx) = mpsc::channel(4);
     let channels = driver::Channels {
         to_bus: to_bus_rx,
         from_bus: from_bus_tx,
         shutdown: shutdown_rx,
+        control: control_rx,
     };
     let now = Instant::now();
     let (local_addr, task) = match spec {
@@ -506,6 +525,7 @@ pub async fn spawn_with_groups(
     Ok(LinkHandle {
         to_bus: to_bus_tx,
         from_bus: from_bus_rx,
+        control: control_tx,
         local_addr,
         shutdown: Some(shutdown_tx),
         task,
