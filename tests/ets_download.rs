@@ -533,7 +533,8 @@ async fn ets_stand_in_commissions_the_gateway_over_tp() {
     let line = TpLine::start(2, LineOptions::default()).unwrap();
     let [gateway_port, knxd_port] = [&line.paths()[0], &line.paths()[1]];
     let dir = tempfile::tempdir().unwrap();
-    let ns = Netns::new();
+    let ns = Netns::new("knxets", "kxe");
+    let (ns_ip, host_ip) = (ns.ns_ip.to_string(), ns.host_ip.to_string());
     let _knxd = KillOnDrop(
         Command::new("ip")
             .args(["netns", "exec", &ns.name, "knxd"])
@@ -557,11 +558,11 @@ async fn ets_stand_in_commissions_the_gateway_over_tp() {
                 peer.to_str().unwrap(),
                 "tunnel",
                 "--gateway",
-                &ns.ns_ip,
+                &ns_ip,
                 "--port",
                 "3671",
                 "--local-ip",
-                &ns.host_ip,
+                &host_ip,
             ],
         );
         let ready = p.expect_where(
@@ -578,8 +579,8 @@ async fn ets_stand_in_commissions_the_gateway_over_tp() {
     assert!(up, "knxd takes no tunnel");
     let knx = format!("tpuart://{}", gateway_port.display());
     let env = [
-        ("ETS_GATEWAY_IP", ns.ns_ip.clone()),
-        ("ETS_LOCAL_IP", ns.host_ip.clone()),
+        ("ETS_GATEWAY_IP", ns_ip.clone()),
+        ("ETS_LOCAL_IP", host_ip.clone()),
     ];
     tokio::task::block_in_place(|| commission(&python, &knx, "TP-UART online", 3671, &env));
     drop(line);

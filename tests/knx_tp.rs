@@ -9,8 +9,12 @@
 //!   object then answers 1), and the smart-meter currents of the DLM (acknowledged on the
 //!   line by the gateway's chip, which leaves groups it has no object on unacknowledged);
 //! * knxtool's reads are answered over TP (the last-fault text);
-//! * xknx (Home Assistant's KNX library), tunnelling to knxd's server (in a network namespace:
-//!   knxd serves tunnels only on a non-loopback interface), reads every readable object of
+//! * the DLM over TP (`meter_values_on_tp_move_the_setpoint_at_the_charging_point`): the
+//!   gateway drives a simulated KEBA P30 over Modbus TCP; the smart-meter currents, the
+//!   interruption and grid-supporting control written with knxtool on TP change what the
+//!   simulator receives (register 5004, the current in mA, and 5014, enable);
+//! * xknx (Home Assistant's KNX library), tunnelling to knxd's server (in a network namespace,
+//!   `tests/support/netns.rs`: knxd serves tunnels only on a non-loopback interface), reads every readable object of
 //!   `examples/five-chargers.toml` across the TP line and decodes each answer with the
 //!   object's DPT; none stays silent, also those no value was set on yet.
 //!
@@ -213,6 +217,174 @@ async fn knxd_on_the_emulated_line_reaches_the_gateway_binary_over_tp() {
     );
 }
 
+/// The gateway of `tp_dlm_config`: charging point 1 a KEBA P30 simulator on loopback.
+fn tp_dlm_config(port: u16) -> String {
+    format!(
+        "[knx]\nindividual_address = \"1.1.10\"\n\
+         [dlm]\nenabled = true\novercurrent_protection = 35\nload_reserve = 3\n\
+         ramp_up_rate = 32.0\nmin_switch_time = 0\ngrid_control_current = 6\n\
+         [dlm.meter]\nconnection = \"3-phase\"\nmeasurement = \"current\"\n\
+         current_dpt = \"14.019\"\n\
+         [dlm.monitoring]\nmode = \"values\"\ninterval = 60\ntolerance = 10\n\
+         [modbus]\npoll_interval = 300\n\
+         [charging_point.1]\nenabled = true\nmodel = \"keba-p30\"\nip = \"127.0.0.1\"\n\
+         port = {port}\nmax_current = 16\n\
+         [group_addresses]\n1 = [\"0/0/1\"]\n2 = [\"0/0/2\"]\n10 = [\"0/0/10\"]\n\
+         11 = [\"0/0/11\"]\n12 = [\"0/0/12\"]\n55 = [\"1/0/5\"]\n56 = [\"1/0/6\"]\n\
+         61 = [\"1/0/11\"]\n"
+    )
+}
+
+/// The current the simulated KEBA was last told over Modbus (register 5004, mA), and whether
+/// it is enabled (5014).
+fn keba_registers(sim: &knx_echarge::sim::SimHandle) -> (Option<u16>, Option<u16>) {
+    let writes = sim.state().writes;
+    let last = |addr: u16| {
+        writes
+            .iter()
+            .rev()
+            .find(|(a, _)| *a == addr)
+            .and_then(|(_, v)| v.first().copied())
+    };
+    (last(5004), last(5014))
+}
+
+/// Waits until the simulator's registers satisfy `ok`.
+async fn registers_until(
+    sim: &knx_echarge::sim::SimHandle,
+    what: &str,
+    ok: impl Fn((Option<u16>, Option<u16>)) -> bool,
+) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let r = keba_registers(sim);
+        if ok(r) {
+            eprintln!("{what}: 5004/5014 = {r:?}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: registers 5004/5014 {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// 14.019 (A as float32) as knxtool `groupwrite` bytes.
+fn amps_bytes(a: f32) -> Vec<String> {
+    a.to_be_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn meter(socket: &Path, amps: f32) {
+    let bytes = amps_bytes(amps);
+    for ga in ["0/0/10", "0/0/11", "0/0/12"] {
+        let mut args = vec![ga];
+        args.extend(bytes.iter().map(String::as_str));
+        write(socket, "groupwrite", &args).await;
+    }
+}
+
+/// Issue 13: smart-meter values, interruption and grid-supporting control written on TP by
+/// knxd reach the DLM, and the DLM's answer reaches a simulated charging point as Modbus
+/// writes (KEBA P30: 5004 current in mA, 5014 enable).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meter_values_on_tp_move_the_setpoint_at_the_charging_point() {
+    use knx_echarge::sim::{self, SimHandle, SimModel, Vehicle};
+    if !require("knxd (Debian package knxd)", have("knxd"))
+        || !require("knxtool (Debian package knxd-tools)", have("knxtool"))
+    {
+        return;
+    }
+    let started = Instant::now();
+    let keba = SimHandle::new(SimModel::KebaP30);
+    keba.plug_in(Vehicle::three_phase());
+    let server = sim::serve_tcp(keba.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let line = TpLine::start(2, LineOptions::default()).unwrap();
+    let [gateway_port, knxd_port] = [&line.paths()[0], &line.paths()[1]];
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tp-dlm.toml");
+    std::fs::write(&config, tp_dlm_config(server.addr.unwrap().port())).unwrap();
+    let socket = dir.path().join("knxd.sock");
+    let _knxd = KillOnDrop(
+        Command::new("knxd")
+            .args(["-e", "0.0.1", "-E", "0.0.2:8", "-u"])
+            .arg(&socket)
+            .arg("-b")
+            .arg(format!("tpuart:{}", knxd_port.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("knxd.err")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let log = dir.path().join("gateway.log");
+    let _gateway = KillOnDrop(
+        Command::new(support::gateway_bin())
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .arg("--knx")
+            .arg(format!("tpuart://{}", gateway_port.display()))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .current_dir(CRATE)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    support::wait_for_log(&log, "TP-UART online", TIMEOUT);
+
+    // A light house load: 20 A at the meter with the car drawing up to 16 A leaves room for
+    // the charging point's maximum (16 A = 16000 mA in 5004).
+    meter(&socket, 20.0).await;
+    registers_until(&keba, "full current", |(set, on)| {
+        set == Some(16_000) && on != Some(0)
+    })
+    .await;
+    // The house takes 24 A more: 44 A at a 35 A fuse less 3 A reserve. The DLM must cut the
+    // charging point to what is left (below 16 A, at least the 6 A minimum or off).
+    meter(&socket, 44.0).await;
+    registers_until(&keba, "setpoint cut by the DLM", |(set, on)| {
+        on == Some(0) || set.is_some_and(|s| s < 16_000)
+    })
+    .await;
+    let (set, on) = keba_registers(&keba);
+    assert!(
+        on == Some(0) || set.is_some_and(|s| (6_000..=10_000).contains(&s)),
+        "{set:?} {on:?}"
+    );
+    // Back to the light load, then the interruption object of charging point 1 (1/0/5): the
+    // box is disabled (5014 = 0) and does not offer current.
+    meter(&socket, 20.0).await;
+    registers_until(&keba, "full current again", |(set, on)| {
+        set == Some(16_000) && on != Some(0)
+    })
+    .await;
+    write(&socket, "groupswrite", &["1/0/5", "1"]).await;
+    registers_until(&keba, "interruption", |(_, on)| on == Some(0)).await;
+    assert_eq!(keba.state().offered(), knx_echarge::units::Current::ZERO);
+    expect_answer(&socket, "1/0/6", ": 01", "interruption state").await;
+    write(&socket, "groupswrite", &["1/0/5", "0"]).await;
+    registers_until(&keba, "interruption lifted", |(_, on)| on == Some(1)).await;
+    // Grid-supporting control (0/0/1): the charging points get the configured 6 A.
+    write(&socket, "groupswrite", &["0/0/1", "1"]).await;
+    registers_until(&keba, "grid-supporting control", |(set, on)| {
+        on == Some(0) || set.is_some_and(|s| s <= 6_000)
+    })
+    .await;
+    expect_answer(&socket, "0/0/2", ": 01", "grid-supporting control state").await;
+    eprintln!(
+        "meter_values_on_tp_move_the_setpoint_at_the_charging_point took {:?}",
+        started.elapsed()
+    );
+}
+
 /// Every object of the five-charger example with the R flag and a group address:
 /// (number, first group address, DPT).
 fn readable_objects() -> Vec<(u64, String, String)> {
@@ -265,7 +437,8 @@ async fn xknx_through_knxd_reads_every_readable_object_over_tp() {
     let line = TpLine::start(2, LineOptions::default()).unwrap();
     let [gateway_port, knxd_port] = [&line.paths()[0], &line.paths()[1]];
     let dir = tempfile::tempdir().unwrap();
-    let ns = Netns::new();
+    let ns = Netns::new("knxtp", "kxp");
+    let (ns_ip, host_ip) = (ns.ns_ip.to_string(), ns.host_ip.to_string());
     let knxd_log = dir.path().join("knxd.log");
     let _knxd = KillOnDrop(
         Command::new("ip")
@@ -308,11 +481,11 @@ async fn xknx_through_knxd_reads_every_readable_object_over_tp() {
                 script.to_str().unwrap(),
                 "tunnel",
                 "--gateway",
-                &ns.ns_ip,
+                &ns_ip,
                 "--port",
                 "3671",
                 "--local-ip",
-                &ns.host_ip,
+                &host_ip,
             ],
         );
         let ready = p.expect_where(
