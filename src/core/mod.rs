@@ -362,15 +362,18 @@ impl Core {
         self.publish_faults(out);
         self.start_points(out);
         self.dlm_update(now, out);
-        // Objects with the I flag ask the bus for their value at start-up.
-        let init: Vec<GoNumber> = self
-            .table
-            .objects()
-            .iter()
-            .filter(|o| o.flags.read_on_init && o.flags.communication)
-            .map(|o| o.number)
-            .collect();
-        out.extend(init.into_iter().map(|object| Action::ReadObject { object }));
+        self.read_on_init(out);
+    }
+
+    /// Objects with the I flag ask the bus for their value (at start-up and after a download).
+    fn read_on_init(&self, out: &mut Vec<Action>) {
+        out.extend(
+            self.table
+                .objects()
+                .iter()
+                .filter(|o| o.flags.read_on_init && o.flags.communication)
+                .map(|o| Action::ReadObject { object: o.number }),
+        );
     }
 
     fn publish_faults(&mut self, out: &mut Vec<Action>) {

@@ -27,7 +27,7 @@ use super::{Action, Core, points};
 use crate::config::{ChargePointConfig, Config, validate};
 use crate::faults::{Fault, FaultCode, Scope};
 use crate::objects::Value;
-use crate::units::{ChargePointId, GoNumber};
+use crate::units::ChargePointId;
 
 use crate::objects::number::cp as offset;
 use crate::objects::number::device as object;
@@ -124,14 +124,7 @@ impl Core {
         self.publish_faults(out);
         self.restart_points(out);
         self.dlm_update(now, out);
-        let init: Vec<GoNumber> = self
-            .table
-            .objects()
-            .iter()
-            .filter(|o| o.flags.read_on_init && o.flags.communication)
-            .map(|o| o.number)
-            .collect();
-        out.extend(init.into_iter().map(|object| Action::ReadObject { object }));
+        self.read_on_init(out);
         out.push(Action::Persist(self.persisted()));
     }
 
@@ -172,7 +165,6 @@ impl Core {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use std::collections::BTreeMap;
     use std::time::Duration;
 
     use super::*;
@@ -180,6 +172,7 @@ mod tests {
     use crate::config::file;
     use crate::core::{AppLed, Event, Persisted};
     use crate::knx::GroupAddress;
+    use crate::units::GoNumber;
     use crate::units::{Current, Energy, PerPhase};
 
     const FIVE: &str = include_str!("../../examples/five-chargers.toml");
@@ -199,15 +192,7 @@ mod tests {
         }
     }
 
-    fn sets(actions: &[Action]) -> BTreeMap<u16, Value> {
-        actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::SetObject { object, value } => Some((object.0, value.clone())),
-                _ => None,
-            })
-            .collect()
-    }
+    use crate::core::tests::sets;
 
     fn poll(core: &mut Core, n: u8, wh: i32, at: Instant) -> Vec<Action> {
         core.handle(
