@@ -47,6 +47,10 @@ pub struct DeviceArgs {
     pub board: Board,
     /// Root directory for the systemd-networkd/timesyncd files (`None`: not applied).
     pub network_root: Option<PathBuf>,
+    /// The board file was named (`--board`, as the device's systemd unit does): this machine
+    /// is that board, so a part of it that is missing or refuses is a device fault. `false`
+    /// (the built-in board file on a PC): only logged.
+    pub board_expected: bool,
 }
 
 /// How the application ended.
@@ -124,6 +128,7 @@ impl App {
         let mut board = self.device.as_ref().map(|d| {
             device::start(
                 &d.board,
+                d.board_expected,
                 &web_config,
                 rs485_used,
                 gateway.shell.snapshot.clone(),
@@ -197,9 +202,7 @@ impl App {
         };
         info!(restart, "shutting down");
         device::notify_stopping();
-        if let Some(w) = watchdog {
-            w.abort();
-        }
+        drop(watchdog);
         if let Some(n) = network {
             n.abort();
         }

@@ -295,6 +295,7 @@ fn main() -> ExitCode {
                             device: Board::builtin().ok().map(|b| DeviceArgs {
                                 board: b.simulated(),
                                 network_root: None,
+                                board_expected: false,
                             }),
                         }
                         .run(),
@@ -552,6 +553,7 @@ fn run(
     http: Option<std::net::SocketAddr>,
     network_root: Option<PathBuf>,
 ) -> ExitCode {
+    let board_expected = board.is_some();
     let board = match board.map_or_else(Board::builtin, Board::load) {
         Ok(b) => b,
         Err(e) => {
@@ -595,6 +597,7 @@ fn run(
             device: Some(DeviceArgs {
                 board,
                 network_root,
+                board_expected,
             }),
         }
         .run(),

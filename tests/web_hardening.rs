@@ -5,6 +5,8 @@
 //!   connections are capped below the descriptor limit, so the Modbus TCP connection to a
 //!   simulated charging point still reconnects (before, it failed with `EMFILE` and the
 //!   charging point went "not reachable"); a new web client is served or cleanly refused.
+//!   The same flood with the cap lifted (debug-build knob `KNX_ECHARGE_TEST_NO_CONNECTION_CAP`)
+//!   shows the failure the cap prevents: the reconnect fails with `EMFILE`.
 //! * The half-sent requests are closed after the header timeout; `Content-Length: 10 GB`
 //!   with no body is closed after the body timeout.
 //! * DNS rebinding: a request for `Host: evil.example` with a matching `Origin` is answered
@@ -44,7 +46,7 @@ fn config(dir: &Path, port: u16) -> std::path::PathBuf {
 /// `knx-echarge run` with `config`, its stderr to `log`; `prefix` runs it under another
 /// program (`prlimit …`).
 fn start(prefix: &[&str], config: &Path, dir: &Path, http: SocketAddr) -> KillOnDrop {
-    start_with_knx(prefix, config, dir, http, free_udp())
+    start_with_knx(prefix, config, dir, http, free_udp(), &[])
 }
 
 /// [`start`] with the built-in KNXnet/IP server on `knx`.
@@ -54,6 +56,7 @@ fn start_with_knx(
     dir: &Path,
     http: SocketAddr,
     knx: SocketAddr,
+    env: &[(&str, &str)],
 ) -> KillOnDrop {
     let log = dir.join("gateway.log");
     let bin = support::gateway_bin();
@@ -73,6 +76,7 @@ fn start_with_knx(
         .arg(dir.join("data"))
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
@@ -152,76 +156,157 @@ fn polled_after(sim: &knx_echarge::sim::SimHandle, after: u64, limit: Duration) 
     false
 }
 
+/// What a flood of 300 half-sent requests did to the gateway under `prlimit --nofile=256`.
+struct Flooded {
+    /// The charging point's Modbus connection came back during the flood.
+    reconnected: bool,
+    /// The gateway's log.
+    log: String,
+    /// Half-sent requests the gateway accepted (connections that got through the kernel).
+    held: Vec<TcpStream>,
+    flood_started: Instant,
+}
+
+/// Starts the gateway under `prlimit --nofile=256` (with `env`), holds 300 half-sent
+/// requests open from 30 addresses, and makes the charging point's Modbus connection drop
+/// and come back during the flood; runs `then` while the gateway still runs.
+fn flood<T>(
+    dir: &Path,
+    config: &Path,
+    sim: &knx_echarge::sim::SimHandle,
+    env: &[(&str, &str)],
+    then: impl FnOnce(SocketAddr, Flooded) -> T,
+) -> T {
+    let http = free_tcp();
+    let _gateway = start_with_knx(
+        &["prlimit", "--nofile=256"],
+        config,
+        dir,
+        http,
+        free_udp(),
+        env,
+    );
+    let log = dir.join("gateway.log");
+    assert!(
+        polled_after(sim, 0, Duration::from_secs(30)),
+        "the charging point is polled"
+    );
+    let mut held = Vec::new();
+    // From 30 addresses, 10 each: more than the website's cap in total.
+    for i in 0..300u16 {
+        let from = [127, 0, 1, u8::try_from(1 + i / 10).unwrap()];
+        let Ok(mut s) = connect_from(from, http) else {
+            continue;
+        };
+        let _ = write!(
+            s,
+            "POST /api/v1/login HTTP/1.1\r\nHost: {http}\r\nContent-Type: application/json\r\nContent-Le"
+        );
+        held.push(s);
+    }
+    let flood_started = Instant::now();
+    eprintln!("{} half-sent requests open", held.len());
+
+    // The charging point goes silent, so the gateway drops its Modbus connection; when it
+    // is back, the gateway must open a new one — a new file descriptor — during the flood.
+    sim.lock().faults.offline = true;
+    std::thread::sleep(Duration::from_secs(4));
+    let before = requests(sim);
+    sim.lock().faults.offline = false;
+    let reconnected = polled_after(sim, before, Duration::from_secs(5));
+    let flooded = Flooded {
+        reconnected,
+        log: std::fs::read_to_string(&log).unwrap(),
+        held,
+        flood_started,
+    };
+    then(http, flooded)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_web_flood_under_256_descriptors_never_starves_charging_point_polling() {
     let dir = tempfile::tempdir().unwrap();
     let (sims, _servers, ports) = support::tcp_simulators([SimModel::KebaP30]).await;
     let sim = sims[0].clone();
     let config = config(dir.path(), ports[0]);
-    let http = free_tcp();
     tokio::task::block_in_place(|| {
-        let _gateway = start(&["prlimit", "--nofile=256"], &config, dir.path(), http);
-        let log = dir.path().join("gateway.log");
-        assert!(
-            polled_after(&sim, 0, Duration::from_secs(30)),
-            "the charging point is polled"
-        );
-
-        // 300 half-sent requests, held open.
-        let mut held = Vec::new();
-        // From 30 addresses, 10 each: more than the website's cap in total.
-        for i in 0..300u16 {
-            let from = [127, 0, 1, u8::try_from(1 + i / 10).unwrap()];
-            let Ok(mut s) = connect_from(from, http) else {
-                continue;
-            };
-            let _ = write!(
-                s,
-                "POST /api/v1/login HTTP/1.1\r\nHost: {http}\r\nContent-Type: application/json\r\nContent-Le"
+        flood(dir.path(), &config, &sim, &[], |http, mut f| {
+            assert!(
+                f.reconnected,
+                "the Modbus connection came back during the web flood:\n{}",
+                f.log
             );
-            held.push(s);
-        }
-        let flood_started = Instant::now();
-        eprintln!("{} half-sent requests open", held.len());
+            assert!(
+                !f.log.contains("Too many open files"),
+                "descriptors ran out:\n{}",
+                f.log
+            );
 
-        // The charging point goes silent, so the gateway drops its Modbus connection; when it
-        // is back, the gateway must open a new one — a new file descriptor — during the flood.
-        sim.lock().faults.offline = true;
-        std::thread::sleep(Duration::from_secs(4));
-        let before = requests(&sim);
-        sim.lock().faults.offline = false;
-        assert!(
-            polled_after(&sim, before, Duration::from_secs(5)),
-            "the Modbus connection came back during the web flood:\n{}",
-            std::fs::read_to_string(&log).unwrap()
-        );
-        let text = std::fs::read_to_string(&log).unwrap();
-        assert!(
-            !text.contains("Too many open files"),
-            "descriptors ran out:\n{text}"
-        );
+            // A new web client is served or refused with an answer — never left hanging.
+            for from in [[127, 0, 0, 2], [127, 0, 1, 1]] {
+                let answer = get_login_from(from, http);
+                assert!(matches!(answer, Ok(200 | 503)), "{from:?}: {answer:?}");
+            }
 
-        // A new web client is served or refused with an answer — never left hanging.
-        for from in [[127, 0, 0, 2], [127, 0, 1, 1]] {
-            let answer = get_login_from(from, http);
-            assert!(matches!(answer, Ok(200 | 503)), "{from:?}: {answer:?}");
-        }
+            // The half-sent requests are closed after the header timeout (10 s).
+            let limit = Duration::from_secs(20).saturating_sub(f.flood_started.elapsed());
+            let open = f
+                .held
+                .iter_mut()
+                .filter_map(|s| (!closed_within(s, limit)).then_some(()))
+                .count();
+            assert_eq!(
+                open, 0,
+                "half-sent requests still open after the header timeout"
+            );
+            assert!(
+                f.flood_started.elapsed() >= Duration::from_secs(8),
+                "closed before the header timeout"
+            );
+            assert_eq!(get_login_from([127, 0, 0, 1], http), Ok(200));
+        });
+    });
+}
 
-        // The half-sent requests are closed after the header timeout (10 s).
-        let limit = Duration::from_secs(20).saturating_sub(flood_started.elapsed());
-        let open = held
-            .iter_mut()
-            .filter_map(|s| (!closed_within(s, limit)).then_some(()))
-            .count();
-        assert_eq!(
-            open, 0,
-            "half-sent requests still open after the header timeout"
+/// The test above fails on the behaviour it guards: the same flood with the connection cap
+/// and the descriptor reserve lifted (the debug-build knob `KNX_ECHARGE_TEST_NO_CONNECTION_CAP`,
+/// src/web/serve.rs) takes every descriptor, and the Modbus reconnect fails with `EMFILE` —
+/// issue 17's original finding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_connection_cap_the_same_flood_starves_charging_point_polling() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sims, _servers, ports) = support::tcp_simulators([SimModel::KebaP30]).await;
+    let sim = sims[0].clone();
+    let config = config(dir.path(), ports[0]);
+    tokio::task::block_in_place(|| {
+        flood(
+            dir.path(),
+            &config,
+            &sim,
+            &[
+                ("KNX_ECHARGE_TEST_NO_CONNECTION_CAP", "1"),
+                // The charger session's reconnect attempts, with their error.
+                ("RUST_LOG", "info,knx_echarge::chargers::session=debug"),
+            ],
+            |_, f| {
+                assert!(
+                    f.log.contains("connection cap is lifted"),
+                    "the knob works only in debug builds:\n{}",
+                    f.log
+                );
+                eprintln!(
+                    "without the cap: {} connections held, Modbus reconnected: {}, EMFILE logged: {}",
+                    f.held.len(),
+                    f.reconnected,
+                    f.log.contains("Too many open files")
+                );
+                assert!(
+                    !f.reconnected && f.log.contains("Too many open files"),
+                    "without the cap the flood should starve polling:\n{}",
+                    f.log
+                );
+            },
         );
-        assert!(
-            flood_started.elapsed() >= Duration::from_secs(8),
-            "closed before the header timeout"
-        );
-        assert_eq!(get_login_from([127, 0, 0, 1], http), Ok(200));
     });
 }
 
@@ -499,7 +584,7 @@ fn a_knxnet_ip_flood_keeps_start_up_and_security_entries_in_the_log() {
     let config = config(dir.path(), 9);
     let http = free_tcp();
     let knx = free_udp();
-    let _gateway = start_with_knx(&[], &config, dir.path(), http, knx);
+    let _gateway = start_with_knx(&[], &config, dir.path(), http, knx, &[]);
     let password = initial_password(dir.path());
     // The sixth wrong password within a minute locks 127.0.0.3 out.
     let wrong = serde_json::json!({ "password": "Not-The-Password-1" }).to_string();

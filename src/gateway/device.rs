@@ -10,7 +10,9 @@
 
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use sd_notify::NotifyState;
 use tokio::sync::{mpsc, watch};
@@ -23,7 +25,7 @@ use crate::gateway::shell::Snapshot;
 use crate::hw::backend::{self, Hardware};
 use crate::hw::network::{self, IpMode, NetSettings};
 use crate::hw::panel::{Panel, Request};
-use crate::hw::watchdog::{Health, Registry};
+use crate::hw::watchdog::{Health, Registry, RuntimeProbe, health};
 use crate::hw::{Board, rs485};
 
 /// The running device side.
@@ -42,35 +44,56 @@ impl Drop for Device {
     }
 }
 
-/// Opens the board: logs what is missing, sets the RS485 mode (when `rs485_used`) and the
-/// termination switch from the configuration, starts the front panel.
+/// Opens the board: logs what is missing or refuses, sets the RS485 mode (when `rs485_used`)
+/// and the termination switch from the configuration, starts the front panel.
+///
+/// With `expected` (the board file was named, as on the device) every part that is missing or
+/// refuses is also the device fault ContactSupport (130, "generate the log files and contact
+/// Support"), one message naming them all; the gateway carries on without them. Without it
+/// (the built-in board file on a PC, which has none of the board's devices) they are only
+/// logged.
 pub fn start(
     board: &Board,
+    expected: bool,
     config: &Config,
     rs485_used: bool,
     snapshot: watch::Receiver<Snapshot>,
     events: mpsc::Sender<Event>,
 ) -> Device {
     let mut hw: Hardware = backend::open(board);
-    for problem in &hw.problems {
-        error!("board: {problem}; the gateway carries on without it");
-    }
+    let mut problems: Vec<String> = hw.problems.iter().map(ToString::to_string).collect();
     if rs485_used {
         match rs485::configure(&board.serial.rs485) {
             Ok(()) if board.serial.rs485.kernel_rs485 => {
                 info!(device = %board.serial.rs485.device.display(), "RS485 mode set (TIOCSRS485)");
             }
             Ok(()) => {}
-            Err(e) => error!(
-                "board: {e}; the charging points on RS485 may not answer (direction switching)"
-            ),
+            Err(e) => problems.push(format!(
+                "{e}; the charging points on RS485 may not answer (direction switching)"
+            )),
         }
     }
     let termination = config.rs485.termination;
-    if let Err(e) = hw.set_termination(termination) {
-        error!("board: {e}");
-    } else {
-        info!(on = termination, "RS485 120 Ω termination");
+    match hw.set_termination(termination) {
+        Err(e) => problems.push(e.to_string()),
+        Ok(()) if hw.termination.is_some() => info!(on = termination, "RS485 120 Ω termination"),
+        Ok(()) => {}
+    }
+    for problem in &problems {
+        if expected {
+            error!("board: {problem}; the gateway carries on without it");
+        } else {
+            warn!(
+                "board: {problem}; the gateway carries on without it (built-in board file; with --board this is a fault)"
+            );
+        }
+    }
+    if expected && !problems.is_empty() {
+        let message = format!("board: {}", problems.join("; "));
+        let events = events.clone();
+        tokio::spawn(async move {
+            let _ = events.send(Event::BoardFault(message)).await;
+        });
     }
     let mut panel = Panel::spawn(hw);
     let leds = panel.leds.clone();
@@ -179,9 +202,34 @@ pub fn notify_stopping() {
     let _ = sd_notify::notify(false, &[NotifyState::Stopping]);
 }
 
+/// The systemd watchdog: a thread of its own and a probe task on the runtime; stopped when
+/// dropped.
+#[derive(Debug)]
+pub struct Watchdog {
+    stop: Arc<AtomicBool>,
+    probe_task: JoinHandle<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.probe_task.abort();
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
 /// Sends `WATCHDOG=1` every half watchdog interval (`WATCHDOG_USEC`) while every watched task
-/// is alive; none when systemd asked for no watchdog.
-pub fn spawn_watchdog() -> Option<JoinHandle<()>> {
+/// is alive and the runtime still runs tasks; none when systemd asked for no watchdog.
+///
+/// The judge runs on its own thread, not on the tokio runtime: a task that blocks inside a
+/// poll can stall the whole two-worker runtime (the other worker parked without the timer
+/// driver), and a judge on that runtime would then fall silent without saying why. From its
+/// thread it still sends the `STATUS=` line naming the hung task.
+pub fn spawn_watchdog() -> Option<Watchdog> {
     // As libsystemd's sd_watchdog_enabled(): WATCHDOG_USEC names the interval; WATCHDOG_PID,
     // when set, must be this process (systemd sets both; a supervisor may set only the first).
     let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.trim().parse().ok()?;
@@ -193,26 +241,59 @@ pub fn spawn_watchdog() -> Option<JoinHandle<()>> {
     }
     let every = Duration::from_micros(usec / 2).max(Duration::from_millis(100));
     info!(interval_ms = every.as_millis(), "systemd watchdog on");
-    Some(tokio::spawn(async move {
-        let registry = Registry::global();
-        let mut tick = tokio::time::interval(every);
-        let mut failed_before = false;
+    let probe = Arc::new(RuntimeProbe::new(Instant::now()));
+    let beats = probe.clone();
+    let probe_task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match registry.check(std::time::Instant::now()) {
-                Health::Alive => {
-                    failed_before = false;
-                    let _ = sd_notify::notify(false, &[NotifyState::Watchdog]);
-                }
-                Health::Failed(tasks) => {
-                    let text = format!("task not alive: {}", tasks.join(", "));
-                    if !failed_before {
-                        error!("{text}: no more watchdog pings, systemd will restart the gateway");
-                        let _ = sd_notify::notify(false, &[NotifyState::Status(&text)]);
-                    }
-                    failed_before = true;
-                }
-            }
+            beats.beat(Instant::now());
         }
-    }))
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("systemd-watchdog".to_owned())
+        .spawn(move || {
+            let registry = Registry::global();
+            let mut failed_before = false;
+            let mut next = Instant::now();
+            while !stopped.load(Ordering::Relaxed) {
+                match health(registry, &probe, Instant::now()) {
+                    Health::Alive => {
+                        failed_before = false;
+                        let _ = sd_notify::notify(false, &[NotifyState::Watchdog]);
+                    }
+                    Health::Failed(tasks) => {
+                        let text = format!("task not alive: {}", tasks.join(", "));
+                        if !failed_before {
+                            error!(
+                                "{text}: no more watchdog pings, systemd will restart the gateway"
+                            );
+                            let _ = sd_notify::notify(false, &[NotifyState::Status(&text)]);
+                        }
+                        failed_before = true;
+                    }
+                }
+                next += every;
+                let now = Instant::now();
+                if next <= now {
+                    next = now + every;
+                }
+                std::thread::park_timeout(next.saturating_duration_since(now));
+            }
+        });
+    match thread {
+        Ok(t) => Some(Watchdog {
+            stop,
+            probe_task,
+            thread: Some(t),
+        }),
+        Err(e) => {
+            error!("cannot start the systemd watchdog thread: {e}; no watchdog pings");
+            probe_task.abort();
+            None
+        }
+    }
 }

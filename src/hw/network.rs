@@ -84,6 +84,23 @@ pub fn prefix_len(mask: Ipv4Addr) -> Option<u32> {
     (bits.checked_shl(ones).unwrap_or(0) == 0).then_some(ones)
 }
 
+/// Why a static setting cannot be used (the device then keeps DHCP with link-local): no
+/// address (0.0.0.0, or 8.3.2's 127.0.0.1), or a mask that is not a prefix of 1–30 bits.
+/// `None`: usable.
+pub fn static_problem(address: Ipv4Addr, mask: Ipv4Addr) -> Option<String> {
+    if address.is_unspecified() || address.is_loopback() {
+        Some(format!(
+            "permanent IP address selected without an IP address ({address}): the device keeps DHCP with link-local addresses (spec 8.3.2 \"serious misconfiguration\"); set the address in the ETS"
+        ))
+    } else if prefix_len(mask).is_some_and(|p| (1..=30).contains(&p)) {
+        None
+    } else {
+        Some(format!(
+            "permanent IP address {address} with the subnet mask {mask}, which is not a valid mask: the device keeps DHCP with link-local addresses"
+        ))
+    }
+}
+
 /// Translates settings into files (no I/O).
 pub fn plan(s: &NetSettings) -> Plan {
     let mut problem = None;
@@ -99,21 +116,13 @@ pub fn plan(s: &NetSettings) -> Plan {
             address,
             mask,
             gateway,
-        } => {
-            if address.is_unspecified() || address.is_loopback() {
-                problem = Some(format!(
-                    "permanent IP address selected without an IP address ({address}): the device keeps DHCP with link-local addresses (spec 8.3.2 \"serious misconfiguration\"); set the address in the ETS"
-                ));
-                None
-            } else if let Some(prefix) = prefix_len(mask).filter(|p| (1..=30).contains(p)) {
-                Some((address, prefix, gateway))
-            } else {
-                problem = Some(format!(
-                    "permanent IP address {address} with the subnet mask {mask}, which is not a valid mask: the device keeps DHCP with link-local addresses"
-                ));
+        } => match static_problem(address, mask) {
+            Some(p) => {
+                problem = Some(p);
                 None
             }
-        }
+            None => prefix_len(mask).map(|prefix| (address, prefix, gateway)),
+        },
     };
     if let Some((address, prefix, gateway)) = static_ok {
         method = "static";

@@ -9,6 +9,12 @@
 //! `WATCHDOG=1` only then, so systemd restarts a gateway with a hung task. (A task that waits
 //! forever for an event is idle, not hung: it still answers when polled.)
 //!
+//! A blocked task can stall the whole runtime, not only itself: on the device's two-worker
+//! runtime the other worker may be parked without the I/O and timer driver, so no timer fires
+//! anywhere. [`RuntimeProbe`] notices that (a task on the runtime beats it; beats that stop
+//! mean the runtime no longer schedules), and the gateway judges both from a thread of its own,
+//! never from a task on the runtime it judges (`crate::gateway::device::spawn_watchdog`).
+//!
 //! Test-only trigger (debug builds only, documented in README "systemd"): the environment
 //! variable `KNX_ECHARGE_TEST_HANG=<name prefix>@<seconds>` makes the first watched task whose
 //! name starts with the prefix block inside a poll once that many seconds have passed since it
@@ -165,6 +171,60 @@ fn test_hang(name: &str) -> Option<Instant> {
     Some(Instant::now() + Duration::from_secs(secs))
 }
 
+/// When a task on the runtime last ran: beaten from a task on the runtime, read from a thread
+/// outside it.
+#[derive(Debug)]
+pub struct RuntimeProbe {
+    epoch: Instant,
+    /// Milliseconds after `epoch` + 1 of the last beat; 0 = none yet.
+    last: AtomicU64,
+}
+
+impl RuntimeProbe {
+    /// A probe whose clock starts at `now` (counts as a beat).
+    pub fn new(now: Instant) -> Self {
+        Self {
+            epoch: now,
+            last: AtomicU64::new(1),
+        }
+    }
+
+    fn ms(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX - 1)
+            + 1
+    }
+
+    /// The runtime ran a task at `now`.
+    pub fn beat(&self, now: Instant) {
+        self.last.fetch_max(self.ms(now), Ordering::Relaxed);
+    }
+
+    /// Whether no beat came for longer than [`HUNG_AFTER`] before `now`.
+    pub fn stalled(&self, now: Instant) -> bool {
+        let limit = self
+            .ms(now)
+            .saturating_sub(u64::try_from(HUNG_AFTER.as_millis()).unwrap_or(u64::MAX));
+        self.last.load(Ordering::Relaxed) < limit
+    }
+}
+
+/// The health of the watched tasks and of the runtime they run on: the failed tasks first,
+/// then `tokio runtime (stalled)` when the probe has stopped beating.
+pub fn health(registry: &Registry, probe: &RuntimeProbe, now: Instant) -> Health {
+    let mut failed = match registry.check(now) {
+        Health::Alive => Vec::new(),
+        Health::Failed(f) => f,
+    };
+    if probe.stalled(now) {
+        failed.push("tokio runtime (stalled)".to_owned());
+    }
+    if failed.is_empty() {
+        Health::Alive
+    } else {
+        Health::Failed(failed)
+    }
+}
+
 /// A future watched by a [`Registry`].
 pub struct Watched<F> {
     future: Pin<Box<F>>,
@@ -267,5 +327,37 @@ mod tests {
         let _ = tx.send(());
         idle.await.unwrap();
         assert_eq!(r.names(), ["KNX link"]);
+    }
+
+    #[test]
+    fn a_runtime_that_stops_beating_is_stalled_and_named_after_the_tasks() {
+        let t0 = Instant::now();
+        let probe = RuntimeProbe::new(t0);
+        let r = Registry::new();
+        assert_eq!(health(&r, &probe, t0 + HUNG_AFTER), Health::Alive);
+        probe.beat(t0 + Duration::from_secs(2));
+        assert_eq!(
+            health(&r, &probe, t0 + Duration::from_secs(2) + HUNG_AFTER),
+            Health::Alive
+        );
+        let late = t0 + Duration::from_secs(2) + HUNG_AFTER + Duration::from_millis(10);
+        assert_eq!(
+            health(&r, &probe, late),
+            Health::Failed(vec!["tokio runtime (stalled)".to_owned()])
+        );
+        let blocked = r.watch("charging point 1", std::future::pending::<()>());
+        blocked.state.busy_since.store(r.ms(t0), Ordering::Relaxed);
+        assert_eq!(
+            health(&r, &probe, late),
+            Health::Failed(vec![
+                "charging point 1 (hung)".to_owned(),
+                "tokio runtime (stalled)".to_owned()
+            ]),
+            "the hung task first: it is the cause"
+        );
+        // An older beat never moves the probe back.
+        probe.beat(late);
+        probe.beat(t0);
+        assert!(!probe.stalled(late + Duration::from_secs(1)));
     }
 }

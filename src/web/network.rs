@@ -4,8 +4,12 @@
 //! The address in use is the website listener's own address when it is bound to one; when
 //! it listens on every interface (`0.0.0.0` / `::`), it is read from the interfaces
 //! (`getifaddrs`): the interface carrying the configured address if one does, else the first
-//! interface (by name) that is up, not loopback and has an IPv4 address, else one with a
-//! global IPv6 address, else loopback. The choice ([`choose`]) is a pure function of the
+//! interface (by name) that is up, not loopback and has a routable IPv4 address, else one
+//! with an IPv4 link-local address (169.254/16), else one with a global IPv6 address, else
+//! loopback. How the address was obtained ([`NetworkView::ip_obtained`]) follows from the
+//! configuration and the address: DHCP on and a 169.254/16 address is the link-local fallback
+//! of spec 8.3.2 (no DHCP server answered), any other address with DHCP on came from DHCP,
+//! DHCP off is the static address. The choice ([`choose`]) is a pure function of the
 //! interface list, so it is tested without the machine's interfaces; reading the list is
 //! [`crate::netif`]'s.
 
@@ -29,6 +33,13 @@ pub struct NetworkView {
     pub mac: Option<String>,
     /// The static address configured in the ETS, when it differs from `ip` (DHCP off).
     pub configured_ip: Option<String>,
+    /// How `ip` was obtained: `"dhcp"`, `"link-local"` (DHCP on, no server answered: 8.3.2's
+    /// 169.254.x.x fallback), `"static"`, or `"none"` (no address on any interface).
+    pub ip_obtained: &'static str,
+}
+
+fn link_local_v4(ip: &IpAddr) -> bool {
+    matches!(ip, IpAddr::V4(v4) if v4.is_link_local())
 }
 
 fn usable_v6(ip: &IpAddr) -> bool {
@@ -40,7 +51,7 @@ fn usable_v6(ip: &IpAddr) -> bool {
 
 /// The address in use and its interface: the listener's address if it is bound to one; else
 /// the interface carrying `configured` (if given); else the first up, non-loopback interface
-/// with IPv4, then with a global IPv6 address, then a loopback IPv4. Interfaces are taken in
+/// with a routable IPv4, then with a link-local IPv4, then with a global IPv6 address, then a loopback IPv4. Interfaces are taken in
 /// name order, so the choice does not depend on the order the system lists them in.
 pub fn choose(
     listen: Option<SocketAddr>,
@@ -66,7 +77,8 @@ pub fn choose(
                 .map(|ip| (*ip, Some(*i)))
         })
     };
-    pick(&|i, ip| i.up && !i.loopback && ip.is_ipv4() && !ip.is_loopback())
+    pick(&|i, ip| i.up && !i.loopback && ip.is_ipv4() && !ip.is_loopback() && !link_local_v4(ip))
+        .or_else(|| pick(&|i, ip| i.up && !i.loopback && link_local_v4(ip)))
         .or_else(|| pick(&|i, ip| i.up && !i.loopback && usable_v6(ip)))
         .or_else(|| pick(&|_, ip| ip.is_ipv4() && ip.is_loopback()))
 }
@@ -90,7 +102,17 @@ pub fn view(
         ),
         None => (IpAddr::V4(configured), "configured", None),
     };
+    let ip_obtained = if ip.is_loopback() || ip_source == "configured" {
+        "none"
+    } else if !dhcp {
+        "static"
+    } else if link_local_v4(&ip) {
+        "link-local"
+    } else {
+        "dhcp"
+    };
     NetworkView {
+        ip_obtained,
         ip: ip.to_string(),
         ip_source,
         interface: interface.map(|i| i.name.clone()),
@@ -223,6 +245,37 @@ mod tests {
         }
         let v = view(None, true, Ipv4Addr::UNSPECIFIED, &m);
         assert_eq!(v.ip, "2001:db8::10");
+    }
+
+    #[test]
+    fn how_the_address_was_obtained_dhcp_link_local_static() {
+        let both = vec![
+            iface("lo", &["127.0.0.1"], None, true),
+            iface("eth0", &["169.254.7.9", "10.77.0.60"], None, false),
+        ];
+        let v = view(None, true, Ipv4Addr::UNSPECIFIED, &both);
+        assert_eq!((v.ip.as_str(), v.ip_obtained), ("10.77.0.60", "dhcp"));
+        let fallback = vec![
+            iface("eth0", &["169.254.7.9", "fe80::1"], None, false),
+            iface("eth1", &["2001:db8::1"], None, false),
+        ];
+        let v = view(None, true, Ipv4Addr::UNSPECIFIED, &fallback);
+        assert_eq!(
+            (v.ip.as_str(), v.ip_obtained),
+            ("169.254.7.9", "link-local")
+        );
+        let fixed = vec![iface("eth0", &["10.77.0.7"], None, false)];
+        let v = view(None, false, Ipv4Addr::new(10, 77, 0, 7), &fixed);
+        assert_eq!((v.ip.as_str(), v.ip_obtained), ("10.77.0.7", "static"));
+        let nothing = vec![iface("lo", &["127.0.0.1"], None, true)];
+        assert_eq!(
+            view(None, true, Ipv4Addr::UNSPECIFIED, &nothing).ip_obtained,
+            "none"
+        );
+        assert_eq!(
+            view(None, false, Ipv4Addr::new(10, 77, 0, 7), &[]).ip_obtained,
+            "none"
+        );
     }
 
     /// The machine's own interfaces are read: there is at least loopback, and the choice

@@ -85,6 +85,14 @@ pub fn connection_budget(limit: Option<u64>, open: usize, reserve: usize, wanted
     wanted.min(left).max(1)
 }
 
+/// Test-only (debug builds; the release firmware ignores it): the environment variable
+/// `KNX_ECHARGE_TEST_NO_CONNECTION_CAP=1` lifts the connection cap and the descriptor reserve,
+/// so that `tests/web_hardening.rs` can show the flood starving charging-point polling without
+/// them — the failure the cap prevents.
+pub fn cap_lifted_for_test() -> bool {
+    cfg!(debug_assertions) && std::env::var_os("KNX_ECHARGE_TEST_NO_CONNECTION_CAP").is_some()
+}
+
 /// The soft limit of open files of this process, if it can be read.
 #[cfg(target_os = "linux")]
 pub fn fd_limit() -> Option<u64> {

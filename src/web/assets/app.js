@@ -117,7 +117,9 @@ function renderStatus(view) {
   set('dev-uptime', duration(d.uptime_s));
   // The address the gateway uses (its interface's), and the one configured in the ETS only
   // where it differs.
-  set('dev-ip', d.dhcp ? `${d.ip} (${t('dhcp')})` : d.ip);
+  // How it was obtained: DHCP, the link-local fallback (no DHCP server), static.
+  const obtained = { dhcp: 'dhcp', 'link-local': 'ip.link_local', static: 'ip.static' }[d.ip_obtained];
+  set('dev-ip', obtained ? `${d.ip} (${t(obtained)})` : d.ip);
   const configured = document.getElementById('dev-ip-configured');
   if (configured) {
     configured.hidden = !d.configured_ip;
