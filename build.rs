@@ -1,12 +1,16 @@
 //! Rebuild when the data that the firmware embeds changes, and generate the object-number
 //! constants (`objects::number`) from `group-objects/objects.toml`, so that code never types an
-//! object number by hand.
+//! object number by hand; generate the charger-model registry from the driver and simulator
+//! files (`build/models.rs`).
 #![allow(
     clippy::panic,
     reason = "a build script reports a malformed data file by panicking with the reason"
 )]
 
 use std::fmt::Write as _;
+
+#[path = "build/models.rs"]
+mod models;
 
 fn main() {
     for dir in ["group-objects", "etsdb", "hw"] {
@@ -22,6 +26,9 @@ fn main() {
     let dest = std::path::Path::new(&std::env::var("OUT_DIR").unwrap_or_default())
         .join("object_numbers.rs");
     std::fs::write(&dest, out).unwrap_or_else(|e| panic!("{}: {e}", dest.display()));
+    models::generate(std::path::Path::new(
+        &std::env::var("OUT_DIR").unwrap_or_default(),
+    ));
 }
 
 /// One `pub mod <module>` with a constant per entry of `section`, named by its `key`.

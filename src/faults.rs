@@ -376,6 +376,31 @@ impl FaultBoard {
         state.display() != before
     }
 
+    /// Clears every present fault for which `keep` is false, as [`FaultBoard::clear`] would.
+    /// Returns true when a display changed.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Fault) -> bool) -> bool {
+        let gone: Vec<(Scope, FaultCode)> = self
+            .scopes
+            .iter()
+            .flat_map(|(scope, s)| s.present.values().map(move |f| (*scope, f)))
+            .filter(|(_, f)| !keep(f))
+            .map(|(scope, f)| (scope, f.code))
+            .collect();
+        let mut changed = false;
+        for (scope, code) in gone {
+            changed |= self.clear(scope, code);
+        }
+        changed
+    }
+
+    /// Forgets `scope` entirely, its last fault included (a charging point that is now
+    /// another box or none). Returns true when its display changed.
+    pub fn forget(&mut self, scope: Scope) -> bool {
+        self.scopes
+            .remove(&scope)
+            .is_some_and(|s| s.display() != ScopeState::default().display())
+    }
+
     /// Whether `code` is present in `scope`.
     pub fn is_present(&self, scope: Scope, code: FaultCode) -> bool {
         self.scopes
@@ -434,6 +459,20 @@ mod tests {
 
     fn cp(n: u8) -> ChargePointId {
         ChargePointId::new(n).unwrap()
+    }
+
+    #[test]
+    fn retain_clears_like_clear_and_forget_drops_the_last_fault_too() {
+        let mut board = FaultBoard::new();
+        board.raise(Fault::device(FaultCode::ConfCharger, "duplicate IP"));
+        board.raise(Fault::device(FaultCode::SmartMeterTOut, "no meter"));
+        board.raise(Fault::charging_point(FaultCode::Comm, cp(2), "crc"));
+        assert!(board.retain(|f| f.code != FaultCode::ConfCharger));
+        assert_eq!(board.display(Scope::Device).text(), "SmartMeterTOut");
+        assert!(board.is_present(Scope::ChargingPoint(cp(2)), FaultCode::Comm));
+        assert!(board.forget(Scope::ChargingPoint(cp(2))));
+        assert_eq!(board.display(Scope::ChargingPoint(cp(2))).last, None);
+        assert!(!board.forget(Scope::ChargingPoint(cp(3))));
     }
 
     #[test]

@@ -96,7 +96,7 @@ async fn exercise(model: SimModel, sim: &SimHandle, d: &mut AnyDriver) {
     );
 
     // Serial and firmware are what the simulator serves (register contents of
-    // src/sim/models.rs, decoded as each model's documentation says).
+    // src/sim/models/*.rs, decoded as each model's documentation says).
     let (serial, firmware) = sim_identity(model);
     assert_eq!(id.serial.as_deref(), serial, "{model:?} serial");
     assert_eq!(id.firmware.as_deref(), firmware, "{model:?} firmware");

@@ -20,12 +20,13 @@
 
 mod support;
 
-use std::fs::{self, File, OpenOptions};
+use support::netns::{must, reserve_subnet, sh};
+
+use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use knx_echarge::knx::link::{LinkEvent, LinkHandle, LinkSpec, LinkState, spawn};
@@ -552,134 +553,31 @@ async fn server_drops_malformed_datagrams_and_keeps_serving() {
 // Network namespace with knxd (b, c, d)
 // ---------------------------------------------------------------------------------------
 
-fn sh(args: &[&str]) -> std::process::Output {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
-fn must(args: &[&str]) {
-    let out = sh(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A namespace `knxtest-<k>` joined to the host by veth `kxt<k>o` (10.213.k.1, host side)
-/// and `kxt<k>i` (10.213.k.2, inside), with knxd inside. `k` is reserved through a lock file
-/// so that tests in parallel processes never share names or subnets. Dropping it kills knxd
-/// and removes the namespace, the veth pair, its guard route and the lock, also when the test
-/// failed.
-///
-/// Test traffic must never leave the machine: an `unreachable` route for 10.213.k.0/24
-/// (metric 4000) stands behind the veth's own route, so datagrams for the namespace fail
-/// locally instead of following the default route whenever the veth's route is missing.
-/// Link cuts are made on the namespace side, which keeps the host's route in place.
+/// The shared test namespace (`support::netns`: `knxtest-<k>`, veth `kxt<k>o`/`kxt<k>i`)
+/// with knxd inside. Dropping it kills knxd before the namespace goes.
 struct Netns {
-    name: String,
-    outer: String,
-    inner: String,
-    host_ip: Ipv4Addr,
-    ns_ip: Ipv4Addr,
-    guard_route: String,
-    lock: PathBuf,
+    ns: support::netns::Netns,
     knxd: Option<Child>,
     knxd_log: PathBuf,
 }
 
-static NEXT: AtomicU32 = AtomicU32::new(0);
+impl std::ops::Deref for Netns {
+    type Target = support::netns::Netns;
 
-fn reserve_subnet() -> (u8, PathBuf) {
-    let dir = std::env::temp_dir().join("knx-echarge-netns");
-    fs::create_dir_all(&dir).unwrap();
-    let pid = std::process::id();
-    let start = (pid + NEXT.fetch_add(1, Ordering::SeqCst) * 17) % 250;
-    for i in 0..250 {
-        let k = u8::try_from((start + i) % 250 + 1).unwrap();
-        let lock = dir.join(format!("{k}.lock"));
-        let take = || {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&lock)
-                .ok()?;
-            writeln!(f, "{pid}").ok()
-        };
-        if take().is_some() {
-            return (k, lock);
-        }
-        // Taken; reclaim it if its process is gone (a crashed run).
-        let owner = fs::read_to_string(&lock).unwrap_or_default();
-        let alive = owner
-            .trim()
-            .parse::<u32>()
-            .is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists());
-        if !alive && fs::remove_file(&lock).is_ok() && take().is_some() {
-            return (k, lock);
-        }
+    fn deref(&self) -> &Self::Target {
+        &self.ns
     }
-    panic!("no free 10.213.x.0/24 test subnet");
 }
 
 impl Netns {
     fn new() -> Self {
-        let (k, lock) = reserve_subnet();
-        let ns = Self {
-            name: format!("knxtest-{k}"),
-            outer: format!("kxt{k}o"),
-            inner: format!("kxt{k}i"),
-            host_ip: Ipv4Addr::new(10, 213, k, 1),
-            ns_ip: Ipv4Addr::new(10, 213, k, 2),
-            guard_route: format!("10.213.{k}.0/24"),
-            lock,
+        let ns = support::netns::Netns::new("knxtest", "kxt");
+        let knxd_log = std::env::temp_dir().join(format!("knx-echarge-knxd-{}.log", ns.k));
+        Self {
+            ns,
             knxd: None,
-            knxd_log: std::env::temp_dir().join(format!("knx-echarge-knxd-{k}.log")),
-        };
-        // Leftovers of a crashed run with the same number.
-        let _ = sh(&["ip", "netns", "del", &ns.name]);
-        let _ = sh(&["ip", "link", "del", &ns.outer]);
-        let guard = [
-            "ip",
-            "route",
-            "add",
-            "unreachable",
-            &ns.guard_route,
-            "metric",
-            "4000",
-        ];
-        let _ = sh(&[
-            "ip",
-            "route",
-            "del",
-            "unreachable",
-            &ns.guard_route,
-            "metric",
-            "4000",
-        ]);
-        must(&guard);
-        let (name, outer, inner) = (ns.name.as_str(), ns.outer.as_str(), ns.inner.as_str());
-        let host_cidr = format!("{}/24", ns.host_ip);
-        let ns_cidr = format!("{}/24", ns.ns_ip);
-        must(&["ip", "netns", "add", name]);
-        must(&[
-            "ip", "link", "add", outer, "type", "veth", "peer", "name", inner,
-        ]);
-        must(&["ip", "link", "set", inner, "netns", name]);
-        must(&["ip", "addr", "add", &host_cidr, "dev", outer]);
-        must(&["ip", "link", "set", outer, "up"]);
-        let inside = |args: &[&str]| {
-            let mut all = vec!["ip", "netns", "exec", name];
-            all.extend_from_slice(args);
-            must(&all);
-        };
-        inside(&["ip", "addr", "add", &ns_cidr, "dev", inner]);
-        inside(&["ip", "link", "set", inner, "up"]);
-        inside(&["ip", "link", "set", "lo", "up"]);
-        inside(&["ip", "route", "add", "224.0.0.0/4", "dev", inner]);
-        ns
+            knxd_log,
+        }
     }
 
     fn knxd_endpoint(&self) -> SocketAddr {
@@ -753,30 +651,6 @@ impl Netns {
     fn knxd_log_text(&self) -> String {
         fs::read_to_string(&self.knxd_log).unwrap_or_default()
     }
-
-    /// Cuts or restores the link on the namespace side (the host keeps its route, so
-    /// nothing for 10.213.k.2 can take the default route meanwhile).
-    fn set_link(&self, up: bool) {
-        let state = if up { "up" } else { "down" };
-        let ns = self.name.as_str();
-        must(&[
-            "ip",
-            "netns",
-            "exec",
-            ns,
-            "ip",
-            "link",
-            "set",
-            &self.inner,
-            state,
-        ]);
-        if up {
-            let route = ["route", "replace", "224.0.0.0/4", "dev", &self.inner];
-            let mut args = vec!["ip", "netns", "exec", ns, "ip"];
-            args.extend_from_slice(&route);
-            must(&args);
-        }
-    }
 }
 
 impl Drop for Netns {
@@ -788,21 +662,7 @@ impl Drop for Netns {
         if std::thread::panicking() {
             eprintln!("---- knxd log ----\n{}", self.knxd_log_text());
         }
-        let _ = sh(&["ip", "netns", "del", &self.name]);
-        let _ = sh(&["ip", "link", "del", &self.outer]);
-        // Only now: the host address 10.213.k.1 went with the veth, so nothing can be sent
-        // from it any more.
-        let _ = sh(&[
-            "ip",
-            "route",
-            "del",
-            "unreachable",
-            &self.guard_route,
-            "metric",
-            "4000",
-        ]);
         let _ = fs::remove_file(&self.knxd_log);
-        let _ = fs::remove_file(&self.lock);
     }
 }
 

@@ -9,8 +9,12 @@
 //!   object then answers 1), and the smart-meter currents of the DLM (acknowledged on the
 //!   line by the gateway's chip, which leaves groups it has no object on unacknowledged);
 //! * knxtool's reads are answered over TP (the last-fault text);
-//! * xknx (Home Assistant's KNX library), tunnelling to knxd's server (in a network namespace:
-//!   knxd serves tunnels only on a non-loopback interface), reads every readable object of
+//! * the DLM over TP (`meter_values_on_tp_move_the_setpoint_at_the_charging_point`): the
+//!   gateway drives a simulated KEBA P30 over Modbus TCP; the smart-meter currents, the
+//!   interruption and grid-supporting control written with knxtool on TP change what the
+//!   simulator receives (register 5004, the current in mA, and 5014, enable);
+//! * xknx (Home Assistant's KNX library), tunnelling to knxd's server (in a network namespace,
+//!   `tests/support/netns.rs`: knxd serves tunnels only on a non-loopback interface), reads every readable object of
 //!   `examples/five-chargers.toml` across the TP line and decodes each answer with the
 //!   object's DPT; none stays silent, also those no value was set on yet.
 //!
@@ -26,12 +30,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use knx_echarge::tpline::{Ack, LineOptions, Monitored, TpLine};
 use support::KillOnDrop;
+use support::netns::{Netns, sh};
 
 const CRATE: &str = env!("CARGO_MANIFEST_DIR");
 /// Generous: the CI machine has 2 cores and runs tests in parallel.
@@ -212,138 +217,172 @@ async fn knxd_on_the_emulated_line_reaches_the_gateway_binary_over_tp() {
     );
 }
 
-fn sh(args: &[&str]) -> std::process::Output {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+/// The gateway of `tp_dlm_config`: charging point 1 a KEBA P30 simulator on loopback.
+fn tp_dlm_config(port: u16) -> String {
+    format!(
+        "[knx]\nindividual_address = \"1.1.10\"\n\
+         [dlm]\nenabled = true\novercurrent_protection = 35\nload_reserve = 3\n\
+         ramp_up_rate = 32.0\nmin_switch_time = 0\ngrid_control_current = 6\n\
+         [dlm.meter]\nconnection = \"3-phase\"\nmeasurement = \"current\"\n\
+         current_dpt = \"14.019\"\n\
+         [dlm.monitoring]\nmode = \"values\"\ninterval = 60\ntolerance = 10\n\
+         [modbus]\npoll_interval = 300\n\
+         [charging_point.1]\nenabled = true\nmodel = \"keba-p30\"\nip = \"127.0.0.1\"\n\
+         port = {port}\nmax_current = 16\n\
+         [group_addresses]\n1 = [\"0/0/1\"]\n2 = [\"0/0/2\"]\n10 = [\"0/0/10\"]\n\
+         11 = [\"0/0/11\"]\n12 = [\"0/0/12\"]\n55 = [\"1/0/5\"]\n56 = [\"1/0/6\"]\n\
+         61 = [\"1/0/11\"]\n"
+    )
 }
 
-fn must(args: &[&str]) {
-    let out = sh(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+/// The current the simulated KEBA was last told over Modbus (register 5004, mA), and whether
+/// it is enabled (5014).
+fn keba_registers(sim: &knx_echarge::sim::SimHandle) -> (Option<u16>, Option<u16>) {
+    let writes = sim.state().writes;
+    let last = |addr: u16| {
+        writes
+            .iter()
+            .rev()
+            .find(|(a, _)| *a == addr)
+            .and_then(|(_, v)| v.first().copied())
+    };
+    (last(5004), last(5014))
+}
+
+/// Waits until the simulator's registers satisfy `ok`.
+async fn registers_until(
+    sim: &knx_echarge::sim::SimHandle,
+    what: &str,
+    ok: impl Fn((Option<u16>, Option<u16>)) -> bool,
+) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let r = keba_registers(sim);
+        if ok(r) {
+            eprintln!("{what}: 5004/5014 = {r:?}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: registers 5004/5014 {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// 14.019 (A as float32) as knxtool `groupwrite` bytes.
+fn amps_bytes(a: f32) -> Vec<String> {
+    a.to_be_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn meter(socket: &Path, amps: f32) {
+    let bytes = amps_bytes(amps);
+    for ga in ["0/0/10", "0/0/11", "0/0/12"] {
+        let mut args = vec![ga];
+        args.extend(bytes.iter().map(String::as_str));
+        write(socket, "groupwrite", &args).await;
+    }
+}
+
+/// Issue 13: smart-meter values, interruption and grid-supporting control written on TP by
+/// knxd reach the DLM, and the DLM's answer reaches a simulated charging point as Modbus
+/// writes (KEBA P30: 5004 current in mA, 5014 enable).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meter_values_on_tp_move_the_setpoint_at_the_charging_point() {
+    use knx_echarge::sim::{self, SimHandle, SimModel, Vehicle};
+    if !require("knxd (Debian package knxd)", have("knxd"))
+        || !require("knxtool (Debian package knxd-tools)", have("knxtool"))
+    {
+        return;
+    }
+    let started = Instant::now();
+    let keba = SimHandle::new(SimModel::KebaP30);
+    keba.plug_in(Vehicle::three_phase());
+    let server = sim::serve_tcp(keba.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let line = TpLine::start(2, LineOptions::default()).unwrap();
+    let [gateway_port, knxd_port] = [&line.paths()[0], &line.paths()[1]];
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tp-dlm.toml");
+    std::fs::write(&config, tp_dlm_config(server.addr.unwrap().port())).unwrap();
+    let socket = dir.path().join("knxd.sock");
+    let _knxd = KillOnDrop(
+        Command::new("knxd")
+            .args(["-e", "0.0.1", "-E", "0.0.2:8", "-u"])
+            .arg(&socket)
+            .arg("-b")
+            .arg(format!("tpuart:{}", knxd_port.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("knxd.err")).unwrap())
+            .spawn()
+            .unwrap(),
     );
-}
+    let log = dir.path().join("gateway.log");
+    let _gateway = KillOnDrop(
+        Command::new(support::gateway_bin())
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .arg("--knx")
+            .arg(format!("tpuart://{}", gateway_port.display()))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .current_dir(CRATE)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    support::wait_for_log(&log, "TP-UART online", TIMEOUT);
 
-/// A namespace `knxtp-<k>` joined to the host by veth `kxp<k>o` (10.213.k.1) / `kxp<k>i`
-/// (10.213.k.2, inside), `k` reserved through the lock files of `tests/knx_link.rs`'s
-/// namespaces (same directory, same subnets), with an `unreachable` guard route so that no
-/// test datagram can leave the machine. Dropped: namespace, veth, route and lock removed.
-struct Netns {
-    name: String,
-    outer: String,
-    inner: String,
-    host_ip: String,
-    ns_ip: String,
-    guard_route: String,
-    lock: PathBuf,
-}
-
-fn reserve_subnet() -> (u8, PathBuf) {
-    use std::io::Write as _;
-    let dir = std::env::temp_dir().join("knx-echarge-netns");
-    std::fs::create_dir_all(&dir).unwrap();
-    let pid = std::process::id();
-    for i in 0..250 {
-        let k = u8::try_from((pid + 101 + i) % 250 + 1).unwrap();
-        let lock = dir.join(format!("{k}.lock"));
-        let take = || {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&lock)
-                .ok()?;
-            writeln!(f, "{pid}").ok()
-        };
-        if take().is_some() {
-            return (k, lock);
-        }
-        let owner = std::fs::read_to_string(&lock).unwrap_or_default();
-        let alive = owner
-            .trim()
-            .parse::<u32>()
-            .is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists());
-        if !alive && std::fs::remove_file(&lock).is_ok() && take().is_some() {
-            return (k, lock);
-        }
-    }
-    panic!("no free 10.213.x.0/24 test subnet");
-}
-
-impl Netns {
-    fn new() -> Self {
-        let (k, lock) = reserve_subnet();
-        let ns = Self {
-            name: format!("knxtp-{k}"),
-            outer: format!("kxp{k}o"),
-            inner: format!("kxp{k}i"),
-            host_ip: format!("10.213.{k}.1"),
-            ns_ip: format!("10.213.{k}.2"),
-            guard_route: format!("10.213.{k}.0/24"),
-            lock,
-        };
-        let _ = sh(&["ip", "netns", "del", &ns.name]);
-        let _ = sh(&["ip", "link", "del", &ns.outer]);
-        let guard = ["route", "unreachable", &ns.guard_route, "metric", "4000"];
-        let _ = sh(&[
-            "ip", guard[0], "del", guard[1], guard[2], guard[3], guard[4],
-        ]);
-        must(&[
-            "ip", guard[0], "add", guard[1], guard[2], guard[3], guard[4],
-        ]);
-        let (name, outer, inner) = (ns.name.as_str(), ns.outer.as_str(), ns.inner.as_str());
-        must(&["ip", "netns", "add", name]);
-        must(&[
-            "ip", "link", "add", outer, "type", "veth", "peer", "name", inner,
-        ]);
-        must(&["ip", "link", "set", inner, "netns", name]);
-        must(&[
-            "ip",
-            "addr",
-            "add",
-            &format!("{}/24", ns.host_ip),
-            "dev",
-            outer,
-        ]);
-        must(&["ip", "link", "set", outer, "up"]);
-        let inside = |args: &[&str]| {
-            let mut all = vec!["ip", "netns", "exec", name];
-            all.extend_from_slice(args);
-            must(&all);
-        };
-        inside(&[
-            "ip",
-            "addr",
-            "add",
-            &format!("{}/24", ns.ns_ip),
-            "dev",
-            inner,
-        ]);
-        inside(&["ip", "link", "set", inner, "up"]);
-        inside(&["ip", "link", "set", "lo", "up"]);
-        inside(&["ip", "route", "add", "224.0.0.0/4", "dev", inner]);
-        ns
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = sh(&["ip", "netns", "del", &self.name]);
-        let _ = sh(&["ip", "link", "del", &self.outer]);
-        let _ = sh(&[
-            "ip",
-            "route",
-            "del",
-            "unreachable",
-            &self.guard_route,
-            "metric",
-            "4000",
-        ]);
-        let _ = std::fs::remove_file(&self.lock);
-    }
+    // A light house load: 20 A at the meter with the car drawing up to 16 A leaves room for
+    // the charging point's maximum (16 A = 16000 mA in 5004).
+    meter(&socket, 20.0).await;
+    registers_until(&keba, "full current", |(set, on)| {
+        set == Some(16_000) && on != Some(0)
+    })
+    .await;
+    // The house takes 24 A more: 44 A at a 35 A fuse less 3 A reserve. The DLM must cut the
+    // charging point to what is left (below 16 A, at least the 6 A minimum or off).
+    meter(&socket, 44.0).await;
+    registers_until(&keba, "setpoint cut by the DLM", |(set, on)| {
+        on == Some(0) || set.is_some_and(|s| s < 16_000)
+    })
+    .await;
+    let (set, on) = keba_registers(&keba);
+    assert!(
+        on == Some(0) || set.is_some_and(|s| (6_000..=10_000).contains(&s)),
+        "{set:?} {on:?}"
+    );
+    // Back to the light load, then the interruption object of charging point 1 (1/0/5): the
+    // box is disabled (5014 = 0) and does not offer current.
+    meter(&socket, 20.0).await;
+    registers_until(&keba, "full current again", |(set, on)| {
+        set == Some(16_000) && on != Some(0)
+    })
+    .await;
+    write(&socket, "groupswrite", &["1/0/5", "1"]).await;
+    registers_until(&keba, "interruption", |(_, on)| on == Some(0)).await;
+    assert_eq!(keba.state().offered(), knx_echarge::units::Current::ZERO);
+    expect_answer(&socket, "1/0/6", ": 01", "interruption state").await;
+    write(&socket, "groupswrite", &["1/0/5", "0"]).await;
+    registers_until(&keba, "interruption lifted", |(_, on)| on == Some(1)).await;
+    // Grid-supporting control (0/0/1): the charging points get the configured 6 A.
+    write(&socket, "groupswrite", &["0/0/1", "1"]).await;
+    registers_until(&keba, "grid-supporting control", |(set, on)| {
+        on == Some(0) || set.is_some_and(|s| s <= 6_000)
+    })
+    .await;
+    expect_answer(&socket, "0/0/2", ": 01", "grid-supporting control state").await;
+    eprintln!(
+        "meter_values_on_tp_move_the_setpoint_at_the_charging_point took {:?}",
+        started.elapsed()
+    );
 }
 
 /// Every object of the five-charger example with the R flag and a group address:
@@ -398,7 +437,8 @@ async fn xknx_through_knxd_reads_every_readable_object_over_tp() {
     let line = TpLine::start(2, LineOptions::default()).unwrap();
     let [gateway_port, knxd_port] = [&line.paths()[0], &line.paths()[1]];
     let dir = tempfile::tempdir().unwrap();
-    let ns = Netns::new();
+    let ns = Netns::new("knxtp", "kxp");
+    let (ns_ip, host_ip) = (ns.ns_ip.to_string(), ns.host_ip.to_string());
     let knxd_log = dir.path().join("knxd.log");
     let _knxd = KillOnDrop(
         Command::new("ip")
@@ -441,11 +481,11 @@ async fn xknx_through_knxd_reads_every_readable_object_over_tp() {
                 script.to_str().unwrap(),
                 "tunnel",
                 "--gateway",
-                &ns.ns_ip,
+                &ns_ip,
                 "--port",
                 "3671",
                 "--local-ip",
-                &ns.host_ip,
+                &host_ip,
             ],
         );
         let ready = p.expect_where(

@@ -87,7 +87,15 @@ async fn telegrams_flow_through_engine_and_core() {
     .unwrap();
     let (to_bus, mut bus_out) = mpsc::channel(64);
     let (bus_in, from_bus) = mpsc::channel(64);
-    let handle = shell::spawn(config, true, Some(shell::Bus { to_bus, from_bus }));
+    let handle = shell::spawn(
+        config,
+        true,
+        Some(shell::Bus {
+            to_bus,
+            from_bus,
+            control: None,
+        }),
+    );
     let ga = |s: &str| s.parse::<GroupAddress>().unwrap();
     let next = |rx: &mut mpsc::Receiver<LData>| {
         let f = rx.try_recv().ok()?;

@@ -217,8 +217,17 @@ async fn twenty_four_hours_of_core_time_stay_flat_and_lose_nothing() {
         senders.insert(cp, tx.clone());
         receivers.push((cp, rx, tx));
     }
-    let handle =
-        shell::spawn_with_store(config, true, Some(Bus { to_bus, from_bus }), senders, None);
+    let handle = shell::spawn_with_store(
+        config,
+        true,
+        Some(Bus {
+            to_bus,
+            from_bus,
+            control: None,
+        }),
+        senders,
+        None,
+    );
     link_tx
         .send(LinkEvent::State(LinkState::Connected))
         .await

@@ -153,6 +153,7 @@ fn routes() -> Vec<(&'static str, &'static str, Option<serde_json::Value>)> {
         ("GET", "/api/v1/events", None),
         ("GET", "/api/v1/charging-points", None),
         ("GET", "/api/v1/faults", None),
+        ("GET", "/api/v1/objects", None),
         ("GET", "/api/v1/dlm/history", None),
         ("GET", "/api/v1/settings", None),
         ("GET", "/api/v1/logs.zip", None),

@@ -278,6 +278,23 @@ impl ChargePointConfig {
         caps
     }
 
+    /// Whether `other` is the same box at the same place: same model, interface, address
+    /// and unit id. Its session, energy counters and runtime state then carry over a new
+    /// configuration applied live; the other settings (currents, phases, DPTs …) may differ.
+    pub fn same_box(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.model == other.model
+            && self.interface == other.interface
+            && match self.interface {
+                Interface::Tcp => {
+                    self.ip == other.ip
+                        && self.port == other.port
+                        && self.effective_unit_id() == other.effective_unit_id()
+                }
+                Interface::Rs485 => self.rs485_address == other.rs485_address,
+            }
+    }
+
     /// The Modbus unit id in use over TCP.
     pub fn effective_unit_id(&self) -> Option<u8> {
         self.unit_id.or_else(|| self.model.map(|m| m.unit_id))

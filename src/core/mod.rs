@@ -34,6 +34,7 @@ use crate::units::{ChargePointId, GoNumber};
 
 mod dlm;
 mod points;
+pub mod reconfigure;
 
 pub use crate::dlm::Cycle as DlmCycle;
 
@@ -119,6 +120,15 @@ pub enum Event {
     /// Counters kept in the data directory from before a restart ([`Action::Persist`]); sent
     /// once, before the first poll.
     Restored(Persisted),
+    /// A new configuration applied live, without a restart (an ETS download completed, a
+    /// master reset unloaded the application): see the calling protocol in
+    /// [`reconfigure`].
+    Reconfigure {
+        /// The new configuration.
+        config: Box<Config>,
+        /// Whether it is a real one (false: unloaded application, unconfigured).
+        configured: bool,
+    },
 }
 
 /// What the core keeps across a restart (the shell stores it in the data directory): each
@@ -244,6 +254,9 @@ impl Core {
                 self.publish_faults(&mut out);
             }
             Event::Restored(persisted) => self.restore(&persisted),
+            Event::Reconfigure { config, configured } => {
+                self.reconfigure(*config, configured, now, &mut out);
+            }
             Event::ChargerPolled { .. }
             | Event::ChargerIdentified { .. }
             | Event::ChargerFailed { .. }
@@ -337,17 +350,7 @@ impl Core {
     }
 
     fn start(&mut self, now: Instant, out: &mut Vec<Action>) {
-        for fault in self.config_faults.clone() {
-            // Table 62: a charging point's (or its meter's) configuration fault is a general
-            // fault too, so objects 8/9 show it; a later, lower one cannot overwrite it there.
-            if matches!(fault.code, FaultCode::ConfCharger | FaultCode::ConfEMeter)
-                && fault.scope() != Scope::Device
-            {
-                self.faults
-                    .raise(Fault::device(fault.code, fault.message.clone()));
-            }
-            self.faults.raise(fault);
-        }
+        self.raise_config_faults();
         self.set(object::GRID_CONTROL_STATE, Value::Bool(false), out);
         for cp in ChargePointId::all() {
             self.set(
@@ -359,15 +362,18 @@ impl Core {
         self.publish_faults(out);
         self.start_points(out);
         self.dlm_update(now, out);
-        // Objects with the I flag ask the bus for their value at start-up.
-        let init: Vec<GoNumber> = self
-            .table
-            .objects()
-            .iter()
-            .filter(|o| o.flags.read_on_init && o.flags.communication)
-            .map(|o| o.number)
-            .collect();
-        out.extend(init.into_iter().map(|object| Action::ReadObject { object }));
+        self.read_on_init(out);
+    }
+
+    /// Objects with the I flag ask the bus for their value (at start-up and after a download).
+    fn read_on_init(&self, out: &mut Vec<Action>) {
+        out.extend(
+            self.table
+                .objects()
+                .iter()
+                .filter(|o| o.flags.read_on_init && o.flags.communication)
+                .map(|o| Action::ReadObject { object: o.number }),
+        );
     }
 
     fn publish_faults(&mut self, out: &mut Vec<Action>) {

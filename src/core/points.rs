@@ -788,7 +788,7 @@ impl Core {
     }
 
     /// What must survive a restart now.
-    fn persisted(&self) -> Persisted {
+    pub(super) fn persisted(&self) -> Persisted {
         Persisted {
             plug_in_mwh: self
                 .points

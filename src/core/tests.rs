@@ -9,7 +9,8 @@ fn config(text: &str) -> Config {
 const ONE_KEBA: &str =
     "[charging_point.1]\nenabled = true\nmodel = \"keba-p30\"\nip = \"10.0.0.1\"\n";
 
-fn sets(actions: &[Action]) -> BTreeMap<u16, Value> {
+/// The objects set by `actions` (number → value); shared with the other core test modules.
+pub(super) fn sets(actions: &[Action]) -> BTreeMap<u16, Value> {
     actions
         .iter()
         .filter_map(|a| match a {

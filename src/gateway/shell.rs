@@ -8,6 +8,7 @@
 //! events through [`ShellHandle::events`] and read the snapshot.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -15,12 +16,13 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use super::tasks::Prepared;
 use crate::chargers::{ChargerCommand, CommandQueue};
 use crate::config::Config;
 use crate::core::{Action, Core, Event, Leds, Persisted};
 use crate::faults::Fault;
-use crate::knx::device::{Device, DeviceEvent, DeviceState, Identity};
-use crate::knx::link::LinkEvent;
+use crate::knx::device::{Device, DeviceEvent, DeviceState, EraseCode, Identity};
+use crate::knx::link::{Addressing, LinkEvent};
 use crate::knx::wire::cemi::LData;
 use crate::objects::Value;
 use crate::objects::engine::Engine;
@@ -34,6 +36,9 @@ pub struct Bus {
     pub to_bus: mpsc::Sender<LData>,
     /// Frames from the bus (L_Data.ind) and link-state changes.
     pub from_bus: mpsc::Receiver<LinkEvent>,
+    /// The device's addresses for the link when ETS changes them (`None`: the link does not
+    /// need them).
+    pub control: Option<mpsc::Sender<Addressing>>,
 }
 
 /// What the website and tests see of the running gateway.
@@ -59,6 +64,10 @@ pub struct Snapshot {
     pub dlm: Option<crate::core::DlmCycle>,
     /// Why each charging point gets its current, as the core decided it.
     pub limits: crate::dlm::Limits,
+    /// The configuration applied live by the last ETS download or master reset (`None`: the
+    /// one the gateway started with is still in force).
+    #[serde(skip)]
+    pub config: Option<Arc<Config>>,
 }
 
 /// A running shell.
@@ -144,6 +153,34 @@ pub fn spawn_with_store(
     chargers: ChargerSenders,
     store: Option<DataDir>,
 ) -> ShellHandle {
+    spawn_inner(config, configured, bus, chargers, None, store)
+}
+
+/// [`spawn_with_store`] with the charger tasks owned by the shell: it starts `prepared` and,
+/// when ETS downloads a new configuration, restarts the tasks whose endpoint changed
+/// ([`super::tasks::Fleet::reconfigure`]). The tasks stop with the shell.
+pub fn spawn_with_fleet(
+    config: Config,
+    configured: bool,
+    bus: Option<Bus>,
+    prepared: Option<Prepared>,
+    store: Option<DataDir>,
+) -> ShellHandle {
+    let chargers = prepared
+        .as_ref()
+        .map(Prepared::commands)
+        .unwrap_or_default();
+    spawn_inner(config, configured, bus, chargers, prepared, store)
+}
+
+fn spawn_inner(
+    config: Config,
+    configured: bool,
+    bus: Option<Bus>,
+    chargers: ChargerSenders,
+    prepared: Option<Prepared>,
+    store: Option<DataDir>,
+) -> ShellHandle {
     let restored = store.as_ref().and_then(read_persisted);
     let store_for_device = store.clone();
     let (persist, persist_rx) = watch::channel(None::<Persisted>);
@@ -154,6 +191,8 @@ pub fn spawn_with_store(
         pending: BTreeMap::new(),
     };
     let (events, mut rx) = mpsc::channel::<Event>(256);
+    // Only the charger tasks the shell owns report through this sender.
+    let fleet_events = prepared.as_ref().map(|_| events.clone());
     let (snap_tx, snapshot) = watch::channel(Snapshot::default());
     let (stop, mut stop_rx) = watch::channel(false);
     let policy = config.send_policy();
@@ -173,9 +212,14 @@ pub fn spawn_with_store(
                 return;
             }
         };
-        let (to_bus, mut from_bus) = match bus {
-            Some(b) => (Some(b.to_bus), Some(b.from_bus)),
-            None => (None, None),
+        let (to_bus, mut from_bus, control) = match bus {
+            Some(b) => (Some(b.to_bus), Some(b.from_bus), b.control),
+            None => (None, None, None),
+        };
+        let mut link_address = own;
+        let mut fleet = match (prepared, fleet_events.as_ref()) {
+            (Some(p), Some(tx)) => Some(p.start(tx)),
+            _ => None,
         };
         let mut image = Snapshot::default();
         let now = tokio::time::Instant::now().into_std();
@@ -217,9 +261,54 @@ pub fn spawn_with_store(
             if device.poll_timeout().is_some_and(|t| t <= device_now) {
                 device.handle_timeout(device_now);
             }
-            let device_events =
-                device_output(&mut device, store_for_device.as_ref(), to_bus.as_ref()).await;
+            let device_events = device_output(
+                &mut device,
+                core.config(),
+                store_for_device.as_ref(),
+                to_bus.as_ref(),
+            )
+            .await;
+            // Group telegrams go out from the address ETS programmed.
+            engine.set_own_address(device.address());
+            let mut new_groups = false;
             for event in device_events {
+                let event = match event {
+                    Event::Reconfigure { config, configured } => {
+                        let mut config = *config;
+                        // The bus access is the command line's, not the download's.
+                        config.knx.link.clone_from(&core.config().knx.link);
+                        if let (Some(fleet), Some(tx)) = (fleet.as_mut(), fleet_events.as_ref()) {
+                            let (changed, senders) =
+                                fleet.reconfigure(core.config(), &config, tx).await;
+                            outlets.replace(&changed, senders);
+                        }
+                        match Engine::new(
+                            config.object_table(),
+                            config.send_policy(),
+                            device.address(),
+                        ) {
+                            Ok(new) => {
+                                let old = std::mem::replace(&mut engine, new);
+                                engine.carry_over(old);
+                            }
+                            Err(e) => {
+                                tracing::error!(
+                                    "cannot build the object engine for the download, keeping the previous configuration: {e}"
+                                );
+                                continue;
+                            }
+                        }
+                        image.objects.retain(|o, _| engine.table().contains(*o));
+                        image.init_reads.clear();
+                        image.config = Some(Arc::new(config.clone()));
+                        new_groups = true;
+                        Event::Reconfigure {
+                            config: Box::new(config),
+                            configured,
+                        }
+                    }
+                    other => other,
+                };
                 let actions = core.handle(event, device_now);
                 apply(
                     &core,
@@ -230,6 +319,10 @@ pub fn spawn_with_store(
                     &snap_tx,
                     &mut outlets,
                 );
+            }
+            if new_groups || device.address() != link_address {
+                link_address = device.address();
+                tell_link(control.as_ref(), &engine, link_address);
             }
             flush(&mut engine, to_bus.as_ref()).await;
             publish(&mut image, &engine, &snap_tx);
@@ -296,6 +389,9 @@ pub fn spawn_with_store(
                     &mut outlets,
                 );
             }
+        }
+        if let Some(fleet) = fleet {
+            fleet.shutdown().await;
         }
         // The last state reaches the disk before the shell reports that it has stopped.
         drop(outlets);
@@ -431,6 +527,16 @@ impl Outlets {
         self.pending.remove(&cp);
     }
 
+    /// The tasks of `changed` were stopped or restarted: commands waiting for the old ones
+    /// are dropped, the new ones' senders (`senders`) take their place.
+    fn replace(&mut self, changed: &BTreeSet<ChargePointId>, senders: ChargerSenders) {
+        for cp in changed {
+            self.pending.remove(cp);
+            self.chargers.remove(cp);
+        }
+        self.chargers.extend(senders);
+    }
+
     fn has_pending(&self) -> bool {
         !self.pending.is_empty()
     }
@@ -514,6 +620,7 @@ fn device_state(store: Option<&DataDir>, own: crate::knx::IndividualAddress) -> 
 /// events the core must see (programming mode).
 async fn device_output(
     device: &mut Device,
+    running: &Config,
     store: Option<&DataDir>,
     to_bus: Option<&mpsc::Sender<LData>>,
 ) -> Vec<Event> {
@@ -537,6 +644,7 @@ async fn device_output(
             }
             DeviceEvent::MasterReset(kind) => {
                 info!(?kind, "master reset");
+                events.extend(after_reset(kind, running, device.address()));
                 persist = true;
             }
             DeviceEvent::LoadCompleted(download) => {
@@ -545,9 +653,15 @@ async fn device_output(
                         for fault in crate::config::validate::validate(&config) {
                             warn!(code = %fault.code, "configuration fault in the download: {}", fault.message);
                         }
-                        info!("ETS download completed; it takes effect at the next start");
+                        info!("ETS download completed; applying it live");
+                        events.push(Event::Reconfigure {
+                            config: Box::new(config),
+                            configured: true,
+                        });
                     }
-                    Err(e) => warn!("ETS download completed but is not usable: {e}"),
+                    Err(e) => warn!(
+                        "ETS download completed but is not usable, the previous configuration stays in force: {e}"
+                    ),
                 }
                 persist = true;
             }
@@ -571,6 +685,62 @@ async fn device_output(
         }
     }
     events
+}
+
+/// What a master reset leaves running (KNX 03.05.02 §3.7.2, `docs/device-management.md`):
+/// erasing the application or the parameters, or a factory reset, leaves the device
+/// unconfigured; erasing the links leaves the configuration without group addresses; a
+/// restart or a new address changes no configuration.
+fn after_reset(
+    kind: EraseCode,
+    running: &Config,
+    address: crate::knx::IndividualAddress,
+) -> Option<Event> {
+    let (config, configured) = match kind {
+        EraseCode::ConfirmedRestart | EraseCode::ResetIndividualAddress => return None,
+        EraseCode::ResetLinks => {
+            let mut config = running.clone();
+            config.group_addresses.clear();
+            (config, true)
+        }
+        EraseCode::FactoryReset
+        | EraseCode::ResetApplicationProgram
+        | EraseCode::ResetParameters
+        | EraseCode::FactoryResetWithoutIndividualAddress => {
+            let mut config = Config::defaults();
+            config.knx.individual_address = address;
+            (config, false)
+        }
+    };
+    Some(Event::Reconfigure {
+        config: Box::new(config),
+        configured,
+    })
+}
+
+/// Tells the link the device's address and the group addresses of its objects (a TP-UART
+/// acknowledges frames to them).
+fn tell_link(
+    control: Option<&mpsc::Sender<Addressing>>,
+    engine: &Engine,
+    own: crate::knx::IndividualAddress,
+) {
+    let Some(control) = control else { return };
+    let groups = engine
+        .table()
+        .objects()
+        .iter()
+        .flat_map(|o| o.group_addresses.iter().copied())
+        .collect();
+    if control
+        .try_send(Addressing {
+            own,
+            groups: Some(groups),
+        })
+        .is_err()
+    {
+        warn!("the KNX link did not take the device's new addresses");
+    }
 }
 
 async fn recv_frame(from_bus: &mut Option<mpsc::Receiver<LinkEvent>>) -> Option<LinkEvent> {

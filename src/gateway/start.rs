@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use super::shell::{self, Bus, ShellHandle};
-use super::tasks::{self, Fleet, TaskTiming};
+use super::tasks::{self, TaskTiming};
 use crate::config::{Config, file};
 use crate::knx::link::{self, LinkEvent, LinkHandle};
 use crate::knx::wire::cemi::LData;
@@ -85,7 +85,6 @@ pub struct Gateway {
     pub bus_input: Option<mpsc::Sender<LinkEvent>>,
     /// Frames for the bus (the link's send queue), if a link is open.
     pub to_bus: Option<mpsc::Sender<LData>>,
-    fleet: Option<Fleet>,
 }
 
 impl Gateway {
@@ -122,6 +121,7 @@ impl Gateway {
             None
         };
         let to_bus = link.as_ref().map(|l| l.to_bus.clone());
+        let control = link.as_ref().map(|l| l.control.clone());
         let from_link = link.as_mut().map(|l| {
             let (_, closed) = mpsc::channel(1);
             std::mem::replace(&mut l.from_bus, closed)
@@ -133,7 +133,11 @@ impl Gateway {
             (from_link, None)
         };
         let bus = match (to_bus.clone(), from_bus) {
-            (Some(to_bus), Some(from_bus)) => Some(Bus { to_bus, from_bus }),
+            (Some(to_bus), Some(from_bus)) => Some(Bus {
+                to_bus,
+                from_bus,
+                control,
+            }),
             _ => None,
         };
         let prepared = match &chargers {
@@ -143,31 +147,24 @@ impl Gateway {
                 Some(tasks::prepare_with(&config, rs485.as_deref(), timing))
             }
         };
-        let senders = prepared
-            .as_ref()
-            .map(tasks::Prepared::commands)
-            .unwrap_or_default();
         let store = data_dir.as_deref().and_then(|dir| {
             DataDir::open(dir)
                 .map_err(|e| error!("energy counters will not be kept across restarts: {e}"))
                 .ok()
         });
-        let shell = shell::spawn_with_store(config, configured, bus, senders, store);
-        let fleet = prepared.map(|p| p.start(&shell.events));
+        // The shell owns the charger tasks: a download applied live restarts those whose
+        // endpoint changed.
+        let shell = shell::spawn_with_fleet(config, configured, bus, prepared, store);
         Ok(Self {
             shell,
             link,
             bus_input,
             to_bus,
-            fleet,
         })
     }
 
-    /// Stops the charger tasks, the shell and the link, in that order.
+    /// Stops the charger tasks and the shell (it owns them), then the link.
     pub async fn shutdown(self) {
-        if let Some(fleet) = self.fleet {
-            fleet.shutdown().await;
-        }
         self.shell.shutdown().await;
         if let Some(link) = self.link {
             link.shutdown().await;

@@ -14,8 +14,8 @@
 //! [`prepare`] builds the drivers and the command channels for a [`Config`]; the shell takes
 //! the senders, and [`Prepared::start`] starts the tasks on the core's event sender.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -121,24 +121,122 @@ pub struct Prepared {
     points: Vec<PreparedPoint>,
     timing: TaskTiming,
     line: Option<Line>,
+    rs485: Option<PathBuf>,
 }
 
 /// The running charger tasks.
 #[derive(Debug)]
 pub struct Fleet {
-    tasks: Vec<JoinHandle<()>>,
-    _line: Option<Line>,
+    tasks: BTreeMap<ChargePointId, JoinHandle<()>>,
+    line: Option<Line>,
+    rs485: Option<PathBuf>,
+    timing: TaskTiming,
 }
+
+/// Which charger tasks a new configuration restarts: those whose charging point became
+/// active or inactive, or whose endpoint (model, interface, address, unit id, Modbus timing,
+/// driver settings) or retrofit meter changed. The RS485 line is shared: when its settings
+/// change or one of its charging points restarts, it is reopened and all of them restart.
+/// Returns the charging points and whether the line is reopened.
+pub fn changes(old: &Config, new: &Config) -> (BTreeSet<ChargePointId>, bool) {
+    let active = |c: &Config, cp| {
+        c.charging_point(cp)
+            .filter(|p| p.is_active())
+            .map(|p| (p.endpoint(&c.modbus), p.meter.clone()))
+    };
+    let mut changed: BTreeSet<ChargePointId> = ChargePointId::all()
+        .filter(|cp| active(old, *cp) != active(new, *cp))
+        .collect();
+    let line_users: BTreeSet<ChargePointId> = [old, new]
+        .into_iter()
+        .flat_map(|c| {
+            c.charging_points
+                .iter()
+                .filter(|p| p.is_active() && uses_line(p))
+                .map(|p| p.id)
+        })
+        .collect();
+    let line = !line_users.is_empty()
+        && (old.rs485 != new.rs485
+            || old.modbus != new.modbus
+            || changed.iter().any(|cp| line_users.contains(cp)));
+    if line {
+        changed.extend(line_users);
+    }
+    (changed, line)
+}
+
+fn uses_line(cp: &crate::config::ChargePointConfig) -> bool {
+    cp.interface == Interface::Rs485
+        || (cp.meter.is_configured() && cp.meter.interface == Interface::Rs485)
+}
+
+/// How long a reopened RS485 line waits for the previous one to let go of the port.
+const LINE_REOPEN: Duration = Duration::from_secs(2);
 
 impl Fleet {
     /// Stops every task.
     pub async fn shutdown(self) {
-        for t in &self.tasks {
+        for t in self.tasks.values() {
             t.abort();
         }
-        for t in self.tasks {
+        for t in self.tasks.into_values() {
             let _ = t.await;
         }
+    }
+
+    /// Applies a new configuration: stops the tasks [`changes`] names and starts them anew
+    /// for `new` (the others keep running, connections and sessions untouched). Returns the
+    /// charging points restarted or stopped and the command senders of the new tasks.
+    pub async fn reconfigure(
+        &mut self,
+        old: &Config,
+        new: &Config,
+        events: &mpsc::Sender<Event>,
+    ) -> (
+        BTreeSet<ChargePointId>,
+        BTreeMap<ChargePointId, mpsc::Sender<ChargerCommand>>,
+    ) {
+        let (changed, reopen) = changes(old, new);
+        for cp in &changed {
+            if let Some(task) = self.tasks.remove(cp) {
+                task.abort();
+                let _ = task.await;
+            }
+        }
+        if reopen {
+            // The line task ends once the last driver and this handle let go of it.
+            self.line = None;
+            let deadline = Instant::now() + LINE_REOPEN;
+            while self.rs485.is_some() && needs_line(new) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let opened = open_line(new, self.rs485.as_deref());
+                if opened.is_some() || Instant::now() >= deadline {
+                    self.line = opened;
+                    break;
+                }
+            }
+        }
+        let prepared = prepare_points(
+            new,
+            self.rs485.as_deref(),
+            self.timing,
+            self.line.clone(),
+            |cp| changed.contains(&cp),
+        );
+        let senders = prepared.commands();
+        let Prepared { points, timing, .. } = prepared;
+        for (cp, handle) in spawn_points(points, timing, events) {
+            self.tasks.insert(cp, handle);
+        }
+        if !changed.is_empty() {
+            info!(
+                charging_points = ?changed.iter().map(|cp| cp.number()).collect::<Vec<_>>(),
+                rs485_reopened = reopen,
+                "charger tasks restarted for the new configuration"
+            );
+        }
+        (changed, senders)
     }
 
     /// How many tasks run.
@@ -161,16 +259,21 @@ pub fn prepare(config: &Config, rs485_device: Option<&Path>) -> Prepared {
 
 /// [`prepare`] with explicit timing (tests run faster).
 pub fn prepare_with(config: &Config, rs485_device: Option<&Path>, timing: TaskTiming) -> Prepared {
-    let active: Vec<_> = config
+    let line = open_line(config, rs485_device);
+    prepare_points(config, rs485_device, timing, line, |_| true)
+}
+
+/// Whether an active charging point of `config` (or its meter) is on RS485.
+fn needs_line(config: &Config) -> bool {
+    config
         .charging_points
         .iter()
-        .filter(|c| c.is_active())
-        .collect();
-    let needs_line = active.iter().any(|c| {
-        c.interface == Interface::Rs485
-            || (c.meter.is_configured() && c.meter.interface == Interface::Rs485)
-    });
-    let line = match (needs_line, rs485_device) {
+        .any(|c| c.is_active() && uses_line(c))
+}
+
+/// The RS485 line, when `config` needs it and the board has it.
+fn open_line(config: &Config, rs485_device: Option<&Path>) -> Option<Line> {
+    match (needs_line(config), rs485_device) {
         (true, Some(path)) => match Line::open(path, &config.rs485, config.modbus.response_timeout)
         {
             Ok(line) => {
@@ -187,10 +290,24 @@ pub fn prepare_with(config: &Config, rs485_device: Option<&Path>, timing: TaskTi
             None
         }
         (false, _) => None,
-    };
+    }
+}
+
+/// Drivers and command channels of the active charging points `only` selects, on `line`.
+fn prepare_points(
+    config: &Config,
+    rs485_device: Option<&Path>,
+    timing: TaskTiming,
+    line: Option<Line>,
+    only: impl Fn(ChargePointId) -> bool,
+) -> Prepared {
     let mut commands = BTreeMap::new();
     let mut points = Vec::new();
-    for cp in active {
+    for cp in config
+        .charging_points
+        .iter()
+        .filter(|c| c.is_active() && only(c.id))
+    {
         let (tx, rx) = mpsc::channel(16);
         commands.insert(cp.id, tx);
         let meter = meter_of(cp, config, line.as_ref());
@@ -201,7 +318,32 @@ pub fn prepare_with(config: &Config, rs485_device: Option<&Path>, timing: TaskTi
         points,
         timing,
         line,
+        rs485: rs485_device.map(Path::to_path_buf),
     }
+}
+
+/// Starts one task per prepared charging point.
+fn spawn_points(
+    points: Vec<PreparedPoint>,
+    timing: TaskTiming,
+    events: &mpsc::Sender<Event>,
+) -> Vec<(ChargePointId, JoinHandle<()>)> {
+    let mut tasks = Vec::new();
+    for (cp, driver, rx, meter) in points {
+        let events = events.clone();
+        let name = format!("charging point {}", cp.number());
+        tasks.push((
+            cp,
+            match driver {
+                Ok(driver) => tokio::spawn(watched(
+                    &name,
+                    run_with_meter(cp, driver, meter, rx, events, timing),
+                )),
+                Err(e) => tokio::spawn(watched(&name, no_driver(cp, e, rx, events, timing))),
+            },
+        ));
+    }
+    tasks
 }
 
 impl Prepared {
@@ -212,22 +354,14 @@ impl Prepared {
 
     /// Starts one task per charging point, reporting to `events`.
     pub fn start(self, events: &mpsc::Sender<Event>) -> Fleet {
-        let mut tasks = Vec::new();
-        for (cp, driver, rx, meter) in self.points {
-            let events = events.clone();
-            let timing = self.timing;
-            let name = format!("charging point {}", cp.number());
-            tasks.push(match driver {
-                Ok(driver) => tokio::spawn(watched(
-                    &name,
-                    run_with_meter(cp, driver, meter, rx, events, timing),
-                )),
-                Err(e) => tokio::spawn(watched(&name, no_driver(cp, e, rx, events, timing))),
-            });
-        }
+        let tasks = spawn_points(self.points, self.timing, events)
+            .into_iter()
+            .collect();
         Fleet {
             tasks,
-            _line: self.line,
+            line: self.line,
+            rs485: self.rs485,
+            timing: self.timing,
         }
     }
 }
@@ -388,5 +522,56 @@ async fn sleep_until_or_forever(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::config::file;
+
+    const FIVE: &str = include_str!("../../examples/five-chargers.toml");
+
+    fn numbers(set: &BTreeSet<ChargePointId>) -> Vec<u8> {
+        set.iter().map(|cp| cp.number()).collect()
+    }
+
+    #[test]
+    fn only_points_whose_endpoint_changed_restart_and_the_line_restarts_together() {
+        let old = file::parse(FIVE, "five").unwrap();
+        let rs485: Vec<u8> = old
+            .charging_points
+            .iter()
+            .filter(|c| c.is_active() && uses_line(c))
+            .map(|c| c.id.number())
+            .collect();
+        assert!(!rs485.is_empty(), "the example has RS485 charging points");
+        let tcp = old
+            .charging_points
+            .iter()
+            .find(|c| c.is_active() && !uses_line(c))
+            .unwrap()
+            .id;
+        // Links and currents only: nothing restarts.
+        let mut new = old.clone();
+        new.group_addresses.clear();
+        new.charging_points[0].max_current = crate::units::Current::from_amps(10);
+        assert_eq!(changes(&old, &new), (BTreeSet::new(), false));
+        // Another address for one TCP box: that one alone.
+        let mut new = old.clone();
+        new.charging_points[usize::from(tcp.number() - 1)].ip = "10.9.9.9".parse().unwrap();
+        assert_eq!(numbers(&changes(&old, &new).0), vec![tcp.number()]);
+        // Another RS485 speed: every RS485 charging point, the line reopened.
+        let mut new = old.clone();
+        new.rs485.baud = 9600;
+        let (changed, line) = changes(&old, &new);
+        assert!(line);
+        assert_eq!(numbers(&changed), rs485);
+        // A disabled charging point stops.
+        let mut new = old.clone();
+        new.charging_points[usize::from(tcp.number() - 1)].enabled = false;
+        assert_eq!(numbers(&changes(&old, &new).0), vec![tcp.number()]);
     }
 }

@@ -191,6 +191,50 @@ impl Engine {
         })
     }
 
+    /// Takes over what `old` (the engine of the previous configuration) knew, for a new
+    /// configuration applied live: the values and last-sent values of objects that still
+    /// exist, the frames still waiting whose object still exists (responses only where the
+    /// object is still linked to the address asked), the limiter's tokens and the counters.
+    /// Nothing is sent because of the takeover itself.
+    pub fn carry_over(&mut self, old: Engine) {
+        let Engine {
+            values,
+            last_sent,
+            mut queue,
+            tokens,
+            refilled,
+            stats,
+            ..
+        } = old;
+        let exists = |o: &GoNumber| self.table.contains(*o);
+        self.values = values.into_iter().filter(|(o, _)| exists(o)).collect();
+        self.last_sent = last_sent.into_iter().filter(|(o, _)| exists(o)).collect();
+        while let Some(item) = queue.pop() {
+            let keep = match item {
+                Item::Write(o) | Item::Read(o) => exists(&o),
+                Item::Response(o, ga) => self
+                    .table
+                    .get(o)
+                    .is_some_and(|obj| obj.group_addresses.contains(&ga)),
+            };
+            let priority = match item {
+                Item::Write(o) | Item::Read(o) | Item::Response(o, _) => self.table.get(o),
+            }
+            .map(|obj| obj.priority);
+            if let (true, Some(priority)) = (keep, priority) {
+                self.queue.push(Queue::class(priority, item), item);
+            }
+        }
+        self.tokens = tokens.min(f64::from(self.policy.max_rate));
+        self.refilled = refilled;
+        self.stats = stats;
+    }
+
+    /// Sends from `address` from now on (ETS wrote a new individual address).
+    pub fn set_own_address(&mut self, address: IndividualAddress) {
+        self.own_address = address;
+    }
+
     /// The table the engine serves.
     pub fn table(&self) -> &ObjectTable {
         &self.table

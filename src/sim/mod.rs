@@ -179,7 +179,7 @@ impl SimState {
             meter_fitted: true,
             forced: Forced::default(),
             in_error: false,
-            variant: Variant::Standard,
+            variant: Variant::STANDARD,
             after_session: false,
             error_latched: false,
             standby: false,
@@ -316,7 +316,7 @@ pub struct SimCharger {
 impl SimCharger {
     /// A simulated `model` with no vehicle.
     pub fn new(model: SimModel) -> Self {
-        Self::with_variant(model, Variant::Standard)
+        Self::with_variant(model, Variant::STANDARD)
     }
 
     /// A simulated `model` in firmware variant `variant`, with no vehicle.
@@ -376,7 +376,7 @@ pub struct SimHandle(Arc<Mutex<SimCharger>>);
 impl SimHandle {
     /// A new simulated `model`.
     pub fn new(model: SimModel) -> Self {
-        Self::with_variant(model, Variant::Standard)
+        Self::with_variant(model, Variant::STANDARD)
     }
 
     /// A new simulated `model` in firmware variant `variant`.

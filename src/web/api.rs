@@ -49,6 +49,7 @@ pub fn protected() -> Routes {
         .add(Method::GET, "/api/v1/events", get(events))
         .add(Method::GET, "/api/v1/charging-points", get(charging_points))
         .add(Method::GET, "/api/v1/faults", get(faults))
+        .add(Method::GET, "/api/v1/objects", get(objects))
         .add(Method::GET, "/api/v1/dlm/history", get(history))
         .add(Method::GET, "/api/v1/settings", get(settings))
         .add(Method::PUT, "/api/v1/settings/logging", put(set_logging))
@@ -192,16 +193,14 @@ async fn session(State(state): State<AppState>, Extension(s): Extension<SessionI
 
 fn current_view(state: &AppState) -> status::StatusView {
     let snap = state.inner.snapshot.borrow().clone();
-    let ip = &state.inner.config.ip;
+    // The configuration ETS downloaded since start, else the one the gateway started with.
+    let running = snap.config.clone();
+    let config = running.as_deref().unwrap_or(&state.inner.config);
+    let ip = &config.ip;
     // A static setting the device cannot use leaves it on DHCP (crate::hw::network).
     let dhcp = ip.dhcp || crate::hw::network::static_problem(ip.address, ip.subnet_mask).is_some();
     let network = network::view(state.inner.listen, dhcp, ip.address, &network::interfaces());
-    status::view(
-        &state.inner.config,
-        &snap,
-        state.inner.started.elapsed(),
-        network,
-    )
+    status::view(config, &snap, state.inner.started.elapsed(), network)
 }
 
 async fn status_json(State(state): State<AppState>) -> Response {
@@ -214,6 +213,30 @@ async fn charging_points(State(state): State<AppState>) -> Response {
 
 async fn faults(State(state): State<AppState>) -> Response {
     Json(current_view(&state).faults).into_response()
+}
+
+/// The group objects of the configuration in force, with their group addresses and current
+/// values (`knx-echarge objects --json` of the running gateway, ETS downloads included).
+async fn objects(State(state): State<AppState>) -> Response {
+    let snap = state.inner.snapshot.borrow().clone();
+    let running = snap.config.clone();
+    let config = running.as_deref().unwrap_or(&state.inner.config);
+    let table = config.object_table();
+    let list: Vec<serde_json::Value> = table
+        .objects()
+        .iter()
+        .map(|o| {
+            let mut entry = serde_json::to_value(o).unwrap_or_default();
+            if let Some(map) = entry.as_object_mut() {
+                map.insert(
+                    "value".into(),
+                    serde_json::to_value(snap.objects.get(&o.number)).unwrap_or_default(),
+                );
+            }
+            entry
+        })
+        .collect();
+    Json(list).into_response()
 }
 
 async fn history(State(state): State<AppState>) -> Response {

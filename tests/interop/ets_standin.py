@@ -6,20 +6,29 @@ ProcedureSubType="all|par|grp">`), with the bytes of each LdCtrl step as
 docs/device-management.md lists them. It tunnels to the gateway's built-in KNXnet/IP server.
 
 usage: ets_standin.py PORT OLD_IA NEW_IA DOWNLOAD.json
-DOWNLOAD.json: {"all": {"1": hex, "2": hex, "3": hex, "4": hex, "app_id": hex},
+DOWNLOAD.json: {"all": {"1": hex, "2": hex, "3": hex, "4": hex, "app_id": hex,
+                        "checks": [{"write": GA, "value": 0|1, "read": GA, "expect": 0|1}]},
                 "par": {...}, "grp": {...}}  (tables as ETS would write them)
-Prints one JSON line per step; exits non-zero on the first failure.
+After each download, without a restart, every check writes a switching value to a group
+address and reads another one back (a newly linked address must move its object at once).
+Prints one JSON line per step; exits non-zero on the first failure. The KNXnet/IP server is
+at 127.0.0.1 unless ETS_GATEWAY_IP names another (knxd in a network namespace, for the TP
+line), reached from ETS_LOCAL_IP.
 """
 
 import asyncio
 import json
+import os
 import sys
 
 from xknx import XKNX
+from xknx.core.value_reader import ValueReader
+from xknx.dpt import DPTBinary
 from xknx.io import ConnectionConfig, ConnectionType
 from xknx.management import procedures as p
 from xknx.exceptions import ManagementConnectionError
-from xknx.telegram import IndividualAddress
+from xknx.telegram import GroupAddress, IndividualAddress, Telegram
+from xknx.telegram.apci import GroupValueWrite
 
 PID_LOAD_STATE = 5
 PID_TABLE_REFERENCE = 7
@@ -64,7 +73,7 @@ async def complete(conn, obj):
 
 async def download(conn, kind, tables):
     """The load procedure of `kind` (all, par, grp) in ETS's order."""
-    t = {int(k): bytes.fromhex(v) for k, v in tables.items() if k != "app_id"}
+    t = {int(k): bytes.fromhex(v) for k, v in tables.items() if k.isdigit()}
     objs = {"all": [4, 3, 2, 1], "par": [4], "grp": [3, 2, 1]}[kind]
     if kind != "grp":
         await unload(conn, 5)
@@ -82,6 +91,24 @@ async def download(conn, kind, tables):
     say("download", kind=kind, mcb=mcb)
 
 
+async def group_checks(xknx, kind, checks):
+    """Group telegrams right after a download: the new links must work without a restart."""
+    for check in checks:
+        await xknx.telegrams.put(
+            Telegram(
+                destination_address=GroupAddress(check["write"]),
+                payload=GroupValueWrite(DPTBinary(check["value"])),
+            )
+        )
+        # Time for the write to take effect and for what it makes the gateway send to pass.
+        await asyncio.sleep(0.5)
+        answer = await ValueReader(xknx, GroupAddress(check["read"]), timeout_in_seconds=3).read()
+        await asyncio.sleep(0.5)
+        got = None if answer is None else answer.payload.value.value
+        say("group_check", kind=kind, write=check["write"], read=check["read"], got=got)
+        assert got == check["expect"], f"{kind}: {check} got {got}"
+
+
 async def main():
     port, old, new, path = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
     with open(path) as f:
@@ -89,9 +116,9 @@ async def main():
     xknx = XKNX(
         connection_config=ConnectionConfig(
             connection_type=ConnectionType.TUNNELING,
-            gateway_ip="127.0.0.1",
+            gateway_ip=os.environ.get("ETS_GATEWAY_IP", "127.0.0.1"),
             gateway_port=port,
-            local_ip="127.0.0.1",
+            local_ip=os.environ.get("ETS_LOCAL_IP", "127.0.0.1"),
         )
     )
     await xknx.start()
@@ -114,10 +141,12 @@ async def main():
             say("device", mask=f"{mask:04x}", serial=serial, max_apdu=max_apdu, level=level)
             for kind in ("all", "par", "grp"):
                 await download(conn, kind, downloads[kind])
+                await group_checks(xknx, kind, downloads[kind].get("checks", []))
             await p.dm_restart_r_co(conn)
         say("done")
     finally:
         await xknx.stop()
 
 
-asyncio.run(main())
+if __name__ == "__main__":
+    asyncio.run(main())

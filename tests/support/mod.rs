@@ -2,6 +2,8 @@
 //! loopback ports, the project's `.venv` Python, and headless Chromium.
 #![allow(dead_code, reason = "each test crate uses a part of the helpers")]
 
+pub(crate) mod netns;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};

@@ -22,8 +22,8 @@
 use std::collections::BTreeSet;
 
 use super::common::{
-    DriverSettings, WriteCache, check_setpoint, check_timeout, currents_ma, identity_error, reg,
-    regs, split_bits, u32_at,
+    DriverSettings, WriteCache, catalog_capabilities, check_setpoint, check_timeout, currents_ma,
+    identity_error, reg, regs, split_bits, u32_at,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -32,6 +32,9 @@ use crate::chargers::status::{
 };
 use crate::modbus::Modbus;
 use crate::units::{Current, Energy, Power};
+
+/// The model's id in `etsdb/charger-models.toml`.
+pub const ID: &str = "abb-terra-ac";
 
 const MIN: Current = Current::from_amps(6);
 
@@ -62,22 +65,7 @@ impl<M: Modbus> AbbTerraAc<M> {
 
 impl<M: Modbus> ChargePoint for AbbTerraAc<M> {
     fn capabilities(&self) -> BTreeSet<Capability> {
-        use Capability::{
-            Current, EnergySession, FaultInfo, Firmware, Power, Serial, SessionTimes, StartStop,
-            Unlock,
-        };
-        [
-            StartStop,
-            Unlock,
-            Current,
-            Power,
-            EnergySession,
-            SessionTimes,
-            Serial,
-            Firmware,
-            FaultInfo,
-        ]
-        .into()
+        catalog_capabilities(ID)
     }
 
     async fn identify(&mut self) -> Result<ChargerIdentity, DriverError> {
@@ -225,5 +213,14 @@ impl<M: Modbus> ChargePoint for AbbTerraAc<M> {
             }
         }
         Ok(CommandOutcome::Done)
+    }
+}
+
+/// The driver as the registry builds it (`super::Registered`).
+pub type Driver = AbbTerraAc<super::Transport>;
+
+impl super::Registered for Driver {
+    fn open(transport: super::Transport, _unit: u8, settings: DriverSettings) -> Self {
+        Self::new(transport, settings)
     }
 }

@@ -21,10 +21,11 @@
 
 use std::collections::BTreeSet;
 
-use tracing::warn;
-
-use super::common::{DriverSettings, Enable, WriteCache, check_setpoint, identity_error};
-use crate::catalog::{self, Capability};
+use super::common::{
+    DriverSettings, Enable, WriteCache, cannot_unlock, catalog_capabilities, identity_error,
+    no_failsafe,
+};
+use crate::catalog::Capability;
 use crate::chargers::status::{
     ChargePoint, ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, CpState,
     DriverError, ManufacturerError,
@@ -121,7 +122,7 @@ impl<M: Modbus> Modbus for Twice<'_, M> {
 
 impl<M: Modbus> ChargePoint for AblEmh<M> {
     fn capabilities(&self) -> BTreeSet<Capability> {
-        catalog::charger_model(ID).map_or_else(BTreeSet::new, |m| m.capabilities.clone())
+        catalog_capabilities(ID)
     }
 
     async fn identify(&mut self) -> Result<ChargerIdentity, DriverError> {
@@ -156,10 +157,12 @@ impl<M: Modbus> ChargePoint for AblEmh<M> {
 
     async fn poll(&mut self) -> Result<ChargerStatus, DriverError> {
         let st = self.read(0x04, 1).await?;
-        let code = st.first().map_or(0, |w| w.to_be_bytes()[1]);
+        let mut code = st.first().map_or(0, |w| w.to_be_bytes()[1]);
         if code == 0xE0 && self.enable.started {
-            // The outlet woke up disabled: enable it again.
+            // The outlet woke up disabled: enable it again and report what it shows then.
             self.write(0x05, 0xA1A1).await?;
+            let st = self.read(0x04, 1).await?;
+            code = st.first().map_or(0, |w| w.to_be_bytes()[1]);
         }
         let set = self.read(0x0F, 5).await?;
         let duty_now = set.get(3).map_or(DISABLED, |w| w & 0x0FFF);
@@ -210,36 +213,27 @@ impl<M: Modbus> ChargePoint for AblEmh<M> {
     }
 
     async fn command(&mut self, command: ChargerCommand) -> Result<CommandOutcome, DriverError> {
-        match command {
-            ChargerCommand::SetCurrent(c) => {
-                self.enable.setpoint = match check_setpoint(c, MIN, MAX) {
-                    Ok(s) => s.unwrap_or(Current::ZERO),
-                    Err(o) => return Ok(o),
-                };
-                self.write_current().await?;
-            }
-            ChargerCommand::StartStop(start) => {
-                self.enable.started = start;
-                self.write_current().await?;
-            }
-            ChargerCommand::Unlock => {
-                return Ok(CommandOutcome::NotPossible(
-                    "the ABL eMH cannot unlock over Modbus".into(),
-                ));
-            }
-            ChargerCommand::Failsafe { current, .. } => {
-                if let Err(o) = check_setpoint(current, MIN, MAX) {
-                    return Ok(o);
-                }
-                if !self.warned {
-                    warn!(
-                        "the ABL eMH has no failsafe current over Modbus: if the gateway falls silent it keeps its last setpoint"
-                    );
-                    self.warned = true;
-                }
-            }
+        match self.enable.take(command, MIN, MAX) {
+            Some(Ok(())) => self.write_current().await?,
+            Some(Err(o)) => return Ok(o),
+            None => {}
         }
-        Ok(CommandOutcome::Done)
+        Ok(match command {
+            ChargerCommand::Unlock => cannot_unlock("ABL eMH"),
+            ChargerCommand::Failsafe { current, .. } => {
+                no_failsafe(current, MIN, MAX, "ABL eMH", &mut self.warned)
+            }
+            ChargerCommand::SetCurrent(_) | ChargerCommand::StartStop(_) => CommandOutcome::Done,
+        })
+    }
+}
+
+/// The driver as the registry builds it (`super::Registered`).
+pub type Driver = AblEmh<super::Transport>;
+
+impl super::Registered for Driver {
+    fn open(transport: super::Transport, _unit: u8, settings: DriverSettings) -> Self {
+        Self::new(transport, settings)
     }
 }
 

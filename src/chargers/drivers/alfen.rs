@@ -27,8 +27,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::common::{
-    DriverSettings, Enable, WriteCache, check_setpoint, currents_f32, f32_at, identity_error,
-    non_empty, reg, regs,
+    DriverSettings, Enable, WriteCache, cannot_unlock, catalog_capabilities, check_setpoint,
+    currents_f32, f32_at, identity_error, non_empty, reg, regs,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -37,6 +37,9 @@ use crate::chargers::status::{
 };
 use crate::modbus::{Modbus, ModbusError, decode};
 use crate::units::{Current, Energy, PerPhase, Power, Temperature};
+
+/// The model's id in `etsdb/charger-models.toml`.
+pub const ID: &str = "alfen-eve";
 
 const MIN: Current = Current::from_amps(6);
 const STATION: u8 = 200;
@@ -96,25 +99,7 @@ impl<M: Modbus> AlfenEve<M> {
 
 impl<M: Modbus> ChargePoint for AlfenEve<M> {
     fn capabilities(&self) -> BTreeSet<Capability> {
-        use Capability::{
-            Current, EnergyPhases, EnergyTotal, FaultInfo, Firmware, Power, PowerPhases, Serial,
-            SessionTimes, StartStop, Temperature, TemperatureWarning,
-        };
-        [
-            StartStop,
-            Current,
-            Power,
-            PowerPhases,
-            EnergyTotal,
-            EnergyPhases,
-            SessionTimes,
-            Serial,
-            Firmware,
-            Temperature,
-            TemperatureWarning,
-            FaultInfo,
-        ]
-        .into()
+        catalog_capabilities(ID)
     }
 
     async fn identify(&mut self) -> Result<ChargerIdentity, DriverError> {
@@ -256,9 +241,7 @@ impl<M: Modbus> ChargePoint for AlfenEve<M> {
                 self.write_setpoint(false).await?;
             }
             ChargerCommand::Unlock => {
-                return Ok(CommandOutcome::NotPossible(
-                    "the Alfen Eve cannot unlock over Modbus".into(),
-                ));
+                return Ok(cannot_unlock("Alfen Eve"));
             }
             ChargerCommand::Failsafe { current, .. } => {
                 // The safe current is set in the ACE Service Installer; it can only be checked.
@@ -288,6 +271,15 @@ fn single_phase_nan(values: [f32; 3]) -> [f32; 3] {
 
 fn zero_if_nan(v: f32) -> f32 {
     if v.is_nan() { 0.0 } else { v }
+}
+
+/// The driver as the registry builds it (`super::Registered`).
+pub type Driver = AlfenEve<super::Transport>;
+
+impl super::Registered for Driver {
+    fn open(transport: super::Transport, unit: u8, settings: DriverSettings) -> Self {
+        Self::new(transport, unit, settings)
+    }
 }
 
 #[cfg(test)]

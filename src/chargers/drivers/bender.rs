@@ -26,8 +26,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::common::{
-    DriverSettings, WriteCache, amps_u16, check_setpoint, check_timeout, currents_ma, id_read,
-    identity_error, non_empty, reg, regs, u32_at,
+    DriverSettings, WriteCache, amps_u16, cannot_unlock, catalog_capabilities, check_setpoint,
+    check_timeout, currents_ma, id_read, identity_error, non_empty, reg, regs, u32_at,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -36,6 +36,9 @@ use crate::chargers::status::{
 };
 use crate::modbus::{Modbus, decode};
 use crate::units::{Current, Energy, PerPhase, Power};
+
+/// The model's id in `etsdb/charger-models.toml`.
+pub const ID: &str = "bender-cc612";
 
 const MIN: Current = Current::from_amps(6);
 const INVALID: u32 = u32::MAX;
@@ -92,25 +95,7 @@ fn version_like(s: &str) -> bool {
 
 impl<M: Modbus> ChargePoint for BenderCc<M> {
     fn capabilities(&self) -> BTreeSet<Capability> {
-        use Capability::{
-            Current, EnergyPhases, EnergySession, EnergyTotal, Evccid, FaultInfo, Firmware, Power,
-            PowerPhases, Rfid, SessionTimes, StartStop,
-        };
-        [
-            StartStop,
-            Current,
-            Power,
-            PowerPhases,
-            EnergyTotal,
-            EnergyPhases,
-            EnergySession,
-            SessionTimes,
-            Firmware,
-            Rfid,
-            Evccid,
-            FaultInfo,
-        ]
-        .into()
+        catalog_capabilities(ID)
     }
 
     async fn identify(&mut self) -> Result<ChargerIdentity, DriverError> {
@@ -271,9 +256,7 @@ impl<M: Modbus> ChargePoint for BenderCc<M> {
                 self.cache.known(1000, &[v]);
             }
             ChargerCommand::Unlock => {
-                return Ok(CommandOutcome::NotPossible(
-                    "the Bender charge controller cannot unlock over Modbus".into(),
-                ));
+                return Ok(cannot_unlock("Bender charge controller"));
             }
             ChargerCommand::Failsafe { current, timeout } => {
                 let amps = match check_setpoint(current, MIN, self.max) {
@@ -293,5 +276,14 @@ impl<M: Modbus> ChargePoint for BenderCc<M> {
             }
         }
         Ok(CommandOutcome::Done)
+    }
+}
+
+/// The driver as the registry builds it (`super::Registered`).
+pub type Driver = BenderCc<super::Transport>;
+
+impl super::Registered for Driver {
+    fn open(transport: super::Transport, _unit: u8, settings: DriverSettings) -> Self {
+        Self::new(transport, settings)
     }
 }

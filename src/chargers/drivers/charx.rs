@@ -23,10 +23,11 @@
 
 use std::collections::BTreeSet;
 
-use tracing::warn;
-
-use super::common::{DriverSettings, Enable, WriteCache, amps_u16, check_setpoint, non_empty};
-use crate::catalog::{self, Capability};
+use super::common::{
+    DriverSettings, Enable, WriteCache, amps_u16, cannot_unlock, catalog_capabilities, no_failsafe,
+    non_empty,
+};
+use crate::catalog::Capability;
 use crate::chargers::status::{
     ChargePoint, ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, CpState,
     DriverError,
@@ -82,7 +83,7 @@ fn i32_be(r: &[u16]) -> Option<i32> {
 
 impl<M: Modbus> ChargePoint for PhoenixCharx<M> {
     fn capabilities(&self) -> BTreeSet<Capability> {
-        catalog::charger_model(ID).map_or_else(BTreeSet::new, |m| m.capabilities.clone())
+        catalog_capabilities(ID)
     }
 
     async fn identify(&mut self) -> Result<ChargerIdentity, DriverError> {
@@ -173,35 +174,26 @@ impl<M: Modbus> ChargePoint for PhoenixCharx<M> {
     }
 
     async fn command(&mut self, command: ChargerCommand) -> Result<CommandOutcome, DriverError> {
-        match command {
-            ChargerCommand::SetCurrent(c) => {
-                self.enable.setpoint = match check_setpoint(c, MIN, MAX) {
-                    Ok(s) => s.unwrap_or(Current::ZERO),
-                    Err(o) => return Ok(o),
-                };
-                self.write_setpoint().await?;
-            }
-            ChargerCommand::StartStop(start) => {
-                self.enable.started = start;
-                self.write_setpoint().await?;
-            }
-            ChargerCommand::Unlock => {
-                return Ok(CommandOutcome::NotPossible(
-                    "the CHARX control modular cannot unlock over Modbus".into(),
-                ));
-            }
-            ChargerCommand::Failsafe { current, .. } => {
-                if let Err(o) = check_setpoint(current, MIN, MAX) {
-                    return Ok(o);
-                }
-                if !self.warned {
-                    warn!(
-                        "the CHARX control modular has no failsafe current over Modbus: if the gateway falls silent it keeps its last setpoint"
-                    );
-                    self.warned = true;
-                }
-            }
+        match self.enable.take(command, MIN, MAX) {
+            Some(Ok(())) => self.write_setpoint().await?,
+            Some(Err(o)) => return Ok(o),
+            None => {}
         }
-        Ok(CommandOutcome::Done)
+        Ok(match command {
+            ChargerCommand::Unlock => cannot_unlock("CHARX control modular"),
+            ChargerCommand::Failsafe { current, .. } => {
+                no_failsafe(current, MIN, MAX, "CHARX control modular", &mut self.warned)
+            }
+            ChargerCommand::SetCurrent(_) | ChargerCommand::StartStop(_) => CommandOutcome::Done,
+        })
+    }
+}
+
+/// The driver as the registry builds it (`super::Registered`).
+pub type Driver = PhoenixCharx<super::Transport>;
+
+impl super::Registered for Driver {
+    fn open(transport: super::Transport, _unit: u8, settings: DriverSettings) -> Self {
+        Self::new(transport, settings)
     }
 }

@@ -3,10 +3,11 @@
 //! `OutOfRange`, the start/stop-versus-pause bookkeeping for models that stop by 0 A, and
 //! register decoding beyond [`crate::modbus::decode`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use crate::chargers::status::{CommandOutcome, DriverError};
+use crate::catalog::{self, Capability};
+use crate::chargers::status::{ChargerCommand, CommandOutcome, DriverError};
 use crate::modbus::{Modbus, ModbusError, decode};
 use crate::units::{Current, PerPhase, PhaseCount, Temperature};
 
@@ -32,6 +33,13 @@ impl Default for DriverSettings {
             failsafe_timeout: Duration::from_secs(60),
         }
     }
+}
+
+/// The capabilities of model `id` as `etsdb/charger-models.toml` lists them: a driver
+/// implements what its catalog row promises (the driver tests check each capability against
+/// the simulators) instead of repeating the list.
+pub fn catalog_capabilities(id: &str) -> BTreeSet<Capability> {
+    catalog::charger_model(id).map_or_else(BTreeSet::new, |m| m.capabilities.clone())
 }
 
 /// Remembers what was written, so that registers are written only on change.
@@ -156,6 +164,56 @@ impl Enable {
             Current::ZERO
         }
     }
+}
+
+impl Enable {
+    /// Takes a setpoint or start/stop command into the bookkeeping: `Some(Ok(()))` = write
+    /// [`Enable::effective`] now, `Some(Err(outcome))` = refused (out of range), `None` = not
+    /// such a command.
+    pub fn take(
+        &mut self,
+        command: ChargerCommand,
+        min: Current,
+        max: Current,
+    ) -> Option<Result<(), CommandOutcome>> {
+        match command {
+            ChargerCommand::SetCurrent(c) => Some(
+                check_setpoint(c, min, max).map(|s| self.setpoint = s.unwrap_or(Current::ZERO)),
+            ),
+            ChargerCommand::StartStop(start) => {
+                self.started = start;
+                Some(Ok(()))
+            }
+            ChargerCommand::Unlock | ChargerCommand::Failsafe { .. } => None,
+        }
+    }
+}
+
+/// The answer of a model that has no unlock command over Modbus.
+pub fn cannot_unlock(model: &str) -> CommandOutcome {
+    CommandOutcome::NotPossible(format!("the {model} cannot unlock over Modbus"))
+}
+
+/// A failsafe command to a model without a failsafe current over Modbus: the current is
+/// checked, nothing is written (refusing would raise a fault at every start that no setting
+/// can clear), and the gap is said once in the log (`warned`).
+pub fn no_failsafe(
+    current: Current,
+    min: Current,
+    max: Current,
+    model: &str,
+    warned: &mut bool,
+) -> CommandOutcome {
+    if let Err(o) = check_setpoint(current, min, max) {
+        return o;
+    }
+    if !*warned {
+        tracing::warn!(
+            "the {model} has no failsafe current over Modbus: if the gateway falls silent it keeps its last setpoint"
+        );
+        *warned = true;
+    }
+    CommandOutcome::Done
 }
 
 /// Whole amperes of a current (rounded down), as u16.

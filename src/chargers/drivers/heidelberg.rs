@@ -24,10 +24,11 @@
 //! (259 = 0) shows state F, and a box found locked while it should charge is unlocked again.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use super::common::{
-    DriverSettings, WriteCache, check_setpoint, deciamps_u16, id_read, identity_error, non_empty,
-    reg, regs, u32_at,
+    DriverSettings, WriteCache, catalog_capabilities, check_setpoint, deciamps_u16, id_read,
+    identity_error, non_empty, reg, regs, u32_at,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -36,6 +37,9 @@ use crate::chargers::status::{
 };
 use crate::modbus::{Modbus, decode};
 use crate::units::{Current, Energy, PerPhase, Power, Temperature};
+
+/// The model's id in `etsdb/charger-models.toml`.
+pub const ID: &str = "heidelberg-ec";
 
 const MIN: Current = Current::from_amps(6);
 
@@ -67,24 +71,7 @@ impl<M: Modbus> HeidelbergEc<M> {
 
 impl<M: Modbus> ChargePoint for HeidelbergEc<M> {
     fn capabilities(&self) -> BTreeSet<Capability> {
-        use Capability::{
-            Current, EnergySession, EnergyTotal, FaultInfo, Firmware, Power, Serial, SessionTimes,
-            StartStop, Temperature, TemperatureWarning,
-        };
-        [
-            StartStop,
-            Current,
-            Power,
-            EnergyTotal,
-            EnergySession,
-            SessionTimes,
-            Serial,
-            Firmware,
-            Temperature,
-            TemperatureWarning,
-            FaultInfo,
-        ]
-        .into()
+        catalog_capabilities(ID)
     }
 
     async fn identify(&mut self) -> Result<ChargerIdentity, DriverError> {
@@ -225,5 +212,16 @@ impl<M: Modbus> ChargePoint for HeidelbergEc<M> {
             }
         }
         Ok(CommandOutcome::Done)
+    }
+}
+
+/// The driver as the registry builds it (`super::Registered`).
+pub type Driver = HeidelbergEc<super::Transport>;
+
+impl super::Registered for Driver {
+    const LINE_SPACING: Duration = Duration::from_millis(100);
+
+    fn open(transport: super::Transport, _unit: u8, settings: DriverSettings) -> Self {
+        Self::new(transport, settings)
     }
 }

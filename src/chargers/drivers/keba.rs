@@ -27,8 +27,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::common::{
-    DriverSettings, Enable, WriteCache, check_setpoint, check_timeout, currents_ma, id_read,
-    identity_error, milliamps_u16,
+    DriverSettings, Enable, WriteCache, catalog_capabilities, check_setpoint, check_timeout,
+    currents_ma, id_read, identity_error, milliamps_u16,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -37,6 +37,9 @@ use crate::chargers::status::{
 };
 use crate::modbus::{Modbus, decode};
 use crate::units::{Current, Energy, Power};
+
+/// The model's id in `etsdb/charger-models.toml`.
+pub const ID: &str = "keba-p30";
 
 /// Slow data is read every this many polls.
 const SLOW_EVERY: u32 = 10;
@@ -96,24 +99,7 @@ fn firmware(v: u32) -> String {
 
 impl<M: Modbus> ChargePoint for KebaP30<M> {
     fn capabilities(&self) -> BTreeSet<Capability> {
-        use Capability::{
-            Current, EnergySession, EnergyTotal, FaultInfo, Firmware, Power, Rfid, Serial,
-            SessionTimes, StartStop, Unlock,
-        };
-        [
-            StartStop,
-            Unlock,
-            Current,
-            Power,
-            EnergyTotal,
-            EnergySession,
-            SessionTimes,
-            Serial,
-            Firmware,
-            Rfid,
-            FaultInfo,
-        ]
-        .into()
+        catalog_capabilities(ID)
     }
 
     async fn identify(&mut self) -> Result<ChargerIdentity, DriverError> {
@@ -272,5 +258,14 @@ impl<M: Modbus> ChargePoint for KebaP30<M> {
             }
         }
         Ok(CommandOutcome::Done)
+    }
+}
+
+/// The driver as the registry builds it (`super::Registered`).
+pub type Driver = KebaP30<super::Transport>;
+
+impl super::Registered for Driver {
+    fn open(transport: super::Transport, _unit: u8, settings: DriverSettings) -> Self {
+        Self::new(transport, settings)
     }
 }

@@ -30,7 +30,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::common::{
-    DriverSettings, WriteCache, check_setpoint, currents_f32, f32_at, id_read, non_empty, reg,
+    DriverSettings, WriteCache, cannot_unlock, catalog_capabilities, check_setpoint, currents_f32,
+    f32_at, id_read, non_empty, reg,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -39,6 +40,9 @@ use crate::chargers::status::{
 };
 use crate::modbus::{Modbus, decode};
 use crate::units::{Current, Energy, Power};
+
+/// The model's id in `etsdb/charger-models.toml`.
+pub const ID: &str = "mennekes-amtron-compact";
 
 const MIN: Current = Current::from_amps(6);
 const HEARTBEAT: Duration = Duration::from_secs(4);
@@ -94,22 +98,7 @@ fn kwh(v: f32) -> Option<Energy> {
 
 impl<M: Modbus> ChargePoint for AmtronCompact<M> {
     fn capabilities(&self) -> BTreeSet<Capability> {
-        use Capability::{
-            Current, EnergySession, EnergyTotal, FaultInfo, Firmware, Power, Serial, SessionTimes,
-            StartStop,
-        };
-        [
-            StartStop,
-            Current,
-            Power,
-            EnergyTotal,
-            EnergySession,
-            SessionTimes,
-            Serial,
-            Firmware,
-            FaultInfo,
-        ]
-        .into()
+        catalog_capabilities(ID)
     }
 
     async fn identify(&mut self) -> Result<ChargerIdentity, DriverError> {
@@ -215,9 +204,7 @@ impl<M: Modbus> ChargePoint for AmtronCompact<M> {
                     .await?;
             }
             ChargerCommand::Unlock => {
-                return Ok(CommandOutcome::NotPossible(
-                    "the AMTRON Compact cannot unlock over Modbus".into(),
-                ));
+                return Ok(cannot_unlock("AMTRON Compact"));
             }
             ChargerCommand::Failsafe { current, .. } => {
                 self.heartbeat().await?;
@@ -230,5 +217,14 @@ impl<M: Modbus> ChargePoint for AmtronCompact<M> {
             }
         }
         Ok(CommandOutcome::Done)
+    }
+}
+
+/// The driver as the registry builds it (`super::Registered`).
+pub type Driver = AmtronCompact<super::Transport>;
+
+impl super::Registered for Driver {
+    fn open(transport: super::Transport, _unit: u8, settings: DriverSettings) -> Self {
+        Self::new(transport, settings)
     }
 }

@@ -32,11 +32,9 @@
 
 use std::collections::BTreeSet;
 
-use tracing::warn;
-
 use super::common::{
-    DriverSettings, Enable, WriteCache, check_setpoint, id_read, identity_error, non_empty, reg,
-    regs,
+    DriverSettings, Enable, WriteCache, cannot_unlock, catalog_capabilities, id_read,
+    identity_error, no_failsafe, non_empty, reg, regs,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -45,6 +43,9 @@ use crate::chargers::status::{
 };
 use crate::modbus::{Modbus, decode};
 use crate::units::{Current, Energy, PerPhase, Power};
+
+/// The model's id in `etsdb/charger-models.toml`.
+pub const ID: &str = "phoenix-ev-cc";
 
 const MIN: Current = Current::from_amps(6);
 /// The driver's upper limit: above 59 A the register would be ambiguous with the Wallbe
@@ -157,21 +158,7 @@ fn state_of(letter: char, error: u16, started: bool, paused: bool) -> CpState {
 
 impl<M: Modbus> ChargePoint for PhoenixEvCc<M> {
     fn capabilities(&self) -> BTreeSet<Capability> {
-        use Capability::{
-            Current, EnergyTotal, FaultInfo, Firmware, Power, Rfid, Serial, SessionTimes, StartStop,
-        };
-        [
-            StartStop,
-            Current,
-            Power,
-            EnergyTotal,
-            SessionTimes,
-            Serial,
-            Firmware,
-            Rfid,
-            FaultInfo,
-        ]
-        .into()
+        catalog_capabilities(ID)
     }
 
     async fn identify(&mut self) -> Result<ChargerIdentity, DriverError> {
@@ -285,38 +272,18 @@ impl<M: Modbus> ChargePoint for PhoenixEvCc<M> {
     }
 
     async fn command(&mut self, command: ChargerCommand) -> Result<CommandOutcome, DriverError> {
-        match command {
-            ChargerCommand::SetCurrent(c) => {
-                self.enable.setpoint = match check_setpoint(c, MIN, MAX) {
-                    Ok(s) => s.unwrap_or(Current::ZERO),
-                    Err(o) => return Ok(o),
-                };
-                self.apply().await?;
-            }
-            ChargerCommand::StartStop(start) => {
-                self.enable.started = start;
-                self.apply().await?;
-            }
-            ChargerCommand::Unlock => {
-                return Ok(CommandOutcome::NotPossible(
-                    "the EV Charge Control cannot unlock over Modbus".into(),
-                ));
-            }
-            ChargerCommand::Failsafe { current, .. } => {
-                if let Err(o) = check_setpoint(current, MIN, MAX) {
-                    return Ok(o);
-                }
-                // Nothing to write: refusing would raise a fault at every start that no
-                // setting can clear. Said once in the log instead (and in the docs).
-                if !self.warned {
-                    warn!(
-                        "the EV Charge Control has no failsafe current over Modbus: if the gateway falls silent it keeps its last setpoint"
-                    );
-                    self.warned = true;
-                }
-            }
+        match self.enable.take(command, MIN, MAX) {
+            Some(Ok(())) => self.apply().await?,
+            Some(Err(o)) => return Ok(o),
+            None => {}
         }
-        Ok(CommandOutcome::Done)
+        Ok(match command {
+            ChargerCommand::Unlock => cannot_unlock("EV Charge Control"),
+            ChargerCommand::Failsafe { current, .. } => {
+                no_failsafe(current, MIN, MAX, "EV Charge Control", &mut self.warned)
+            }
+            ChargerCommand::SetCurrent(_) | ChargerCommand::StartStop(_) => CommandOutcome::Done,
+        })
     }
 }
 
@@ -327,6 +294,15 @@ fn u64_le(r: &[u16]) -> Option<u64> {
             Some(u64::from(*d) << 48 | u64::from(*c) << 32 | u64::from(*b) << 16 | u64::from(*a))
         }
         _ => None,
+    }
+}
+
+/// The driver as the registry builds it (`super::Registered`).
+pub type Driver = PhoenixEvCc<super::Transport>;
+
+impl super::Registered for Driver {
+    fn open(transport: super::Transport, _unit: u8, settings: DriverSettings) -> Self {
+        Self::new(transport, settings)
     }
 }
 

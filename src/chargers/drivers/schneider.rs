@@ -24,8 +24,11 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::common::{DriverSettings, Enable, WriteCache, amps_u16, check_setpoint, identity_error};
-use crate::catalog::{self, Capability};
+use super::common::{
+    DriverSettings, Enable, WriteCache, amps_u16, cannot_unlock, catalog_capabilities,
+    check_setpoint, identity_error,
+};
+use crate::catalog::Capability;
 use crate::chargers::status::{
     ChargePoint, ChargerCommand, ChargerIdentity, ChargerStatus, CommandOutcome, CpState,
     DriverError, ManufacturerError,
@@ -98,7 +101,7 @@ fn u64_lsw(r: &[u16]) -> Option<u64> {
 
 impl<M: Modbus> ChargePoint for EvlinkProAc<M> {
     fn capabilities(&self) -> BTreeSet<Capability> {
-        catalog::charger_model(ID).map_or_else(BTreeSet::new, |m| m.capabilities.clone())
+        catalog_capabilities(ID)
     }
 
     async fn identify(&mut self) -> Result<ChargerIdentity, DriverError> {
@@ -216,22 +219,15 @@ impl<M: Modbus> ChargePoint for EvlinkProAc<M> {
     }
 
     async fn command(&mut self, command: ChargerCommand) -> Result<CommandOutcome, DriverError> {
+        match self.enable.take(command, MIN, MAX) {
+            Some(Ok(())) => self.write_setpoint().await?,
+            Some(Err(o)) => return Ok(o),
+            None => {}
+        }
         match command {
-            ChargerCommand::SetCurrent(c) => {
-                self.enable.setpoint = match check_setpoint(c, MIN, MAX) {
-                    Ok(s) => s.unwrap_or(Current::ZERO),
-                    Err(o) => return Ok(o),
-                };
-                self.write_setpoint().await?;
-            }
-            ChargerCommand::StartStop(start) => {
-                self.enable.started = start;
-                self.write_setpoint().await?;
-            }
+            ChargerCommand::SetCurrent(_) | ChargerCommand::StartStop(_) => {}
             ChargerCommand::Unlock => {
-                return Ok(CommandOutcome::NotPossible(
-                    "the EVlink Pro AC cannot unlock over Modbus".into(),
-                ));
+                return Ok(cannot_unlock("EVlink Pro AC"));
             }
             ChargerCommand::Failsafe { current, .. } => {
                 let amps = match check_setpoint(current, MIN, MAX) {
@@ -248,5 +244,14 @@ impl<M: Modbus> ChargePoint for EvlinkProAc<M> {
             }
         }
         Ok(CommandOutcome::Done)
+    }
+}
+
+/// The driver as the registry builds it (`super::Registered`).
+pub type Driver = EvlinkProAc<super::Transport>;
+
+impl super::Registered for Driver {
+    fn open(transport: super::Transport, _unit: u8, settings: DriverSettings) -> Self {
+        Self::new(transport, settings)
     }
 }

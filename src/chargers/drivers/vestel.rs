@@ -23,8 +23,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::common::{
-    DriverSettings, Enable, WriteCache, amps_u16, check_setpoint, check_timeout, currents_ma,
-    id_read, identity_error, non_empty, reg, utf16_text,
+    DriverSettings, Enable, WriteCache, amps_u16, cannot_unlock, catalog_capabilities,
+    check_setpoint, check_timeout, currents_ma, id_read, identity_error, non_empty, reg,
+    utf16_text,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -33,6 +34,9 @@ use crate::chargers::status::{
 };
 use crate::modbus::{Modbus, decode};
 use crate::units::{Current, Energy, Power};
+
+/// The model's id in `etsdb/charger-models.toml`.
+pub const ID: &str = "vestel-evc04";
 
 const MIN: Current = Current::from_amps(6);
 const MAX: Current = Current::from_amps(32);
@@ -87,23 +91,7 @@ impl<M: Modbus> VestelEvc04<M> {
 
 impl<M: Modbus> ChargePoint for VestelEvc04<M> {
     fn capabilities(&self) -> BTreeSet<Capability> {
-        use Capability::{
-            Current, EnergySession, EnergyTotal, FaultInfo, Firmware, Power, Rfid, Serial,
-            SessionTimes, StartStop,
-        };
-        [
-            StartStop,
-            Current,
-            Power,
-            EnergyTotal,
-            EnergySession,
-            SessionTimes,
-            Serial,
-            Firmware,
-            Rfid,
-            FaultInfo,
-        ]
-        .into()
+        catalog_capabilities(ID)
     }
 
     async fn identify(&mut self) -> Result<ChargerIdentity, DriverError> {
@@ -217,9 +205,7 @@ impl<M: Modbus> ChargePoint for VestelEvc04<M> {
                 self.apply().await?;
             }
             ChargerCommand::Unlock => {
-                return Ok(CommandOutcome::NotPossible(
-                    "the EVC04 cannot unlock over Modbus".into(),
-                ));
+                return Ok(cannot_unlock("EVC04"));
             }
             ChargerCommand::Failsafe { current, timeout } => {
                 let amps = match check_setpoint(current, MIN, MAX) {
@@ -252,6 +238,15 @@ fn has_rfid(text: &str) -> bool {
     match (parts.next().flatten(), parts.next().flatten()) {
         (Some(major), Some(minor)) => (major, minor) >= (3, 156),
         _ => false,
+    }
+}
+
+/// The driver as the registry builds it (`super::Registered`).
+pub type Driver = VestelEvc04<super::Transport>;
+
+impl super::Registered for Driver {
+    fn open(transport: super::Transport, _unit: u8, settings: DriverSettings) -> Self {
+        Self::new(transport, settings)
     }
 }
 

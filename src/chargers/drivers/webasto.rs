@@ -27,8 +27,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::common::{
-    DriverSettings, Enable, WriteCache, amps_u16, check_setpoint, check_timeout, currents_ma,
-    id_read, identity_error, non_empty, reg, u32_at,
+    DriverSettings, Enable, WriteCache, amps_u16, cannot_unlock, catalog_capabilities,
+    check_setpoint, check_timeout, currents_ma, id_read, identity_error, non_empty, reg, u32_at,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -37,6 +37,9 @@ use crate::chargers::status::{
 };
 use crate::modbus::{Modbus, decode};
 use crate::units::{Current, Energy, PerPhase, Power};
+
+/// The model's id in `etsdb/charger-models.toml`.
+pub const ID: &str = "webasto-next";
 
 const MIN: Current = Current::from_amps(6);
 
@@ -76,22 +79,7 @@ fn watts(v: u32) -> Power {
 
 impl<M: Modbus> ChargePoint for WebastoNext<M> {
     fn capabilities(&self) -> BTreeSet<Capability> {
-        use Capability::{
-            Current, EnergySession, EnergyTotal, FaultInfo, Power, PowerPhases, Rfid, SessionTimes,
-            StartStop,
-        };
-        [
-            StartStop,
-            Current,
-            Power,
-            PowerPhases,
-            EnergyTotal,
-            EnergySession,
-            SessionTimes,
-            Rfid,
-            FaultInfo,
-        ]
-        .into()
+        catalog_capabilities(ID)
     }
 
     async fn identify(&mut self) -> Result<ChargerIdentity, DriverError> {
@@ -229,9 +217,7 @@ impl<M: Modbus> ChargePoint for WebastoNext<M> {
                 self.cache.known(5004, &[amps]);
             }
             ChargerCommand::Unlock => {
-                return Ok(CommandOutcome::NotPossible(
-                    "the Webasto Next cannot unlock over Modbus".into(),
-                ));
+                return Ok(cannot_unlock("Webasto Next"));
             }
             ChargerCommand::Failsafe { current, timeout } => {
                 let amps = match check_setpoint(current, MIN, self.max) {
@@ -252,5 +238,14 @@ impl<M: Modbus> ChargePoint for WebastoNext<M> {
             }
         }
         Ok(CommandOutcome::Done)
+    }
+}
+
+/// The driver as the registry builds it (`super::Registered`).
+pub type Driver = WebastoNext<super::Transport>;
+
+impl super::Registered for Driver {
+    fn open(transport: super::Transport, _unit: u8, settings: DriverSettings) -> Self {
+        Self::new(transport, settings)
     }
 }

@@ -185,6 +185,8 @@ pub struct Device {
     transport: Transport,
     transmit: VecDeque<LData>,
     events: VecDeque<DeviceEvent>,
+    /// An address a master reset gives once its response has left.
+    address_after_reply: Option<IndividualAddress>,
 }
 
 const BROADCAST: Destination = Destination::Group(GroupAddress::from_raw(0));
@@ -200,6 +202,7 @@ impl Device {
             transport: Transport::new(),
             transmit: VecDeque::new(),
             events: VecDeque::new(),
+            address_after_reply: None,
         }
     }
 
@@ -297,6 +300,16 @@ impl Device {
                 TransportOutput::Deliver(_, apdu) => self.management(now, Reply::Connected, &apdu),
                 TransportOutput::Opened(ia) => self.events.push_back(DeviceEvent::Connected(ia)),
                 TransportOutput::Closed(ia) => {
+                    self.events.push_back(DeviceEvent::Disconnected(ia));
+                }
+            }
+        }
+        if let Some(address) = self.address_after_reply.take() {
+            self.set_address(address);
+            // The connection was to the old address; the device restarts without it.
+            self.transport.drop_connection();
+            while let Some(out) = self.transport.poll() {
+                if let TransportOutput::Closed(ia) = out {
                     self.events.push_back(DeviceEvent::Disconnected(ia));
                 }
             }
@@ -436,7 +449,8 @@ impl Device {
             erase,
             EraseCode::FactoryReset | EraseCode::ResetIndividualAddress
         ) {
-            self.set_address(IndividualAddress::UNCONFIGURED);
+            // The response still comes from the address ETS is connected to.
+            self.address_after_reply = Some(IndividualAddress::UNCONFIGURED);
         }
         self.set_programming_mode(false);
         self.events.push_back(DeviceEvent::MasterReset(erase));

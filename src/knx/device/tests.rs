@@ -67,7 +67,8 @@ impl Ets {
 
     /// Sends an APDU over the connection and returns the device's answer (acknowledged).
     fn request(&mut self, apdu: Apdu) -> Option<Apdu> {
-        let to = Destination::Individual(self.device.address());
+        let own = self.device.address();
+        let to = Destination::Individual(own);
         let seq = self.seq;
         self.seq = (self.seq + 1) & 0x0F;
         self.device.handle_frame(
@@ -86,6 +87,7 @@ impl Ets {
         assert_eq!(ack.destination, Destination::Individual(ETS));
         let answer = sent.next()?;
         assert!(sent.next().is_none());
+        assert_eq!(answer.source, own, "answered from the address asked");
         let Tpdu::ConnectedData { sequence, apdu } = answer.tpdu else {
             panic!("not connected data: {answer:?}");
         };
@@ -406,18 +408,28 @@ fn master_reset_erase_codes() {
     });
     assert_eq!(ets.device.download().address_table, None);
     assert_eq!(ets.device.download().parameters, Some(vec![1, 2]));
-    ets.request(Apdu::RestartMasterReset {
-        erase_code: 2,
-        channel: 0,
-    });
+    // The response leaves from the address ETS is connected to (`request` checks that it
+    // comes on the connection); then the address is 15.15.255 and the connection gone.
+    assert_eq!(
+        ets.request(Apdu::RestartMasterReset {
+            erase_code: 2,
+            channel: 0,
+        }),
+        Some(Apdu::RestartResponse {
+            error_code: 0,
+            process_time: 0
+        })
+    );
     assert_eq!(ets.device.address(), IndividualAddress::UNCONFIGURED);
     assert_eq!(ets.device.download().parameters, None);
+    assert_eq!(ets.device.poll_timeout(), None);
     assert_eq!(
         ets.events(),
         vec![
             DeviceEvent::MasterReset(EraseCode::ResetLinks),
-            DeviceEvent::AddressChanged(IndividualAddress::UNCONFIGURED),
             DeviceEvent::MasterReset(EraseCode::FactoryReset),
+            DeviceEvent::AddressChanged(IndividualAddress::UNCONFIGURED),
+            DeviceEvent::Disconnected(ETS),
         ]
     );
 }

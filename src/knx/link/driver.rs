@@ -41,6 +41,8 @@ pub(crate) struct Channels {
     pub(crate) to_bus: mpsc::Receiver<LData>,
     pub(crate) from_bus: mpsc::Sender<LinkEvent>,
     pub(crate) shutdown: oneshot::Receiver<()>,
+    /// New addresses of the device (only the serial link's machine uses them).
+    pub(crate) control: mpsc::Receiver<super::Addressing>,
 }
 
 fn socket_err(what: &'static str, addr: SocketAddr) -> impl FnOnce(std::io::Error) -> LinkError {
@@ -410,6 +412,7 @@ pub(crate) async fn run_with_discovery<P: Protocol + Send>(
         mut to_bus,
         from_bus,
         mut shutdown,
+        control: _control,
     } = channels;
     let mut buf = vec![0u8; RECV_BUFFER];
     let mut discovery_buf = vec![0u8; RECV_BUFFER];

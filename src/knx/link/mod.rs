@@ -33,7 +33,7 @@ use tokio::task::JoinHandle;
 use crate::hw::watchdog::watched;
 use crate::knx::address::{GroupAddress, IndividualAddress};
 use crate::knx::wire::cemi::LData;
-use crate::knx::wire::knxip::{DEFAULT_PORT, ROUTING_MULTICAST};
+use crate::knx::wire::knxip::{DEFAULT_PORT, KnxIpFrame, ROUTING_MULTICAST, Status};
 
 pub mod driver;
 pub mod routing;
@@ -307,6 +307,21 @@ pub trait Link {
     fn wants_frames(&self) -> bool;
     /// True once closed; the driver then ends.
     fn is_closed(&self) -> bool;
+    /// The device's individual address or group addresses changed (ETS programmed them):
+    /// a link that acknowledges frames for the device (TP-UART) follows them. Others ignore it.
+    fn set_addressing(&mut self, addressing: Addressing) {
+        let _ = addressing;
+    }
+}
+
+/// What a link acknowledges for the device: its individual address and the group addresses
+/// of its objects (`None`: every group).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addressing {
+    /// The device's individual address.
+    pub own: IndividualAddress,
+    /// The group addresses of its address table.
+    pub groups: Option<Vec<GroupAddress>>,
 }
 
 /// A link machine carried by a byte stream (the TP-UART's serial line): bytes in, bytes out.
@@ -364,6 +379,8 @@ pub struct LinkHandle {
     pub to_bus: mpsc::Sender<LData>,
     /// Frames from the bus (L_Data.ind) and state changes.
     pub from_bus: mpsc::Receiver<LinkEvent>,
+    /// New addresses of the device ([`Link::set_addressing`]).
+    pub control: mpsc::Sender<Addressing>,
     local_addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
@@ -440,10 +457,12 @@ pub async fn spawn_with_groups(
     let (to_bus_tx, to_bus_rx) = mpsc::channel(TO_BUS_CAPACITY);
     let (from_bus_tx, from_bus_rx) = mpsc::channel(FROM_BUS_CAPACITY);
     let (shutdown_tx, shutdown_rx) = oneshot::channel();
+    let (control_tx, control_rx) = mpsc::channel(4);
     let channels = driver::Channels {
         to_bus: to_bus_rx,
         from_bus: from_bus_tx,
         shutdown: shutdown_rx,
+        control: control_rx,
     };
     let now = Instant::now();
     let (local_addr, task) = match spec {
@@ -506,6 +525,7 @@ pub async fn spawn_with_groups(
     Ok(LinkHandle {
         to_bus: to_bus_tx,
         from_bus: from_bus_rx,
+        control: control_tx,
         local_addr,
         shutdown: Some(shutdown_tx),
         task,
@@ -522,25 +542,64 @@ pub(crate) fn endpoint_or(hpai_addr: Ipv4Addr, hpai_port: u16, from: SocketAddr)
     }
 }
 
-/// The sequence-number verdict for an incoming TUNNELLING_REQUEST.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SeqVerdict {
-    /// The expected number: acknowledge and deliver.
-    Expected,
-    /// One less than expected: a repetition; acknowledge again, do not deliver.
-    Repeated,
-    /// Anything else: drop without acknowledging.
-    Wrong,
+/// A TUNNELLING_REQUEST whose sequence number was accepted: the acknowledgement to send, and
+/// whether the frame is new (to deliver) or a repetition (acknowledged again, not delivered).
+pub(crate) struct Accepted {
+    pub(crate) ack: KnxIpFrame,
+    pub(crate) deliver: bool,
 }
 
-pub(crate) fn seq_verdict(expected: u8, got: u8) -> SeqVerdict {
-    if got == expected {
-        SeqVerdict::Expected
-    } else if got == expected.wrapping_sub(1) {
-        SeqVerdict::Repeated
+/// Decides on a received TUNNELLING_REQUEST's sequence number (KNXnet/IP tunnelling, 03.08.04
+/// §2.6): the expected number is acknowledged, delivered and advances `recv_seq`; one less
+/// (a repetition whose ACK was lost) is acknowledged again and not delivered; anything else is
+/// dropped without an acknowledgement (`None`). Both ends of a tunnel share this rule.
+pub(crate) fn accept_sequence(recv_seq: &mut u8, channel: u8, sequence: u8) -> Option<Accepted> {
+    let deliver = if sequence == *recv_seq {
+        *recv_seq = recv_seq.wrapping_add(1);
+        true
+    } else if sequence == recv_seq.wrapping_sub(1) {
+        tracing::debug!(
+            channel,
+            sequence,
+            "repeated TUNNELLING_REQUEST acknowledged again, not delivered"
+        );
+        false
     } else {
-        SeqVerdict::Wrong
+        tracing::warn!(
+            channel,
+            sequence,
+            expected = *recv_seq,
+            "TUNNELLING_REQUEST out of sequence dropped"
+        );
+        return None;
+    };
+    let ack = KnxIpFrame::TunnellingAck {
+        channel_id: channel,
+        sequence,
+        status: Status::NoError,
+    };
+    Some(Accepted { ack, deliver })
+}
+
+/// Parses a KNXnet/IP datagram; a malformed one is logged and dropped (`None`).
+pub(crate) fn parse_datagram(from: SocketAddr, data: &[u8]) -> Option<KnxIpFrame> {
+    match KnxIpFrame::parse(data) {
+        Ok(frame) => Some(frame),
+        Err(e) => {
+            tracing::warn!(%from, len = data.len(), "malformed KNXnet/IP datagram dropped: {e}");
+            None
+        }
     }
+}
+
+/// Turns a frame from the gateway's objects into the L_Data.ind a KNXnet/IP link sends, with
+/// the link's own individual address as source where the frame names none.
+pub(crate) fn own_indication(mut frame: LData, own: IndividualAddress) -> LData {
+    frame.service = crate::knx::wire::cemi::LDataService::Ind;
+    if frame.source.raw() == 0 {
+        frame.source = own;
+    }
+    frame
 }
 
 #[cfg(test)]
@@ -640,12 +699,35 @@ mod tests {
     }
 
     #[test]
-    fn sequence_verdicts_wrap() {
-        assert_eq!(seq_verdict(0, 0), SeqVerdict::Expected);
-        assert_eq!(seq_verdict(0, 255), SeqVerdict::Repeated);
-        assert_eq!(seq_verdict(5, 4), SeqVerdict::Repeated);
-        assert_eq!(seq_verdict(5, 6), SeqVerdict::Wrong);
-        assert_eq!(seq_verdict(5, 3), SeqVerdict::Wrong);
+    fn sequence_numbers_wrap_and_repetitions_are_acknowledged_again() {
+        // (expected, received) → Some(delivered) or None (dropped), and the next expected.
+        for (expected, got, verdict, next) in [
+            (0, 0, Some(true), 1),
+            (255, 255, Some(true), 0),
+            (0, 255, Some(false), 0),
+            (5, 4, Some(false), 5),
+            (5, 6, None, 5),
+            (5, 3, None, 5),
+        ] {
+            let mut recv_seq = expected;
+            let accepted = accept_sequence(&mut recv_seq, 7, got);
+            assert_eq!(
+                accepted.as_ref().map(|a| a.deliver),
+                verdict,
+                "{expected} {got}"
+            );
+            assert_eq!(recv_seq, next, "{expected} {got}");
+            if let Some(a) = accepted {
+                assert_eq!(
+                    a.ack,
+                    KnxIpFrame::TunnellingAck {
+                        channel_id: 7,
+                        sequence: got,
+                        status: Status::NoError
+                    }
+                );
+            }
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use super::{Link, LinkEvent, LinkState, Protocol, Transmit};
+use super::{Link, LinkEvent, LinkState, Protocol, Transmit, own_indication, parse_datagram};
 use crate::knx::address::IndividualAddress;
 use crate::knx::wire::cemi::{Cemi, LData, LDataService};
 use crate::knx::wire::knxip::KnxIpFrame;
@@ -163,12 +163,8 @@ impl Protocol for Router {
         if self.closed {
             return;
         }
-        let frame = match KnxIpFrame::parse(data) {
-            Ok(frame) => frame,
-            Err(e) => {
-                tracing::warn!(%from, len = data.len(), "malformed KNXnet/IP datagram dropped: {e}");
-                return;
-            }
+        let Some(frame) = parse_datagram(from, data) else {
+            return;
         };
         match frame {
             KnxIpFrame::RoutingIndication(Cemi::LData(mut frame)) => {
@@ -202,14 +198,11 @@ impl Protocol for Router {
 }
 
 impl Link for Router {
-    fn handle_frame(&mut self, now: Instant, mut frame: LData) {
+    fn handle_frame(&mut self, now: Instant, frame: LData) {
         if self.closed {
             return;
         }
-        frame.service = LDataService::Ind;
-        if frame.source.raw() == 0 {
-            frame.source = self.own;
-        }
+        let frame = own_indication(frame, self.own);
         if self.queue.len() >= MAX_QUEUE {
             if let Some(old) = self.queue.pop_front() {
                 tracing::warn!("routing send queue full; dropped {old}");

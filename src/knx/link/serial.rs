@@ -60,7 +60,9 @@ where
         mut to_bus,
         from_bus,
         mut shutdown,
+        mut control,
     } = channels;
+    let mut control_open = true;
     let mut stream: Option<Box<dyn Io>> = Some(Box::new(stream));
     let mut buf = vec![0u8; 512];
     let mut pending: VecDeque<LinkEvent> = VecDeque::new();
@@ -157,6 +159,10 @@ where
                     Reopen::Never => {}
                 }
             }
+            addressing = control.recv(), if control_open => match addressing {
+                Some(addressing) => machine.set_addressing(addressing),
+                None => control_open = false,
+            },
             frame = to_bus.recv(), if to_bus_open && !closing && machine.wants_frames() => {
                 match frame {
                     Some(frame) => machine.handle_frame(Instant::now(), frame),
@@ -207,6 +213,7 @@ mod tests {
         let (to_bus_tx, to_bus) = mpsc::channel(4);
         let (from_bus, mut from_bus_rx) = mpsc::channel(16);
         let (shutdown_tx, shutdown) = oneshot::channel();
+        let (control_tx, control) = mpsc::channel(1);
         let machine = TpUartLink::new(Instant::now(), ia("1.1.10"), TpUartOptions::default());
         let task = tokio::spawn(run(
             machine,
@@ -216,6 +223,7 @@ mod tests {
                 to_bus,
                 from_bus,
                 shutdown,
+                control,
             },
         ));
         let mut b = [0u8; 16];
@@ -243,6 +251,16 @@ mod tests {
         chip.read_exact(&mut frame).await.unwrap();
         assert_eq!(&frame[..2], &[0x80, 0xBC]);
         chip.write_all(&[0x8B]).await.unwrap();
+        // ETS programmed another address: the chip is told at once.
+        control_tx
+            .send(crate::knx::link::Addressing {
+                own: ia("1.1.20"),
+                groups: None,
+            })
+            .await
+            .unwrap();
+        chip.read_exact(&mut b[..3]).await.unwrap();
+        assert_eq!(&b[..3], &[0x28, 0x11, 0x14]);
         shutdown_tx.send(()).unwrap();
         tokio::time::timeout(wait, task).await.unwrap().unwrap();
     }

@@ -41,7 +41,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use super::{Link, LinkEvent, LinkState, Protocol, SeqVerdict, Transmit, endpoint_or, seq_verdict};
+use super::{
+    Link, LinkEvent, LinkState, Protocol, Transmit, accept_sequence, endpoint_or, own_indication,
+    parse_datagram,
+};
 use crate::knx::address::IndividualAddress;
 use crate::knx::wire::cemi::{Cemi, LData, LDataService};
 use crate::knx::wire::knxip::{
@@ -406,34 +409,15 @@ impl TunnelServer {
         if tunnel.data != from {
             return self.refuse(from, "TUNNELLING_REQUEST from outside the tunnel");
         }
-        let verdict = seq_verdict(tunnel.recv_seq, sequence);
-        if verdict == SeqVerdict::Wrong {
-            tracing::warn!(
-                channel,
-                sequence,
-                expected = tunnel.recv_seq,
-                "TUNNELLING_REQUEST out of sequence dropped"
-            );
+        let Some(accepted) = accept_sequence(&mut tunnel.recv_seq, channel, sequence) else {
             return;
-        }
-        let ack = KnxIpFrame::TunnellingAck {
-            channel_id: channel,
-            sequence,
-            status: Status::NoError,
         };
         let data = tunnel.data;
         let address = tunnel.address;
-        if verdict == SeqVerdict::Repeated {
-            tracing::debug!(
-                channel,
-                sequence,
-                "repeated TUNNELLING_REQUEST acknowledged again"
-            );
-            self.send(data, &ack);
+        self.send(data, &accepted.ack);
+        if !accepted.deliver {
             return;
         }
-        tunnel.recv_seq = tunnel.recv_seq.wrapping_add(1);
-        self.send(data, &ack);
         let frame = match cemi {
             Cemi::LData(frame) if frame.service == LDataService::Req => frame,
             other => {
@@ -526,12 +510,8 @@ impl Protocol for TunnelServer {
         if self.closed {
             return;
         }
-        let frame = match KnxIpFrame::parse(data) {
-            Ok(frame) => frame,
-            Err(e) => {
-                tracing::warn!(%from, len = data.len(), "malformed KNXnet/IP datagram dropped: {e}");
-                return;
-            }
+        let Some(frame) = parse_datagram(from, data) else {
+            return;
         };
         match frame {
             KnxIpFrame::SearchRequest { discovery_endpoint } => {
@@ -707,14 +687,11 @@ impl Protocol for TunnelServer {
 }
 
 impl Link for TunnelServer {
-    fn handle_frame(&mut self, now: Instant, mut frame: LData) {
+    fn handle_frame(&mut self, now: Instant, frame: LData) {
         if self.closed {
             return;
         }
-        frame.service = LDataService::Ind;
-        if frame.source.raw() == 0 {
-            frame.source = self.own;
-        }
+        let frame = own_indication(frame, self.own);
         let channels: Vec<u8> = self.tunnels.keys().copied().collect();
         for channel in channels {
             self.enqueue(channel, frame.clone(), now);

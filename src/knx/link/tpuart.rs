@@ -615,6 +615,24 @@ impl TpUartLink {
 }
 
 impl Link for TpUartLink {
+    /// Acknowledges the new group addresses from now on; a new individual address is given
+    /// to the chip (U_SetAddress) when it is online, else at the next set-up.
+    fn set_addressing(&mut self, addressing: super::Addressing) {
+        if let Some(groups) = addressing.groups {
+            self.options.ack_groups = AckGroups::Only(groups.into_iter().collect());
+        }
+        if addressing.own != self.own {
+            tracing::info!(own = %addressing.own, "TP-UART: new individual address");
+            self.own = addressing.own;
+            if self.options.set_address
+                && self.own.raw() != 0
+                && matches!(self.phase, Phase::Online { .. })
+            {
+                self.send(HostRequest::SetAddress(self.own));
+            }
+        }
+    }
+
     /// The gateway wants `frame` sent (L_Data.req; source 0.0.0 = our address).
     fn handle_frame(&mut self, now: Instant, mut frame: LData) {
         if self.phase == Phase::Closed {

@@ -24,7 +24,9 @@ use std::collections::VecDeque;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use super::{Link, LinkEvent, LinkState, Protocol, SeqVerdict, Transmit, endpoint_or, seq_verdict};
+use super::{
+    Link, LinkEvent, LinkState, Protocol, Transmit, accept_sequence, endpoint_or, parse_datagram,
+};
 use crate::knx::address::IndividualAddress;
 use crate::knx::wire::cemi::{Cemi, LData, LDataService};
 use crate::knx::wire::knxip::{Crd, Cri, HostProtocol, Hpai, KnxIpFrame, Status, TunnelLayer};
@@ -334,31 +336,14 @@ impl TunnelClient {
             self.send_disconnect_request(channel);
             return;
         }
-        let verdict = seq_verdict(conn.recv_seq, sequence);
-        if verdict == SeqVerdict::Wrong {
-            tracing::warn!(
-                sequence,
-                expected = conn.recv_seq,
-                "TUNNELLING_REQUEST out of sequence; dropped"
-            );
+        let Some(accepted) = accept_sequence(&mut conn.recv_seq, channel, sequence) else {
             return;
-        }
-        let ack = KnxIpFrame::TunnellingAck {
-            channel_id: channel,
-            sequence,
-            status: Status::NoError,
         };
         let destination = conn.data_endpoint;
-        if verdict == SeqVerdict::Repeated {
-            tracing::debug!(
-                sequence,
-                "repeated TUNNELLING_REQUEST; acknowledged again, not delivered"
-            );
-            self.send(destination, &ack);
+        self.send(destination, &accepted.ack);
+        if !accepted.deliver {
             return;
         }
-        conn.recv_seq = conn.recv_seq.wrapping_add(1);
-        self.send(destination, &ack);
         let Cemi::LData(frame) = cemi else {
             tracing::debug!("non-L_Data cEMI from the tunnel server ignored: {cemi}");
             return;
@@ -458,12 +443,8 @@ impl TunnelClient {
 
 impl Protocol for TunnelClient {
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        let frame = match KnxIpFrame::parse(data) {
-            Ok(frame) => frame,
-            Err(e) => {
-                tracing::warn!(%from, len = data.len(), "malformed KNXnet/IP datagram dropped: {e}");
-                return;
-            }
+        let Some(frame) = parse_datagram(from, data) else {
+            return;
         };
         match frame {
             KnxIpFrame::ConnectResponse {

@@ -420,3 +420,42 @@ fn every_dpt_in_the_table_has_a_codec() {
         }
     }
 }
+
+#[test]
+fn a_new_table_takes_over_values_and_waiting_frames_without_sending_for_the_takeover() {
+    let t = Instant::now();
+    let mut old = engine(SendPolicy::default());
+    old.set(GoNumber(2), Value::Bool(true), t);
+    old.set(GoNumber(8), Value::Bool(true), t);
+    let _ = old.on_frame(&frame("0/0/2", Apdu::GroupValueRead), t);
+    let mut config = file::parse(FIVE, "five").unwrap();
+    // Object 2 now sends on 7/2/2; charging point 5 is disabled: its objects go.
+    config
+        .group_addresses
+        .insert(GoNumber(2), vec![ga("7/2/2")]);
+    config.charging_points[4].enabled = false;
+    let mut new = Engine::new(
+        config.object_table(),
+        SendPolicy::default(),
+        "1.1.20".parse().unwrap(),
+    )
+    .unwrap();
+    old.set(GoNumber(250), Value::U8(2), t);
+    new.carry_over(old);
+    assert_eq!(new.value(GoNumber(2)), Some(&Value::Bool(true)));
+    assert_eq!(
+        new.value(GoNumber(250)),
+        None,
+        "objects that went keep no value"
+    );
+    // The writes that were waiting go out on the new sending address; the response to a read
+    // of 0/0/2 is dropped (object 2 is no longer linked to it).
+    let out = sent(&mut new, t);
+    assert!(
+        out.contains(&(ga("7/2/2"), Apdu::GroupValueWrite(Payload::Short(1)))),
+        "{out:?}"
+    );
+    assert!(out.iter().all(|(g, _)| *g != ga("0/0/2")), "{out:?}");
+    // Nothing more: the takeover itself sends nothing.
+    assert!(sent(&mut new, t + std::time::Duration::from_secs(5)).is_empty());
+}

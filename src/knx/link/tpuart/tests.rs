@@ -680,3 +680,37 @@ proptest! {
         prop_assert_eq!(link.state(), Some(LinkState::Connected));
     }
 }
+
+#[test]
+fn new_addresses_from_ets_are_acknowledged_at_once() {
+    let t0 = Instant::now();
+    let options = TpUartOptions {
+        ack_groups: AckGroups::Only(HashSet::from([GroupAddress::three_level(1, 2, 3).unwrap()])),
+        set_address: false,
+        ..TpUartOptions::default()
+    };
+    let mut link = online(t0, options);
+    link.set_addressing(crate::knx::link::Addressing {
+        own: ia("1.1.20"),
+        groups: Some(vec![GroupAddress::three_level(7, 0, 1).unwrap()]),
+    });
+    assert!(
+        out(&mut link).is_empty(),
+        "the host acknowledges itself here"
+    );
+    link.handle_bytes(t0, &bytes(&tp_group_write((7, 0, 1), 1)));
+    assert_eq!(out(&mut link), [vec![0x11]], "the newly linked group");
+    link.handle_bytes(t0, &bytes(&tp_group_write((1, 2, 3), 1)));
+    assert!(out(&mut link).is_empty(), "a group no longer linked");
+    let mut to_us = tp_group_write((0, 0, 0), 1);
+    to_us.destination = Destination::Individual(ia("1.1.20"));
+    link.handle_bytes(t0, &bytes(&to_us));
+    assert_eq!(out(&mut link), [vec![0x11]], "the new individual address");
+    // With a chip that knows the address, it is told the new one (U_SetAddress).
+    let mut chip = online(t0, TpUartOptions::default());
+    chip.set_addressing(crate::knx::link::Addressing {
+        own: ia("1.1.20"),
+        groups: None,
+    });
+    assert_eq!(out(&mut chip), [vec![0x28, 0x11, 0x14]]);
+}
