@@ -257,23 +257,25 @@ pub fn spawn_watchdog() -> Option<Watchdog> {
         .name("systemd-watchdog".to_owned())
         .spawn(move || {
             let registry = Registry::global();
-            let mut failed_before = false;
+            // What was reported last: a new STATUS line only when it changes (a stalled
+            // runtime may be seen a moment before the task that stalled it).
+            let mut reported: Option<Vec<String>> = None;
             let mut next = Instant::now();
             while !stopped.load(Ordering::Relaxed) {
                 match health(registry, &probe, Instant::now()) {
                     Health::Alive => {
-                        failed_before = false;
+                        reported = None;
                         let _ = sd_notify::notify(false, &[NotifyState::Watchdog]);
                     }
                     Health::Failed(tasks) => {
-                        let text = format!("task not alive: {}", tasks.join(", "));
-                        if !failed_before {
+                        if reported.as_ref() != Some(&tasks) {
+                            let text = format!("task not alive: {}", tasks.join(", "));
                             error!(
                                 "{text}: no more watchdog pings, systemd will restart the gateway"
                             );
                             let _ = sd_notify::notify(false, &[NotifyState::Status(&text)]);
+                            reported = Some(tasks);
                         }
-                        failed_before = true;
                     }
                 }
                 next += every;

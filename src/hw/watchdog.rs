@@ -30,6 +30,11 @@ use std::time::{Duration, Instant};
 /// A poll that takes longer than this means the task is hung.
 pub const HUNG_AFTER: Duration = Duration::from_secs(3);
 
+/// No beat of the [`RuntimeProbe`] for this long means the runtime has stalled: a little
+/// longer than [`HUNG_AFTER`], as the probe beats only every 250 ms, so that a task that
+/// stalls the runtime is normally named before the stall.
+pub const STALLED_AFTER: Duration = Duration::from_millis(3500);
+
 #[derive(Debug)]
 struct TaskState {
     name: String,
@@ -199,11 +204,11 @@ impl RuntimeProbe {
         self.last.fetch_max(self.ms(now), Ordering::Relaxed);
     }
 
-    /// Whether no beat came for longer than [`HUNG_AFTER`] before `now`.
+    /// Whether no beat came for longer than [`STALLED_AFTER`] before `now`.
     pub fn stalled(&self, now: Instant) -> bool {
         let limit = self
             .ms(now)
-            .saturating_sub(u64::try_from(HUNG_AFTER.as_millis()).unwrap_or(u64::MAX));
+            .saturating_sub(u64::try_from(STALLED_AFTER.as_millis()).unwrap_or(u64::MAX));
         self.last.load(Ordering::Relaxed) < limit
     }
 }
@@ -334,13 +339,13 @@ mod tests {
         let t0 = Instant::now();
         let probe = RuntimeProbe::new(t0);
         let r = Registry::new();
-        assert_eq!(health(&r, &probe, t0 + HUNG_AFTER), Health::Alive);
+        assert_eq!(health(&r, &probe, t0 + STALLED_AFTER), Health::Alive);
         probe.beat(t0 + Duration::from_secs(2));
         assert_eq!(
-            health(&r, &probe, t0 + Duration::from_secs(2) + HUNG_AFTER),
+            health(&r, &probe, t0 + Duration::from_secs(2) + STALLED_AFTER),
             Health::Alive
         );
-        let late = t0 + Duration::from_secs(2) + HUNG_AFTER + Duration::from_millis(10);
+        let late = t0 + Duration::from_secs(2) + STALLED_AFTER + Duration::from_millis(10);
         assert_eq!(
             health(&r, &probe, late),
             Health::Failed(vec!["tokio runtime (stalled)".to_owned()])
