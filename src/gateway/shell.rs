@@ -584,17 +584,21 @@ async fn persist_writer(store: DataDir, mut rx: watch::Receiver<Option<Persisted
 }
 
 /// The gateway's identity as a KNX device (device object, `docs/device-management.md`):
-/// manufacturer id 0x00FA (KNX Association, used for self-made products) until the product has
-/// its own, serial number from it, firmware version from the crate version (PDT_VERSION: 5
-/// bits magic 0, 5 bits version, 6 bits revision).
+/// manufacturer id and order number from `etsdb/parameters.toml` `[application]` (the same
+/// values the generated product database carries), serial number from the manufacturer id,
+/// firmware version from the crate version (PDT_VERSION: 5 bits magic 0, 5 bits version, 6
+/// bits revision).
 fn identity() -> Identity {
     let major: u16 = env!("CARGO_PKG_VERSION_MAJOR").parse().unwrap_or(0);
     let minor: u16 = env!("CARGO_PKG_VERSION_MINOR").parse().unwrap_or(0);
     let version = ((major & 0x1F) << 6) | (minor & 0x3F);
+    // One source for what ETS compares with its product database: `etsdb/parameters.toml`.
+    let app = &crate::etsdb::ParamModel::get().application;
+    let [m0, m1] = app.manufacturer_id.to_be_bytes();
     Identity {
-        serial_number: [0x00, 0xFA, 0x00, 0x00, 0x00, 0x01],
-        manufacturer_id: 0x00FA,
-        order_info: *b"KNX-ECH-05",
+        serial_number: [m0, m1, 0x00, 0x00, 0x00, 0x01],
+        manufacturer_id: app.manufacturer_id,
+        order_info: app.order_info(),
         hardware_type: [0, 0, 0, 0, 0, 1],
         firmware_version: version.to_be_bytes(),
     }
