@@ -193,16 +193,12 @@ pub fn tables(map: &BTreeMap<GoNumber, Vec<GroupAddress>>) -> (Vec<u8>, Vec<u8>)
     (address_table, association_table)
 }
 
-/// The application id this firmware writes for an import: manufacturer and application
-/// number unknown to the firmware (0), the version of `etsdb/parameters.toml`.
+/// The application id an import writes, as ETS would for the product database generated
+/// from the same `etsdb/parameters.toml` (manufacturer id, application number, version).
 fn application_id() -> [u8; 5] {
-    [
-        0,
-        0,
-        0,
-        0,
-        ParamModel::get().application.version_byte().unwrap_or(0),
-    ]
+    let app = &ParamModel::get().application;
+    app.id_bytes()
+        .unwrap_or([0, 0, 0, 0, app.version_byte().unwrap_or(0)])
 }
 
 impl Config {

@@ -212,6 +212,8 @@ pub struct Application {
     pub manufacturer_id: u16,
     /// Application number, chosen by the manufacturer.
     pub application_number: u16,
+    /// The product's order number: the catalog's and the device's order info (PID 15).
+    pub order_number: String,
 }
 
 impl Application {
@@ -221,6 +223,16 @@ impl Application {
         let [m0, m1] = self.manufacturer_id.to_be_bytes();
         let [a0, a1] = self.application_number.to_be_bytes();
         Some([m0, m1, a0, a1, self.version_byte()?])
+    }
+
+    /// The device's order info (interface object 0, PID 15, PDT_GENERIC_10): the order number,
+    /// padded with zeros (cut at 10 bytes; a test keeps it within).
+    pub fn order_info(&self) -> [u8; 10] {
+        let mut info = [0u8; 10];
+        for (slot, byte) in info.iter_mut().zip(self.order_number.bytes()) {
+            *slot = byte;
+        }
+        info
     }
 
     /// The main (major) version, e.g. 2 for "2.0".

@@ -17,6 +17,7 @@ fn application_version_is_major_minor_in_nibbles() {
             version: s.to_owned(),
             manufacturer_id: 0x00FA,
             application_number: 1,
+            order_number: String::new(),
         }
         .version_byte()
     };
@@ -46,6 +47,7 @@ fn firmware_and_application_main_versions_are_equal() {
         version: s.to_owned(),
         manufacturer_id: 0x00FA,
         application_number: 1,
+        order_number: String::new(),
     };
     assert!(v("2.0").compatible_with("2.3"));
     assert!(v("2.0").compatible_with("2.3.1"));
@@ -304,4 +306,19 @@ proptest! {
     fn arbitrary_memory_never_panics(bytes in proptest::collection::vec(any::<u8>(), 768)) {
         let _ = ParamSet::from_memory(&bytes);
     }
+}
+
+#[test]
+fn the_order_number_fits_the_device_order_info() {
+    let app = &ParamModel::get().application;
+    assert!(
+        app.order_number.is_ascii() && app.order_number.len() <= 10,
+        "PID 15 (order info) holds 10 bytes: {:?}",
+        app.order_number
+    );
+    assert_eq!(
+        &app.order_info()[..app.order_number.len()],
+        app.order_number.as_bytes()
+    );
+    assert!(app.id_bytes().is_some(), "the application id is complete");
 }

@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::core::{Action, Core, Event, Leds, Persisted};
 use crate::faults::Fault;
 use crate::knx::device::{Device, DeviceEvent, DeviceState, EraseCode, Identity};
-use crate::knx::link::{Addressing, LinkEvent};
+use crate::knx::link::{LinkEvent, OwnDevice};
 use crate::knx::wire::cemi::LData;
 use crate::objects::Value;
 use crate::objects::engine::Engine;
@@ -38,7 +38,7 @@ pub struct Bus {
     pub from_bus: mpsc::Receiver<LinkEvent>,
     /// The device's addresses for the link when ETS changes them (`None`: the link does not
     /// need them).
-    pub control: Option<mpsc::Sender<Addressing>>,
+    pub control: Option<mpsc::Sender<OwnDevice>>,
 }
 
 /// What the website and tests see of the running gateway.
@@ -216,7 +216,8 @@ fn spawn_inner(
             Some(b) => (Some(b.to_bus), Some(b.from_bus), b.control),
             None => (None, None, None),
         };
-        let mut link_address = own;
+        // What the link was last told: address, programming mode (groups: on reconfigure).
+        let mut told_link: Option<(crate::knx::IndividualAddress, bool)> = None;
         let mut fleet = match (prepared, fleet_events.as_ref()) {
             (Some(p), Some(tx)) => Some(p.start(tx)),
             _ => None,
@@ -320,9 +321,10 @@ fn spawn_inner(
                     &mut outlets,
                 );
             }
-            if new_groups || device.address() != link_address {
-                link_address = device.address();
-                tell_link(control.as_ref(), &engine, link_address);
+            let now_link = (device.address(), core.programming_mode());
+            if new_groups || told_link != Some(now_link) {
+                told_link = Some(now_link);
+                tell_link(control.as_ref(), &engine, now_link.0, now_link.1);
             }
             flush(&mut engine, to_bus.as_ref()).await;
             publish(&mut image, &engine, &snap_tx);
@@ -582,17 +584,21 @@ async fn persist_writer(store: DataDir, mut rx: watch::Receiver<Option<Persisted
 }
 
 /// The gateway's identity as a KNX device (device object, `docs/device-management.md`):
-/// manufacturer id 0x00FA (KNX Association, used for self-made products) until the product has
-/// its own, serial number from it, firmware version from the crate version (PDT_VERSION: 5
-/// bits magic 0, 5 bits version, 6 bits revision).
+/// manufacturer id and order number from `etsdb/parameters.toml` `[application]` (the same
+/// values the generated product database carries), serial number from the manufacturer id,
+/// firmware version from the crate version (PDT_VERSION: 5 bits magic 0, 5 bits version, 6
+/// bits revision).
 fn identity() -> Identity {
     let major: u16 = env!("CARGO_PKG_VERSION_MAJOR").parse().unwrap_or(0);
     let minor: u16 = env!("CARGO_PKG_VERSION_MINOR").parse().unwrap_or(0);
     let version = ((major & 0x1F) << 6) | (minor & 0x3F);
+    // One source for what ETS compares with its product database: `etsdb/parameters.toml`.
+    let app = &crate::etsdb::ParamModel::get().application;
+    let [m0, m1] = app.manufacturer_id.to_be_bytes();
     Identity {
-        serial_number: [0x00, 0xFA, 0x00, 0x00, 0x00, 0x01],
-        manufacturer_id: 0x00FA,
-        order_info: *b"KNX-ECH-05",
+        serial_number: [m0, m1, 0x00, 0x00, 0x00, 0x01],
+        manufacturer_id: app.manufacturer_id,
+        order_info: app.order_info(),
         hardware_type: [0, 0, 0, 0, 0, 1],
         firmware_version: version.to_be_bytes(),
     }
@@ -719,11 +725,12 @@ fn after_reset(
 }
 
 /// Tells the link the device's address and the group addresses of its objects (a TP-UART
-/// acknowledges frames to them).
+/// acknowledges frames to them) and its programming mode (the server's device info DIB).
 fn tell_link(
-    control: Option<&mpsc::Sender<Addressing>>,
+    control: Option<&mpsc::Sender<OwnDevice>>,
     engine: &Engine,
     own: crate::knx::IndividualAddress,
+    programming_mode: bool,
 ) {
     let Some(control) = control else { return };
     let groups = engine
@@ -733,9 +740,10 @@ fn tell_link(
         .flat_map(|o| o.group_addresses.iter().copied())
         .collect();
     if control
-        .try_send(Addressing {
+        .try_send(OwnDevice {
             own,
             groups: Some(groups),
+            programming_mode,
         })
         .is_err()
     {

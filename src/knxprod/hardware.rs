@@ -2,7 +2,8 @@
 //! `Catalog.xml` (where ETS lists it).
 
 use super::xml::Node;
-use super::{HARDWARE_SERIAL, HARDWARE_VERSION, Ids, ORDER_NUMBER, PRODUCT_NAME, german, knx_root};
+use super::{HARDWARE_SERIAL, HARDWARE_VERSION, Ids, PRODUCT_NAME, german, knx_root};
+use crate::etsdb::ParamModel;
 
 /// The product name in German.
 const PRODUCT_NAME_DE: &str = "knx-echarge Gateway für 5 Ladepunkte";
@@ -23,7 +24,7 @@ pub(super) fn hardware(ids: &Ids) -> Node {
                 Node::new("Product")
                     .attr("Id", &ids.product)
                     .attr("Text", PRODUCT_NAME)
-                    .attr("OrderNumber", ORDER_NUMBER)
+                    .attr("OrderNumber", &ParamModel::get().application.order_number)
                     .attr("IsRailMounted", "true")
                     // Spec ch. 4: installation width 36 mm (2 HP).
                     .attr("WidthInMillimeter", 36)

@@ -40,9 +40,6 @@ pub const HARDWARE_SERIAL: &str = "EC05";
 /// The hardware's version number.
 pub const HARDWARE_VERSION: u16 = 1;
 
-/// The product's order number.
-pub const ORDER_NUMBER: &str = "KNX-ECHARGE-5";
-
 /// The product's name.
 pub const PRODUCT_NAME: &str = "knx-echarge gateway for 5 charging points";
 
@@ -118,10 +115,11 @@ impl Ids {
             "{manufacturer}_H-{}-{HARDWARE_VERSION}",
             id_part(HARDWARE_SERIAL)
         );
-        let product = format!("{hardware}_P-{}", id_part(ORDER_NUMBER));
+        let order_number = &ParamModel::get().application.order_number;
+        let product = format!("{hardware}_P-{}", id_part(order_number));
         let hardware2program = format!("{hardware}_HP-{application_number:04X}-{version:02X}-0000");
         let catalog_section = format!("{manufacturer}_CS-1");
-        let catalog_item = format!("{hardware2program}_CI-{}-1", id_part(ORDER_NUMBER));
+        let catalog_item = format!("{hardware2program}_CI-{}-1", id_part(order_number));
         Self {
             manufacturer,
             application,

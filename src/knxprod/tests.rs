@@ -7,11 +7,11 @@ fn ids_follow_the_knx_id_rules() {
     assert_eq!(ids.manufacturer, "M-00FA");
     assert_eq!(ids.application, "M-00FA_A-EC01-01-0000");
     assert_eq!(ids.hardware, "M-00FA_H-EC05-1");
-    assert_eq!(ids.product, "M-00FA_H-EC05-1_P-KNX.2DECHARGE.2D5");
+    assert_eq!(ids.product, "M-00FA_H-EC05-1_P-KNX.2DECH.2D05");
     assert_eq!(ids.hardware2program, "M-00FA_H-EC05-1_HP-EC01-01-0000");
     assert_eq!(
         ids.catalog_item,
-        "M-00FA_H-EC05-1_HP-EC01-01-0000_CI-KNX.2DECHARGE.2D5-1"
+        "M-00FA_H-EC05-1_HP-EC01-01-0000_CI-KNX.2DECH.2D05-1"
     );
     assert_eq!(
         Ids::new(0x00FA, 0xEC01, 0x2A).application,

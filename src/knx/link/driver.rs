@@ -42,7 +42,7 @@ pub(crate) struct Channels {
     pub(crate) from_bus: mpsc::Sender<LinkEvent>,
     pub(crate) shutdown: oneshot::Receiver<()>,
     /// New addresses of the device (only the serial link's machine uses them).
-    pub(crate) control: mpsc::Receiver<super::Addressing>,
+    pub(crate) control: mpsc::Receiver<super::OwnDevice>,
 }
 
 fn socket_err(what: &'static str, addr: SocketAddr) -> impl FnOnce(std::io::Error) -> LinkError {
@@ -412,8 +412,9 @@ pub(crate) async fn run_with_discovery<P: Protocol + Send>(
         mut to_bus,
         from_bus,
         mut shutdown,
-        control: _control,
+        mut control,
     } = channels;
+    let mut control_open = true;
     let mut buf = vec![0u8; RECV_BUFFER];
     let mut discovery_buf = vec![0u8; RECV_BUFFER];
     let mut pending: VecDeque<LinkEvent> = VecDeque::new();
@@ -478,6 +479,10 @@ pub(crate) async fn run_with_discovery<P: Protocol + Send>(
                     tracing::debug!("receive error on the discovery socket: {e}");
                     tokio::time::sleep(RECV_ERROR_PAUSE).await;
                 }
+            },
+            device = control.recv(), if control_open => match device {
+                Some(device) => machine.set_own_device(device),
+                None => control_open = false,
             },
             frame = to_bus.recv(), if to_bus_open && !closing && machine.wants_frames() => {
                 match frame {

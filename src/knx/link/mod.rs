@@ -307,21 +307,25 @@ pub trait Link {
     fn wants_frames(&self) -> bool;
     /// True once closed; the driver then ends.
     fn is_closed(&self) -> bool;
-    /// The device's individual address or group addresses changed (ETS programmed them):
-    /// a link that acknowledges frames for the device (TP-UART) follows them. Others ignore it.
-    fn set_addressing(&mut self, addressing: Addressing) {
-        let _ = addressing;
+    /// The device's individual address, group addresses or programming mode changed (ETS,
+    /// the button, the website): a link that acknowledges frames for the device (TP-UART)
+    /// follows the addresses, the tunnelling server reports them in its device info DIB.
+    /// Others ignore it.
+    fn set_own_device(&mut self, device: OwnDevice) {
+        let _ = device;
     }
 }
 
-/// What a link acknowledges for the device: its individual address and the group addresses
-/// of its objects (`None`: every group).
+/// What a link must know of the gateway's own KNX device: its individual address, the group
+/// addresses of its objects (`None`: every group) and its programming mode.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Addressing {
+pub struct OwnDevice {
     /// The device's individual address.
     pub own: IndividualAddress,
     /// The group addresses of its address table.
     pub groups: Option<Vec<GroupAddress>>,
+    /// Programming mode is on.
+    pub programming_mode: bool,
 }
 
 /// A link machine carried by a byte stream (the TP-UART's serial line): bytes in, bytes out.
@@ -379,8 +383,8 @@ pub struct LinkHandle {
     pub to_bus: mpsc::Sender<LData>,
     /// Frames from the bus (L_Data.ind) and state changes.
     pub from_bus: mpsc::Receiver<LinkEvent>,
-    /// New addresses of the device ([`Link::set_addressing`]).
-    pub control: mpsc::Sender<Addressing>,
+    /// New addresses or programming mode of the device ([`Link::set_own_device`]).
+    pub control: mpsc::Sender<OwnDevice>,
     local_addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,

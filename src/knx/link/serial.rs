@@ -159,8 +159,8 @@ where
                     Reopen::Never => {}
                 }
             }
-            addressing = control.recv(), if control_open => match addressing {
-                Some(addressing) => machine.set_addressing(addressing),
+            device = control.recv(), if control_open => match device {
+                Some(device) => machine.set_own_device(device),
                 None => control_open = false,
             },
             frame = to_bus.recv(), if to_bus_open && !closing && machine.wants_frames() => {
@@ -253,9 +253,10 @@ mod tests {
         chip.write_all(&[0x8B]).await.unwrap();
         // ETS programmed another address: the chip is told at once.
         control_tx
-            .send(crate::knx::link::Addressing {
+            .send(crate::knx::link::OwnDevice {
                 own: ia("1.1.20"),
                 groups: None,
+                programming_mode: false,
             })
             .await
             .unwrap();

@@ -4,7 +4,8 @@
 //! visualisations, test tools and later ETS reach the gateway's objects over IP:
 //!
 //! * SEARCH_REQUEST and DESCRIPTION_REQUEST are answered with the device info DIB (medium
-//!   TP1, the gateway's individual address, friendly name [`FRIENDLY_NAME`], MAC zero) and
+//!   TP1, the gateway's individual address and programming mode as the gateway last told
+//!   them ([`Link::set_own_device`]), friendly name [`FRIENDLY_NAME`], MAC zero) and
 //!   the supported service families core, device management and tunnelling (version 1);
 //!   SEARCH_REQUESTs sent to the discovery multicast address 224.0.23.12:3671 (ETS, xknx's
 //!   `GatewayScanner`) arrive through [`Protocol::handle_discovery_datagram`], where anything
@@ -95,6 +96,8 @@ struct Tunnel {
 #[derive(Debug)]
 pub struct TunnelServer {
     own: IndividualAddress,
+    /// The device's programming mode (device info DIB).
+    programming_mode: bool,
     local: SocketAddrV4,
     tunnels: BTreeMap<u8, Tunnel>,
     last_channel: u8,
@@ -124,6 +127,7 @@ impl TunnelServer {
     pub fn new(own: IndividualAddress, local: SocketAddrV4) -> Self {
         Self {
             own,
+            programming_mode: false,
             local,
             tunnels: BTreeMap::new(),
             last_channel: 0,
@@ -174,7 +178,9 @@ impl TunnelServer {
         DeviceDescription {
             device_info: DeviceInfo {
                 medium: Medium::Tp1,
-                device_status: 0,
+                // Bit 0 of the device status is programming mode (KNX 03.08.02, device
+                // information DIB; xknx 4.0.0 `knxip/dib.py` reads it so).
+                device_status: u8::from(self.programming_mode),
                 individual_address: self.own,
                 project_installation_id: 0,
                 serial_number: [0; 6],
@@ -687,6 +693,16 @@ impl Protocol for TunnelServer {
 }
 
 impl Link for TunnelServer {
+    /// Reports the device's address and programming mode in the device info DIB (SEARCH and
+    /// DESCRIPTION responses); new tunnels get addresses next to the new one.
+    fn set_own_device(&mut self, device: super::OwnDevice) {
+        if device.own != self.own {
+            tracing::info!(own = %device.own, "tunnelling server: new individual address");
+        }
+        self.own = device.own;
+        self.programming_mode = device.programming_mode;
+    }
+
     fn handle_frame(&mut self, now: Instant, frame: LData) {
         if self.closed {
             return;

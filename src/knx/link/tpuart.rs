@@ -617,13 +617,13 @@ impl TpUartLink {
 impl Link for TpUartLink {
     /// Acknowledges the new group addresses from now on; a new individual address is given
     /// to the chip (U_SetAddress) when it is online, else at the next set-up.
-    fn set_addressing(&mut self, addressing: super::Addressing) {
-        if let Some(groups) = addressing.groups {
+    fn set_own_device(&mut self, device: super::OwnDevice) {
+        if let Some(groups) = device.groups {
             self.options.ack_groups = AckGroups::Only(groups.into_iter().collect());
         }
-        if addressing.own != self.own {
-            tracing::info!(own = %addressing.own, "TP-UART: new individual address");
-            self.own = addressing.own;
+        if device.own != self.own {
+            tracing::info!(own = %device.own, "TP-UART: new individual address");
+            self.own = device.own;
             if self.options.set_address
                 && self.own.raw() != 0
                 && matches!(self.phase, Phase::Online { .. })

@@ -692,3 +692,26 @@ fn answers_per_source_are_rate_limited() {
     }
     assert_eq!(sent(&mut s).len(), ANSWER_RATE as usize);
 }
+
+#[test]
+fn the_device_info_dib_follows_programming_mode_and_the_programmed_address() {
+    let mut s = server();
+    assert_eq!(s.description().device_info.device_status, 0);
+    s.set_own_device(crate::knx::link::OwnDevice {
+        own: ia("1.1.20"),
+        groups: None,
+        programming_mode: true,
+    });
+    let info = s.description().device_info;
+    assert_eq!(info.device_status, 1, "bit 0: programming mode");
+    assert_eq!(info.individual_address, ia("1.1.20"));
+    // A new tunnel gets an address next to the new one, never the device's own.
+    let (_, address) = connect(&mut s, Instant::now(), 1);
+    assert_eq!(address, ia("1.1.21"));
+    s.set_own_device(crate::knx::link::OwnDevice {
+        own: ia("1.1.20"),
+        groups: None,
+        programming_mode: false,
+    });
+    assert_eq!(s.description().device_info.device_status, 0);
+}

@@ -690,9 +690,10 @@ fn new_addresses_from_ets_are_acknowledged_at_once() {
         ..TpUartOptions::default()
     };
     let mut link = online(t0, options);
-    link.set_addressing(crate::knx::link::Addressing {
+    link.set_own_device(crate::knx::link::OwnDevice {
         own: ia("1.1.20"),
         groups: Some(vec![GroupAddress::three_level(7, 0, 1).unwrap()]),
+        programming_mode: false,
     });
     assert!(
         out(&mut link).is_empty(),
@@ -708,9 +709,10 @@ fn new_addresses_from_ets_are_acknowledged_at_once() {
     assert_eq!(out(&mut link), [vec![0x11]], "the new individual address");
     // With a chip that knows the address, it is told the new one (U_SetAddress).
     let mut chip = online(t0, TpUartOptions::default());
-    chip.set_addressing(crate::knx::link::Addressing {
+    chip.set_own_device(crate::knx::link::OwnDevice {
         own: ia("1.1.20"),
         groups: None,
+        programming_mode: true,
     });
     assert_eq!(out(&mut chip), [vec![0x28, 0x11, 0x14]]);
 }
