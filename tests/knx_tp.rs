@@ -13,6 +13,9 @@
 //!   gateway drives a simulated KEBA P30 over Modbus TCP; the smart-meter currents, the
 //!   interruption and grid-supporting control written with knxtool on TP change what the
 //!   simulator receives (register 5004, the current in mA, and 5014, enable);
+//! * objects 82 and 83 (spec ch. 10) over TP with an Alfen Eve simulator: the internal
+//!   temperature follows its "Send temperature values" mode (on change and cyclic) and its
+//!   own cycle time (`temperature_interval`), the warning the configured threshold;
 //! * xknx (Home Assistant's KNX library), tunnelling to knxd's server (in a network namespace,
 //!   `tests/support/netns.rs`: knxd serves tunnels only on a non-loopback interface), reads every readable object of
 //!   `examples/five-chargers.toml` across the TP line and decodes each answer with the
@@ -284,15 +287,78 @@ async fn meter(socket: &Path, amps: f32) {
     }
 }
 
+/// knxd (TP-UART host, client socket for knxtool) and the gateway binary with `config` on
+/// the two ports of an emulated TP line; the gateway polls its charging points itself.
+struct TpGateway {
+    line: TpLine,
+    socket: std::path::PathBuf,
+    _knxd: KillOnDrop,
+    _gateway: KillOnDrop,
+    _dir: tempfile::TempDir,
+}
+
+impl TpGateway {
+    fn start(config: &str) -> Self {
+        let line = TpLine::start(2, LineOptions::default()).unwrap();
+        let [gateway_port, knxd_port] = [&line.paths()[0], &line.paths()[1]];
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("tp.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let socket = dir.path().join("knxd.sock");
+        let knxd = KillOnDrop(
+            Command::new("knxd")
+                .args(["-e", "0.0.1", "-E", "0.0.2:8", "-u"])
+                .arg(&socket)
+                .arg("-b")
+                .arg(format!("tpuart:{}", knxd_port.display()))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(dir.path().join("knxd.err")).unwrap())
+                .spawn()
+                .unwrap(),
+        );
+        let log = dir.path().join("gateway.log");
+        let gateway = KillOnDrop(
+            Command::new(support::gateway_bin())
+                .arg("run")
+                .arg("--config")
+                .arg(&config_path)
+                .arg("--knx")
+                .arg(format!("tpuart://{}", gateway_port.display()))
+                .arg("--data-dir")
+                .arg(dir.path().join("data"))
+                .current_dir(CRATE)
+                .env("RUST_LOG", "info")
+                .env("NO_COLOR", "1")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap(),
+        );
+        support::wait_for_log(&log, "TP-UART online", TIMEOUT);
+        Self {
+            line,
+            socket,
+            _knxd: knxd,
+            _gateway: gateway,
+            _dir: dir,
+        }
+    }
+}
+
+fn have_knxd() -> bool {
+    require("knxd (Debian package knxd)", have("knxd"))
+        && require("knxtool (Debian package knxd-tools)", have("knxtool"))
+}
+
 /// Issue 13: smart-meter values, interruption and grid-supporting control written on TP by
 /// knxd reach the DLM, and the DLM's answer reaches a simulated charging point as Modbus
 /// writes (KEBA P30: 5004 current in mA, 5014 enable).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn meter_values_on_tp_move_the_setpoint_at_the_charging_point() {
     use knx_echarge::sim::{self, SimHandle, SimModel, Vehicle};
-    if !require("knxd (Debian package knxd)", have("knxd"))
-        || !require("knxtool (Debian package knxd-tools)", have("knxtool"))
-    {
+    if !have_knxd() {
         return;
     }
     let started = Instant::now();
@@ -301,55 +367,19 @@ async fn meter_values_on_tp_move_the_setpoint_at_the_charging_point() {
     let server = sim::serve_tcp(keba.clone(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let line = TpLine::start(2, LineOptions::default()).unwrap();
-    let [gateway_port, knxd_port] = [&line.paths()[0], &line.paths()[1]];
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("tp-dlm.toml");
-    std::fs::write(&config, tp_dlm_config(server.addr.unwrap().port())).unwrap();
-    let socket = dir.path().join("knxd.sock");
-    let _knxd = KillOnDrop(
-        Command::new("knxd")
-            .args(["-e", "0.0.1", "-E", "0.0.2:8", "-u"])
-            .arg(&socket)
-            .arg("-b")
-            .arg(format!("tpuart:{}", knxd_port.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("knxd.err")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    let log = dir.path().join("gateway.log");
-    let _gateway = KillOnDrop(
-        Command::new(support::gateway_bin())
-            .arg("run")
-            .arg("--config")
-            .arg(&config)
-            .arg("--knx")
-            .arg(format!("tpuart://{}", gateway_port.display()))
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .current_dir(CRATE)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    support::wait_for_log(&log, "TP-UART online", TIMEOUT);
+    let tp = TpGateway::start(&tp_dlm_config(server.addr.unwrap().port()));
+    let socket = tp.socket.as_path();
 
     // A light house load: 20 A at the meter with the car drawing up to 16 A leaves room for
     // the charging point's maximum (16 A = 16000 mA in 5004).
-    meter(&socket, 20.0).await;
+    meter(socket, 20.0).await;
     registers_until(&keba, "full current", |(set, on)| {
         set == Some(16_000) && on != Some(0)
     })
     .await;
     // The house takes 24 A more: 44 A at a 35 A fuse less 3 A reserve. The DLM must cut the
     // charging point to what is left (below 16 A, at least the 6 A minimum or off).
-    meter(&socket, 44.0).await;
+    meter(socket, 44.0).await;
     registers_until(&keba, "setpoint cut by the DLM", |(set, on)| {
         on == Some(0) || set.is_some_and(|s| s < 16_000)
     })
@@ -361,28 +391,124 @@ async fn meter_values_on_tp_move_the_setpoint_at_the_charging_point() {
     );
     // Back to the light load, then the interruption object of charging point 1 (1/0/5): the
     // box is disabled (5014 = 0) and does not offer current.
-    meter(&socket, 20.0).await;
+    meter(socket, 20.0).await;
     registers_until(&keba, "full current again", |(set, on)| {
         set == Some(16_000) && on != Some(0)
     })
     .await;
-    write(&socket, "groupswrite", &["1/0/5", "1"]).await;
+    write(socket, "groupswrite", &["1/0/5", "1"]).await;
     registers_until(&keba, "interruption", |(_, on)| on == Some(0)).await;
     assert_eq!(keba.state().offered(), knx_echarge::units::Current::ZERO);
-    expect_answer(&socket, "1/0/6", ": 01", "interruption state").await;
-    write(&socket, "groupswrite", &["1/0/5", "0"]).await;
+    expect_answer(socket, "1/0/6", ": 01", "interruption state").await;
+    write(socket, "groupswrite", &["1/0/5", "0"]).await;
     registers_until(&keba, "interruption lifted", |(_, on)| on == Some(1)).await;
     // Grid-supporting control (0/0/1): the charging points get the configured 6 A.
-    write(&socket, "groupswrite", &["0/0/1", "1"]).await;
+    write(socket, "groupswrite", &["0/0/1", "1"]).await;
     registers_until(&keba, "grid-supporting control", |(set, on)| {
         on == Some(0) || set.is_some_and(|s| s <= 6_000)
     })
     .await;
-    expect_answer(&socket, "0/0/2", ": 01", "grid-supporting control state").await;
+    expect_answer(socket, "0/0/2", ": 01", "grid-supporting control state").await;
     eprintln!(
         "meter_values_on_tp_move_the_setpoint_at_the_charging_point took {:?}",
         started.elapsed()
     );
+}
+
+/// The first transmissions (not the repetitions: nobody acknowledges these groups) from
+/// one port, kept in order so that a test can look for telegrams whatever order the
+/// gateway's priorities gave them.
+struct Sent {
+    monitor: tokio::sync::broadcast::Receiver<Monitored>,
+    port: usize,
+    seen: Vec<Monitored>,
+}
+
+impl Sent {
+    /// The index of the first telegram at or after `from` to raw group `ga` with `data`.
+    async fn find(&mut self, from: usize, ga: u16, data: &[u8]) -> usize {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        let mut checked = from;
+        loop {
+            while let Some(m) = self.seen.get(checked) {
+                if u16::from_be_bytes([m.frame[3], m.frame[4]]) == ga && payload(m) == data {
+                    return checked;
+                }
+                checked += 1;
+            }
+            let m = tokio::time::timeout_at(deadline, self.monitor.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no telegram to {ga:#06x} with {data:02x?}"))
+                .expect("monitor open");
+            if m.port == self.port && m.frame[0] & 0x80 != 0 && m.frame[0] & 0x20 != 0 {
+                eprintln!("{m}");
+                self.seen.push(m);
+            }
+        }
+    }
+
+    fn at(&self, i: usize) -> tokio::time::Instant {
+        self.seen[i].at
+    }
+}
+
+/// The data of a monitored group write (the 6 bits of a short one, else the bytes).
+fn payload(m: &Monitored) -> Vec<u8> {
+    let len = usize::from(m.frame[5] & 0x0F);
+    if len == 1 {
+        vec![m.frame[7] & 0x3F]
+    } else {
+        m.frame[8..7 + len].to_vec()
+    }
+}
+
+/// Spec ch. 10, objects 82 and 83 of charging point 1 (an Alfen Eve simulator): the internal
+/// temperature is sent as the "Send temperature values" parameter says (on change and every
+/// `temperature_interval`), and the warning follows the configured threshold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temperature_objects_follow_their_send_mode_cycle_and_threshold() {
+    use knx_echarge::sim::{self, SimHandle, SimModel};
+    if !have_knxd() {
+        return;
+    }
+    let alfen = SimHandle::new(SimModel::AlfenEve);
+    alfen.lock().state.forced.temperature_c = Some(30.0);
+    let server = sim::serve_tcp(alfen.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let port = server.addr.unwrap().port();
+    let config = format!(
+        "[knx]\nindividual_address = \"1.1.10\"\n[modbus]\npoll_interval = 300\n\
+         [charging_point.1]\nenabled = true\nmodel = \"alfen-eve\"\nip = \"127.0.0.1\"\n\
+         port = {port}\nsend_temperature = \"on-change-and-cyclic\"\n\
+         temperature_interval = 10\ntemperature_warning = 40\n\
+         [group_addresses]\n82 = [\"1/0/32\"]\n83 = [\"1/0/33\"]\n"
+    );
+    let tp = TpGateway::start(&config);
+    let mut sent = Sent {
+        monitor: tp.line.monitor(),
+        port: 0,
+        seen: Vec::new(),
+    };
+    let (temp, warn) = (0x0820, 0x0821);
+    // 30 °C (DPT 9.001 0x0DDC); no warning (the object keeps its initial 0).
+    let first = sent.find(0, temp, &[0x0D, 0xDC]).await;
+    // 45 °C (0x1465): sent at once (on change), and the warning rises above 40 °C.
+    alfen.lock().state.forced.temperature_c = Some(45.0);
+    let changed = sent.find(first + 1, temp, &[0x14, 0x65]).await;
+    assert!(sent.at(changed).duration_since(sent.at(first)) < Duration::from_secs(5));
+    let warning = sent.find(first + 1, warn, &[1]).await;
+    // Unchanged, it comes again with the cycle of 10 s that started with the first value
+    // (the global cyclic sending is off).
+    let cyclic = sent.find(changed + 1, temp, &[0x14, 0x65]).await;
+    let after = sent.at(cyclic).duration_since(sent.at(first));
+    assert!(
+        (Duration::from_secs(8)..Duration::from_secs(13)).contains(&after),
+        "{after:?}"
+    );
+    // Back below the threshold: the warning goes.
+    alfen.lock().state.forced.temperature_c = Some(30.0);
+    sent.find(warning + 1, warn, &[0]).await;
 }
 
 /// Every object of the five-charger example with the R flag and a group address:

@@ -27,7 +27,7 @@ use crate::knx::{GroupAddress, IndividualAddress};
 pub use crate::meters::settings::{ManualMeter, MeterDataType, RetrofitKind, RetrofitMeter};
 use crate::modbus::line::Line;
 pub use crate::modbus::line::{Parity, Rs485Config};
-use crate::objects::engine::SendPolicy;
+use crate::objects::engine::{OwnSending, SendPolicy};
 use crate::objects::{ChargePointContext, Context, ObjectTable, TableSpec};
 use crate::units::{ChargePointId, Current, Energy, GoNumber, Power, Temperature, Voltage};
 pub use crate::units::{PhaseCount, PhaseRotation};
@@ -1011,6 +1011,23 @@ impl Config {
             min_change_temperature: Temperature::from_centi_celsius(50),
             cyclic: k.cyclic_interval,
             max_rate: k.max_telegram_rate.max(1),
+            own: self
+                .charging_points
+                .iter()
+                .filter_map(|c| {
+                    let object =
+                        GoNumber(c.id.object_base() + crate::objects::number::cp::TEMPERATURE);
+                    let cycle =
+                        (!c.temperature_interval.is_zero()).then_some(c.temperature_interval);
+                    let (on_change, cycle) = match c.send_temperature {
+                        TemperatureSending::Off => return None,
+                        TemperatureSending::OnChange => (true, None),
+                        TemperatureSending::Cyclic => (false, cycle),
+                        TemperatureSending::OnChangeAndCyclic => (true, cycle),
+                    };
+                    Some((object, OwnSending { on_change, cycle }))
+                })
+                .collect(),
         }
     }
 }

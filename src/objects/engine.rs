@@ -46,6 +46,19 @@ pub struct SendPolicy {
     pub cyclic: Option<Duration>,
     /// Bus-load limit in telegrams per second.
     pub max_rate: u8,
+    /// Objects with a send mode of their own instead of the minimum change and `cyclic`
+    /// above (object 82, internal temperature: the "Send temperature values" parameter and
+    /// its cycle time).
+    pub own: BTreeMap<GoNumber, OwnSending>,
+}
+
+/// The send mode of one object ([`SendPolicy::own`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnSending {
+    /// Sent when the value moved by at least the minimum change.
+    pub on_change: bool,
+    /// Sent every this long, once it has a value (`None` = not cyclically).
+    pub cycle: Option<Duration>,
 }
 
 impl Default for SendPolicy {
@@ -57,6 +70,7 @@ impl Default for SendPolicy {
             min_change_temperature: Temperature::from_centi_celsius(50),
             cyclic: None,
             max_rate: 20,
+            own: BTreeMap::new(),
         }
     }
 }
@@ -142,6 +156,8 @@ pub struct Engine {
     tokens: f64,
     refilled: Option<Instant>,
     next_cyclic: Option<Instant>,
+    /// The next cyclic sending of each object with its own cycle.
+    next_own: BTreeMap<GoNumber, Instant>,
     stats: Stats,
 }
 
@@ -187,6 +203,7 @@ impl Engine {
             tokens,
             refilled: None,
             next_cyclic: None,
+            next_own: BTreeMap::new(),
             stats: Stats::default(),
         })
     }
@@ -342,7 +359,9 @@ impl Engine {
         let (flags, priority, has_address) =
             (obj.flags, obj.priority, obj.sending_address().is_some());
         let transmit = flags.communication && flags.transmit && has_address;
+        let own = self.policy.own.get(&object).copied();
         let worth = transmit
+            && own.is_none_or(|o| o.on_change)
             && self
                 .last_sent
                 .get(&object)
@@ -354,8 +373,18 @@ impl Engine {
                 self.stats.coalesced += 1;
             }
         }
-        if priority == Priority::Measurement && self.next_cyclic.is_none() {
-            self.next_cyclic = self.policy.cyclic.map(|c| now + c);
+        match own {
+            Some(OwnSending {
+                cycle: Some(cycle), ..
+            }) if transmit => {
+                self.next_own.entry(object).or_insert(now + cycle);
+            }
+            Some(_) => {}
+            None => {
+                if priority == Priority::Measurement && self.next_cyclic.is_none() {
+                    self.next_cyclic = self.policy.cyclic.map(|c| now + c);
+                }
+            }
         }
     }
 
@@ -409,7 +438,10 @@ impl Engine {
                 .objects()
                 .iter()
                 .filter(|o| {
-                    o.priority == Priority::Measurement && o.flags.transmit && o.flags.communication
+                    o.priority == Priority::Measurement
+                        && o.flags.transmit
+                        && o.flags.communication
+                        && !self.policy.own.contains_key(&o.number)
                 })
                 .filter(|o| o.sending_address().is_some() && self.values.contains_key(&o.number))
                 .map(|o| o.number)
@@ -418,6 +450,33 @@ impl Engine {
                 self.queue.push(2, Item::Write(object));
             }
             self.next_cyclic = self.policy.cyclic.map(|c| at + c);
+        }
+        let due: Vec<GoNumber> = self
+            .next_own
+            .iter()
+            .filter(|(_, at)| now >= **at)
+            .map(|(o, _)| *o)
+            .collect();
+        for object in due {
+            let cycle = self.policy.own.get(&object).and_then(|o| o.cycle);
+            let priority = self
+                .table
+                .get(object)
+                .map_or(Priority::Measurement, |o| o.priority);
+            let item = Item::Write(object);
+            if !self.queue.push(Queue::class(priority, item), item) {
+                self.stats.coalesced += 1;
+            }
+            match (cycle, self.next_own.get(&object).copied()) {
+                // The next one a cycle after this one (or after now, after a long pause).
+                (Some(c), Some(at)) => {
+                    let next = if at + c > now { at + c } else { now + c };
+                    self.next_own.insert(object, next);
+                }
+                _ => {
+                    self.next_own.remove(&object);
+                }
+            }
         }
     }
 
@@ -524,10 +583,14 @@ impl Engine {
             let missing = (1.0 - self.tokens).max(0.0);
             now + Duration::from_secs_f64(missing / f64::from(self.policy.max_rate.max(1)))
         });
-        match (token, self.next_cyclic) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            token,
+            self.next_cyclic,
+            self.next_own.values().min().copied(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 

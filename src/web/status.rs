@@ -46,18 +46,10 @@ pub struct DeviceView {
     pub uptime_s: u64,
     /// DHCP on.
     pub dhcp: bool,
-    /// The IP address the gateway uses (see [`super::network`]).
-    pub ip: String,
-    /// Where `ip` comes from: "listener", "interface" or "configured".
-    pub ip_source: &'static str,
-    /// The network interface carrying `ip`, if known.
-    pub interface: Option<String>,
-    /// MAC address of that interface, where it has one.
-    pub mac: Option<String>,
-    /// The static address configured in the ETS, when it differs from `ip`.
-    pub configured_ip: Option<String>,
-    /// How `ip` was obtained: "dhcp", "link-local", "static" or "none".
-    pub ip_obtained: &'static str,
+    /// The address in use, its interface and how it was obtained (fields `ip`, `ip_source`,
+    /// `interface`, `mac`, `configured_ip`, `ip_obtained` in the JSON).
+    #[serde(flatten)]
+    pub network: super::network::NetworkView,
     /// KNX individual address.
     pub individual_address: String,
     /// Programming mode.
@@ -248,12 +240,7 @@ pub fn view(
             .compatible_with(env!("CARGO_PKG_VERSION")),
         uptime_s: uptime.as_secs(),
         dhcp: config.ip.dhcp,
-        ip: network.ip,
-        ip_source: network.ip_source,
-        interface: network.interface,
-        mac: network.mac,
-        configured_ip: network.configured_ip,
-        ip_obtained: network.ip_obtained,
+        network,
         individual_address: config.knx.individual_address.to_string(),
         programming_mode: snap.programming_mode,
         knx_link,

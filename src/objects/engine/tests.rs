@@ -421,6 +421,50 @@ fn every_dpt_in_the_table_has_a_codec() {
     }
 }
 
+/// Object 82 of charging point 4 (232, internal temperature) with its own send mode: cyclic
+/// only sends nothing on change and repeats at its own cycle; on change ignores the global
+/// cycle.
+#[test]
+fn temperature_has_its_own_send_mode_and_cycle() {
+    let temp = |c: i32| Value::Temperature(Temperature::from_celsius(c));
+    let own = |on_change, cycle| SendPolicy {
+        cyclic: Some(Duration::from_secs(60)),
+        own: [(GoNumber(232), OwnSending { on_change, cycle })].into(),
+        ..SendPolicy::default()
+    };
+    let t = Instant::now();
+    // Cyclic every 10 s: silent on change, then every 10 s (not at the global 60 s).
+    let mut e = engine(own(false, Some(Duration::from_secs(10))));
+    e.set(GoNumber(232), temp(30), t);
+    e.set(GoNumber(232), temp(45), t + Duration::from_secs(1));
+    assert_eq!(sent(&mut e, t + Duration::from_secs(1)), vec![]);
+    assert_eq!(e.poll_timeout(t), Some(t + Duration::from_secs(10)));
+    let at10 = sent(&mut e, t + Duration::from_secs(10));
+    assert_eq!(
+        at10,
+        vec![(
+            ga("4/0/32"),
+            Apdu::GroupValueWrite(Payload::Long(
+                dpt::encode_f16(45.0).unwrap().to_be_bytes().to_vec()
+            ))
+        )]
+    );
+    assert_eq!(sent(&mut e, t + Duration::from_secs(19)), vec![]);
+    assert_eq!(sent(&mut e, t + Duration::from_secs(20)).len(), 1);
+    assert_eq!(
+        sent(&mut e, t + Duration::from_secs(60)).len(),
+        1,
+        "its own cycle only"
+    );
+    // On change only: sent on change, never cyclically.
+    let mut e = engine(own(true, None));
+    e.set(GoNumber(232), temp(30), t);
+    assert_eq!(sent(&mut e, t).len(), 1);
+    e.set(GoNumber(232), temp(31), t);
+    assert_eq!(sent(&mut e, t).len(), 1);
+    assert_eq!(sent(&mut e, t + Duration::from_secs(600)), vec![]);
+}
+
 #[test]
 fn a_new_table_takes_over_values_and_waiting_frames_without_sending_for_the_takeover() {
     let t = Instant::now();
