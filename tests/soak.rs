@@ -353,7 +353,8 @@ async fn the_binary_under_mixed_hostile_traffic_stays_flat_and_keeps_polling() {
         );
 
         // Polling unaffected: a charging point that has been online for 10 s (after an
-        // outage the gateway reconnects with back-off) is polled at least every 5 s.
+        // outage the gateway reconnects with back-off) is polled at least every 8 s (every
+        // second normally; the margin is for a loaded test machine).
         for cp in 0..sims.len() {
             let mut last_offline = Duration::ZERO;
             let mut since: Option<(Duration, u64)> = None;
@@ -369,7 +370,7 @@ async fn the_binary_under_mixed_hostile_traffic_stays_flat_and_keeps_polling() {
                 }
                 match since {
                     Some((t, n)) if s.requests[cp] == n => assert!(
-                        s.at.saturating_sub(t) < Duration::from_secs(5),
+                        s.at.saturating_sub(t) < Duration::from_secs(8),
                         "charging point {} not polled for {:?} (at {:?})",
                         cp + 1,
                         s.at.saturating_sub(t),
@@ -404,9 +405,19 @@ async fn the_binary_under_mixed_hostile_traffic_stays_flat_and_keeps_polling() {
             rss4 <= rss2 + 8 * 1024,
             "memory grew: {rss2} kB → {rss4} kB"
         );
+        // Descriptors move with the connections of the moment (capped at 64 + 16 being
+        // refused): their median must not grow, their peak must stay under the cap.
+        let fds = |q: &[Sample]| median(q.iter().map(|s| s.fds).collect());
         assert!(
-            max_of(last, |s| s.fds) <= max_of(second, |s| s.fds) + 16,
-            "descriptors grew"
+            fds(last) <= fds(second) + 8,
+            "descriptors grew: median {} → {}",
+            fds(second),
+            fds(last)
+        );
+        let peak = max_of(&samples, |s| s.fds);
+        assert!(
+            peak <= samples[0].fds + 64 + 16 + 16,
+            "descriptors beyond the website's cap: {peak}"
         );
         assert!(
             max_of(last, |s| s.threads) <= max_of(second, |s| s.threads) + 8,
