@@ -41,6 +41,20 @@ impl Endpoint {
     }
 }
 
+/// The charging points a serious configuration fault (severity 120–130, Conf Charger or Conf
+/// EMeter at the charging point) puts out of operation until a new download (spec ch. 11,
+/// "Fault severity": such faults "prevent the use of the charging point"): the core neither
+/// commands them nor uses what their tasks report.
+pub fn out_of_operation(
+    faults: &[Fault],
+) -> std::collections::BTreeSet<crate::units::ChargePointId> {
+    faults
+        .iter()
+        .filter(|f| f.severity.is_serious())
+        .filter_map(|f| f.charging_point)
+        .collect()
+}
+
 /// Returns every configuration fault of `config`, device faults first, then by charging point.
 pub fn validate(config: &Config) -> Vec<Fault> {
     let mut device = Vec::new();

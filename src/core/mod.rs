@@ -176,6 +176,18 @@ pub enum Action {
     Persist(Persisted),
 }
 
+/// The charging point a charger task's event is about.
+fn charger_of(event: &Event) -> Option<ChargePointId> {
+    match event {
+        Event::ChargerPolled { cp, .. }
+        | Event::ChargerIdentified { cp, .. }
+        | Event::ChargerFailed { cp, .. }
+        | Event::ChargerCommandDone { cp, .. }
+        | Event::MeterStatus { cp, .. } => Some(*cp),
+        _ => None,
+    }
+}
+
 /// How long the COM LED keeps flashing after the last telegram.
 const TRAFFIC_HOLD: Duration = Duration::from_millis(500);
 
@@ -185,6 +197,8 @@ pub struct Core {
     config: Config,
     table: ObjectTable,
     config_faults: Vec<Fault>,
+    /// Charging points a serious configuration fault takes out of operation.
+    out_of_operation: std::collections::BTreeSet<ChargePointId>,
     faults: FaultBoard,
     configured: bool,
     programming: bool,
@@ -212,6 +226,7 @@ impl Core {
         let table = config.object_table();
         let dlm = dlm::controller(&config);
         Self {
+            out_of_operation: validate::out_of_operation(&config_faults),
             config,
             table,
             config_faults,
@@ -262,6 +277,11 @@ impl Core {
             | Event::ChargerFailed { .. }
             | Event::ChargerCommandDone { .. }
             | Event::MeterStatus { .. } => {
+                if charger_of(&event).is_some_and(|cp| self.out_of_operation.contains(&cp)) {
+                    // A serious configuration fault took it out of operation (spec ch. 11):
+                    // what its task reports is not used until a new download.
+                    return out;
+                }
                 let polled = match &event {
                     Event::ChargerPolled { cp, .. } => Some(*cp),
                     _ => None,

@@ -134,10 +134,15 @@ pub(super) fn to_grid<T: Copy + Default>(
 
 impl Core {
     fn point_config(&self, cp: ChargePointId) -> Option<ChargePointConfig> {
+        self.operating(cp).cloned()
+    }
+
+    /// The configuration of `cp` if it is active and in operation (no serious configuration
+    /// fault of its own: [`crate::config::validate::out_of_operation`]).
+    pub(super) fn operating(&self, cp: ChargePointId) -> Option<&ChargePointConfig> {
         self.config
             .charging_point(cp)
-            .filter(|c| c.is_active())
-            .cloned()
+            .filter(|c| c.is_active() && !self.out_of_operation.contains(&cp))
     }
 
     /// At start: failsafe settings and the first setpoint for every active charging point.
@@ -160,7 +165,7 @@ impl Core {
 
     /// The current a charging point should get now, apart from load management.
     pub(super) fn target(&self, cp: ChargePointId) -> Option<Current> {
-        let cfg = self.config.charging_point(cp).filter(|c| c.is_active())?;
+        let cfg = self.operating(cp)?;
         let point = self.points.get(&cp)?;
         let grid = self.config.dlm.grid_control_current;
         if point.interrupted || (self.grid_control && grid == Current::ZERO) {
@@ -188,7 +193,7 @@ impl Core {
     /// (DLM off), the grid-control cap where it is lower, and a vehicle drawing less than
     /// it may where a ceiling is the reason (DLM on; it needs the DLM's command history).
     pub(super) fn limit_of(&self, cp: ChargePointId) -> Option<Limit> {
-        let cfg = self.config.charging_point(cp).filter(|c| c.is_active())?;
+        let cfg = self.operating(cp)?;
         let point = self.points.get(&cp)?;
         let grid = self.config.dlm.grid_control_current;
         if point.interrupted {

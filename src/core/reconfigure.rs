@@ -88,6 +88,7 @@ impl Core {
         } else {
             Vec::new()
         };
+        self.out_of_operation = validate::out_of_operation(&self.config_faults);
         self.table = self.config.object_table();
         self.dlm = super::dlm::controller(&self.config);
         self.limits = crate::dlm::Limits::default();
@@ -132,12 +133,7 @@ impl Core {
     /// of kept points stay, inside the new limits.
     fn restart_points(&mut self, out: &mut Vec<Action>) {
         for cp in ChargePointId::all() {
-            let Some(cfg): Option<ChargePointConfig> = self
-                .config
-                .charging_point(cp)
-                .filter(|c| c.is_active())
-                .cloned()
-            else {
+            let Some(cfg): Option<ChargePointConfig> = self.operating(cp).cloned() else {
                 continue;
             };
             out.push(Action::Charger {
@@ -281,7 +277,17 @@ mod tests {
         let bad = file::parse(text, "test").unwrap();
         let mut core = Core::new(bad.clone(), true);
         let t0 = Instant::now();
-        let _ = core.handle(Event::Started, t0);
+        let a = core.handle(Event::Started, t0);
+        // Spec ch. 11: a serious fault (120) takes charging point 2 out of operation until a
+        // new download: no command, its polls ignored. Charging point 1 runs.
+        let for_cp = |a: &[Action], n: u8| {
+            a.iter()
+                .any(|x| matches!(x, Action::Charger { cp: c, .. } if *c == cp(n)))
+        };
+        assert!(for_cp(&a, 1) && !for_cp(&a, 2), "{a:?}");
+        let a = poll(&mut core, 2, 1000, t0);
+        assert!(sets(&a).is_empty() && !for_cp(&a, 2), "{a:?}");
+        assert_eq!(core.limits().get(cp(2)), None);
         assert!(
             core.faults()
                 .is_present(Scope::ChargingPoint(cp(2)), FaultCode::ConfCharger)
@@ -295,6 +301,10 @@ mod tests {
         good.charging_points[1].unit_id = Some(1);
         good.charging_points[1].ip = "10.0.0.2".parse().unwrap();
         let a = reconfigure(&mut core, good, t0);
+        assert!(
+            for_cp(&a, 2),
+            "in operation again after the new download: {a:?}"
+        );
         assert!(
             core.faults().present().is_empty(),
             "{:?}",

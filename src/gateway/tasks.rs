@@ -139,13 +139,16 @@ pub struct Fleet {
 /// change or one of its charging points restarts, it is reopened and all of them restart.
 /// Returns the charging points and whether the line is reopened.
 pub fn changes(old: &Config, new: &Config) -> (BTreeSet<ChargePointId>, bool) {
-    let active = |c: &Config, cp| {
-        c.charging_point(cp)
+    let operating = |c: &Config| {
+        c.charging_points
+            .iter()
             .filter(|p| p.is_active())
-            .map(|p| (p.endpoint(&c.modbus), p.meter.clone()))
+            .map(|p| (p.id, (p.endpoint(&c.modbus), p.meter.clone())))
+            .collect::<BTreeMap<_, _>>()
     };
+    let (before, after) = (operating(old), operating(new));
     let mut changed: BTreeSet<ChargePointId> = ChargePointId::all()
-        .filter(|cp| active(old, *cp) != active(new, *cp))
+        .filter(|cp| before.get(cp) != after.get(cp))
         .collect();
     let line_users: BTreeSet<ChargePointId> = [old, new]
         .into_iter()
