@@ -674,7 +674,7 @@ impl From<LData> for Cemi {
 }
 
 /// The body of a cEMI local device management frame (M_PropRead.req/.con,
-/// M_PropWrite.req/.con; KNX 03.06.03 §4.1.7.3), after the message code:
+/// M_PropWrite.req/.con; KNX 03.06.03 §4.1.7), after the message code:
 ///
 /// ```text
 /// interface object type (u16) | object instance (u8) | property id (u8) | NoE (4 bits) start index (12 bits) | data…
@@ -741,7 +741,7 @@ impl PropFrame {
     }
 
     /// The negative confirmation of this request: number of elements 0, the error code as
-    /// the only data byte (03.06.03 §4.1.7.3.7.2).
+    /// the only data byte (03.06.03 §4.1.7).
     #[must_use]
     pub fn error(&self, code: PropError) -> Self {
         Self {
@@ -754,7 +754,7 @@ impl PropFrame {
 
 code_enum! {
     /// Error codes of a negative M_PropRead.con / M_PropWrite.con (KNX 03.06.03
-    /// §4.1.7.3.7.2).
+    /// §4.1.7).
     pub enum PropError: u8 {
         /// Unspecified error.
         Unspecified = 0x00 => "unspecified error",
@@ -1075,7 +1075,7 @@ pub(crate) mod tests {
     #[test]
     fn prop_frames_round_trip() {
         // M_PropRead.req of the serial number (object type 0, instance 1, PID 11, 1 element
-        // from index 1), KNX 03.06.03 §4.1.7.3.2.
+        // from index 1), KNX 03.06.03 §4.1.7.
         let body = [0x00, 0x00, 0x01, 0x0B, 0x10, 0x01];
         let frame = PropFrame::parse(&body).unwrap();
         assert_eq!(
