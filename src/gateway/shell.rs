@@ -744,6 +744,7 @@ fn tell_link(
             own,
             groups: Some(groups),
             programming_mode,
+            identity: identity(),
         })
         .is_err()
     {

@@ -43,7 +43,7 @@ pub const MAX_APDU_LENGTH: u16 = 15;
 pub const DEVICE_CONTROL_VERIFY: u8 = 0x04;
 
 /// The fixed identity of the device, as the product database describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Identity {
     /// KNX serial number (manufacturer id + 4 bytes).
     pub serial_number: [u8; 6],
@@ -55,6 +55,30 @@ pub struct Identity {
     pub hardware_type: [u8; 6],
     /// Firmware version (PID 25, PDT_VERSION: 5 bits magic, 5 bits version, 6 bits revision).
     pub firmware_version: [u8; 2],
+}
+
+/// The value of property `id` of the device object (index 0, type 0), or `None` if it has no
+/// such property. One source for the device stack's A_PropertyValue_Read and the KNXnet/IP
+/// server's cEMI M_PropRead (device-management connections).
+pub fn device_object_value(
+    identity: &Identity,
+    programming_mode: bool,
+    control: u8,
+    id: u8,
+) -> Option<Vec<u8>> {
+    Some(match id {
+        pid::OBJECT_TYPE => OBJECT_TYPES[0].to_be_bytes().to_vec(),
+        pid::SERIAL_NUMBER => identity.serial_number.to_vec(),
+        pid::MANUFACTURER_ID => identity.manufacturer_id.to_be_bytes().to_vec(),
+        pid::DEVICE_CONTROL => vec![control],
+        pid::ORDER_INFO => identity.order_info.to_vec(),
+        pid::VERSION => identity.firmware_version.to_vec(),
+        pid::PROG_MODE => vec![u8::from(programming_mode)],
+        pid::MAX_APDU_LENGTH => MAX_APDU_LENGTH.to_be_bytes().to_vec(),
+        pid::HARDWARE_TYPE => identity.hardware_type.to_vec(),
+        pid::DEVICE_DESCRIPTOR => MASK_VERSION.to_be_bytes().to_vec(),
+        _ => return None,
+    })
 }
 
 /// What ETS can change and the device keeps across restarts (persist it on
@@ -468,18 +492,7 @@ impl Device {
             return Some(object_type.to_be_bytes().to_vec());
         }
         if object == 0 {
-            return Some(match id {
-                pid::SERIAL_NUMBER => id_.serial_number.to_vec(),
-                pid::MANUFACTURER_ID => id_.manufacturer_id.to_be_bytes().to_vec(),
-                pid::DEVICE_CONTROL => vec![self.control],
-                pid::ORDER_INFO => id_.order_info.to_vec(),
-                pid::VERSION => id_.firmware_version.to_vec(),
-                pid::PROG_MODE => vec![u8::from(self.programming_mode)],
-                pid::MAX_APDU_LENGTH => MAX_APDU_LENGTH.to_be_bytes().to_vec(),
-                pid::HARDWARE_TYPE => id_.hardware_type.to_vec(),
-                pid::DEVICE_DESCRIPTOR => MASK_VERSION.to_be_bytes().to_vec(),
-                _ => return None,
-            });
+            return device_object_value(id_, self.programming_mode, self.control, id);
         }
         let table = self.state.memory.table(object)?;
         Some(match id {

@@ -326,6 +326,9 @@ pub struct OwnDevice {
     pub groups: Option<Vec<GroupAddress>>,
     /// Programming mode is on.
     pub programming_mode: bool,
+    /// The device object's fixed identity (serial number, manufacturer, order info, firmware
+    /// version), which the tunnelling server reports to device-management connections.
+    pub identity: crate::knx::device::Identity,
 }
 
 /// A link machine carried by a byte stream (the TP-UART's serial line): bytes in, bytes out.

@@ -257,6 +257,7 @@ mod tests {
                 own: ia("1.1.20"),
                 groups: None,
                 programming_mode: false,
+                identity: crate::knx::device::Identity::default(),
             })
             .await
             .unwrap();

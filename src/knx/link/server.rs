@@ -35,8 +35,21 @@
 //! * the answers a source can obtain without a tunnel (SEARCH, DESCRIPTION, CONNECT) are
 //!   rate-limited per source address ([`ANSWER_BURST`], [`ANSWER_RATE`]).
 //!
-//! Device-management connections are refused (E_CONNECTION_TYPE) until the management
-//! server exists.
+//! Device-management connections (CRI connection type 0x03, KNX 03.08.03) are accepted as
+//! well, counted against [`MAX_TUNNELS`] and bound to their owner like tunnels: cEMI local
+//! device management arrives in DEVICE_CONFIGURATION_REQUESTs (same connection header and
+//! sequence rule as tunnelling, [`accept_sequence`]), is acknowledged with
+//! DEVICE_CONFIGURATION_ACK, and the answer goes back in the server's own
+//! DEVICE_CONFIGURATION_REQUEST, which the client acknowledges (repeated once like a tunnel
+//! frame). Served: M_PropRead.req for the device object (type 0, instance 1), answered as
+//! M_PropRead.con from the same values the device stack reads
+//! ([`crate::knx::device::device_object_value`], identity and programming mode as the gateway
+//! last told them); any other object or property gets a negative .con (void DP), a start
+//! index or count other than 0/1 and 1/1 an index range error. M_PropWrite.req is answered
+//! negatively (read only): programming mode is switched by the button, the website or
+//! A_PropertyValue_Write to the device's own address through a tunnel, which reaches the
+//! device stack. M_Reset.req is acknowledged and ignored (the gateway does not restart for a
+//! KNXnet/IP client); other message codes are acknowledged and dropped with a warning.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -47,7 +60,8 @@ use super::{
     parse_datagram,
 };
 use crate::knx::address::IndividualAddress;
-use crate::knx::wire::cemi::{Cemi, LData, LDataService};
+use crate::knx::device::{Identity, device_object_value};
+use crate::knx::wire::cemi::{Cemi, LData, LDataService, MessageCode, PropError, PropFrame};
 use crate::knx::wire::knxip::{
     Crd, Cri, DeviceDescription, DeviceInfo, HostProtocol, Hpai, KnxIpFrame, Medium, ServiceFamily,
     ServiceFamilyId, Status, TunnelLayer,
@@ -78,8 +92,19 @@ struct Outstanding {
     repeated: bool,
 }
 
+/// What a connection carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A link-layer tunnel (TUNNELLING_REQUEST with L_Data).
+    Tunnel,
+    /// A device-management connection (DEVICE_CONFIGURATION_REQUEST with M_* frames).
+    Management,
+}
+
 #[derive(Debug)]
 struct Tunnel {
+    kind: Kind,
+    /// The tunnel's individual address (the gateway's own for a management connection).
     address: IndividualAddress,
     /// Our control endpoint as told in the CONNECT_RESPONSE (named again when we disconnect).
     endpoint: Hpai,
@@ -88,7 +113,7 @@ struct Tunnel {
     send_seq: u8,
     recv_seq: u8,
     outstanding: Option<Outstanding>,
-    queue: VecDeque<LData>,
+    queue: VecDeque<Cemi>,
     heartbeat_deadline: Instant,
 }
 
@@ -96,8 +121,10 @@ struct Tunnel {
 #[derive(Debug)]
 pub struct TunnelServer {
     own: IndividualAddress,
-    /// The device's programming mode (device info DIB).
+    /// The device's programming mode (device info DIB, PID 54).
     programming_mode: bool,
+    /// The device object's identity (M_PropRead on management connections).
+    identity: Identity,
     local: SocketAddrV4,
     tunnels: BTreeMap<u8, Tunnel>,
     last_channel: u8,
@@ -128,6 +155,7 @@ impl TunnelServer {
         Self {
             own,
             programming_mode: false,
+            identity: Identity::default(),
             local,
             tunnels: BTreeMap::new(),
             last_channel: 0,
@@ -143,7 +171,26 @@ impl TunnelServer {
     pub fn tunnels(&self) -> Vec<(u8, IndividualAddress)> {
         self.tunnels
             .iter()
+            .filter(|(_, t)| t.kind == Kind::Tunnel)
             .map(|(ch, t)| (*ch, t.address))
+            .collect()
+    }
+
+    /// The open device-management connections' channel ids.
+    pub fn management_connections(&self) -> Vec<u8> {
+        self.tunnels
+            .iter()
+            .filter(|(_, t)| t.kind == Kind::Management)
+            .map(|(ch, _)| *ch)
+            .collect()
+    }
+
+    /// The channels of link-layer tunnels.
+    fn tunnel_channels(&self) -> Vec<u8> {
+        self.tunnels
+            .iter()
+            .filter(|(_, t)| t.kind == Kind::Tunnel)
+            .map(|(ch, _)| *ch)
             .collect()
     }
 
@@ -286,16 +333,25 @@ impl TunnelServer {
             Cri::Tunnel {
                 layer: TunnelLayer::LinkLayer,
                 individual_address,
-            } => *individual_address,
+            } => Some(*individual_address),
             Cri::Tunnel { .. } => return self.connect_error(control_addr, Status::TunnellingLayer),
-            Cri::DeviceManagement | Cri::Other { .. } => {
+            Cri::DeviceManagement => None,
+            Cri::Other { .. } => {
                 return self.connect_error(control_addr, Status::ConnectionType);
             }
         };
         if self.tunnels.len() >= MAX_TUNNELS {
             return self.connect_error(control_addr, Status::NoMoreConnections);
         }
-        let in_use: Vec<IndividualAddress> = self.tunnels.values().map(|t| t.address).collect();
+        let Some(requested) = requested else {
+            return self.open_management(now, from, endpoint, control_addr, data);
+        };
+        let in_use: Vec<IndividualAddress> = self
+            .tunnels
+            .values()
+            .filter(|t| t.kind == Kind::Tunnel)
+            .map(|t| t.address)
+            .collect();
         let address = match requested {
             Some(wanted) if !self.tunnel_addresses().any(|a| a == wanted) => {
                 return self.connect_error(control_addr, Status::NoTunnellingAddress);
@@ -320,6 +376,7 @@ impl TunnelServer {
         self.tunnels.insert(
             channel,
             Tunnel {
+                kind: Kind::Tunnel,
                 address,
                 endpoint,
                 control: control_addr,
@@ -344,6 +401,48 @@ impl TunnelServer {
         self.send(control_addr, &response);
     }
 
+    /// Opens a device-management connection (the free slot was checked).
+    fn open_management(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        endpoint: Hpai,
+        control_addr: SocketAddr,
+        data: Hpai,
+    ) {
+        let Some(channel) = self.free_channel() else {
+            return self.connect_error(control_addr, Status::NoMoreConnections);
+        };
+        let data_addr = endpoint_or(data.address, data.port, from);
+        tracing::info!(
+            channel,
+            control = %control_addr,
+            data = %data_addr,
+            "device-management connection opened"
+        );
+        self.tunnels.insert(
+            channel,
+            Tunnel {
+                kind: Kind::Management,
+                address: self.own,
+                endpoint,
+                control: control_addr,
+                data: data_addr,
+                send_seq: 0,
+                recv_seq: 0,
+                outstanding: None,
+                queue: VecDeque::new(),
+                heartbeat_deadline: now + HEARTBEAT_TIMEOUT,
+            },
+        );
+        let response = KnxIpFrame::ConnectResponse {
+            channel_id: channel,
+            status: Status::NoError,
+            endpoint: Some((endpoint, Crd::DeviceManagement)),
+        };
+        self.send(control_addr, &response);
+    }
+
     /// Drops a tunnel and tells its client.
     fn drop_tunnel(&mut self, channel: u8, reason: &str) {
         if let Some(tunnel) = self.tunnels.remove(&channel) {
@@ -356,7 +455,7 @@ impl TunnelServer {
         }
     }
 
-    fn enqueue(&mut self, channel: u8, frame: LData, now: Instant) {
+    fn enqueue(&mut self, channel: u8, frame: Cemi, now: Instant) {
         if let Some(tunnel) = self.tunnels.get_mut(&channel) {
             if tunnel.queue.len() >= MAX_QUEUE {
                 if let Some(old) = tunnel.queue.pop_front() {
@@ -376,11 +475,18 @@ impl TunnelServer {
         if tunnel.outstanding.is_some() {
             return;
         }
-        while let Some(frame) = tunnel.queue.pop_front() {
-            let request = KnxIpFrame::TunnellingRequest {
-                channel_id: channel,
-                sequence: tunnel.send_seq,
-                cemi: Cemi::LData(frame),
+        while let Some(cemi) = tunnel.queue.pop_front() {
+            let request = match tunnel.kind {
+                Kind::Tunnel => KnxIpFrame::TunnellingRequest {
+                    channel_id: channel,
+                    sequence: tunnel.send_seq,
+                    cemi,
+                },
+                Kind::Management => KnxIpFrame::DeviceConfigurationRequest {
+                    channel_id: channel,
+                    sequence: tunnel.send_seq,
+                    cemi,
+                },
             };
             match request.to_bytes() {
                 Ok(payload) => {
@@ -415,6 +521,9 @@ impl TunnelServer {
         if tunnel.data != from {
             return self.refuse(from, "TUNNELLING_REQUEST from outside the tunnel");
         }
+        if tunnel.kind != Kind::Tunnel {
+            return self.refuse(from, "TUNNELLING_REQUEST on a device-management connection");
+        }
         let Some(accepted) = accept_sequence(&mut tunnel.recv_seq, channel, sequence) else {
             return;
         };
@@ -444,33 +553,163 @@ impl TunnelServer {
         let mut ind = frame;
         ind.service = LDataService::Ind;
         tracing::debug!(channel, "from tunnel: {ind}");
-        self.enqueue(channel, con, now);
+        self.enqueue(channel, Cemi::LData(con), now);
         let others: Vec<u8> = self
-            .tunnels
-            .keys()
-            .copied()
+            .tunnel_channels()
+            .into_iter()
             .filter(|c| *c != channel)
             .collect();
         for other in others {
-            self.enqueue(other, ind.clone(), now);
+            self.enqueue(other, Cemi::LData(ind.clone()), now);
         }
         self.events.push_back(LinkEvent::Frame(ind));
     }
 
-    fn on_tunnelling_ack(&mut self, now: Instant, channel: u8, sequence: u8, status: Status) {
-        let Some(tunnel) = self.tunnels.get_mut(&channel) else {
-            tracing::debug!(channel, "TUNNELLING_ACK for an unknown channel ignored");
+    fn on_device_configuration_request(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        channel: u8,
+        sequence: u8,
+        cemi: &Cemi,
+    ) {
+        let Some(connection) = self.tunnels.get_mut(&channel) else {
+            return self.refuse(from, "DEVICE_CONFIGURATION_REQUEST for an unknown channel");
+        };
+        if connection.data != from {
+            return self.refuse(
+                from,
+                "DEVICE_CONFIGURATION_REQUEST from outside the connection",
+            );
+        }
+        if connection.kind != Kind::Management {
+            return self.refuse(from, "DEVICE_CONFIGURATION_REQUEST on a tunnel");
+        }
+        let Some(accepted) = accept_sequence(&mut connection.recv_seq, channel, sequence) else {
+            return;
+        };
+        let data = connection.data;
+        self.send(
+            data,
+            &KnxIpFrame::DeviceConfigurationAck {
+                channel_id: channel,
+                sequence,
+                status: Status::NoError,
+            },
+        );
+        if !accepted.deliver {
+            return;
+        }
+        if let Some(con) = self.management(channel, cemi) {
+            self.enqueue(channel, con, now);
+        }
+    }
+
+    /// Answers one cEMI local device management request (`None`: no answer).
+    fn management(&self, channel: u8, cemi: &Cemi) -> Option<Cemi> {
+        let Cemi::Other { code, body } = cemi else {
+            tracing::warn!(
+                channel,
+                "L_Data on a device-management connection; dropped {cemi}"
+            );
+            return None;
+        };
+        let (con_code, read) = match code {
+            MessageCode::MPropReadReq => (MessageCode::MPropReadCon, true),
+            MessageCode::MPropWriteReq => (MessageCode::MPropWriteCon, false),
+            MessageCode::MResetReq => {
+                tracing::info!(
+                    channel,
+                    "M_Reset.req acknowledged; the gateway does not restart for it"
+                );
+                return None;
+            }
+            other => {
+                tracing::warn!(
+                    channel,
+                    "{other} not served on a device-management connection; dropped"
+                );
+                return None;
+            }
+        };
+        let request = match PropFrame::parse(body) {
+            Ok(request) => request,
+            Err(e) => {
+                tracing::warn!(channel, "malformed {code} dropped: {e}");
+                return None;
+            }
+        };
+        let answer = self.property(&request, read);
+        if let Some(error) = answer.as_ref().err() {
+            tracing::debug!(
+                channel,
+                object_type = request.object_type,
+                property = request.property_id,
+                "{code} answered negatively: {error}"
+            );
+        }
+        let con = answer.unwrap_or_else(|error| request.error(error));
+        match con.to_body() {
+            Ok(body) => Some(Cemi::Other {
+                code: con_code,
+                body,
+            }),
+            Err(e) => {
+                tracing::warn!(channel, "cannot encode the {con_code}: {e}");
+                None
+            }
+        }
+    }
+
+    /// The positive .con of a property request, or the error of the negative one.
+    fn property(&self, request: &PropFrame, read: bool) -> Result<PropFrame, PropError> {
+        // Only the device object (interface object type 0, first instance) is served.
+        if request.object_type != 0 || request.instance != 1 {
+            return Err(PropError::VoidDp);
+        }
+        let value = device_object_value(
+            &self.identity,
+            self.programming_mode,
+            0,
+            request.property_id,
+        )
+        .ok_or(PropError::VoidDp)?;
+        if !read {
+            return Err(PropError::ReadOnly);
+        }
+        let data = match (request.start_index, request.count) {
+            // Start index 0 reads the current number of elements (always 1 here).
+            (0, 1) => 1u16.to_be_bytes().to_vec(),
+            (1, 1) => value,
+            _ => return Err(PropError::IndexRange),
+        };
+        Ok(PropFrame {
+            data,
+            ..request.clone()
+        })
+    }
+
+    fn on_tunnelling_ack(
+        &mut self,
+        now: Instant,
+        kind: Kind,
+        channel: u8,
+        sequence: u8,
+        status: Status,
+    ) {
+        let Some(tunnel) = self.tunnels.get_mut(&channel).filter(|t| t.kind == kind) else {
+            tracing::debug!(channel, "ACK for an unknown channel ignored");
             return;
         };
         match &tunnel.outstanding {
             Some(out) if out.sequence == sequence => {}
             _ => {
-                tracing::debug!(channel, sequence, "unexpected TUNNELLING_ACK ignored");
+                tracing::debug!(channel, sequence, "unexpected ACK ignored");
                 return;
             }
         }
         if status != Status::NoError {
-            tracing::warn!(channel, sequence, "TUNNELLING_ACK with error {status}");
+            tracing::warn!(channel, sequence, "ACK with error {status}");
             self.ack_failed(channel, now);
             return;
         }
@@ -487,7 +726,7 @@ impl TunnelServer {
             return;
         };
         if out.repeated {
-            self.drop_tunnel(channel, "TUNNELLING_REQUEST not acknowledged twice");
+            self.drop_tunnel(channel, "request not acknowledged twice");
             return;
         }
         out.repeated = true;
@@ -496,7 +735,7 @@ impl TunnelServer {
             destination: tunnel.data,
             payload: out.payload.clone(),
         };
-        tracing::debug!(channel, "no TUNNELLING_ACK; repeating once");
+        tracing::debug!(channel, "no ACK; repeating once");
         self.transmits.push_back(transmit);
     }
 }
@@ -657,7 +896,27 @@ impl Protocol for TunnelServer {
                 {
                     return self.refuse(from, "TUNNELLING_ACK from outside the tunnel");
                 }
-                self.on_tunnelling_ack(now, channel_id, sequence, status);
+                self.on_tunnelling_ack(now, Kind::Tunnel, channel_id, sequence, status);
+            }
+            KnxIpFrame::DeviceConfigurationRequest {
+                channel_id,
+                sequence,
+                cemi,
+            } => self.on_device_configuration_request(now, from, channel_id, sequence, &cemi),
+            KnxIpFrame::DeviceConfigurationAck {
+                channel_id,
+                sequence,
+                status,
+            } => {
+                if self
+                    .tunnels
+                    .get(&channel_id)
+                    .is_some_and(|t| t.data != from)
+                {
+                    return self
+                        .refuse(from, "DEVICE_CONFIGURATION_ACK from outside the connection");
+                }
+                self.on_tunnelling_ack(now, Kind::Management, channel_id, sequence, status);
             }
             // A server on 0.0.0.0:3671 is in the discovery group and hears KNX IP routers.
             routing @ (KnxIpFrame::RoutingIndication(_)
@@ -701,6 +960,7 @@ impl Link for TunnelServer {
         }
         self.own = device.own;
         self.programming_mode = device.programming_mode;
+        self.identity = device.identity;
     }
 
     fn handle_frame(&mut self, now: Instant, frame: LData) {
@@ -708,9 +968,8 @@ impl Link for TunnelServer {
             return;
         }
         let frame = own_indication(frame, self.own);
-        let channels: Vec<u8> = self.tunnels.keys().copied().collect();
-        for channel in channels {
-            self.enqueue(channel, frame.clone(), now);
+        for channel in self.tunnel_channels() {
+            self.enqueue(channel, Cemi::LData(frame.clone()), now);
         }
     }
 

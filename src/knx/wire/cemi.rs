@@ -673,6 +673,110 @@ impl From<LData> for Cemi {
     }
 }
 
+/// The body of a cEMI local device management frame (M_PropRead.req/.con,
+/// M_PropWrite.req/.con; KNX 03.06.03 §4.1.7), after the message code:
+///
+/// ```text
+/// interface object type (u16) | object instance (u8) | property id (u8) | NoE (4 bits) start index (12 bits) | data…
+/// ```
+///
+/// A negative .con has number of elements 0 and one data byte, the error code
+/// ([`PropFrame::error`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PropFrame {
+    /// Interface object type (0 = device object).
+    pub object_type: u16,
+    /// Object instance (1 = the first).
+    pub instance: u8,
+    /// Property id.
+    pub property_id: u8,
+    /// Number of elements (0–15).
+    pub count: u8,
+    /// Start index (0–4095; 0 reads the current number of elements).
+    pub start_index: u16,
+    /// The elements (or the error code of a negative .con).
+    pub data: Vec<u8>,
+}
+
+/// Length of the [`PropFrame`] header after the message code.
+const PROP_HEADER_LEN: usize = 6;
+
+impl PropFrame {
+    /// Parses the body after the message code.
+    pub fn parse(body: &[u8]) -> Result<Self, CemiError> {
+        let mut r = Reader::new(body);
+        let (Some(object_type), Some(instance), Some(property_id), Some(noe_six)) =
+            (r.u16(), r.u8(), r.u8(), r.u16())
+        else {
+            return Err(CemiError::Truncated {
+                needed: PROP_HEADER_LEN,
+                available: body.len(),
+            });
+        };
+        Ok(Self {
+            object_type,
+            instance,
+            property_id,
+            count: u8::try_from(noe_six >> 12).unwrap_or(0),
+            start_index: noe_six & 0x0FFF,
+            data: body.get(PROP_HEADER_LEN..).unwrap_or_default().to_vec(),
+        })
+    }
+
+    /// The body after the message code.
+    pub fn to_body(&self) -> Result<Vec<u8>, CemiError> {
+        if self.count > 0x0F {
+            return Err(CemiError::Field("count"));
+        }
+        if self.start_index > 0x0FFF {
+            return Err(CemiError::Field("start_index"));
+        }
+        let mut body = Vec::with_capacity(PROP_HEADER_LEN + self.data.len());
+        body.extend_from_slice(&self.object_type.to_be_bytes());
+        body.push(self.instance);
+        body.push(self.property_id);
+        body.extend_from_slice(&((u16::from(self.count) << 12) | self.start_index).to_be_bytes());
+        body.extend_from_slice(&self.data);
+        Ok(body)
+    }
+
+    /// The negative confirmation of this request: number of elements 0, the error code as
+    /// the only data byte (03.06.03 §4.1.7).
+    #[must_use]
+    pub fn error(&self, code: PropError) -> Self {
+        Self {
+            count: 0,
+            data: vec![u8::from(code)],
+            ..self.clone()
+        }
+    }
+}
+
+code_enum! {
+    /// Error codes of a negative M_PropRead.con / M_PropWrite.con (KNX 03.06.03
+    /// §4.1.7).
+    pub enum PropError: u8 {
+        /// Unspecified error.
+        Unspecified = 0x00 => "unspecified error",
+        /// Write value out of range.
+        OutOfRange = 0x01 => "out of range",
+        /// Memory error.
+        Memory = 0x04 => "memory error",
+        /// Write to a read-only or write-protected property.
+        ReadOnly = 0x05 => "read only",
+        /// Illegal command.
+        IllegalCommand = 0x06 => "illegal command",
+        /// The property (or object) does not exist.
+        VoidDp = 0x07 => "void DP",
+        /// Type conflict.
+        TypeConflict = 0x08 => "type conflict",
+        /// Start index or number of elements outside the property's array.
+        IndexRange = 0x09 => "property index range error",
+        /// The value cannot be written now.
+        TemporarilyNotWriteable = 0x0A => "value temporarily not writeable",
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -965,6 +1069,43 @@ pub(crate) mod tests {
             }
             let view = CemiPacket::new_unchecked(&bytes[..]);
             let _ = (view.source(), view.destination(), view.tpdu(), view.additional_info());
+        }
+    }
+
+    #[test]
+    fn prop_frames_round_trip() {
+        // M_PropRead.req of the serial number (object type 0, instance 1, PID 11, 1 element
+        // from index 1), KNX 03.06.03 §4.1.7.
+        let body = [0x00, 0x00, 0x01, 0x0B, 0x10, 0x01];
+        let frame = PropFrame::parse(&body).unwrap();
+        assert_eq!(
+            frame,
+            PropFrame {
+                object_type: 0,
+                instance: 1,
+                property_id: 11,
+                count: 1,
+                start_index: 1,
+                data: Vec::new(),
+            }
+        );
+        assert_eq!(frame.to_body().unwrap(), body);
+        let error = frame.error(PropError::VoidDp);
+        assert_eq!(
+            error.to_body().unwrap(),
+            [0x00, 0x00, 0x01, 0x0B, 0x00, 0x01, 0x07]
+        );
+        assert!(PropFrame::parse(&body[..5]).is_err());
+        let too_many = PropFrame { count: 16, ..frame };
+        assert_eq!(too_many.to_body(), Err(CemiError::Field("count")));
+    }
+
+    proptest! {
+        #[test]
+        fn prop_frame_parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..32)) {
+            if let Ok(frame) = PropFrame::parse(&bytes) {
+                prop_assert_eq!(frame.to_body().unwrap(), bytes);
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::knx::link::testkit::{addr, bytes, events, group_write, ia, sent, tunnelling_request};
+use crate::knx::wire::cemi::{MessageCode, PropFrame};
 
 const LOCAL: &str = "127.0.0.1:3671";
 
@@ -159,7 +160,6 @@ fn unsupported_connection_types_are_refused() {
     let mut s = server();
     let now = Instant::now();
     for (cri, status) in [
-        (Cri::DeviceManagement, Status::ConnectionType),
         (
             Cri::Tunnel {
                 layer: TunnelLayer::Busmonitor,
@@ -701,6 +701,7 @@ fn the_device_info_dib_follows_programming_mode_and_the_programmed_address() {
         own: ia("1.1.20"),
         groups: None,
         programming_mode: true,
+        identity: crate::knx::device::Identity::default(),
     });
     let info = s.description().device_info;
     assert_eq!(info.device_status, 1, "bit 0: programming mode");
@@ -712,6 +713,429 @@ fn the_device_info_dib_follows_programming_mode_and_the_programmed_address() {
         own: ia("1.1.20"),
         groups: None,
         programming_mode: false,
+        identity: crate::knx::device::Identity::default(),
     });
     assert_eq!(s.description().device_info.device_status, 0);
+}
+
+// ---- device-management connections (KNX 03.08.03; cEMI 03.06.03 §4.1.7) ----
+
+fn identity() -> crate::knx::device::Identity {
+    crate::knx::device::Identity {
+        serial_number: [0x00, 0xFA, 0x01, 0x02, 0x03, 0x04],
+        manufacturer_id: 0x00FA,
+        order_info: *b"KNX-EC-01\0",
+        hardware_type: [0, 0, 0, 0, 0, 1],
+        firmware_version: [0x00, 0x41],
+    }
+}
+
+/// Opens a device-management connection for client `n` and returns its channel.
+fn connect_management(s: &mut TunnelServer, now: Instant, n: u16) -> u8 {
+    let request = bytes(&KnxIpFrame::ConnectRequest {
+        control_endpoint: hpai_of(client_addr(n)),
+        data_endpoint: hpai_of(client_addr(n)),
+        cri: Cri::DeviceManagement,
+    });
+    s.handle_datagram(now, client_addr(n), &request);
+    match sent(s).as_slice() {
+        [
+            (
+                to,
+                KnxIpFrame::ConnectResponse {
+                    channel_id,
+                    status: Status::NoError,
+                    endpoint: Some((hpai, Crd::DeviceManagement)),
+                },
+            ),
+        ] if *to == client_addr(n) && *hpai == hpai_of(addr(LOCAL)) => *channel_id,
+        other => panic!("management connect {n}: {other:?}"),
+    }
+}
+
+/// An M_PropRead.req / M_PropWrite.req as a DEVICE_CONFIGURATION_REQUEST.
+fn prop_request(
+    channel: u8,
+    sequence: u8,
+    code: MessageCode,
+    object_type: u16,
+    property_id: u8,
+    start_index: u16,
+    data: &[u8],
+) -> Vec<u8> {
+    let frame = PropFrame {
+        object_type,
+        instance: 1,
+        property_id,
+        count: 1,
+        start_index,
+        data: data.to_vec(),
+    };
+    bytes(&KnxIpFrame::DeviceConfigurationRequest {
+        channel_id: channel,
+        sequence,
+        cemi: Cemi::Other {
+            code,
+            body: frame.to_body().unwrap(),
+        },
+    })
+}
+
+fn device_ack(channel: u8, sequence: u8) -> Vec<u8> {
+    bytes(&KnxIpFrame::DeviceConfigurationAck {
+        channel_id: channel,
+        sequence,
+        status: Status::NoError,
+    })
+}
+
+/// Expects the server's ACK of `sequence` and its answer with `answer_seq`; returns the
+/// answer's message code and property frame.
+fn expect_answer(
+    s: &mut TunnelServer,
+    channel: u8,
+    sequence: u8,
+    answer_seq: u8,
+) -> (MessageCode, PropFrame) {
+    let out = sent(s);
+    match out.as_slice() {
+        [
+            (
+                to_ack,
+                KnxIpFrame::DeviceConfigurationAck {
+                    channel_id: ack_ch,
+                    sequence: acked,
+                    status: Status::NoError,
+                },
+            ),
+            (
+                to,
+                KnxIpFrame::DeviceConfigurationRequest {
+                    channel_id,
+                    sequence: seq,
+                    cemi: Cemi::Other { code, body },
+                },
+            ),
+        ] if *to_ack == client_addr(1)
+            && *to == client_addr(1)
+            && *ack_ch == channel
+            && *channel_id == channel
+            && *acked == sequence
+            && *seq == answer_seq =>
+        {
+            (*code, PropFrame::parse(body).unwrap())
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn managed_server() -> TunnelServer {
+    let mut s = server();
+    s.set_own_device(crate::knx::link::OwnDevice {
+        own: ia("1.1.10"),
+        groups: None,
+        programming_mode: true,
+        identity: identity(),
+    });
+    s
+}
+
+#[test]
+fn a_management_connection_reads_the_device_object() {
+    let mut s = managed_server();
+    let now = Instant::now();
+    let ch = connect_management(&mut s, now, 1);
+    assert_eq!(s.management_connections(), [ch]);
+    assert!(s.tunnels().is_empty(), "no tunnel address is taken");
+    // Serial number (PID 11).
+    s.handle_datagram(
+        now,
+        client_addr(1),
+        &prop_request(ch, 0, MessageCode::MPropReadReq, 0, 11, 1, &[]),
+    );
+    let (code, con) = expect_answer(&mut s, ch, 0, 0);
+    assert_eq!(code, MessageCode::MPropReadCon);
+    assert_eq!(
+        (
+            con.object_type,
+            con.instance,
+            con.property_id,
+            con.count,
+            con.start_index
+        ),
+        (0, 1, 11, 1, 1)
+    );
+    assert_eq!(con.data, identity().serial_number);
+    // The next answer waits for the client's ACK of the first.
+    s.handle_datagram(
+        now,
+        client_addr(1),
+        &prop_request(ch, 1, MessageCode::MPropReadReq, 0, 54, 1, &[]),
+    );
+    let out = sent(&mut s);
+    assert!(
+        matches!(
+            out.as_slice(),
+            [(_, KnxIpFrame::DeviceConfigurationAck { sequence: 1, .. })]
+        ),
+        "{out:?}"
+    );
+    s.handle_datagram(now, client_addr(1), &device_ack(ch, 0));
+    let out = sent(&mut s);
+    let [
+        (
+            _,
+            KnxIpFrame::DeviceConfigurationRequest {
+                sequence: 1,
+                cemi: Cemi::Other { code, body },
+                ..
+            },
+        ),
+    ] = out.as_slice()
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(*code, MessageCode::MPropReadCon);
+    let con = PropFrame::parse(body).unwrap();
+    assert_eq!(
+        (con.property_id, con.count, con.data.as_slice()),
+        (54, 1, &[1u8][..])
+    );
+    s.handle_datagram(now, client_addr(1), &device_ack(ch, 1));
+    // Manufacturer id, max APDU length, element count (start index 0).
+    for (seq, pid, start, want) in [
+        (2u8, 12u8, 1u16, vec![0x00, 0xFA]),
+        (3, 56, 1, vec![0x00, 15]),
+        (4, 11, 0, vec![0x00, 0x01]),
+    ] {
+        s.handle_datagram(
+            now,
+            client_addr(1),
+            &prop_request(ch, seq, MessageCode::MPropReadReq, 0, pid, start, &[]),
+        );
+        let (code, con) = expect_answer(&mut s, ch, seq, seq);
+        assert_eq!(
+            (code, con.count, con.data),
+            (MessageCode::MPropReadCon, 1, want)
+        );
+        s.handle_datagram(now, client_addr(1), &device_ack(ch, seq));
+    }
+    assert!(sent(&mut s).is_empty());
+}
+
+#[test]
+fn unknown_properties_and_writes_get_negative_confirmations() {
+    let mut s = managed_server();
+    let now = Instant::now();
+    let ch = connect_management(&mut s, now, 1);
+    let cases = [
+        // Property 99 of the device object does not exist.
+        (
+            MessageCode::MPropReadReq,
+            0u16,
+            99u8,
+            1u16,
+            vec![],
+            MessageCode::MPropReadCon,
+            0x07u8,
+        ),
+        // The IP parameter object (type 11) is not served.
+        (
+            MessageCode::MPropReadReq,
+            11,
+            51,
+            1,
+            vec![],
+            MessageCode::MPropReadCon,
+            0x07,
+        ),
+        // Start index 2 of a one-element property.
+        (
+            MessageCode::MPropReadReq,
+            0,
+            11,
+            2,
+            vec![],
+            MessageCode::MPropReadCon,
+            0x09,
+        ),
+        // Programming mode is not written over KNXnet/IP.
+        (
+            MessageCode::MPropWriteReq,
+            0,
+            54,
+            1,
+            vec![1],
+            MessageCode::MPropWriteCon,
+            0x05,
+        ),
+        (
+            MessageCode::MPropWriteReq,
+            0,
+            99,
+            1,
+            vec![1],
+            MessageCode::MPropWriteCon,
+            0x07,
+        ),
+    ];
+    for (seq, (req, object_type, pid, start, data, want_code, error)) in (0u8..).zip(cases) {
+        s.handle_datagram(
+            now,
+            client_addr(1),
+            &prop_request(ch, seq, req, object_type, pid, start, &data),
+        );
+        let (code, con) = expect_answer(&mut s, ch, seq, seq);
+        assert_eq!(code, want_code);
+        assert_eq!(
+            (
+                con.object_type,
+                con.property_id,
+                con.count,
+                con.start_index,
+                con.data
+            ),
+            (object_type, pid, 0, start, vec![error]),
+            "case {seq}"
+        );
+        s.handle_datagram(now, client_addr(1), &device_ack(ch, seq));
+    }
+    // M_Reset.req and a malformed M_PropRead.req are acknowledged, not answered.
+    for (seq, code, body) in [
+        (5u8, MessageCode::MResetReq, vec![]),
+        (6, MessageCode::MPropReadReq, vec![0x00]),
+    ] {
+        let request = bytes(&KnxIpFrame::DeviceConfigurationRequest {
+            channel_id: ch,
+            sequence: seq,
+            cemi: Cemi::Other { code, body },
+        });
+        s.handle_datagram(now, client_addr(1), &request);
+        let out = sent(&mut s);
+        assert!(
+            matches!(out.as_slice(), [(_, KnxIpFrame::DeviceConfigurationAck { sequence, .. })] if *sequence == seq),
+            "{out:?}"
+        );
+    }
+}
+
+#[test]
+fn management_sequence_and_ack_rules() {
+    let mut s = managed_server();
+    let t0 = Instant::now();
+    let ch = connect_management(&mut s, t0, 1);
+    let read = |seq| prop_request(ch, seq, MessageCode::MPropReadReq, 0, 11, 1, &[]);
+    // Out of sequence: dropped without an ACK.
+    s.handle_datagram(t0, client_addr(1), &read(5));
+    assert!(sent(&mut s).is_empty());
+    // In sequence: acknowledged and answered.
+    s.handle_datagram(t0, client_addr(1), &read(0));
+    let (_, first) = expect_answer(&mut s, ch, 0, 0);
+    // The repetition (our ACK was lost) is acknowledged again, not answered again.
+    s.handle_datagram(t0, client_addr(1), &read(0));
+    let out = sent(&mut s);
+    assert!(
+        matches!(
+            out.as_slice(),
+            [(_, KnxIpFrame::DeviceConfigurationAck { sequence: 0, .. })]
+        ),
+        "{out:?}"
+    );
+    // A TUNNELLING_REQUEST or a foreign sender on the management channel is refused.
+    let refused = s.refused();
+    s.handle_datagram(
+        t0,
+        client_addr(1),
+        &tunnelling_request(ch, 1, group_write(LDataService::Req, "0.0.0", (1, 2, 3), 1)),
+    );
+    s.handle_datagram(t0, client_addr(2), &read(1));
+    assert!(sent(&mut s).is_empty());
+    assert_eq!(s.refused(), refused + 2);
+    // A TUNNELLING_ACK does not acknowledge a device-configuration answer; a wrong sequence
+    // neither: the answer is repeated once, then the connection is dropped.
+    s.handle_datagram(t0, client_addr(1), &ack(ch, 0));
+    s.handle_datagram(t0, client_addr(1), &device_ack(ch, 7));
+    assert!(sent(&mut s).is_empty());
+    s.handle_timeout(t0 + ACK_TIMEOUT);
+    let out = sent(&mut s);
+    let [
+        (
+            _,
+            KnxIpFrame::DeviceConfigurationRequest {
+                sequence: 0,
+                cemi: Cemi::Other { body, .. },
+                ..
+            },
+        ),
+    ] = out.as_slice()
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        PropFrame::parse(body).unwrap(),
+        first,
+        "the same answer is repeated"
+    );
+    s.handle_timeout(t0 + ACK_TIMEOUT * 2);
+    let out = sent(&mut s);
+    assert!(
+        matches!(out.as_slice(), [(to, KnxIpFrame::DisconnectRequest { channel_id, .. })] if *to == client_addr(1) && *channel_id == ch),
+        "{out:?}"
+    );
+    assert!(s.management_connections().is_empty());
+}
+
+#[test]
+fn management_connections_keep_alive_disconnect_and_hear_no_bus() {
+    let mut s = managed_server();
+    let t0 = Instant::now();
+    let ch = connect_management(&mut s, t0, 1);
+    let (tunnel, address) = connect(&mut s, t0, 2);
+    assert_eq!(
+        address,
+        ia("1.1.11"),
+        "the management connection takes no address"
+    );
+    // Bus traffic goes to tunnels only.
+    s.handle_frame(t0, group_write(LDataService::Req, "0.0.0", (1, 2, 3), 1));
+    let out = sent(&mut s);
+    assert!(
+        matches!(out.as_slice(), [(to, KnxIpFrame::TunnellingRequest { channel_id, .. })] if *to == client_addr(2) && *channel_id == tunnel),
+        "{out:?}"
+    );
+    s.handle_datagram(t0, client_addr(2), &ack(tunnel, 0));
+    // Heartbeat.
+    let state = bytes(&KnxIpFrame::ConnectionStateRequest {
+        channel_id: ch,
+        control_endpoint: hpai_of(client_addr(1)),
+    });
+    s.handle_datagram(t0 + Duration::from_secs(100), client_addr(1), &state);
+    assert!(matches!(
+        sent(&mut s).as_slice(),
+        [(
+            _,
+            KnxIpFrame::ConnectionStateResponse {
+                status: Status::NoError,
+                ..
+            }
+        )]
+    ));
+    // Disconnect.
+    let disconnect = bytes(&KnxIpFrame::DisconnectRequest {
+        channel_id: ch,
+        control_endpoint: hpai_of(client_addr(1)),
+    });
+    s.handle_datagram(t0, client_addr(1), &disconnect);
+    assert!(matches!(
+        sent(&mut s).as_slice(),
+        [(
+            _,
+            KnxIpFrame::DisconnectResponse {
+                status: Status::NoError,
+                ..
+            }
+        )]
+    ));
+    assert!(s.management_connections().is_empty());
+    assert_eq!(s.tunnels().len(), 1);
 }

@@ -694,6 +694,7 @@ fn new_addresses_from_ets_are_acknowledged_at_once() {
         own: ia("1.1.20"),
         groups: Some(vec![GroupAddress::three_level(7, 0, 1).unwrap()]),
         programming_mode: false,
+        identity: crate::knx::device::Identity::default(),
     });
     assert!(
         out(&mut link).is_empty(),
@@ -713,6 +714,7 @@ fn new_addresses_from_ets_are_acknowledged_at_once() {
         own: ia("1.1.20"),
         groups: None,
         programming_mode: true,
+        identity: crate::knx::device::Identity::default(),
     });
     assert_eq!(out(&mut chip), [vec![0x28, 0x11, 0x14]]);
 }
