@@ -38,7 +38,7 @@
 //! Device-management connections (CRI connection type 0x03, KNX 03.08.03) are accepted as
 //! well, counted against [`MAX_TUNNELS`] and bound to their owner like tunnels: cEMI local
 //! device management arrives in DEVICE_CONFIGURATION_REQUESTs (same connection header and
-//! sequence rule as tunnelling, [`accept_sequence`]), is acknowledged with
+//! sequence rule as tunnelling, `accept_sequence`), is acknowledged with
 //! DEVICE_CONFIGURATION_ACK, and the answer goes back in the server's own
 //! DEVICE_CONFIGURATION_REQUEST, which the client acknowledges (repeated once like a tunnel
 //! frame). Served: M_PropRead.req for the device object (type 0, instance 1), answered as
