@@ -12,22 +12,16 @@
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use knx_echarge::knx::wire::cemi::{Cemi, MessageCode, PropFrame};
 use knx_echarge::knx::wire::knxip::{Crd, Cri, Hpai, KnxIpFrame, Status};
 
+mod support;
+use support::KillOnDrop;
+
 const CRATE: &str = env!("CARGO_MANIFEST_DIR");
-
-struct Gateway(Child);
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 struct Client {
     socket: UdpSocket,
@@ -173,7 +167,7 @@ fn ets_reads_the_device_object_over_a_device_management_connection() {
         .port();
     let server = SocketAddr::from(([127, 0, 0, 1], port));
     let data = tempfile::tempdir().unwrap();
-    let _gateway = Gateway(
+    let _gateway = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_knx-echarge"))
             .args(["run", "--config"])
             .arg(Path::new(CRATE).join("examples/single-charger.toml"))

@@ -11,7 +11,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use knx_echarge::knx::GroupAddress;
@@ -19,16 +19,10 @@ use knx_echarge::knx::wire::apdu::{Apdu, Payload, Tpdu};
 use knx_echarge::knx::wire::cemi::{Cemi, Destination, LData, LDataService};
 use knx_echarge::knx::wire::knxip::{Crd, Cri, Hpai, KnxIpFrame, Status, TunnelLayer};
 
+mod support;
+use support::KillOnDrop;
+
 const CRATE: &str = env!("CARGO_MANIFEST_DIR");
-
-struct Gateway(Child);
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn socket(ip: Ipv4Addr) -> UdpSocket {
     let s = UdpSocket::bind(SocketAddrV4::new(ip, 0)).unwrap();
@@ -105,7 +99,7 @@ fn requests_are_bound_to_the_tunnels_owner_and_answers_to_the_requester() {
         .port();
     let server = SocketAddr::from(([127, 0, 0, 1], port));
     let data = tempfile::tempdir().unwrap();
-    let _gateway = Gateway(
+    let _gateway = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_knx-echarge"))
             .args(["run", "--config"])
             .arg(Path::new(CRATE).join("examples/single-charger.toml"))
