@@ -271,12 +271,16 @@ await step('a firmware file older than the installed version is refused', async 
 });
 
 await step('the German page shows the refusal of the server in German', async () => {
+  // A language switch relabels the page in place: what the user typed stays.
+  await page.fill('#dns', '192.0.2.53');
   await page.click('#lang');
   await page.waitForFunction(() => document.getElementById('nav-settings').textContent === 'Einstellungen');
-  await page.waitForSelector('#fw-upload');
+  assert.equal(await page.inputValue('#dns'), '192.0.2.53');
+  assert.equal(await page.textContent('#fw-upload'), 'Firmware hochladen');
   await page.setInputFiles('#fw-file', OLD_FIRMWARE);
   await page.click('#fw-upload');
-  await page.waitForSelector('#fw-msg.error');
+  await page.waitForFunction(() => document.getElementById('fw-msg').textContent !== 'Firmware wird hochgeladen und geprüft …');
+  assert.equal(await page.getAttribute('#fw-msg', 'class'), 'error');
   assert.equal(await page.textContent('#fw-msg'), 'Die Firmware ist nicht neuer als die installierte Version.');
   await page.click('#lang');
   await page.waitForFunction(() => document.getElementById('nav-settings').textContent === 'Settings');

@@ -301,6 +301,7 @@ async function settingsPage() {
     el('div', { class: 'row' }, file, el('button', { id: 'fw-upload', class: 'primary', i18n: 'set.upload', onclick: async () => {
       const f = file.files[0];
       if (!f) return;
+      notice('fw-msg', t('set.uploading'));
       try {
         const r = await api('POST', '/api/v1/firmware', await f.arrayBuffer(), true);
         notice('fw-msg', `${t('set.upload_ok')} ${r.staged.version} (SHA-256 ${r.staged.sha256.slice(0, 16)}…)`);
@@ -362,7 +363,9 @@ document.addEventListener('DOMContentLoaded', async () => {
   const page = document.body.dataset.page;
   setupLang(() => {
     if (page === 'status' && lastView) { applyI18n(); renderStatus(lastView); }
-    else if (page === 'settings') settingsPage();
+    // The settings page is relabelled in place: a re-render would fetch the settings again and
+    // drop what the user has typed or chosen (a firmware file, a DNS entry).
+    else applyI18n();
   });
   const nav = document.getElementById(`nav-${page}`);
   if (nav) nav.classList.add('active');
