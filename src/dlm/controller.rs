@@ -47,6 +47,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use super::vehicle::{self, VehicleModel};
 use super::{Demand, Limit, Limits, Mode, Shortage, allocate};
 use crate::faults::{Fault, FaultCode};
 use crate::units::{ChargePointId, Current, PerPhase, Phase};
@@ -54,7 +55,8 @@ use crate::units::{ChargePointId, Current, PerPhase, Phase};
 /// How often increases are re-evaluated while ramping (the step follows the elapsed time).
 const RAMP_STEP: Duration = Duration::from_millis(250);
 
-/// The least reduction that holds raises nearby for [`REACTION`] (break before make). The
+/// The least reduction that holds raises nearby for the lowered vehicle's reaction time
+/// (break before make). The
 /// other-load estimate moves by a few hundred milliamperes from reading to reading; when
 /// every such wobble held the raises of all charging points on the same phases, a point
 /// waiting below its share could wait for tens of seconds (the reaction bench saw 20 s and
@@ -62,8 +64,31 @@ const RAMP_STEP: Duration = Duration::from_millis(250);
 /// reaction time, well inside the load reserve and the fuse's tolerance.
 const MAKE_AFTER_BREAK_STEP: Current = Current::from_milliamps(1_000);
 
-/// How long a vehicle may take to follow a new current (for the other-load estimate).
-const REACTION: Duration = Duration::from_secs(2);
+/// How far back a meter value may have been measured before it arrived (its latency).
+const LATE: Duration = Duration::from_secs(1);
+
+/// How long polls are kept for the other-load estimate.
+const POLL_HISTORY: Duration = Duration::from_secs(10);
+
+/// No raise of a charging point within this time after its level was reduced (no reversal;
+/// reductions are never held). Off for now: with 60 s a ramp's last step, which the
+/// conservative estimate can take for house load, held the point 1 A below its share for
+/// good (`a_ramp_followed_at_once_is_not_taken_for_house_load_with_a_fast_meter`).
+const REVERSAL: Duration = Duration::ZERO;
+
+/// Polls around a reading that differ by more than this leave the estimate inexact.
+const EXACT: Current = Current::from_milliamps(500);
+
+/// The dead band: a raise smaller than this is not made.
+const BAND: Current = Current::from_milliamps(1_000);
+
+/// Raises are granted on the highest other load of the last `HOLD` (within [`NOISE`] of the
+/// latest), so that meter noise does not move setpoints up and down.
+const HOLD: Duration = Duration::from_secs(60);
+
+/// Other-load values more than this above the latest are a real drop of the house load, not
+/// noise: they do not hold raises back.
+const NOISE: Current = Current::from_milliamps(4_000);
 
 /// How long after a meter value polls may refine the other-load estimate; a shortage seen in
 /// this window is tentative (charging points are held at their minimum, not interrupted).
@@ -284,6 +309,13 @@ struct Commanded {
     reduced: bool,
 }
 
+/// One allocation with the caps after it.
+struct Plan {
+    currents: BTreeMap<ChargePointId, Current>,
+    limits: Limits,
+    overcurrent: bool,
+}
+
 /// The DLM controller (see the module docs).
 #[derive(Debug)]
 pub struct Controller {
@@ -321,8 +353,18 @@ pub struct Controller {
     fresh: PerPhase<bool>,
     /// Per charging point, the load its last poll before the last meter reading showed.
     polled_at_meter: Loads,
-    /// Per charging point, its latest poll after the last meter reading.
+    /// Per charging point, the least of its polls after the last meter reading.
     polled_after_meter: Loads,
+    /// Per charging point, the most of its polls after the last meter reading.
+    polled_after_max: Loads,
+    /// The other load on the higher estimate of the charging load (see
+    /// [`Self::estimate_other`]): what levels already granted are kept on.
+    other_kept: PerPhase<Option<Current>>,
+    /// The estimate of the last reading is final (REFINE has passed).
+    estimate_final: bool,
+    /// Every charging point's polls around the last reading agree (within [`EXACT`]): the
+    /// estimate is no vehicle in transition, and the dead band may hold on to it.
+    exact: bool,
     /// Per charging point, what it was commanded from a reaction time before its last poll
     /// up to the last meter reading.
     commanded_before_meter: BTreeMap<ChargePointId, Commanded>,
@@ -342,6 +384,16 @@ pub struct Controller {
     limits: Limits,
     /// Per charging point: its vehicle drew less than it may at its last poll.
     draws_less: [bool; ChargePointId::COUNT as usize],
+    /// What was learned about the vehicle at each charging point (see [`VehicleModel`]).
+    vehicles: BTreeMap<ChargePointId, VehicleModel>,
+    /// Per charging point, its polled load (grid phases) over the last seconds.
+    polls: BTreeMap<ChargePointId, VecDeque<(Instant, PerPhase<Current>)>>,
+    /// The other-load estimate over the last [`HOLD`] (for the dead band).
+    others: VecDeque<(Instant, PerPhase<Current>)>,
+    /// Per charging point, the level last decided before the ramp (the dead band holds it).
+    levels: BTreeMap<ChargePointId, Current>,
+    /// Per charging point, when its level was last reduced (no raise within [`REVERSAL`]).
+    reduced_at: BTreeMap<ChargePointId, Instant>,
 }
 
 impl Controller {
@@ -366,6 +418,10 @@ impl Controller {
             fresh: PerPhase::splat(false),
             polled_at_meter: Loads::new(),
             polled_after_meter: Loads::new(),
+            polled_after_max: Loads::new(),
+            other_kept: PerPhase::splat(None),
+            estimate_final: true,
+            exact: false,
             commanded_before_meter: BTreeMap::new(),
             last_poll: BTreeMap::new(),
             lowered_at: BTreeMap::new(),
@@ -375,7 +431,24 @@ impl Controller {
             commanded: VecDeque::new(),
             limits: Limits::default(),
             draws_less: [false; ChargePointId::COUNT as usize],
+            vehicles: BTreeMap::new(),
+            polls: BTreeMap::new(),
+            others: VecDeque::new(),
+            levels: BTreeMap::new(),
+            reduced_at: BTreeMap::new(),
         }
+    }
+
+    /// What the DLM learned about the vehicle at `cp` (`None` without a vehicle).
+    pub fn vehicle(&self, cp: ChargePointId) -> Option<&VehicleModel> {
+        self.vehicles.get(&cp)
+    }
+
+    /// The reaction time assumed for the vehicle at `cp`.
+    fn reaction(&self, cp: ChargePointId) -> Duration {
+        self.vehicles
+            .get(&cp)
+            .map_or(vehicle::DEFAULT_REACTION, VehicleModel::reaction)
     }
 
     /// The settings it runs.
@@ -435,17 +508,23 @@ impl Controller {
         if new_reading {
             self.meter_at = Some(now);
             self.fresh = PerPhase::splat(false);
-            self.polled_at_meter = self.charging_loads(env);
+            self.polled_at_meter = env
+                .points
+                .keys()
+                .filter_map(|cp| Some((*cp, self.drawn_before(*cp, now, env)?)))
+                .collect();
             self.commanded_before_meter = self
                 .polled_at_meter
                 .keys()
                 .map(|cp| {
                     let tp = self.last_poll.get(cp).copied().unwrap_or(now);
-                    let from = tp.checked_sub(REACTION).unwrap_or(tp);
+                    let from = tp.checked_sub(self.reaction(*cp)).unwrap_or(tp);
                     (*cp, self.commanded_during(*cp, from, now))
                 })
                 .collect();
             self.polled_after_meter.clear();
+            self.polled_after_max.clear();
+            self.estimate_final = false;
         }
         self.fresh.set(phase, true);
         self.estimate_other(now);
@@ -474,9 +553,13 @@ impl Controller {
     /// after that it is held until the next reading.
     fn estimate_other(&mut self, now: Instant) {
         let Some(at) = self.meter_at else { return };
-        if now.saturating_duration_since(at) > REFINE {
+        if self.estimate_final {
             return;
         }
+        // After REFINE the estimate is final: a point that sent no poll after the reading is
+        // counted with what it drew before it, not with what it was told.
+        let expired = now.saturating_duration_since(at) >= REFINE;
+        self.estimate_final = expired;
         let zero = PerPhase::splat(Current::ZERO);
         let mut charging = zero;
         let points: BTreeSet<ChargePointId> = self
@@ -485,22 +568,69 @@ impl Controller {
             .chain(self.polled_after_meter.keys())
             .copied()
             .collect();
+        let mut kept = zero;
+        let mut exact = true;
         for cp in points {
             let before = self.polled_at_meter.get(&cp).copied().unwrap_or(zero);
-            let steady = self.commanded_during(cp, at.checked_sub(REACTION).unwrap_or(at), now);
-            let after = self.polled_after_meter.get(&cp).filter(|_| !steady.changed);
+            let after = self.polled_after_meter.get(&cp);
+            let after_max = self.polled_after_max.get(&cp);
             let window = self.commanded_before_meter.get(&cp).copied();
+            // Only what it was told from at least its reaction time before the reading, and
+            // not less since, can explain what the reading saw.
+            let followed = at.checked_sub(self.reaction(cp)).unwrap_or(at);
+            let commanded = self.commanded_during(cp, followed, at);
+            // Only about a point polled regularly (a poll after the reading will confirm it).
+            let known = self.commanded.front().is_some_and(|(t, _)| *t <= followed)
+                && self
+                    .last_poll
+                    .get(&cp)
+                    .is_some_and(|t| at.saturating_duration_since(*t) <= LATE + LATE);
+            let used = self.phases_drawn(cp);
             for p in Phase::ALL {
+                let (low, high) = after
+                    .zip(after_max)
+                    .map_or((before.get(p), before.get(p)), |(a, b)| {
+                        (a.get(p).min(before.get(p)), b.get(p).max(before.get(p)))
+                    });
+                if after.is_none() || high.saturating_sub(low) > EXACT {
+                    exact = false;
+                }
                 let drew = match after {
-                    Some(after) => after.get(p).min(steady.max.get(p)),
+                    // The polls around the reading bracket what the vehicle drew at its
+                    // moment (a vehicle does not go down and up again within a second):
+                    // the lower one counts.
+                    Some(after) => after.get(p).min(before.get(p)),
                     None => match window {
                         Some(w) if w.reduced => before.get(p).min(w.min.get(p)),
                         _ => before.get(p),
                     },
                 };
                 charging.set(p, charging.get(p) + drew);
+                // What levels already granted are kept on: the higher end of the bracket as
+                // far as the vehicle was told so (its own start or rise, which the plan that
+                // told it already counted, is not house load).
+                // Before the polls after the reading come in (within a second), what it was
+                // told stands for what it may already draw.
+                let told = if expired || !known || !used.get(p) {
+                    before.get(p)
+                } else {
+                    commanded.min.get(p)
+                };
+                let seen = after_max.map_or(told, |a| a.get(p)).max(before.get(p));
+                let high = seen
+                    .min(
+                        if known && used.get(p) {
+                            commanded.min.get(p)
+                        } else {
+                            Current::ZERO
+                        }
+                        .max(before.get(p)),
+                    )
+                    .max(drew);
+                kept.set(p, kept.get(p) + high);
             }
         }
+        self.exact = exact;
         for p in Phase::ALL {
             if !self.fresh.get(p) {
                 continue;
@@ -511,6 +641,10 @@ impl Controller {
             self.other.set(
                 p,
                 Some(meter.saturating_sub(charging.get(p)).max(Current::ZERO)),
+            );
+            self.other_kept.set(
+                p,
+                Some(meter.saturating_sub(kept.get(p)).max(Current::ZERO)),
             );
         }
     }
@@ -562,18 +696,105 @@ impl Controller {
     }
 
     /// A charging point was polled: within REFINE after a meter reading the poll may stand
-    /// for the reading's moment (see [`Self::estimate_other`]).
+    /// for the reading's moment (see [`Self::estimate_other`]); the vehicle model learns
+    /// from it.
     fn polled(&mut self, cp: ChargePointId, now: Instant, env: &Env) {
         self.last_poll.insert(cp, now);
+        let point = env.points.get(&cp).copied().unwrap_or_default();
+        if point.connected && !point.invalid {
+            let offered = self.final_target(cp, env).unwrap_or(Current::ZERO);
+            let drawn = point.currents.map_or(Current::ZERO, |c| {
+                c.0.into_iter().max().unwrap_or(Current::ZERO)
+            });
+            self.vehicles
+                .entry(cp)
+                .or_default()
+                .polled(now, drawn, offered, point.charging);
+        } else if !point.connected {
+            self.vehicles.remove(&cp);
+        }
+        let load = self.charging_load(cp, env);
+        let history = self.polls.entry(cp).or_default();
+        match load {
+            Some(l) => history.push_back((now, l)),
+            None => history.clear(),
+        }
+        while history
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > POLL_HISTORY)
+        {
+            history.pop_front();
+        }
         if self
             .meter_at
             .is_none_or(|t| now <= t || now.saturating_duration_since(t) > REFINE)
         {
             return;
         }
-        if let Some(load) = self.charging_load(cp, env) {
-            self.polled_after_meter.insert(cp, load);
+        if let Some(load) = load {
+            // Every poll after the reading bounds the draw at its moment from above (the
+            // least of them counts: the estimate of the charging load errs low).
+            let slot = self.polled_after_meter.entry(cp).or_insert(load);
+            for p in Phase::ALL {
+                slot.set(p, slot.get(p).min(load.get(p)));
+            }
+            let slot = self.polled_after_max.entry(cp).or_insert(load);
+            for p in Phase::ALL {
+                slot.set(p, slot.get(p).max(load.get(p)));
+            }
         }
+    }
+
+    /// What `cp` drew around a meter reading arriving at `at`, from the polls before it: the
+    /// least of what it reports now and the polls of the last [`LATE`] (the meter measured
+    /// a little before it sent).
+    fn drawn_before(&self, cp: ChargePointId, at: Instant, env: &Env) -> Option<PerPhase<Current>> {
+        let mut drew = self.charging_load(cp, env)?;
+        if let Some(history) = self.polls.get(&cp) {
+            let cutoff = at.checked_sub(LATE).unwrap_or(at);
+            for (_, load) in history.iter().filter(|(t, _)| *t > cutoff) {
+                for p in Phase::ALL {
+                    drew.set(p, drew.get(p).min(load.get(p)));
+                }
+            }
+        }
+        Some(drew)
+    }
+
+    /// The grid phases the vehicle at `cp` drew on in the recent polls; all of them when it
+    /// drew on none yet (a vehicle starting).
+    fn phases_drawn(&self, cp: ChargePointId) -> PerPhase<bool> {
+        let mut used = PerPhase::splat(false);
+        for (_, load) in self.polls.get(&cp).into_iter().flatten() {
+            for p in Phase::ALL {
+                if load.get(p) >= PHASE_DETECTION {
+                    used.set(p, true);
+                }
+            }
+        }
+        if used.0.iter().any(|u| *u) {
+            used
+        } else {
+            PerPhase::splat(true)
+        }
+    }
+
+    /// Whether every charging point polled shortly before the last reading has been polled
+    /// after it (the estimate is refined; raises may be granted on it).
+    fn refined(&self, now: Instant) -> bool {
+        let Some(at) = self.meter_at else {
+            return true;
+        };
+        if now.saturating_duration_since(at) > REFINE {
+            return true;
+        }
+        self.polled_at_meter.keys().all(|cp| {
+            self.polled_after_meter.contains_key(cp)
+                || self
+                    .last_poll
+                    .get(cp)
+                    .is_none_or(|t| at.saturating_duration_since(*t) > REFINE)
+        })
     }
 
     /// Remembers the charging load now commanded per charging point, on grid phases.
@@ -656,17 +877,28 @@ impl Controller {
             .last_update
             .filter(|_| self.ramping(env))
             .map(|t| t + RAMP_STEP);
-        let rotate = (self.settings.shortage == Shortage::Queue)
+        let rotate = (self.shortage() == Shortage::Queue)
             .then(|| self.rotation_due_at(env))
             .flatten();
         let refine = self
             .shortage_since
             .map(|t| t + REFINE)
             .filter(|_| self.tentative);
-        [deadline, self.high_power_until, ramping, rotate, refine]
-            .into_iter()
-            .flatten()
-            .min()
+        let finalise = self
+            .meter_at
+            .filter(|_| !self.estimate_final)
+            .map(|t| t + REFINE + Duration::from_millis(1));
+        [
+            deadline,
+            self.high_power_until,
+            ramping,
+            rotate,
+            refine,
+            finalise,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// When the queue may rotate next: a rotation interval after the last one, and not before
@@ -810,111 +1042,141 @@ impl Controller {
         } else if let Some(meter) = reading {
             // Polls just after a meter value refine the other-load estimate; later ones do not.
             self.estimate_other(now);
-            let mut available = PerPhase::splat(Current::ZERO);
+            let mut other = PerPhase::splat(Current::ZERO);
+            let mut other_kept = PerPhase::splat(Current::ZERO);
             for p in Phase::ALL {
-                let other = self.other.get(p).unwrap_or_else(|| meter.get(p));
-                available.set(p, budget.get(p).saturating_sub(other));
+                other.set(p, self.other.get(p).unwrap_or_else(|| meter.get(p)));
+                other_kept.set(p, self.other_kept.get(p).unwrap_or_else(|| meter.get(p)));
+            }
+            // Raises are granted on the higher of the held estimate and the latest cautious one.
+            let exact = self.exact && self.refined(now);
+            let held = self.held_other(now, other_kept, exact);
+            let mut cautious = held;
+            for p in Phase::ALL {
+                cautious.set(p, held.get(p).max(other.get(p)));
             }
             // A charging point with invalid currents is told 0 A but may not follow: it is
             // counted at its maximum on its phases, on top of what the meter shows of it.
+            let mut unknown = PerPhase::splat(Current::ZERO);
             for cp in &invalid {
                 if let Some(cfg) = self.point(*cp) {
                     let reserve = cfg.wired(cfg.max);
                     for p in Phase::ALL {
-                        available.set(p, available.get(p).saturating_sub(reserve.get(p)));
+                        unknown.set(p, unknown.get(p) + reserve.get(p));
                     }
                 }
             }
-            cycle.available = available;
+            let available_with = |other: PerPhase<Current>| {
+                let mut available = PerPhase::splat(Current::ZERO);
+                for p in Phase::ALL {
+                    available.set(
+                        p,
+                        budget
+                            .get(p)
+                            .saturating_sub(other.get(p))
+                            .saturating_sub(unknown.get(p)),
+                    );
+                }
+                available
+            };
+            cycle.available = available_with(other);
             let demands = self.demands(&active, env);
-            let mode = s.mode;
-            let shortage = s.shortage;
-            let mut result = allocate(available, &demands, mode, shortage);
-            let mut currents = result.currents.clone();
-            limits = result.limits;
+            let shortage = self.shortage();
+            // Three plans: what may be kept on the latest estimate; the same on the estimate
+            // held over the last HOLD (a margin against the next wobble); what may be granted
+            // on the held estimate or the latest cautious one, whichever is higher. A level
+            // above the first is reduced at once, to the second; a level is raised only to the
+            // third, and by at least BAND. Every level stays within the first plan, so the
+            // levels together stay within the budget.
+            let keep = self.plan(available_with(other_kept), &demands, env, shortage);
+            let margin = self.plan(available_with(held), &demands, env, shortage);
+            let grant = self.plan(available_with(cautious), &demands, env, shortage);
+            limits = grant.limits;
             for cp in &active {
                 if !demands.iter().any(|d| d.cp == *cp) {
                     limits.set(*cp, Self::excluded(*cp, env).unwrap_or(Limit::NoVehicle));
                 }
             }
-            if let Some(limit) = s.unbalanced_load_limit {
-                // Cap, then let the others use what the capped points left: re-allocate with
-                // the capped points' maxima lowered, until nothing changes.
-                let mut capped = demands.clone();
-                for _ in 0..3 {
-                    let before = currents.clone();
-                    super::limit_unbalance(&mut currents, &capped, limit, &mut limits);
-                    if currents == before {
-                        break;
-                    }
-                    capped.retain(|d| currents.get(&d.cp).is_some_and(|c| *c > Current::ZERO));
-                    for d in &mut capped {
-                        // Only the points the cap lowered keep their lowered maximum.
-                        if let (Some(c), Some(b)) = (currents.get(&d.cp), before.get(&d.cp))
-                            && c < b
-                        {
-                            d.max = d.max.min(*c);
-                        }
-                    }
-                    result = allocate(available, &capped, mode, shortage);
-                    for d in &demands {
-                        currents.insert(
-                            d.cp,
-                            result.currents.get(&d.cp).copied().unwrap_or(Current::ZERO),
-                        );
-                    }
-                    // A point at the maximum the cap lowered is held by the cap.
-                    for d in &capped {
-                        let lowered = demands.iter().any(|o| o.cp == d.cp && o.max > d.max);
-                        match result.limits.get(d.cp) {
-                            Some(Limit::OwnMax) if lowered => limits.set(d.cp, Limit::Unbalance),
-                            Some(l) => limits.set(d.cp, l),
-                            None => {}
-                        }
-                    }
-                }
-                super::limit_unbalance(&mut currents, &capped, limit, &mut limits);
-            }
-            if env.grid_control.is_some()
-                && let Some(watts) = s.grid_control_power_w
-            {
-                super::limit_power(
-                    &mut currents,
-                    &demands,
-                    watts,
-                    s.nominal_voltage,
-                    &mut limits,
-                );
-            }
             for cp in &active {
-                raw.insert(*cp, currents.get(cp).copied().unwrap_or(Current::ZERO));
+                let n = keep.currents.get(cp).copied().unwrap_or(Current::ZERO);
+                let m = margin
+                    .currents
+                    .get(cp)
+                    .copied()
+                    .unwrap_or(Current::ZERO)
+                    .min(n);
+                let k = grant
+                    .currents
+                    .get(cp)
+                    .copied()
+                    .unwrap_or(Current::ZERO)
+                    .min(m);
+                let level = self
+                    .levels
+                    .get(cp)
+                    .or_else(|| self.targets.get(cp))
+                    .copied()
+                    .unwrap_or(Current::ZERO);
+                let commanded = self.targets.get(cp).copied().unwrap_or(Current::ZERO);
+                let next = if level > n && commanded <= n {
+                    // Still ramping towards a level that no longer fits: the ramp stops where
+                    // it fits; what is commanded needs no reduction.
+                    n
+                } else if level > n {
+                    if let Some(l) = margin.limits.get(*cp) {
+                        limits.set(*cp, l);
+                    }
+                    m
+                } else if k > level
+                    && (level == Current::ZERO
+                        || (k >= level + BAND
+                            && self
+                                .reduced_at
+                                .get(cp)
+                                .is_none_or(|t| now.saturating_duration_since(*t) >= REVERSAL)))
+                {
+                    k
+                } else {
+                    level
+                };
+                if next < level && next > Current::ZERO {
+                    self.reduced_at.insert(*cp, now);
+                }
+                raw.insert(*cp, next);
             }
             // A shortage right after a meter value may be a car that started just before the
             // value and is not in the polls yet: hold the charging points at their minimum
-            // until the estimate is refined, instead of interrupting everyone at once.
-            // Bounded from the first sight of the shortage, not from the latest value: with a
-            // meter sending every second, a real shortage must still end in OverCurrent.
-            if result.overcurrent {
+            // until the polls after the value refine the estimate, instead of interrupting
+            // everyone at once. Bounded from the first sight of the shortage, not from the
+            // latest value: with a meter sending every second, a real shortage must still end
+            // in OverCurrent.
+            let mut overcurrent = keep.overcurrent;
+            if overcurrent {
                 self.shortage_since.get_or_insert(now);
             } else {
                 self.shortage_since = None;
             }
-            let tentative = result.overcurrent
+            let tentative = overcurrent
+                && !self.refined(now)
                 && self
                     .shortage_since
                     .is_some_and(|t| now.saturating_duration_since(t) < REFINE);
             self.tentative = tentative;
             if tentative {
                 for d in &demands {
+                    // A hold while the estimate is refined is no reduction to keep to.
+                    self.reduced_at.remove(&d.cp);
                     let charging = self.targets.get(&d.cp).is_some_and(|c| *c > Current::ZERO);
                     raw.insert(d.cp, if charging { d.min } else { Current::ZERO });
                     limits.set(d.cp, Limit::ShortagePending);
                 }
-                result.overcurrent = false;
+                overcurrent = false;
             }
             let present = self.faults.contains(&FaultCode::OverCurrent);
-            if result.overcurrent != present {
-                let text = result.overcurrent.then(|| {
+            // The fault ends only when the minimums fit the held estimate too.
+            let overcurrent = overcurrent || (present && !tentative && grant.overcurrent);
+            if overcurrent != present {
+                let text = overcurrent.then(|| {
                     let mins: Vec<String> = demands
                         .iter()
                         .map(|d| format!("{}: {}", d.cp, d.min))
@@ -932,6 +1194,7 @@ impl Controller {
                 self.set_fault(FaultCode::OverCurrent, text, &mut faults);
             }
         }
+        self.levels.clone_from(&raw);
         self.last = Some(cycle);
         self.ramp(&raw, now, env, &mut limits);
         self.limits = limits;
@@ -950,6 +1213,119 @@ impl Controller {
                 .filter_map(|cp| Some((*cp, self.targets.get(cp).copied()?)))
                 .collect(),
             limits: self.limits,
+        }
+    }
+
+    /// The shortage rule in force: the configured one, except that in per-phase mode only
+    /// the charging points that do not fit wait (issue 15, phenomenon 6; the symmetric mode
+    /// keeps the spec's "interrupt all").
+    fn shortage(&self) -> Shortage {
+        if self.settings.mode == Mode::PerPhase {
+            Shortage::Queue
+        } else {
+            self.settings.shortage
+        }
+    }
+
+    /// The other load raises are granted on: the highest refined estimate of the last
+    /// [`HOLD`] that is within [`NOISE`] of `latest` (noise), never below `latest`.
+    fn held_other(
+        &mut self,
+        now: Instant,
+        latest: PerPhase<Current>,
+        exact: bool,
+    ) -> PerPhase<Current> {
+        // Only estimates on which the polls around their reading agree are remembered (a
+        // vehicle starting or ramping between two polls is no house load to hold on to).
+        if exact && self.others.back().is_none_or(|(_, o)| *o != latest) {
+            self.others.push_back((now, latest));
+        }
+        while self
+            .others
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > HOLD)
+        {
+            self.others.pop_front();
+        }
+        let mut held = latest;
+        for (_, o) in &self.others {
+            for p in Phase::ALL {
+                let v = o.get(p);
+                if v > held.get(p) && v <= latest.get(p) + NOISE {
+                    held.set(p, v);
+                }
+            }
+        }
+        held
+    }
+
+    /// The allocation of `available` among `demands`, with the unbalanced-load cap and the
+    /// grid-control power cap after it.
+    fn plan(
+        &self,
+        available: PerPhase<Current>,
+        demands: &[Demand],
+        env: &Env,
+        shortage: Shortage,
+    ) -> Plan {
+        let s = &self.settings;
+        let mode = s.mode;
+        let mut result = allocate(available, demands, mode, shortage);
+        let mut currents = result.currents.clone();
+        let mut limits = result.limits;
+        if let Some(limit) = s.unbalanced_load_limit {
+            // Cap, then let the others use what the capped points left: re-allocate with
+            // the capped points' maxima lowered, until nothing changes.
+            let mut capped = demands.to_vec();
+            for _ in 0..3 {
+                let before = currents.clone();
+                super::limit_unbalance(&mut currents, &capped, limit, &mut limits);
+                if currents == before {
+                    break;
+                }
+                capped.retain(|d| currents.get(&d.cp).is_some_and(|c| *c > Current::ZERO));
+                for d in &mut capped {
+                    // Only the points the cap lowered keep their lowered maximum.
+                    if let (Some(c), Some(b)) = (currents.get(&d.cp), before.get(&d.cp))
+                        && c < b
+                    {
+                        d.max = d.max.min(*c);
+                    }
+                }
+                result = allocate(available, &capped, mode, shortage);
+                for d in demands {
+                    currents.insert(
+                        d.cp,
+                        result.currents.get(&d.cp).copied().unwrap_or(Current::ZERO),
+                    );
+                }
+                // A point at the maximum the cap lowered is held by the cap.
+                for d in &capped {
+                    let lowered = demands.iter().any(|o| o.cp == d.cp && o.max > d.max);
+                    match result.limits.get(d.cp) {
+                        Some(Limit::OwnMax) if lowered => limits.set(d.cp, Limit::Unbalance),
+                        Some(l) => limits.set(d.cp, l),
+                        None => {}
+                    }
+                }
+            }
+            super::limit_unbalance(&mut currents, &capped, limit, &mut limits);
+        }
+        if env.grid_control.is_some()
+            && let Some(watts) = s.grid_control_power_w
+        {
+            super::limit_power(
+                &mut currents,
+                demands,
+                watts,
+                s.nominal_voltage,
+                &mut limits,
+            );
+        }
+        Plan {
+            currents,
+            limits,
+            overcurrent: result.overcurrent,
         }
     }
 
@@ -1041,7 +1417,7 @@ impl Controller {
         if !point.connected || drawn + DRAWS_LESS > target {
             return false;
         }
-        let Some(from) = polled.checked_sub(REACTION) else {
+        let Some(from) = polled.checked_sub(self.reaction(cp)) else {
             return false;
         };
         // The history must reach back to `from`: a current first commanded after it (at
@@ -1060,16 +1436,8 @@ impl Controller {
         })
     }
 
-    /// Each charging point's own load per grid phase: measured currents, or the commanded
+    /// One charging point's own load per grid phase: measured currents, or the commanded
     /// current where a charging point measures nothing.
-    fn charging_loads(&self, env: &Env) -> Loads {
-        env.points
-            .keys()
-            .filter_map(|cp| Some((*cp, self.charging_load(*cp, env)?)))
-            .collect()
-    }
-
-    /// One charging point's own load per grid phase (see [`Self::charging_loads`]).
     fn charging_load(&self, cp: ChargePointId, env: &Env) -> Option<PerPhase<Current>> {
         let point = env.points.get(&cp)?;
         let cfg = self.point(cp)?;
@@ -1135,7 +1503,16 @@ impl Controller {
             out.push(Demand {
                 cp: *cp,
                 min: cfg.min,
-                max: if point.known { cfg.max } else { cfg.min },
+                // A vehicle that draws less than it is offered is offered its ceiling + 1 A;
+                // the rest goes to others (issue 15, phenomenon 3).
+                max: if point.known {
+                    self.vehicles
+                        .get(cp)
+                        .map_or(cfg.max, |v| v.offer_limit(cfg.max))
+                        .max(cfg.min)
+                } else {
+                    cfg.min
+                },
                 phases: grid,
                 prioritised: self.settings.prioritised == Some(*cp),
             });
@@ -1181,7 +1558,7 @@ impl Controller {
             let phases = cfg.grid_phases();
             let lowered_nearby = self.lowered_at.iter().any(|(other, t)| {
                 other != cp
-                    && now.saturating_duration_since(*t) < REACTION
+                    && now.saturating_duration_since(*t) < self.reaction(*other)
                     && self
                         .point(*other)
                         .is_some_and(|o| o.grid_phases().iter().any(|p| phases.contains(p)))
@@ -1216,13 +1593,18 @@ impl Controller {
                     }
                 }
             }
+            if next != prev
+                && let Some(model) = self.vehicles.get_mut(cp)
+            {
+                model.commanded(now, prev, next);
+            }
             let vehicle = env.points.get(cp).is_some_and(|p| p.connected);
             if vehicle && (prev == Current::ZERO) != (next == Current::ZERO) {
                 self.switched.insert(*cp, now);
             }
             self.targets.insert(*cp, next);
         }
-        if self.settings.shortage == Shortage::Queue {
+        if self.shortage() == Shortage::Queue {
             let due = self.rotation_due_at(env).is_some_and(|t| now >= t);
             if due {
                 self.rotated = Some(now);

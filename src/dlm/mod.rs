@@ -7,6 +7,7 @@
 //! * [`reason`]: why each charging point gets its current ([`Limit`], one per charging point
 //!   in [`Limits`]), recorded by the decision that set it.
 //! * [`plausible`]: whether a charging point's reported currents can be true (DLM InvCurrent).
+//! * [`vehicle`]: what the DLM learns about each vehicle (reaction delay, ceiling).
 //! * [`controller`]: the sans-IO controller around them ([`Controller`]: meter supervision,
 //!   emergency mode, high-power devices, the other-load estimate, ramps, minimum on/off
 //!   times, queue rotation), driven by [`Input`]s at injected instants.
@@ -19,6 +20,7 @@ pub mod controller;
 pub mod limits;
 pub mod plausible;
 pub mod reason;
+pub mod vehicle;
 
 pub use allocate::{Allocation, Demand, Mode, Shortage, allocate};
 pub use controller::{
@@ -27,3 +29,4 @@ pub use controller::{
 };
 pub use limits::{limit_power, limit_unbalance};
 pub use reason::{Limit, Limits};
+pub use vehicle::VehicleModel;
