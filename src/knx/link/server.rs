@@ -45,11 +45,13 @@
 //! M_PropRead.con from the same values the device stack reads
 //! ([`crate::knx::device::device_object_value`], identity and programming mode as the gateway
 //! last told them); any other object or property gets a negative .con (void DP), a start
-//! index or count other than 0/1 and 1/1 an index range error. M_PropWrite.req is answered
-//! negatively (read only): programming mode is switched by the button, the website or
-//! A_PropertyValue_Write to the device's own address through a tunnel, which reaches the
-//! device stack. M_Reset.req is acknowledged and ignored (the gateway does not restart for a
-//! KNXnet/IP client); other message codes are acknowledged and dropped with a warning.
+//! index or count other than 0/1 and 1/1 an index range error. M_PropWrite.req is handed to
+//! the gateway as [`LinkEvent::PropertyWrite`]: the device stack writes it as it writes an
+//! A_PropertyValue_Write (same property table, same events: programming mode, a completed
+//! download) and its answer comes back through [`Link::confirm_property_write`], which
+//! sends the M_PropWrite.con. M_Reset.req is acknowledged and ignored (the gateway does not
+//! restart for a KNXnet/IP client); other message codes are acknowledged and dropped with a
+//! warning.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -606,7 +608,7 @@ impl TunnelServer {
     }
 
     /// Answers one cEMI local device management request (`None`: no answer).
-    fn management(&self, channel: u8, cemi: &Cemi) -> Option<Cemi> {
+    fn management(&mut self, channel: u8, cemi: &Cemi) -> Option<Cemi> {
         let Cemi::Other { code, body } = cemi else {
             tracing::warn!(
                 channel,
@@ -614,9 +616,9 @@ impl TunnelServer {
             );
             return None;
         };
-        let (con_code, read) = match code {
-            MessageCode::MPropReadReq => (MessageCode::MPropReadCon, true),
-            MessageCode::MPropWriteReq => (MessageCode::MPropWriteCon, false),
+        let con_code = match code {
+            MessageCode::MPropReadReq => MessageCode::MPropReadCon,
+            MessageCode::MPropWriteReq => MessageCode::MPropWriteCon,
             MessageCode::MResetReq => {
                 tracing::info!(
                     channel,
@@ -639,7 +641,14 @@ impl TunnelServer {
                 return None;
             }
         };
-        let answer = self.property(&request, read);
+        if *code == MessageCode::MPropWriteReq {
+            // The device stack decides and writes; its answer comes back through
+            // `confirm_property_write`.
+            self.events
+                .push_back(LinkEvent::PropertyWrite { channel, request });
+            return None;
+        }
+        let answer = self.property(&request);
         if let Some(error) = answer.as_ref().err() {
             tracing::debug!(
                 channel,
@@ -662,7 +671,7 @@ impl TunnelServer {
     }
 
     /// The positive .con of a property request, or the error of the negative one.
-    fn property(&self, request: &PropFrame, read: bool) -> Result<PropFrame, PropError> {
+    fn property(&self, request: &PropFrame) -> Result<PropFrame, PropError> {
         // Only the device object (interface object type 0, first instance) is served.
         if request.object_type != 0 || request.instance != 1 {
             return Err(PropError::VoidDp);
@@ -674,9 +683,6 @@ impl TunnelServer {
             request.property_id,
         )
         .ok_or(PropError::VoidDp)?;
-        if !read {
-            return Err(PropError::ReadOnly);
-        }
         let data = match (request.start_index, request.count) {
             // Start index 0 reads the current number of elements (always 1 here).
             (0, 1) => 1u16.to_be_bytes().to_vec(),
@@ -961,6 +967,30 @@ impl Link for TunnelServer {
         self.own = device.own;
         self.programming_mode = device.programming_mode;
         self.identity = device.identity;
+    }
+
+    /// Sends the device stack's M_PropWrite.con on the management connection that asked
+    /// (dropped if it has gone in the meantime).
+    fn confirm_property_write(&mut self, now: Instant, channel: u8, con: PropFrame) {
+        if !self
+            .tunnels
+            .get(&channel)
+            .is_some_and(|t| t.kind == Kind::Management)
+        {
+            tracing::debug!(channel, "M_PropWrite.con for a closed connection dropped");
+            return;
+        }
+        match con.to_body() {
+            Ok(body) => self.enqueue(
+                channel,
+                Cemi::Other {
+                    code: MessageCode::MPropWriteCon,
+                    body,
+                },
+                now,
+            ),
+            Err(e) => tracing::warn!(channel, "cannot encode the M_PropWrite.con: {e}"),
+        }
     }
 
     fn handle_frame(&mut self, now: Instant, frame: LData) {

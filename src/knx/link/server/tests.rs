@@ -923,8 +923,93 @@ fn a_management_connection_reads_the_device_object() {
     assert!(sent(&mut s).is_empty());
 }
 
+/// M_PropWrite.req goes to the gateway's device stack ([`LinkEvent::PropertyWrite`]); the
+/// server sends the M_PropWrite.con it is given back, positive or negative, on that
+/// connection only.
 #[test]
-fn unknown_properties_and_writes_get_negative_confirmations() {
+fn property_writes_go_to_the_device_stack_and_its_answer_is_confirmed() {
+    let mut s = managed_server();
+    let now = Instant::now();
+    let ch = connect_management(&mut s, now, 1);
+    while s.poll_event().is_some() {}
+    s.handle_datagram(
+        now,
+        client_addr(1),
+        &prop_request(ch, 0, MessageCode::MPropWriteReq, 0, 54, 1, &[1]),
+    );
+    // Acknowledged at once, answered only when the device stack has written.
+    let out = sent(&mut s);
+    assert!(
+        matches!(
+            out.as_slice(),
+            [(_, KnxIpFrame::DeviceConfigurationAck { sequence: 0, .. })]
+        ),
+        "{out:?}"
+    );
+    let request = PropFrame {
+        object_type: 0,
+        instance: 1,
+        property_id: 54,
+        count: 1,
+        start_index: 1,
+        data: vec![1],
+    };
+    assert_eq!(
+        s.poll_event(),
+        Some(LinkEvent::PropertyWrite {
+            channel: ch,
+            request: request.clone()
+        })
+    );
+    assert_eq!(s.poll_event(), None);
+    let positive = PropFrame {
+        data: Vec::new(),
+        ..request.clone()
+    };
+    s.confirm_property_write(now, ch, positive.clone());
+    let out = sent(&mut s);
+    let [
+        (
+            to,
+            KnxIpFrame::DeviceConfigurationRequest {
+                channel_id,
+                sequence: 0,
+                cemi: Cemi::Other { code, body },
+            },
+        ),
+    ] = out.as_slice()
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!((*to, *channel_id), (client_addr(1), ch));
+    assert_eq!(*code, MessageCode::MPropWriteCon);
+    assert_eq!(PropFrame::parse(body).unwrap(), positive);
+    s.handle_datagram(now, client_addr(1), &device_ack(ch, 0));
+    // A negative answer goes out as it is given.
+    s.confirm_property_write(now, ch, request.error(PropError::ReadOnly));
+    let out = sent(&mut s);
+    let [
+        (
+            _,
+            KnxIpFrame::DeviceConfigurationRequest {
+                cemi: Cemi::Other { body, .. },
+                ..
+            },
+        ),
+    ] = out.as_slice()
+    else {
+        panic!("{out:?}")
+    };
+    let con = PropFrame::parse(body).unwrap();
+    assert_eq!((con.count, con.data), (0, vec![0x05]));
+    s.handle_datagram(now, client_addr(1), &device_ack(ch, 1));
+    // An answer for a connection that has gone, or for a tunnel, is dropped.
+    s.confirm_property_write(now, ch.wrapping_add(7), request);
+    assert!(sent(&mut s).is_empty());
+}
+
+#[test]
+fn unknown_properties_get_negative_confirmations() {
     let mut s = managed_server();
     let now = Instant::now();
     let ch = connect_management(&mut s, now, 1);
@@ -959,25 +1044,6 @@ fn unknown_properties_and_writes_get_negative_confirmations() {
             MessageCode::MPropReadCon,
             0x09,
         ),
-        // Programming mode is not written over KNXnet/IP.
-        (
-            MessageCode::MPropWriteReq,
-            0,
-            54,
-            1,
-            vec![1],
-            MessageCode::MPropWriteCon,
-            0x05,
-        ),
-        (
-            MessageCode::MPropWriteReq,
-            0,
-            99,
-            1,
-            vec![1],
-            MessageCode::MPropWriteCon,
-            0x07,
-        ),
     ];
     for (seq, (req, object_type, pid, start, data, want_code, error)) in (0u8..).zip(cases) {
         s.handle_datagram(
@@ -1002,8 +1068,8 @@ fn unknown_properties_and_writes_get_negative_confirmations() {
     }
     // M_Reset.req and a malformed M_PropRead.req are acknowledged, not answered.
     for (seq, code, body) in [
-        (5u8, MessageCode::MResetReq, vec![]),
-        (6, MessageCode::MPropReadReq, vec![0x00]),
+        (3u8, MessageCode::MResetReq, vec![]),
+        (4, MessageCode::MPropReadReq, vec![0x00]),
     ] {
         let request = bytes(&KnxIpFrame::DeviceConfigurationRequest {
             channel_id: ch,
