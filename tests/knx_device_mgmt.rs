@@ -4,7 +4,8 @@
 //! (03.06.03 §4.1.7) in DEVICE_CONFIGURATION_REQUESTs, acknowledges the server's answers,
 //! gets a negative confirmation for a property that does not exist, switches programming
 //! mode on and off with M_PropWrite.req (seen on the website and in SEARCH_RESPONSE), gets
-//! the cEMI errors for refused writes and disconnects.
+//! the cEMI errors for refused writes, reads the KNXnet/IP parameter object (type 11, KNX
+//! 03.08.03 §2.5) and disconnects. xknx decodes every M_PropWrite.con the gateway sent.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -328,6 +329,41 @@ fn ets_reads_and_writes_the_device_object_over_a_device_management_connection() 
         search_programming_mode(server)
     });
     assert_eq!(client.read(54).data, [0]);
+
+    // The KNXnet/IP parameter object (type 11, KNX 03.08.03 §2.5): the address the server is
+    // bound to, its netmask from the machine (once the gateway has read it), the individual
+    // address, the fixed multicast address, the 30-octet friendly name; read-only here.
+    let ip = |client: &mut Client, pid: u8| {
+        client
+            .request(MessageCode::MPropReadReq, 11, pid, 1, &[])
+            .data
+    };
+    let started = Instant::now();
+    while ip(&mut client, 58) != [255, 0, 0, 0] {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the loopback netmask never reached the parameter object"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(ip(&mut client, 57), [127, 0, 0, 1]);
+    assert_eq!(ip(&mut client, 1), [0, 11]);
+    assert_eq!(
+        ip(&mut client, 52),
+        [0x11, 0x14],
+        "single-charger.toml: 1.1.20"
+    );
+    assert_eq!(ip(&mut client, 65), [224, 0, 23, 12]);
+    assert_eq!(
+        ip(&mut client, 68),
+        [0, 3],
+        "device management and tunnelling"
+    );
+    let count = client.request(MessageCode::MPropReadReq, 11, 76, 0, &[]);
+    assert_eq!(count.data, [0, 30]);
+    let written = client.request(MessageCode::MPropWriteReq, 11, 60, 1, &[192, 168, 1, 5]);
+    assert_eq!((written.count, written.data.as_slice()), (0, &[0x05u8][..]));
+    confirmations.push(written);
     client.disconnect();
     xknx_parses(&confirmations);
 }
@@ -374,6 +410,6 @@ for raw in sys.argv[1:]:
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .collect::<Vec<_>>(),
-        ["ok", "5", "7", "1", "ok"]
+        ["ok", "5", "7", "1", "ok", "5"]
     );
 }

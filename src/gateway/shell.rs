@@ -282,6 +282,17 @@ fn spawn_inner(
                         let mut config = *config;
                         // The bus access is the command line's, not the download's.
                         config.knx.link.clone_from(&core.config().knx.link);
+                        if config.ip != core.config().ip {
+                            // The OS network settings are written at start (`app`): changing
+                            // them under a running ETS connection would cut it.
+                            let ip = &config.ip;
+                            let address = if ip.dhcp {
+                                "DHCP".to_owned()
+                            } else {
+                                format!("{}/{} via {}", ip.address, ip.subnet_mask, ip.gateway)
+                            };
+                            info!(dhcp = ip.dhcp, %address, "the new configuration changes the IP settings; they take effect at the next start of the gateway, the running network is left as it is");
+                        }
                         if let (Some(fleet), Some(tx)) = (fleet.as_mut(), fleet_events.as_ref()) {
                             let (changed, senders) =
                                 fleet.reconfigure(core.config(), &config, tx).await;

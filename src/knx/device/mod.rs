@@ -18,6 +18,7 @@
 //! block of `knx_master.xml` for the objects and the load procedures; the device side as
 //! thelsing/knx `src/knx/bau_systemB.cpp` answers (see `docs/device-management.md`).
 
+pub mod ip;
 pub mod load;
 pub mod properties;
 pub mod transport;
@@ -598,10 +599,18 @@ impl Device {
     /// cEMI local device management, M_PropWrite.req (KNX 03.06.03 §4.1.7; a KNXnet/IP
     /// device-management connection to the built-in server): the object addressed by type
     /// and instance, written as an A_PropertyValue_Write to it would be
-    /// ([`Device::write_element`]), with the same events (programming mode, a completed
+    /// (`write_element`), with the same events (programming mode, a completed
     /// download). Returns the element as it reads back after the write (the positive
     /// M_PropWrite.con itself carries no data) or the error of the negative one.
     pub fn local_property_write(&mut self, request: &PropFrame) -> Result<Vec<u8>, PropError> {
+        if request.object_type == properties::KNXIP_PARAMETER_TYPE && request.instance == 1 {
+            // The IP settings come with the parameters of a download (spec 8.3.2) and apply
+            // at the next start; this object only reports them (`ip`).
+            return Err(match properties::knxip_find(request.property_id) {
+                Some(_) => PropError::ReadOnly,
+                None => PropError::VoidDp,
+            });
+        }
         let object = Self::object_index(request.object_type, request.instance)?;
         self.write_element(
             object,

@@ -605,7 +605,13 @@ fn local_property_write_switches_programming_mode_like_a_property_value_write() 
 #[test]
 fn local_property_write_errors_follow_cemi() {
     let mut device = Device::new(identity(), DeviceState::default());
-    let cases: [(PropFrame, PropError); 8] = [
+    let cases: [(PropFrame, PropError); 10] = [
+        // The KNXnet/IP parameter object (type 11) only reports the IP settings.
+        (
+            m_prop_write(11, 60, 1, &[192, 168, 1, 5]),
+            PropError::ReadOnly,
+        ),
+        (m_prop_write(11, 200, 1, &[1]), PropError::VoidDp),
         // Read-only properties of the property table.
         (
             m_prop_write(0, pid::SERIAL_NUMBER, 1, &[0; 6]),

@@ -266,6 +266,9 @@ pub enum LinkControl {
     /// The device's addresses, programming mode or identity changed
     /// ([`Link::set_own_device`]).
     Device(OwnDevice),
+    /// The gateway's IP settings, for the built-in server's KNXnet/IP parameter object
+    /// ([`Link::set_ip_parameters`]).
+    IpParameters(crate::knx::device::ip::IpParameters),
     /// The device stack's answer to a [`LinkEvent::PropertyWrite`]: the M_PropWrite.con
     /// (positive with the element read back, or negative with the error code,
     /// [`PropFrame::error`]) for that channel ([`Link::confirm_property_write`]).
@@ -352,10 +355,16 @@ pub trait Link {
     fn confirm_property_write(&mut self, now: Instant, channel: u8, con: PropFrame) {
         let _ = (now, channel, con);
     }
+    /// The gateway's IP settings changed (or are told the first time); only the built-in
+    /// server reports them (KNXnet/IP parameter object). Others ignore them.
+    fn set_ip_parameters(&mut self, ip: crate::knx::device::ip::IpParameters) {
+        let _ = ip;
+    }
     /// Carries out what the gateway told the link.
     fn handle_control(&mut self, now: Instant, control: LinkControl) {
         match control {
             LinkControl::Device(device) => self.set_own_device(device),
+            LinkControl::IpParameters(ip) => self.set_ip_parameters(ip),
             LinkControl::PropertyWriteCon { channel, con } => {
                 self.confirm_property_write(now, channel, con);
             }
