@@ -89,6 +89,7 @@ fn main() {
                     last = now;
                 }
                 Ok(Some(LinkEvent::State(s))) => println!("receiver state {s:?}"),
+                Ok(Some(LinkEvent::PropertyWrite { .. })) => {}
                 Ok(None) | Err(_) => break,
             }
         }

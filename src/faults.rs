@@ -369,7 +369,13 @@ impl FaultBoard {
         let before = state.display();
         if let Some(gone) = state.present.remove(&code) {
             tracing::info!("fault cleared: {gone}");
-            if let Some(next) = state.highest_present().cloned() {
+            // A displayed fault that is still present stays (a lower one that was cleared
+            // never showed); otherwise the highest still present takes its place.
+            let shown_present = state
+                .last
+                .as_ref()
+                .is_some_and(|l| state.present.contains_key(&l.code));
+            if !shown_present && let Some(next) = state.highest_present().cloned() {
                 state.last = Some(next);
             }
         }
@@ -536,6 +542,18 @@ mod tests {
         board.clear(Scope::Device, FaultCode::ConfCharger);
         assert_eq!(board.display(Scope::Device).text(), "SmartMeterTOut");
         assert!(board.display(Scope::Device).present);
+    }
+
+    /// Of two present faults of equal severity the one shown stays shown when a lower one,
+    /// which never showed, goes away.
+    #[test]
+    fn clearing_a_hidden_fault_leaves_the_shown_one() {
+        let mut board = FaultBoard::new();
+        board.raise(Fault::device(FaultCode::ConfEMeter, "duplicate address"));
+        board.raise(Fault::device(FaultCode::ConfNoCharger, "nothing complete"));
+        board.raise(Fault::device(FaultCode::SmartMeterTOut, "silent"));
+        assert!(!board.clear(Scope::Device, FaultCode::SmartMeterTOut));
+        assert_eq!(board.display(Scope::Device).text(), "Conf NoCharger");
     }
 
     #[test]

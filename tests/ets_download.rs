@@ -97,9 +97,10 @@ fn commission(python: &Path, knx: &str, ready: &str, port: u16, env: &[(&str, St
         .or_default()
         .push(ga("7/0/1"));
     all.group_addresses.insert(GoNumber(51), vec![ga("7/1/51")]);
-    // par: one parameter changed, links as before.
+    // par: parameters changed (the IP address among them), links as before.
     let mut par = all.clone();
     par.knx.max_telegram_rate = 17;
+    par.ip.address = std::net::Ipv4Addr::new(192, 168, 1, 11);
     // grp: links changed, parameters as after par.
     let mut grp = par.clone();
     grp.group_addresses.remove(&GoNumber(51));
@@ -217,6 +218,16 @@ fn commission(python: &Path, knx: &str, ready: &str, port: u16, env: &[(&str, St
     );
     let started = concat!("knx-echarge ", env!("CARGO_PKG_VERSION"), " starting");
     assert_eq!(text.matches(started).count(), 1, "{text}");
+    // The IP address of `par` is stored, not applied while running: logged once (`grp`
+    // keeps it).
+    assert_eq!(
+        text.matches(
+            "the new configuration changes the IP settings; they take effect at the next start"
+        )
+        .count(),
+        1,
+        "{text}"
+    );
     let cookie = support::login(http, &password).expect("login");
     let status = support::get_json(http, "/api/v1/status", &cookie).unwrap();
     assert_eq!(status["device"]["individual_address"], "1.1.20");
@@ -250,6 +261,10 @@ fn commission(python: &Path, knx: &str, ready: &str, port: u16, env: &[(&str, St
     assert_eq!(exported, grp);
     assert_eq!(exported.group_addresses[&GoNumber(2)][0], ga("7/2/2"));
     assert_eq!(exported.knx.max_telegram_rate, 17);
+    assert_eq!(
+        exported.ip.address,
+        std::net::Ipv4Addr::new(192, 168, 1, 11)
+    );
 }
 
 /// The gateway binary on the data directory `data` (no `--config`: what ETS downloaded or

@@ -2,7 +2,10 @@
 //! KNXnet/IP device-management connection (CRI type 0x03, KNX 03.08.03) to the built-in
 //! tunnelling server, reads the device object's properties with cEMI M_PropRead.req
 //! (03.06.03 §4.1.7) in DEVICE_CONFIGURATION_REQUESTs, acknowledges the server's answers,
-//! gets a negative confirmation for a property that does not exist and disconnects.
+//! gets a negative confirmation for a property that does not exist, switches programming
+//! mode on and off with M_PropWrite.req (seen on the website and in SEARCH_RESPONSE), gets
+//! the cEMI errors for refused writes, reads the KNXnet/IP parameter object (type 11, KNX
+//! 03.08.03 §2.5) and disconnects. xknx decodes every M_PropWrite.con the gateway sent.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -85,13 +88,36 @@ impl Client {
 
     /// Sends an M_PropRead.req of the device object and returns the M_PropRead.con.
     fn read(&mut self, property_id: u8) -> PropFrame {
+        self.request(MessageCode::MPropReadReq, 0, property_id, 1, &[])
+    }
+
+    /// Sends an M_PropWrite.req of one element of the device object and returns the
+    /// M_PropWrite.con.
+    fn write(&mut self, property_id: u8, data: &[u8]) -> PropFrame {
+        self.request(MessageCode::MPropWriteReq, 0, property_id, 1, data)
+    }
+
+    /// Sends one cEMI local device management request; returns the confirmation, after
+    /// checking its message code and acknowledging it.
+    fn request(
+        &mut self,
+        code: MessageCode,
+        object_type: u16,
+        property_id: u8,
+        start_index: u16,
+        data: &[u8],
+    ) -> PropFrame {
         let request = PropFrame {
-            object_type: 0,
+            object_type,
             instance: 1,
             property_id,
             count: 1,
-            start_index: 1,
-            data: Vec::new(),
+            start_index,
+            data: data.to_vec(),
+        };
+        let con_code = match code {
+            MessageCode::MPropReadReq => MessageCode::MPropReadCon,
+            _ => MessageCode::MPropWriteCon,
         };
         let sequence = self.sequence;
         self.sequence = self.sequence.wrapping_add(1);
@@ -102,7 +128,7 @@ impl Client {
                 channel_id: self.channel,
                 sequence,
                 cemi: Cemi::Other {
-                    code: MessageCode::MPropReadReq,
+                    code,
                     body: request.to_body().unwrap(),
                 },
             },
@@ -121,7 +147,7 @@ impl Client {
                     sequence: s,
                     cemi: Cemi::Other { code, body },
                 }) if channel_id == self.channel => {
-                    assert_eq!(code, MessageCode::MPropReadCon);
+                    assert_eq!(code, con_code);
                     send(
                         &self.socket,
                         self.server,
@@ -133,7 +159,7 @@ impl Client {
                     );
                     answer = Some(PropFrame::parse(&body).unwrap());
                 }
-                other => panic!("PID {property_id}: {other:?}"),
+                other => panic!("{code} of type {object_type} PID {property_id}: {other:?}"),
             }
         }
         answer.unwrap()
@@ -158,24 +184,63 @@ impl Client {
     }
 }
 
+/// Programming mode as the server's SEARCH_RESPONSE reports it (device status bit 0 of the
+/// device information DIB, KNX 03.08.02).
+fn search_programming_mode(server: SocketAddr) -> bool {
+    let socket = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    send(
+        &socket,
+        server,
+        &KnxIpFrame::SearchRequest {
+            discovery_endpoint: hpai(&socket),
+        },
+    );
+    match receive(&socket, Duration::from_secs(2)) {
+        Some(KnxIpFrame::SearchResponse { description, .. }) => {
+            description.device_info.programming_mode()
+        }
+        other => panic!("no SEARCH_RESPONSE: {other:?}"),
+    }
+}
+
+/// Polls until `what` returns `want` (the website and the DIB follow the device stack within
+/// one turn of the gateway's loop).
+fn eventually(what: &str, want: bool, mut f: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while f() != want {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{what} did not become {want}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
-fn ets_reads_the_device_object_over_a_device_management_connection() {
+fn ets_reads_and_writes_the_device_object_over_a_device_management_connection() {
     let port = UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let server = SocketAddr::from(([127, 0, 0, 1], port));
+    let http = support::free_tcp();
     let data = tempfile::tempdir().unwrap();
+    let log = data.path().join("gateway.log");
     let _gateway = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_knx-echarge"))
             .args(["run", "--config"])
             .arg(Path::new(CRATE).join("examples/single-charger.toml"))
             .args(["--no-chargers", "--knx", &format!("server://{server}")])
+            .args(["--http", &http.to_string()])
             .arg("--data-dir")
-            .arg(data.path())
+            .arg(data.path().join("data"))
+            .env("NO_COLOR", "1")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap(),
     );
@@ -210,5 +275,141 @@ fn ets_reads_the_device_object_over_a_device_management_connection() {
     // A property the device object does not have: negative .con, error 0x07 (void DP).
     let none = client.read(200);
     assert_eq!((none.count, none.data.as_slice()), (0, &[0x07u8][..]));
+
+    // Programming mode switched on by M_PropWrite (PID 54): the positive .con carries the
+    // written value; the website, the SEARCH_RESPONSE DIB and M_PropRead show it.
+    let text = support::wait_for_log(&log, "device website on", Duration::from_secs(20));
+    let password = text
+        .lines()
+        .find_map(|l| {
+            l.split_once("at first start): ")
+                .map(|(_, p)| p.trim().to_owned())
+        })
+        .expect("initial password on the console");
+    let cookie = support::login(http, &password).expect("login");
+    let website = || {
+        support::get_json(http, "/api/v1/status", &cookie).unwrap()["device"]["programming_mode"]
+            == true
+    };
+    assert!(!website() && !search_programming_mode(server));
+    let on = client.write(54, &[1]);
+    // Positive: the request's header, no data (xknx 4.0.0 `CEMIMPropWriteResponse`).
+    assert_eq!(
+        (on.property_id, on.count, on.start_index, on.data.as_slice()),
+        (54, 1, 1, &[][..])
+    );
+    let mut confirmations = vec![on];
+    eventually("programming mode on the website", true, website);
+    eventually("programming mode in SEARCH_RESPONSE", true, || {
+        search_programming_mode(server)
+    });
+    assert_eq!(client.read(54).data, [1]);
+    // Refused writes: read-only (serial number), void DP (unknown PID), out of range.
+    let refused = [
+        (11u8, vec![0u8; 6], 0x05u8),
+        (200, vec![1], 0x07),
+        (54, vec![7], 0x01),
+    ];
+    for (pid, data, error) in refused {
+        let con = client.write(pid, &data);
+        assert_eq!(
+            (con.count, con.data.as_slice()),
+            (0, &[error][..]),
+            "PID {pid}"
+        );
+        confirmations.push(con);
+    }
+    assert_eq!(client.read(54).data, [1], "a refused write changes nothing");
+    // And off again.
+    let off = client.write(54, &[0]);
+    assert_eq!((off.count, off.data.len()), (1, 0));
+    confirmations.push(off);
+    eventually("programming mode on the website", false, website);
+    eventually("programming mode in SEARCH_RESPONSE", false, || {
+        search_programming_mode(server)
+    });
+    assert_eq!(client.read(54).data, [0]);
+
+    // The KNXnet/IP parameter object (type 11, KNX 03.08.03 §2.5): the address the server is
+    // bound to, its netmask from the machine (once the gateway has read it), the individual
+    // address, the fixed multicast address, the 30-octet friendly name; read-only here.
+    let ip = |client: &mut Client, pid: u8| {
+        client
+            .request(MessageCode::MPropReadReq, 11, pid, 1, &[])
+            .data
+    };
+    let started = Instant::now();
+    while ip(&mut client, 58) != [255, 0, 0, 0] {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the loopback netmask never reached the parameter object"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(ip(&mut client, 57), [127, 0, 0, 1]);
+    assert_eq!(ip(&mut client, 1), [0, 11]);
+    assert_eq!(
+        ip(&mut client, 52),
+        [0x11, 0x14],
+        "single-charger.toml: 1.1.20"
+    );
+    assert_eq!(ip(&mut client, 65), [224, 0, 23, 12]);
+    assert_eq!(
+        ip(&mut client, 68),
+        [0, 3],
+        "device management and tunnelling"
+    );
+    let count = client.request(MessageCode::MPropReadReq, 11, 76, 0, &[]);
+    assert_eq!(count.data, [0, 30]);
+    let written = client.request(MessageCode::MPropWriteReq, 11, 60, 1, &[192, 168, 1, 5]);
+    assert_eq!((written.count, written.data.as_slice()), (0, &[0x05u8][..]));
+    confirmations.push(written);
     client.disconnect();
+    xknx_parses(&confirmations);
+}
+
+/// xknx, an independent cEMI implementation, decodes the confirmations as M_PropWrite.con
+/// with the expected error code (none for a positive one). Skipped without the venv.
+fn xknx_parses(confirmations: &[PropFrame]) {
+    let Some(python) = support::venv_python() else {
+        return;
+    };
+    let frames: Vec<String> = confirmations
+        .iter()
+        .map(|c| {
+            let mut raw = vec![0xF5];
+            raw.extend(c.to_body().unwrap());
+            raw.iter().fold(String::new(), |mut hex, b| {
+                use std::fmt::Write as _;
+                let _ = write!(hex, "{b:02x}");
+                hex
+            })
+        })
+        .collect();
+    let script = r#"
+import sys
+from xknx.cemi import CEMIFrame
+from xknx.cemi.cemi_frame import CEMIMPropWriteResponse
+for raw in sys.argv[1:]:
+    frame = CEMIFrame.from_knx(bytes.fromhex(raw))
+    assert isinstance(frame.data, CEMIMPropWriteResponse), frame
+    code = frame.data.error_code
+    print("ok" if code is None else int(code))
+"#;
+    let out = Command::new(python)
+        .args(["-c", script])
+        .args(&frames)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        ["ok", "5", "7", "1", "ok", "5"]
+    );
 }

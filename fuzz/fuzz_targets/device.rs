@@ -1,11 +1,13 @@
 //! Fuzz target: the device stack (`knx::device::Device`) fed a stream of cEMI frames and
-//! time steps cut from arbitrary bytes. Must never panic; every frame it sends must emit.
+//! time steps cut from arbitrary bytes: L_Data frames, and M_PropWrite.req as a KNXnet/IP
+//! device-management connection hands them on. Must never panic; every frame it sends must
+//! emit.
 #![no_main]
 
 use std::time::{Duration, Instant};
 
 use knx_echarge::knx::device::{Device, DeviceState, Identity};
-use knx_echarge::knx::wire::cemi::Cemi;
+use knx_echarge::knx::wire::cemi::{Cemi, MessageCode, PropFrame};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -35,6 +37,13 @@ fuzz_target!(|data: &[u8]| {
                     knx_echarge::knx::wire::cemi::Destination::Individual(device.address());
             }
             device.handle_frame(now, &frame);
+        } else if let Ok(Cemi::Other {
+            code: MessageCode::MPropWriteReq,
+            body,
+        }) = Cemi::parse(frame)
+            && let Ok(request) = PropFrame::parse(&body)
+        {
+            let _ = device.local_property_write(&request);
         }
         while let Some(out) = device.poll_transmit() {
             assert!(Cemi::LData(out).to_bytes().is_ok());

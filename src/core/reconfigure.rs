@@ -52,15 +52,24 @@ fn kept(old: &Config, new: &Config, cp: ChargePointId) -> bool {
 impl Core {
     /// Raises the configuration faults found by validation. Table 62: a charging point's (or
     /// its meter's) configuration fault is a general fault too, so objects 8/9 show it; a
-    /// later, lower one cannot overwrite it there.
+    /// later, lower one cannot overwrite it there. The device's own configuration faults
+    /// (Conf NoCharger, DLMAssociation) are raised last, so that of equal severities object 9
+    /// names the one that describes the whole device (no charging point complete: each
+    /// incomplete one also carries Conf Charger).
     pub(super) fn raise_config_faults(&mut self) {
-        for fault in self.config_faults.clone() {
-            if matches!(fault.code, FaultCode::ConfCharger | FaultCode::ConfEMeter)
-                && fault.scope() != Scope::Device
-            {
+        let (device, points): (Vec<Fault>, Vec<Fault>) = self
+            .config_faults
+            .iter()
+            .cloned()
+            .partition(|f| f.scope() == Scope::Device);
+        for fault in points {
+            if matches!(fault.code, FaultCode::ConfCharger | FaultCode::ConfEMeter) {
                 self.faults
                     .raise(Fault::device(fault.code, fault.message.clone()));
             }
+            self.faults.raise(fault);
+        }
+        for fault in device {
             self.faults.raise(fault);
         }
     }

@@ -22,8 +22,9 @@ use crate::config::Config;
 use crate::core::{Action, Core, Event, Leds, Persisted};
 use crate::faults::Fault;
 use crate::knx::device::{Device, DeviceEvent, DeviceState, EraseCode, Identity};
-use crate::knx::link::{LinkEvent, OwnDevice};
+use crate::knx::link::{LinkControl, LinkEvent, OwnDevice};
 use crate::knx::wire::cemi::LData;
+use crate::knx::wire::cemi::PropFrame;
 use crate::objects::Value;
 use crate::objects::engine::Engine;
 use crate::store::DataDir;
@@ -36,9 +37,10 @@ pub struct Bus {
     pub to_bus: mpsc::Sender<LData>,
     /// Frames from the bus (L_Data.ind) and link-state changes.
     pub from_bus: mpsc::Receiver<LinkEvent>,
-    /// The device's addresses for the link when ETS changes them (`None`: the link does not
-    /// need them).
-    pub control: Option<mpsc::Sender<OwnDevice>>,
+    /// The device's addresses for the link when ETS changes them, and the device stack's
+    /// answers to the link's [`LinkEvent::PropertyWrite`] (`None`: the link does not need
+    /// them).
+    pub control: Option<mpsc::Sender<LinkControl>>,
 }
 
 /// What the website and tests see of the running gateway.
@@ -218,6 +220,8 @@ fn spawn_inner(
         };
         // What the link was last told: address, programming mode (groups: on reconfigure).
         let mut told_link: Option<(crate::knx::IndividualAddress, bool)> = None;
+        // M_PropWrite.con to send once the link knows what the write changed.
+        let mut confirmations: Vec<(u8, PropFrame)> = Vec::new();
         let mut fleet = match (prepared, fleet_events.as_ref()) {
             (Some(p), Some(tx)) => Some(p.start(tx)),
             _ => None,
@@ -278,6 +282,17 @@ fn spawn_inner(
                         let mut config = *config;
                         // The bus access is the command line's, not the download's.
                         config.knx.link.clone_from(&core.config().knx.link);
+                        if config.ip != core.config().ip {
+                            // The OS network settings are written at start (`app`): changing
+                            // them under a running ETS connection would cut it.
+                            let ip = &config.ip;
+                            let address = if ip.dhcp {
+                                "DHCP".to_owned()
+                            } else {
+                                format!("{}/{} via {}", ip.address, ip.subnet_mask, ip.gateway)
+                            };
+                            info!(dhcp = ip.dhcp, %address, "the new configuration changes the IP settings; they take effect at the next start of the gateway, the running network is left as it is");
+                        }
                         if let (Some(fleet), Some(tx)) = (fleet.as_mut(), fleet_events.as_ref()) {
                             let (changed, senders) =
                                 fleet.reconfigure(core.config(), &config, tx).await;
@@ -326,6 +341,9 @@ fn spawn_inner(
                 told_link = Some(now_link);
                 tell_link(control.as_ref(), &engine, now_link.0, now_link.1);
             }
+            for (channel, con) in confirmations.drain(..) {
+                confirm(control.as_ref(), channel, con);
+            }
             flush(&mut engine, to_bus.as_ref()).await;
             publish(&mut image, &engine, &snap_tx);
             let now = tokio::time::Instant::now();
@@ -359,6 +377,20 @@ fn spawn_inner(
                         let mut evs = vec![Event::KnxTraffic];
                         evs.extend(received.into_iter().map(|r| Event::ObjectWritten { object: r.object, value: r.value }));
                         evs
+                    } else if let Some(LinkEvent::PropertyWrite { channel, request }) = frame {
+                        // cEMI M_PropWrite from a KNXnet/IP device-management connection:
+                        // the device stack writes it as it writes an A_PropertyValue_Write.
+                        let con = match device.local_property_write(&request) {
+                            // A positive M_PropWrite.con is the request's header without data
+                            // (xknx 4.0.0 `CEMIMPropWriteResponse.from_knx` refuses any).
+                            Ok(_) => PropFrame { data: Vec::new(), ..request },
+                            Err(error) => {
+                                debug!(channel, object_type = request.object_type, property = request.property_id, "M_PropWrite refused: {error}");
+                                request.error(error)
+                            }
+                        };
+                        confirmations.push((channel, con));
+                        vec![Event::KnxTraffic]
                     } else if let Some(LinkEvent::State(state)) = frame {
                         info!(?state, "KNX link");
                         vec![Event::KnxLink(state)]
@@ -724,10 +756,21 @@ fn after_reset(
     })
 }
 
+/// Hands the device stack's M_PropWrite.con to the link (the built-in server sends it).
+fn confirm(control: Option<&mpsc::Sender<LinkControl>>, channel: u8, con: PropFrame) {
+    let Some(control) = control else { return };
+    if control
+        .try_send(LinkControl::PropertyWriteCon { channel, con })
+        .is_err()
+    {
+        warn!(channel, "the KNX link did not take an M_PropWrite.con");
+    }
+}
+
 /// Tells the link the device's address and the group addresses of its objects (a TP-UART
 /// acknowledges frames to them) and its programming mode (the server's device info DIB).
 fn tell_link(
-    control: Option<&mpsc::Sender<OwnDevice>>,
+    control: Option<&mpsc::Sender<LinkControl>>,
     engine: &Engine,
     own: crate::knx::IndividualAddress,
     programming_mode: bool,
@@ -740,12 +783,12 @@ fn tell_link(
         .flat_map(|o| o.group_addresses.iter().copied())
         .collect();
     if control
-        .try_send(OwnDevice {
+        .try_send(LinkControl::Device(OwnDevice {
             own,
             groups: Some(groups),
             programming_mode,
             identity: identity(),
-        })
+        }))
         .is_err()
     {
         warn!("the KNX link did not take the device's new addresses");

@@ -115,6 +115,15 @@ impl Gateway {
                     reason: e.to_string(),
                 })?;
             info!(%spec, local = %link.local_addr(), "KNX link open");
+            if let link::LinkSpec::Server { .. } = spec {
+                // The KNXnet/IP parameter object that ETS reads over IP.
+                // It ends by itself once the link is gone.
+                tokio::spawn(super::ip_parameters::refresh(
+                    config.ip.clone(),
+                    Some(link.local_addr()),
+                    link.control.clone(),
+                ));
+            }
             Some(link)
         } else {
             warn!("no KNX link configured (knx.link or --knx): the gateway runs without a bus");

@@ -10,14 +10,15 @@
 //! configuration and the address: DHCP on and a 169.254/16 address is the link-local fallback
 //! of spec 8.3.2 (no DHCP server answered), any other address with DHCP on came from DHCP,
 //! DHCP off is the static address. The choice ([`choose`]) is a pure function of the
-//! interface list, so it is tested without the machine's interfaces; reading the list is
-//! [`crate::netif`]'s.
+//! interface list, so it is tested without the machine's interfaces; reading the list and the
+//! choice itself are [`crate::netif`]'s.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use serde::Serialize;
 
-pub use crate::netif::{Interface, interfaces};
+use crate::netif::link_local_v4;
+pub use crate::netif::{Interface, choose, interfaces};
 
 /// What the status page shows of the network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -36,51 +37,6 @@ pub struct NetworkView {
     /// How `ip` was obtained: `"dhcp"`, `"link-local"` (DHCP on, no server answered: 8.3.2's
     /// 169.254.x.x fallback), `"static"`, or `"none"` (no address on any interface).
     pub ip_obtained: &'static str,
-}
-
-fn link_local_v4(ip: &IpAddr) -> bool {
-    matches!(ip, IpAddr::V4(v4) if v4.is_link_local())
-}
-
-fn usable_v6(ip: &IpAddr) -> bool {
-    match ip {
-        IpAddr::V6(v6) => !v6.is_loopback() && !v6.is_unspecified() && !v6.is_unicast_link_local(),
-        IpAddr::V4(_) => false,
-    }
-}
-
-/// The address in use and its interface: the listener's address if it is bound to one; else
-/// the interface carrying `configured` (if given); else the first up, non-loopback interface
-/// with a routable IPv4, then with a link-local IPv4, then with a global IPv6 address, then a loopback IPv4. Interfaces are taken in
-/// name order, so the choice does not depend on the order the system lists them in.
-pub fn choose(
-    listen: Option<SocketAddr>,
-    configured: Option<IpAddr>,
-    interfaces: &[Interface],
-) -> Option<(IpAddr, Option<&Interface>)> {
-    let carrying = |ip: IpAddr| interfaces.iter().find(|i| i.addresses.contains(&ip));
-    if let Some(addr) = listen.filter(|a| !a.ip().is_unspecified()) {
-        return Some((addr.ip(), carrying(addr.ip())));
-    }
-    if let Some(ip) = configured.filter(|ip| !ip.is_unspecified())
-        && let Some(i) = carrying(ip)
-    {
-        return Some((ip, Some(i)));
-    }
-    let mut sorted: Vec<&Interface> = interfaces.iter().collect();
-    sorted.sort_by(|a, b| a.name.cmp(&b.name));
-    let pick = |wanted: &dyn Fn(&Interface, &IpAddr) -> bool| {
-        sorted.iter().find_map(|i| {
-            i.addresses
-                .iter()
-                .find(|ip| wanted(i, ip))
-                .map(|ip| (*ip, Some(*i)))
-        })
-    };
-    pick(&|i, ip| i.up && !i.loopback && ip.is_ipv4() && !ip.is_loopback() && !link_local_v4(ip))
-        .or_else(|| pick(&|i, ip| i.up && !i.loopback && link_local_v4(ip)))
-        .or_else(|| pick(&|i, ip| i.up && !i.loopback && usable_v6(ip)))
-        .or_else(|| pick(&|_, ip| ip.is_ipv4() && ip.is_loopback()))
 }
 
 /// The view for the status page from the listener's address, the configuration and the
@@ -133,6 +89,7 @@ mod tests {
             loopback,
             up: true,
             multicast: !loopback,
+            ..Interface::default()
         }
     }
 

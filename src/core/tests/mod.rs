@@ -205,3 +205,6 @@ mod dlm_limits;
 /// For random house loads, vehicles and parameters: once the DLM has reacted to a meter
 /// value, the charging load on no phase exceeds what the budget leaves after the house.
 mod dlm_property;
+
+/// Conf NoCharger, DLMAssociation and ContactSupport held on objects 8/9 (spec ch. 11.1).
+mod serious_faults;

@@ -18,6 +18,7 @@
 //! block of `knx_master.xml` for the objects and the load procedures; the device side as
 //! thelsing/knx `src/knx/bau_systemB.cpp` answers (see `docs/device-management.md`).
 
+pub mod ip;
 pub mod load;
 pub mod properties;
 pub mod transport;
@@ -27,7 +28,7 @@ use std::time::Instant;
 
 use crate::knx::address::{GroupAddress, IndividualAddress};
 use crate::knx::wire::apdu::{Apdu, PropertyDescription, PropertyRef, Tpdu};
-use crate::knx::wire::cemi::{Destination, LData, LDataService};
+use crate::knx::wire::cemi::{Destination, LData, LDataService, PropError, PropFrame};
 use load::{LoadOutcome, LoadState, Memory};
 use properties::{APPLICATION_OBJECT, OBJECT_TYPES, pid};
 use transport::{Transport, TransportOutput};
@@ -526,25 +527,45 @@ impl Device {
     }
 
     fn property_write(&mut self, p: PropertyRef, data: &[u8]) -> Apdu {
-        let error = Apdu::PropertyValueResponse(PropertyRef { count: 0, ..p }, Vec::new());
-        let Some((_, info)) = properties::find(p.object_index, p.property_id) else {
-            return error;
-        };
-        if !info.writable || p.start_index != 1 || p.count != 1 {
-            return error;
+        match self.write_element(p.object_index, p.property_id, p.start_index, p.count, data) {
+            Ok(()) => self.property_read(p),
+            Err(_) => Apdu::PropertyValueResponse(PropertyRef { count: 0, ..p }, Vec::new()),
         }
-        match (p.object_index, p.property_id) {
+    }
+
+    /// Writes one element of a property: the one place that decides what may be written
+    /// and how, for A_PropertyValue_Write (object index) and cEMI M_PropWrite (object type,
+    /// [`Device::local_property_write`]). The error is the cEMI one (KNX 03.06.03 §4.1.7);
+    /// A_PropertyValue_Response can only say "0 elements".
+    fn write_element(
+        &mut self,
+        object: u8,
+        id: u8,
+        start_index: u16,
+        count: u8,
+        data: &[u8],
+    ) -> Result<(), PropError> {
+        let (_, info) = properties::find(object, id).ok_or(PropError::VoidDp)?;
+        if !info.writable {
+            return Err(PropError::ReadOnly);
+        }
+        if start_index != 1 || count != 1 {
+            return Err(PropError::IndexRange);
+        }
+        match (object, id) {
             (0, pid::PROG_MODE) => match data {
-                [b] => self.set_programming_mode(b & 0x01 != 0),
-                _ => return error,
+                // Bit 0 is programming mode; a value with other bits set is refused.
+                [b @ (0 | 1)] => self.set_programming_mode(*b == 1),
+                [_] => return Err(PropError::OutOfRange),
+                _ => return Err(PropError::TypeConflict),
             },
             (0, pid::DEVICE_CONTROL) => match data {
                 [b] => self.control = *b,
-                _ => return error,
+                _ => return Err(PropError::TypeConflict),
             },
             (APPLICATION_OBJECT, pid::PROG_VERSION) => match <[u8; 5]>::try_from(data) {
                 Ok(id) => self.state.application_id = id,
-                Err(_) => return error,
+                Err(_) => return Err(PropError::TypeConflict),
             },
             (object, pid::LOAD_STATE_CONTROL) => {
                 if self.state.memory.load_control(object, data) == LoadOutcome::Completed
@@ -559,9 +580,47 @@ impl Device {
                         .push_back(DeviceEvent::LoadCompleted(self.download()));
                 }
             }
-            _ => return error,
+            _ => return Err(PropError::ReadOnly),
         }
-        self.property_read(p)
+        Ok(())
+    }
+
+    /// The object index of interface object `object_type`, instance `instance` (each type
+    /// exists once here, as instance 1).
+    fn object_index(object_type: u16, instance: u8) -> Result<u8, PropError> {
+        let index = OBJECT_TYPES
+            .iter()
+            .position(|t| *t == object_type)
+            .filter(|_| instance == 1)
+            .ok_or(PropError::VoidDp)?;
+        u8::try_from(index).map_err(|_| PropError::VoidDp)
+    }
+
+    /// cEMI local device management, M_PropWrite.req (KNX 03.06.03 §4.1.7; a KNXnet/IP
+    /// device-management connection to the built-in server): the object addressed by type
+    /// and instance, written as an A_PropertyValue_Write to it would be
+    /// (`write_element`), with the same events (programming mode, a completed
+    /// download). Returns the element as it reads back after the write (the positive
+    /// M_PropWrite.con itself carries no data) or the error of the negative one.
+    pub fn local_property_write(&mut self, request: &PropFrame) -> Result<Vec<u8>, PropError> {
+        if request.object_type == properties::KNXIP_PARAMETER_TYPE && request.instance == 1 {
+            // The IP settings come with the parameters of a download (spec 8.3.2) and apply
+            // at the next start; this object only reports them (`ip`).
+            return Err(match properties::knxip_find(request.property_id) {
+                Some(_) => PropError::ReadOnly,
+                None => PropError::VoidDp,
+            });
+        }
+        let object = Self::object_index(request.object_type, request.instance)?;
+        self.write_element(
+            object,
+            request.property_id,
+            request.start_index,
+            request.count,
+            &request.data,
+        )?;
+        self.property_value(object, request.property_id)
+            .ok_or(PropError::Unspecified)
     }
 
     fn property_description(object: u8, id: u8, index: u8) -> Apdu {

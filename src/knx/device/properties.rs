@@ -45,6 +45,47 @@ pub mod pid {
     pub const DEVICE_DESCRIPTOR: u8 = 83;
 }
 
+/// Property ids of the KNXnet/IP parameter object (interface object type 11; KNX 03.08.03
+/// §2.5, `knx_master.xml` `ObjectType="OT-11"`).
+pub mod ip_pid {
+    /// PID_PROJECT_INSTALLATION_ID.
+    pub const PROJECT_INSTALLATION_ID: u8 = 51;
+    /// PID_KNX_INDIVIDUAL_ADDRESS.
+    pub const KNX_INDIVIDUAL_ADDRESS: u8 = 52;
+    /// PID_CURRENT_IP_ASSIGNMENT_METHOD.
+    pub const CURRENT_IP_ASSIGNMENT_METHOD: u8 = 54;
+    /// PID_IP_ASSIGNMENT_METHOD.
+    pub const IP_ASSIGNMENT_METHOD: u8 = 55;
+    /// PID_IP_CAPABILITIES.
+    pub const IP_CAPABILITIES: u8 = 56;
+    /// PID_CURRENT_IP_ADDRESS.
+    pub const CURRENT_IP_ADDRESS: u8 = 57;
+    /// PID_CURRENT_SUBNET_MASK.
+    pub const CURRENT_SUBNET_MASK: u8 = 58;
+    /// PID_CURRENT_DEFAULT_GATEWAY.
+    pub const CURRENT_DEFAULT_GATEWAY: u8 = 59;
+    /// PID_IP_ADDRESS.
+    pub const IP_ADDRESS: u8 = 60;
+    /// PID_SUBNET_MASK.
+    pub const SUBNET_MASK: u8 = 61;
+    /// PID_DEFAULT_GATEWAY.
+    pub const DEFAULT_GATEWAY: u8 = 62;
+    /// PID_MAC_ADDRESS.
+    pub const MAC_ADDRESS: u8 = 64;
+    /// PID_SYSTEM_SETUP_MULTICAST_ADDRESS.
+    pub const SYSTEM_SETUP_MULTICAST_ADDRESS: u8 = 65;
+    /// PID_ROUTING_MULTICAST_ADDRESS.
+    pub const ROUTING_MULTICAST_ADDRESS: u8 = 66;
+    /// PID_TTL.
+    pub const TTL: u8 = 67;
+    /// PID_KNXNETIP_DEVICE_CAPABILITIES.
+    pub const KNXNETIP_DEVICE_CAPABILITIES: u8 = 68;
+    /// PID_KNXNETIP_DEVICE_STATE.
+    pub const KNXNETIP_DEVICE_STATE: u8 = 69;
+    /// PID_FRIENDLY_NAME.
+    pub const FRIENDLY_NAME: u8 = 76;
+}
+
 /// Property datatypes (PDT) used here (KNX 03.07.03 §2).
 pub mod pdt {
     /// PDT_CONTROL (read 1 byte, write 10 bytes).
@@ -55,6 +96,8 @@ pub mod pdt {
     pub const UNSIGNED_INT: u8 = 0x04;
     /// PDT_UNSIGNED_LONG.
     pub const UNSIGNED_LONG: u8 = 0x09;
+    /// PDT_BITSET16.
+    pub const BITSET16: u8 = 0x34;
     /// PDT_GENERIC_02.
     pub const GENERIC_02: u8 = 0x12;
     /// PDT_GENERIC_05.
@@ -131,6 +174,66 @@ const APPLICATION: &[PropertyInfo] = &[
     p(pid::MCB_TABLE, pdt::GENERIC_08, false, 8),
     p(pid::ERROR_CODE, pdt::ENUM8, false, 1),
 ];
+
+/// Interface object type of the KNXnet/IP parameter object (KNX 03.07.03 §4.1;
+/// `knx_master.xml` `OT-11` `OT_KNXIP_PARAMETER`).
+pub const KNXIP_PARAMETER_TYPE: u16 = 11;
+
+/// The KNXnet/IP parameter object's properties this device serves, all read-only here: the
+/// IP settings come with the application's parameters (spec 8.3.2) and take effect at the
+/// next start, so ETS cannot change them through this object. Datatypes: KNX 03.08.03 §2.5;
+/// `size` is the bytes of one element (the friendly name has 30 one-byte elements).
+const KNXIP_PARAMETER: &[PropertyInfo] = &[
+    p(pid::OBJECT_TYPE, pdt::UNSIGNED_INT, false, 2),
+    p(ip_pid::PROJECT_INSTALLATION_ID, pdt::UNSIGNED_INT, false, 2),
+    p(ip_pid::KNX_INDIVIDUAL_ADDRESS, pdt::UNSIGNED_INT, false, 2),
+    p(
+        ip_pid::CURRENT_IP_ASSIGNMENT_METHOD,
+        pdt::UNSIGNED_CHAR,
+        false,
+        1,
+    ),
+    p(ip_pid::IP_ASSIGNMENT_METHOD, pdt::UNSIGNED_CHAR, false, 1),
+    p(ip_pid::IP_CAPABILITIES, pdt::BITSET8, false, 1),
+    p(ip_pid::CURRENT_IP_ADDRESS, pdt::UNSIGNED_LONG, false, 4),
+    p(ip_pid::CURRENT_SUBNET_MASK, pdt::UNSIGNED_LONG, false, 4),
+    p(
+        ip_pid::CURRENT_DEFAULT_GATEWAY,
+        pdt::UNSIGNED_LONG,
+        false,
+        4,
+    ),
+    p(ip_pid::IP_ADDRESS, pdt::UNSIGNED_LONG, false, 4),
+    p(ip_pid::SUBNET_MASK, pdt::UNSIGNED_LONG, false, 4),
+    p(ip_pid::DEFAULT_GATEWAY, pdt::UNSIGNED_LONG, false, 4),
+    p(ip_pid::MAC_ADDRESS, pdt::GENERIC_06, false, 6),
+    p(
+        ip_pid::SYSTEM_SETUP_MULTICAST_ADDRESS,
+        pdt::UNSIGNED_LONG,
+        false,
+        4,
+    ),
+    p(
+        ip_pid::ROUTING_MULTICAST_ADDRESS,
+        pdt::UNSIGNED_LONG,
+        false,
+        4,
+    ),
+    p(ip_pid::TTL, pdt::UNSIGNED_CHAR, false, 1),
+    p(
+        ip_pid::KNXNETIP_DEVICE_CAPABILITIES,
+        pdt::BITSET16,
+        false,
+        2,
+    ),
+    p(ip_pid::KNXNETIP_DEVICE_STATE, pdt::UNSIGNED_CHAR, false, 1),
+    p(ip_pid::FRIENDLY_NAME, pdt::UNSIGNED_CHAR, false, 1),
+];
+
+/// The description of property `id` of the KNXnet/IP parameter object.
+pub fn knxip_find(id: u8) -> Option<PropertyInfo> {
+    KNXIP_PARAMETER.iter().find(|p| p.id == id).copied()
+}
 
 /// The properties of object `index`, in property-index order.
 pub fn properties(index: u8) -> &'static [PropertyInfo] {

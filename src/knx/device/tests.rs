@@ -550,3 +550,109 @@ fn an_interrupted_download_completes_nothing() {
     assert_eq!(before.download().parameters, Some(vec![1, 2, 3]));
     assert_eq!(ets.device.download().parameters, None);
 }
+
+/// An M_PropWrite.req body as a KNXnet/IP client sends it (KNX 03.06.03 §4.1.7).
+fn m_prop_write(object_type: u16, property_id: u8, start_index: u16, data: &[u8]) -> PropFrame {
+    PropFrame {
+        object_type,
+        instance: 1,
+        property_id,
+        count: 1,
+        start_index,
+        data: data.to_vec(),
+    }
+}
+
+/// cEMI M_PropWrite (device-management connection) is served by the same property table
+/// and write path as A_PropertyValue_Write: programming mode on and off, with the event the
+/// gateway forwards; the element read back is the positive .con's data.
+#[test]
+fn local_property_write_switches_programming_mode_like_a_property_value_write() {
+    let mut device = Device::new(identity(), DeviceState::default());
+    assert_eq!(
+        device.local_property_write(&m_prop_write(0, pid::PROG_MODE, 1, &[1])),
+        Ok(vec![1])
+    );
+    assert!(device.programming_mode());
+    assert_eq!(
+        std::iter::from_fn(|| device.poll_event()).collect::<Vec<_>>(),
+        [DeviceEvent::ProgrammingMode(true)]
+    );
+    assert_eq!(
+        device.local_property_write(&m_prop_write(0, pid::PROG_MODE, 1, &[0])),
+        Ok(vec![0])
+    );
+    assert!(!device.programming_mode());
+    // The verify-mode bit too, and the application id of object type 3 (index 4).
+    assert_eq!(
+        device.local_property_write(&m_prop_write(0, pid::DEVICE_CONTROL, 1, &[4])),
+        Ok(vec![4])
+    );
+    assert_eq!(
+        device.local_property_write(&m_prop_write(3, pid::PROG_VERSION, 1, &[0, 0xFA, 1, 2, 3])),
+        Ok(vec![0, 0xFA, 1, 2, 3])
+    );
+    // A load control: unload the group address table (type 1) answers its state.
+    let mut unload = vec![4];
+    unload.resize(10, 0);
+    assert_eq!(
+        device.local_property_write(&m_prop_write(1, pid::LOAD_STATE_CONTROL, 1, &unload)),
+        Ok(vec![0])
+    );
+}
+
+/// The negative confirmations carry the cEMI error codes (KNX 03.06.03 §4.1.7).
+#[test]
+fn local_property_write_errors_follow_cemi() {
+    let mut device = Device::new(identity(), DeviceState::default());
+    let cases: [(PropFrame, PropError); 10] = [
+        // The KNXnet/IP parameter object (type 11) only reports the IP settings.
+        (
+            m_prop_write(11, 60, 1, &[192, 168, 1, 5]),
+            PropError::ReadOnly,
+        ),
+        (m_prop_write(11, 200, 1, &[1]), PropError::VoidDp),
+        // Read-only properties of the property table.
+        (
+            m_prop_write(0, pid::SERIAL_NUMBER, 1, &[0; 6]),
+            PropError::ReadOnly,
+        ),
+        (
+            m_prop_write(1, pid::TABLE_REFERENCE, 1, &[0; 4]),
+            PropError::ReadOnly,
+        ),
+        // Unknown property, unknown object type, second instance.
+        (m_prop_write(0, 200, 1, &[1]), PropError::VoidDp),
+        (m_prop_write(17, pid::PROG_MODE, 1, &[1]), PropError::VoidDp),
+        (
+            PropFrame {
+                instance: 2,
+                ..m_prop_write(0, pid::PROG_MODE, 1, &[1])
+            },
+            PropError::VoidDp,
+        ),
+        // Start index 0 (the element count) and index 2 do not exist for writing.
+        (
+            m_prop_write(0, pid::PROG_MODE, 0, &[0, 1]),
+            PropError::IndexRange,
+        ),
+        // A value outside 0/1, and the wrong size.
+        (
+            m_prop_write(0, pid::PROG_MODE, 1, &[2]),
+            PropError::OutOfRange,
+        ),
+        (
+            m_prop_write(0, pid::PROG_MODE, 1, &[1, 1]),
+            PropError::TypeConflict,
+        ),
+    ];
+    for (request, error) in cases {
+        assert_eq!(
+            device.local_property_write(&request),
+            Err(error),
+            "{request:?}"
+        );
+    }
+    assert!(!device.programming_mode());
+    assert_eq!(device.poll_event(), None);
+}

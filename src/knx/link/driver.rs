@@ -42,7 +42,7 @@ pub(crate) struct Channels {
     pub(crate) from_bus: mpsc::Sender<LinkEvent>,
     pub(crate) shutdown: oneshot::Receiver<()>,
     /// New addresses of the device (only the serial link's machine uses them).
-    pub(crate) control: mpsc::Receiver<super::OwnDevice>,
+    pub(crate) control: mpsc::Receiver<super::LinkControl>,
 }
 
 fn socket_err(what: &'static str, addr: SocketAddr) -> impl FnOnce(std::io::Error) -> LinkError {
@@ -480,8 +480,8 @@ pub(crate) async fn run_with_discovery<P: Protocol + Send>(
                     tokio::time::sleep(RECV_ERROR_PAUSE).await;
                 }
             },
-            device = control.recv(), if control_open => match device {
-                Some(device) => machine.set_own_device(device),
+            told = control.recv(), if control_open => match told {
+                Some(told) => machine.handle_control(Instant::now(), told),
                 None => control_open = false,
             },
             frame = to_bus.recv(), if to_bus_open && !closing && machine.wants_frames() => {

@@ -32,7 +32,7 @@ use tokio::task::JoinHandle;
 
 use crate::hw::watchdog::watched;
 use crate::knx::address::{GroupAddress, IndividualAddress};
-use crate::knx::wire::cemi::LData;
+use crate::knx::wire::cemi::{LData, PropFrame};
 use crate::knx::wire::knxip::{DEFAULT_PORT, KnxIpFrame, ROUTING_MULTICAST, Status};
 
 pub mod driver;
@@ -248,6 +248,42 @@ pub enum LinkEvent {
     Frame(LData),
     /// The link's state changed.
     State(LinkState),
+    /// An M_PropWrite.req on a KNXnet/IP device-management connection of the built-in
+    /// server (cEMI local device management, KNX 03.06.03 §4.1.7), for the device stack to
+    /// serve; its answer goes back as [`LinkControl::PropertyWriteCon`] with the same
+    /// channel.
+    PropertyWrite {
+        /// The management connection's channel id.
+        channel: u8,
+        /// The request (object type, instance, property, count, start index, data).
+        request: PropFrame,
+    },
+}
+
+/// What the gateway tells a running link ([`LinkHandle::control`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkControl {
+    /// The device's addresses, programming mode or identity changed
+    /// ([`Link::set_own_device`]).
+    Device(OwnDevice),
+    /// The gateway's IP settings, for the built-in server's KNXnet/IP parameter object
+    /// ([`Link::set_ip_parameters`]).
+    IpParameters(crate::knx::device::ip::IpParameters),
+    /// The device stack's answer to a [`LinkEvent::PropertyWrite`]: the M_PropWrite.con
+    /// (positive with the element read back, or negative with the error code,
+    /// [`PropFrame::error`]) for that channel ([`Link::confirm_property_write`]).
+    PropertyWriteCon {
+        /// The management connection's channel id.
+        channel: u8,
+        /// The confirmation's body.
+        con: PropFrame,
+    },
+}
+
+impl From<OwnDevice> for LinkControl {
+    fn from(device: OwnDevice) -> Self {
+        Self::Device(device)
+    }
 }
 
 /// Why a link could not be opened.
@@ -313,6 +349,26 @@ pub trait Link {
     /// Others ignore it.
     fn set_own_device(&mut self, device: OwnDevice) {
         let _ = device;
+    }
+    /// The device stack answered a [`LinkEvent::PropertyWrite`] of `channel`; only the
+    /// built-in server, which reported it, sends the M_PropWrite.con. Others ignore it.
+    fn confirm_property_write(&mut self, now: Instant, channel: u8, con: PropFrame) {
+        let _ = (now, channel, con);
+    }
+    /// The gateway's IP settings changed (or are told the first time); only the built-in
+    /// server reports them (KNXnet/IP parameter object). Others ignore them.
+    fn set_ip_parameters(&mut self, ip: crate::knx::device::ip::IpParameters) {
+        let _ = ip;
+    }
+    /// Carries out what the gateway told the link.
+    fn handle_control(&mut self, now: Instant, control: LinkControl) {
+        match control {
+            LinkControl::Device(device) => self.set_own_device(device),
+            LinkControl::IpParameters(ip) => self.set_ip_parameters(ip),
+            LinkControl::PropertyWriteCon { channel, con } => {
+                self.confirm_property_write(now, channel, con);
+            }
+        }
     }
 }
 
@@ -386,8 +442,9 @@ pub struct LinkHandle {
     pub to_bus: mpsc::Sender<LData>,
     /// Frames from the bus (L_Data.ind) and state changes.
     pub from_bus: mpsc::Receiver<LinkEvent>,
-    /// New addresses or programming mode of the device ([`Link::set_own_device`]).
-    pub control: mpsc::Sender<OwnDevice>,
+    /// New addresses or programming mode of the device ([`Link::set_own_device`]), and the
+    /// device stack's answers to [`LinkEvent::PropertyWrite`].
+    pub control: mpsc::Sender<LinkControl>,
     local_addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
@@ -464,7 +521,7 @@ pub async fn spawn_with_groups(
     let (to_bus_tx, to_bus_rx) = mpsc::channel(TO_BUS_CAPACITY);
     let (from_bus_tx, from_bus_rx) = mpsc::channel(FROM_BUS_CAPACITY);
     let (shutdown_tx, shutdown_rx) = oneshot::channel();
-    let (control_tx, control_rx) = mpsc::channel(4);
+    let (control_tx, control_rx) = mpsc::channel(32);
     let channels = driver::Channels {
         to_bus: to_bus_rx,
         from_bus: from_bus_tx,

@@ -159,8 +159,8 @@ where
                     Reopen::Never => {}
                 }
             }
-            device = control.recv(), if control_open => match device {
-                Some(device) => machine.set_own_device(device),
+            told = control.recv(), if control_open => match told {
+                Some(told) => machine.handle_control(Instant::now(), told),
                 None => control_open = false,
             },
             frame = to_bus.recv(), if to_bus_open && !closing && machine.wants_frames() => {
@@ -253,12 +253,15 @@ mod tests {
         chip.write_all(&[0x8B]).await.unwrap();
         // ETS programmed another address: the chip is told at once.
         control_tx
-            .send(crate::knx::link::OwnDevice {
-                own: ia("1.1.20"),
-                groups: None,
-                programming_mode: false,
-                identity: crate::knx::device::Identity::default(),
-            })
+            .send(
+                crate::knx::link::OwnDevice {
+                    own: ia("1.1.20"),
+                    groups: None,
+                    programming_mode: false,
+                    identity: crate::knx::device::Identity::default(),
+                }
+                .into(),
+            )
             .await
             .unwrap();
         chip.read_exact(&mut b[..3]).await.unwrap();

@@ -44,12 +44,17 @@
 //! frame). Served: M_PropRead.req for the device object (type 0, instance 1), answered as
 //! M_PropRead.con from the same values the device stack reads
 //! ([`crate::knx::device::device_object_value`], identity and programming mode as the gateway
-//! last told them); any other object or property gets a negative .con (void DP), a start
-//! index or count other than 0/1 and 1/1 an index range error. M_PropWrite.req is answered
-//! negatively (read only): programming mode is switched by the button, the website or
-//! A_PropertyValue_Write to the device's own address through a tunnel, which reaches the
-//! device stack. M_Reset.req is acknowledged and ignored (the gateway does not restart for a
-//! KNXnet/IP client); other message codes are acknowledged and dropped with a warning.
+//! last told them), and for the KNXnet/IP parameter object (type 11,
+//! [`crate::knx::device::ip`], the IP settings as the gateway last told them,
+//! [`Link::set_ip_parameters`]); any other object or property gets a negative .con (void
+//! DP), a start index or count outside the property's elements an index range error (start
+//! index 0 with count 1 reads the number of elements). M_PropWrite.req is handed to
+//! the gateway as [`LinkEvent::PropertyWrite`]: the device stack writes it as it writes an
+//! A_PropertyValue_Write (same property table, same events: programming mode, a completed
+//! download) and its answer comes back through [`Link::confirm_property_write`], which
+//! sends the M_PropWrite.con. M_Reset.req is acknowledged and ignored (the gateway does not
+//! restart for a KNXnet/IP client); other message codes are acknowledged and dropped with a
+//! warning.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -60,6 +65,8 @@ use super::{
     parse_datagram,
 };
 use crate::knx::address::IndividualAddress;
+use crate::knx::device::ip::{IpParameters, knxip_parameter_elements};
+use crate::knx::device::properties::{KNXIP_PARAMETER_TYPE, knxip_find};
 use crate::knx::device::{Identity, device_object_value};
 use crate::knx::wire::cemi::{Cemi, LData, LDataService, MessageCode, PropError, PropFrame};
 use crate::knx::wire::knxip::{
@@ -125,6 +132,8 @@ pub struct TunnelServer {
     programming_mode: bool,
     /// The device object's identity (M_PropRead on management connections).
     identity: Identity,
+    /// The KNXnet/IP parameter object's values (M_PropRead of object type 11).
+    ip: IpParameters,
     local: SocketAddrV4,
     tunnels: BTreeMap<u8, Tunnel>,
     last_channel: u8,
@@ -156,6 +165,11 @@ impl TunnelServer {
             own,
             programming_mode: false,
             identity: Identity::default(),
+            // Until the gateway tells the network state: the bound address, if one.
+            ip: IpParameters {
+                current_address: *local.ip(),
+                ..IpParameters::default()
+            },
             local,
             tunnels: BTreeMap::new(),
             last_channel: 0,
@@ -606,7 +620,7 @@ impl TunnelServer {
     }
 
     /// Answers one cEMI local device management request (`None`: no answer).
-    fn management(&self, channel: u8, cemi: &Cemi) -> Option<Cemi> {
+    fn management(&mut self, channel: u8, cemi: &Cemi) -> Option<Cemi> {
         let Cemi::Other { code, body } = cemi else {
             tracing::warn!(
                 channel,
@@ -614,9 +628,9 @@ impl TunnelServer {
             );
             return None;
         };
-        let (con_code, read) = match code {
-            MessageCode::MPropReadReq => (MessageCode::MPropReadCon, true),
-            MessageCode::MPropWriteReq => (MessageCode::MPropWriteCon, false),
+        let con_code = match code {
+            MessageCode::MPropReadReq => MessageCode::MPropReadCon,
+            MessageCode::MPropWriteReq => MessageCode::MPropWriteCon,
             MessageCode::MResetReq => {
                 tracing::info!(
                     channel,
@@ -639,7 +653,14 @@ impl TunnelServer {
                 return None;
             }
         };
-        let answer = self.property(&request, read);
+        if *code == MessageCode::MPropWriteReq {
+            // The device stack decides and writes; its answer comes back through
+            // `confirm_property_write`.
+            self.events
+                .push_back(LinkEvent::PropertyWrite { channel, request });
+            return None;
+        }
+        let answer = self.property(&request);
         if let Some(error) = answer.as_ref().err() {
             tracing::debug!(
                 channel,
@@ -662,25 +683,36 @@ impl TunnelServer {
     }
 
     /// The positive .con of a property request, or the error of the negative one.
-    fn property(&self, request: &PropFrame, read: bool) -> Result<PropFrame, PropError> {
-        // Only the device object (interface object type 0, first instance) is served.
-        if request.object_type != 0 || request.instance != 1 {
+    fn property(&self, request: &PropFrame) -> Result<PropFrame, PropError> {
+        // The device object and the KNXnet/IP parameter object, each once (instance 1).
+        if request.instance != 1 {
             return Err(PropError::VoidDp);
         }
-        let value = device_object_value(
-            &self.identity,
-            self.programming_mode,
-            0,
-            request.property_id,
-        )
-        .ok_or(PropError::VoidDp)?;
-        if !read {
-            return Err(PropError::ReadOnly);
-        }
-        let data = match (request.start_index, request.count) {
-            // Start index 0 reads the current number of elements (always 1 here).
-            (0, 1) => 1u16.to_be_bytes().to_vec(),
-            (1, 1) => value,
+        let id = request.property_id;
+        let elements = match request.object_type {
+            0 => vec![
+                device_object_value(&self.identity, self.programming_mode, 0, id)
+                    .ok_or(PropError::VoidDp)?,
+            ],
+            KNXIP_PARAMETER_TYPE => {
+                knxip_find(id).ok_or(PropError::VoidDp)?;
+                knxip_parameter_elements(&self.ip, self.own, FRIENDLY_NAME, id)
+                    .ok_or(PropError::VoidDp)?
+            }
+            _ => return Err(PropError::VoidDp),
+        };
+        let start = usize::from(request.start_index);
+        let count = usize::from(request.count);
+        let data = match (start, count) {
+            // Start index 0 reads the current number of elements.
+            (0, 1) => u16::try_from(elements.len())
+                .map_err(|_| PropError::Unspecified)?
+                .to_be_bytes()
+                .to_vec(),
+            (1.., 1..) => elements
+                .get(start - 1..start - 1 + count)
+                .ok_or(PropError::IndexRange)?
+                .concat(),
             _ => return Err(PropError::IndexRange),
         };
         Ok(PropFrame {
@@ -961,6 +993,35 @@ impl Link for TunnelServer {
         self.own = device.own;
         self.programming_mode = device.programming_mode;
         self.identity = device.identity;
+    }
+
+    /// Reports the gateway's IP settings in the KNXnet/IP parameter object.
+    fn set_ip_parameters(&mut self, ip: IpParameters) {
+        self.ip = ip;
+    }
+
+    /// Sends the device stack's M_PropWrite.con on the management connection that asked
+    /// (dropped if it has gone in the meantime).
+    fn confirm_property_write(&mut self, now: Instant, channel: u8, con: PropFrame) {
+        if !self
+            .tunnels
+            .get(&channel)
+            .is_some_and(|t| t.kind == Kind::Management)
+        {
+            tracing::debug!(channel, "M_PropWrite.con for a closed connection dropped");
+            return;
+        }
+        match con.to_body() {
+            Ok(body) => self.enqueue(
+                channel,
+                Cemi::Other {
+                    code: MessageCode::MPropWriteCon,
+                    body,
+                },
+                now,
+            ),
+            Err(e) => tracing::warn!(channel, "cannot encode the M_PropWrite.con: {e}"),
+        }
     }
 
     fn handle_frame(&mut self, now: Instant, frame: LData) {

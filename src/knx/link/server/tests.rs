@@ -923,8 +923,177 @@ fn a_management_connection_reads_the_device_object() {
     assert!(sent(&mut s).is_empty());
 }
 
+/// The KNXnet/IP parameter object (type 11, KNX 03.08.03 §2.5) reports the IP settings the
+/// gateway told the server; the friendly name is an array of 30 one-byte elements, read in
+/// pieces.
 #[test]
-fn unknown_properties_and_writes_get_negative_confirmations() {
+fn a_management_connection_reads_the_ip_parameter_object() {
+    use crate::knx::device::ip::{IpParameters, method};
+    use std::net::Ipv4Addr;
+    let mut s = managed_server();
+    s.set_ip_parameters(IpParameters {
+        current_method: method::DHCP,
+        enabled_methods: method::DHCP | method::AUTO_IP,
+        current_address: Ipv4Addr::new(192, 168, 1, 20),
+        current_mask: Ipv4Addr::new(255, 255, 255, 0),
+        current_gateway: Ipv4Addr::new(192, 168, 1, 1),
+        mac: [2, 0, 0, 0, 0, 1],
+        ..IpParameters::default()
+    });
+    let now = Instant::now();
+    let ch = connect_management(&mut s, now, 1);
+    let cases: [(u8, u16, Vec<u8>); 9] = [
+        (1, 1, vec![0, 11]),
+        (52, 1, vec![0x11, 0x0A]),
+        (54, 1, vec![4]),
+        (55, 1, vec![12]),
+        (57, 1, vec![192, 168, 1, 20]),
+        (58, 1, vec![255, 255, 255, 0]),
+        (59, 1, vec![192, 168, 1, 1]),
+        (64, 1, vec![2, 0, 0, 0, 0, 1]),
+        // Friendly name: 30 elements.
+        (76, 0, vec![0, 30]),
+    ];
+    let mut seq = 0u8;
+    for (pid, start, want) in cases {
+        s.handle_datagram(
+            now,
+            client_addr(1),
+            &prop_request(ch, seq, MessageCode::MPropReadReq, 11, pid, start, &[]),
+        );
+        let (code, con) = expect_answer(&mut s, ch, seq, seq);
+        assert_eq!(
+            (code, con.data),
+            (MessageCode::MPropReadCon, want),
+            "PID {pid}"
+        );
+        s.handle_datagram(now, client_addr(1), &device_ack(ch, seq));
+        seq += 1;
+    }
+    // The first 11 elements in one read, then element 12 (the first NUL).
+    for (start, count, want) in [(1u16, 11u8, b"knx-echarge".to_vec()), (12, 1, vec![0])] {
+        let body = PropFrame {
+            object_type: 11,
+            instance: 1,
+            property_id: 76,
+            count,
+            start_index: start,
+            data: vec![],
+        };
+        s.handle_datagram(
+            now,
+            client_addr(1),
+            &bytes(&KnxIpFrame::DeviceConfigurationRequest {
+                channel_id: ch,
+                sequence: seq,
+                cemi: Cemi::Other {
+                    code: MessageCode::MPropReadReq,
+                    body: body.to_body().unwrap(),
+                },
+            }),
+        );
+        let (_, con) = expect_answer(&mut s, ch, seq, seq);
+        assert_eq!((con.count, con.data), (count, want));
+        s.handle_datagram(now, client_addr(1), &device_ack(ch, seq));
+        seq += 1;
+    }
+    // Beyond the 30 elements: index range error.
+    s.handle_datagram(
+        now,
+        client_addr(1),
+        &prop_request(ch, seq, MessageCode::MPropReadReq, 11, 76, 31, &[]),
+    );
+    let (_, con) = expect_answer(&mut s, ch, seq, seq);
+    assert_eq!((con.count, con.data), (0, vec![0x09]));
+}
+
+/// M_PropWrite.req goes to the gateway's device stack ([`LinkEvent::PropertyWrite`]); the
+/// server sends the M_PropWrite.con it is given back, positive or negative, on that
+/// connection only.
+#[test]
+fn property_writes_go_to_the_device_stack_and_its_answer_is_confirmed() {
+    let mut s = managed_server();
+    let now = Instant::now();
+    let ch = connect_management(&mut s, now, 1);
+    while s.poll_event().is_some() {}
+    s.handle_datagram(
+        now,
+        client_addr(1),
+        &prop_request(ch, 0, MessageCode::MPropWriteReq, 0, 54, 1, &[1]),
+    );
+    // Acknowledged at once, answered only when the device stack has written.
+    let out = sent(&mut s);
+    assert!(
+        matches!(
+            out.as_slice(),
+            [(_, KnxIpFrame::DeviceConfigurationAck { sequence: 0, .. })]
+        ),
+        "{out:?}"
+    );
+    let request = PropFrame {
+        object_type: 0,
+        instance: 1,
+        property_id: 54,
+        count: 1,
+        start_index: 1,
+        data: vec![1],
+    };
+    assert_eq!(
+        s.poll_event(),
+        Some(LinkEvent::PropertyWrite {
+            channel: ch,
+            request: request.clone()
+        })
+    );
+    assert_eq!(s.poll_event(), None);
+    let positive = PropFrame {
+        data: Vec::new(),
+        ..request.clone()
+    };
+    s.confirm_property_write(now, ch, positive.clone());
+    let out = sent(&mut s);
+    let [
+        (
+            to,
+            KnxIpFrame::DeviceConfigurationRequest {
+                channel_id,
+                sequence: 0,
+                cemi: Cemi::Other { code, body },
+            },
+        ),
+    ] = out.as_slice()
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!((*to, *channel_id), (client_addr(1), ch));
+    assert_eq!(*code, MessageCode::MPropWriteCon);
+    assert_eq!(PropFrame::parse(body).unwrap(), positive);
+    s.handle_datagram(now, client_addr(1), &device_ack(ch, 0));
+    // A negative answer goes out as it is given.
+    s.confirm_property_write(now, ch, request.error(PropError::ReadOnly));
+    let out = sent(&mut s);
+    let [
+        (
+            _,
+            KnxIpFrame::DeviceConfigurationRequest {
+                cemi: Cemi::Other { body, .. },
+                ..
+            },
+        ),
+    ] = out.as_slice()
+    else {
+        panic!("{out:?}")
+    };
+    let con = PropFrame::parse(body).unwrap();
+    assert_eq!((con.count, con.data), (0, vec![0x05]));
+    s.handle_datagram(now, client_addr(1), &device_ack(ch, 1));
+    // An answer for a connection that has gone, or for a tunnel, is dropped.
+    s.confirm_property_write(now, ch.wrapping_add(7), request);
+    assert!(sent(&mut s).is_empty());
+}
+
+#[test]
+fn unknown_properties_get_negative_confirmations() {
     let mut s = managed_server();
     let now = Instant::now();
     let ch = connect_management(&mut s, now, 1);
@@ -939,11 +1108,21 @@ fn unknown_properties_and_writes_get_negative_confirmations() {
             MessageCode::MPropReadCon,
             0x07u8,
         ),
-        // The IP parameter object (type 11) is not served.
+        // PID 63 (DHCP/BootP server) of the IP parameter object is not served; a table
+        // object (type 1) is not served over KNXnet/IP either.
         (
             MessageCode::MPropReadReq,
             11,
-            51,
+            63,
+            1,
+            vec![],
+            MessageCode::MPropReadCon,
+            0x07,
+        ),
+        (
+            MessageCode::MPropReadReq,
+            1,
+            5,
             1,
             vec![],
             MessageCode::MPropReadCon,
@@ -958,25 +1137,6 @@ fn unknown_properties_and_writes_get_negative_confirmations() {
             vec![],
             MessageCode::MPropReadCon,
             0x09,
-        ),
-        // Programming mode is not written over KNXnet/IP.
-        (
-            MessageCode::MPropWriteReq,
-            0,
-            54,
-            1,
-            vec![1],
-            MessageCode::MPropWriteCon,
-            0x05,
-        ),
-        (
-            MessageCode::MPropWriteReq,
-            0,
-            99,
-            1,
-            vec![1],
-            MessageCode::MPropWriteCon,
-            0x07,
         ),
     ];
     for (seq, (req, object_type, pid, start, data, want_code, error)) in (0u8..).zip(cases) {
@@ -1002,8 +1162,8 @@ fn unknown_properties_and_writes_get_negative_confirmations() {
     }
     // M_Reset.req and a malformed M_PropRead.req are acknowledged, not answered.
     for (seq, code, body) in [
-        (5u8, MessageCode::MResetReq, vec![]),
-        (6, MessageCode::MPropReadReq, vec![0x00]),
+        (4u8, MessageCode::MResetReq, vec![]),
+        (5, MessageCode::MPropReadReq, vec![0x00]),
     ] {
         let request = bytes(&KnxIpFrame::DeviceConfigurationRequest {
             channel_id: ch,

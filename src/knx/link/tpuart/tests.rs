@@ -26,7 +26,7 @@ fn frames(link: &mut TpUartLink) -> Vec<LData> {
         .into_iter()
         .filter_map(|e| match e {
             LinkEvent::Frame(f) => Some(f),
-            LinkEvent::State(_) => None,
+            LinkEvent::State(_) | LinkEvent::PropertyWrite { .. } => None,
         })
         .collect()
 }
