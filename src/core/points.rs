@@ -249,6 +249,7 @@ impl Core {
 
     /// Sends the target current if it changed, and records why it is what it is.
     pub(super) fn apply_target(&mut self, cp: ChargePointId, out: &mut Vec<Action>) {
+        let before = self.limits.get(cp);
         match self.limit_of(cp) {
             Some(limit) => self.limits.set(cp, limit),
             None => self.limits.clear(cp),
@@ -256,6 +257,10 @@ impl Core {
         let Some(target) = self.target(cp) else {
             return;
         };
+        let after = self.limits.get(cp);
+        if after != before {
+            tracing::debug!(%cp, %target, reason = ?after, was = ?before, "DLM: why the charging point gets its current changed");
+        }
         let point = self.points.entry(cp).or_default();
         if point.commanded != Some(target) {
             point.commanded = Some(target);

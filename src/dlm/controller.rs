@@ -94,6 +94,13 @@ const NOISE: Current = Current::from_milliamps(4_000);
 /// this window is tentative (charging points are held at their minimum, not interrupted).
 const REFINE: Duration = Duration::from_secs(3);
 
+/// A shortage of minimum currents that the measured charging load does not confirm (the
+/// polls around the reading show the cars drawing more than they were told: a box that
+/// resumes at its own stored current, a car that starts before its setpoint arrives) holds
+/// the charging points at their minimum for at most this long before they queue or are
+/// interrupted.
+const CONFIRM: Duration = Duration::from_secs(10);
+
 /// Meter values closer together than this belong to one reading (a KNX meter sends its
 /// phases as separate telegrams, milliseconds apart).
 const BURST: Duration = Duration::from_millis(500);
@@ -360,6 +367,10 @@ pub struct Controller {
     /// The other load on the higher estimate of the charging load (see
     /// [`Self::estimate_other`]): what levels already granted are kept on.
     other_kept: PerPhase<Option<Current>>,
+    /// The other load with every charging point counted at the most its polls around the
+    /// last reading showed: the least the other load can be. A shortage of minimums on the
+    /// cautious estimates that this one does not show is not acted on at once ([`CONFIRM`]).
+    other_low: PerPhase<Option<Current>>,
     /// The estimate of the last reading is final (REFINE has passed).
     estimate_final: bool,
     /// Every charging point's polls around the last reading agree (within [`EXACT`]): the
@@ -372,6 +383,12 @@ pub struct Controller {
     last_poll: BTreeMap<ChargePointId, Instant>,
     /// When each charging point with a vehicle was last given a lower current.
     lowered_at: BTreeMap<ChargePointId, Instant>,
+    /// When each charging point's current last changed from one level to another (the next
+    /// raise waits for a meter reading that shows the vehicle at it).
+    changed_at: BTreeMap<ChargePointId, Instant>,
+    /// The charging-point phases each connected vehicle drew on when it last drew (a vehicle
+    /// that waits or pauses is booked on them, not on every wired phase).
+    vehicle_phases: BTreeMap<ChargePointId, [bool; 3]>,
     /// The last allocation wanted more than the ramp allowed (keep ticking).
     raw_wants_more: bool,
     /// The current shortage is still tentative (within REFINE of its first sight).
@@ -420,11 +437,14 @@ impl Controller {
             polled_after_meter: Loads::new(),
             polled_after_max: Loads::new(),
             other_kept: PerPhase::splat(None),
+            other_low: PerPhase::splat(None),
             estimate_final: true,
             exact: false,
             commanded_before_meter: BTreeMap::new(),
             last_poll: BTreeMap::new(),
             lowered_at: BTreeMap::new(),
+            changed_at: BTreeMap::new(),
+            vehicle_phases: BTreeMap::new(),
             raw_wants_more: false,
             tentative: false,
             shortage_since: None,
@@ -518,7 +538,11 @@ impl Controller {
                 .keys()
                 .map(|cp| {
                     let tp = self.last_poll.get(cp).copied().unwrap_or(now);
-                    let from = tp.checked_sub(self.reaction(*cp)).unwrap_or(tp);
+                    // Whether a reduction may have been followed by the reading is judged
+                    // on the longer of the learned and the default reaction: a reaction
+                    // learned too short must not make a reduced vehicle count high.
+                    let reaction = self.reaction(*cp).max(vehicle::DEFAULT_REACTION);
+                    let from = tp.checked_sub(reaction).unwrap_or(tp);
                     (*cp, self.commanded_during(*cp, from, now))
                 })
                 .collect();
@@ -569,6 +593,7 @@ impl Controller {
             .copied()
             .collect();
         let mut kept = zero;
+        let mut measured_high = zero;
         let mut exact = true;
         for cp in points {
             let before = self.polled_at_meter.get(&cp).copied().unwrap_or(zero);
@@ -616,6 +641,7 @@ impl Controller {
                 } else {
                     commanded.min.get(p)
                 };
+                let polled_high = after_max.map_or(before.get(p), |a| a.get(p).max(before.get(p)));
                 let seen = after_max.map_or(told, |a| a.get(p)).max(before.get(p));
                 let high = seen
                     .min(
@@ -627,6 +653,15 @@ impl Controller {
                         .max(before.get(p)),
                     )
                     .max(drew);
+                // A reduction commanded from a reaction time before its last poll up to the
+                // reading may have been followed by then: the poll before it is no lower
+                // bound of what it drew, only the lowest current of that span is.
+                let cap = |v: Current| match window {
+                    Some(w) if w.reduced => v.min(w.min.get(p).max(drew)),
+                    _ => v,
+                };
+                let high = cap(high);
+                measured_high.set(p, measured_high.get(p) + cap(polled_high));
                 kept.set(p, kept.get(p) + high);
             }
         }
@@ -645,6 +680,14 @@ impl Controller {
             self.other_kept.set(
                 p,
                 Some(meter.saturating_sub(kept.get(p)).max(Current::ZERO)),
+            );
+            self.other_low.set(
+                p,
+                Some(
+                    meter
+                        .saturating_sub(measured_high.get(p))
+                        .max(Current::ZERO),
+                ),
             );
         }
     }
@@ -713,6 +756,14 @@ impl Controller {
         } else if !point.connected {
             self.vehicles.remove(&cp);
         }
+        if !point.connected {
+            self.vehicle_phases.remove(&cp);
+        } else if let Some(c) = point.currents.filter(|_| !point.invalid) {
+            let used = c.0.map(|i| i >= PHASE_DETECTION);
+            if used.iter().any(|u| *u) {
+                self.vehicle_phases.insert(cp, used);
+            }
+        }
         let load = self.charging_load(cp, env);
         let history = self.polls.entry(cp).or_default();
         match load {
@@ -738,9 +789,15 @@ impl Controller {
             for p in Phase::ALL {
                 slot.set(p, slot.get(p).min(load.get(p)));
             }
-            let slot = self.polled_after_max.entry(cp).or_insert(load);
-            for p in Phase::ALL {
-                slot.set(p, slot.get(p).max(load.get(p)));
+            // The most of them bounds it from below only while its current is what it was
+            // at the reading: a poll after a change shows the change (after a reduction it
+            // would make a car that had followed a raise look as if it had not).
+            let at = self.meter_at.unwrap_or(now);
+            if !self.commanded_during(cp, at, now).changed {
+                let slot = self.polled_after_max.entry(cp).or_insert(load);
+                for p in Phase::ALL {
+                    slot.set(p, slot.get(p).max(load.get(p)));
+                }
             }
         }
     }
@@ -880,10 +937,16 @@ impl Controller {
         let rotate = (self.shortage() == Shortage::Queue)
             .then(|| self.rotation_due_at(env))
             .flatten();
+        // A tentative shortage is looked at again when the polls should have refined it and
+        // when it is confirmed by time.
         let refine = self
             .shortage_since
-            .map(|t| t + REFINE)
-            .filter(|_| self.tentative);
+            .filter(|_| self.tentative)
+            .and_then(|t| {
+                [t + REFINE, t + CONFIRM]
+                    .into_iter()
+                    .find(|at| self.last_update.is_none_or(|u| *at > u))
+            });
         let finalise = self
             .meter_at
             .filter(|_| !self.estimate_final)
@@ -1044,9 +1107,17 @@ impl Controller {
             self.estimate_other(now);
             let mut other = PerPhase::splat(Current::ZERO);
             let mut other_kept = PerPhase::splat(Current::ZERO);
+            let mut other_low = PerPhase::splat(Current::ZERO);
             for p in Phase::ALL {
                 other.set(p, self.other.get(p).unwrap_or_else(|| meter.get(p)));
                 other_kept.set(p, self.other_kept.get(p).unwrap_or_else(|| meter.get(p)));
+                other_low.set(
+                    p,
+                    self.other_low
+                        .get(p)
+                        .unwrap_or_else(|| meter.get(p))
+                        .min(other_kept.get(p)),
+                );
             }
             // Raises are granted on the higher of the held estimate and the latest cautious one.
             let exact = self.exact && self.refined(now);
@@ -1066,19 +1137,19 @@ impl Controller {
                     }
                 }
             }
-            let available_with = |other: PerPhase<Current>| {
+            let available_within = |limit: Current, other: PerPhase<Current>| {
                 let mut available = PerPhase::splat(Current::ZERO);
                 for p in Phase::ALL {
                     available.set(
                         p,
-                        budget
-                            .get(p)
+                        limit
                             .saturating_sub(other.get(p))
                             .saturating_sub(unknown.get(p)),
                     );
                 }
                 available
             };
+            let available_with = |other: PerPhase<Current>| available_within(s.budget, other);
             cycle.available = available_with(other);
             let demands = self.demands(&active, env);
             let shortage = self.shortage();
@@ -1156,11 +1227,29 @@ impl Controller {
             } else {
                 self.shortage_since = None;
             }
-            let tentative = overcurrent
-                && !self.refined(now)
-                && self
-                    .shortage_since
-                    .is_some_and(|t| now.saturating_duration_since(t) < REFINE);
+            // The shortage is also tentative, for at most CONFIRM, while the measured charging
+            // load does not show it, or while the minimums still fit the fuse (the load
+            // reserve takes the excess meanwhile): a car's start, a box resuming at its own
+            // stored current or one noisy value does not switch cars off for the minimum
+            // on/off time.
+            let since = |limit: Duration| {
+                self.shortage_since
+                    .is_some_and(|t| now.saturating_duration_since(t) < limit)
+            };
+            let unconfirmed = overcurrent
+                && since(CONFIRM)
+                && (!self
+                    .plan(available_with(other_low), &demands, env, shortage)
+                    .overcurrent
+                    || !self
+                        .plan(
+                            available_within(s.fuse, other_kept),
+                            &demands,
+                            env,
+                            shortage,
+                        )
+                        .overcurrent);
+            let tentative = overcurrent && ((!self.refined(now) && since(REFINE)) || unconfirmed);
             self.tentative = tentative;
             if tentative {
                 for d in &demands {
@@ -1171,6 +1260,13 @@ impl Controller {
                     limits.set(d.cp, Limit::ShortagePending);
                 }
                 overcurrent = false;
+            }
+            if overcurrent && !self.faults.contains(&FaultCode::OverCurrent) {
+                tracing::debug!(
+                    meter = ?meter, other = ?other, kept = ?other_kept, low = ?other_low, held = ?held,
+                    tentative, demands = ?demands.iter().map(|d| (d.cp, d.min, d.phases)).collect::<Vec<_>>(),
+                    "DLM: the minimum currents do not fit"
+                );
             }
             let present = self.faults.contains(&FaultCode::OverCurrent);
             // The fault ends only when the minimums fit the held estimate too.
@@ -1486,6 +1582,11 @@ impl Controller {
                     *slot = i >= PHASE_DETECTION;
                 }
             }
+            if !cp_phases.iter().any(|x| *x)
+                && let Some(seen) = self.vehicle_phases.get(cp)
+            {
+                cp_phases = *seen;
+            }
             if !cp_phases.iter().any(|x| *x) {
                 cp_phases = if cfg.three_phase {
                     [true, true, true]
@@ -1580,10 +1681,31 @@ impl Controller {
                     } else {
                         cfg.min.min(next)
                     };
+                } else if let Some(changed) = self.changed_at.get(cp).copied()
+                    && self.meter_at.is_some_and(|m| {
+                        let followed = changed + self.reaction(*cp) + LATE;
+                        m > changed && m < followed && now < followed + self.settings.meter.interval
+                    })
+                {
+                    // The latest meter reading was taken while the vehicle was still following
+                    // its last change: a raise waits for a reading taken after it had time to
+                    // follow and a poll to show it, so that it is judged on an estimate that
+                    // sees the vehicle where it is (a car quick to follow a ramp between two
+                    // readings looked like house load, and the setpoints hunted). A meter that
+                    // sends on change only may send none: then, a meter period later, the raise
+                    // is judged on the reading there is (it errs high on the other load).
+                    next = prev;
                 } else {
+                    // The step the ramp rate allows since the last change, at most over one
+                    // raise cadence (reaction, a poll, a meter period): the average rate is
+                    // the configured one, a point long held does not jump.
+                    let cadence = self.reaction(*cp) + LATE + self.settings.meter.interval;
+                    let since = self.changed_at.get(cp).map_or(dt, |t| {
+                        now.saturating_duration_since(*t).min(cadence).as_secs_f64()
+                    });
                     #[allow(clippy::cast_possible_truncation, reason = "ramp steps are small")]
                     let step =
-                        Current::from_milliamps((f64::from(ramp_rate.milliamps()) * dt) as i32);
+                        Current::from_milliamps((f64::from(ramp_rate.milliamps()) * since) as i32);
                     next = next.min(prev + step);
                 }
                 if next < *want {
@@ -1593,10 +1715,19 @@ impl Controller {
                     }
                 }
             }
-            if next != prev
-                && let Some(model) = self.vehicles.get_mut(cp)
-            {
-                model.commanded(now, prev, next);
+            if next != prev {
+                // A change between two levels is what the next raise waits to see followed.
+                // Switching on or off is a start or stop, which the estimate brackets with
+                // the polls (and the start-up minimum is no change a reading can catch half
+                // done).
+                if prev > Current::ZERO && next > Current::ZERO {
+                    self.changed_at.insert(*cp, now);
+                } else {
+                    self.changed_at.remove(cp);
+                }
+                if let Some(model) = self.vehicles.get_mut(cp) {
+                    model.commanded(now, prev, next);
+                }
             }
             let vehicle = env.points.get(cp).is_some_and(|p| p.connected);
             if vehicle && (prev == Current::ZERO) != (next == Current::ZERO) {

@@ -97,6 +97,15 @@ impl VehicleModel {
         self.below_since = None;
         // A sample needs a vehicle that was drawing about `from` at its last two polls when
         // told `to` (not one still on its way to an earlier current).
+        // A change not yet seen followed stays the one to time: the next poll tells whether
+        // the vehicle followed it (a quick later change, such as a reduction right after a
+        // raise, cannot have been followed at that poll yet).
+        if self
+            .change
+            .is_some_and(|c| now.saturating_duration_since(c.at) <= MAX_REACTION)
+        {
+            return;
+        }
         let near = |d: Option<Current>| d.is_some_and(|d| d + MARGIN > from && d < from + MARGIN);
         let at_from = near(self.drawn) && near(self.drawn_before);
         self.change = (from > Current::ZERO && to > Current::ZERO && at_from).then_some(Change {
