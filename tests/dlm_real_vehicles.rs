@@ -274,7 +274,6 @@ proptest! {
     /// fuse" (16 s after a +16 A house step on L1, three points on L1 are told 33 A where the
     /// house leaves 32 A; the point raised holds a car that takes only 10 A).
     #[test]
-    #[ignore = "issue 15: fails until the DLM fix lands"]
     fn with_real_vehicles_and_meters_no_raise_into_overload_and_short_excursions(c in case()) {
         if let Some(v) = check(&c) {
             prop_assert!(false, "{v}\nscenario:\n{}", c.toml());
@@ -315,7 +314,6 @@ fn the_harness_passes_a_case_with_ample_room() {
 /// to 136 s. On the DLM before the fix: "t = 76 s: point 1 raised 10.000 A → 11.000 A, L1
 /// committed to 51.0 A on a 50 A fuse".
 #[test]
-#[ignore = "issue 15: fails until the DLM fix lands"]
 fn a_case_the_dlm_before_issue_15_fails() {
     let car = |phases, reaction, max, pause| Car {
         phases,

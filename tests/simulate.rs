@@ -3,8 +3,8 @@
 //! where single-phase cars sit on different phases, the energy bound holds, meter drop-out
 //! leads to emergency minimum and back, and runs are deterministic. The scenarios of issue 15
 //! (one per DLM defect found with real vehicle and meter behaviour) run and report their
-//! metrics; what they must show once the DLM is fixed is `issue_15_scenarios_meet_the_targets`
-//! (ignored until then).
+//! metrics; what they must show is `issue_15_scenarios_meet_the_targets` (ignored until
+//! scenarios 1, 5, 6 and 7 meet every target).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -267,7 +267,7 @@ fn issue_15_scenarios_run_and_report_their_metrics() {
 /// the minimum on/off time, `steady-load-noisy-meter` 1,305 setpoint changes per hour per
 /// point, `invalid-current-reading` 8,000 A·s per phase above the fuse caused by charging.
 #[test]
-#[ignore = "issue 15: fails until the DLM fix lands"]
+#[ignore = "issue 15: scenarios 1, 5, 6 and 7 do not meet every target yet (BENCHMARKS.md)"]
 fn issue_15_scenarios_meet_the_targets() {
     let mut failures = Vec::new();
     for name in ISSUE_15 {
