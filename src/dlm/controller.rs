@@ -1741,6 +1741,14 @@ impl Controller {
                 self.rotated = Some(now);
                 if !self.queue.is_empty() {
                     self.queue.rotate_left(1);
+                    // The prioritised point is admitted first wherever it stands: a turn that
+                    // brought it to the head would give the others nothing new (issue 15,
+                    // fairness: every waiting car within rotation interval × waiting cars).
+                    if self.queue.len() > 1
+                        && self.queue.first() == self.settings.prioritised.as_ref()
+                    {
+                        self.queue.rotate_left(1);
+                    }
                 }
             }
         }

@@ -277,3 +277,65 @@ fn the_prioritised_point_never_waits_in_the_queue() {
         assert_eq!(rig.target(1) + rig.target(2), Current::ZERO);
     }
 }
+
+/// Issue 15, fairness: with the prioritised point and one other fitting, the other two take
+/// turns, each within rotation interval × waiting cars; a rotation that brings the
+/// prioritised point to the head of the queue does not waste a turn.
+#[test]
+fn the_queue_rotates_the_waiting_cars_past_the_prioritised_one() {
+    let mut s = settings(4);
+    s.prioritised = Some(cp(2));
+    s.shortage = Shortage::Queue;
+    s.rotation_interval = secs(900);
+    s.min_switch_time = secs(60);
+    let mut rig = Rig::new(s);
+    // 30 A budget, 16 A house: two 6 A minimums fit.
+    let mut charging_turns: BTreeMap<u8, u32> = BTreeMap::new();
+    let mut t = 0;
+    let mut last_on: BTreeMap<u8, u64> = (1..=4).map(|n| (n, 0)).collect();
+    let mut longest_wait = 0;
+    while t < 5 * 900 + 60 {
+        t += 1;
+        for n in 1..=4u8 {
+            let drawn = rig.target(n).whole_amps_floor();
+            rig.poll(n, drawn, secs(t));
+        }
+        if t % 2 == 0 {
+            let d: i32 = (1..=4u8).map(|n| rig.target(n).whole_amps_floor()).sum();
+            rig.meter([16 + d; 3], secs(t));
+        }
+        for n in 1..=4u8 {
+            if rig.target(n) > Current::ZERO {
+                if last_on[&n] + 1 < t {
+                    *charging_turns.entry(n).or_default() += 1;
+                }
+                longest_wait = longest_wait.max(t - last_on[&n]);
+                last_on.insert(n, t);
+            }
+        }
+        // After the start (every point at its minimum until the shortage is confirmed):
+        let on: Vec<u8> = (1..=4u8)
+            .filter(|n| rig.target(*n) > Current::ZERO)
+            .collect();
+        if t > 30 {
+            assert!(
+                on.contains(&2),
+                "t = {t} s: the prioritised point charges: {on:?}"
+            );
+            assert!(on.len() <= 2, "t = {t} s: only two minimums fit: {on:?}");
+        }
+    }
+    for n in [3u8, 4] {
+        assert!(
+            charging_turns.get(&n).copied().unwrap_or(0) >= 1,
+            "point {n} got a turn: {charging_turns:?}"
+        );
+    }
+    // Two cars wait at any time and take turns every 900 s: none waits longer than
+    // 2 × 900 s (plus the seconds a switch takes). Without the skip, point 3 got two turns
+    // in a row and point 1 waited 2,700 s.
+    assert!(
+        longest_wait <= 2 * 900 + 10,
+        "longest wait {longest_wait} s: {charging_turns:?}"
+    );
+}
