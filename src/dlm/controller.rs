@@ -39,7 +39,8 @@
 //! * Reductions apply at once. Increases ramp at the configured rate, starting from the
 //!   minimum. A vehicle is switched on no sooner than the minimum on/off time after it was
 //!   switched off (safety reductions are never delayed). Break before make: after a vehicle
-//!   is given less, the others on its phases are not raised for the reaction time.
+//!   is given less, the others on its phases are not raised until a poll shows it at its
+//!   new current, 5 s at most (IEC 61851-1).
 //! * A charging point with invalid currents (DLM InvCurrent) is excluded and gets 0 A;
 //!   the device fault DLM InvCurrent (70) shows while any charging point has it.
 //! * Every cycle records why each charging point gets its current ([`Limit`]).
@@ -63,6 +64,11 @@ const RAMP_STEP: Duration = Duration::from_millis(250);
 /// more). A smaller reduction in flight overlaps a raise by less than this for at most the
 /// reaction time, well inside the load reserve and the fuse's tolerance.
 const MAKE_AFTER_BREAK_STEP: Current = Current::from_milliamps(1_000);
+
+/// How long a lowered vehicle holds the raises of others on its phases (break before make)
+/// at most: IEC 61851-1 gives an EV 5 s to follow a new PWM duty cycle. A poll that shows it
+/// at its new current ends the hold earlier.
+const FOLLOW_MAX: Duration = Duration::from_secs(5);
 
 /// How far back a meter value may have been measured before it arrived (its latency).
 const LATE: Duration = Duration::from_secs(1);
@@ -744,6 +750,16 @@ impl Controller {
     fn polled(&mut self, cp: ChargePointId, now: Instant, env: &Env) {
         self.last_poll.insert(cp, now);
         let point = env.points.get(&cp).copied().unwrap_or_default();
+        // Break before make ends once the lowered vehicle is seen at its new current.
+        if self.lowered_at.get(&cp).is_some_and(|t| now > *t) {
+            let drawn = point.currents.map_or(Current::ZERO, |c| {
+                c.0.into_iter().max().unwrap_or(Current::ZERO)
+            });
+            let told = self.final_target(cp, env).unwrap_or(Current::ZERO);
+            if !point.invalid && drawn <= told + DRAWS_LESS {
+                self.lowered_at.remove(&cp);
+            }
+        }
         if point.connected && !point.invalid {
             let offered = self.final_target(cp, env).unwrap_or(Current::ZERO);
             let drawn = point.currents.map_or(Current::ZERO, |c| {
@@ -1644,8 +1660,10 @@ impl Controller {
         // fall when the DLM moves current from one charging point to another.
         for (cp, want) in raw {
             let prev = self.targets.get(cp).copied().unwrap_or(Current::ZERO);
+            // A point with invalid currents is reserved at its maximum anyway.
             if prev.saturating_sub(*want) >= MAKE_AFTER_BREAK_STEP
                 && Self::vehicle_present(*cp, env)
+                && !env.points.get(cp).is_some_and(|p| p.invalid)
             {
                 self.lowered_at.insert(*cp, now);
             }
@@ -1659,7 +1677,7 @@ impl Controller {
             let phases = cfg.grid_phases();
             let lowered_nearby = self.lowered_at.iter().any(|(other, t)| {
                 other != cp
-                    && now.saturating_duration_since(*t) < self.reaction(*other)
+                    && now.saturating_duration_since(*t) < FOLLOW_MAX
                     && self
                         .point(*other)
                         .is_some_and(|o| o.grid_phases().iter().any(|p| phases.contains(p)))

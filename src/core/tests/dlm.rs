@@ -513,9 +513,9 @@ fn minimums_not_fitting_give_overcurrent_and_interrupt_all_charging_points() {
             .faults()
             .is_present(Scope::Device, FaultCode::OverCurrent)
     );
-    // Both were switched off at 4 s: each switches on again once the other has had the
-    // reaction time (2 s) to stop.
-    let _ = core.handle(Event::Tick, t0 + Duration::from_secs(6));
+    // Both were switched off at 4 s: each switches on again once the other is seen stopped
+    // or has had the 5 s of IEC 61851-1 to stop (no poll here).
+    let _ = core.handle(Event::Tick, t0 + Duration::from_secs(9));
     assert_eq!(target(&core, 1), a(6));
 }
 
@@ -528,8 +528,9 @@ fn queueing_lets_those_that_fit_charge_and_rotates() {
     let (mut core, t0) = running(&text, 10);
     let _ = meter(&mut core, t0 + Duration::from_secs(1), [22, 22, 22]);
     let _ = settle(&mut core, t0 + Duration::from_secs(1));
-    // The one that waits was switched off at 4 s; the other rises once it had time to stop.
-    let _ = core.handle(Event::Tick, t0 + Duration::from_secs(6));
+    // The one that waits was switched off at 4 s; the other rises once it is seen stopped,
+    // or after the 5 s IEC 61851-1 gives a vehicle to follow (no poll here).
+    let _ = core.handle(Event::Tick, t0 + Duration::from_secs(9));
     assert_eq!(
         (target(&core, 1), target(&core, 2)),
         (a(8), Current::ZERO),
@@ -538,8 +539,10 @@ fn queueing_lets_those_that_fit_charge_and_rotates() {
     let later = t0 + Duration::from_secs(901);
     let _ = meter(&mut core, later, [22, 22, 22]);
     let _ = settle(&mut core, later);
-    // The newly admitted car starts at its minimum and ramps up on the next update.
-    let _ = core.handle(Event::Tick, later + Duration::from_secs(5));
+    // The newly admitted car starts at its minimum once the other had time to stop (5 s
+    // without a poll) and ramps up on the next update.
+    let _ = meter(&mut core, later + Duration::from_secs(9), [22, 22, 22]);
+    let _ = core.handle(Event::Tick, later + Duration::from_secs(11));
     assert_eq!(
         (target(&core, 1), target(&core, 2)),
         (Current::ZERO, a(8)),
@@ -582,7 +585,7 @@ fn interruption_released_under_dlm_continues_with_the_minimum_charging_current()
         a(10),
         "break before make: the other waits until the interrupted vehicle had time to stop"
     );
-    let _ = core.handle(Event::Tick, t + Duration::from_secs(2));
+    let _ = core.handle(Event::Tick, t + Duration::from_secs(5));
     assert_eq!(
         target(&core, 2),
         a(16),
@@ -601,11 +604,11 @@ fn interruption_released_under_dlm_continues_with_the_minimum_charging_current()
         a(10),
         "making room at once: the even share"
     );
-    let _ = core.handle(Event::Tick, t + Duration::from_secs(2));
+    let _ = core.handle(Event::Tick, t + Duration::from_secs(5));
     assert_eq!(
         target(&core, 1),
         a(6),
-        "resumes at the minimum once the other had time to make room, then the DLM regulates"
+        "resumes at the minimum once the other had time to make room (5 s without a poll), then the DLM regulates"
     );
 }
 
@@ -1554,7 +1557,7 @@ fn reason_queued_for_the_point_waiting_for_its_turn() {
     let (mut core, t0) = running(&text, 10);
     let _ = meter(&mut core, t0 + Duration::from_secs(1), [22, 22, 22]);
     let _ = settle(&mut core, t0 + Duration::from_secs(1));
-    let _ = core.handle(Event::Tick, t0 + Duration::from_secs(6));
+    let _ = core.handle(Event::Tick, t0 + Duration::from_secs(9));
     assert_eq!((target(&core, 1), target(&core, 2)), (a(8), Current::ZERO));
     assert_eq!(limit(&core, 2), Some(Limit::Queued));
     assert!(matches!(limit(&core, 1), Some(Limit::Phase(_))));
@@ -1566,7 +1569,7 @@ fn reason_minimum_on_off_time_holds_switching_on() {
     let (mut core, t0) = running(&text, 10);
     let _ = meter(&mut core, t0 + Duration::from_secs(1), [25, 25, 25]);
     let _ = settle(&mut core, t0 + Duration::from_secs(1));
-    let _ = meter(&mut core, t0 + Duration::from_secs(6), [5, 5, 5]);
+    let _ = meter(&mut core, t0 + Duration::from_secs(9), [5, 5, 5]);
     assert_eq!(target(&core, 1), Current::ZERO);
     assert_eq!(limit(&core, 1), Some(Limit::MinSwitchTime));
 }
