@@ -630,7 +630,13 @@ impl Controller {
                     // The polls around the reading bracket what the vehicle drew at its
                     // moment (a vehicle does not go down and up again within a second):
                     // the lower one counts.
-                    Some(after) => after.get(p).min(before.get(p)),
+                    // A reduction in the window may have been followed by the reading and
+                    // a later rise have come before the poll after it (a point switched off
+                    // and on again): the lowest current commanded then bounds it too.
+                    Some(after) => match window {
+                        Some(w) if w.reduced => after.get(p).min(before.get(p)).min(w.min.get(p)),
+                        _ => after.get(p).min(before.get(p)),
+                    },
                     None => match window {
                         Some(w) if w.reduced => before.get(p).min(w.min.get(p)),
                         _ => before.get(p),

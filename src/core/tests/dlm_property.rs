@@ -316,6 +316,24 @@ fn cases_found_with_lagging_cars_stay_within_the_room() {
         lag_ms,
     };
     let cases = [
+        // A 1-phase car that follows after 1 s was switched off a second before a reading
+        // and on again before the poll after it: the polls around the reading (13 A before,
+        // 7 A after) made it look as if it drew 7 A, the house looked 7 A smaller, and it was
+        // raised to 18 A on a phase with 13 A left (min_switch_time = 0).
+        run_lagging(
+            46,
+            0,
+            true,
+            32.0,
+            1,
+            vec![c(3, 0, true, 6, 6, 1000), c(1, 2, false, 7, 18, 1000)],
+            vec![
+                ([41, 0, 80], 9),
+                ([0, 0, 0], 4),
+                ([0, 0, 44], 4),
+                ([41, 0, 33], 8),
+            ],
+        ),
         // A car that follows after 1 s was told 0 A a second before a reading; the poll
         // before the reading still showed it at 12 A. Counted at 12 A, it made the house
         // look 12 A smaller, and a point was switched on 1 A above the fuse (the reaction
