@@ -406,10 +406,12 @@ async fn the_binary_under_mixed_hostile_traffic_stays_flat_and_keeps_polling() {
             "memory grew: {rss2} kB → {rss4} kB"
         );
         // Descriptors move with the connections of the moment (capped at 64 + 16 being
-        // refused): their median must not grow, their peak must stay under the cap.
+        // refused): their median must not grow by more than the rolling slowloris and the
+        // reconnecting clients shift it (a clean-clone run once saw 53 → 62 in 40 s; a leak
+        // grows without bound and hits the cap below), their peak must stay under the cap.
         let fds = |q: &[Sample]| median(q.iter().map(|s| s.fds).collect());
         assert!(
-            fds(last) <= fds(second) + 8,
+            fds(last) <= fds(second) + 16,
             "descriptors grew: median {} → {}",
             fds(second),
             fds(last)
