@@ -124,6 +124,32 @@ struct Tunnel {
     heartbeat_deadline: Instant,
 }
 
+impl Tunnel {
+    /// A connection just opened: sequence numbers at 0, nothing outstanding, the heartbeat
+    /// deadline running from `now`.
+    fn new(
+        kind: Kind,
+        address: IndividualAddress,
+        endpoint: Hpai,
+        control: SocketAddr,
+        data: SocketAddr,
+        now: Instant,
+    ) -> Self {
+        Self {
+            kind,
+            address,
+            endpoint,
+            control,
+            data,
+            send_seq: 0,
+            recv_seq: 0,
+            outstanding: None,
+            queue: VecDeque::new(),
+            heartbeat_deadline: now + HEARTBEAT_TIMEOUT,
+        }
+    }
+}
+
 /// The tunnelling server state machine.
 #[derive(Debug)]
 pub struct TunnelServer {
@@ -387,32 +413,30 @@ impl TunnelServer {
             data = %data_addr,
             "tunnel connection opened"
         );
-        self.tunnels.insert(
-            channel,
-            Tunnel {
-                kind: Kind::Tunnel,
-                address,
-                endpoint,
-                control: control_addr,
-                data: data_addr,
-                send_seq: 0,
-                recv_seq: 0,
-                outstanding: None,
-                queue: VecDeque::new(),
-                heartbeat_deadline: now + HEARTBEAT_TIMEOUT,
-            },
+        let tunnel = Tunnel::new(
+            Kind::Tunnel,
+            address,
+            endpoint,
+            control_addr,
+            data_addr,
+            now,
         );
+        let crd = Crd::Tunnel {
+            individual_address: address,
+        };
+        self.connected(channel, tunnel, crd);
+    }
+
+    /// Keeps a connection just opened and answers its CONNECT_REQUEST with `crd`.
+    fn connected(&mut self, channel: u8, tunnel: Tunnel, crd: Crd) {
+        let (endpoint, control) = (tunnel.endpoint, tunnel.control);
+        self.tunnels.insert(channel, tunnel);
         let response = KnxIpFrame::ConnectResponse {
             channel_id: channel,
             status: Status::NoError,
-            endpoint: Some((
-                endpoint,
-                Crd::Tunnel {
-                    individual_address: address,
-                },
-            )),
+            endpoint: Some((endpoint, crd)),
         };
-        self.send(control_addr, &response);
+        self.send(control, &response);
     }
 
     /// Opens a device-management connection (the free slot was checked).
@@ -434,27 +458,15 @@ impl TunnelServer {
             data = %data_addr,
             "device-management connection opened"
         );
-        self.tunnels.insert(
-            channel,
-            Tunnel {
-                kind: Kind::Management,
-                address: self.own,
-                endpoint,
-                control: control_addr,
-                data: data_addr,
-                send_seq: 0,
-                recv_seq: 0,
-                outstanding: None,
-                queue: VecDeque::new(),
-                heartbeat_deadline: now + HEARTBEAT_TIMEOUT,
-            },
+        let tunnel = Tunnel::new(
+            Kind::Management,
+            self.own,
+            endpoint,
+            control_addr,
+            data_addr,
+            now,
         );
-        let response = KnxIpFrame::ConnectResponse {
-            channel_id: channel,
-            status: Status::NoError,
-            endpoint: Some((endpoint, Crd::DeviceManagement)),
-        };
-        self.send(control_addr, &response);
+        self.connected(channel, tunnel, Crd::DeviceManagement);
     }
 
     /// Drops a tunnel and tells its client.
