@@ -361,13 +361,33 @@ impl Phase {
     }
 }
 
-/// Number of phases a charging point is connected with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Number of phases a charging point is connected with, or switches to (1-/3-phase
+/// switching; two phases are no switching target).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub enum PhaseCount {
     /// One phase.
     One,
     /// Three phases.
     Three,
+}
+
+impl PhaseCount {
+    /// 1 or 3.
+    pub const fn count(self) -> u8 {
+        match self {
+            Self::One => 1,
+            Self::Three => 3,
+        }
+    }
+
+    /// `Some` for 1 or 3, `None` for anything else (a register value that is no phase count).
+    pub const fn from_count(n: u32) -> Option<Self> {
+        match n {
+            1 => Some(Self::One),
+            3 => Some(Self::Three),
+            _ => None,
+        }
+    }
 }
 
 /// Which grid phase each of the charging point's phases 1, 2, 3 is wired to.
@@ -440,6 +460,16 @@ impl<T: Copy> PerPhase<T> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn phase_counts_are_one_or_three_only() {
+        assert_eq!(PhaseCount::from_count(1), Some(PhaseCount::One));
+        assert_eq!(PhaseCount::from_count(3), Some(PhaseCount::Three));
+        for garbage in [0, 2, 4, 7, u32::MAX] {
+            assert_eq!(PhaseCount::from_count(garbage), None);
+        }
+        assert_eq!(PhaseCount::One.count() + PhaseCount::Three.count(), 4);
+    }
 
     #[test]
     fn float_boundary_rejects_nan_and_infinity() {

@@ -224,6 +224,11 @@ async fn exercise(model: SimModel, sim: &SimHandle, d: &mut AnyDriver) {
     );
     assert_eq!(s.rfid.is_some(), has(Capability::Rfid), "{model:?} {s:?}");
     assert_eq!(s.evccid.is_some(), has(Capability::Evccid), "{model:?}");
+    assert_eq!(
+        s.phase_switch_available.is_some(),
+        has(Capability::PhaseSwitch),
+        "{model:?}"
+    );
     assert!(s.error.is_none());
     // The values are the simulator's, not only present.
     let st = sim.state();

@@ -57,11 +57,14 @@ pub enum Capability {
     Rfid,
     /// Manufacturer fault info 1–4 (96–99).
     FaultInfo,
+    /// 1-/3-phase switching over Modbus (no group object of its own; the load management
+    /// uses it).
+    PhaseSwitch,
 }
 
 impl Capability {
     /// Every capability.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 17] = [
         Self::StartStop,
         Self::Unlock,
         Self::Current,
@@ -78,6 +81,7 @@ impl Capability {
         Self::TemperatureWarning,
         Self::Rfid,
         Self::FaultInfo,
+        Self::PhaseSwitch,
     ];
 
     /// The name used in the data files.
@@ -99,6 +103,7 @@ impl Capability {
             Self::TemperatureWarning => "temperature-warning",
             Self::Rfid => "rfid",
             Self::FaultInfo => "fault-info",
+            Self::PhaseSwitch => "phase-switch",
         }
     }
 }

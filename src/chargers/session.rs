@@ -86,6 +86,7 @@ pub enum Report {
 struct Desired {
     failsafe: Option<ChargerCommand>,
     start_stop: Option<ChargerCommand>,
+    phases: Option<ChargerCommand>,
     current: Option<ChargerCommand>,
 }
 
@@ -95,12 +96,15 @@ impl Desired {
             ChargerCommand::Failsafe { .. } => self.failsafe = Some(command),
             ChargerCommand::StartStop(_) => self.start_stop = Some(command),
             ChargerCommand::SetCurrent(_) => self.current = Some(command),
+            // A box that rebooted may be back on its default phases; the drivers write
+            // nothing when it already switches what was asked.
+            ChargerCommand::SetPhases(_) => self.phases = Some(command),
             ChargerCommand::Unlock => {}
         }
     }
 
     fn all(&self) -> VecDeque<ChargerCommand> {
-        [self.failsafe, self.start_stop, self.current]
+        [self.failsafe, self.start_stop, self.phases, self.current]
             .into_iter()
             .flatten()
             .collect()
@@ -682,6 +686,41 @@ mod tests {
         let reports = session.done(OpResult::Failed(gone()), None, t0);
         assert!(matches!(reports.as_slice(), [Report::Failed(_)]));
         assert_eq!(session.next_op(t0), Some(Op::Identify));
+    }
+
+    #[test]
+    fn a_phase_switch_is_carried_out_reported_and_replayed_before_the_setpoint() {
+        use crate::units::PhaseCount;
+        let one = ChargerCommand::SetPhases(PhaseCount::One);
+        let t0 = Instant::now();
+        let mut session = Session::new(1, T, t0);
+        session.next_op(t0);
+        session.done(OpResult::Identified(id()), None, t0);
+        session.command(one);
+        session.command(set(8));
+        assert_eq!(session.next_op(t0), Some(Op::Command(one)));
+        let refused = CommandOutcome::NotPossible("no S10".into());
+        assert_eq!(
+            session.done(OpResult::Commanded(refused.clone()), None, t0),
+            [Report::CommandDone {
+                command: one,
+                outcome: refused
+            }]
+        );
+        assert_eq!(session.next_op(t0), Some(Op::Command(set(8))));
+        session.done(OpResult::Commanded(CommandOutcome::Done), None, t0);
+        // The box reboots: phases before the setpoint, so that the car restarts once.
+        assert_eq!(session.next_op(t0), Some(Op::Poll));
+        session.done(OpResult::Failed(gone()), None, t0);
+        let t1 = s(1, t0);
+        assert_eq!(session.next_op(t1), Some(Op::Identify));
+        session.done(OpResult::Identified(id()), None, t1);
+        let mut replayed = Vec::new();
+        while let Some(Op::Replay(c)) = session.next_op(t1) {
+            replayed.push(c);
+            session.done(OpResult::Commanded(CommandOutcome::Done), None, t1);
+        }
+        assert_eq!(replayed, [one, set(8)]);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::catalog::Capability;
 use crate::faults::FaultCode;
 use crate::modbus::ModbusError;
-use crate::units::{Current, Energy, PerPhase, Power, Temperature};
+use crate::units::{Current, Energy, PerPhase, PhaseCount, Power, Temperature};
 
 /// The charging-point state values of the spec (object 50 + offset, table 23).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -121,6 +121,15 @@ pub struct ChargerStatus {
     pub rfid: Option<String>,
     /// ISO 15118 EVCCID.
     pub evccid: Option<String>,
+    /// The phases the box says it switches to now (1-/3-phase switching, models with
+    /// [`Capability::PhaseSwitch`]); `None` = the model does not report it, or not now (a
+    /// value that is no phase count, switching not set up).
+    pub phases_switched: Option<PhaseCount>,
+    /// Whether [`ChargerCommand::SetPhases`] can work now, as far as the box tells (KEBA:
+    /// phase-switch source is Modbus; Vestel: register 404 still says switchable; Alfen: a
+    /// three-phase installation; MENNEKES: the hardware is switchable); `None` for models
+    /// without [`Capability::PhaseSwitch`].
+    pub phase_switch_available: Option<bool>,
 }
 
 /// What object 84 shows of an RFID tag: "the first 4 bytes of the RFID card serial number"
@@ -161,6 +170,11 @@ pub enum ChargerCommand {
     StartStop(bool),
     /// Unlock the cable (object 59).
     Unlock,
+    /// Switch between one and three phases (models with [`Capability::PhaseSwitch`]). The
+    /// driver writes what its model needs; the box itself stops charging for the switch and
+    /// resumes after a pause. `NotPossible` says why it cannot switch now (not fitted, not set
+    /// up, released for charging, …); models without the capability always answer so.
+    SetPhases(PhaseCount),
     /// Set the current the box falls back to when the gateway falls silent, and after how long.
     Failsafe {
         /// Fallback current (0 A = stop).

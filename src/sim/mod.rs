@@ -86,6 +86,13 @@ pub struct Faults {
     pub error_code: u32,
 }
 
+/// How long a box stops charging for a 1-/3-phase switch: the control pilot is interrupted,
+/// the relays move, the car restarts. openWB's own switching sequence takes at least 7 s
+/// (evcc `charger/openwb-native_linux.go:16,194–201`: 1 s, the CP wait of ≥ 5 s, 1 s) before
+/// the car is asked to restart; evcc gives a box 60 s before it trusts the phases measured
+/// after a switch (`core/loadpoint.go:62`). Tests shorten it ([`SimState::phase_switch_pause`]).
+pub const PHASE_SWITCH_PAUSE: Duration = Duration::from_secs(10);
+
 /// Readings a test forces on a simulated charging point: its meters show these instead of
 /// what the vehicle draws, and its lifetime counters stand still (a test that forces
 /// readings sets [`SimState::energy_phases_wh`] itself). For range tests: a current of
@@ -98,6 +105,10 @@ pub struct Forced {
     pub power_phases_w: Option<[f64; 3]>,
     /// Board temperature in °C.
     pub temperature_c: Option<f64>,
+    /// Raw holding registers served instead of the model's (garbage values, for parser tests).
+    pub holding: std::collections::BTreeMap<u16, u16>,
+    /// Raw input registers served instead of the model's.
+    pub input: std::collections::BTreeMap<u16, u16>,
 }
 
 impl Forced {
@@ -134,6 +145,10 @@ pub struct SimState {
     pub temperature_c: f64,
     /// Phases the box switches (1 or 3).
     pub phases: u8,
+    /// How long the box stops charging for a phase switch ([`PHASE_SWITCH_PAUSE`]).
+    pub phase_switch_pause: Duration,
+    /// A phase switch is under way until then: nothing is offered.
+    pub switching_until: Option<Instant>,
     /// Writes received (address, values), for write-hygiene tests.
     pub writes: Vec<(u16, Vec<u16>)>,
     /// Other model-specific registers written (address → value).
@@ -174,6 +189,8 @@ impl SimState {
             session_wh: 0.0,
             temperature_c: 30.0,
             phases: 3,
+            phase_switch_pause: PHASE_SWITCH_PAUSE,
+            switching_until: None,
             writes: Vec::new(),
             extra: std::collections::BTreeMap::new(),
             meter_fitted: true,
@@ -192,7 +209,7 @@ impl SimState {
 
     /// The current the box offers the vehicle now.
     pub fn offered(&self) -> Current {
-        if self.in_error {
+        if self.in_error || self.switching_until.is_some() {
             Current::ZERO
         } else if self.in_failsafe {
             self.failsafe_current.min(self.hw_max)
@@ -266,10 +283,26 @@ impl SimState {
         })
     }
 
+    /// Switches the box to `phases` (1 or 3). With a vehicle plugged in the box stops
+    /// offering current for [`SimState::phase_switch_pause`] and then resumes on the new
+    /// phases; a vehicle draws on no more phases than the box switches.
+    pub fn switch_phases(&mut self, phases: u8) {
+        if phases == self.phases {
+            return;
+        }
+        self.phases = phases;
+        if self.vehicle.is_some() {
+            self.switching_until = Some(self.last_step + self.phase_switch_pause);
+        }
+    }
+
     /// Advances the simulation to `now` (nothing moves while readings are forced).
     fn step(&mut self, now: Instant) {
         let dt = now.saturating_duration_since(self.last_step).as_secs_f64();
         self.last_step = now;
+        if self.switching_until.is_some_and(|t| now >= t) {
+            self.switching_until = None;
+        }
         if !self.failsafe_timeout.is_zero()
             && now.saturating_duration_since(self.last_keepalive) > self.failsafe_timeout
         {

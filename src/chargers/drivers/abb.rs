@@ -22,8 +22,8 @@
 use std::collections::BTreeSet;
 
 use super::common::{
-    DriverSettings, WriteCache, catalog_capabilities, check_setpoint, check_timeout, currents_ma,
-    identity_error, reg, regs, split_bits, u32_at,
+    DriverSettings, WriteCache, cannot_switch_phases, catalog_capabilities, check_setpoint,
+    check_timeout, currents_ma, identity_error, reg, regs, split_bits, u32_at,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -183,6 +183,7 @@ impl<M: Modbus> ChargePoint for AbbTerraAc<M> {
                 self.m.write_single(0x4105, u16::from(!start)).await?;
                 self.stopped = !start;
             }
+            ChargerCommand::SetPhases(_) => return Ok(cannot_switch_phases("ABB Terra AC")),
             ChargerCommand::Unlock => {
                 if self.charging {
                     return Ok(CommandOutcome::NotPossible(

@@ -22,8 +22,8 @@
 use std::collections::BTreeSet;
 
 use super::common::{
-    DriverSettings, Enable, WriteCache, cannot_unlock, catalog_capabilities, identity_error,
-    no_failsafe,
+    DriverSettings, Enable, WriteCache, cannot_switch_phases, cannot_unlock, catalog_capabilities,
+    identity_error, no_failsafe,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -219,6 +219,7 @@ impl<M: Modbus> ChargePoint for AblEmh<M> {
             None => {}
         }
         Ok(match command {
+            ChargerCommand::SetPhases(_) => cannot_switch_phases("ABL eMH"),
             ChargerCommand::Unlock => cannot_unlock("ABL eMH"),
             ChargerCommand::Failsafe { current, .. } => {
                 no_failsafe(current, MIN, MAX, "ABL eMH", &mut self.warned)

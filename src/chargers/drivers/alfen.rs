@@ -20,7 +20,12 @@
 //! | applied max current | socket | 1206 f32 A | |
 //! | setpoint | socket | 1210 f32 A, FC 16 | 0 pauses; rewritten as heartbeat within the validity time |
 //! | safe current | socket | 1212 f32 A | read-only (set in ACE Service Installer) |
+//! | charge using 1 or 3 phases | socket | 1215 | 1 or 3; FC 06 |
 //!
+//! 1-/3-phase switching (1215) needs "Allow 1- and 3-phased charging" in the ACE Service
+//! Installer and a three-phase installation: evcc offers it only when L2 and L3 show a voltage
+//! (`charger/alfen.go:96–107`) and writes the phase count itself (:259–263). The driver
+//! reads 1215 back after writing: a box that did not take it gives `NotPossible`.
 //! No session energy, RFID or unlock. Start/stop is a 0 A setpoint.
 
 use std::collections::BTreeSet;
@@ -36,7 +41,7 @@ use crate::chargers::status::{
     DriverError, ManufacturerError,
 };
 use crate::modbus::{Modbus, ModbusError, decode};
-use crate::units::{Current, Energy, PerPhase, Power, Temperature};
+use crate::units::{Current, Energy, PerPhase, PhaseCount, Power, Temperature};
 
 /// The model's id in `etsdb/charger-models.toml`.
 pub const ID: &str = "alfen-eve";
@@ -79,6 +84,42 @@ impl<M: Modbus> AlfenEve<M> {
         let r = self.m.read_holding(addr, count).await;
         self.m.set_unit(self.socket);
         r
+    }
+
+    async fn set_phases(&mut self, phases: PhaseCount) -> Result<CommandOutcome, DriverError> {
+        let v = self.m.read_holding(306, 6).await?;
+        let volts = [
+            f32_at(&v, 306, 306)?,
+            f32_at(&v, 306, 308)?,
+            f32_at(&v, 306, 310)?,
+        ];
+        if !three_phase_installation(volts) {
+            return Ok(CommandOutcome::NotPossible(
+                "a 1-phase installation (no voltage on L2 and L3): nothing to switch".into(),
+            ));
+        }
+        let now = self.m.read_holding(1215, 1).await?;
+        if PhaseCount::from_count(u32::from(reg(&now, 1215, 1215)?)) == Some(phases) {
+            return Ok(CommandOutcome::Done);
+        }
+        let want = u16::from(phases.count());
+        match self.m.write_single(1215, want).await {
+            Ok(()) => {}
+            Err(ModbusError::Exception(code)) => {
+                return Ok(CommandOutcome::NotPossible(format!(
+                    "the box refused 1215 = {want} (exception {code}): is \"Allow 1- and 3-phased charging\" ticked in ACE?"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let back = self.m.read_holding(1215, 1).await?;
+        let back = reg(&back, 1215, 1215)?;
+        if back != want {
+            return Ok(CommandOutcome::NotPossible(format!(
+                "1215 reads {back} after writing {want}: is \"Allow 1- and 3-phased charging\" ticked in ACE?"
+            )));
+        }
+        Ok(CommandOutcome::Done)
     }
 
     async fn write_setpoint(&mut self, force: bool) -> Result<(), DriverError> {
@@ -159,6 +200,11 @@ impl<M: Modbus> ChargePoint for AlfenEve<M> {
             _ => None,
         };
         let power = watts(f32_at(&m, 300, 344)?);
+        let three_phase = three_phase_installation([
+            f32_at(&m, 300, 306)?,
+            f32_at(&m, 300, 308)?,
+            f32_at(&m, 300, 310)?,
+        ]);
         let energy_at = |a: u16| -> Result<Option<Energy>, DriverError> {
             Ok(decode::f64_be(regs(&m, 300, a, 4)?)
                 .and_then(|wh| Energy::from_watt_hours_f64(wh).ok()))
@@ -172,6 +218,7 @@ impl<M: Modbus> ChargePoint for AlfenEve<M> {
         let operative = reg(&s, 1200, 1200)? == 1;
         let mode3 = decode::ascii(regs(&s, 1200, 1201, 5)?);
         let setpoint = f32_at(&s, 1200, 1210)?;
+        let phases_switched = PhaseCount::from_count(u32::from(reg(&s, 1200, 1215)?));
         let t = self.station(1102, 2).await?;
         let temperature =
             decode::f32_be(&t).and_then(|v| Temperature::from_celsius_f64(f64::from(v)).ok());
@@ -214,6 +261,8 @@ impl<M: Modbus> ChargePoint for AlfenEve<M> {
             temperature,
             temperature_warning: temperature.map(|t| t >= self.settings.temperature_warning),
             error,
+            phases_switched,
+            phase_switch_available: Some(three_phase),
             ..ChargerStatus::default()
         })
     }
@@ -243,6 +292,7 @@ impl<M: Modbus> ChargePoint for AlfenEve<M> {
             ChargerCommand::Unlock => {
                 return Ok(cannot_unlock("Alfen Eve"));
             }
+            ChargerCommand::SetPhases(phases) => return self.set_phases(phases).await,
             ChargerCommand::Failsafe { current, .. } => {
                 // The safe current is set in the ACE Service Installer; it can only be checked.
                 let r = self.m.read_holding(1212, 2).await?;
@@ -269,6 +319,12 @@ fn single_phase_nan(values: [f32; 3]) -> [f32; 3] {
     }
 }
 
+/// Whether the phase voltages (L1, L2, L3) show a three-phase installation: L2 and L3 carry a
+/// voltage (a 1-phase installation reads NaN or 0 there; evcc `alfen.go:101`).
+fn three_phase_installation([_, l2, l3]: [f32; 3]) -> bool {
+    l2.is_finite() && l3.is_finite() && l2 > 0.0 && l3 > 0.0
+}
+
 fn zero_if_nan(v: f32) -> f32 {
     if v.is_nan() { 0.0 } else { v }
 }
@@ -291,5 +347,16 @@ mod tests {
         let [a, b, c] = single_phase_nan([16.0, f32::NAN, f32::NAN]);
         assert_eq!((a, b, c), (16.0, 0.0, 0.0));
         assert!(single_phase_nan([f32::NAN, 1.0, 1.0])[0].is_nan());
+    }
+
+    #[test]
+    fn three_phase_installation_needs_voltage_on_l2_and_l3() {
+        assert!(three_phase_installation([230.0, 231.0, 229.0]));
+        assert!(!three_phase_installation([230.0, f32::NAN, f32::NAN]));
+        assert!(!three_phase_installation([230.0, 0.0, 230.0]));
+        assert!(!three_phase_installation([230.0, f32::INFINITY, 230.0]));
+        assert!(!three_phase_installation([230.0, -5.0, 230.0]));
+        // 1215 is 1 or 3; 2 or garbage is no phase count.
+        assert_eq!(PhaseCount::from_count(2), None);
     }
 }

@@ -26,8 +26,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::common::{
-    DriverSettings, WriteCache, amps_u16, cannot_unlock, catalog_capabilities, check_setpoint,
-    check_timeout, currents_ma, id_read, identity_error, non_empty, reg, regs, u32_at,
+    DriverSettings, WriteCache, amps_u16, cannot_switch_phases, cannot_unlock,
+    catalog_capabilities, check_setpoint, check_timeout, currents_ma, id_read, identity_error,
+    non_empty, reg, regs, u32_at,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -254,6 +255,9 @@ impl<M: Modbus> ChargePoint for BenderCc<M> {
                 let v = self.effective();
                 self.m.write_multiple(1000, &[v]).await?;
                 self.cache.known(1000, &[v]);
+            }
+            ChargerCommand::SetPhases(_) => {
+                return Ok(cannot_switch_phases("Bender charge controller"));
             }
             ChargerCommand::Unlock => {
                 return Ok(cannot_unlock("Bender charge controller"));

@@ -24,8 +24,8 @@
 use std::collections::BTreeSet;
 
 use super::common::{
-    DriverSettings, Enable, WriteCache, amps_u16, cannot_unlock, catalog_capabilities, no_failsafe,
-    non_empty,
+    DriverSettings, Enable, WriteCache, amps_u16, cannot_switch_phases, cannot_unlock,
+    catalog_capabilities, no_failsafe, non_empty,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -180,6 +180,7 @@ impl<M: Modbus> ChargePoint for PhoenixCharx<M> {
             None => {}
         }
         Ok(match command {
+            ChargerCommand::SetPhases(_) => cannot_switch_phases("CHARX control modular"),
             ChargerCommand::Unlock => cannot_unlock("CHARX control modular"),
             ChargerCommand::Failsafe { current, .. } => {
                 no_failsafe(current, MIN, MAX, "CHARX control modular", &mut self.warned)

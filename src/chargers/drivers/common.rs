@@ -120,6 +120,12 @@ pub fn identity_error(model: &str, e: ModbusError) -> DriverError {
     }
 }
 
+/// Whether a Modbus error says the register does not exist on this firmware (exception 1
+/// illegal function or 2 illegal data address), as opposed to a failed call.
+pub fn modbus_absent(e: &ModbusError) -> bool {
+    matches!(e, ModbusError::Exception(1 | 2))
+}
+
 /// Reads identity registers (FC 03, or FC 04 if `input`); exceptions 1 and 2 mean another
 /// device: `WrongCharger`.
 pub async fn id_read<M: Modbus>(
@@ -184,7 +190,9 @@ impl Enable {
                 self.started = start;
                 Some(Ok(()))
             }
-            ChargerCommand::Unlock | ChargerCommand::Failsafe { .. } => None,
+            ChargerCommand::Unlock
+            | ChargerCommand::Failsafe { .. }
+            | ChargerCommand::SetPhases(_) => None,
         }
     }
 }
@@ -192,6 +200,13 @@ impl Enable {
 /// The answer of a model that has no unlock command over Modbus.
 pub fn cannot_unlock(model: &str) -> CommandOutcome {
     CommandOutcome::NotPossible(format!("the {model} cannot unlock over Modbus"))
+}
+
+/// The answer of a model that cannot switch between one and three phases over Modbus.
+pub fn cannot_switch_phases(model: &str) -> CommandOutcome {
+    CommandOutcome::NotPossible(format!(
+        "the {model} cannot switch between 1 and 3 phases over Modbus"
+    ))
 }
 
 /// A failsafe command to a model without a failsafe current over Modbus: the current is

@@ -27,8 +27,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::common::{
-    DriverSettings, WriteCache, catalog_capabilities, check_setpoint, deciamps_u16, id_read,
-    identity_error, non_empty, reg, regs, u32_at,
+    DriverSettings, WriteCache, cannot_switch_phases, catalog_capabilities, check_setpoint,
+    deciamps_u16, id_read, identity_error, non_empty, reg, regs, u32_at,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -186,6 +186,7 @@ impl<M: Modbus> ChargePoint for HeidelbergEc<M> {
                     .write(&mut self.m, 259, &[u16::from(start)], true)
                     .await?;
             }
+            ChargerCommand::SetPhases(_) => return Ok(cannot_switch_phases("Energy Control")),
             ChargerCommand::Unlock => {
                 return Ok(CommandOutcome::NotPossible(
                     "the Energy Control has no unlock over Modbus".into(),

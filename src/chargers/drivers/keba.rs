@@ -18,7 +18,18 @@
 //! | failsafe read-back | 1600 mA / 1602 s | |
 //! | set current / unlock / enable | 5004 mA / 5012 / 5014 | enable: 0 off, 1 on |
 //! | failsafe current / timeout / persist | 5016 / 5018 / 5020 | 5018 is rewritten as heartbeat |
+//! | phase-switch source / state | 1550 / 1552 | source 3 = Modbus; state 0 = 1p, 1 = 3p (P30) |
+//! | phase-switch source (set) / trigger | 5050 / 5052 | c-series: 5050 = 3 once; 5052: 0 = 1p, 1 = 3p |
 //!
+//! 1-/3-phase switching needs the KeContact S10 phase switch and "Modbus" as the switch's
+//! source (1550 = 3; evcc `charger/keba-modbus.go:143–148` switches only then). The x-series
+//! takes the source from its web interface, the c-series from 5050 = 3 (evcc template
+//! `keba-modbus.yaml`, requirements). The product code's fourth digit tells the series
+//! (1 = c, 0 = x; programmer's guide V1.02 §3.8). The driver writes 5050 = 3 once (per
+//! driver, at the first switch) on a c-series whose source is not 3; if the source still is not 3 there is
+//! no S10 to take it (sources 0 none, 1 OCPP, 2 REST, 3 Modbus, 4 UDP: OpenEMS
+//! `PhaseSwitchSource`). 1552 counts only while the source is 3 (without an S10 it says
+//! nothing). Firmware without 1550/1552 (exception 1 or 2) has no switching.
 //! State: 0 start-up, 1 not ready, 2 ready, 3 charging, 4 error, 5 interrupted (disabled or
 //! over-temperature). Unlock works only when not charging. 0 A pauses by disabling (5014 = 0);
 //! 5004 itself takes 6–63 A.
@@ -28,7 +39,7 @@ use std::time::Duration;
 
 use super::common::{
     DriverSettings, Enable, WriteCache, catalog_capabilities, check_setpoint, check_timeout,
-    currents_ma, id_read, identity_error, milliamps_u16,
+    currents_ma, id_read, identity_error, milliamps_u16, modbus_absent,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -36,7 +47,7 @@ use crate::chargers::status::{
     DriverError, ManufacturerError,
 };
 use crate::modbus::{Modbus, decode};
-use crate::units::{Current, Energy, Power};
+use crate::units::{Current, Energy, PhaseCount, Power};
 
 /// The model's id in `etsdb/charger-models.toml`.
 pub const ID: &str = "keba-p30";
@@ -57,6 +68,38 @@ pub struct KebaP30<M> {
     charging: bool,
     connected: bool,
     heartbeat: Option<(u16, Duration)>,
+    phase: PhaseSwitch,
+}
+
+/// What the driver knows of the box's phase switching.
+#[derive(Debug, Clone, Copy, Default)]
+struct PhaseSwitch {
+    /// 1550/1552 exist on this firmware.
+    registers: bool,
+    /// A c-series: the source is set by 5050.
+    c_series: bool,
+    /// 5050 = 3 was written since the last identification.
+    source_written: bool,
+    /// The last source read (1550).
+    source: Option<u32>,
+}
+
+/// The phase-switch source that means Modbus (1550).
+const SOURCE_MODBUS: u32 = 3;
+
+/// What 1552 says on a P30: 0 = one phase, 1 = three (evcc `keba-modbus.go:111,393`; the P40
+/// counts the other way round). Anything else is no answer.
+fn switched_phases(state: u32) -> Option<PhaseCount> {
+    match state {
+        0 => Some(PhaseCount::One),
+        1 => Some(PhaseCount::Three),
+        _ => None,
+    }
+}
+
+/// The series digit of the product code (1016): the fourth of six digits, 1 = c-series.
+fn is_c_series(product: u32) -> bool {
+    (product / 100) % 10 == 1
 }
 
 impl<M: Modbus> KebaP30<M> {
@@ -71,12 +114,60 @@ impl<M: Modbus> KebaP30<M> {
             charging: false,
             connected: false,
             heartbeat: None,
+            phase: PhaseSwitch::default(),
         }
     }
 
     async fn u32(&mut self, addr: u16) -> Result<u32, DriverError> {
         let r = self.m.read_holding(addr, 2).await?;
         decode::u32_be(&r).ok_or_else(|| DriverError::Comm(format!("register {addr}")))
+    }
+
+    /// Reads 1550; `None` when the firmware lacks it.
+    async fn read_source(&mut self) -> Result<Option<u32>, DriverError> {
+        match self.m.read_holding(1550, 2).await {
+            Ok(r) => Ok(decode::u32_be(&r)),
+            Err(e) if modbus_absent(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn set_phases(&mut self, phases: PhaseCount) -> Result<CommandOutcome, DriverError> {
+        if !self.phase.registers {
+            return Ok(CommandOutcome::NotPossible(
+                "this firmware has no phase-switch registers (1550/1552)".into(),
+            ));
+        }
+        let mut source = self.read_source().await?;
+        if source != Some(SOURCE_MODBUS) && self.phase.c_series && !self.phase.source_written {
+            // c-series: Modbus becomes the source by 5050 = 3 (once; it is a setting).
+            self.phase.source_written = true;
+            self.m.write_single(5050, 3).await?;
+            source = self.read_source().await?;
+        }
+        self.phase.source = source;
+        if source != Some(SOURCE_MODBUS) {
+            let src = source.map_or_else(|| "missing".to_owned(), |v| v.to_string());
+            return Ok(CommandOutcome::NotPossible(if self.phase.c_series {
+                format!(
+                    "phase-switch source (1550) is {src}, not 3 = Modbus, after writing 3 to 5050: no KeContact S10 phase switch answers"
+                )
+            } else {
+                format!(
+                    "phase-switch source (1550) is {src}, not 3 = Modbus: choose Modbus as the phase-switch control in the x-series web interface (and fit a KeContact S10)"
+                )
+            }));
+        }
+        if switched_phases(self.u32(1552).await?) == Some(phases) {
+            return Ok(CommandOutcome::Done);
+        }
+        let trigger = match phases {
+            PhaseCount::One => 0,
+            PhaseCount::Three => 1,
+        };
+        // Not cached: a trigger, not a setting; the box pauses charging for the switch.
+        self.m.write_single(5052, trigger).await?;
+        Ok(CommandOutcome::Done)
     }
 
     async fn apply_enable(&mut self) -> Result<(), DriverError> {
@@ -116,6 +207,14 @@ impl<M: Modbus> ChargePoint for KebaP30<M> {
                 "product type {product} is not a KeContact P30"
             )));
         }
+        // 5050 is written at most once per driver (a setting: spare the EEPROM).
+        self.phase = PhaseSwitch {
+            c_series: is_c_series(product),
+            source_written: self.phase.source_written,
+            ..PhaseSwitch::default()
+        };
+        self.phase.source = self.read_source().await?;
+        self.phase.registers = self.phase.source.is_some();
         let serial =
             decode::u32_be(&id_read(&mut self.m, "KEBA P30", false, 1014, 2).await?).unwrap_or(0);
         let fw =
@@ -147,6 +246,9 @@ impl<M: Modbus> ChargePoint for KebaP30<M> {
             let total = self.u32(1036).await?;
             let rfid = self.u32(1500).await?;
             let session = self.u32(1502).await?;
+            if self.phase.registers {
+                self.phase.source = self.read_source().await?;
+            }
             self.slow = (
                 Some(Energy::from_milliwatt_hours(i64::from(total) * 100)),
                 (rfid != 0).then(|| format!("{rfid:08X}")),
@@ -169,6 +271,12 @@ impl<M: Modbus> ChargePoint for KebaP30<M> {
             5 => CpState::Interrupted,
             _ => CpState::Illegal,
         };
+        // 1552 each poll, trusted only while Modbus is the switch's source.
+        let phases_switched = if self.phase.registers && self.phase.source == Some(SOURCE_MODBUS) {
+            switched_phases(self.u32(1552).await?)
+        } else {
+            None
+        };
         let (energy_total, rfid, energy_session) = self.slow.clone();
         Ok(ChargerStatus {
             state: Some(cp_state),
@@ -183,6 +291,12 @@ impl<M: Modbus> ChargePoint for KebaP30<M> {
             energy_session,
             error: (error != 0).then(|| ManufacturerError { parts: vec![error] }),
             rfid,
+            phases_switched,
+            phase_switch_available: Some(
+                self.phase.registers
+                    && (self.phase.source == Some(SOURCE_MODBUS)
+                        || (self.phase.c_series && !self.phase.source_written)),
+            ),
             ..ChargerStatus::default()
         })
     }
@@ -217,6 +331,7 @@ impl<M: Modbus> ChargePoint for KebaP30<M> {
                 self.enable.started = start;
                 self.apply_enable().await?;
             }
+            ChargerCommand::SetPhases(phases) => return self.set_phases(phases).await,
             ChargerCommand::Unlock => {
                 let state = self.u32(1000).await?;
                 let cable = self.u32(1004).await?;
@@ -267,5 +382,22 @@ pub type Driver = KebaP30<super::Transport>;
 impl super::Registered for Driver {
     fn open(transport: super::Transport, _unit: u8, settings: DriverSettings) -> Self {
         Self::new(transport, settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phase_state_and_series_digits() {
+        assert_eq!(switched_phases(0), Some(PhaseCount::One));
+        assert_eq!(switched_phases(1), Some(PhaseCount::Three));
+        for garbage in [2, 3, 7, u32::MAX] {
+            assert_eq!(switched_phases(garbage), None);
+        }
+        // Guide V1.02 §3.8: 304111 is a c-series, 304011 an x-series.
+        assert!(is_c_series(304_111));
+        assert!(!is_c_series(304_011));
     }
 }

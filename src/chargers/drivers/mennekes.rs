@@ -17,6 +17,16 @@
 //! | heartbeat | 0x0D00 | write 0x55AA every ≤ 5 s |
 //! | charging release | 0x0D05 | 1 allowed, 0 not: start/stop |
 //! | energy total | 0x1000 f32 kWh | |
+//! | phase options hardware | 0x030C | 2 = switchable |
+//! | requested / switched phases | 0x0D04 / 0x0E02 | 0 = all (3p), 1 = single |
+//!
+//! 1-/3-phase switching: evcc offers it when 0x030C reads 2 (`charger/mennekes-compact.go:107–110`)
+//! and writes 0x0D04 only with the charging release withdrawn (:273–284 with
+//! `charger/helper.go:94–114`: release 0, write, release 1); nymea names 0x0E02 "switched
+//! phases" with the same values as 0x0D04 (`amtron-compact20-registers.json`). The driver
+//! switches while the point is stopped, or paused at 0 A (then it withdraws the release for
+//! the write and gives it back, like evcc); while current is offered it answers
+//! `NotPossible`: pause first.
 //!
 //! Field behaviour (`docs/chargers.md`, MENNEKES): state 6 (error) stays until the energy
 //! manager resets it — 0.0 A to 0x0302, then 1 to 0x0D05 (evcc mennekes-compact.go:146–154);
@@ -31,7 +41,7 @@ use std::time::Duration;
 
 use super::common::{
     DriverSettings, WriteCache, cannot_unlock, catalog_capabilities, check_setpoint, currents_f32,
-    f32_at, id_read, non_empty, reg,
+    f32_at, id_read, modbus_absent, non_empty, reg,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -39,7 +49,7 @@ use crate::chargers::status::{
     DriverError, ManufacturerError,
 };
 use crate::modbus::{Modbus, decode};
-use crate::units::{Current, Energy, Power};
+use crate::units::{Current, Energy, PhaseCount, Power};
 
 /// The model's id in `etsdb/charger-models.toml`.
 pub const ID: &str = "mennekes-amtron-compact";
@@ -57,6 +67,8 @@ pub struct AmtronCompact<M> {
     released: bool,
     started: bool,
     setpoint: [u16; 2],
+    /// 0x030C as read at identification (2 = switchable); `None` if the register is missing.
+    phase_options: Option<u16>,
 }
 
 impl<M: Modbus> AmtronCompact<M> {
@@ -69,7 +81,48 @@ impl<M: Modbus> AmtronCompact<M> {
             released: true,
             started: true,
             setpoint: f32_words(6.0),
+            phase_options: None,
         }
+    }
+
+    fn switchable(&self) -> bool {
+        self.phase_options == Some(2)
+    }
+
+    async fn set_phases(&mut self, phases: PhaseCount) -> Result<CommandOutcome, DriverError> {
+        if !self.switchable() {
+            let v = self
+                .phase_options
+                .map_or_else(|| "missing".to_owned(), |v| v.to_string());
+            return Ok(CommandOutcome::NotPossible(format!(
+                "phase options hardware (0x030C) is {v}, not 2: this unit cannot switch phases"
+            )));
+        }
+        let now = self.m.read_holding(0x0E02, 1).await?;
+        if switched_phases(reg(&now, 0x0E02, 0x0E02)?) == Some(phases) {
+            return Ok(CommandOutcome::Done);
+        }
+        let r = self.m.read_holding(0x0D05, 1).await?;
+        let released = reg(&r, 0x0D05, 0x0D05)? == 1;
+        let offered = decode::f32_be(&self.setpoint).unwrap_or(0.0);
+        if released && offered != 0.0 {
+            return Ok(CommandOutcome::NotPossible(format!(
+                "charging is released (0x0D05 = 1) with {offered} A offered: the AMTRON Compact switches phases only without the release; pause the point (0 A) first"
+            )));
+        }
+        let request = match phases {
+            PhaseCount::One => 1,
+            PhaseCount::Three => 0,
+        };
+        if released {
+            self.m.write_single(0x0D05, 0).await?;
+        }
+        self.m.write_single(0x0D04, request).await?;
+        if released {
+            self.m.write_single(0x0D05, 1).await?;
+        }
+        self.cache.known(0x0D04, &[request]);
+        Ok(CommandOutcome::Done)
     }
 
     /// Leaves state 6: 0 A, release, then the driver's own setpoint and release again.
@@ -90,6 +143,15 @@ impl<M: Modbus> AmtronCompact<M> {
 fn f32_words(v: f32) -> [u16; 2] {
     let [a, b, c, d] = v.to_bits().to_be_bytes();
     [u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d])]
+}
+
+/// What 0x0E02 (and 0x0D04) say: 0 = all phases, 1 = a single one; anything else is none.
+fn switched_phases(v: u16) -> Option<PhaseCount> {
+    match v {
+        0 => Some(PhaseCount::Three),
+        1 => Some(PhaseCount::One),
+        _ => None,
+    }
 }
 
 fn kwh(v: f32) -> Option<Energy> {
@@ -114,6 +176,11 @@ impl<M: Modbus> ChargePoint for AmtronCompact<M> {
             )));
         }
         self.max = Current::from_amps_f64(f64::from(max)).unwrap_or(self.max);
+        self.phase_options = match self.m.read_holding(0x030C, 1).await {
+            Ok(r) => Some(reg(&r, 0x030C, 0x030C)?),
+            Err(e) if modbus_absent(&e) => None,
+            Err(e) => return Err(e.into()),
+        };
         let serial = decode::ascii(&serial);
         if serial.is_empty() {
             return Err(DriverError::WrongCharger("no serial number".into()));
@@ -147,6 +214,12 @@ impl<M: Modbus> ChargePoint for AmtronCompact<M> {
         let total = self.m.read_holding(0x1000, 2).await?;
         let r = self.m.read_holding(0x0D05, 1).await?;
         self.released = reg(&r, 0x0D05, 0x0D05)? == 1;
+        let phases_switched = if self.switchable() {
+            let p = self.m.read_holding(0x0E02, 1).await?;
+            switched_phases(reg(&p, 0x0E02, 0x0E02)?)
+        } else {
+            None
+        };
         let connected = (2..=5).contains(&state);
         let charging = state == 5;
         let cp_state = match state {
@@ -172,6 +245,8 @@ impl<M: Modbus> ChargePoint for AmtronCompact<M> {
             error: (state == 6).then(|| ManufacturerError {
                 parts: vec![u32::from(state)],
             }),
+            phases_switched,
+            phase_switch_available: Some(self.switchable()),
             ..ChargerStatus::default()
         })
     }
@@ -206,6 +281,7 @@ impl<M: Modbus> ChargePoint for AmtronCompact<M> {
             ChargerCommand::Unlock => {
                 return Ok(cannot_unlock("AMTRON Compact"));
             }
+            ChargerCommand::SetPhases(phases) => return self.set_phases(phases).await,
             ChargerCommand::Failsafe { current, .. } => {
                 self.heartbeat().await?;
                 if current != Current::ZERO {
@@ -226,5 +302,18 @@ pub type Driver = AmtronCompact<super::Transport>;
 impl super::Registered for Driver {
     fn open(transport: super::Transport, _unit: u8, settings: DriverSettings) -> Self {
         Self::new(transport, settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn switched_phases_zero_is_all_one_is_single() {
+        assert_eq!(switched_phases(0), Some(PhaseCount::Three));
+        assert_eq!(switched_phases(1), Some(PhaseCount::One));
+        assert_eq!(switched_phases(3), None);
+        assert_eq!(switched_phases(0xFFFF), None);
     }
 }

@@ -33,8 +33,8 @@
 use std::collections::BTreeSet;
 
 use super::common::{
-    DriverSettings, Enable, WriteCache, cannot_unlock, catalog_capabilities, id_read,
-    identity_error, no_failsafe, non_empty, reg, regs,
+    DriverSettings, Enable, WriteCache, cannot_switch_phases, cannot_unlock, catalog_capabilities,
+    id_read, identity_error, no_failsafe, non_empty, reg, regs,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -278,6 +278,7 @@ impl<M: Modbus> ChargePoint for PhoenixEvCc<M> {
             None => {}
         }
         Ok(match command {
+            ChargerCommand::SetPhases(_) => cannot_switch_phases("EV Charge Control"),
             ChargerCommand::Unlock => cannot_unlock("EV Charge Control"),
             ChargerCommand::Failsafe { current, .. } => {
                 no_failsafe(current, MIN, MAX, "EV Charge Control", &mut self.warned)

@@ -25,8 +25,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::common::{
-    DriverSettings, Enable, WriteCache, amps_u16, cannot_unlock, catalog_capabilities,
-    check_setpoint, identity_error,
+    DriverSettings, Enable, WriteCache, amps_u16, cannot_switch_phases, cannot_unlock,
+    catalog_capabilities, check_setpoint, identity_error,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -226,6 +226,7 @@ impl<M: Modbus> ChargePoint for EvlinkProAc<M> {
         }
         match command {
             ChargerCommand::SetCurrent(_) | ChargerCommand::StartStop(_) => {}
+            ChargerCommand::SetPhases(_) => return Ok(cannot_switch_phases("EVlink Pro AC")),
             ChargerCommand::Unlock => {
                 return Ok(cannot_unlock("EVlink Pro AC"));
             }

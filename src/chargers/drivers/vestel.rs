@@ -18,6 +18,15 @@
 //! | failsafe current / timeout | 03/06 | 2000 A / 2002 s | |
 //! | charging current | 03/06 | 5004 A | 0 pauses: start/stop |
 //! | alive register | 06 | 6000 | write 1 every timeout/4 (≥ 1 s) |
+//! | number of phases of the unit | 04 | 404 | 0 = 1p, 1 = 3p: only 3p units switch |
+//! | phase switch | 03/06 | 405 | 0 = 1p, 1 = 3p; firmware ≥ 3.187.0 |
+//!
+//! 1-/3-phase switching: evcc offers it when 404 reads 1 (`charger/vestel.go:108–111`) and
+//! writes 405 as 0 for one phase, 1 for three (:306–319); its template requires firmware
+//! 3.187.0 (`templates/definition/charger/vestel.yaml`, requirements). The box "occasionally
+//! disables" switching (evcc #21708): 404 falls to 0 until the box reboots (evcc #31323).
+//! The driver reads 404 every poll ([`ChargerStatus::phase_switch_available`]) and 405
+//! where the firmware has it, and reads 405 back after writing.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -33,7 +42,7 @@ use crate::chargers::status::{
     DriverError, ManufacturerError,
 };
 use crate::modbus::{Modbus, decode};
-use crate::units::{Current, Energy, Power};
+use crate::units::{Current, Energy, PhaseCount, Power};
 
 /// The model's id in `etsdb/charger-models.toml`.
 pub const ID: &str = "vestel-evc04";
@@ -54,6 +63,9 @@ pub struct VestelEvc04<M> {
     charging: bool,
     heartbeat: Option<Duration>,
     rfid: bool,
+    /// The firmware has 405 (≥ 3.187.0).
+    phase_register: bool,
+    firmware: String,
 }
 
 impl<M: Modbus> VestelEvc04<M> {
@@ -69,6 +81,8 @@ impl<M: Modbus> VestelEvc04<M> {
             charging: false,
             heartbeat: None,
             rfid: false,
+            phase_register: false,
+            firmware: String::new(),
         }
     }
 
@@ -80,6 +94,43 @@ impl<M: Modbus> VestelEvc04<M> {
     async fn u32(&mut self, addr: u16) -> Result<u32, DriverError> {
         let r = self.m.read_input(addr, 2).await?;
         decode::u32_be(&r).ok_or_else(|| DriverError::Comm(format!("register {addr}")))
+    }
+
+    /// 405 as a phase count; `None` for a value that is none.
+    async fn read_405(&mut self) -> Result<(u16, Option<PhaseCount>), DriverError> {
+        let r = self.m.read_holding(405, 1).await?;
+        let v = reg(&r, 405, 405)?;
+        Ok((v, switched_phases(v)))
+    }
+
+    async fn set_phases(&mut self, phases: PhaseCount) -> Result<CommandOutcome, DriverError> {
+        if !self.phase_register {
+            return Ok(CommandOutcome::NotPossible(format!(
+                "firmware {} is older than 3.187.0: no phase switch register (405)",
+                self.firmware
+            )));
+        }
+        let unit = self.u16(404).await?;
+        if unit != 1 {
+            return Ok(CommandOutcome::NotPossible(format!(
+                "register 404 reads {unit}, not 1: a 1-phase unit, or phase switching fell back by itself (evcc #21708; a reboot of the box restores it)"
+            )));
+        }
+        if self.read_405().await?.1 == Some(phases) {
+            return Ok(CommandOutcome::Done);
+        }
+        let want = match phases {
+            PhaseCount::One => 0,
+            PhaseCount::Three => 1,
+        };
+        self.m.write_single(405, want).await?;
+        let (back, _) = self.read_405().await?;
+        if back != want {
+            return Ok(CommandOutcome::NotPossible(format!(
+                "405 reads {back} after writing {want}: the box did not take the switch"
+            )));
+        }
+        Ok(CommandOutcome::Done)
     }
 
     async fn apply(&mut self) -> Result<(), DriverError> {
@@ -110,7 +161,9 @@ impl<M: Modbus> ChargePoint for VestelEvc04<M> {
                 "no serial number or model text in the EVC04 identity registers".into(),
             ));
         }
-        self.rfid = has_rfid(&firmware);
+        self.rfid = firmware_at_least(&firmware, 3, 156);
+        self.phase_register = firmware_at_least(&firmware, 3, 187);
+        self.firmware.clone_from(&firmware);
         Ok(ChargerIdentity {
             serial: Some(serial),
             firmware: non_empty(firmware),
@@ -146,6 +199,12 @@ impl<M: Modbus> ChargePoint for VestelEvc04<M> {
             );
         }
         self.polls = self.polls.wrapping_add(1);
+        let switchable = self.u16(404).await? == 1;
+        let phases_switched = if self.phase_register {
+            self.read_405().await?.1
+        } else {
+            None
+        };
         let set = self.m.read_holding(5004, 1).await?;
         let setpoint = reg(&set, 5004, 5004)?;
         self.connected = connected;
@@ -173,6 +232,8 @@ impl<M: Modbus> ChargePoint for VestelEvc04<M> {
             energy_session,
             error: (fault != 0).then(|| ManufacturerError { parts: vec![fault] }),
             rfid,
+            phases_switched,
+            phase_switch_available: Some(switchable && self.phase_register),
             ..ChargerStatus::default()
         })
     }
@@ -207,6 +268,7 @@ impl<M: Modbus> ChargePoint for VestelEvc04<M> {
             ChargerCommand::Unlock => {
                 return Ok(cannot_unlock("EVC04"));
             }
+            ChargerCommand::SetPhases(phases) => return self.set_phases(phases).await,
             ChargerCommand::Failsafe { current, timeout } => {
                 let amps = match check_setpoint(current, MIN, MAX) {
                     Ok(s) => s.map_or(0, amps_u16),
@@ -228,15 +290,25 @@ impl<M: Modbus> ChargePoint for VestelEvc04<M> {
     }
 }
 
-/// Whether firmware `text` ("v3.187.0-…") has the RFID register: 3.156 and later. A
-/// version that cannot be read is taken as older (no RFID read rather than a failing poll).
-fn has_rfid(text: &str) -> bool {
+/// What 405 says: 0 = one phase, 1 = three; anything else is no answer.
+fn switched_phases(v: u16) -> Option<PhaseCount> {
+    match v {
+        0 => Some(PhaseCount::One),
+        1 => Some(PhaseCount::Three),
+        _ => None,
+    }
+}
+
+/// Whether firmware `text` ("v3.187.0-…") is `major.minor` or later: RFID (1516) needs 3.156,
+/// phase switching (405) 3.187. A version that cannot be read is taken as older (a register
+/// not read rather than a failing poll).
+fn firmware_at_least(text: &str, want_major: u32, want_minor: u32) -> bool {
     let mut parts = text
         .trim_start_matches(|c: char| !c.is_ascii_digit())
         .split(|c: char| !c.is_ascii_digit())
         .map(|p| p.parse::<u32>().ok());
     match (parts.next().flatten(), parts.next().flatten()) {
-        (Some(major), Some(minor)) => (major, minor) >= (3, 156),
+        (Some(major), Some(minor)) => (major, minor) >= (want_major, want_minor),
         _ => false,
     }
 }
@@ -256,10 +328,23 @@ mod tests {
 
     #[test]
     fn rfid_from_firmware_3_156() {
+        let has_rfid = |t: &str| firmware_at_least(t, 3, 156);
         assert!(has_rfid("v3.187.0-abc"));
         assert!(has_rfid("3.156.0"));
         assert!(!has_rfid("v3.150.0"));
         assert!(!has_rfid("v2.999.9"));
         assert!(!has_rfid(""));
+    }
+
+    #[test]
+    fn phase_switch_from_firmware_3_187_and_405_values() {
+        assert!(firmware_at_least("v3.187.0-abc", 3, 187));
+        assert!(firmware_at_least("v4.48.0", 3, 187));
+        assert!(!firmware_at_least("v3.186.9", 3, 187));
+        assert!(!firmware_at_least("garbage", 3, 187));
+        assert_eq!(switched_phases(0), Some(PhaseCount::One));
+        assert_eq!(switched_phases(1), Some(PhaseCount::Three));
+        assert_eq!(switched_phases(3), None);
+        assert_eq!(switched_phases(0xFFFF), None);
     }
 }

@@ -27,8 +27,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::common::{
-    DriverSettings, Enable, WriteCache, amps_u16, cannot_unlock, catalog_capabilities,
-    check_setpoint, check_timeout, currents_ma, id_read, identity_error, non_empty, reg, u32_at,
+    DriverSettings, Enable, WriteCache, amps_u16, cannot_switch_phases, cannot_unlock,
+    catalog_capabilities, check_setpoint, check_timeout, currents_ma, id_read, identity_error,
+    non_empty, reg, u32_at,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -216,6 +217,7 @@ impl<M: Modbus> ChargePoint for WebastoNext<M> {
                 }
                 self.cache.known(5004, &[amps]);
             }
+            ChargerCommand::SetPhases(_) => return Ok(cannot_switch_phases("Webasto Next")),
             ChargerCommand::Unlock => {
                 return Ok(cannot_unlock("Webasto Next"));
             }

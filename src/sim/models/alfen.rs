@@ -22,6 +22,10 @@ impl Variant {
 
     /// Alfen Eve reporting mode-3 state "E" with no vehicle (evcc takes E as A).
     pub const ALFEN_IDLE_E: Self = Self("alfen-idle-e");
+
+    /// Alfen Eve without "Allow 1- and 3-phased charging" ticked in ACE: a write to 1215 is
+    /// taken and changes nothing (assumed; no source says what the box answers).
+    pub const ALFEN_NO_PHASE_SWITCH: Self = Self("alfen-no-phase-switch");
 }
 
 /// Alfen Eve.
@@ -34,6 +38,7 @@ impl Simulated for AlfenEve {
             Variant::STANDARD,
             Variant::ALFEN_SINGLE_PHASE,
             Variant::ALFEN_IDLE_E,
+            Variant::ALFEN_NO_PHASE_SWITCH,
         ]
     }
 
@@ -157,8 +162,17 @@ impl Simulated for AlfenEve {
                 // The validity time (60 s) runs from each write.
                 s.failsafe_timeout = Duration::from_secs(60);
             }
+            // "Charge using 1 or 3 phases": the box stops for the switch and resumes after the
+            // pause. A 1-phase installation has nothing to switch; without the ACE setting the
+            // write does nothing (both assumed).
             1215 => match one(values)? {
-                v @ (1 | 3) => s.phases = u8::try_from(v).unwrap_or(3),
+                v @ (1 | 3) => {
+                    if s.variant != Variant::ALFEN_SINGLE_PHASE
+                        && s.variant != Variant::ALFEN_NO_PHASE_SWITCH
+                    {
+                        s.switch_phases(u8::try_from(v).unwrap_or(3));
+                    }
+                }
                 _ => return Err(ILLEGAL_VALUE),
             },
             _ => return Err(ILLEGAL_ADDRESS),

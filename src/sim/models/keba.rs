@@ -2,12 +2,21 @@
 //!
 //! Written from the register document and field knowledge (`docs/chargers.md`), not from
 //! the driver.
+//!
+//! 1-/3-phase switching (KeContact S10): 1550 is the switch's source (0 none, 1 OCPP, 2 REST,
+//! 3 Modbus, 4 UDP), 1552 its state (0 = 1p, 1 = 3p), 5050 sets the source on a c-series, 5052
+//! triggers (0 = 1p, 1 = 3p). The c-series starts with source 0 until 5050 = 3 (assumed: the
+//! factory setting is not documented); the x-series takes the source from its web interface
+//! (here: 3, a test may change `extra[1550]`) and ignores 5050 (assumed). Without an S10 the
+//! source stays 0, 5052 is accepted and does nothing and 1552 reads 0 (assumed: no source
+//! says what such a box answers). The box stops charging for the switch and resumes after
+//! the pause (`SimState::switch_phases`).
 
 use std::time::Duration;
 
 use super::{
-    Bank, ILLEGAL_ADDRESS, ILLEGAL_FUNCTION, ILLEGAL_VALUE, Simulated, currents_ma, ma, one, put,
-    u32w, uint,
+    Bank, ILLEGAL_ADDRESS, ILLEGAL_FUNCTION, ILLEGAL_VALUE, Simulated, Variant, currents_ma, ma,
+    one, put, u32w, uint,
 };
 use crate::modbus::frame::Request;
 use crate::sim::{Faults, SimState};
@@ -16,11 +25,48 @@ use crate::units::Current;
 /// The model's id in `etsdb/charger-models.toml`.
 pub const ID: &str = "keba-p30";
 
+impl Variant {
+    /// KEBA P30 x-series (product digit 4 = 0): the phase-switch source comes from the web
+    /// interface (set to Modbus here), 5050 does nothing.
+    pub const KEBA_X_SERIES: Self = Self("keba-x-series");
+
+    /// KEBA P30 c-series without a KeContact S10 phase switch: the source stays 0 whatever
+    /// 5050 says, 5052 does nothing.
+    pub const KEBA_NO_S10: Self = Self("keba-no-s10");
+
+    /// KEBA P30 firmware without the phase-switch registers (1550/1552/5050/5052 answer
+    /// exception 2).
+    pub const KEBA_NO_PHASE_REGISTERS: Self = Self("keba-no-phase-registers");
+}
+
+/// The phase-switch source register (kept in `SimState::extra`).
+const SOURCE: u16 = 1550;
+/// Source 3: Modbus controls the S10.
+const SOURCE_MODBUS: u16 = 3;
+
 /// KEBA KeContact P30.
 #[derive(Debug, Clone, Copy)]
 pub struct KebaP30;
 
 impl Simulated for KebaP30 {
+    fn variants(&self) -> &'static [Variant] {
+        &[
+            Variant::STANDARD,
+            Variant::KEBA_X_SERIES,
+            Variant::KEBA_NO_S10,
+            Variant::KEBA_NO_PHASE_REGISTERS,
+        ]
+    }
+
+    fn init(&self, s: &mut SimState) {
+        let source = if s.variant == Variant::KEBA_X_SERIES {
+            SOURCE_MODBUS
+        } else {
+            0
+        };
+        s.extra.insert(SOURCE, source);
+    }
+
     fn keeps_alive(&self, request: &Request) -> bool {
         matches!(
             request,
@@ -65,8 +111,20 @@ impl Simulated for KebaP30 {
         put(
             h,
             1016,
-            &u32w(if f.wrong_identity { 4_111_110 } else { 304_111 }),
+            &u32w(if f.wrong_identity {
+                4_111_110
+            } else if s.variant == Variant::KEBA_X_SERIES {
+                304_011
+            } else {
+                304_111
+            }),
         );
+        if s.variant != Variant::KEBA_NO_PHASE_REGISTERS {
+            let source = s.extra.get(&SOURCE).copied().unwrap_or(0);
+            put(h, 1550, &u32w(u32::from(source)));
+            let three = s.phases >= 3 && s.variant != Variant::KEBA_NO_S10;
+            put(h, 1552, &u32w(u32::from(three)));
+        }
         put(h, 1018, &u32w(0x030A_2A00));
         put(h, 1020, &u32w(uint(s.power_w() * 1000.0)));
         put(h, 1036, &u32w(uint(s.energy_wh() * 10.0)));
@@ -124,6 +182,30 @@ impl Simulated for KebaP30 {
                     return Err(ILLEGAL_VALUE);
                 }
                 s.failsafe_timeout = Duration::from_secs(u64::from(v));
+            }
+            5050 | 5052 if s.variant == Variant::KEBA_NO_PHASE_REGISTERS => {
+                return Err(ILLEGAL_ADDRESS);
+            }
+            5050 => {
+                if v > 4 {
+                    return Err(ILLEGAL_VALUE);
+                }
+                // Only a c-series with an S10 takes the source from here.
+                if s.variant == Variant::STANDARD {
+                    s.extra.insert(SOURCE, v);
+                }
+            }
+            5052 => {
+                let phases = match v {
+                    0 => 1,
+                    1 => 3,
+                    _ => return Err(ILLEGAL_VALUE),
+                };
+                // The trigger counts only from the configured source, with an S10 fitted.
+                if s.extra.get(&SOURCE) == Some(&SOURCE_MODBUS) && s.variant != Variant::KEBA_NO_S10
+                {
+                    s.switch_phases(phases);
+                }
             }
             5020 => {
                 s.extra

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::{
-    Bank, ILLEGAL_ADDRESS, ILLEGAL_VALUE, Simulated, ascii, f32w, one, put, two, u32w, writes_to,
+    Bank, ILLEGAL_ADDRESS, ILLEGAL_VALUE, Simulated, Variant, ascii, f32w, one, put, two, u32w,
+    writes_to,
 };
 use crate::modbus::frame::Request;
 use crate::sim::{Faults, SimState};
@@ -16,11 +17,36 @@ use crate::units::Current;
 /// The model's id in `etsdb/charger-models.toml`.
 pub const ID: &str = "mennekes-amtron-compact";
 
+impl Variant {
+    /// AMTRON Compact without a phase switch: 0x030C reads 1 (assumed: the document names
+    /// only 2 = switchable) and a phase request does nothing.
+    pub const MENNEKES_FIXED_PHASES: Self = Self("mennekes-fixed-phases");
+}
+
+/// Requested phases 0x0D04 (kept in `SimState::extra`): 0 = all, 1 = single.
+const REQUESTED: u16 = 0x0D04;
+
+/// Applies a phase request while charging is not released. While it is released the box
+/// keeps the request and switches when the release is withdrawn (assumed: evcc switches only
+/// with the release withdrawn, `charger/helper.go` `whenDisabled`; what the box does
+/// otherwise is not documented).
+fn apply_request(s: &mut SimState) {
+    if s.started || s.variant == Variant::MENNEKES_FIXED_PHASES {
+        return;
+    }
+    let single = s.extra.get(&REQUESTED) == Some(&1);
+    s.switch_phases(if single { 1 } else { 3 });
+}
+
 /// MENNEKES AMTRON Compact 2.0s.
 #[derive(Debug, Clone, Copy)]
 pub struct AmtronCompact;
 
 impl Simulated for AmtronCompact {
+    fn variants(&self) -> &'static [Variant] {
+        &[Variant::STANDARD, Variant::MENNEKES_FIXED_PHASES]
+    }
+
     fn init(&self, s: &mut SimState) {
         s.hw_max = Current::from_amps(16);
         // No failsafe current: without heartbeat the box stops charging.
@@ -91,7 +117,15 @@ impl Simulated for AmtronCompact {
                 s.hw_max.as_amps_f64()
             }),
         );
-        put(h, 0x030C, &[2]);
+        put(
+            h,
+            0x030C,
+            &[if s.variant == Variant::MENNEKES_FIXED_PHASES {
+                1
+            } else {
+                2
+            }],
+        );
         for i in 0..3u16 {
             let idx = usize::from(i);
             let c = s.currents().get(idx).map_or(0.0, |c| c.as_amps_f64());
@@ -112,8 +146,16 @@ impl Simulated for AmtronCompact {
         put(h, 0x0B04, &u32w(s.session_secs()));
         put(h, 0x0B06, &[u16::from(s.phases)]);
         put(h, 0x0D00, &[0]);
-        put(h, 0x0D04, &[0, u16::from(s.started)]);
-        put(h, 0x0E02, &[u16::from(s.phases)]);
+        put(
+            h,
+            0x0D04,
+            &[
+                s.extra.get(&REQUESTED).copied().unwrap_or(0),
+                u16::from(s.started),
+            ],
+        );
+        // Switched phases, as 0x0D04: 0 = all, 1 = single (nymea `amtron-compact20-registers.json`).
+        put(h, 0x0E02, &[u16::from(s.phases < 3)]);
         put(h, 0x1000, &fl(s.energy_wh() / 1000.0));
     }
 
@@ -132,13 +174,16 @@ impl Simulated for AmtronCompact {
                 }
             }
             0x0D04 => match one(values)? {
-                0 => s.phases = 3,
-                1 => s.phases = 1,
+                v @ (0 | 1) => {
+                    s.extra.insert(REQUESTED, v);
+                    apply_request(s);
+                }
                 _ => return Err(ILLEGAL_VALUE),
             },
             0x0D05 => match one(values)? {
                 v @ (0 | 1) => {
                     s.started = v == 1;
+                    apply_request(s);
                     // The recovery from state 6: 0 A, then the release.
                     if v == 1 && s.setpoint == Current::ZERO {
                         s.error_latched = false;

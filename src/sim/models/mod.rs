@@ -170,6 +170,9 @@ impl SimModel {
         let render = |s: &SimState| {
             let mut b = Bank::default();
             spec.render(s, f, unit, &mut b);
+            b.holding
+                .extend(s.forced.holding.iter().map(|(a, v)| (*a, *v)));
+            b.input.extend(s.forced.input.iter().map(|(a, v)| (*a, *v)));
             b
         };
         match request {

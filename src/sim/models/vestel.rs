@@ -19,7 +19,18 @@ pub const ID: &str = "vestel-evc04";
 impl Variant {
     /// Vestel EVC04 firmware before 3.156: no RFID register (1516 answers exception 2).
     pub const VESTEL_BEFORE_3156: Self = Self("vestel-before-3.156");
+
+    /// Vestel EVC04 1-phase unit: 404 reads 0, a write to 405 does nothing.
+    pub const VESTEL_1P_UNIT: Self = Self("vestel-1p-unit");
+
+    /// Vestel EVC04 whose phase switching "occasionally disables itself" (evcc #21708): here
+    /// after the first switch 404 falls to 0 and later writes to 405 do nothing until a
+    /// reboot (evcc #31323). A test may also set `extra[404]` to 0 at any time.
+    pub const VESTEL_SWITCH_FALLS_BACK: Self = Self("vestel-switch-falls-back");
 }
+
+/// Register 404, the unit's phases (kept in `SimState::extra`): 1 = three, switchable.
+const UNIT_PHASES: u16 = 404;
 
 /// Vestel EVC04.
 #[derive(Debug, Clone, Copy)]
@@ -27,7 +38,20 @@ pub struct VestelEvc04;
 
 impl Simulated for VestelEvc04 {
     fn variants(&self) -> &'static [Variant] {
-        &[Variant::STANDARD, Variant::VESTEL_BEFORE_3156]
+        &[
+            Variant::STANDARD,
+            Variant::VESTEL_BEFORE_3156,
+            Variant::VESTEL_1P_UNIT,
+            Variant::VESTEL_SWITCH_FALLS_BACK,
+        ]
+    }
+
+    fn init(&self, s: &mut SimState) {
+        let three = s.variant != Variant::VESTEL_1P_UNIT;
+        s.extra.insert(UNIT_PHASES, u16::from(three));
+        if !three {
+            s.phases = 1;
+        }
     }
 
     fn keeps_alive(&self, request: &Request) -> bool {
@@ -48,7 +72,7 @@ impl Simulated for VestelEvc04 {
             &utf16(if old { "v3.150.0" } else { "v3.187.0" }, 50),
         );
         put(i, 400, &u32w(22_000));
-        put(i, 404, &[1]);
+        put(i, 404, &[s.extra.get(&UNIT_PHASES).copied().unwrap_or(1)]);
         let state = if f.error_code != 0 {
             8
         } else if !s.connected() {
@@ -109,6 +133,11 @@ impl Simulated for VestelEvc04 {
             &[amps_u16(if s.started { s.setpoint } else { Current::ZERO })],
         );
         put(h, 6000, &[0]);
+        // 405 exists from firmware 3.187.0 on (evcc template: 1P3P requires 3.187.0); older
+        // firmware answers exception 2 (assumed).
+        if !old {
+            put(h, 405, &[u16::from(s.phases >= 3)]);
+        }
     }
 
     fn write(&self, s: &mut SimState, addr: u16, values: &[u16]) -> Result<(), u8> {
@@ -120,6 +149,22 @@ impl Simulated for VestelEvc04 {
             6000 => {
                 if v != 1 {
                     return Err(ILLEGAL_VALUE);
+                }
+            }
+            405 if s.variant == Variant::VESTEL_BEFORE_3156 => return Err(ILLEGAL_ADDRESS),
+            405 => {
+                let phases = match v {
+                    0 => 1,
+                    1 => 3,
+                    _ => return Err(ILLEGAL_VALUE),
+                };
+                // Taken only while 404 says switchable; otherwise nothing happens (assumed).
+                if s.extra.get(&UNIT_PHASES) == Some(&1) {
+                    let before = s.phases;
+                    s.switch_phases(phases);
+                    if s.variant == Variant::VESTEL_SWITCH_FALLS_BACK && before != phases {
+                        s.extra.insert(UNIT_PHASES, 0);
+                    }
                 }
             }
             _ => return Err(ILLEGAL_ADDRESS),
