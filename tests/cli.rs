@@ -293,6 +293,28 @@ fn models_json_lists_transport_defaults_metering_and_objects() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("phoenix-charx"), "{text}");
     assert!(!text.contains("(no driver yet"));
+    // 1-/3-phase switching: the four models whose maps define it.
+    assert_eq!(text.matches("1-/3-phase switching").count(), 4, "{text}");
+    let switching: Vec<&str> = all
+        .iter()
+        .filter(|m| {
+            m["capabilities"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c == "phase-switch")
+        })
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        switching,
+        [
+            "keba-p30",
+            "alfen-eve",
+            "vestel-evc04",
+            "mennekes-amtron-compact"
+        ]
+    );
 }
 
 #[test]

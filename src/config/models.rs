@@ -131,6 +131,12 @@ pub fn text() -> String {
                 "integrated"
             }
         );
+        if m.capabilities.contains(&Capability::PhaseSwitch) {
+            let _ = writeln!(
+                out,
+                "     1-/3-phase switching over Modbus (where the box is set up for it)"
+            );
+        }
         let objects: Vec<String> = m
             .objects
             .iter()

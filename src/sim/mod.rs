@@ -88,7 +88,7 @@ pub struct Faults {
 
 /// How long a box stops charging for a 1-/3-phase switch: the control pilot is interrupted,
 /// the relays move, the car restarts. openWB's own switching sequence takes at least 7 s
-/// (evcc `charger/openwb-native_linux.go:16,194–201`: 1 s, the CP wait of ≥ 5 s, 1 s) before
+/// (evcc `charger/openwb-native_linux.go:16,190–201`: 1 s, the CP wait of ≥ 5 s, 1 s) before
 /// the car is asked to restart; evcc gives a box 60 s before it trusts the phases measured
 /// after a switch (`core/loadpoint.go:62`). Tests shorten it ([`SimState::phase_switch_pause`]).
 pub const PHASE_SWITCH_PAUSE: Duration = Duration::from_secs(10);
