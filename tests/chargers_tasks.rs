@@ -1,6 +1,7 @@
 //! Charger tasks: five charging points at once (three over Modbus TCP, two over Modbus RTU on
 //! a pty line) in one process, a dead charging point that does not stall the others and
-//! recovers, and the whole path through the shell (faults on the charging point's objects).
+//! recovers, the whole path through the shell (faults on the charging point's objects), and a
+//! 1-/3-phase switch carried by the tasks like any other command.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -23,7 +24,7 @@ use knx_echarge::gateway::start::{Chargers, Gateway, Options};
 use knx_echarge::gateway::tasks::{self, TaskTiming};
 use knx_echarge::sim::pty::PtyPair;
 use knx_echarge::sim::{self, SimHandle, SimModel, Vehicle};
-use knx_echarge::units::{ChargePointId, Current};
+use knx_echarge::units::{ChargePointId, Current, PhaseCount};
 use tokio::sync::mpsc;
 
 fn timing() -> TaskTiming {
@@ -312,4 +313,70 @@ async fn faults_reach_the_core_and_clear_on_recovery() {
     assert_eq!(st.failsafe_current, Current::from_amps(6));
     assert!(!st.failsafe_timeout.is_zero());
     gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tasks_carry_a_phase_switch_and_report_its_outcome() {
+    let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut config = base_config();
+    // CP1 switches (Alfen Eve), CP2 cannot (ABB Terra AC).
+    let alfen = SimHandle::new(SimModel::AlfenEve);
+    alfen.lock().state.phase_switch_pause = Duration::from_millis(300);
+    let alfen_server = sim::serve_tcp(alfen.clone(), loopback).await.unwrap();
+    tcp_point(&mut config, 1, "alfen-eve", alfen_server.addr.unwrap());
+    let abb = SimHandle::new(SimModel::AbbTerraAc);
+    let abb_server = sim::serve_tcp(abb.clone(), loopback).await.unwrap();
+    tcp_point(&mut config, 2, "abb-terra-ac", abb_server.addr.unwrap());
+    for h in [&alfen, &abb] {
+        h.plug_in(Vehicle::three_phase());
+    }
+    let prepared = tasks::prepare_with(&config, None, timing());
+    let commands = prepared.commands();
+    let (tx, mut rx) = mpsc::channel(1024);
+    let fleet = prepared.start(&tx);
+    for n in [1, 2] {
+        let sender = &commands[&cp(n)];
+        sender
+            .send(ChargerCommand::SetCurrent(Current::from_amps(16)))
+            .await
+            .unwrap();
+        sender
+            .send(ChargerCommand::SetPhases(PhaseCount::One))
+            .await
+            .unwrap();
+    }
+    let one = ChargerCommand::SetPhases(PhaseCount::One);
+    let done = |ev: &[Event], n: u8| {
+        ev.iter().find_map(|e| match e {
+            Event::ChargerCommandDone {
+                cp: c,
+                command,
+                outcome,
+            } if c.number() == n && *command == one => Some(outcome.clone()),
+            _ => None,
+        })
+    };
+    let on_one_phase = |ev: &[Event]| {
+        ev.iter().any(|e| {
+            matches!(e, Event::ChargerPolled { cp: c, status }
+                if c.number() == 1
+                    && status.phases_switched == Some(PhaseCount::One)
+                    && status.charging
+                    && status.currents.is_some_and(|i| i.0[1] == Current::ZERO))
+        })
+    };
+    let events = collect_until(&mut rx, Duration::from_secs(10), |ev| {
+        done(ev, 1).is_some() && done(ev, 2).is_some() && on_one_phase(ev)
+    })
+    .await;
+    assert_eq!(done(&events, 1), Some(CommandOutcome::Done));
+    assert!(
+        matches!(done(&events, 2), Some(CommandOutcome::NotPossible(_))),
+        "{:?}",
+        done(&events, 2)
+    );
+    assert!(on_one_phase(&events), "CP1 charges on one phase");
+    assert_eq!(alfen.state().phases, 1);
+    assert_eq!(abb.state().phases, 3);
+    fleet.shutdown().await;
 }
