@@ -6,15 +6,19 @@
 //! * KEBA KeContact P30 (`pymodbus_keba.py`): identity, state with and without a vehicle,
 //!   currents on 1 and 3 phases, power, energy in 0.1 Wh, session energy, RFID, setpoint
 //!   writes (only on change), pause by disabling, unlock only when suspended, failsafe
-//!   settings and heartbeat, manufacturer error. The simulator refuses block reads and
-//!   function codes the KEBA does not know, so any such request fails the test.
+//!   settings and heartbeat, manufacturer error, 1-/3-phase switching with a KeContact S10
+//!   (c-series source by 5050, trigger 5052, the station's pause; no S10; an x-series whose web
+//!   menu gives the switch to UDP). The simulator refuses block reads and function codes the
+//!   KEBA does not know, so any such request fails the test.
 //! * Webasto Next (`pymodbus_webasto_next.py`): identity plausibility, state, currents, power
 //!   per phase, energy, session energy, RFID, setpoint, start/cancel, pause, safe current and
 //!   communication timeout (FC 0x10), life bit heartbeat and the station's fallback to the
 //!   safe current when the heartbeat stops, manufacturer error.
 //! * Alfen Eve (`pymodbus_alfen.py`): two unit ids (station 200, socket 1), identity, float
 //!   currents and powers, f64 energy, mode-3 states, setpoint by FC 0x10 and its validity
-//!   time, the 1-phase installation whose unused phases read NaN, state "E" without a vehicle.
+//!   time, the 1-phase installation whose unused phases read NaN, state "E" without a vehicle,
+//!   1-/3-phase switching by 1215 (the socket's pause, a refused write, a 1-phase
+//!   installation).
 //! * Bender CC612/613 (`pymodbus_bender.py`): identity, OCPP status (SuspendedEV is no error),
 //!   HEMS limit and stop by 0 A, safe current and timeout, meter-less controllers
 //!   (0xFFFFFFFF), legacy firmware without model text and register 716.
@@ -50,7 +54,7 @@ use knx_echarge::chargers::{
 use knx_echarge::config::{ManualMeter, MeterDataType, RetrofitKind};
 use knx_echarge::meters::meter_for;
 use knx_echarge::modbus::TcpModbus;
-use knx_echarge::units::{Current, Energy, PerPhase, Power};
+use knx_echarge::units::{Current, Energy, PerPhase, PhaseCount, Power};
 
 mod support;
 use support::{MeterAt, model_meter};
@@ -157,6 +161,82 @@ impl Drop for PySim {
 
 fn amps3(a: i32) -> Option<PerPhase<Current>> {
     Some(PerPhase::splat(Current::from_amps(a)))
+}
+
+#[tokio::test]
+async fn keba_p30_phase_switch_against_pymodbus() {
+    let Some(mut sim) = PySim::start("pymodbus_keba.py") else {
+        return;
+    };
+    let mut d = KebaP30::new(
+        TcpModbus::new(sim.addr(), 255, TIMEOUT),
+        DriverSettings::default(),
+    );
+    d.identify().await.unwrap();
+    sim.set("connected", "1");
+    d.command(ChargerCommand::SetCurrent(Current::from_amps(16)))
+        .await
+        .unwrap();
+    // c-series with an S10: the driver makes Modbus the source (once) and triggers.
+    let one = ChargerCommand::SetPhases(PhaseCount::One);
+    assert_eq!(d.command(one).await.unwrap(), CommandOutcome::Done);
+    assert_eq!((sim.get_i("writes.5050"), sim.get_i("source")), (1, 3));
+    assert_eq!((sim.get_i("writes.5052"), sim.get_i("switched")), (1, 1));
+    let s = d.poll().await.unwrap();
+    assert!(!s.charging, "the station pauses for the switch: {s:?}");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let s = d.poll().await.unwrap();
+    assert_eq!(
+        s.currents,
+        Some(PerPhase([
+            Current::from_amps(16),
+            Current::ZERO,
+            Current::ZERO
+        ]))
+    );
+    assert_eq!(s.phases_switched, Some(PhaseCount::One));
+    assert_eq!(d.command(one).await.unwrap(), CommandOutcome::Done);
+    assert_eq!(sim.get_i("writes.5052"), 1, "already on one phase");
+    d.command(ChargerCommand::SetPhases(PhaseCount::Three))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let s = d.poll().await.unwrap();
+    assert_eq!(s.currents, amps3(16));
+    assert_eq!(s.phases_switched, Some(PhaseCount::Three));
+    assert_eq!(sim.get_i("writes.5050"), 1);
+
+    // Without an S10: refused, 5050 tried once, no trigger.
+    let Some(mut sim) = PySim::start("pymodbus_keba.py") else {
+        return;
+    };
+    sim.set("s10", "0");
+    let mut d = KebaP30::new(
+        TcpModbus::new(sim.addr(), 255, TIMEOUT),
+        DriverSettings::default(),
+    );
+    d.identify().await.unwrap();
+    for _ in 0..2 {
+        let r = d.command(one).await.unwrap();
+        assert!(matches!(r, CommandOutcome::NotPossible(_)), "{r:?}");
+    }
+    assert_eq!((sim.get_i("writes.5050"), sim.get_i("writes.5052")), (1, 0));
+
+    // x-series whose web menu leaves the switch to UDP: refused, 5050 not written.
+    let Some(mut sim) = PySim::start("pymodbus_keba.py") else {
+        return;
+    };
+    sim.set("product", "304011");
+    sim.set("source", "4");
+    let mut d = KebaP30::new(
+        TcpModbus::new(sim.addr(), 255, TIMEOUT),
+        DriverSettings::default(),
+    );
+    d.identify().await.unwrap();
+    let r = d.command(one).await.unwrap();
+    assert!(matches!(r, CommandOutcome::NotPossible(_)), "{r:?}");
+    assert_eq!(sim.get_i("writes.5050"), 0);
+    assert_eq!(d.poll().await.unwrap().phase_switch_available, Some(false));
 }
 
 #[tokio::test]
@@ -445,6 +525,66 @@ async fn em24_meter_reader_against_pymodbus() {
     assert_eq!(m.power_phases, r.power_phases);
     assert_eq!(m.power, r.power);
     assert_eq!(m.energy_total, r.energy_total);
+}
+
+#[tokio::test]
+async fn alfen_eve_phase_switch_against_pymodbus() {
+    let Some(mut sim) = PySim::start("pymodbus_alfen.py") else {
+        return;
+    };
+    let mut d = AlfenEve::new(
+        TcpModbus::new(sim.addr(), 1, TIMEOUT),
+        1,
+        DriverSettings::default(),
+    );
+    d.identify().await.unwrap();
+    sim.set("connected", "1");
+    d.command(ChargerCommand::SetCurrent(Current::from_amps(16)))
+        .await
+        .unwrap();
+    let s = d.poll().await.unwrap();
+    assert_eq!(
+        (s.phases_switched, s.phase_switch_available),
+        (Some(PhaseCount::Three), Some(true))
+    );
+    let one = ChargerCommand::SetPhases(PhaseCount::One);
+    assert_eq!(d.command(one).await.unwrap(), CommandOutcome::Done);
+    assert_eq!(sim.get_i("phases_setting"), 1);
+    assert!(!d.poll().await.unwrap().charging, "the socket pauses");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let s = d.poll().await.unwrap();
+    assert_eq!(
+        s.currents,
+        Some(PerPhase([
+            Current::from_amps(16),
+            Current::ZERO,
+            Current::ZERO
+        ]))
+    );
+    assert_eq!(s.phases_switched, Some(PhaseCount::One));
+    assert_eq!(d.command(one).await.unwrap(), CommandOutcome::Done);
+    assert_eq!(sim.get_i("writes.1215"), 1, "already on one phase");
+    // Without "Allow 1- and 3-phased charging" this simulator refuses the write.
+    sim.set("allow_1p3p", "0");
+    let r = d
+        .command(ChargerCommand::SetPhases(PhaseCount::Three))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&r, CommandOutcome::NotPossible(why) if why.contains("exception 3")),
+        "{r:?}"
+    );
+    assert_eq!(sim.get_i("phases_setting"), 1);
+    // A 1-phase installation: the driver refuses before writing.
+    sim.set("allow_1p3p", "1");
+    sim.set("installation_phases", "1");
+    assert_eq!(d.poll().await.unwrap().phase_switch_available, Some(false));
+    let r = d
+        .command(ChargerCommand::SetPhases(PhaseCount::Three))
+        .await
+        .unwrap();
+    assert!(matches!(r, CommandOutcome::NotPossible(_)), "{r:?}");
+    assert_eq!(sim.get_i("writes.1215"), 1);
 }
 
 #[tokio::test]

@@ -34,9 +34,15 @@ values in 1p connection" #4578): on a 1-phase installation the unused phases rea
 normal operation. ``set installation_phases 1`` selects that installation. Mode-3 state "E"
 (no pilot) appears on some firmware without a vehicle: ``set idle_e 1``.
 
+1-/3-phase switching (1215; evcc `charger/alfen.go` offers it on three-phase installations
+and writes the phase count): it needs "Allow 1- and 3-phased charging" in the ACE Service
+Installer (the project's reference §4). Chosen here where no source says: without that setting
+(``set allow_1p3p 0``) or on a 1-phase installation a write of 1215 is refused with exception
+3; after a switch the socket stops charging (mode 3 "C1") for ``switch_pause_s``.
+
 State the test can set: connected, vehicle_a, vehicle_phases, installation_phases, idle_e,
-error (meter error bit), energy_wh, validity_s, safe_a, temperature. Read back: setpoint_a,
-validity_left, writes.<register>.
+error (meter error bit), energy_wh, validity_s, safe_a, temperature, allow_1p3p,
+switch_pause_s. Read back: setpoint_a, validity_left, phases_setting, writes.<register>.
 """
 
 from __future__ import annotations
@@ -71,6 +77,9 @@ class AlfenEve(Model):
         self.temperature = 31.5
         self.setpoint_a = 0.0
         self.phases_setting = 3
+        self.allow_1p3p = True
+        self.switch_pause_s = 0.3
+        self._switch_until = 0.0
         self._last_write = time.monotonic()
 
     def blocks(self):
@@ -92,13 +101,15 @@ class AlfenEve(Model):
             return "E" if self.idle_e else "A"
         if self.offered_a() < 6.0:
             return "B1"
+        if time.monotonic() < self._switch_until:
+            return "C1"
         return "C2" if self.vehicle_a > 0 else "B2"
 
     def currents(self) -> list[float]:
         if self.mode3() != "C2":
             return [0.0, 0.0, 0.0]
         i = min(self.offered_a(), self.vehicle_a)
-        phases = min(self.vehicle_phases, self.installation_phases)
+        phases = min(self.vehicle_phases, self.installation_phases, self.phases_setting)
         return [i, 0.0, 0.0] if phases == 1 else [i, i, i]
 
     def render(self) -> dict[int, int]:
@@ -160,6 +171,8 @@ class AlfenEve(Model):
                 return ExcCodes.ILLEGAL_VALUE
             return None
         if fc in (6, 16) and address == 1215 and len(values) == 1:
+            if not self.allow_1p3p or self.installation_phases == 1:
+                return ExcCodes.ILLEGAL_VALUE
             return None if int(values[0]) in (1, 3) else ExcCodes.ILLEGAL_VALUE
         return ExcCodes.ILLEGAL_ADDRESS if fc in (6, 16) else ExcCodes.ILLEGAL_FUNCTION
 
@@ -168,6 +181,8 @@ class AlfenEve(Model):
             self.setpoint_a = f32_from(values)
             self._last_write = time.monotonic()
         elif address == 1215:
+            if values[0] != self.phases_setting and self.connected:
+                self._switch_until = time.monotonic() + self.switch_pause_s
             self.phases_setting = values[0]
 
     def advance(self, seconds: float) -> None:

@@ -46,9 +46,19 @@ Writeable data (guide ch. 4), FC 0x06 only:
   5020  failsafe persist, 1 = store 5016/5018 in EEPROM
   5050  phase switch source, 5052 phase switch
 
-State the test can set: connected, vehicle_ma (what the vehicle draws at most), phases (1/3),
-error, energy_wh, session_wh, rfid, dip_ma. Read back: setpoint_ma, enabled, failsafe_ma,
-failsafe_s, persisted, unlocked, writes.<register>.
+Phase switching with the KeContact S10 (register meanings from the project's reference §1:
+1550 source, 3 = Modbus; 1552 state, P30: 0 = 1-phase, 1 = 3-phase; 5050 sets the source on a
+c-series - the x-series takes it from its web menu; 5052 triggers, 0 = 1-phase, 1 = 3-phase;
+evcc's keba-modbus template: the S10 is required, c-series "3" into 5050). Behaviour beyond
+the registers, chosen here: without an S10 the source stays 0 and 5052 does nothing; the
+trigger counts only while the source is 3; the station stops charging for `switch_pause_s`
+after a switch (a real box and car need seconds; the test shortens it).
+
+State the test can set: connected, vehicle_ma (what the vehicle draws at most), phases (1/3,
+the vehicle's), error, energy_wh, session_wh, rfid, dip_ma, s10 (0/1), product (304111
+c-series, 304011 x-series), source (the x-series web menu), switch_pause_s. Read back:
+setpoint_ma, enabled, failsafe_ma, failsafe_s, persisted, unlocked, switched (1/3), source,
+writes.<register>.
 """
 
 from __future__ import annotations
@@ -89,6 +99,12 @@ class KebaP30(Model):
         self.unlocked = 0
         self.energy_limit = 0
         self._last_failsafe_write = time.monotonic()
+        # KeContact S10 phase switch.
+        self.s10 = True
+        self.source = 0
+        self.switched = 3
+        self.switch_pause_s = 0.3
+        self._switch_until = 0.0
 
     def blocks(self):
         return [regs(a, 2) for a in READ_U32] + [regs(a, 1) for a in WRITE_U16]
@@ -102,6 +118,9 @@ class KebaP30(Model):
         want = self.failsafe_ma if self.failsafe_active() else self.setpoint_ma
         return min(want, self.dip_ma)
 
+    def switching(self) -> bool:
+        return time.monotonic() < self._switch_until
+
     def charging_state(self) -> int:
         if self.error:
             return 4
@@ -109,6 +128,8 @@ class KebaP30(Model):
             return 1
         if not self.enabled or self.offered_ma() == 0:
             return 5
+        if self.switching():
+            return 2
         if self.vehicle_ma > 0:
             return 3
         return 2
@@ -122,7 +143,8 @@ class KebaP30(Model):
         if self.charging_state() != 3:
             return [0, 0, 0]
         i = min(self.offered_ma(), self.vehicle_ma)
-        return [i, 0, 0] if self.phases == 1 else [i, i, i]
+        one = self.phases == 1 or (self.s10 and self.switched == 1)
+        return [i, 0, 0] if one else [i, i, i]
 
     def render(self) -> dict[int, int]:
         c = self.currents()
@@ -133,7 +155,8 @@ class KebaP30(Model):
             1018: self.firmware, 1020: power_mw, 1036: round(self.energy_wh * 10),
             1040: VOLTAGE, 1042: VOLTAGE, 1044: VOLTAGE, 1046: 1000 if power_mw else 0,
             1100: self.offered_ma(), 1110: self.dip_ma, 1500: self.rfid,
-            1502: round(self.session_wh * 10), 1550: 0, 1552: 1 if self.phases == 3 else 0,
+            1502: round(self.session_wh * 10), 1550: self.source if self.s10 else 0,
+            1552: 1 if self.s10 and self.switched == 3 else 0,
             1600: self.failsafe_ma, 1602: self.failsafe_s,
         }
         out: dict[int, int] = {}
@@ -160,6 +183,10 @@ class KebaP30(Model):
                 return ExcCodes.ILLEGAL_VALUE
             if address == 5018 and not (v == 0 or 10 <= v <= 600):
                 return ExcCodes.ILLEGAL_VALUE
+            if address == 5050 and v > 4:
+                return ExcCodes.ILLEGAL_VALUE
+            if address == 5052 and v not in (0, 1):
+                return ExcCodes.ILLEGAL_VALUE
             return None
         return ExcCodes.ILLEGAL_FUNCTION
 
@@ -182,6 +209,16 @@ class KebaP30(Model):
             self._last_failsafe_write = time.monotonic()
         elif address == 5020:
             self.persisted += 1
+        elif address == 5050:
+            # c-series only (product digit 4 = 1); the x-series keeps its web-menu setting.
+            if self.s10 and (self.product // 100) % 10 == 1:
+                self.source = v
+        elif address == 5052:
+            want = 3 if v == 1 else 1
+            if self.s10 and self.source == 3 and want != self.switched:
+                self.switched = want
+                if self.connected:
+                    self._switch_until = time.monotonic() + self.switch_pause_s
 
     def advance(self, seconds: float) -> None:
         wh = sum(self.currents()) * VOLTAGE / 1000.0 * seconds / 3600.0
