@@ -27,6 +27,14 @@ const TIMEOUT: Duration = Duration::from_millis(300);
 const PAUSE: Duration = Duration::from_millis(300);
 
 async fn pair(model: SimModel, variant: Variant) -> (SimHandle, sim::SimServer, AnyDriver) {
+    pair_with(model, variant, DriverSettings::default()).await
+}
+
+async fn pair_with(
+    model: SimModel,
+    variant: Variant,
+    settings: DriverSettings,
+) -> (SimHandle, sim::SimServer, AnyDriver) {
     let handle = SimHandle::with_variant(model, variant);
     handle.lock().state.phase_switch_pause = PAUSE;
     let server = sim::serve_tcp(handle.clone(), "127.0.0.1:0".parse().unwrap())
@@ -34,7 +42,7 @@ async fn pair(model: SimModel, variant: Variant) -> (SimHandle, sim::SimServer, 
         .unwrap();
     let unit = catalog::charger_model(model.id()).unwrap().unit_id;
     let t = Transport::Tcp(TcpModbus::new(server.addr.unwrap(), unit, TIMEOUT));
-    let d = drivers::build(model.id(), t, unit, DriverSettings::default()).unwrap();
+    let d = drivers::build(model.id(), t, unit, settings).unwrap();
     (handle, server, d)
 }
 
@@ -380,5 +388,38 @@ async fn models_without_phase_switching_refuse_and_report_nothing() {
             assert!(why.contains("cannot switch"), "{model:?}: {why}");
         }
         assert_eq!(sim.state().writes.len(), writes, "{model:?} wrote");
+    }
+}
+
+#[tokio::test]
+async fn a_point_configured_with_one_phase_is_not_switched_to_three() {
+    let one_phase = DriverSettings {
+        phases: PhaseCount::One,
+        ..DriverSettings::default()
+    };
+    for model in [
+        SimModel::KebaP30,
+        SimModel::AlfenEve,
+        SimModel::VestelEvc04,
+        SimModel::AmtronCompact,
+    ] {
+        let variant = if model == SimModel::KebaP30 {
+            Variant::KEBA_X_SERIES
+        } else {
+            Variant::STANDARD
+        };
+        let (sim, _s, mut d) = pair_with(model, variant, one_phase).await;
+        d.identify().await.unwrap();
+        let writes = sim.state().writes.len();
+        let why = refused(phases(&mut d, PhaseCount::Three).await);
+        assert!(why.contains("one phase"), "{model:?}: {why}");
+        assert_eq!(sim.state().writes.len(), writes, "{model:?}");
+        // To one phase is fine (the box switches on its own side).
+        cmd(&mut d, ChargerCommand::SetCurrent(Current::ZERO)).await;
+        assert_eq!(
+            phases(&mut d, PhaseCount::One).await,
+            CommandOutcome::Done,
+            "{model:?}"
+        );
     }
 }

@@ -32,8 +32,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::common::{
-    DriverSettings, Enable, WriteCache, cannot_unlock, catalog_capabilities, check_setpoint,
-    currents_f32, f32_at, identity_error, non_empty, reg, regs,
+    DriverSettings, Enable, WriteCache, cannot_unlock, catalog_capabilities, check_phase_wiring,
+    check_setpoint, currents_f32, f32_at, identity_error, non_empty, reg, regs,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -292,7 +292,12 @@ impl<M: Modbus> ChargePoint for AlfenEve<M> {
             ChargerCommand::Unlock => {
                 return Ok(cannot_unlock("Alfen Eve"));
             }
-            ChargerCommand::SetPhases(phases) => return self.set_phases(phases).await,
+            ChargerCommand::SetPhases(phases) => {
+                if let Err(o) = check_phase_wiring(self.settings.phases, phases) {
+                    return Ok(o);
+                }
+                return self.set_phases(phases).await;
+            }
             ChargerCommand::Failsafe { current, .. } => {
                 // The safe current is set in the ACE Service Installer; it can only be checked.
                 let r = self.m.read_holding(1212, 2).await?;

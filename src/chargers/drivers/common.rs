@@ -202,6 +202,17 @@ pub fn cannot_unlock(model: &str) -> CommandOutcome {
     CommandOutcome::NotPossible(format!("the {model} cannot unlock over Modbus"))
 }
 
+/// A charging point configured as connected with one phase is not switched to three: its
+/// box may have the switch, but the load management counts it on one phase.
+pub fn check_phase_wiring(wired: PhaseCount, phases: PhaseCount) -> Result<(), CommandOutcome> {
+    if wired == PhaseCount::One && phases == PhaseCount::Three {
+        return Err(CommandOutcome::NotPossible(
+            "the charging point is configured as connected with one phase".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// The answer of a model that cannot switch between one and three phases over Modbus.
 pub fn cannot_switch_phases(model: &str) -> CommandOutcome {
     CommandOutcome::NotPossible(format!(
@@ -363,6 +374,14 @@ mod tests {
                 Current::from_milliamps(500)
             ]
         );
+    }
+
+    #[test]
+    fn a_one_phase_point_is_not_switched_to_three() {
+        assert!(check_phase_wiring(PhaseCount::One, PhaseCount::Three).is_err());
+        assert!(check_phase_wiring(PhaseCount::One, PhaseCount::One).is_ok());
+        assert!(check_phase_wiring(PhaseCount::Three, PhaseCount::One).is_ok());
+        assert!(check_phase_wiring(PhaseCount::Three, PhaseCount::Three).is_ok());
     }
 
     #[test]

@@ -38,8 +38,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::common::{
-    DriverSettings, Enable, WriteCache, catalog_capabilities, check_setpoint, check_timeout,
-    currents_ma, id_read, identity_error, milliamps_u16, modbus_absent,
+    DriverSettings, Enable, WriteCache, catalog_capabilities, check_phase_wiring, check_setpoint,
+    check_timeout, currents_ma, id_read, identity_error, milliamps_u16, modbus_absent,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -61,6 +61,8 @@ const MAX: Current = Current::from_amps(63);
 #[derive(Debug)]
 pub struct KebaP30<M> {
     m: M,
+    /// The phases the point is connected with (configuration).
+    wiring: PhaseCount,
     cache: WriteCache,
     enable: Enable,
     polls: u32,
@@ -104,9 +106,10 @@ fn is_c_series(product: u32) -> bool {
 
 impl<M: Modbus> KebaP30<M> {
     /// A driver over `m` (unit 255).
-    pub fn new(m: M, _settings: DriverSettings) -> Self {
+    pub fn new(m: M, settings: DriverSettings) -> Self {
         Self {
             m,
+            wiring: settings.phases,
             cache: WriteCache::default(),
             enable: Enable::default(),
             polls: 0,
@@ -331,7 +334,12 @@ impl<M: Modbus> ChargePoint for KebaP30<M> {
                 self.enable.started = start;
                 self.apply_enable().await?;
             }
-            ChargerCommand::SetPhases(phases) => return self.set_phases(phases).await,
+            ChargerCommand::SetPhases(phases) => {
+                if let Err(o) = check_phase_wiring(self.wiring, phases) {
+                    return Ok(o);
+                }
+                return self.set_phases(phases).await;
+            }
             ChargerCommand::Unlock => {
                 let state = self.u32(1000).await?;
                 let cable = self.u32(1004).await?;

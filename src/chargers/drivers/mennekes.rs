@@ -40,8 +40,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::common::{
-    DriverSettings, WriteCache, cannot_unlock, catalog_capabilities, check_setpoint, currents_f32,
-    f32_at, id_read, modbus_absent, non_empty, reg,
+    DriverSettings, WriteCache, cannot_unlock, catalog_capabilities, check_phase_wiring,
+    check_setpoint, currents_f32, f32_at, id_read, modbus_absent, non_empty, reg,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -62,6 +62,8 @@ const HEARTBEAT_VALUE: u16 = 0x55AA;
 #[derive(Debug)]
 pub struct AmtronCompact<M> {
     m: M,
+    /// The phases the point is connected with (configuration).
+    wiring: PhaseCount,
     cache: WriteCache,
     max: Current,
     released: bool,
@@ -73,9 +75,10 @@ pub struct AmtronCompact<M> {
 
 impl<M: Modbus> AmtronCompact<M> {
     /// A driver over `m` (an RS485 device).
-    pub fn new(m: M, _settings: DriverSettings) -> Self {
+    pub fn new(m: M, settings: DriverSettings) -> Self {
         Self {
             m,
+            wiring: settings.phases,
             cache: WriteCache::default(),
             max: Current::from_amps(16),
             released: true,
@@ -281,7 +284,12 @@ impl<M: Modbus> ChargePoint for AmtronCompact<M> {
             ChargerCommand::Unlock => {
                 return Ok(cannot_unlock("AMTRON Compact"));
             }
-            ChargerCommand::SetPhases(phases) => return self.set_phases(phases).await,
+            ChargerCommand::SetPhases(phases) => {
+                if let Err(o) = check_phase_wiring(self.wiring, phases) {
+                    return Ok(o);
+                }
+                return self.set_phases(phases).await;
+            }
             ChargerCommand::Failsafe { current, .. } => {
                 self.heartbeat().await?;
                 if current != Current::ZERO {

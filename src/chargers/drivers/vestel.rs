@@ -33,8 +33,8 @@ use std::time::Duration;
 
 use super::common::{
     DriverSettings, Enable, WriteCache, amps_u16, cannot_unlock, catalog_capabilities,
-    check_setpoint, check_timeout, currents_ma, id_read, identity_error, non_empty, reg,
-    utf16_text,
+    check_phase_wiring, check_setpoint, check_timeout, currents_ma, id_read, identity_error,
+    non_empty, reg, utf16_text,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -55,6 +55,8 @@ const SLOW_EVERY: u32 = 10;
 #[derive(Debug)]
 pub struct VestelEvc04<M> {
     m: M,
+    /// The phases the point is connected with (configuration).
+    wiring: PhaseCount,
     cache: WriteCache,
     enable: Enable,
     polls: u32,
@@ -70,9 +72,10 @@ pub struct VestelEvc04<M> {
 
 impl<M: Modbus> VestelEvc04<M> {
     /// A driver over `m`.
-    pub fn new(m: M, _settings: DriverSettings) -> Self {
+    pub fn new(m: M, settings: DriverSettings) -> Self {
         Self {
             m,
+            wiring: settings.phases,
             cache: WriteCache::default(),
             enable: Enable::default(),
             polls: 0,
@@ -268,7 +271,12 @@ impl<M: Modbus> ChargePoint for VestelEvc04<M> {
             ChargerCommand::Unlock => {
                 return Ok(cannot_unlock("EVC04"));
             }
-            ChargerCommand::SetPhases(phases) => return self.set_phases(phases).await,
+            ChargerCommand::SetPhases(phases) => {
+                if let Err(o) = check_phase_wiring(self.wiring, phases) {
+                    return Ok(o);
+                }
+                return self.set_phases(phases).await;
+            }
             ChargerCommand::Failsafe { current, timeout } => {
                 let amps = match check_setpoint(current, MIN, MAX) {
                     Ok(s) => s.map_or(0, amps_u16),
