@@ -120,10 +120,31 @@ pub fn identity_error(model: &str, e: ModbusError) -> DriverError {
     }
 }
 
-/// Whether a Modbus error says the register does not exist on this firmware (exception 1
-/// illegal function or 2 illegal data address), as opposed to a failed call.
+/// Whether a Modbus error is the box's exception answer — for an optional register (phase
+/// switching, added by later firmware) that means "not on this box", as opposed to a failed
+/// call (no answer, garbage), which stays an error.
 pub fn modbus_absent(e: &ModbusError) -> bool {
-    matches!(e, ModbusError::Exception(1 | 2))
+    matches!(e, ModbusError::Exception(_))
+}
+
+/// Reads an optional register (FC 03, or FC 04 if `input`): `Ok(None)` when the box answers
+/// with an exception, so that a firmware without it still polls.
+pub async fn optional_read<M: Modbus>(
+    m: &mut M,
+    input: bool,
+    addr: u16,
+    count: u16,
+) -> Result<Option<Vec<u16>>, DriverError> {
+    let r = if input {
+        m.read_input(addr, count).await
+    } else {
+        m.read_holding(addr, count).await
+    };
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if modbus_absent(&e) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Reads identity registers (FC 03, or FC 04 if `input`); exceptions 1 and 2 mean another

@@ -29,7 +29,7 @@
 //! driver, at the first switch) on a c-series whose source is not 3; if the source still is not 3 there is
 //! no S10 to take it (sources 0 none, 1 OCPP, 2 REST, 3 Modbus, 4 UDP: OpenEMS
 //! `PhaseSwitchSource`). 1552 counts only while the source is 3 (without an S10 it says
-//! nothing). Firmware without 1550/1552 (exception 1 or 2) has no switching.
+//! nothing). Firmware without 1550/1552 (an exception answer) has no switching.
 //! State: 0 start-up, 1 not ready, 2 ready, 3 charging, 4 error, 5 interrupted (disabled or
 //! over-temperature). Unlock works only when not charging. 0 A pauses by disabling (5014 = 0);
 //! 5004 itself takes 6–63 A.
@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use super::common::{
     DriverSettings, Enable, WriteCache, catalog_capabilities, check_phase_wiring, check_setpoint,
-    check_timeout, currents_ma, id_read, identity_error, milliamps_u16, modbus_absent,
+    check_timeout, currents_ma, id_read, identity_error, milliamps_u16, optional_read,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -128,11 +128,17 @@ impl<M: Modbus> KebaP30<M> {
 
     /// Reads 1550; `None` when the firmware lacks it.
     async fn read_source(&mut self) -> Result<Option<u32>, DriverError> {
-        match self.m.read_holding(1550, 2).await {
-            Ok(r) => Ok(decode::u32_be(&r)),
-            Err(e) if modbus_absent(&e) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        Ok(optional_read(&mut self.m, false, 1550, 2)
+            .await?
+            .and_then(|r| decode::u32_be(&r)))
+    }
+
+    /// 1552 as a phase count; `None` for a value that is none or an exception.
+    async fn read_state(&mut self) -> Result<Option<PhaseCount>, DriverError> {
+        Ok(optional_read(&mut self.m, false, 1552, 2)
+            .await?
+            .and_then(|r| decode::u32_be(&r))
+            .and_then(switched_phases))
     }
 
     async fn set_phases(&mut self, phases: PhaseCount) -> Result<CommandOutcome, DriverError> {
@@ -161,7 +167,7 @@ impl<M: Modbus> KebaP30<M> {
                 )
             }));
         }
-        if switched_phases(self.u32(1552).await?) == Some(phases) {
+        if self.read_state().await? == Some(phases) {
             return Ok(CommandOutcome::Done);
         }
         let trigger = match phases {
@@ -276,7 +282,7 @@ impl<M: Modbus> ChargePoint for KebaP30<M> {
         };
         // 1552 each poll, trusted only while Modbus is the switch's source.
         let phases_switched = if self.phase.registers && self.phase.source == Some(SOURCE_MODBUS) {
-            switched_phases(self.u32(1552).await?)
+            self.read_state().await?
         } else {
             None
         };

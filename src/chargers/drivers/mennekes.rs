@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use super::common::{
     DriverSettings, WriteCache, cannot_unlock, catalog_capabilities, check_phase_wiring,
-    check_setpoint, currents_f32, f32_at, id_read, modbus_absent, non_empty, reg,
+    check_setpoint, currents_f32, f32_at, id_read, non_empty, optional_read, reg,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -179,10 +179,9 @@ impl<M: Modbus> ChargePoint for AmtronCompact<M> {
             )));
         }
         self.max = Current::from_amps_f64(f64::from(max)).unwrap_or(self.max);
-        self.phase_options = match self.m.read_holding(0x030C, 1).await {
-            Ok(r) => Some(reg(&r, 0x030C, 0x030C)?),
-            Err(e) if modbus_absent(&e) => None,
-            Err(e) => return Err(e.into()),
+        self.phase_options = match optional_read(&mut self.m, false, 0x030C, 1).await? {
+            Some(r) => Some(reg(&r, 0x030C, 0x030C)?),
+            None => None,
         };
         let serial = decode::ascii(&serial);
         if serial.is_empty() {
@@ -218,8 +217,10 @@ impl<M: Modbus> ChargePoint for AmtronCompact<M> {
         let r = self.m.read_holding(0x0D05, 1).await?;
         self.released = reg(&r, 0x0D05, 0x0D05)? == 1;
         let phases_switched = if self.switchable() {
-            let p = self.m.read_holding(0x0E02, 1).await?;
-            switched_phases(reg(&p, 0x0E02, 0x0E02)?)
+            match optional_read(&mut self.m, false, 0x0E02, 1).await? {
+                Some(p) => switched_phases(reg(&p, 0x0E02, 0x0E02)?),
+                None => None,
+            }
         } else {
             None
         };

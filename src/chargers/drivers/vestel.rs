@@ -34,7 +34,7 @@ use std::time::Duration;
 use super::common::{
     DriverSettings, Enable, WriteCache, amps_u16, cannot_unlock, catalog_capabilities,
     check_phase_wiring, check_setpoint, check_timeout, currents_ma, id_read, identity_error,
-    non_empty, reg, utf16_text,
+    non_empty, optional_read, reg, utf16_text,
 };
 use crate::catalog::Capability;
 use crate::chargers::status::{
@@ -99,11 +99,22 @@ impl<M: Modbus> VestelEvc04<M> {
         decode::u32_be(&r).ok_or_else(|| DriverError::Comm(format!("register {addr}")))
     }
 
-    /// 405 as a phase count; `None` for a value that is none.
-    async fn read_405(&mut self) -> Result<(u16, Option<PhaseCount>), DriverError> {
-        let r = self.m.read_holding(405, 1).await?;
+    /// 405 as a phase count; `None` for a value that is none. An exception reads as `None`
+    /// (a firmware that says 3.187 but lacks it still polls).
+    async fn read_405(&mut self) -> Result<(Option<u16>, Option<PhaseCount>), DriverError> {
+        let Some(r) = optional_read(&mut self.m, false, 405, 1).await? else {
+            return Ok((None, None));
+        };
         let v = reg(&r, 405, 405)?;
-        Ok((v, switched_phases(v)))
+        Ok((Some(v), switched_phases(v)))
+    }
+
+    /// 404, the unit's phases; `None` when the box answers an exception.
+    async fn read_404(&mut self) -> Result<Option<u16>, DriverError> {
+        match optional_read(&mut self.m, true, 404, 1).await? {
+            Some(r) => Ok(Some(reg(&r, 404, 404)?)),
+            None => Ok(None),
+        }
     }
 
     async fn set_phases(&mut self, phases: PhaseCount) -> Result<CommandOutcome, DriverError> {
@@ -113,8 +124,9 @@ impl<M: Modbus> VestelEvc04<M> {
                 self.firmware
             )));
         }
-        let unit = self.u16(404).await?;
-        if unit != 1 {
+        let unit = self.read_404().await?;
+        if unit != Some(1) {
+            let unit = unit.map_or_else(|| "an exception".to_owned(), |v| v.to_string());
             return Ok(CommandOutcome::NotPossible(format!(
                 "register 404 reads {unit}, not 1: a 1-phase unit, or phase switching fell back by itself (evcc #21708; a reboot of the box restores it)"
             )));
@@ -128,7 +140,8 @@ impl<M: Modbus> VestelEvc04<M> {
         };
         self.m.write_single(405, want).await?;
         let (back, _) = self.read_405().await?;
-        if back != want {
+        if back != Some(want) {
+            let back = back.map_or_else(|| "an exception".to_owned(), |v| v.to_string());
             return Ok(CommandOutcome::NotPossible(format!(
                 "405 reads {back} after writing {want}: the box did not take the switch"
             )));
@@ -202,7 +215,7 @@ impl<M: Modbus> ChargePoint for VestelEvc04<M> {
             );
         }
         self.polls = self.polls.wrapping_add(1);
-        let switchable = self.u16(404).await? == 1;
+        let switchable = self.read_404().await? == Some(1);
         let phases_switched = if self.phase_register {
             self.read_405().await?.1
         } else {
