@@ -7,6 +7,7 @@
 //! * [`reason`]: why each charging point gets its current ([`Limit`], one per charging point
 //!   in [`Limits`]), recorded by the decision that set it.
 //! * [`plausible`]: whether a charging point's reported currents can be true (DLM InvCurrent).
+//! * [`phases`]: 1-/3-phase switching (when, and the pause around a switch), per point.
 //! * [`vehicle`]: what the DLM learns about each vehicle (reaction delay, ceiling).
 //! * [`controller`]: the sans-IO controller around them ([`Controller`]: meter supervision,
 //!   emergency mode, high-power devices, the other-load estimate, ramps, minimum on/off
@@ -18,6 +19,7 @@
 pub mod allocate;
 pub mod controller;
 pub mod limits;
+pub mod phases;
 pub mod plausible;
 pub mod reason;
 pub mod vehicle;
