@@ -449,6 +449,20 @@ impl Core {
                 command,
                 outcome,
             } => {
+                // Phase switching is the load management's own decision: a box that
+                // refuses it is logged, never a fault shown to the user (docs/dlm.md).
+                if let ChargerCommand::SetPhases(phases) = command {
+                    if let CommandOutcome::NotPossible(why) | CommandOutcome::OutOfRange(why) =
+                        &outcome
+                    {
+                        tracing::info!(
+                            cp = cp.number(),
+                            "switching to {} phase(s) refused: {why}",
+                            phases.count()
+                        );
+                    }
+                    return;
+                }
                 let fault = match outcome {
                     CommandOutcome::Done => None,
                     CommandOutcome::NotPossible(why) => Some((FaultCode::OpNotPossible, why)),

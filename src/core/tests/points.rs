@@ -552,6 +552,21 @@ fn refused_commands_are_information_faults() {
     );
 }
 
+#[test]
+fn a_refused_phase_switch_is_no_fault() {
+    let (mut core, t0) = started(FIVE);
+    let a = core.handle(
+        Event::ChargerCommandDone {
+            cp: cp(1),
+            command: ChargerCommand::SetPhases(crate::units::PhaseCount::One),
+            outcome: CommandOutcome::NotPossible("no KeContact S10".into()),
+        },
+        t0,
+    );
+    assert_eq!(sets(&a).get(&95), None, "no fault message");
+    assert_eq!(core.value(GoNumber(94)), Some(&Value::Bool(false)));
+}
+
 const DLM_OFF: &str = "[dlm]\ngrid_control_current = 6\n[charging_point.1]\nenabled = true\nmodel = \"keba-p30\"\nip = \"10.0.0.1\"\nmin_current = 6\nmax_current = 32\n";
 
 fn write(core: &mut Core, t: Instant, o: u16, v: Value) -> Vec<Action> {
