@@ -256,6 +256,9 @@ pub struct ChargePointConfig {
     pub failsafe_current: Current,
     /// Silence after which the box falls back.
     pub failsafe_timeout: Duration,
+    /// The load management may switch the box between 1 and 3 phases (off by default:
+    /// docs/dlm.md, "1-/3-phase switching").
+    pub phase_switch: bool,
     /// Retrofit electricity meter.
     pub meter: RetrofitMeter,
 }
@@ -863,6 +866,7 @@ fn charge_point_from_params(
         dpt_energy: str_choice(&p.cp_choice(cp, "dpt_energy")?).to_owned(),
         failsafe_current: amps(p.cp_int(cp, "failsafe_current")?),
         failsafe_timeout: secs(p.cp_int(cp, "failsafe_timeout")?),
+        phase_switch: p.cp_bool(cp, "phase_switch")?,
         meter,
     })
 }
@@ -930,6 +934,7 @@ fn charge_point_to_params(p: &mut ParamSet, c: &ChargePointConfig) -> Result<(),
         int(i64::from(c.failsafe_current.whole_amps_floor())),
     )?;
     p.set_cp(cp, "failsafe_timeout", int(dur_secs(c.failsafe_timeout)))?;
+    p.set_cp(cp, "phase_switch", ParamValue::Bool(c.phase_switch))?;
     let m = &c.meter;
     p.set_cp_toml(
         cp,

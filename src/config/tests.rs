@@ -226,3 +226,14 @@ fn an_ip_address_used_twice_is_conf_charger_whatever_port_and_unit() {
     assert!(f[0].message.contains("IP address 10.0.0.7"), "{f:?}");
     assert!(faults(&two("127.0.0.1", 503)).is_empty());
 }
+
+/// 1-/3-phase switching is off unless the installer allows it per charging point.
+#[test]
+fn phase_switch_is_off_by_default_and_allowed_per_charging_point() {
+    let five = file::parse(FIVE, "five").unwrap();
+    assert!(five.charging_points.iter().all(|c| !c.phase_switch));
+    let text = "[charging_point.1]\nenabled = true\nmodel = \"keba-p30\"\nip = \"10.0.0.1\"\nphase_switch = true\n";
+    let c = file::parse(text, "t").unwrap();
+    assert!(c.charging_points[0].phase_switch);
+    assert!(!c.charging_points[1].phase_switch);
+}
