@@ -91,6 +91,24 @@ pub fn fit(
     }
 }
 
+/// What is left for one charging point on each grid phase: `available` (the budget after
+/// the other load) minus what the plan gives every other point, each on its grid phases
+/// (`Demand::phases`). The input of [`fit()`].
+pub fn left_for(
+    available: PerPhase<Current>,
+    others: impl IntoIterator<Item = (Current, [bool; 3])>,
+) -> PerPhase<Current> {
+    let mut left = available;
+    for (current, phases) in others {
+        for (p, used) in Phase::ALL.into_iter().zip(phases) {
+            if used {
+                left.set(p, left.get(p).saturating_sub(current).max(Current::ZERO));
+            }
+        }
+    }
+    left
+}
+
 /// What the core must do for the point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -429,6 +447,12 @@ mod tests {
             Some((1000, Voltage::from_volts(230))),
         );
         assert!(!f.three && !f.one);
+    }
+
+    #[test]
+    fn left_for_subtracts_the_others_on_their_phases_never_below_zero() {
+        let others = [(A(10), [true, true, true]), (A(16), [false, false, true])];
+        assert_eq!(left_for(left(32, 32, 20), others), left(22, 22, 0));
     }
 
     #[test]
