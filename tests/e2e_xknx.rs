@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use knx_echarge::sim::{SimHandle, Vehicle};
 use serde_json::Value;
-use support::{KillOnDrop, free_udp};
+use support::{KillOnDrop, LogTailOnPanic, free_udp};
 
 use support::FIVE_MODELS as MODELS;
 
@@ -81,6 +81,13 @@ async fn xknx_drives_five_charging_points_end_to_end() {
     let config_path = data.path().join("e2e.toml");
     std::fs::write(&config_path, config(&ports)).unwrap();
     let port = free_udp().port();
+    // The gateway's log (RUST_LOG applies), printed in part if the test fails.
+    let log_path = data.path().join("gateway.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let _log_tail = LogTailOnPanic {
+        path: log_path,
+        lines: 400,
+    };
     let _gateway = KillOnDrop(
         Command::new(support::gateway_bin())
             .arg("run")
@@ -90,7 +97,7 @@ async fn xknx_drives_five_charging_points_end_to_end() {
             .arg(data.path())
             .current_dir(root)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap(),
     );

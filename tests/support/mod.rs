@@ -18,6 +18,32 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// The log file of a child process; when dropped during a failing test it prints the last
+/// `lines` lines, so a failure in CI shows what the process did.
+pub(crate) struct LogTailOnPanic {
+    pub(crate) path: std::path::PathBuf,
+    pub(crate) lines: usize,
+}
+
+impl Drop for LogTailOnPanic {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        let from = all.len().saturating_sub(self.lines);
+        eprintln!(
+            "--- last {} lines of {} ---",
+            all.len() - from,
+            self.path.display()
+        );
+        for line in &all[from..] {
+            eprintln!("{line}");
+        }
+    }
+}
+
 /// A TCP port on loopback that was free a moment ago.
 pub(crate) fn free_tcp() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
