@@ -175,6 +175,7 @@ fn plan(n: u8) -> (Vehicle, Duration, Duration, Duration) {
             capacity: Energy::from_watt_hours(kwh * 1000),
             rfid,
             evccid,
+            reaction: Duration::ZERO,
         },
         Duration::from_secs(first),
         Duration::from_secs(stay),

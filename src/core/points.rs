@@ -263,6 +263,7 @@ impl Core {
         }
         let point = self.points.entry(cp).or_default();
         if point.commanded != Some(target) {
+            tracing::debug!(%cp, %target, reason = ?after, "DLM: setpoint sent to the charging point");
             point.commanded = Some(target);
             out.push(Action::Charger {
                 cp,

@@ -40,6 +40,9 @@ pub struct Vehicle {
     pub rfid: Option<String>,
     /// ISO 15118 EVCCID.
     pub evccid: Option<String>,
+    /// How long it takes to follow a new offer (IEC 61851-1 allows an EV 5 s to follow a
+    /// new PWM duty cycle; zero = at once).
+    pub reaction: Duration,
 }
 
 impl Vehicle {
@@ -51,7 +54,14 @@ impl Vehicle {
             capacity: Energy::from_watt_hours(10_000),
             rfid: Some("04A1B2C3".into()),
             evccid: Some("0012AB34CD56".into()),
+            reaction: Duration::ZERO,
         }
+    }
+
+    /// The same vehicle, following a new offer after `reaction`.
+    #[must_use]
+    pub fn with_reaction(self, reaction: Duration) -> Self {
+        Self { reaction, ..self }
     }
 
     /// A single-phase car drawing up to 32 A.
@@ -169,6 +179,11 @@ pub struct SimState {
     /// Heidelberg Energy Control: in standby (answers nothing).
     pub standby: bool,
     created: Instant,
+    /// The offer the vehicle follows (after its reaction time), the latest offer and since
+    /// when it stands.
+    followed: Current,
+    offer: Current,
+    offer_since: Instant,
     last_keepalive: Instant,
     last_step: Instant,
     session_start: Option<Instant>,
@@ -201,6 +216,9 @@ impl SimState {
             error_latched: false,
             standby: false,
             created: now,
+            followed: Current::ZERO,
+            offer: Current::ZERO,
+            offer_since: now,
             last_keepalive: now,
             last_step: now,
             session_start: None,
@@ -237,9 +255,13 @@ impl SimState {
         if let Some(forced) = self.forced.currents {
             return forced;
         }
-        let offered = self.offered();
         let Some(v) = &self.vehicle else {
             return [Current::ZERO; 3];
+        };
+        let offered = if v.reaction.is_zero() {
+            self.offered()
+        } else {
+            self.followed
         };
         if offered < Current::from_amps(6) || self.full() {
             return [Current::ZERO; 3];
@@ -307,6 +329,16 @@ impl SimState {
             && now.saturating_duration_since(self.last_keepalive) > self.failsafe_timeout
         {
             self.in_failsafe = true;
+        }
+        // The vehicle follows a new offer after its reaction time.
+        let offered = self.offered();
+        if offered != self.offer {
+            self.offer = offered;
+            self.offer_since = now;
+        }
+        let reaction = self.vehicle.as_ref().map_or(Duration::ZERO, |v| v.reaction);
+        if now.saturating_duration_since(self.offer_since) >= reaction {
+            self.followed = self.offer;
         }
         if self.forced.any() {
             if let Some(t) = self.forced.temperature_c {
@@ -462,5 +494,50 @@ impl SimHandle {
     /// The model.
     pub fn model(&self) -> SimModel {
         self.lock().model
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vehicle_with_a_reaction_time_follows_a_new_offer_only_after_it() {
+        let t0 = Instant::now();
+        let mut s = SimState::new(t0);
+        s.vehicle = Some(Vehicle::three_phase().with_reaction(Duration::from_millis(1500)));
+        s.setpoint = Current::from_amps(10);
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // It starts after its reaction time too.
+        s.step(t0);
+        assert_eq!(s.currents(), [Current::ZERO; 3]);
+        s.step(at(1500));
+        assert_eq!(s.currents(), [Current::from_amps(10); 3]);
+        s.setpoint = Current::from_amps(6);
+        s.step(at(2000));
+        assert_eq!(
+            s.currents(),
+            [Current::from_amps(10); 3],
+            "still the old offer"
+        );
+        s.step(at(3400));
+        assert_eq!(
+            s.currents(),
+            [Current::from_amps(10); 3],
+            "1.4 s after the change"
+        );
+        s.step(at(3500));
+        assert_eq!(s.currents(), [Current::from_amps(6); 3]);
+    }
+
+    #[test]
+    fn a_vehicle_without_a_reaction_time_follows_at_once() {
+        let t0 = Instant::now();
+        let mut s = SimState::new(t0);
+        s.vehicle = Some(Vehicle::three_phase());
+        s.setpoint = Current::from_amps(10);
+        assert_eq!(s.currents(), [Current::from_amps(10); 3]);
+        s.setpoint = Current::from_amps(7);
+        assert_eq!(s.currents(), [Current::from_amps(7); 3]);
     }
 }
