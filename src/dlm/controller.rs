@@ -1235,6 +1235,15 @@ impl Controller {
                 if next < level && next > Current::ZERO {
                     self.reduced_at.insert(*cp, now);
                 }
+                // A point that keeps charging is not shown as queued because the cautious
+                // grant plan would not admit it now: the reason is the keep plan's, whose
+                // current is in force (the website showed "queued" at 10 A every other second).
+                if next > Current::ZERO && limits.get(*cp) == Some(Limit::Queued) {
+                    match keep.limits.get(*cp).filter(|l| *l != Limit::Queued) {
+                        Some(l) => limits.set(*cp, l),
+                        None => limits.clear(*cp),
+                    }
+                }
                 raw.insert(*cp, next);
             }
             // A shortage right after a meter value may be a car that started just before the
