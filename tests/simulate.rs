@@ -480,9 +480,136 @@ fn a_charging_point_that_charges_is_never_shown_as_queued() {
         "evening-peak",
         "minimums-not-fitting",
         "prioritised-under-queue",
+        "phase-switching",
     ] {
         let n = charging_while_shown_queued(name);
         eprintln!("{name}: {n} s charging while shown queued");
         assert_eq!(n, 0, "{name}: {n} s charging while shown queued");
     }
+}
+
+/// Energy drawn from the grid by charging point `pi` in `[from, to)` s, kWh (one row per
+/// second, 230 V per phase).
+fn point_kwh(r: &RunResult, pi: usize, from: u64, to: u64) -> f64 {
+    r.rows
+        .iter()
+        .filter(|row| (from..to).contains(&row.t.as_secs()))
+        .map(|row| {
+            row.actual_phases[pi]
+                .0
+                .iter()
+                .map(|c| c.as_amps_f64())
+                .sum::<f64>()
+                * 230.0
+                / 3_600_000.0
+        })
+        .sum()
+}
+
+/// `scenarios/phase-switching.toml` with switching on or off.
+fn phase_switching(on: bool) -> (Scenario, RunResult) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/phase-switching.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\nphase_switch = true\n"));
+    let text = if on {
+        text
+    } else {
+        text.replace("\nphase_switch = true\n", "\nphase_switch = false\n")
+    };
+    let scenario = Scenario::parse(&text, "phase-switching.toml").unwrap();
+    let mut results = simulate::run_all(&scenario).unwrap();
+    assert_eq!(results.len(), 1, "per-phase only");
+    (scenario, results.remove(0))
+}
+
+/// The phase switches in the timeline: (s, phases after it).
+fn phase_switches(r: &RunResult) -> Vec<(u64, u8)> {
+    r.timeline
+        .iter()
+        .filter(|e| e.kind == "phases")
+        .map(|e| {
+            let n = if e.what.contains("to 1 phase") { 1 } else { 3 };
+            (e.t_s, n)
+        })
+        .collect()
+}
+
+/// Issue 15, item 7: a 3-phase car whose 3-phase minimum does not fit on L2/L3 is switched to
+/// one phase and charges on L1 (the point's phase 1) while the load lasts, goes back to three
+/// phases when it drops and to one again when it returns; never two switches within the
+/// minimum on/off time; the fuse is never exceeded. Without `phase_switch` the same car gets
+/// nothing while L2/L3 are loaded.
+#[test]
+fn phase_switching_charges_a_three_phase_car_on_one_phase_while_l2_and_l3_are_loaded() {
+    let (scenario, r) = phase_switching(true);
+    let s = &r.summary;
+    assert!(!s.protection.tripped);
+    assert_eq!(s.over_fuse_amp_seconds.values(), [0.0; 3]);
+    assert_eq!(s.over_fuse_charging_amp_seconds.values(), [0.0; 3]);
+    assert_eq!(s.short_on_off_periods, 0);
+    // To one phase soon after the car arrives (60 s), to three after the load dropped at
+    // 1200–1230 s (the 3-phase minimum fitted with its margin for 60 s), to one again once
+    // the load that returns from 2400 s leaves less than 6 A on L2/L3.
+    let switches = phase_switches(&r);
+    assert_eq!(switches.len(), 3, "{switches:?}");
+    assert!(
+        switches[0].1 == 1 && (60..120).contains(&switches[0].0),
+        "{switches:?}"
+    );
+    assert!(
+        switches[1].1 == 3 && (1260..1400).contains(&switches[1].0),
+        "{switches:?}"
+    );
+    assert!(switches[2].1 == 1 && switches[2].0 > 2400, "{switches:?}");
+    let min_switch = scenario
+        .config(AllocationMode::PerPhase)
+        .unwrap()
+        .dlm
+        .min_switch_time
+        .as_secs();
+    for w in switches.windows(2) {
+        assert!(w[1].0 - w[0].0 >= min_switch, "{switches:?}");
+    }
+    assert_eq!(s.points[0].phase_switches, 3);
+    // On one phase the car charges on L1 only, beyond its minimum.
+    for row in &r.rows[200..1200] {
+        assert_eq!(row.phases[0], 1, "t = {:?}", row.t);
+        let g = row.actual_phases[0].0;
+        assert!(g[0].as_amps_f64() >= 6.0, "t = {:?}: {g:?}", row.t);
+        assert_eq!((g[1].milliamps(), g[2].milliamps()), (0, 0));
+    }
+    // Back on three: it draws on all three.
+    for row in &r.rows[1400..2400] {
+        assert_eq!(row.phases[0], 3, "t = {:?}", row.t);
+        assert!(
+            row.actual_phases[0]
+                .0
+                .iter()
+                .all(|c| c.as_amps_f64() >= 6.0)
+        );
+    }
+    // While L2/L3 are loaded (0–1200 s): more than 1 kWh with switching, nothing without.
+    let (_, off) = phase_switching(false);
+    let with = point_kwh(&r, 0, 0, 1200);
+    let without = point_kwh(&off, 0, 0, 1200);
+    assert!(with > 1.0, "{with} kWh");
+    assert!(without < 0.01, "{without} kWh");
+    let (v_on, v_off) = (&s.vehicles[0], &off.summary.vehicles[0]);
+    assert!(
+        v_on.delivered_kwh > v_off.delivered_kwh + 1.5,
+        "{v_on:?} {v_off:?}"
+    );
+    assert!(v_on.longest_wait_s < 60.0 && v_off.longest_wait_s > 1000.0);
+}
+
+/// A point without `phase_switch` is never switched: its box stays on three phases and the
+/// gateway sends it no `SetPhases`; the fuse is protected all the same.
+#[test]
+fn a_point_without_phase_switch_stays_on_three_phases() {
+    let (_, r) = phase_switching(false);
+    assert!(phase_switches(&r).is_empty());
+    assert_eq!(r.summary.points[0].phase_switches, 0);
+    assert!(r.rows.iter().all(|row| row.phases[0] == 3));
+    assert!(!r.summary.protection.tripped);
+    assert_eq!(r.summary.over_fuse_charging_amp_seconds.values(), [0.0; 3]);
 }

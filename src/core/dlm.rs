@@ -40,6 +40,9 @@ pub(super) fn settings(config: &Config) -> Settings {
                     max: c.max_current,
                     three_phase: c.phases == PhaseCount::Three,
                     rotation: c.rotation.0,
+                    phase_switch: c.phase_switch
+                        && c.capabilities()
+                            .contains(&crate::catalog::Capability::PhaseSwitch),
                 },
             ))
         })
@@ -134,7 +137,7 @@ impl Core {
         self.dlm_run(Input::Tick, now, out);
     }
 
-    fn dlm_run(&mut self, input: Input, now: Instant, out: &mut Vec<Action>) {
+    pub(super) fn dlm_run(&mut self, input: Input, now: Instant, out: &mut Vec<Action>) {
         if !self.config.dlm.enabled {
             return;
         }
@@ -152,6 +155,15 @@ impl Core {
                 }
             }
             self.publish_faults(out);
+        }
+        for (cp, event) in &decision.phase_events {
+            log_phase_event(*cp, event);
+        }
+        for (cp, to) in &decision.set_phases {
+            out.push(Action::Charger {
+                cp: *cp,
+                command: crate::chargers::ChargerCommand::SetPhases(*to),
+            });
         }
         let active: Vec<ChargePointId> = ChargePointId::all()
             .filter(|cp| {
@@ -188,6 +200,8 @@ impl Core {
                         invalid: self
                             .faults
                             .is_present(Scope::ChargingPoint(*cp), FaultCode::DlmInvCurrent),
+                        phases_switched: status.and_then(|s| s.phases_switched),
+                        phase_switch_available: status.and_then(|s| s.phase_switch_available),
                     },
                 )
             })
@@ -210,4 +224,27 @@ impl Core {
         }
         self.dlm.poll_timeout(&self.dlm_env())
     }
+}
+
+/// Logs a step of 1-/3-phase switching at info level (the DLM's own decision: never a fault).
+fn log_phase_event(cp: ChargePointId, event: &crate::dlm::phases::Event) {
+    use crate::dlm::phases::{Event, GiveUp};
+    use crate::units::PhaseCount as Count;
+    let what = match event {
+        Event::Begin(Count::One) => {
+            "3-phase minimum does not fit; switching to one phase".to_owned()
+        }
+        Event::Begin(Count::Three) => {
+            "3-phase minimum fits again; switching to three phases".to_owned()
+        }
+        Event::Switched(to) => format!("switched to {} phase(s); pause", to.count()),
+        Event::Complete(to) => format!("resumes on {} phase(s)", to.count()),
+        Event::GaveUp(GiveUp::Refused(why)) => {
+            format!("phase switching refused ({why}); no more switching until the vehicle leaves")
+        }
+        Event::GaveUp(GiveUp::DidNotFollow) => "the box did not report the new phases in time; \
+             no more switching until the vehicle leaves"
+            .to_owned(),
+    };
+    tracing::info!("CP{cp}: {what}");
 }

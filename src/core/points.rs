@@ -462,6 +462,8 @@ impl Core {
                             phases.count()
                         );
                     }
+                    let carried_out = matches!(outcome, CommandOutcome::Done);
+                    self.dlm_run(crate::dlm::Input::PhasesSet(cp, carried_out), now, out);
                     return;
                 }
                 let fault = match outcome {

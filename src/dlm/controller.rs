@@ -48,10 +48,11 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use super::phases::{self, Fit, PhaseSettings, PointPhases};
 use super::vehicle::{self, VehicleModel};
 use super::{Demand, Limit, Limits, Mode, Shortage, allocate};
 use crate::faults::{Fault, FaultCode};
-use crate::units::{ChargePointId, Current, PerPhase, Phase};
+use crate::units::{ChargePointId, Current, PerPhase, Phase, PhaseCount};
 
 /// How often increases are re-evaluated while ramping (the step follows the elapsed time).
 const RAMP_STEP: Duration = Duration::from_millis(250);
@@ -156,6 +157,9 @@ pub struct PointSettings {
     pub three_phase: bool,
     /// The grid phase of each of the charging point's phases 1, 2, 3.
     pub rotation: [Phase; 3],
+    /// It may switch between one and three phases (its model has the capability and the
+    /// configuration allows it); used only for a point wired with three phases.
+    pub phase_switch: bool,
 }
 
 impl PointSettings {
@@ -243,6 +247,10 @@ pub struct PointInput {
     pub unreachable: bool,
     /// It reports invalid currents (DLM InvCurrent at the charging point).
     pub invalid: bool,
+    /// The phases the box reports it switched to (`None`: the model does not report them).
+    pub phases_switched: Option<PhaseCount>,
+    /// Whether the box can switch phases now (`None`: the model does not say).
+    pub phase_switch_available: Option<bool>,
 }
 
 /// The world outside the DLM at one call.
@@ -267,6 +275,9 @@ pub enum Input {
     HighPower(bool),
     /// A charging point was polled (the [`Env`] already holds what it reported).
     Polled(ChargePointId),
+    /// A charging point answered the `SetPhases` of a [`Decision`]: carried out (`true`) or
+    /// refused (`false`).
+    PhasesSet(ChargePointId, bool),
     /// Something else changed in the [`Env`], or [`Controller::poll_timeout`] was reached.
     Tick,
 }
@@ -289,6 +300,10 @@ pub struct Decision {
     pub targets: BTreeMap<ChargePointId, Current>,
     /// Why each gets it.
     pub limits: Limits,
+    /// `ChargerCommand::SetPhases` due now, per charging point.
+    pub set_phases: Vec<(ChargePointId, PhaseCount)>,
+    /// What happened in phase switching since the last decision (for the core's log).
+    pub phase_events: Vec<(ChargePointId, phases::Event)>,
 }
 
 /// What the DLM saw and decided in one cycle.
@@ -417,12 +432,25 @@ pub struct Controller {
     levels: BTreeMap<ChargePointId, Current>,
     /// Per charging point, when its level was last reduced (no raise within [`REVERSAL`]).
     reduced_at: BTreeMap<ChargePointId, Instant>,
+    /// 1-/3-phase switching of each charging point that may switch (see [`phases`]).
+    phases: BTreeMap<ChargePointId, PointPhases>,
+    /// Phase-switching events not yet returned in a [`Decision`].
+    phase_events: Vec<(ChargePointId, phases::Event)>,
 }
 
 impl Controller {
     /// A controller with `settings`, before any input.
     pub fn new(settings: Settings) -> Self {
+        let phase_settings = PhaseSettings::with_min_switch_time(settings.min_switch_time);
+        let phases = settings
+            .points
+            .iter()
+            .filter(|(_, p)| p.active && p.phase_switch && p.three_phase)
+            .map(|(cp, _)| (*cp, PointPhases::new(phase_settings)))
+            .collect();
         Self {
+            phases,
+            phase_events: Vec::new(),
             settings,
             faults: BTreeSet::new(),
             meter: PerPhase::splat(None),
@@ -517,9 +545,59 @@ impl Controller {
                 }
             }
             Input::Polled(cp) => self.polled(cp, now, env),
+            Input::PhasesSet(cp, carried_out) => {
+                let reports = env
+                    .points
+                    .get(&cp)
+                    .is_some_and(|p| p.phases_switched.is_some());
+                if let Some(pp) = self.phases.get_mut(&cp) {
+                    let event = if carried_out {
+                        pp.done(now, reports)
+                    } else {
+                        pp.refused("refused by the charging point")
+                    };
+                    self.phase_event(cp, event);
+                }
+            }
             Input::Tick => {}
         }
         self.update(now, env)
+    }
+
+    /// Records a phase-switching event: a box that switched is booked afresh (the phases its
+    /// vehicle drew on before are no longer where it draws); the pause that completes a switch
+    /// is part of it, so resuming waits for no minimum on/off time (the switch itself keeps
+    /// to it).
+    fn phase_event(&mut self, cp: ChargePointId, event: Option<phases::Event>) {
+        let Some(event) = event else {
+            return;
+        };
+        match event {
+            phases::Event::Switched(_) => {
+                self.vehicle_phases.remove(&cp);
+            }
+            phases::Event::Complete(_) => {
+                self.switched.remove(&cp);
+            }
+            phases::Event::Begin(_) | phases::Event::GaveUp(_) => {}
+        }
+        self.phase_events.push((cp, event));
+    }
+
+    /// Whether `cp` may switch phases now: a vehicle connected and charging allowed, the box
+    /// not saying it cannot, per-phase booking (in symmetric mode every point is booked on
+    /// every phase: one phase fits no better than three).
+    fn may_switch_phases(&self, cp: ChargePointId, env: &Env) -> bool {
+        self.settings.mode == Mode::PerPhase
+            && env.points.get(&cp).is_some_and(|p| {
+                p.known
+                    && p.connected
+                    && !p.interrupted
+                    && !p.unreachable
+                    && !p.invalid
+                    && p.phase_switch_available != Some(false)
+            })
+            && env.grid_control != Some(Current::ZERO)
     }
 
     fn point(&self, cp: ChargePointId) -> Option<&PointSettings> {
@@ -778,6 +856,21 @@ impl Controller {
         } else if !point.connected {
             self.vehicles.remove(&cp);
         }
+        if let Some(pp) = self.phases.get_mut(&cp) {
+            let event = if point.connected {
+                let drawing = point.currents.map_or(point.charging, |c| {
+                    c.0.iter().any(|i| *i >= PHASE_DETECTION)
+                });
+                if let Some(switched) = point.phases_switched {
+                    pp.observed(switched);
+                }
+                pp.polled(now, drawing, point.phases_switched)
+            } else {
+                pp.vehicle_left();
+                None
+            };
+            self.phase_event(cp, event);
+        }
         if !point.connected {
             self.vehicle_phases.remove(&cp);
         } else if let Some(c) = point.currents.filter(|_| !point.invalid) {
@@ -980,6 +1073,10 @@ impl Controller {
             rotate,
             refine,
             finalise,
+            self.phases
+                .values()
+                .filter_map(PointPhases::poll_timeout)
+                .min(),
         ]
         .into_iter()
         .flatten()
@@ -1030,6 +1127,11 @@ impl Controller {
         let mut faults = Vec::new();
         self.started.get_or_insert(now);
         let s = self.settings.clone();
+        let switching: Vec<ChargePointId> = self.phases.keys().copied().collect();
+        for cp in &switching {
+            let event = self.phases.get_mut(cp).and_then(|p| p.tick(now));
+            self.phase_event(*cp, event);
+        }
         // Meter supervision.
         let silent = self.meter_deadline().is_some_and(|d| now >= d);
         if silent != self.faults.contains(&FaultCode::SmartMeterTOut) {
@@ -1182,6 +1284,41 @@ impl Controller {
             // third, and by at least BAND. Every level stays within the first plan, so the
             // levels together stay within the budget.
             let keep = self.plan(available_with(other_kept), &demands, env, shortage);
+            // 1-/3-phase switching: whether the point's 3-phase minimum fits what is left for
+            // it when every other point with a vehicle charges at its minimum (how the
+            // minimums are admitted), on the estimate levels are kept on.
+            for cp in &switching {
+                let Some(cfg) = self.point(*cp).copied() else {
+                    continue;
+                };
+                let others: Vec<(Current, [bool; 3])> = demands
+                    .iter()
+                    .filter(|d| d.cp != *cp)
+                    .map(|d| (d.min, d.phases))
+                    .collect();
+                let left = phases::left_for(available_with(other_kept), others.iter().copied());
+                let power = env.grid_control.and(s.grid_control_power_w).map(|watts| {
+                    let used: i64 = others
+                        .iter()
+                        .map(|(c, p)| {
+                            let n: i64 = p.iter().map(|u| i64::from(*u)).sum();
+                            n * i64::from(c.milliamps()) * i64::from(s.nominal_voltage.millivolts())
+                                / 1_000_000
+                        })
+                        .sum();
+                    let left = (i64::from(watts) - used).max(0);
+                    (u32::try_from(left).unwrap_or(0), s.nominal_voltage)
+                });
+                let [first, _, _] = cfg.rotation;
+                let margin = PhaseSettings::with_min_switch_time(s.min_switch_time).hysteresis;
+                let fit = phases::fit(left, cfg.min, first, margin, power);
+                let eligible = self.may_switch_phases(*cp, env);
+                let event = self
+                    .phases
+                    .get_mut(cp)
+                    .and_then(|p| p.decide(now, fit, eligible));
+                self.phase_event(*cp, event);
+            }
             let margin = self.plan(available_with(held), &demands, env, shortage);
             let grant = self.plan(available_with(cautious), &demands, env, shortage);
             limits = grant.limits;
@@ -1321,6 +1458,28 @@ impl Controller {
                 self.set_fault(FaultCode::OverCurrent, text, &mut faults);
             }
         }
+        // A point switching phases is held at 0 A until the switch is complete.
+        for cp in &switching {
+            if emergency || high_power || !self.may_switch_phases(*cp, env) {
+                let event = self
+                    .phases
+                    .get_mut(cp)
+                    .and_then(|p| p.decide(now, Fit::default(), false));
+                self.phase_event(*cp, event);
+            }
+            if self.phases.get(cp).is_some_and(PointPhases::paused) && raw.contains_key(cp) {
+                raw.insert(*cp, Current::ZERO);
+                limits.set(*cp, Limit::PhaseSwitch);
+            }
+        }
+        let mut set_phases = Vec::new();
+        for cp in &switching {
+            if let Some(phases::Action::SetPhases(to)) =
+                self.phases.get_mut(cp).and_then(PointPhases::take_action)
+            {
+                set_phases.push((*cp, to));
+            }
+        }
         self.levels.clone_from(&raw);
         self.last = Some(cycle);
         self.ramp(&raw, now, env, &mut limits);
@@ -1340,6 +1499,8 @@ impl Controller {
                 .filter_map(|cp| Some((*cp, self.targets.get(cp).copied()?)))
                 .collect(),
             limits: self.limits,
+            set_phases,
+            phase_events: std::mem::take(&mut self.phase_events),
         }
     }
 
@@ -1600,6 +1761,12 @@ impl Controller {
             if point.interrupted || point.invalid || point.unreachable {
                 continue;
             }
+            // A point switching phases is held at 0 A: it takes no budget.
+            let phase_count = match self.phases.get(cp) {
+                Some(p) if p.paused() => continue,
+                Some(p) => p.phases(),
+                None => PhaseCount::Three,
+            };
             // Before its first poll a point keeps the minimum it got at start-up (a vehicle
             // may be charging): it is booked at its minimum, not switched off and on again
             // when the first meter value comes before the first poll (issue 15, phenomenon 9).
@@ -1612,6 +1779,11 @@ impl Controller {
                 for (slot, i) in cp_phases.iter_mut().zip(c.0) {
                     *slot = i >= PHASE_DETECTION;
                 }
+            }
+            // A box switched to one phase charges on its phase 1; only where its polls show
+            // no phase drawn (a box that did not follow is booked where it draws).
+            if !cp_phases.iter().any(|x| *x) && phase_count == PhaseCount::One {
+                cp_phases = [true, false, false];
             }
             if !cp_phases.iter().any(|x| *x)
                 && let Some(seen) = self.vehicle_phases.get(cp)

@@ -46,6 +46,9 @@ pub enum Limit {
     HighPower,
     /// Switching on waits for the minimum on/off time since the last switch.
     MinSwitchTime,
+    /// Switching between one and three phases: held at 0 A until the box has switched and
+    /// the pause after it is over.
+    PhaseSwitch,
     /// An increase ramps at the configured rate (switching on starts at the minimum).
     Ramp,
     /// Break before make: another charging point on one of its phases was just given less,
@@ -66,7 +69,7 @@ pub enum Limit {
 
 impl Limit {
     /// Every reason (for the website's translations and their test).
-    pub const ALL: [Self; 22] = [
+    pub const ALL: [Self; 23] = [
         Self::NoVehicle,
         Self::OwnMax,
         Self::FairShare,
@@ -82,6 +85,7 @@ impl Limit {
         Self::Emergency,
         Self::HighPower,
         Self::MinSwitchTime,
+        Self::PhaseSwitch,
         Self::Ramp,
         Self::BreakBeforeMake,
         Self::Interrupted,
@@ -109,6 +113,7 @@ impl Limit {
             Self::Emergency => "dlm_emergency",
             Self::HighPower => "high_power",
             Self::MinSwitchTime => "min_switch_time",
+            Self::PhaseSwitch => "phase_switch",
             Self::Ramp => "ramp",
             Self::BreakBeforeMake => "break_before_make",
             Self::Interrupted => "interrupted",

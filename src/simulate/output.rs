@@ -27,6 +27,9 @@ pub fn csv(result: &RunResult, point_ids: &[u8]) -> String {
         let _ = write!(out, ",cp{id}_l1_a,cp{id}_l2_a,cp{id}_l3_a");
     }
     out.push_str(",charging_over_fuse_l1_a,charging_over_fuse_l2_a,charging_over_fuse_l3_a");
+    for id in point_ids {
+        let _ = write!(out, ",cp{id}_phases");
+    }
     out.push('\n');
     let a = |c: Current| c.as_amps_f64();
     for r in &result.rows {
@@ -53,6 +56,9 @@ pub fn csv(result: &RunResult, point_ids: &[u8]) -> String {
         }
         for p in Phase::ALL {
             let _ = write!(out, ",{:.3}", a(r.charging_over_fuse.get(p)));
+        }
+        for n in &r.phases {
+            let _ = write!(out, ",{n}");
         }
         out.push('\n');
     }
@@ -339,6 +345,27 @@ pub fn text(summaries: &[&Summary]) -> String {
             s.longest_wait_s,
             s.implausible_values_published
         );
+    }
+    for s in summaries {
+        let switched: Vec<String> = s
+            .points
+            .iter()
+            .filter(|p| p.phase_switches > 0)
+            .map(|p| {
+                format!(
+                    "CP{} {} switch(es), {:.0} s on one phase",
+                    p.charging_point, p.phase_switches, p.one_phase_s
+                )
+            })
+            .collect();
+        if !switched.is_empty() {
+            let _ = writeln!(
+                out,
+                "{:<10} 1-/3-phase: {}",
+                s.mode.name(),
+                switched.join("; ")
+            );
+        }
     }
     if let Some(gain) = super::per_phase_gain(summaries) {
         let _ = writeln!(out, "per-phase vs symmetric: {:+.1} % energy", gain * 100.0);

@@ -9,6 +9,11 @@
 //!   vehicle's state and currents, or fails ([`Event::ChargerFailed`]) while unreachable
 //!   or flagging invalid currents; the core's `SetCurrent` actions become the boxes'
 //!   setpoints (lost while a box is unreachable);
+//! * 1-/3-phase switching (docs/chargers.md, "1-/3-phase switching"): a box whose point has
+//!   `phase_switch` answers `SetPhases` with `Done` (fed back as the charger task does, as
+//!   [`Event::ChargerCommandDone`]), stops offering current for [`PHASE_SWITCH_PAUSE`] with a
+//!   vehicle plugged in, then offers its setpoint on the new phase count; its polls carry
+//!   `phases_switched`. Any other box answers `NotPossible` and reports no phases;
 //! * scenario events: meter silence, grid-supporting control (object 1), high-power reports
 //!   (13), interruption (55 + 50 × (n − 1)), load steps, unreachable points, invalid currents;
 //! * figures ([`Summary`]): the protective device's trip integral ([`super::protection`]);
@@ -27,12 +32,14 @@ use serde::Serialize;
 use super::bound::{self, Taker};
 use super::meter::Meter;
 use super::protection::{Device, Thermal};
+use super::scenario::PointSpec;
 use super::scenario::{AllocationMode, InvalidKind, Scenario};
 use super::vehicle::{MIN_OFFER, Vehicle};
-use crate::chargers::{ChargerCommand, ChargerStatus, CpState, DriverError};
+use crate::chargers::{ChargerCommand, ChargerStatus, CommandOutcome, CpState, DriverError};
 use crate::core::{Action, Core, Event};
 use crate::objects::Value;
-use crate::units::{ChargePointId, Current, GoNumber, PerPhase, Phase, Power};
+use crate::sim::PHASE_SWITCH_PAUSE;
+use crate::units::{ChargePointId, Current, GoNumber, PerPhase, Phase, PhaseCount, Power};
 
 /// Phase voltage for energy figures.
 pub const VOLTAGE: f64 = 230.0;
@@ -113,10 +120,15 @@ pub struct PointSummary {
     /// Changes whose direction is opposite to the change before, per hour.
     pub reversals_per_hour: f64,
     /// On or off periods shorter than the minimum on/off time with a vehicle plugged in
-    /// (flapping).
+    /// (flapping); the pause of a 1-/3-phase switch is part of the switch, not an off
+    /// period.
     pub short_on_off_periods: u32,
     /// Switches between 0 A and a current in the first 5 s (1 = switched on once).
     pub start_switches: u32,
+    /// 1-/3-phase switches its box carried out.
+    pub phase_switches: u32,
+    /// Time its box was switched to one phase, s.
+    pub one_phase_s: f64,
 }
 
 /// The protective device's figures.
@@ -223,6 +235,8 @@ pub struct Row {
     pub actual: Vec<Current>,
     /// What each charging point draws per grid phase.
     pub actual_phases: Vec<PerPhase<Current>>,
+    /// Phases each charging point's box offers (1 or 3; a 1-phase point: 1).
+    pub phases: Vec<u8>,
     /// The part of the current above the fuse that charging added, per grid phase.
     pub charging_over_fuse: PerPhase<Current>,
 }
@@ -232,7 +246,7 @@ pub struct Row {
 pub struct TimelineEntry {
     /// Time since start, s.
     pub t_s: u64,
-    /// `fault+`, `fault-`, `limit`, `event`.
+    /// `fault+`, `fault-`, `limit`, `event`, `phases` (a box switched its phases).
     pub kind: &'static str,
     /// The charging point, if it concerns one.
     pub charging_point: Option<u8>,
@@ -253,6 +267,18 @@ pub struct RunResult {
 
 struct PointSim {
     id: ChargePointId,
+    /// Phases it is wired with.
+    wired: u8,
+    /// Its box can switch and the gateway may switch it.
+    switchable: bool,
+    /// What its box switches now.
+    switched: PhaseCount,
+    /// The box offers no current until then (a phase switch).
+    pause_until: Option<Duration>,
+    /// Phase switches carried out (time, new count), oldest first.
+    phase_log: Vec<(Duration, PhaseCount)>,
+    /// Entries of `phase_log` already in the timeline.
+    logged: usize,
     /// What the box applies.
     setpoint: Current,
     /// Setpoint changes (time, value), oldest first.
@@ -266,6 +292,64 @@ struct PointSim {
 }
 
 impl PointSim {
+    fn new(spec: &PointSpec) -> Self {
+        Self {
+            id: spec.id,
+            wired: spec.phases,
+            switchable: spec.phase_switch && spec.phases == 3,
+            switched: if spec.phases == 3 {
+                PhaseCount::Three
+            } else {
+                PhaseCount::One
+            },
+            pause_until: None,
+            phase_log: Vec::new(),
+            logged: 0,
+            setpoint: Current::ZERO,
+            history: vec![(Duration::ZERO, Current::ZERO)],
+            changes: 0,
+            reversals: 0,
+            last_direction: 0,
+            last_switch: None,
+            short_periods: 0,
+            start_switches: 0,
+        }
+    }
+
+    /// Phases its box offers now.
+    fn phases(&self) -> u8 {
+        self.wired.min(self.switched.count())
+    }
+
+    /// What the box offers a vehicle with `reaction` delay at `t`: nothing during a phase
+    /// switch's pause, else its setpoint as the vehicle follows it.
+    fn offer(&self, t: Duration, reaction: Duration) -> Current {
+        if self.pause_until.is_some_and(|u| t < u) {
+            return Current::ZERO;
+        }
+        self.seen(t, reaction)
+    }
+
+    /// The box's answer to `SetPhases(phases)` at `t` (`plugged`: a vehicle is plugged in).
+    /// A KEBA P30 with a KeContact S10 under Modbus control or an Alfen Eve with 1-/3-phase
+    /// charging allowed: `Done`; asking for what it switches already changes nothing; a box
+    /// that cannot switch refuses (docs/chargers.md, "1-/3-phase switching").
+    fn set_phases(&mut self, t: Duration, phases: PhaseCount, plugged: bool) -> CommandOutcome {
+        if !self.switchable {
+            return CommandOutcome::NotPossible(
+                "simulated box: cannot switch between 1 and 3 phases".to_owned(),
+            );
+        }
+        if phases != self.switched {
+            self.switched = phases;
+            self.phase_log.push((t, phases));
+            if plugged {
+                self.pause_until = Some(t + PHASE_SWITCH_PAUSE);
+            }
+        }
+        CommandOutcome::Done
+    }
+
     /// The setpoint a vehicle with `reaction` delay follows at `t`.
     fn seen(&self, t: Duration, reaction: Duration) -> Current {
         let Some(cut) = t.checked_sub(reaction) else {
@@ -292,6 +376,8 @@ struct VehicleStats {
 /// Everything the core's actions act on.
 struct World {
     points: Vec<PointSim>,
+    /// Command answers the charger tasks have not reported yet.
+    answers: Vec<(ChargePointId, ChargerCommand, CommandOutcome)>,
     switches: u32,
     implausible: u32,
     min_switch: Duration,
@@ -338,9 +424,16 @@ impl World {
                         if t < START_WINDOW {
                             p.start_switches += 1;
                         }
+                        // The pause of a 1-/3-phase switch is part of the switch (which
+                        // keeps to the minimum on/off time itself): no short off period.
+                        let phase_switch_pause = c != Current::ZERO
+                            && p.phase_log
+                                .last()
+                                .is_some_and(|(at, _)| p.last_switch.is_none_or(|l| *at >= l));
                         if plugged {
-                            if p.last_switch
-                                .is_some_and(|l| t.saturating_sub(l) < self.min_switch)
+                            if !phase_switch_pause
+                                && p.last_switch
+                                    .is_some_and(|l| t.saturating_sub(l) < self.min_switch)
                             {
                                 p.short_periods += 1;
                             }
@@ -352,6 +445,28 @@ impl World {
                     p.setpoint = c;
                     p.history.push((t, c));
                 }
+                Action::Charger {
+                    cp,
+                    command: ChargerCommand::SetPhases(n),
+                } => {
+                    let unreachable = scenario
+                        .events
+                        .unreachable
+                        .iter()
+                        .any(|u| u.cp == cp && u.window.contains(t));
+                    if unreachable {
+                        continue;
+                    }
+                    let plugged = vehicles
+                        .iter()
+                        .any(|v| v.spec().charging_point == cp && v.present(t));
+                    let Some(p) = self.points.iter_mut().find(|p| p.id == cp) else {
+                        continue;
+                    };
+                    let outcome = p.set_phases(t, n, plugged);
+                    self.answers
+                        .push((cp, ChargerCommand::SetPhases(n), outcome));
+                }
                 Action::SetObject {
                     value: Value::Current(c),
                     ..
@@ -360,6 +475,46 @@ impl World {
             }
         }
     }
+}
+
+/// A vehicle in the linear program: its index, its taker and phase count, and the 1-phase
+/// alternative where its box may switch.
+type LpTaker = (usize, Taker, f64, Option<(Taker, f64)>);
+
+/// The best power over every choice of phases of the takers with an alternative, and per
+/// vehicle its current and phase count in that choice.
+fn best_choice(room: [f64; 3], takers: &[LpTaker]) -> (f64, Vec<(usize, f64, f64)>) {
+    // At most five charging points: 32 choices.
+    let alts = takers.iter().filter(|t| t.3.is_some()).count().min(5);
+    let mut best: (f64, Vec<(usize, f64, f64)>) = (-1.0, Vec::new());
+    for mask in 0u32..(1 << alts) {
+        let mut k = 0;
+        let mut list = Vec::with_capacity(takers.len());
+        let mut ns = Vec::with_capacity(takers.len());
+        for (_, own, n_own, alt) in takers {
+            let (tk, n) = match alt {
+                Some((a, n_alt)) => {
+                    let one = mask & (1 << k) != 0;
+                    k += 1;
+                    if one { (a, *n_alt) } else { (own, *n_own) }
+                }
+                None => (own, *n_own),
+            };
+            list.push(tk.clone());
+            ns.push(n);
+        }
+        let (watts, x) = bound::best(room, &list, VOLTAGE);
+        if watts > best.0 {
+            let chosen = takers
+                .iter()
+                .zip(x)
+                .zip(ns)
+                .map(|((t, xi), n)| (t.0, xi, n))
+                .collect();
+            best = (watts, chosen);
+        }
+    }
+    (best.0.max(0.0), best.1)
 }
 
 fn round4(v: f64) -> f64 {
@@ -388,21 +543,8 @@ pub fn run(scenario: &Scenario, mode: AllocationMode) -> Result<RunResult, super
     let mut thermal: [Thermal; 3] = Default::default();
     let mut meter_model = Meter::new(scenario.meter, scenario.meter_interval);
     let mut world = World {
-        points: scenario
-            .points
-            .iter()
-            .map(|p| PointSim {
-                id: p.id,
-                setpoint: Current::ZERO,
-                history: vec![(Duration::ZERO, Current::ZERO)],
-                changes: 0,
-                reversals: 0,
-                last_direction: 0,
-                last_switch: None,
-                short_periods: 0,
-                start_switches: 0,
-            })
-            .collect(),
+        points: scenario.points.iter().map(PointSim::new).collect(),
+        answers: Vec::new(),
         switches: 0,
         implausible: 0,
         min_switch,
@@ -438,11 +580,29 @@ pub fn run(scenario: &Scenario, mode: AllocationMode) -> Result<RunResult, super
     let mut faults_before: BTreeSet<(Option<u8>, String)> = BTreeSet::new();
     let mut limits_before: Vec<Option<&'static str>> = vec![None; scenario.points.len()];
     let mut events_before: BTreeSet<String> = BTreeSet::new();
+    let mut one_phase_s: Vec<f64> = vec![0.0; scenario.points.len()];
     let steps = scenario.duration.as_nanos() / step.as_nanos().max(1);
     let mut t = Duration::ZERO;
     for _ in 0..steps {
         let now = at(t);
         let whole_second = t.subsec_nanos() == 0;
+        // The charger tasks report the answers of the commands sent in the last step.
+        for _ in 0..100 {
+            if world.answers.is_empty() {
+                break;
+            }
+            for (cp, command, outcome) in std::mem::take(&mut world.answers) {
+                let a = core.handle(
+                    Event::ChargerCommandDone {
+                        cp,
+                        command,
+                        outcome,
+                    },
+                    now,
+                );
+                world.apply(t, a, scenario, &vehicles);
+            }
+        }
         // Scenario events.
         let grid = scenario.events.grid_control.iter().any(|w| w.contains(t));
         if grid != grid_on {
@@ -508,7 +668,7 @@ pub fn run(scenario: &Scenario, mode: AllocationMode) -> Result<RunResult, super
         let mut cp_currents: Vec<Option<PerPhase<Current>>> = vec![None; world.points.len()];
         // Bounds: per phase, what vehicles could take (Wh this step); LP takers.
         let mut could_wh = [0.0f64; 3];
-        let mut takers: Vec<(usize, Taker, f64)> = Vec::new();
+        let mut takers: Vec<LpTaker> = Vec::new();
         for (vi, v) in vehicles.iter_mut().enumerate() {
             if !v.present(t) {
                 continue;
@@ -523,20 +683,25 @@ pub fn run(scenario: &Scenario, mode: AllocationMode) -> Result<RunResult, super
             let Some(st) = stats.get_mut(vi) else {
                 continue;
             };
-            let offer = world
+            let (offer, box_phases) = world
                 .points
                 .get(pi)
-                .map_or(Current::ZERO, |p| p.seen(t, v.spec().reaction));
+                .map_or((Current::ZERO, spec.phases), |p| {
+                    (p.offer(t, v.spec().reaction), p.phases())
+                });
             let wanting = v.wanting();
             let remaining = v.remaining_wh();
-            v.step(t, dt, offer, spec.phases);
+            v.step(t, dt, offer, box_phases);
             let phases = v.grid_phases(spec);
+            // The per-phase bound counts the vehicle on all the phases it could draw on (a
+            // switched box could offer three again).
+            let bound_phases = spec.grid_phases(v.phases_now(t));
             #[allow(clippy::cast_precision_loss, reason = "1 to 3 phases")]
-            let n = phases.len().max(1) as f64;
+            let n = bound_phases.len().max(1) as f64;
             let draw = current(v.draw);
             if wanting {
                 let cap = amps(v.spec().max_current.min(spec.max));
-                for p in &phases {
+                for p in &bound_phases {
                     if let Some(slot) = could_wh.get_mut(p.index()) {
                         *slot += (cap * VOLTAGE * dt / 3600.0).min(remaining / n);
                     }
@@ -556,17 +721,23 @@ pub fn run(scenario: &Scenario, mode: AllocationMode) -> Result<RunResult, super
             // The LP bound's own vehicle.
             let bound_remaining = (v.spec().energy.as_watt_hours_f64() - st.bound_wh).max(0.0);
             if v.available(t) && bound_remaining > 1e-9 {
-                let n_bound = f64::from(v.phases_now(t).min(spec.phases)).max(1.0);
-                let by_energy = bound_remaining * 3600.0 / (VOLTAGE * n_bound * dt);
-                let cap = v.ceiling_at(st.bound_wh).min(amps(spec.max)).min(by_energy);
-                takers.push((
-                    vi,
-                    Taker {
-                        phases: spec.grid_phases(v.phases_now(t)),
-                        cap,
-                    },
-                    n_bound,
-                ));
+                let taker = |n: u8| {
+                    let n_bound = f64::from(n.min(spec.phases)).max(1.0);
+                    let by_energy = bound_remaining * 3600.0 / (VOLTAGE * n_bound * dt);
+                    let cap = v.ceiling_at(st.bound_wh).min(amps(spec.max)).min(by_energy);
+                    (
+                        Taker {
+                            phases: spec.grid_phases(n),
+                            cap,
+                        },
+                        n_bound,
+                    )
+                };
+                let (own, n_own) = taker(v.phases_now(t));
+                // A box that may switch could also have offered one phase.
+                let alt =
+                    (spec.phase_switch && v.phases_now(t).min(spec.phases) > 1).then(|| taker(1));
+                takers.push((vi, own, n_own, alt));
             }
             let mut grid = zero;
             for p in &phases {
@@ -636,12 +807,12 @@ pub fn run(scenario: &Scenario, mode: AllocationMode) -> Result<RunResult, super
         } else {
             charging_since = None;
         }
-        // The linear program (the minimums relaxed: an upper bound).
-        let list: Vec<Taker> = takers.iter().map(|(_, tk, _)| tk.clone()).collect();
-        let (watts, x) = bound::best(room, &list, VOLTAGE);
+        // The linear program (the minimums relaxed: an upper bound); with every choice of
+        // phases for the boxes that may switch, the best.
+        let (watts, chosen) = best_choice(room, &takers);
         bound_lp_wh += watts * dt / 3600.0;
-        for ((vi, _, n), xi) in takers.iter().zip(&x) {
-            if let Some(st) = stats.get_mut(*vi) {
+        for (vi, xi, n) in chosen {
+            if let Some(st) = stats.get_mut(vi) {
                 st.bound_wh += xi * VOLTAGE * n * dt / 3600.0;
             }
         }
@@ -686,6 +857,10 @@ pub fn run(scenario: &Scenario, mode: AllocationMode) -> Result<RunResult, super
                         },
                         _ => {
                             let mut status = poll_status(point.setpoint, slot.as_ref());
+                            if point.switchable {
+                                status.phases_switched = Some(point.switched);
+                                status.phase_switch_available = Some(true);
+                            }
                             if let Some(i) = invalid {
                                 status.currents =
                                     Some(PerPhase::splat(Current::from_milliamps(i.milliamps)));
@@ -723,7 +898,23 @@ pub fn run(scenario: &Scenario, mode: AllocationMode) -> Result<RunResult, super
         if cycle.is_some_and(|c| c.high_power) {
             high_power_s += dt;
         }
+        for (p, s) in world.points.iter().zip(one_phase_s.iter_mut()) {
+            if p.phases() == 1 && p.wired == 3 {
+                *s += dt;
+            }
+        }
         if whole_second {
+            for p in &mut world.points {
+                for (at, n) in p.phase_log.iter().skip(p.logged) {
+                    timeline.push(TimelineEntry {
+                        t_s: at.as_secs(),
+                        kind: "phases",
+                        charging_point: Some(p.id.number()),
+                        what: format!("switched to {} phase(s)", n.count()),
+                    });
+                }
+                p.logged = p.phase_log.len();
+            }
             record_timeline(
                 &mut timeline,
                 t,
@@ -745,6 +936,7 @@ pub fn run(scenario: &Scenario, mode: AllocationMode) -> Result<RunResult, super
                 setpoints: world.points.iter().map(|p| p.setpoint).collect(),
                 actual: draws,
                 actual_phases: draws_grid,
+                phases: world.points.iter().map(PointSim::phases).collect(),
                 charging_over_fuse: charging_over,
             });
         }
@@ -768,8 +960,11 @@ pub fn run(scenario: &Scenario, mode: AllocationMode) -> Result<RunResult, super
     let points: Vec<PointSummary> = world
         .points
         .iter()
-        .map(|p| PointSummary {
+        .zip(&one_phase_s)
+        .map(|(p, one)| PointSummary {
             charging_point: p.id.number(),
+            phase_switches: u32::try_from(p.phase_log.len()).unwrap_or(u32::MAX),
+            one_phase_s: round4(*one),
             setpoint_changes_per_hour: per_hour(p.changes),
             reversals_per_hour: per_hour(p.reversals),
             short_on_off_periods: p.short_periods,
@@ -1011,21 +1206,84 @@ mod tests {
         assert!((jain(&[]) - 1.0).abs() < 1e-12);
     }
 
+    fn point(phase_switch: bool) -> PointSpec {
+        PointSpec {
+            id: ChargePointId::new(1).unwrap(),
+            phases: 3,
+            rotation: [Phase::L2, Phase::L3, Phase::L1],
+            min: Current::from_amps(6),
+            max: Current::from_amps(16),
+            phase_switch,
+        }
+    }
+
+    #[test]
+    fn a_box_that_may_switch_pauses_then_offers_one_phase_and_one_that_may_not_refuses() {
+        let s = Duration::from_secs;
+        let mut p = PointSim::new(&point(true));
+        p.setpoint = Current::from_amps(8);
+        p.history.push((s(1), Current::from_amps(8)));
+        assert_eq!(p.phases(), 3);
+        assert_eq!(
+            p.set_phases(s(100), PhaseCount::One, true),
+            CommandOutcome::Done
+        );
+        assert_eq!(p.phases(), 1);
+        let r = s(2);
+        assert_eq!(p.offer(s(100), r), Current::ZERO, "the pause begins");
+        assert_eq!(
+            p.offer(
+                s(100) + PHASE_SWITCH_PAUSE.saturating_sub(Duration::from_millis(1)),
+                r
+            ),
+            Current::ZERO
+        );
+        assert_eq!(
+            p.offer(s(100) + PHASE_SWITCH_PAUSE, r),
+            Current::from_amps(8)
+        );
+        // Asking for what it switches already changes nothing and pauses nothing.
+        assert_eq!(
+            p.set_phases(s(200), PhaseCount::One, true),
+            CommandOutcome::Done
+        );
+        assert_eq!(p.offer(s(200), r), Current::from_amps(8));
+        assert_eq!(p.phase_log, vec![(s(100), PhaseCount::One)]);
+        // Without a vehicle it switches without a pause.
+        assert_eq!(
+            p.set_phases(s(300), PhaseCount::Three, false),
+            CommandOutcome::Done
+        );
+        assert_eq!((p.phases(), p.offer(s(300), r)), (3, Current::from_amps(8)));
+
+        let mut q = PointSim::new(&point(false));
+        assert!(matches!(
+            q.set_phases(s(100), PhaseCount::One, true),
+            CommandOutcome::NotPossible(_)
+        ));
+        assert_eq!(q.phases(), 3);
+        assert!(q.phase_log.is_empty());
+        let mut one = PointSim::new(&PointSpec {
+            phases: 1,
+            ..point(true)
+        });
+        assert!(!one.switchable);
+        assert!(matches!(
+            one.set_phases(s(1), PhaseCount::Three, true),
+            CommandOutcome::NotPossible(_)
+        ));
+        assert_eq!(one.phases(), 1);
+    }
+
     #[test]
     fn a_vehicle_follows_its_setpoint_after_the_reaction_delay() {
         let p = PointSim {
-            id: ChargePointId::new(1).unwrap(),
             setpoint: Current::from_amps(10),
             history: vec![
                 (Duration::ZERO, Current::ZERO),
                 (Duration::from_secs(10), Current::from_amps(10)),
             ],
-            changes: 0,
-            reversals: 0,
-            last_direction: 0,
-            last_switch: None,
-            short_periods: 0,
-            start_switches: 0,
+            ..PointSim::new(&point(false))
         };
         let r = Duration::from_secs(2);
         assert_eq!(p.seen(Duration::from_secs(11), r), Current::ZERO);

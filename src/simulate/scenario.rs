@@ -238,6 +238,10 @@ struct PointFile {
     min: u32,
     #[serde(default = "sixteen")]
     max: u32,
+    /// The load management may switch the box between 1 and 3 phases (the gateway's
+    /// `phase_switch`; off by default).
+    #[serde(default)]
+    phase_switch: bool,
 }
 
 const fn three() -> u8 {
@@ -397,6 +401,9 @@ pub struct PointSpec {
     pub min: Current,
     /// Maximum current.
     pub max: Current,
+    /// Its box switches between 1 and 3 phases and the gateway may switch it (the gateway
+    /// parameter `phase_switch`; only on a 3-phase point).
+    pub phase_switch: bool,
 }
 
 impl PointSpec {
@@ -954,9 +961,21 @@ impl Scenario {
                     ),
                 )
             })?;
+            if f.phase_switch && f.phases != 3 {
+                return Err(c.err(
+                    span,
+                    "charging_point.phase_switch: only a 3-phase point switches between 1 and 3 phases",
+                ));
+            }
             let key = format!("charging_point.{id}");
             let (line, column) = line_col(text, span.start);
-            for k in ["min_current", "max_current", "phases", "phase_rotation"] {
+            for k in [
+                "min_current",
+                "max_current",
+                "phases",
+                "phase_rotation",
+                "phase_switch",
+            ] {
                 params.origins.push((
                     format!("{key}.{k}"),
                     line,
@@ -966,8 +985,8 @@ impl Scenario {
             }
             let _ = writeln!(
                 point_lines,
-                "[{key}]\nenabled = true\nmodel = \"keba-p30\"\nip = \"10.0.0.{id}\"\nphases = {}\nphase_rotation = \"{}\"\nmin_current = {}\nmax_current = {}",
-                f.phases, f.rotation, f.min, f.max
+                "[{key}]\nenabled = true\nmodel = \"keba-p30\"\nip = \"10.0.0.{id}\"\nphases = {}\nphase_rotation = \"{}\"\nmin_current = {}\nmax_current = {}\nphase_switch = {}",
+                f.phases, f.rotation, f.min, f.max, f.phase_switch
             );
             let min = i32::try_from(f.min).unwrap_or(i32::MAX);
             let max = i32::try_from(f.max).unwrap_or(i32::MAX);
@@ -980,6 +999,7 @@ impl Scenario {
                 rotation,
                 min: Current::from_amps(min.min(1000)),
                 max: Current::from_amps(max.min(1000)),
+                phase_switch: f.phase_switch,
             });
         }
         if points.is_empty() {
@@ -1390,6 +1410,32 @@ current = [1, 2, 3]
         assert!(e.contains("arrival must be before departure"), "{e}");
         let e = err(&SMALL.replace("\"L2-L3-L1\"", "\"L2-L2-L1\""));
         assert!(e.contains("phase order"), "{e}");
+    }
+
+    #[test]
+    fn phase_switch_is_off_by_default_and_passed_to_the_gateway_as_its_own_key() {
+        let s = Scenario::parse(SMALL, "s.toml").unwrap();
+        assert!(!s.points[0].phase_switch);
+        let c = s.config(AllocationMode::PerPhase).unwrap();
+        assert!(!c.charging_points[0].phase_switch);
+        let text = SMALL.replace("max = 16", "max = 16\nphase_switch = true");
+        let s = Scenario::parse(&text, "s.toml").unwrap();
+        assert!(s.points[0].phase_switch);
+        assert!(
+            s.config_text(AllocationMode::PerPhase)
+                .contains("phase_switch = true")
+        );
+        let c = s.config(AllocationMode::PerPhase).unwrap();
+        assert!(c.charging_points[0].phase_switch);
+        assert!(!c.charging_points[1].phase_switch);
+        // A wrong type is located; a 1-phase point cannot switch.
+        let e = err(&SMALL.replace("max = 16", "max = 16\nphase_switch = \"yes\""));
+        assert!(e.starts_with("s.toml:18:"), "{e}");
+        let e = err(&SMALL.replace("max = 16", "max = 16\nphase_switch = 1"));
+        assert!(e.starts_with("s.toml:18:"), "{e}");
+        let e = err(&SMALL.replace("max = 16", "max = 16\nphases = 1\nphase_switch = true"));
+        assert!(e.contains("charging_point.phase_switch"), "{e}");
+        assert!(e.contains("3-phase"), "{e}");
     }
 
     #[test]

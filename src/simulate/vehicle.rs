@@ -15,6 +15,9 @@
 //!   battery conditioning or a departure timer);
 //! * **phases**: 1, 2 or 3, on the grid phases given by the point's rotation; a phase switch
 //!   (1↔3) pauses at 0 A for its changeover time, then draws on the new number of phases.
+//!   Behind a box that switched to one phase it draws on the point's phase 1 only (the box
+//!   stops offering current for the switch itself: [`super::run`]); a 1-phase vehicle stays
+//!   on one phase behind a box on three.
 //!
 //! It stops when its energy is reached (and stays plugged until its departure).
 
@@ -37,7 +40,7 @@ pub struct Vehicle {
     pub delivered_wh: f64,
     /// What it draws now, per phase, A.
     pub draw: f64,
-    /// Phases it draws on now.
+    /// Phases it draws on now (its own, at most what the box offers).
     pub phases: u8,
 }
 
@@ -137,10 +140,10 @@ impl Vehicle {
     }
 
     /// Advances by `dt` at `t`, following `offer` (the offer it has seen, after its reaction
-    /// delay), behind a point wired with `point_phases`. Returns the energy it took in this
-    /// step, Wh.
+    /// delay), behind a point offering `point_phases` (the phases it is wired with, or one
+    /// while its box is switched to one phase). Returns the energy it took in this step, Wh.
     pub fn step(&mut self, t: Duration, dt: f64, offer: Current, point_phases: u8) -> f64 {
-        self.phases = self.phases_at(t);
+        self.phases = self.phases_at(t).min(point_phases.max(1));
         let target = if self.would_charge(t) && offer.as_amps_f64() >= MIN_OFFER {
             offer.as_amps_f64().min(self.ceiling()).max(0.0)
         } else {
@@ -150,7 +153,7 @@ impl Vehicle {
             Some(rate) if target > self.draw => (self.draw + rate * dt).min(target),
             _ => target,
         };
-        let n = f64::from(self.phases.min(point_phases));
+        let n = f64::from(self.phases);
         let wh = (self.draw * VOLTAGE * n * dt / 3600.0).min(self.remaining_wh());
         self.delivered_wh += wh;
         if !self.wanting() {
@@ -251,6 +254,22 @@ mod tests {
     }
 
     #[test]
+    fn draws_on_one_phase_behind_a_box_switched_to_one_and_a_one_phase_car_stays_on_one() {
+        let mut v = Vehicle::new(&spec());
+        v.step(s(0), 1.0, Current::from_amps(10), 1);
+        assert_eq!(v.phases, 1);
+        assert!((v.delivered_wh - 10.0 * VOLTAGE / 3600.0).abs() < 1e-9);
+        v.step(s(1), 1.0, Current::from_amps(10), 3);
+        assert_eq!(v.phases, 3);
+        let mut one = Vehicle::new(&VehicleSpec {
+            phases: 1,
+            ..spec()
+        });
+        one.step(s(0), 1.0, Current::from_amps(10), 3);
+        assert_eq!(one.phases, 1);
+    }
+
+    #[test]
     fn pauses_on_its_own_and_switches_phases_with_a_changeover() {
         let mut v = Vehicle::new(&VehicleSpec {
             pauses: vec![Window {
@@ -277,6 +296,7 @@ mod tests {
             rotation: [Phase::L2, Phase::L3, Phase::L1],
             min: Current::from_amps(6),
             max: Current::from_amps(16),
+            phase_switch: false,
         };
         assert_eq!(v.grid_phases(&point), vec![Phase::L2]);
     }

@@ -1647,3 +1647,64 @@ fn reason_grid_control_when_its_current_caps_the_allocation() {
     assert_eq!(target(&core, 1), a(8));
     assert_eq!(limit(&core, 1), Some(Limit::GridControl));
 }
+
+/// 1-/3-phase switching end to end in the core (issue 15, item 7): charging point 2 (Alfen
+/// Eve, `phase_switch = true`) whose 3-phase minimum does not fit on L3 is paused, sent
+/// `SetPhases(One)` once it stops drawing, and resumes at its minimum after the box
+/// switched and the pause is over.
+#[test]
+fn a_point_that_may_switch_is_sent_set_phases_and_resumes_on_one_phase() {
+    use crate::units::PhaseCount;
+    let text = HOUSE.replace(
+        "model = \"alfen-eve\"\n",
+        "model = \"alfen-eve\"\nphase_switch = true\n",
+    );
+    let mut core = Core::new(config(&text), true);
+    let t0 = Instant::now();
+    let _ = core.handle(Event::Started, t0);
+    let _ = no_vehicle(&mut core, 1, t0);
+    let _ = no_vehicle(&mut core, 3, t0);
+    let poll2 = |core: &mut Core, t: Instant, draw: [i32; 3], on: PhaseCount| {
+        let status = ChargerStatus {
+            state: Some(CpState::Connected),
+            connected: true,
+            charging: draw.iter().sum::<i32>() > 0,
+            currents: Some(PerPhase(draw.map(a))),
+            phases_switched: Some(on),
+            phase_switch_available: Some(true),
+            ..ChargerStatus::default()
+        };
+        core.handle(Event::ChargerPolled { cp: cp(2), status }, t)
+    };
+    let _ = poll2(&mut core, t0, [0, 0, 0], PhaseCount::Three);
+    // 26 A on L3 leaves 4 A there: the 3-phase minimum (6 A) does not fit; L1 is free.
+    let _ = meter(&mut core, t0, [0, 0, 26]);
+    assert_eq!(target(&core, 2), Current::ZERO, "paused");
+    let s = |n: u64| t0 + Duration::from_secs(n);
+    let out = poll2(&mut core, s(1), [0, 0, 0], PhaseCount::Three);
+    let set = ChargerCommand::SetPhases(PhaseCount::One);
+    assert!(
+        out.iter().any(
+            |x| matches!(x, Action::Charger { cp: c, command } if *c == cp(2) && *command == set)
+        ),
+        "{out:?}"
+    );
+    let _ = core.handle(
+        Event::ChargerCommandDone {
+            cp: cp(2),
+            command: set,
+            outcome: CommandOutcome::Done,
+        },
+        s(2),
+    );
+    let _ = poll2(&mut core, s(3), [0, 0, 0], PhaseCount::One);
+    let _ = meter(&mut core, s(10), [0, 0, 26]);
+    assert_eq!(
+        target(&core, 2),
+        Current::ZERO,
+        "the pause after the switch"
+    );
+    let _ = poll2(&mut core, s(17), [0, 0, 0], PhaseCount::One);
+    let _ = core.handle(Event::Tick, s(19));
+    assert_eq!(target(&core, 2), a(6), "resumes at the minimum, on L1");
+}

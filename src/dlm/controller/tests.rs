@@ -49,6 +49,7 @@ pub(super) fn settings(points: u8) -> Settings {
                         max: a(16),
                         three_phase: true,
                         rotation: L123,
+                        phase_switch: false,
                     },
                 )
             })
@@ -338,4 +339,158 @@ fn the_queue_rotates_the_waiting_cars_past_the_prioritised_one() {
         longest_wait <= 2 * 900 + 10,
         "longest wait {longest_wait} s: {charging_turns:?}"
     );
+}
+
+/// One 3-phase point that may switch, 6–16 A, and a box that follows `SetPhases` (or refuses
+/// it): every second it is polled drawing what it was told on the phases it is switched to;
+/// every 10 s the meter sends the house load `house(t)` plus that draw.
+struct PhaseRun {
+    /// Per second: target, what the box drew per phase, the phases it was on.
+    seconds: Vec<(Current, [i32; 3], PhaseCount)>,
+    set_phases: Vec<(u64, PhaseCount)>,
+    events: Vec<(u64, phases::Event)>,
+    rig: Rig,
+}
+
+fn run_phases(house: impl Fn(u64) -> [i32; 3], accept: bool, until: u64) -> PhaseRun {
+    let mut s = settings(1);
+    if let Some(p) = s.points.get_mut(&cp(1)) {
+        p.phase_switch = true;
+    }
+    let mut rig = Rig::new(s);
+    let mut on = PhaseCount::Three;
+    let mut out = PhaseRun {
+        seconds: Vec::new(),
+        set_phases: Vec::new(),
+        events: Vec::new(),
+        rig: Rig::new(settings(1)),
+    };
+    // Decisions with the second they were made in (events are recorded with it).
+    let mut decisions: Vec<(u64, Decision)> = rig.log.drain(..).map(|d| (0, d)).collect();
+    for t in 1..=until {
+        // The box carries out (or refuses) what was decided in the last second.
+        for (at, d) in decisions.drain(..) {
+            out.events
+                .extend(d.phase_events.iter().map(|(_, e)| (at, e.clone())));
+            for (_, to) in &d.set_phases {
+                out.set_phases.push((at, *to));
+                if accept {
+                    on = *to;
+                }
+                let answer = rig.run(Input::PhasesSet(cp(1), accept), secs(t));
+                out.events
+                    .extend(answer.phase_events.iter().map(|(_, e)| (t, e.clone())));
+                rig.log.clear();
+            }
+        }
+        let told = rig.target(1).milliamps() / 1000;
+        let drew = match on {
+            PhaseCount::Three => [told; 3],
+            PhaseCount::One => [told, 0, 0],
+        };
+        {
+            let p = rig.env.points.entry(cp(1)).or_default();
+            p.known = true;
+            p.connected = true;
+            p.charging = told > 0;
+            p.currents = Some(PerPhase(drew.map(a)));
+            p.phases_switched = Some(on);
+            p.phase_switch_available = Some(true);
+        }
+        rig.run(Input::Polled(cp(1)), secs(t));
+        if t % 10 == 2 {
+            let h = house(t);
+            rig.meter([h[0] + drew[0], h[1] + drew[1], h[2] + drew[2]], secs(t));
+        }
+        out.seconds.push((rig.target(1), drew, on));
+        decisions.extend(rig.log.drain(..).map(|d| (t, d)));
+    }
+    for (at, d) in decisions {
+        out.events
+            .extend(d.phase_events.iter().map(|(_, e)| (at, e.clone())));
+        out.set_phases
+            .extend(d.set_phases.iter().map(|(_, to)| (at, *to)));
+    }
+    out.rig = rig;
+    out
+}
+
+#[test]
+fn a_three_phase_minimum_short_on_l3_switches_to_one_phase_and_resumes_on_l1() {
+    // 26 A of house load on L3 leaves 4 A there (budget 30 A): the 3-phase minimum (6 A)
+    // does not fit, the 1-phase one fits on L1.
+    let run = run_phases(|_| [0, 0, 26], true, 120);
+    assert_eq!(
+        run.set_phases,
+        vec![(3, PhaseCount::One)],
+        "{:?}",
+        run.events
+    );
+    let kinds: Vec<&phases::Event> = run.events.iter().map(|(_, e)| e).collect();
+    assert_eq!(
+        kinds,
+        [
+            &phases::Event::Begin(PhaseCount::One),
+            &phases::Event::Switched(PhaseCount::One),
+            &phases::Event::Complete(PhaseCount::One),
+        ]
+    );
+    let at = |e: &phases::Event| run.events.iter().find(|(_, x)| x == e).map(|(t, _)| *t);
+    let switched = at(&phases::Event::Switched(PhaseCount::One)).unwrap();
+    let complete = at(&phases::Event::Complete(PhaseCount::One)).unwrap();
+    // Paused (0 A) from the decision until the pause after the box switched is over.
+    assert!(complete >= switched + 15, "{switched} {complete}");
+    for (t, (target, _, _)) in (1u64..).zip(&run.seconds) {
+        if (3..complete).contains(&t) {
+            assert_eq!(*target, Current::ZERO, "paused at {t} s");
+        }
+    }
+    // Resumed at once (the switch is no on/off to wait for), at the minimum, on L1 only, and
+    // nothing ever drawn on L3 after the start-up minimum.
+    let resumed = (1u64..)
+        .zip(&run.seconds)
+        .find(|(t, _)| *t == complete)
+        .unwrap()
+        .1;
+    assert_eq!(resumed.0, a(6), "{:?}", run.seconds);
+    assert!(run.seconds[3..].iter().all(|(_, drew, _)| drew[2] == 0));
+    let (last, drew, on) = *run.seconds.last().unwrap();
+    assert_eq!((last, drew, on), (a(16), [16, 0, 0], PhaseCount::One));
+    assert!(!run.rig.dlm.faults.contains(&FaultCode::OverCurrent));
+}
+
+#[test]
+fn back_to_three_phases_only_after_the_hold_and_the_minimum_switch_time() {
+    // L3 is free from 100 s on: the 3-phase minimum fits with the margin from the next
+    // reading; back to three 60 s later at the earliest, and not within 300 s of the first
+    // switch.
+    let run = run_phases(|t| if t < 100 { [0, 0, 26] } else { [0, 0, 0] }, true, 420);
+    assert_eq!(run.set_phases.len(), 2, "{:?}", run.set_phases);
+    assert_eq!(run.set_phases[0], (3, PhaseCount::One));
+    let (t, to) = run.set_phases[1];
+    assert_eq!(to, PhaseCount::Three);
+    // Not within the minimum on/off time (300 s) of the first switch (at 3 s), which here
+    // is later than the hold (60 s after L3 was seen free at 102 s).
+    assert!(t >= 3 + 300, "back at {t} s");
+    let (last, drew, on) = *run.seconds.last().unwrap();
+    assert_eq!((last, drew, on), (a(16), [16, 16, 16], PhaseCount::Three));
+}
+
+#[test]
+fn a_refused_phase_switch_leaves_the_point_to_the_queue() {
+    let run = run_phases(|_| [0, 0, 26], false, 120);
+    assert_eq!(run.set_phases, vec![(3, PhaseCount::One)]);
+    assert!(matches!(
+        run.events.last(),
+        Some((_, phases::Event::GaveUp(phases::GiveUp::Refused(_))))
+    ));
+    // The normal rules: the 3-phase minimum does not fit, the point waits (per-phase mode
+    // queues) with OverCurrent, and no further switch is tried.
+    assert!(
+        run.seconds[10..]
+            .iter()
+            .all(|(t, _, _)| *t == Current::ZERO)
+    );
+    assert_eq!(run.rig.dlm.limit(cp(1)), Some(Limit::Queued));
+    assert!(run.rig.dlm.faults.contains(&FaultCode::OverCurrent));
 }
