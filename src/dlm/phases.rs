@@ -393,6 +393,15 @@ mod tests {
         one: true,
     };
 
+    /// A point short on L3 at `t`, seen not drawing and sent `SetPhases(One)` (no answer yet).
+    fn asked_to_switch_to_one(t: Instant) -> PointPhases {
+        let mut p = PointPhases::new(settings());
+        p.decide(t, SHORT_L3, true);
+        p.polled(t, false, None);
+        assert_eq!(p.take_action(), Some(Action::SetPhases(PhaseCount::One)));
+        p
+    }
+
     /// Runs a whole switch to `to` from `t`: stop seen, command sent, box done and follows,
     /// pause over. Returns the instant it completed.
     fn switch(p: &mut PointPhases, t: Instant, to: PhaseCount, fit: Fit) -> Instant {
@@ -543,10 +552,7 @@ mod tests {
     #[test]
     fn a_refused_switch_ends_switching_until_the_vehicle_leaves() {
         let t = Instant::now();
-        let mut p = PointPhases::new(settings());
-        p.decide(t, SHORT_L3, true);
-        p.polled(t, false, None);
-        assert_eq!(p.take_action(), Some(Action::SetPhases(PhaseCount::One)));
+        let mut p = asked_to_switch_to_one(t);
         assert_eq!(
             p.refused("charging released"),
             Some(Event::GaveUp(GiveUp::Refused("charging released".into())))
@@ -567,10 +573,7 @@ mod tests {
     #[test]
     fn a_box_that_does_not_follow_ends_switching() {
         let t = Instant::now();
-        let mut p = PointPhases::new(settings());
-        p.decide(t, SHORT_L3, true);
-        p.polled(t, false, None);
-        p.take_action();
+        let mut p = asked_to_switch_to_one(t);
         p.done(t, true);
         // The box keeps reporting three phases.
         assert_eq!(
@@ -588,10 +591,7 @@ mod tests {
     #[test]
     fn a_box_that_never_answers_ends_switching() {
         let t = Instant::now();
-        let mut p = PointPhases::new(settings());
-        p.decide(t, SHORT_L3, true);
-        p.polled(t, false, None);
-        p.take_action();
+        let mut p = asked_to_switch_to_one(t);
         assert_eq!(
             p.tick(t + p.settings.follow_bound),
             Some(Event::GaveUp(GiveUp::DidNotFollow))
@@ -601,10 +601,7 @@ mod tests {
     #[test]
     fn done_is_the_confirmation_for_a_model_that_does_not_report_its_phases() {
         let t = Instant::now();
-        let mut p = PointPhases::new(settings());
-        p.decide(t, SHORT_L3, true);
-        p.polled(t, false, None);
-        p.take_action();
+        let mut p = asked_to_switch_to_one(t);
         assert_eq!(p.done(t, false), Some(Event::Switched(PhaseCount::One)));
         assert!(p.paused());
         assert_eq!(

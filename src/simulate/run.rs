@@ -292,6 +292,49 @@ struct PointSim {
 }
 
 impl PointSim {
+    /// The box takes setpoint `c` at `t`: counts changes, reversals, short on/off periods
+    /// (with a vehicle plugged in) and start-up switches. Returns 1 if it switched the point
+    /// on or off, else 0.
+    fn set_current(&mut self, t: Duration, c: Current, plugged: bool, min_switch: Duration) -> u32 {
+        let mut switched = 0;
+        if c != self.setpoint {
+            self.changes += 1;
+            let direction = if c > self.setpoint { 1 } else { -1 };
+            if self.last_direction == -direction {
+                self.reversals += 1;
+            }
+            self.last_direction = direction;
+        }
+        if (self.setpoint == Current::ZERO) != (c == Current::ZERO) {
+            switched = 1;
+            if t < START_WINDOW {
+                self.start_switches += 1;
+            }
+            // The pause of a 1-/3-phase switch is part of the switch (which keeps to the
+            // minimum on/off time itself): no short off period.
+            let phase_switch_pause = c != Current::ZERO
+                && self
+                    .phase_log
+                    .last()
+                    .is_some_and(|(at, _)| self.last_switch.is_none_or(|l| *at >= l));
+            if plugged {
+                if !phase_switch_pause
+                    && self
+                        .last_switch
+                        .is_some_and(|l| t.saturating_sub(l) < min_switch)
+                {
+                    self.short_periods += 1;
+                }
+                self.last_switch = Some(t);
+            } else {
+                self.last_switch = None;
+            }
+        }
+        self.setpoint = c;
+        self.history.push((t, c));
+        switched
+    }
+
     fn new(spec: &PointSpec) -> Self {
         Self {
             id: spec.id,
@@ -393,10 +436,8 @@ impl World {
     ) {
         for a in actions {
             match a {
-                Action::Charger {
-                    cp,
-                    command: ChargerCommand::SetCurrent(c),
-                } => {
+                Action::Charger { cp, command } => {
+                    // A command to an unreachable box is lost.
                     let unreachable = scenario
                         .events
                         .unreachable
@@ -411,61 +452,17 @@ impl World {
                     let Some(p) = self.points.iter_mut().find(|p| p.id == cp) else {
                         continue;
                     };
-                    if c != p.setpoint {
-                        p.changes += 1;
-                        let direction = if c > p.setpoint { 1 } else { -1 };
-                        if p.last_direction == -direction {
-                            p.reversals += 1;
+                    match command {
+                        ChargerCommand::SetCurrent(c) => {
+                            self.switches += p.set_current(t, c, plugged, self.min_switch);
                         }
-                        p.last_direction = direction;
-                    }
-                    if (p.setpoint == Current::ZERO) != (c == Current::ZERO) {
-                        self.switches += 1;
-                        if t < START_WINDOW {
-                            p.start_switches += 1;
+                        ChargerCommand::SetPhases(n) => {
+                            let outcome = p.set_phases(t, n, plugged);
+                            self.answers
+                                .push((cp, ChargerCommand::SetPhases(n), outcome));
                         }
-                        // The pause of a 1-/3-phase switch is part of the switch (which
-                        // keeps to the minimum on/off time itself): no short off period.
-                        let phase_switch_pause = c != Current::ZERO
-                            && p.phase_log
-                                .last()
-                                .is_some_and(|(at, _)| p.last_switch.is_none_or(|l| *at >= l));
-                        if plugged {
-                            if !phase_switch_pause
-                                && p.last_switch
-                                    .is_some_and(|l| t.saturating_sub(l) < self.min_switch)
-                            {
-                                p.short_periods += 1;
-                            }
-                            p.last_switch = Some(t);
-                        } else {
-                            p.last_switch = None;
-                        }
+                        _ => {}
                     }
-                    p.setpoint = c;
-                    p.history.push((t, c));
-                }
-                Action::Charger {
-                    cp,
-                    command: ChargerCommand::SetPhases(n),
-                } => {
-                    let unreachable = scenario
-                        .events
-                        .unreachable
-                        .iter()
-                        .any(|u| u.cp == cp && u.window.contains(t));
-                    if unreachable {
-                        continue;
-                    }
-                    let plugged = vehicles
-                        .iter()
-                        .any(|v| v.spec().charging_point == cp && v.present(t));
-                    let Some(p) = self.points.iter_mut().find(|p| p.id == cp) else {
-                        continue;
-                    };
-                    let outcome = p.set_phases(t, n, plugged);
-                    self.answers
-                        .push((cp, ChargerCommand::SetPhases(n), outcome));
                 }
                 Action::SetObject {
                     value: Value::Current(c),
