@@ -172,8 +172,13 @@ impl Core {
             return Some(Current::ZERO);
         }
         let mut target = if self.config.dlm.enabled {
-            // Until the DLM's first cycle: the minimum (the safe side that still charges).
-            self.dlm.target(cp).unwrap_or(cfg.min_current)
+            // Until the DLM's first cycle: the minimum (the safe side that still charges);
+            // nothing while the DLM waits for the meter's first value.
+            match self.dlm.target(cp) {
+                Some(t) => t,
+                None if self.dlm.awaiting_first_value() => return None,
+                None => cfg.min_current,
+            }
         } else {
             point.setpoint.unwrap_or(cfg.max_current)
         };

@@ -337,6 +337,14 @@ struct Commanded {
     reduced: bool,
 }
 
+/// The plans a drop is judged on (`Controller::confirm_drops`): on the measured charging
+/// load, within the fuse on the latest estimate, on the mean estimate.
+struct DropPlans {
+    low: Plan,
+    fuse: Plan,
+    mean: Option<Plan>,
+}
+
 /// One allocation with the caps after it.
 struct Plan {
     currents: BTreeMap<ChargePointId, Current>,
@@ -366,6 +374,14 @@ pub struct Controller {
     last_update: Option<Instant>,
     /// When each charging point was last switched on or off.
     switched: BTreeMap<ChargePointId, Instant>,
+    /// Since when each charging point has had a current with a vehicle connected.
+    charging_since: BTreeMap<ChargePointId, Instant>,
+    /// Since when each charging point that charges has been dropped by the plan in force
+    /// (see `confirm_drops`).
+    drop_since: BTreeMap<ChargePointId, Instant>,
+    /// The last cycle came before the meter's first value, within its interval + tolerance:
+    /// a charging point not yet polled gets no target.
+    awaiting_first_value: bool,
     /// Queue order (rotates).
     queue: Vec<ChargePointId>,
     /// Last queue rotation.
@@ -461,6 +477,9 @@ impl Controller {
             targets: BTreeMap::new(),
             last_update: None,
             switched: BTreeMap::new(),
+            charging_since: BTreeMap::new(),
+            awaiting_first_value: true,
+            drop_since: BTreeMap::new(),
             queue: Vec::new(),
             rotated: None,
             last: None,
@@ -513,6 +532,13 @@ impl Controller {
     /// The current decided for `cp` (`None` before the first decision).
     pub fn target(&self, cp: ChargePointId) -> Option<Current> {
         self.targets.get(&cp).copied()
+    }
+
+    /// Whether the DLM waits for the meter's first value (within its interval + tolerance):
+    /// a charging point without a target then gets no command yet (the core's start-up
+    /// minimum would switch it on and, a second later, off again).
+    pub fn awaiting_first_value(&self) -> bool {
+        self.awaiting_first_value
     }
 
     /// Why `cp` got its current in the last cycle.
@@ -627,7 +653,23 @@ impl Controller {
                     // learned too short must not make a reduced vehicle count high.
                     let reaction = self.reaction(*cp).max(vehicle::DEFAULT_REACTION);
                     let from = tp.checked_sub(reaction).unwrap_or(tp);
-                    (*cp, self.commanded_during(*cp, from, now))
+                    let mut window = self.commanded_during(*cp, from, now);
+                    // A vehicle polled above what it is told has a reduction still to
+                    // follow, however long ago it came: it may have followed by the
+                    // reading (a car told to stop 3 s before a reading, polled at its old
+                    // current just before it, had stopped when the meter measured).
+                    let told = self.commanded_during(*cp, now, now).min;
+                    if let Some(polled) = self.polled_at_meter.get(cp)
+                        && Phase::ALL
+                            .iter()
+                            .any(|p| polled.get(*p) > told.get(*p) + EXACT)
+                    {
+                        window.reduced = true;
+                        for p in Phase::ALL {
+                            window.min.set(p, window.min.get(p).min(told.get(p)));
+                        }
+                    }
+                    (*cp, window)
                 })
                 .collect();
             self.polled_after_meter.clear();
@@ -695,6 +737,15 @@ impl Controller {
                     .get(&cp)
                     .is_some_and(|t| at.saturating_duration_since(*t) <= LATE + LATE);
             let used = self.phases_drawn(cp);
+            // A reduction still in force (nothing higher commanded since the lowest current
+            // of the window) lets the vehicle only come down: the poll after the reading is
+            // then a lower bound of what it drew at the reading, as without a reduction (a
+            // car told to stop for a newcomer, still drawing while it follows, is no house
+            // load; it made the newcomer's partner wait too, issue 15, phenomenon 5).
+            let rose_after_reduction = window.is_some_and(|w| {
+                let since = self.commanded_during(cp, at, now);
+                w.reduced && Phase::ALL.iter().any(|p| since.max.get(*p) > w.min.get(*p))
+            });
             for p in Phase::ALL {
                 let (low, high) = after
                     .zip(after_max)
@@ -712,7 +763,15 @@ impl Controller {
                     // a later rise have come before the poll after it (a point switched off
                     // and on again): the lowest current commanded then bounds it too.
                     Some(after) => match window {
-                        Some(w) if w.reduced => after.get(p).min(before.get(p)).min(w.min.get(p)),
+                        Some(w) if rose_after_reduction => {
+                            after.get(p).min(before.get(p)).min(w.min.get(p))
+                        }
+                        // Only coming down since the reading: every later poll is below
+                        // what it drew then, the first ones the closest (a car that stopped
+                        // two seconds after the reading is not counted at 0 A).
+                        Some(w) if w.reduced => after_max
+                            .map_or(after.get(p), |m| m.get(p).max(after.get(p)))
+                            .min(before.get(p)),
                         _ => after.get(p).min(before.get(p)),
                     },
                     None => match window {
@@ -1198,14 +1257,33 @@ impl Controller {
             // their minimum (issue 15, phenomenon 7). The estimate goes on with every value
             // that still arrives (one phase silent, DLMAssociation, a high-power wait).
             let waits = if s.mode == Mode::PerPhase {
-                self.emergency_waiting(budget, &active, &invalid, env)
+                self.emergency_waiting(budget, &active, &invalid, env, now)
             } else {
                 Vec::new()
             };
+            // Before the meter's first value (and within its interval + tolerance), a point
+            // whose poll shows no current waits for it: switching it on at its minimum now
+            // would switch it off again a second later if the minimums do not all fit
+            // (issue 15, phenomena 1 and 9). A point not yet polled may be charging: it gets
+            // its minimum.
+            let first_value = reading.is_none() && !silent && !env.association_missing;
+            self.awaiting_first_value = first_value;
             for cp in &active {
                 let min = self.point(*cp).map_or(Current::ZERO, |c| c.min);
+                let idle = env.points.get(cp).is_some_and(|p| {
+                    p.known
+                        && !p.charging
+                        && p.currents
+                            .is_none_or(|c| c.0.iter().all(|a| *a < PHASE_DETECTION))
+                });
+                let known = env.points.get(cp).is_some_and(|p| p.known);
                 let reduced = match self.targets.get(cp) {
                     Some(prev) => (*prev).min(min),
+                    None if first_value && idle => Current::ZERO,
+                    None if first_value && !known => {
+                        limits.set(*cp, Limit::Emergency);
+                        continue;
+                    }
                     None => min,
                 };
                 let reduced = if invalid.contains(cp) || waits.contains(cp) {
@@ -1275,7 +1353,7 @@ impl Controller {
             };
             let available_with = |other: PerPhase<Current>| available_within(s.budget, other);
             cycle.available = available_with(other);
-            let demands = self.demands(&active, env);
+            let demands = self.demands(&active, env, now);
             let shortage = self.shortage();
             // Three plans: what may be kept on the latest estimate; the same on the estimate
             // held over the last HOLD (a margin against the next wobble); what may be granted
@@ -1389,6 +1467,7 @@ impl Controller {
             // everyone at once. Bounded from the first sight of the shortage, not from the
             // latest value: with a meter sending every second, a real shortage must still end
             // in OverCurrent.
+            self.note_drops(now, &demands, &raw);
             let mut overcurrent = keep.overcurrent;
             if overcurrent {
                 self.shortage_since.get_or_insert(now);
@@ -1428,6 +1507,18 @@ impl Controller {
                     limits.set(d.cp, Limit::ShortagePending);
                 }
                 overcurrent = false;
+            } else if shortage == Shortage::Queue {
+                let mean = self.mean_other(now);
+                self.confirm_drops(now, &demands, &mut raw, &mut limits, |dlm| DropPlans {
+                    low: dlm.plan(available_with(other_low), &demands, env, shortage),
+                    fuse: dlm.plan(
+                        available_within(s.fuse, other_kept),
+                        &demands,
+                        env,
+                        shortage,
+                    ),
+                    mean: mean.map(|m| dlm.plan(available_with(m), &demands, env, shortage)),
+                });
             }
             if overcurrent && !self.faults.contains(&FaultCode::OverCurrent) {
                 tracing::debug!(
@@ -1501,6 +1592,104 @@ impl Controller {
             limits: self.limits,
             set_phases,
             phase_events: std::mem::take(&mut self.phase_events),
+        }
+    }
+
+    /// A charging point that charges and that the plan in force would switch off (the queue
+    /// rule; a shortage no longer tentative, or one that only a waiting car made): when the
+    /// plan on the measured charging load, or the plan within the fuse, would
+    /// keep it, the drop is not confirmed yet (a car's start or a noisy value taken for
+    /// house load). It is held at its minimum for at most [`REFINE`] from when the drop
+    /// first appeared (the time the polls after a reading take to correct the estimate);
+    /// for at most [`CONFIRM`] while the minimums fit the fuse on the latest estimate and
+    /// the budget on the mean of the last [`CONFIRM`] (meter noise: a value 1.5 A high must
+    /// not stop a car for the minimum on/off time; a drop every reading asks for that long
+    /// does, like a shortage), and no point is raised or switched on meanwhile (the drop's room is
+    /// not free). Issue 15, phenomenon 6: a car switched off 3 s after its start.
+    fn confirm_drops(
+        &mut self,
+        now: Instant,
+        demands: &[Demand],
+        raw: &mut BTreeMap<ChargePointId, Current>,
+        limits: &mut Limits,
+        plans: impl FnOnce(&Self) -> DropPlans,
+    ) {
+        let dropped: Vec<&Demand> = demands
+            .iter()
+            .filter(|d| self.drop_since.contains_key(&d.cp))
+            .collect();
+        if dropped.is_empty() {
+            return;
+        }
+        let plans = plans(self);
+        let mut held = false;
+        for d in dropped {
+            let since = self.drop_since.get(&d.cp).copied().unwrap_or(now);
+            let keeps = |p: &Plan| p.currents.get(&d.cp).is_some_and(|c| *c > Current::ZERO);
+            let within_fuse = keeps(&plans.fuse);
+            let refining =
+                (keeps(&plans.low) || within_fuse) && now.saturating_duration_since(since) < REFINE;
+            let noise = within_fuse
+                && plans.mean.as_ref().is_some_and(keeps)
+                && now.saturating_duration_since(since) < CONFIRM;
+            if refining || noise {
+                raw.insert(d.cp, d.min);
+                limits.set(d.cp, Limit::ShortagePending);
+                held = true;
+            }
+        }
+        if held {
+            for d in demands {
+                let at = self.targets.get(&d.cp).copied().unwrap_or(Current::ZERO);
+                if let Some(want) = raw.get_mut(&d.cp)
+                    && *want > at
+                {
+                    *want = at;
+                    limits.set(d.cp, Limit::ShortagePending);
+                }
+            }
+        }
+    }
+
+    /// The mean of the refined other-load estimates of the last [`CONFIRM`] (at least two).
+    fn mean_other(&self, now: Instant) -> Option<PerPhase<Current>> {
+        let recent: Vec<&PerPhase<Current>> = self
+            .others
+            .iter()
+            .filter(|(t, _)| now.saturating_duration_since(*t) <= CONFIRM)
+            .map(|(_, o)| o)
+            .collect();
+        let n = i64::try_from(recent.len()).ok().filter(|n| *n >= 2)?;
+        let mut mean = PerPhase::splat(Current::ZERO);
+        for p in Phase::ALL {
+            let sum: i64 = recent.iter().map(|o| i64::from(o.get(p).milliamps())).sum();
+            mean.set(p, Current::from_milliamps(i32::try_from(sum / n).ok()?));
+        }
+        Some(mean)
+    }
+
+    /// Keeps `drop_since` up to date: the charging points that charge and that the plan in
+    /// force would switch off, since when (whether or not the drop is held).
+    fn note_drops(
+        &mut self,
+        now: Instant,
+        demands: &[Demand],
+        raw: &BTreeMap<ChargePointId, Current>,
+    ) {
+        let dropped: Vec<ChargePointId> = demands
+            .iter()
+            .filter(|d| {
+                self.targets.get(&d.cp).is_some_and(|c| *c > Current::ZERO)
+                    && raw.get(&d.cp) == Some(&Current::ZERO)
+            })
+            .map(|d| d.cp)
+            .collect();
+        self.drop_since.retain(|cp, _| dropped.contains(cp));
+        // Timed from the reading that showed it (a drop first decided on a later tick is
+        // no younger than the value it rests on).
+        let from = self.meter_at.filter(|m| *m <= now).unwrap_or(now);
+        for cp in dropped {
+            self.drop_since.entry(cp).or_insert(from);
         }
     }
 
@@ -1627,6 +1816,7 @@ impl Controller {
         active: &[ChargePointId],
         invalid: &[ChargePointId],
         env: &Env,
+        now: Instant,
     ) -> Vec<ChargePointId> {
         let mut available = budget;
         for p in Phase::ALL {
@@ -1645,7 +1835,7 @@ impl Controller {
         }
         // Only the points that would charge (at or above 0 A now) compete for the minimums.
         let demands: Vec<Demand> = self
-            .demands(active, env)
+            .demands(active, env, now)
             .into_iter()
             .filter(|d| self.targets.get(&d.cp).is_none_or(|t| *t > Current::ZERO))
             .map(|d| Demand { max: d.min, ..d })
@@ -1743,7 +1933,7 @@ impl Controller {
     }
 
     /// Charging points with a vehicle that may charge, in queue order.
-    fn demands(&mut self, active: &[ChargePointId], env: &Env) -> Vec<Demand> {
+    fn demands(&mut self, active: &[ChargePointId], env: &Env, now: Instant) -> Vec<Demand> {
         for cp in active {
             if !self.queue.contains(cp) {
                 self.queue.push(*cp);
@@ -1821,9 +2011,18 @@ impl Controller {
                 prioritised: self.settings.prioritised == Some(*cp),
             });
         }
-        // The prioritised charging point never waits behind others in the queue (issue 15,
-        // phenomenon 5): it is admitted first, whatever the rotation did.
-        out.sort_by_key(|d| !d.prioritised);
+        // A point switched on less than the minimum on/off time ago keeps its place: nobody
+        // is switched more often than that for a turn (issue 15, fairness); a shortage that
+        // leaves it no room still stops it. Then the prioritised charging point, which never
+        // waits behind others in the queue (issue 15, phenomenon 5): it is admitted first,
+        // whatever the rotation did, once the points that just started may stop.
+        let min_on = self.settings.min_switch_time;
+        let started_recently = |cp: ChargePointId| {
+            self.charging_since
+                .get(&cp)
+                .is_some_and(|t| now.saturating_duration_since(*t) < min_on)
+        };
+        out.sort_by_key(|d| (!started_recently(d.cp), !d.prioritised));
         out
     }
 
@@ -1937,6 +2136,11 @@ impl Controller {
             let vehicle = env.points.get(cp).is_some_and(|p| p.connected);
             if vehicle && (prev == Current::ZERO) != (next == Current::ZERO) {
                 self.switched.insert(*cp, now);
+            }
+            if vehicle && next > Current::ZERO {
+                self.charging_since.entry(*cp).or_insert(now);
+            } else {
+                self.charging_since.remove(cp);
             }
             self.targets.insert(*cp, next);
         }

@@ -122,10 +122,23 @@ fn start_sends_failsafe_and_a_first_current_to_every_active_point() {
                 .any(|(c, cmd)| *c == n && matches!(cmd, ChargerCommand::Failsafe { .. })),
             "failsafe for {n}"
         );
-        // DLM on: the minimum current until load management runs (safe side that charges).
+        // DLM on: no current before the meter's first value or the point's first poll
+        // (issue 15, phenomenon 9: the start-up minimum was switched off a second later).
+        assert!(
+            !cmds
+                .iter()
+                .any(|(c, cmd)| *c == n && matches!(cmd, ChargerCommand::SetCurrent(_))),
+            "no current yet for {n}: {cmds:?}"
+        );
+    }
+    // The meter stays silent (interval 10 s + tolerance): emergency mode, every point at its
+    // minimum (the spec's rule).
+    let t = Instant::now() + Duration::from_secs(60);
+    let cmds = commands(&core.handle(Event::Tick, t));
+    for n in 1..=5 {
         assert!(
             cmds.contains(&(n, ChargerCommand::SetCurrent(amps(6)))),
-            "first current for {n}: {cmds:?}"
+            "emergency minimum for {n}: {cmds:?}"
         );
     }
 }
