@@ -376,6 +376,8 @@ pub struct Controller {
     switched: BTreeMap<ChargePointId, Instant>,
     /// Since when each charging point has had a current with a vehicle connected.
     charging_since: BTreeMap<ChargePointId, Instant>,
+    /// The reading on which a shortage was last seen (see `shortage_since`).
+    shortage_reading: Option<Instant>,
     /// Since when each charging point that charges has been dropped by the plan in force
     /// (see `confirm_drops`).
     drop_since: BTreeMap<ChargePointId, Instant>,
@@ -480,6 +482,7 @@ impl Controller {
             charging_since: BTreeMap::new(),
             awaiting_first_value: true,
             drop_since: BTreeMap::new(),
+            shortage_reading: None,
             queue: Vec::new(),
             rotated: None,
             last: None,
@@ -1471,7 +1474,12 @@ impl Controller {
             let mut overcurrent = keep.overcurrent;
             if overcurrent {
                 self.shortage_since.get_or_insert(now);
-            } else {
+                self.shortage_reading = self.meter_at;
+            } else if self.meter_at != self.shortage_reading {
+                // Only a newer reading ends a shortage's timer: the estimate of one reading
+                // can change between its ticks (refined, then final), and a shortage that
+                // came back on the same reading is no younger (it held the minimums beyond
+                // CONFIRM, over the budget).
                 self.shortage_since = None;
             }
             // The shortage is also tentative, for at most CONFIRM, while the measured charging

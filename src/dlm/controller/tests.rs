@@ -555,11 +555,7 @@ fn a_car_told_to_stop_is_counted_while_it_follows() {
     // Point 2 follows after 3 s; meanwhile a reading and the polls around it show it at 6 A.
     for k in 0..6u64 {
         let t = Duration::from_millis(4_500 + k * 500);
-        let drawing = if t < secs(7) {
-            6
-        } else {
-            0
-        };
+        let drawing = if t < secs(7) { 6 } else { 0 };
         let p3 = rig.target(3).whole_amps_floor();
         if k == 1 {
             rig.meter([17 + 6 + drawing + p3; 3], t);
