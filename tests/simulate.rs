@@ -317,13 +317,15 @@ fn missed_targets(name: &str) -> Vec<String> {
     let summary = &results[0].summary;
     match name {
         "steady-load-noisy-meter" => {
-            for p in &summary.points {
-                if p.setpoint_changes_per_hour > 60.0 {
-                    failures.push(format!(
-                        "{name}: point {} changes {} times per hour",
-                        p.charging_point, p.setpoint_changes_per_hour
-                    ));
-                }
+            for p in summary
+                .points
+                .iter()
+                .filter(|p| p.setpoint_changes_per_hour > 60.0)
+            {
+                failures.push(format!(
+                    "{name}: point {} changes {} times per hour",
+                    p.charging_point, p.setpoint_changes_per_hour
+                ));
             }
         }
         "prioritised-under-queue" => {
@@ -348,13 +350,11 @@ fn missed_targets(name: &str) -> Vec<String> {
             }
         }
         "start-sequence" => {
-            for p in &summary.points {
-                if p.start_switches > 1 {
-                    failures.push(format!(
-                        "{name}: point {} sent {} on/off switches in the first 5 s",
-                        p.charging_point, p.start_switches
-                    ));
-                }
+            for p in summary.points.iter().filter(|p| p.start_switches > 1) {
+                failures.push(format!(
+                    "{name}: point {} sent {} on/off switches in the first 5 s",
+                    p.charging_point, p.start_switches
+                ));
             }
         }
         _ => {}
