@@ -1268,22 +1268,21 @@ impl Controller {
             // whose poll shows no current waits for it: switching it on at its minimum now
             // would switch it off again a second later if the minimums do not all fit
             // (issue 15, phenomena 1 and 9). A point not yet polled may be charging: it gets
-            // its minimum.
+            // no target (its box keeps what it has); one polled charging gets its minimum.
             let first_value = reading.is_none() && !silent && !env.association_missing;
             self.awaiting_first_value = first_value;
             for cp in &active {
                 let min = self.point(*cp).map_or(Current::ZERO, |c| c.min);
-                let idle = env.points.get(cp).is_some_and(|p| {
-                    p.known
-                        && !p.charging
+                let polled = env.points.get(cp).filter(|p| p.known);
+                let idle = polled.is_some_and(|p| {
+                    !p.charging
                         && p.currents
                             .is_none_or(|c| c.0.iter().all(|a| *a < PHASE_DETECTION))
                 });
-                let known = env.points.get(cp).is_some_and(|p| p.known);
                 let reduced = match self.targets.get(cp) {
                     Some(prev) => (*prev).min(min),
                     None if first_value && idle => Current::ZERO,
-                    None if first_value && !known => {
+                    None if first_value && polled.is_none() => {
                         limits.set(*cp, Limit::Emergency);
                         continue;
                     }
@@ -1515,18 +1514,20 @@ impl Controller {
                     limits.set(d.cp, Limit::ShortagePending);
                 }
                 overcurrent = false;
-            } else if shortage == Shortage::Queue {
-                let mean = self.mean_other(now);
-                self.confirm_drops(now, &demands, &mut raw, &mut limits, |dlm| DropPlans {
-                    low: dlm.plan(available_with(other_low), &demands, env, shortage),
-                    fuse: dlm.plan(
+            } else if shortage == Shortage::Queue && !self.drop_since.is_empty() {
+                let plans = DropPlans {
+                    low: self.plan(available_with(other_low), &demands, env, shortage),
+                    fuse: self.plan(
                         available_within(s.fuse, other_kept),
                         &demands,
                         env,
                         shortage,
                     ),
-                    mean: mean.map(|m| dlm.plan(available_with(m), &demands, env, shortage)),
-                });
+                    mean: self
+                        .mean_other(now)
+                        .map(|m| self.plan(available_with(m), &demands, env, shortage)),
+                };
+                self.confirm_drops(now, &demands, &mut raw, &mut limits, &plans);
             }
             if overcurrent && !self.faults.contains(&FaultCode::OverCurrent) {
                 tracing::debug!(
@@ -1605,34 +1606,28 @@ impl Controller {
 
     /// A charging point that charges and that the plan in force would switch off (the queue
     /// rule; a shortage no longer tentative, or one that only a waiting car made): when the
-    /// plan on the measured charging load, or the plan within the fuse, would
-    /// keep it, the drop is not confirmed yet (a car's start or a noisy value taken for
-    /// house load). It is held at its minimum for at most [`REFINE`] from when the drop
-    /// first appeared (the time the polls after a reading take to correct the estimate);
-    /// for at most [`CONFIRM`] while the minimums fit the fuse on the latest estimate and
-    /// the budget on the mean of the last [`CONFIRM`] (meter noise: a value 1.5 A high must
-    /// not stop a car for the minimum on/off time; a drop every reading asks for that long
-    /// does, like a shortage), and no point is raised or switched on meanwhile (the drop's room is
-    /// not free). Issue 15, phenomenon 6: a car switched off 3 s after its start.
+    /// plan on the measured charging load, or the plan within the fuse, would keep it, the
+    /// drop is not confirmed yet (a car's start or a noisy value taken for house load). It
+    /// is held at its minimum for at most [`REFINE`] from when the drop first appeared (the
+    /// time the polls after a reading take to correct the estimate); for at most
+    /// [`CONFIRM`] while the minimums fit the fuse on the latest estimate and the budget on
+    /// the mean of the last [`CONFIRM`] (meter noise: a value 1.5 A high must not stop a car
+    /// for the minimum on/off time; a drop every reading asks for that long does, like a
+    /// shortage). No point is raised or switched on meanwhile (the drop's room is not
+    /// free). Issue 15, phenomenon 6: a car switched off 3 s after its start.
     fn confirm_drops(
         &mut self,
         now: Instant,
         demands: &[Demand],
         raw: &mut BTreeMap<ChargePointId, Current>,
         limits: &mut Limits,
-        plans: impl FnOnce(&Self) -> DropPlans,
+        plans: &DropPlans,
     ) {
-        let dropped: Vec<&Demand> = demands
-            .iter()
-            .filter(|d| self.drop_since.contains_key(&d.cp))
-            .collect();
-        if dropped.is_empty() {
-            return;
-        }
-        let plans = plans(self);
         let mut held = false;
-        for d in dropped {
-            let since = self.drop_since.get(&d.cp).copied().unwrap_or(now);
+        for d in demands {
+            let Some(since) = self.drop_since.get(&d.cp).copied() else {
+                continue;
+            };
             let keeps = |p: &Plan| p.currents.get(&d.cp).is_some_and(|c| *c > Current::ZERO);
             let within_fuse = keeps(&plans.fuse);
             let refining =
@@ -1965,9 +1960,9 @@ impl Controller {
                 Some(p) => p.phases(),
                 None => PhaseCount::Three,
             };
-            // Before its first poll a point keeps the minimum it got at start-up (a vehicle
-            // may be charging): it is booked at its minimum, not switched off and on again
-            // when the first meter value comes before the first poll (issue 15, phenomenon 9).
+            // Before its first poll a point is booked at its minimum (a vehicle may be
+            // charging): it is not switched off and on again when the first meter value comes
+            // before the first poll (issue 15, phenomenon 9).
             if !point.connected && point.known {
                 continue;
             }

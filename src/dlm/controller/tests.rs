@@ -122,17 +122,27 @@ impl Rig {
     pub(super) fn target(&self, n: u8) -> Current {
         self.dlm.target(cp(n)).unwrap_or(Current::ZERO)
     }
+
+    /// Every target `n` got so far, oldest first.
+    pub(super) fn sent(&self, n: u8) -> Vec<Current> {
+        self.log
+            .iter()
+            .filter_map(|d| d.targets.get(&cp(n)).copied())
+            .collect()
+    }
+
+    /// `n` has no target yet and shows emergency mode: the DLM waits for the meter's first
+    /// value.
+    pub(super) fn assert_waits_for_the_first_value(&self, n: u8, what: &str) {
+        assert_eq!(self.dlm.target(cp(n)), None, "{what}");
+        assert_eq!(self.dlm.limit(cp(n)), Some(Limit::Emergency), "{what}");
+    }
 }
 
 #[test]
 fn without_a_meter_value_every_point_gets_its_minimum_and_the_meter_timeout_shows() {
     let mut rig = Rig::new(settings(2));
-    assert_eq!(
-        rig.dlm.target(cp(1)),
-        None,
-        "start-up: waits for the meter's first value"
-    );
-    assert_eq!(rig.dlm.limit(cp(1)), Some(Limit::Emergency));
+    rig.assert_waits_for_the_first_value(1, "start-up");
     let d = rig.run(Input::Tick, secs(15));
     assert_eq!(rig.target(1), a(6), "meter silent: the minimum");
     assert!(
@@ -246,12 +256,7 @@ fn emergency_in_symmetric_mode_keeps_the_spec_rule() {
 #[test]
 fn before_the_first_meter_value_no_point_is_switched_on_and_off_again() {
     let mut rig = Rig::new(settings(3));
-    assert_eq!(
-        rig.dlm.target(cp(1)),
-        None,
-        "not polled, no value: no command"
-    );
-    assert_eq!(rig.dlm.limit(cp(1)), Some(Limit::Emergency));
+    rig.assert_waits_for_the_first_value(1, "not polled, no value: no command");
     let p3 = rig.env.points.get_mut(&cp(3)).unwrap();
     p3.known = true;
     p3.connected = true;
@@ -266,20 +271,12 @@ fn before_the_first_meter_value_no_point_is_switched_on_and_off_again() {
     let p2 = rig.env.points.get_mut(&cp(2)).unwrap();
     p2.known = true;
     rig.run(Input::Polled(cp(2)), Duration::from_millis(700));
-    let cp1: Vec<Current> = rig
-        .log
-        .iter()
-        .filter_map(|d| d.targets.get(&cp(1)).copied())
-        .collect();
+    let cp1 = rig.sent(1);
     assert!(
         !cp1.is_empty() && cp1.iter().all(|c| *c >= a(6)),
         "point 1: {cp1:?}"
     );
-    let cp3: Vec<Current> = rig
-        .log
-        .iter()
-        .filter_map(|d| d.targets.get(&cp(3)).copied())
-        .collect();
+    let cp3 = rig.sent(3);
     assert!(
         !cp3.windows(2)
             .any(|w| w[0] > Current::ZERO && w[1] == Current::ZERO),
