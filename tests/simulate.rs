@@ -368,7 +368,8 @@ fn missed_targets(name: &str) -> Vec<String> {
 /// point, `invalid-current-reading` 8,000 A·s per phase above the fuse caused by charging;
 /// and until the start-up wait, the queue's minimum-on-time order and the pending-reduction
 /// estimate, 2 short periods each in `car-start-seen-as-house-load` and
-/// `prioritised-under-queue`.
+/// `prioritised-under-queue`; until idle points waited for the meter's first value, 601 s
+/// of charging above the fuse in `emergency-with-high-house-load`.
 #[test]
 fn issue_15_scenarios_meet_the_targets() {
     let failures: Vec<String> = ISSUE_15
@@ -380,16 +381,11 @@ fn issue_15_scenarios_meet_the_targets() {
 }
 
 /// The scenarios of issue 15 that do not meet every target yet (BENCHMARKS.md, docs/dlm.md
-/// "Known issues"): one short on/off period remains in `one-phase-car-on-free-phase`;
-/// `emergency-with-high-house-load` raises the house load at the moment the meter falls
-/// silent, which no reading shows.
-const OPEN: [&str; 2] = [
-    "one-phase-car-on-free-phase",
-    "emergency-with-high-house-load",
-];
+/// "Known issues"): one short on/off period remains in `one-phase-car-on-free-phase`.
+const OPEN: [&str; 1] = ["one-phase-car-on-free-phase"];
 
 #[test]
-#[ignore = "issue 15: scenarios 6 and 7 do not meet every target yet (BENCHMARKS.md)"]
+#[ignore = "issue 15: scenario 6 does not meet every target yet (BENCHMARKS.md)"]
 fn issue_15_open_scenarios_meet_the_targets() {
     let failures: Vec<String> = OPEN.iter().flat_map(|n| missed_targets(n)).collect();
     assert!(failures.is_empty(), "{failures:#?}");

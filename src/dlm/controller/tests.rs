@@ -234,6 +234,37 @@ fn emergency_with_a_high_house_load_lets_only_the_points_that_fit_charge() {
     assert_eq!(rig.dlm.limit(cp(1)), Some(Limit::Emergency));
 }
 
+/// Issue 15, phenomenon 7 (`emergency-with-high-house-load`): a meter silent from start-up.
+/// The spec's rule gave every point its minimum after the tolerance, 38 A on a 35 A fuse with
+/// 20 A of house load until the meter's first value (590 s). Without any value the house load
+/// is unknown: a point polled idle stays at 0 A until the first value, one polled charging
+/// keeps its minimum (emergency mode only reduces).
+#[test]
+fn a_meter_silent_from_start_up_switches_no_idle_point_on() {
+    let mut rig = Rig::new(settings(3));
+    rig.poll(1, 6, secs(1));
+    rig.poll(2, 0, secs(1));
+    rig.poll(3, 0, secs(1));
+    for t in [15, 100, 590] {
+        rig.run(Input::Tick, secs(t));
+        assert_eq!(rig.target(1), a(6), "at {t} s: charging, keeps its minimum");
+        assert_eq!(
+            (rig.target(2), rig.target(3)),
+            (Current::ZERO, Current::ZERO),
+            "at {t} s: idle, waits for the meter"
+        );
+        assert_eq!(rig.dlm.limit(cp(2)), Some(Limit::Emergency));
+    }
+    assert!(rig.sent(2).iter().all(|c| *c == Current::ZERO));
+    // 12 A measured (6 A of it point 1's): 24 A left, every minimum fits.
+    rig.meter([12, 12, 12], secs(600));
+    rig.run(Input::Tick, secs(601));
+    assert!(
+        rig.target(2) >= a(6) && rig.target(3) >= a(6),
+        "the first value starts them"
+    );
+}
+
 /// The symmetric mode keeps the spec's emergency rule: every point at its minimum.
 #[test]
 fn emergency_in_symmetric_mode_keeps_the_spec_rule() {
