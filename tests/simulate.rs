@@ -3,8 +3,7 @@
 //! where single-phase cars sit on different phases, the energy bound holds, meter drop-out
 //! leads to emergency minimum and back, and runs are deterministic. The scenarios of issue 15
 //! (one per DLM defect found with real vehicle and meter behaviour) run and report their
-//! metrics; what they must show is `issue_15_scenarios_meet_the_targets` (the two that do
-//! not meet every target yet are in `issue_15_open_scenarios_meet_the_targets`, ignored).
+//! metrics; what they must show is `issue_15_scenarios_meet_the_targets`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -362,32 +361,19 @@ fn missed_targets(name: &str) -> Vec<String> {
     failures
 }
 
-/// The targets of issue 15 on the scenarios written for it that meet them. Fails on the DLM
+/// The targets of issue 15 on the nine scenarios written for it. Fails on the DLM
 /// before the fix: e.g. `car-start-seen-as-house-load` has 48 on/off periods shorter than
 /// the minimum on/off time, `steady-load-noisy-meter` 1,305 setpoint changes per hour per
 /// point, `invalid-current-reading` 8,000 A·s per phase above the fuse caused by charging;
 /// and until the start-up wait, the queue's minimum-on-time order and the pending-reduction
 /// estimate, 2 short periods each in `car-start-seen-as-house-load` and
 /// `prioritised-under-queue`; until idle points waited for the meter's first value, 601 s
-/// of charging above the fuse in `emergency-with-high-house-load`.
+/// of charging above the fuse in `emergency-with-high-house-load`; until no point was raised
+/// while the cautious plans dropped one the latest estimate keeps, 1 short period in
+/// `one-phase-car-on-free-phase`.
 #[test]
 fn issue_15_scenarios_meet_the_targets() {
-    let failures: Vec<String> = ISSUE_15
-        .iter()
-        .filter(|n| !OPEN.contains(n))
-        .flat_map(|n| missed_targets(n))
-        .collect();
-    assert!(failures.is_empty(), "{failures:#?}");
-}
-
-/// The scenarios of issue 15 that do not meet every target yet (BENCHMARKS.md, docs/dlm.md
-/// "Known issues"): one short on/off period remains in `one-phase-car-on-free-phase`.
-const OPEN: [&str; 1] = ["one-phase-car-on-free-phase"];
-
-#[test]
-#[ignore = "issue 15: scenario 6 does not meet every target yet (BENCHMARKS.md)"]
-fn issue_15_open_scenarios_meet_the_targets() {
-    let failures: Vec<String> = OPEN.iter().flat_map(|n| missed_targets(n)).collect();
+    let failures: Vec<String> = ISSUE_15.iter().flat_map(|n| missed_targets(n)).collect();
     assert!(failures.is_empty(), "{failures:#?}");
 }
 

@@ -1407,6 +1407,22 @@ impl Controller {
                     limits.set(*cp, Self::excluded(*cp, env).unwrap_or(Limit::NoVehicle));
                 }
             }
+            // While the cautious plans have no room for a point the latest estimate keeps
+            // charging, they drop it from the queue and hand its share to the others: a raise
+            // on that share would follow the latest noisy value up and the next one down
+            // (issue 15, phenomenon 6: ±1 A every few seconds at the edge of a phase, and an
+            // estimate biased by the changes). No point is raised then.
+            let cautious_drop = active.iter().any(|cp| {
+                let at = |plan: &Plan| plan.currents.get(cp).copied().unwrap_or(Current::ZERO);
+                let charging = self
+                    .levels
+                    .get(cp)
+                    .or_else(|| self.targets.get(cp))
+                    .is_some_and(|l| *l > Current::ZERO);
+                charging
+                    && at(&keep) > Current::ZERO
+                    && (at(&margin) == Current::ZERO || at(&grant) == Current::ZERO)
+            });
             for cp in &active {
                 let n = keep.currents.get(cp).copied().unwrap_or(Current::ZERO);
                 let m = margin
@@ -1438,6 +1454,7 @@ impl Controller {
                     }
                     m
                 } else if k > level
+                    && !cautious_drop
                     && (level == Current::ZERO
                         || (k >= level + BAND
                             && self
