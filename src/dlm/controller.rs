@@ -342,6 +342,8 @@ struct Commanded {
 struct DropPlans {
     low: Plan,
     fuse: Plan,
+    /// What the fuse leaves for charging on the latest estimate, per grid phase.
+    fuse_room: PerPhase<Current>,
     mean: Option<Plan>,
 }
 
@@ -378,6 +380,10 @@ pub struct Controller {
     charging_since: BTreeMap<ChargePointId, Instant>,
     /// The reading on which a shortage was last seen (see `shortage_since`).
     shortage_reading: Option<Instant>,
+    /// The charging points that asked for current at the last cycle, and since when that
+    /// set has been the same (a shortage is timed from the reading, or from a change of
+    /// the set after it).
+    demanding: (Vec<ChargePointId>, Option<Instant>),
     /// Since when each charging point that charges has been dropped by the plan in force
     /// (see `confirm_drops`).
     drop_since: BTreeMap<ChargePointId, Instant>,
@@ -483,6 +489,7 @@ impl Controller {
             awaiting_first_value: true,
             drop_since: BTreeMap::new(),
             shortage_reading: None,
+            demanding: (Vec::new(), None),
             queue: Vec::new(),
             rotated: None,
             last: None,
@@ -896,13 +903,24 @@ impl Controller {
     fn polled(&mut self, cp: ChargePointId, now: Instant, env: &Env) {
         self.last_poll.insert(cp, now);
         let point = env.points.get(&cp).copied().unwrap_or_default();
-        // Break before make ends once the lowered vehicle is seen at its new current.
+        // Break before make ends once the lowered vehicle is seen at its new current, and no
+        // higher current was told it within its reaction time: a lagging car raised just
+        // before the reduction may still rise to follow the raise (it showed its old, lower
+        // current, and a newcomer was switched on beside it: found by the lagging-car
+        // property).
         if self.lowered_at.get(&cp).is_some_and(|t| now > *t) {
             let drawn = point.currents.map_or(Current::ZERO, |c| {
                 c.0.into_iter().max().unwrap_or(Current::ZERO)
             });
             let told = self.final_target(cp, env).unwrap_or(Current::ZERO);
-            if !point.invalid && drawn <= told + DRAWS_LESS {
+            let since = now.checked_sub(self.reaction(cp)).unwrap_or(now);
+            let raised_lately = self.commanded.iter().any(|(t, loads)| {
+                *t > since
+                    && loads
+                        .get(&cp)
+                        .is_some_and(|l| l.0.iter().any(|c| *c > told + DRAWS_LESS))
+            });
+            if !point.invalid && drawn <= told + DRAWS_LESS && !raised_lately {
                 self.lowered_at.remove(&cp);
             }
         }
@@ -1356,6 +1374,11 @@ impl Controller {
             let available_with = |other: PerPhase<Current>| available_within(s.budget, other);
             cycle.available = available_with(other);
             let demands = self.demands(&active, env, now);
+            let mut asking: Vec<ChargePointId> = demands.iter().map(|d| d.cp).collect();
+            asking.sort_unstable();
+            if asking != self.demanding.0 {
+                self.demanding = (asking, Some(now));
+            }
             let shortage = self.shortage();
             // Three plans: what may be kept on the latest estimate; the same on the estimate
             // held over the last HOLD (a margin against the next wobble); what may be granted
@@ -1489,7 +1512,17 @@ impl Controller {
             self.note_drops(now, &demands, &raw);
             let mut overcurrent = keep.overcurrent;
             if overcurrent {
-                self.shortage_since.get_or_insert(now);
+                // Timed from the reading that showed it, like a drop: a shortage first seen
+                // on a later tick of the same reading (when its estimate became final) is no
+                // younger, and the minimums were held over the budget 11 s after the value
+                // (found by `charging_load_never_exceeds_what_the_budget_leaves`). A car
+                // that arrived after the reading makes a shortage of its own, from then.
+                let from = self
+                    .meter_at
+                    .max(self.demanding.1)
+                    .filter(|m| *m <= now)
+                    .unwrap_or(now);
+                self.shortage_since.get_or_insert(from);
                 self.shortage_reading = self.meter_at;
             } else if self.meter_at != self.shortage_reading {
                 // Only a newer reading ends a shortage's timer: the estimate of one reading
@@ -1540,6 +1573,7 @@ impl Controller {
                         env,
                         shortage,
                     ),
+                    fuse_room: available_within(s.fuse, other_kept),
                     mean: self
                         .mean_other(now)
                         .map(|m| self.plan(available_with(m), &demands, env, shortage)),
@@ -1640,13 +1674,38 @@ impl Controller {
         limits: &mut Limits,
         plans: &DropPlans,
     ) {
+        let mode = self.settings.mode;
+        let uses = |d: &Demand, p: Phase| {
+            mode == Mode::Symmetric || d.phases.get(p.index()).copied().unwrap_or(true)
+        };
+        // What the points that are not dropped will draw, per grid phase: a drop is held only
+        // while the plan within the fuse keeps it and its minimum fits the fuse on top of
+        // that and of the drops held before it (the plan within the fuse may keep it in place
+        // of another point the plan in force keeps, and holding both went over the fuse:
+        // found by the lagging-car property).
+        let mut booked = PerPhase::splat(Current::ZERO);
+        // (No point is raised while a drop is held: at most what it has now.)
+        for d in demands
+            .iter()
+            .filter(|d| !self.drop_since.contains_key(&d.cp))
+        {
+            let at = self.targets.get(&d.cp).copied().unwrap_or(Current::ZERO);
+            let c = raw.get(&d.cp).copied().unwrap_or(Current::ZERO).min(at);
+            for p in Phase::ALL.into_iter().filter(|p| uses(d, *p)) {
+                booked.set(p, booked.get(p) + c);
+            }
+        }
         let mut held = false;
         for d in demands {
             let Some(since) = self.drop_since.get(&d.cp).copied() else {
                 continue;
             };
             let keeps = |p: &Plan| p.currents.get(&d.cp).is_some_and(|c| *c > Current::ZERO);
-            let within_fuse = keeps(&plans.fuse);
+            let within_fuse = keeps(&plans.fuse)
+                && Phase::ALL
+                    .into_iter()
+                    .filter(|p| uses(d, *p))
+                    .all(|p| booked.get(p) + d.min <= plans.fuse_room.get(p));
             let refining =
                 (keeps(&plans.low) || within_fuse) && now.saturating_duration_since(since) < REFINE;
             let noise = within_fuse
@@ -1656,6 +1715,9 @@ impl Controller {
                 raw.insert(d.cp, d.min);
                 limits.set(d.cp, Limit::ShortagePending);
                 held = true;
+                for p in Phase::ALL.into_iter().filter(|p| uses(d, *p)) {
+                    booked.set(p, booked.get(p) + d.min);
+                }
             }
         }
         if held {

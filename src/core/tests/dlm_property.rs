@@ -423,3 +423,77 @@ fn cases_found_with_lagging_cars_stay_within_the_room() {
         assert!(r.is_ok(), "case {i}: {}", r.err().unwrap_or_default());
     }
 }
+
+/// A drop held at its minimum beside the point kept in its place went over the fuse: 48 A
+/// of house load on L2 (56 A fuse, 54 A budget) leave room for one of two 1-phase minimums
+/// (7 A and 6 A). The plan in force kept the 6 A car, the plan within the fuse the 7 A one,
+/// and the 7 A car was held at its minimum beside the other for the 10 s of a drop
+/// confirmation: 13 A where the fuse leaves 8 A (shrunk by the property above, 2026-12-07).
+/// A drop is held only while its minimum fits the fuse on top of what the others draw.
+#[test]
+fn a_drop_is_held_only_within_the_fuse_beside_the_point_kept_in_its_place() {
+    let car = |rotation, min, max| Car {
+        phases: 1,
+        rotation,
+        uses_one: false,
+        min,
+        max,
+    };
+    let cars = vec![
+        Follower {
+            car: car(5, 7, 9),
+            lag_ms: 250,
+        },
+        Follower {
+            car: car(0, 6, 6),
+            lag_ms: 0,
+        },
+        Follower {
+            car: car(5, 6, 13),
+            lag_ms: 0,
+        },
+    ];
+    let steps = vec![([64, 166, 0], 12), ([0, 0, 0], 5), ([0, 176, 0], 5)];
+    let result = run_lagging(56, 2, true, 1.0, 1, cars, steps);
+    assert!(result.is_ok(), "{}", result.err().unwrap_or_default());
+}
+
+/// Break before make ended too early: a car with a 1.5 s lag was raised to 10 A, lowered to
+/// 7 A 0.75 s later for a queued newcomer, and its next poll still showed its old 6 A: the
+/// newcomer was switched on beside it, and when the car followed the raise L2 drew 27 A
+/// where the fuse left 26 A (shrunk by the property above, 2026-12-07). The hold ends only
+/// when no higher current was told the lowered car within its reaction time.
+#[test]
+fn a_lagging_car_raised_just_before_its_reduction_holds_a_newcomer_back() {
+    let car = |phases, rotation, uses_one, min, max| Car {
+        phases,
+        rotation,
+        uses_one,
+        min,
+        max,
+    };
+    let cars = vec![
+        Follower {
+            car: car(3, 1, true, 6, 10),
+            lag_ms: 1500,
+        },
+        Follower {
+            car: car(1, 0, false, 9, 11),
+            lag_ms: 0,
+        },
+        Follower {
+            car: car(1, 3, false, 8, 14),
+            lag_ms: 1000,
+        },
+        Follower {
+            car: car(3, 0, false, 8, 10),
+            lag_ms: 0,
+        },
+        Follower {
+            car: car(3, 0, false, 7, 9),
+            lag_ms: 500,
+        },
+    ];
+    let result = run_lagging(44, 0, true, 32.0, 2, cars, vec![([160, 18, 52], 8)]);
+    assert!(result.is_ok(), "{}", result.err().unwrap_or_default());
+}
