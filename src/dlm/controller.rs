@@ -1438,7 +1438,18 @@ impl Controller {
                 let [first, _, _] = cfg.rotation;
                 let margin = PhaseSettings::with_min_switch_time(s.min_switch_time).hysteresis;
                 let fit = phases::fit(left, cfg.min, first, margin, power);
-                let eligible = self.may_switch_phases(*cp, env);
+                // A vehicle seen drawing on one phase of a box on three gains nothing from the
+                // switch: it is booked on that phase already (it was switched for an 18 s
+                // stop each time the 3-phase minimum did not fit).
+                let one_phase_vehicle = self
+                    .phases
+                    .get(cp)
+                    .is_some_and(|p| p.phases() == PhaseCount::Three)
+                    && self
+                        .vehicle_phases
+                        .get(cp)
+                        .is_some_and(|used| used.iter().filter(|u| **u).count() == 1);
+                let eligible = self.may_switch_phases(*cp, env) && !one_phase_vehicle;
                 let event = self
                     .phases
                     .get_mut(cp)

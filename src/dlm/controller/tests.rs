@@ -416,6 +416,17 @@ struct PhaseRun {
 }
 
 fn run_phases(house: impl Fn(u64) -> [i32; 3], accept: bool, until: u64) -> PhaseRun {
+    run_phases_of(house, accept, until, false)
+}
+
+/// [`run_phases`] with a vehicle that draws on one phase (`one_phase_car`) or on all the box
+/// offers.
+fn run_phases_of(
+    house: impl Fn(u64) -> [i32; 3],
+    accept: bool,
+    until: u64,
+    one_phase_car: bool,
+) -> PhaseRun {
     let mut s = settings(1);
     if let Some(p) = s.points.get_mut(&cp(1)) {
         p.phase_switch = true;
@@ -448,8 +459,8 @@ fn run_phases(house: impl Fn(u64) -> [i32; 3], accept: bool, until: u64) -> Phas
         }
         let told = rig.target(1).milliamps() / 1000;
         let drew = match on {
-            PhaseCount::Three => [told; 3],
-            PhaseCount::One => [told, 0, 0],
+            PhaseCount::Three if !one_phase_car => [told; 3],
+            PhaseCount::Three | PhaseCount::One => [told, 0, 0],
         };
         {
             let p = rig.env.points.entry(cp(1)).or_default();
@@ -537,6 +548,34 @@ fn back_to_three_phases_only_after_the_hold_and_the_minimum_switch_time() {
     assert!(t >= 3 + 300, "back at {t} s");
     let (last, drew, on) = *run.seconds.last().unwrap();
     assert_eq!((last, drew, on), (a(16), [16, 16, 16], PhaseCount::Three));
+}
+
+/// A 1-phase vehicle on a box that may switch gains nothing from a switch to one phase: once
+/// it is seen drawing on one phase of three, the point no longer switches (it did, an 18 s
+/// stop each time the 3-phase minimum did not fit, `phase-switching.toml` with a 1-phase
+/// car). Before it ever drew, the point may switch as for any vehicle.
+#[test]
+fn a_one_phase_vehicle_seen_on_three_phases_is_not_switched_again() {
+    let house = |t: u64| {
+        if (200..600).contains(&t) {
+            [0, 0, 0]
+        } else {
+            [0, 26, 26]
+        }
+    };
+    let run = run_phases_of(house, true, 1000, true);
+    let later: Vec<_> = run.set_phases.iter().filter(|(t, _)| *t >= 600).collect();
+    assert!(
+        later.is_empty(),
+        "switched after it was seen on one phase: {:?}",
+        run.set_phases
+    );
+    assert!(
+        run.set_phases
+            .contains(&(run.set_phases.first().map_or(0, |f| f.0), PhaseCount::One)),
+        "before it drew it may switch: {:?}",
+        run.set_phases
+    );
 }
 
 #[test]
