@@ -756,6 +756,16 @@ impl Controller {
                     .get(&cp)
                     .is_some_and(|t| at.saturating_duration_since(*t) <= LATE + LATE);
             let used = self.phases_drawn(cp);
+            // A vehicle that draws nothing though its current has stood for the settle time
+            // paused itself (or is full): it is not counted at that current before the polls
+            // after the reading (it may resume, but then the reading after shows it). Counted
+            // at it, it hid a house step while it was paused, and it resumed into the
+            // overload (the real-vehicle property).
+            let paused = Phase::ALL.iter().all(|p| before.get(*p) < PHASE_DETECTION)
+                && at.checked_sub(vehicle::SETTLE).is_some_and(|from| {
+                    let span = self.commanded_during(cp, from, at);
+                    !span.changed && span.max.0.iter().any(|c| *c > Current::ZERO)
+                });
             // A reduction still in force (nothing higher commanded since the lowest current
             // of the window) lets the vehicle only come down: the poll after the reading is
             // then a lower bound of what it drew at the reading, as without a reduction (a
@@ -804,7 +814,7 @@ impl Controller {
                 // told it already counted, is not house load).
                 // Before the polls after the reading come in (within a second), what it was
                 // told stands for what it may already draw.
-                let told = if expired || !known || !used.get(p) {
+                let told = if expired || !known || paused || !used.get(p) {
                     before.get(p)
                 } else {
                     commanded.min.get(p)
