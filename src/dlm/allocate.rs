@@ -61,7 +61,8 @@ pub struct Demand {
 }
 
 impl Demand {
-    fn uses(&self, phase: Phase, mode: Mode) -> bool {
+    /// Whether it is booked on `phase` in `mode`.
+    pub(crate) fn uses(&self, phase: Phase, mode: Mode) -> bool {
         match mode {
             Mode::Symmetric => true,
             Mode::PerPhase => self.phases.get(phase.index()).copied().unwrap_or(true),

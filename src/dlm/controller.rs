@@ -383,7 +383,7 @@ pub struct Controller {
     /// The charging points that asked for current at the last cycle, and since when that
     /// set has been the same (a shortage is timed from the reading, or from a change of
     /// the set after it).
-    demanding: (Vec<ChargePointId>, Option<Instant>),
+    demanding: (u8, Option<Instant>),
     /// Since when each charging point that charges has been dropped by the plan in force
     /// (see `confirm_drops`).
     drop_since: BTreeMap<ChargePointId, Instant>,
@@ -492,7 +492,7 @@ impl Controller {
             awaiting_first_value: true,
             drop_since: BTreeMap::new(),
             shortage_reading: None,
-            demanding: (Vec::new(), None),
+            demanding: (0, None),
             queue: Vec::new(),
             rotated: None,
             last: None,
@@ -1407,8 +1407,10 @@ impl Controller {
             let available_with = |other: PerPhase<Current>| available_within(s.budget, other);
             cycle.available = available_with(other);
             let demands = self.demands(&active, env, now);
-            let mut asking: Vec<ChargePointId> = demands.iter().map(|d| d.cp).collect();
-            asking.sort_unstable();
+            // One bit per charging point (no allocation on every cycle).
+            let asking = demands
+                .iter()
+                .fold(0u8, |set, d| set | (1u8 << d.cp.index()));
             if asking != self.demanding.0 {
                 self.demanding = (asking, Some(now));
             }
@@ -1719,9 +1721,7 @@ impl Controller {
         plans: &DropPlans,
     ) {
         let mode = self.settings.mode;
-        let uses = |d: &Demand, p: Phase| {
-            mode == Mode::Symmetric || d.phases.get(p.index()).copied().unwrap_or(true)
-        };
+        let uses = |d: &Demand, p: Phase| d.uses(p, mode);
         // What the points that are not dropped will draw, per grid phase: a drop is held only
         // while the plan within the fuse keeps it and its minimum fits the fuse on top of
         // that and of the drops held before it (the plan within the fuse may keep it in place

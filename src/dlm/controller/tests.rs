@@ -570,9 +570,9 @@ fn a_one_phase_vehicle_seen_on_three_phases_is_not_switched_again() {
         "switched after it was seen on one phase: {:?}",
         run.set_phases
     );
-    assert!(
-        run.set_phases
-            .contains(&(run.set_phases.first().map_or(0, |f| f.0), PhaseCount::One)),
+    assert_eq!(
+        run.set_phases.first().map(|(_, to)| *to),
+        Some(PhaseCount::One),
         "before it drew it may switch: {:?}",
         run.set_phases
     );
