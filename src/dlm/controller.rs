@@ -416,6 +416,11 @@ pub struct Controller {
     /// last reading showed: the least the other load can be. A shortage of minimums on the
     /// cautious estimates that this one does not show is not acted on at once ([`CONFIRM`]).
     other_low: PerPhase<Option<Current>>,
+    /// The other load with every charging point counted at the most it may have drawn at the
+    /// last reading: its polls around it, or what it was told from its reaction time before
+    /// (a car that started or resumed unseen). A shortage of minimums on this estimate is
+    /// one the polls after the reading cannot lift.
+    other_floor: PerPhase<Option<Current>>,
     /// The estimate of the last reading is final (REFINE has passed).
     estimate_final: bool,
     /// Every charging point's polls around the last reading agree (within [`EXACT`]): the
@@ -424,6 +429,10 @@ pub struct Controller {
     /// Per charging point, what it was commanded from a reaction time before its last poll
     /// up to the last meter reading.
     commanded_before_meter: BTreeMap<ChargePointId, Commanded>,
+    /// The charging points whose vehicle drew nothing at the last meter reading though its
+    /// current had stood for [`vehicle::SETTLE`] (paused itself, or full); judged when the
+    /// reading arrived, before any decision on it.
+    paused_at_meter: BTreeSet<ChargePointId>,
     /// When each charging point was last polled.
     last_poll: BTreeMap<ChargePointId, Instant>,
     /// When each charging point with a vehicle was last given a lower current.
@@ -504,9 +513,11 @@ impl Controller {
             polled_after_max: Loads::new(),
             other_kept: PerPhase::splat(None),
             other_low: PerPhase::splat(None),
+            other_floor: PerPhase::splat(None),
             estimate_final: true,
             exact: false,
             commanded_before_meter: BTreeMap::new(),
+            paused_at_meter: BTreeSet::new(),
             last_poll: BTreeMap::new(),
             lowered_at: BTreeMap::new(),
             changed_at: BTreeMap::new(),
@@ -691,6 +702,22 @@ impl Controller {
                     (*cp, window)
                 })
                 .collect();
+            // Judged now: a reduction decided on this reading's first phase value (a meter
+            // sends its phases one by one) is no sign that the vehicle was following its
+            // current when the meter measured (a paused car counted at its offer hid a +17 A
+            // house step until it resumed into it: the real-vehicle property).
+            self.paused_at_meter = self
+                .polled_at_meter
+                .iter()
+                .filter(|(cp, drew)| {
+                    drew.0.iter().all(|c| *c < PHASE_DETECTION)
+                        && now.checked_sub(vehicle::SETTLE).is_some_and(|from| {
+                            let span = self.commanded_during(**cp, from, now);
+                            !span.changed && span.max.0.iter().any(|c| *c > Current::ZERO)
+                        })
+                })
+                .map(|(cp, _)| *cp)
+                .collect();
             self.polled_after_meter.clear();
             self.polled_after_max.clear();
             self.estimate_final = false;
@@ -739,6 +766,7 @@ impl Controller {
             .collect();
         let mut kept = zero;
         let mut measured_high = zero;
+        let mut possible = zero;
         let mut exact = true;
         for cp in points {
             let before = self.polled_at_meter.get(&cp).copied().unwrap_or(zero);
@@ -761,11 +789,7 @@ impl Controller {
             // after the reading (it may resume, but then the reading after shows it). Counted
             // at it, it hid a house step while it was paused, and it resumed into the
             // overload (the real-vehicle property).
-            let paused = Phase::ALL.iter().all(|p| before.get(*p) < PHASE_DETECTION)
-                && at.checked_sub(vehicle::SETTLE).is_some_and(|from| {
-                    let span = self.commanded_during(cp, from, at);
-                    !span.changed && span.max.0.iter().any(|c| *c > Current::ZERO)
-                });
+            let paused = self.paused_at_meter.contains(&cp);
             // A reduction still in force (nothing higher commanded since the lowest current
             // of the window) lets the vehicle only come down: the poll after the reading is
             // then a lower bound of what it drew at the reading, as without a reduction (a
@@ -840,6 +864,21 @@ impl Controller {
                 };
                 let high = cap(high);
                 measured_high.set(p, measured_high.get(p) + cap(polled_high));
+                // A vehicle that paused itself is counted at what it drew: had it resumed
+                // just before the reading, the reading after would show it; held meanwhile, it
+                // resumed into a house step over the fuse (the real-vehicle property).
+                let told_max = if used.get(p) && !paused {
+                    commanded.max.get(p)
+                } else {
+                    Current::ZERO
+                };
+                let polled_most = after
+                    .map_or(Current::ZERO, |a| a.get(p))
+                    .max(after_max.map_or(Current::ZERO, |a| a.get(p)));
+                possible.set(
+                    p,
+                    possible.get(p) + before.get(p).max(polled_most).max(told_max),
+                );
                 kept.set(p, kept.get(p) + high);
             }
         }
@@ -866,6 +905,10 @@ impl Controller {
                         .saturating_sub(measured_high.get(p))
                         .max(Current::ZERO),
                 ),
+            );
+            self.other_floor.set(
+                p,
+                Some(meter.saturating_sub(possible.get(p)).max(Current::ZERO)),
             );
         }
     }
@@ -1046,9 +1089,19 @@ impl Controller {
             }
         }
         if used.0.iter().any(|u| *u) {
-            used
-        } else {
-            PerPhase::splat(true)
+            return used;
+        }
+        // A vehicle that paused (or waits) draws again on the phases it drew on before: a
+        // 1-phase car paused on a box wired with three was booked at its current on all
+        // three, and a house step on another phase stayed unseen (the real-vehicle property).
+        match (self.vehicle_phases.get(&cp), self.point(cp)) {
+            (Some(seen), Some(cfg)) if seen.iter().any(|u| *u) => {
+                for (u, p) in seen.iter().zip(cfg.rotation) {
+                    used.set(p, *u);
+                }
+                used
+            }
+            _ => PerPhase::splat(true),
         }
     }
 
@@ -1599,7 +1652,35 @@ impl Controller {
                             shortage,
                         )
                         .overcurrent);
-            let tentative = overcurrent && ((!self.refined(now) && since(REFINE)) || unconfirmed);
+            // Waiting for the polls after the reading is no reason to hold a charging point
+            // over the fuse: when the minimums of the points charging do not fit the fuse even
+            // with every car counted at the most it may have drawn at the reading (a car that
+            // started or resumed unseen, drawing what it was told), the polls after it cannot
+            // lift the shortage, and the reduction starts at once. With the meter and the
+            // polls on the same seconds no poll ever came after a reading, and a house step
+            // beside two cars at their minimum was held 3 s over the fuse (the real-vehicle
+            // property). Within the fuse the load reserve takes the excess meanwhile.
+            let refining = overcurrent && !self.refined(now) && since(REFINE) && {
+                let mut floor = other_low;
+                for p in Phase::ALL {
+                    floor.set(
+                        p,
+                        self.other_floor
+                            .get(p)
+                            .unwrap_or_else(|| meter.get(p))
+                            .min(other_low.get(p)),
+                    );
+                }
+                let within = self.plan(available_within(s.fuse, floor), &demands, env, shortage);
+                !demands.iter().any(|d| {
+                    self.targets.get(&d.cp).is_some_and(|c| *c > Current::ZERO)
+                        && within
+                            .currents
+                            .get(&d.cp)
+                            .is_none_or(|c| *c <= Current::ZERO)
+                })
+            };
+            let tentative = overcurrent && (refining || unconfirmed);
             self.tentative = tentative;
             if tentative {
                 for d in &demands {
