@@ -409,6 +409,9 @@ pub struct Controller {
     polled_after_meter: Loads,
     /// Per charging point, the most of its polls after the last meter reading.
     polled_after_max: Loads,
+    /// Per charging point, the least of its polls at the very instant the last meter reading
+    /// arrived (after it): what it drew then is no more than that unless it was rising.
+    polled_at_reading: Loads,
     /// The other load on the higher estimate of the charging load (see
     /// [`Self::estimate_other`]): what levels already granted are kept on.
     other_kept: PerPhase<Option<Current>>,
@@ -511,6 +514,7 @@ impl Controller {
             polled_at_meter: Loads::new(),
             polled_after_meter: Loads::new(),
             polled_after_max: Loads::new(),
+            polled_at_reading: Loads::new(),
             other_kept: PerPhase::splat(None),
             other_low: PerPhase::splat(None),
             other_floor: PerPhase::splat(None),
@@ -720,6 +724,7 @@ impl Controller {
                 .collect();
             self.polled_after_meter.clear();
             self.polled_after_max.clear();
+            self.polled_at_reading.clear();
             self.estimate_final = false;
         }
         self.fresh.set(phase, true);
@@ -829,7 +834,16 @@ impl Controller {
                     },
                     None => match window {
                         Some(w) if w.reduced => before.get(p).min(w.min.get(p)),
-                        _ => before.get(p),
+                        // A vehicle polled lower at the reading's own instant, not told
+                        // less, came down on its own (paused, tapered) around the reading:
+                        // the lower poll counts (a car pausing at the very second of a
+                        // reading freed room for a raise before any poll after the
+                        // reading, with the meter and the polls on the same seconds: the
+                        // real-vehicle property).
+                        _ => self
+                            .polled_at_reading
+                            .get(&cp)
+                            .map_or(before.get(p), |a| a.get(p).min(before.get(p))),
                     },
                 };
                 charging.set(p, charging.get(p) + drew);
@@ -1034,6 +1048,14 @@ impl Controller {
             .is_some_and(|(t, _)| now.saturating_duration_since(*t) > POLL_HISTORY)
         {
             history.pop_front();
+        }
+        if self.meter_at == Some(now)
+            && let Some(load) = load
+        {
+            let slot = self.polled_at_reading.entry(cp).or_insert(load);
+            for p in Phase::ALL {
+                slot.set(p, slot.get(p).min(load.get(p)));
+            }
         }
         if self
             .meter_at
@@ -1427,7 +1449,13 @@ impl Controller {
             // car that paused itself just before the reading is still counted with the poll
             // before it, and the house looks smaller by its current (issue 15, the
             // real-vehicle property: 16 A on an 11 A phase).
-            if refined {
+            // Polls at the reading's own instant (the meter measured before it sent) count
+            // here too: with the meter and the polls on the same seconds no poll ever comes
+            // after a reading, and the last refined estimate was never renewed.
+            let polled_since = self.polled_at_meter.keys().all(|cp| {
+                self.polled_after_meter.contains_key(cp) || self.polled_at_reading.contains_key(cp)
+            });
+            if refined || polled_since {
                 self.refined_other = Some(other);
             } else if let Some(last) = self.refined_other {
                 for p in Phase::ALL {
