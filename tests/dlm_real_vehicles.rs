@@ -282,6 +282,20 @@ proptest! {
     }
 }
 
+/// A vehicle that follows its current after `reaction` seconds without a ramp or taper and
+/// wants 2 kWh (the shape of the shrunk cases below).
+fn plain_car(phases: u8, reaction: f64, max: u32, pause: Option<(u32, u32)>) -> Car {
+    Car {
+        phases,
+        reaction,
+        ramp: 0.0,
+        max,
+        taper_from: None,
+        energy: 2.0,
+        pause,
+    }
+}
+
 /// The harness itself: a case that every DLM must pass (one slow, fully fitting car, a house
 /// that never leaves room for overload) passes.
 #[test]
@@ -316,15 +330,6 @@ fn the_harness_passes_a_case_with_ample_room() {
 /// committed to 51.0 A on a 50 A fuse".
 #[test]
 fn a_case_the_dlm_before_issue_15_fails() {
-    let car = |phases, reaction, max, pause| Car {
-        phases,
-        reaction,
-        ramp: 0.0,
-        max,
-        taper_from: None,
-        energy: 2.0,
-        pause,
-    };
     let c = Case {
         fuse: 50,
         noise: 0.0,
@@ -334,9 +339,9 @@ fn a_case_the_dlm_before_issue_15_fails() {
         house: [2, 2, 2],
         steps: vec![(60, 30, [16, 0, 0])],
         cars: vec![
-            car(1, 0.0, 10, None),
-            car(3, 4.5, 10, None),
-            car(3, 4.5, 14, Some((100, 136))),
+            plain_car(1, 0.0, 10, None),
+            plain_car(3, 4.5, 10, None),
+            plain_car(3, 4.5, 14, Some((100, 136))),
         ],
         seed: 14_079_026_440_365_796_907,
     };
@@ -351,15 +356,6 @@ fn a_case_the_dlm_before_issue_15_fails() {
 /// holds until a poll shows the lowered car at its new current (5 s at most, IEC 61851-1).
 #[test]
 fn a_slow_car_lowered_for_a_newcomer_is_seen_down_before_the_newcomer_starts() {
-    let car = |phases, reaction, max| Car {
-        phases,
-        reaction,
-        ramp: 0.0,
-        max,
-        taper_from: None,
-        energy: 2.0,
-        pause: None,
-    };
     let c = Case {
         fuse: 32,
         noise: 0.0,
@@ -368,7 +364,11 @@ fn a_slow_car_lowered_for_a_newcomer_is_seen_down_before_the_newcomer_starts() {
         queue: false,
         house: [13, 2, 2],
         steps: vec![(60, 30, [0, 0, 0])],
-        cars: vec![car(1, 3.5, 13), car(1, 0.0, 10), car(3, 0.0, 10)],
+        cars: vec![
+            plain_car(1, 3.5, 13, None),
+            plain_car(1, 0.0, 10, None),
+            plain_car(3, 0.0, 10, None),
+        ],
         seed: 0,
     };
     assert_eq!(check(&c), None, "scenario:\n{}", c.toml());
@@ -385,15 +385,6 @@ fn a_slow_car_lowered_for_a_newcomer_is_seen_down_before_the_newcomer_starts() {
 /// that the polls after the reading cannot lift is not held over the fuse.
 #[test]
 fn a_house_step_beside_cars_at_their_minimum_is_not_held_over_the_fuse() {
-    let car = |phases, max, taper_from, energy, pause| Car {
-        phases,
-        reaction: 0.0,
-        ramp: 0.0,
-        max,
-        taper_from,
-        energy,
-        pause,
-    };
     let c = Case {
         fuse: 32,
         noise: 0.0,
@@ -403,15 +394,13 @@ fn a_house_step_beside_cars_at_their_minimum_is_not_held_over_the_fuse() {
         house: [2, 4, 9],
         steps: vec![(289, 30, [0, 0, 12])],
         cars: vec![
-            car(3, 10, None, 2.0, None),
-            car(1, 10, None, 2.0, Some((233, 293))),
-            car(
-                3,
-                11,
-                Some(0.701_941_763_584_688_3),
-                5.461_036_578_205_625,
-                None,
-            ),
+            plain_car(3, 0.0, 10, None),
+            plain_car(1, 0.0, 10, Some((233, 293))),
+            Car {
+                taper_from: Some(0.701_941_763_584_688_3),
+                energy: 5.461_036_578_205_625,
+                ..plain_car(3, 0.0, 11, None)
+            },
         ],
         seed: 4_594_618_823_422_956_373,
     };
@@ -427,15 +416,6 @@ fn a_house_step_beside_cars_at_their_minimum_is_not_held_over_the_fuse() {
 /// at the reading's own instant now renews the last refined estimate, on which raises wait.
 #[test]
 fn a_car_pausing_at_the_second_of_a_reading_frees_no_room_at_once() {
-    let car = |phases, pause| Car {
-        phases,
-        reaction: 0.0,
-        ramp: 0.0,
-        max: 15,
-        taper_from: None,
-        energy: 2.0,
-        pause,
-    };
     let c = Case {
         fuse: 50,
         noise: 0.0,
@@ -444,7 +424,10 @@ fn a_car_pausing_at_the_second_of_a_reading_frees_no_room_at_once() {
         queue: false,
         house: [2, 2, 2],
         steps: vec![(122, 237, [0, 17, 0])],
-        cars: vec![car(3, None), car(1, Some((125, 159)))],
+        cars: vec![
+            plain_car(3, 0.0, 15, None),
+            plain_car(1, 0.0, 15, Some((125, 159))),
+        ],
         seed: 7_519_152_969_671_584_911,
     };
     assert_eq!(check(&c), None, "scenario:\n{}", c.toml());

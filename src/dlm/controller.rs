@@ -1426,6 +1426,7 @@ impl Controller {
             let mut other = PerPhase::splat(Current::ZERO);
             let mut other_kept = PerPhase::splat(Current::ZERO);
             let mut other_low = PerPhase::splat(Current::ZERO);
+            let mut other_floor = PerPhase::splat(Current::ZERO);
             for p in Phase::ALL {
                 other.set(p, self.other.get(p).unwrap_or_else(|| meter.get(p)));
                 other_kept.set(p, self.other_kept.get(p).unwrap_or_else(|| meter.get(p)));
@@ -1435,6 +1436,13 @@ impl Controller {
                         .get(p)
                         .unwrap_or_else(|| meter.get(p))
                         .min(other_kept.get(p)),
+                );
+                other_floor.set(
+                    p,
+                    self.other_floor
+                        .get(p)
+                        .unwrap_or_else(|| meter.get(p))
+                        .min(other_low.get(p)),
                 );
             }
             // Raises are granted on the higher of the held estimate and the latest cautious one.
@@ -1689,17 +1697,12 @@ impl Controller {
             // beside two cars at their minimum was held 3 s over the fuse (the real-vehicle
             // property). Within the fuse the load reserve takes the excess meanwhile.
             let refining = overcurrent && !self.refined(now) && since(REFINE) && {
-                let mut floor = other_low;
-                for p in Phase::ALL {
-                    floor.set(
-                        p,
-                        self.other_floor
-                            .get(p)
-                            .unwrap_or_else(|| meter.get(p))
-                            .min(other_low.get(p)),
-                    );
-                }
-                let within = self.plan(available_within(s.fuse, floor), &demands, env, shortage);
+                let within = self.plan(
+                    available_within(s.fuse, other_floor),
+                    &demands,
+                    env,
+                    shortage,
+                );
                 !demands.iter().any(|d| {
                     self.targets.get(&d.cp).is_some_and(|c| *c > Current::ZERO)
                         && within
